@@ -1,0 +1,210 @@
+/**
+ * The node's configuration: one schema, one place that applies defaults, and errors that name
+ * the key and the fix. Every key is documented here and in the README's config reference.
+ */
+import { z } from "zod";
+import { Code, Reason, TaskflowError } from "./errors.js";
+
+const MiB = 1024 * 1024;
+
+const port = z.number().int().min(0).max(65535);
+const positiveInt = z.number().int().positive();
+const labels = z.record(z.string().min(1), z.string());
+
+/** The control role: PLM, Scheduler and Register behind one gRPC server. */
+const controlSchema = z.strictObject({
+  /** Address the gRPC server binds. @defaultValue "127.0.0.1" */
+  host: z.string().min(1).default("127.0.0.1"),
+  /** Port the gRPC server binds; 0 picks a free one. @defaultValue 50051 */
+  port: port.default(50051),
+  /** Largest accepted task payload in bytes; bigger submits get RESOURCE_EXHAUSTED. @defaultValue 4 MiB */
+  maxPayloadBytes: positiveInt.max(64 * MiB).default(4 * MiB),
+  /** Most tasks queued at once (the task heap's capacity). @defaultValue 1048576 */
+  taskHeapCapacity: positiveInt.max(16 * MiB).default(1024 * 1024),
+  /** Most workers connected at once (the worker heap's capacity). @defaultValue 4096 */
+  workerHeapCapacity: positiveInt.max(1024 * 1024).default(4096),
+  /** How long finished tasks stay retrievable, in ms. @defaultValue 3600000 (1 hour) */
+  resultRetentionMs: positiveInt.default(3_600_000),
+  /** Attempts a task gets when its spec says 0. @defaultValue 3 */
+  defaultMaxAttempts: positiveInt.max(100).default(3),
+  /** Per-attempt timeout in ms when a task's spec says 0; 0 = none. @defaultValue 0 */
+  defaultTimeoutMs: z.number().int().min(0).default(0),
+  /** Where the task heap and worker heap live: `sab` (in-process shared memory) or `shm` (POSIX, shareable between processes). @defaultValue "sab" */
+  heapBacking: z.enum(["sab", "shm"]).default("sab"),
+});
+
+const schedulerSchema = z.strictObject({
+  /**
+   * The scheduling policy: `fifo`, `priority`, `least-loaded`, or the name of an npm package that
+   * exports a policy, resolved from the config file's folder. @defaultValue "fifo"
+   */
+  policy: z.string().min(1).default("fifo"),
+  /** Options for the policy; each policy documents its own. @defaultValue {} */
+  policyOptions: z.record(z.string(), z.unknown()).default({}),
+  /** Most assignments one loop turn makes before yielding to I/O. @defaultValue 4096 */
+  maxAssignmentsPerTurn: positiveInt.default(4096),
+});
+
+const storeSchema = z.strictObject({
+  /** `memory` (fast, lost on restart) or `sqlite` (durable, embedded). @defaultValue "memory" */
+  kind: z.enum(["memory", "sqlite"]).default("memory"),
+  /** SQLite database file, relative to the config file. @defaultValue ".taskflow/tasks.db" */
+  path: z.string().min(1).default(".taskflow/tasks.db"),
+});
+
+const livenessSchema = z.strictObject({
+  /** How often workers send a heartbeat, in ms. @defaultValue 500 */
+  heartbeatIntervalMs: positiveInt.min(10).default(500),
+  /** A worker silent this long is dead and its tasks are requeued, in ms. @defaultValue 2000 */
+  heartbeatTimeoutMs: positiveInt.min(20).default(2000),
+});
+
+/** The worker role: processes that run task handlers. */
+const workerSchema = z.strictObject({
+  /** The control node's gRPC address. @defaultValue "127.0.0.1:50051" (or the control role's own address) */
+  controlAddress: z.string().min(1).optional(),
+  /** Worker processes this node runs. @defaultValue 2 */
+  processes: z.number().int().min(1).max(256).default(2),
+  /** Tasks each worker process runs at once. @defaultValue 16 */
+  slots: positiveInt.max(10_000).default(16),
+  /** Module that exports the task handlers, relative to the config file. @defaultValue the built-in examples */
+  handlers: z.string().min(1).optional(),
+  /** Labels tasks can require (`requiredLabels`). @defaultValue {} */
+  labels: labels.default({}),
+  /** Worker ID prefix; each process appends its index. @defaultValue the host name */
+  idPrefix: z.string().min(1).optional(),
+});
+
+const logSchema = z.strictObject({
+  /** `trace`, `debug`, `info`, `warn`, `error` or `silent`. @defaultValue "info" */
+  level: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
+});
+
+export const configSchema = z.strictObject({
+  /** Which roles this node runs. @defaultValue ["control", "worker"] */
+  roles: z
+    .array(z.enum(["control", "worker"]))
+    .min(1)
+    .default(["control", "worker"]),
+  control: controlSchema.prefault({}),
+  scheduler: schedulerSchema.prefault({}),
+  store: storeSchema.prefault({}),
+  liveness: livenessSchema.prefault({}),
+  worker: workerSchema.prefault({}),
+  log: logSchema.prefault({}),
+});
+
+/** A validated configuration with every default applied. */
+export type TaskflowConfig = z.output<typeof configSchema>;
+/** What a config file may contain (every key optional). */
+export type TaskflowConfigInput = z.input<typeof configSchema>;
+
+/** How to fix a key, shown after the error. */
+const hints: Record<string, string> = {
+  roles: 'use ["control"], ["worker"] or ["control", "worker"]',
+  "control.port": "use a port number such as 50051, or 0 for any free port",
+  "control.host": 'use an address to bind such as "127.0.0.1" or "0.0.0.0"',
+  "control.maxPayloadBytes": "use a byte count such as 4194304 (4 MiB)",
+  "control.heapBacking": 'use "sab" or "shm"',
+  "scheduler.policy": 'use "fifo", "priority", "least-loaded" or an installed policy package name',
+  "store.kind": 'use "memory" or "sqlite"',
+  "liveness.heartbeatTimeoutMs": "make it larger than liveness.heartbeatIntervalMs, for example 4 times",
+  "worker.processes": "use a whole number of processes such as 2",
+  "worker.slots": "use how many tasks one process runs at once, such as 16",
+  "log.level": 'use "info", "debug", "warn" or "error"',
+};
+
+/**
+ * Validates a raw config object (as read from a file) and applies defaults.
+ * @param source where it came from, named in errors (a file path).
+ * @throws TaskflowError INVALID_ARGUMENT with reason `TASKFLOW_ERR_CONFIG`, naming every bad key.
+ */
+export function parseConfig(raw: unknown, source = "config"): TaskflowConfig {
+  const parsed = configSchema.safeParse(raw ?? {});
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((issue) => describeIssue(issue));
+    throw new TaskflowError(Code.INVALID_ARGUMENT, `invalid config in ${source}:\n  - ${lines.join("\n  - ")}`, {
+      reason: Reason.CONFIG,
+    });
+  }
+  const config = parsed.data;
+  if (config.liveness.heartbeatTimeoutMs <= config.liveness.heartbeatIntervalMs) {
+    throw new TaskflowError(
+      Code.INVALID_ARGUMENT,
+      `invalid config in ${source}:\n  - liveness.heartbeatTimeoutMs (${config.liveness.heartbeatTimeoutMs}) must be larger than liveness.heartbeatIntervalMs (${config.liveness.heartbeatIntervalMs}); fix: ${hints["liveness.heartbeatTimeoutMs"]}`,
+      { reason: Reason.CONFIG },
+    );
+  }
+  return config;
+}
+
+/** The defaults, as `parseConfig({})` gives them. */
+export function defaultConfig(): TaskflowConfig {
+  return parseConfig({});
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  const path = issue.path.map(String).join(".");
+  if (issue.code === "unrecognized_keys") {
+    return issue.keys
+      .map((key) => {
+        const full = path ? `${path}.${key}` : key;
+        const known = knownKeys(issue.path);
+        const guess = closest(key, known);
+        const fix = guess ? `did you mean "${guess}"?` : `remove it; known keys here: ${known.join(", ")}`;
+        return `unknown key "${full}": ${fix}`;
+      })
+      .join("\n  - ");
+  }
+  const where = path || "(top level)";
+  const hint = hints[path];
+  return `${where}: ${issue.message}${hint ? `; fix: ${hint}` : ""}`;
+}
+
+function knownKeys(path: readonly PropertyKey[]): string[] {
+  let schema: z.ZodType = configSchema;
+  for (const part of path) {
+    const shape = objectShape(schema);
+    if (!shape) return [];
+    schema = shape[String(part)] as z.ZodType;
+  }
+  return Object.keys(objectShape(schema) ?? {});
+}
+
+function objectShape(schema: z.ZodType): Record<string, unknown> | undefined {
+  let current: unknown = schema;
+  // Look through default/prefault/optional wrappers to the object inside.
+  for (let i = 0; i < 5 && current; i++) {
+    const def = (current as { _zod?: { def?: { shape?: Record<string, unknown>; innerType?: unknown } } })._zod?.def;
+    if (def?.shape) return def.shape;
+    current = def?.innerType;
+  }
+  return undefined;
+}
+
+function closest(word: string, candidates: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Math.max(2, Math.floor(word.length / 3)) + 1;
+  for (const candidate of candidates) {
+    const d = editDistance(word.toLowerCase(), candidate.toLowerCase());
+    if (d < bestDistance) {
+      best = candidate;
+      bestDistance = d;
+    }
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = tmp;
+    }
+  }
+  return row[b.length]!;
+}

@@ -1,0 +1,91 @@
+/**
+ * One error type for all of Taskflow. Its code maps one-to-one onto gRPC status codes, so the
+ * services answer a precise status and clients get the same code back.
+ */
+
+/** gRPC status codes, by the numbers the wire uses. */
+export enum Code {
+  OK = 0,
+  CANCELLED = 1,
+  UNKNOWN = 2,
+  INVALID_ARGUMENT = 3,
+  DEADLINE_EXCEEDED = 4,
+  NOT_FOUND = 5,
+  ALREADY_EXISTS = 6,
+  PERMISSION_DENIED = 7,
+  RESOURCE_EXHAUSTED = 8,
+  FAILED_PRECONDITION = 9,
+  ABORTED = 10,
+  OUT_OF_RANGE = 11,
+  UNIMPLEMENTED = 12,
+  INTERNAL = 13,
+  UNAVAILABLE = 14,
+  DATA_LOSS = 15,
+  UNAUTHENTICATED = 16,
+}
+
+/** Stable reason strings for errors a user or a script may want to match on. */
+export const Reason = {
+  CONFIG: "TASKFLOW_ERR_CONFIG",
+  CONFIG_FILE: "TASKFLOW_ERR_CONFIG_FILE",
+  POLICY_NOT_FOUND: "TASKFLOW_ERR_POLICY_NOT_FOUND",
+  POLICY_INVALID: "TASKFLOW_ERR_POLICY_INVALID",
+  POLICY_VERSION: "TASKFLOW_ERR_POLICY_VERSION",
+  POLICY_OPTIONS: "TASKFLOW_ERR_POLICY_OPTIONS",
+  HANDLERS: "TASKFLOW_ERR_HANDLERS",
+  HEAP_FULL: "TASKFLOW_ERR_HEAP_FULL",
+  PAYLOAD_TOO_LARGE: "TASKFLOW_ERR_PAYLOAD_TOO_LARGE",
+  STALE_EPOCH: "TASKFLOW_ERR_STALE_EPOCH",
+  STORE: "TASKFLOW_ERR_STORE",
+} as const;
+export type Reason = (typeof Reason)[keyof typeof Reason];
+
+const brand = Symbol.for("taskflow:TaskflowError");
+
+export interface TaskflowErrorOptions {
+  cause?: unknown;
+  /** A stable `TASKFLOW_ERR_*` reason, when there is one. */
+  reason?: Reason | string;
+}
+
+export class TaskflowError extends Error {
+  override readonly name = "TaskflowError";
+  readonly code: Code;
+  readonly reason: string | undefined;
+
+  constructor(code: Code, message: string, options: TaskflowErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.reason = options.reason;
+    Object.defineProperty(this, brand, { value: true });
+  }
+
+  /** The code's name, for example `NOT_FOUND`. */
+  get codeName(): string {
+    return Code[this.code] ?? String(this.code);
+  }
+
+  /**
+   * True for a TaskflowError, also one made by another copy of this library (a guard that
+   * `instanceof` cannot give when two versions are installed side by side).
+   */
+  static is(value: unknown): value is TaskflowError {
+    return typeof value === "object" && value !== null && (value as Record<symbol, unknown>)[brand] === true;
+  }
+
+  /** Wraps anything thrown into a TaskflowError, keeping TaskflowErrors as they are. */
+  static from(value: unknown, code: Code = Code.INTERNAL): TaskflowError {
+    if (TaskflowError.is(value)) return value;
+    if (isGrpcStatusError(value)) return new TaskflowError(value.code as Code, value.details || value.message, { cause: value });
+    const message = value instanceof Error ? value.message : String(value);
+    return new TaskflowError(code, message, { cause: value });
+  }
+}
+
+function isGrpcStatusError(value: unknown): value is Error & { code: number; details: string } {
+  return (
+    value instanceof Error &&
+    typeof (value as { code?: unknown }).code === "number" &&
+    typeof (value as { details?: unknown }).details === "string"
+  );
+}

@@ -1,0 +1,45 @@
+export { Code, Reason, TaskflowError, type TaskflowErrorOptions } from "./errors.js";
+export {
+  TASK_STATES,
+  WORKER_STATES,
+  isFinal,
+  type AttemptRecord,
+  type TaskOutcome,
+  type TaskRecord,
+  type TaskSpec,
+  type TaskState,
+  type WorkerRecord,
+  type WorkerState,
+} from "./model.js";
+export {
+  FITS,
+  definePolicy,
+  doesNotFit,
+  isPolicyDefinition,
+  type DefinePolicyInit,
+  type FilterResult,
+  type PolicyContext,
+  type PolicyDefinition,
+  type PolicyLogger,
+  type PolicyTask,
+  type PolicyWorker,
+  type RequeueDecision,
+  type SchedulingPolicy,
+} from "./policy.js";
+export type { TaskCounts, TaskPage, TaskQuery, TaskStore } from "./store.js";
+export { TOKENS } from "./tokens.js";
+export {
+  systemClock,
+  type Assignment,
+  type Clock,
+  type ClusterEvent,
+  type EventBus,
+  type Logger,
+  type Plm,
+  type Register,
+  type Scheduler,
+  type SubmitResult,
+  type WorkerResult,
+} from "./contracts.js";
+export { configSchema, defaultConfig, parseConfig, type TaskflowConfig, type TaskflowConfigInput } from "./config.js";
+export { CORE_VERSION } from "./version.js";

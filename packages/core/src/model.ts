@@ -1,0 +1,83 @@
+/** The task and worker records every component shares. Times are epoch milliseconds; 0 = not yet. */
+
+export const TASK_STATES = ["queued", "assigned", "running", "succeeded", "failed", "cancelled"] as const;
+export type TaskState = (typeof TASK_STATES)[number];
+
+/** True for SUCCEEDED, FAILED and CANCELLED: a task in such a state never changes again. */
+export function isFinal(state: TaskState): boolean {
+  return state === "succeeded" || state === "failed" || state === "cancelled";
+}
+
+/** What a client asks to run. */
+export interface TaskSpec {
+  type: string;
+  payload: Uint8Array;
+  priority: number;
+  requiredLabels: Readonly<Record<string, string>>;
+  /** 0 means the cluster default. */
+  maxAttempts: number;
+  /** 0 means the cluster default. */
+  timeoutMs: number;
+  idempotencyKey: string;
+  expectedDurationMs: number;
+}
+
+/** One attempt of a task on one worker. */
+export interface AttemptRecord {
+  attempt: number;
+  epoch: number;
+  workerId: string;
+  startedAt: number;
+  finishedAt: number;
+  error: string;
+}
+
+/** A task as the PLM and the store keep it. */
+export interface TaskRecord extends TaskSpec {
+  id: string;
+  /** Submission order across the cluster; FIFO tie-break. */
+  seq: number;
+  clientId: string;
+  state: TaskState;
+  attempt: number;
+  /** Fencing number, raised on every (re)assignment. */
+  epoch: number;
+  workerId: string;
+  createdAt: number;
+  assignedAt: number;
+  startedAt: number;
+  finishedAt: number;
+  /** When a retry may run, after a backoff. 0 = now. */
+  notBefore: number;
+  result: Uint8Array | undefined;
+  error: string;
+  waitingReason: string;
+  attempts: AttemptRecord[];
+}
+
+export const WORKER_STATES = ["alive", "suspect", "dead", "draining"] as const;
+export type WorkerState = (typeof WORKER_STATES)[number];
+
+/** A worker as the Register keeps it. */
+export interface WorkerRecord {
+  id: string;
+  host: string;
+  pid: number;
+  state: WorkerState;
+  slots: number;
+  running: number;
+  labels: Readonly<Record<string, string>>;
+  taskTypes: ReadonlySet<string>;
+  lastHeartbeat: number;
+  connectedAt: number;
+}
+
+/** A finished task's outcome as delivered to clients. */
+export interface TaskOutcome {
+  taskId: string;
+  state: TaskState;
+  result: Uint8Array | undefined;
+  error: string;
+  attempt: number;
+  workerId: string;
+}

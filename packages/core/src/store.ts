@@ -1,0 +1,53 @@
+/**
+ * Where the task table lives. The PLM keeps live tasks in memory for speed and writes every
+ * change through a store; a submit is acknowledged only after `insert` resolves, so an
+ * acknowledged task survives a crash of the control node whenever the store is durable.
+ *
+ * Deliberately not in this contract: locking and leader election (a replicated store adds them
+ * on its own side), and the task heap (order lives in shm-heap, rebuilt from `loadUnfinished`).
+ */
+import type { TaskRecord, TaskState } from "./model.js";
+
+export interface TaskQuery {
+  /** Only these states; empty or absent = all. */
+  states?: readonly TaskState[];
+  type?: string;
+  clientId?: string;
+  /** Default 50, at most 1000. */
+  pageSize?: number;
+  /** Opaque token from a previous page. */
+  pageToken?: string;
+}
+
+export interface TaskPage {
+  tasks: TaskRecord[];
+  /** Empty when this is the last page. */
+  nextPageToken: string;
+  totalSize: number;
+}
+
+export type TaskCounts = Record<TaskState, number>;
+
+export interface TaskStore {
+  /** For logs and `cluster state`, for example `memory` or `sqlite`. */
+  readonly kind: string;
+  /** True when an acknowledged write survives a crash of this process. */
+  readonly durable: boolean;
+  open(): Promise<void>;
+  close(): Promise<void>;
+  /** Persists new tasks; resolves once they are committed. */
+  insert(tasks: readonly TaskRecord[]): Promise<void>;
+  /** Persists the current state of existing tasks (whole records). */
+  update(tasks: readonly TaskRecord[]): Promise<void>;
+  get(id: string): Promise<TaskRecord | undefined>;
+  findByIdempotencyKey(key: string): Promise<TaskRecord | undefined>;
+  /** Newest first. */
+  list(query: TaskQuery): Promise<TaskPage>;
+  /** Every task not in a final state, in submission order: what a restarted control node resumes. */
+  loadUnfinished(): Promise<TaskRecord[]>;
+  /** The highest `seq` ever stored, so a restarted node continues the sequence. */
+  maxSeq(): Promise<number>;
+  /** Deletes finished tasks that finished before `beforeMs`; returns how many. */
+  purgeFinished(beforeMs: number): Promise<number>;
+  counts(): Promise<TaskCounts>;
+}

@@ -1,0 +1,166 @@
+/**
+ * The bridge between protobuf-es service descriptors and grpc-js.
+ *
+ * protobuf-es generates no grpc-js stubs, so this module turns a generated `GenService` into a
+ * grpc-js `ServiceDefinition` and gives typed server handlers and promise-based clients over it.
+ */
+import * as grpc from "@grpc/grpc-js";
+import {
+  create,
+  fromBinary,
+  isMessage,
+  toBinary,
+  type DescMessage,
+  type DescService,
+  type MessageInitShape,
+  type MessageShape,
+} from "@bufbuild/protobuf";
+import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
+
+type Method = GenServiceMethods[string];
+type In<M extends Method> = MessageShape<M["input"]>;
+type Out<M extends Method> = MessageShape<M["output"]>;
+type OutInit<M extends Method> = MessageInitShape<M["output"]>;
+
+function serializer<D extends DescMessage>(schema: D): (msg: MessageInitShape<D>) => Buffer {
+  return (msg) => {
+    // grpc-js writes only Buffers; wrap the encoded bytes without copying them.
+    const message = isMessage(msg, schema) ? msg : create(schema, msg);
+    const bytes = toBinary(schema, message as MessageShape<D>);
+    return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  };
+}
+
+function deserializer<D extends DescMessage>(schema: D): (buf: Buffer) => MessageShape<D> {
+  return (buf) => fromBinary(schema, buf);
+}
+
+/** Turns a generated service descriptor into a grpc-js service definition, keyed by method local name. */
+export function grpcServiceDefinition(service: DescService): grpc.ServiceDefinition {
+  const definition: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
+  for (const method of service.methods) {
+    const kind = method.methodKind;
+    definition[method.localName] = {
+      path: `/${service.typeName}/${method.name}`,
+      originalName: method.localName,
+      requestStream: kind === "client_streaming" || kind === "bidi_streaming",
+      responseStream: kind === "server_streaming" || kind === "bidi_streaming",
+      requestSerialize: serializer(method.input),
+      requestDeserialize: deserializer(method.input),
+      responseSerialize: serializer(method.output),
+      responseDeserialize: deserializer(method.output),
+    } as grpc.MethodDefinition<unknown, unknown>;
+  }
+  return definition;
+}
+
+/** Typed grpc-js server handlers for a generated service. */
+export type ServiceHandlers<S extends GenServiceMethods> = {
+  [K in keyof S]: S[K]["methodKind"] extends "unary"
+    ? grpc.handleUnaryCall<In<S[K]>, Out<S[K]> | OutInit<S[K]>>
+    : S[K]["methodKind"] extends "server_streaming"
+      ? grpc.handleServerStreamingCall<In<S[K]>, Out<S[K]> | OutInit<S[K]>>
+      : S[K]["methodKind"] extends "client_streaming"
+        ? grpc.handleClientStreamingCall<In<S[K]>, Out<S[K]> | OutInit<S[K]>>
+        : grpc.handleBidiStreamingCall<In<S[K]>, Out<S[K]> | OutInit<S[K]>>;
+};
+
+/** Registers typed handlers for a generated service on a grpc-js server. */
+export function addService<S extends GenServiceMethods>(
+  server: grpc.Server,
+  service: GenService<S>,
+  handlers: ServiceHandlers<S>,
+): void {
+  server.addService(grpcServiceDefinition(service), handlers as unknown as grpc.UntypedServiceImplementation);
+}
+
+/** Per-call options of a typed client. */
+export interface CallOptions {
+  /** Absolute deadline or milliseconds from now. Default: none. */
+  deadline?: Date | number;
+  metadata?: grpc.Metadata;
+  signal?: AbortSignal;
+}
+
+/** A typed, promise-based client for a generated service. Streams are grpc-js streams. */
+export type ServiceClient<S extends GenServiceMethods> = {
+  [K in keyof S]: S[K]["methodKind"] extends "unary"
+    ? (request: MessageInitShape<S[K]["input"]>, options?: CallOptions) => Promise<Out<S[K]>>
+    : S[K]["methodKind"] extends "server_streaming"
+      ? (request: MessageInitShape<S[K]["input"]>, options?: CallOptions) => grpc.ClientReadableStream<Out<S[K]>>
+      : S[K]["methodKind"] extends "client_streaming"
+        ? never
+        : (options?: CallOptions) => grpc.ClientDuplexStream<MessageInitShape<S[K]["input"]>, Out<S[K]>>;
+} & { readonly raw: grpc.Client };
+
+function callOptions(options: CallOptions | undefined): grpc.CallOptions {
+  if (options?.deadline === undefined) return {};
+  const deadline = typeof options.deadline === "number" ? Date.now() + options.deadline : options.deadline;
+  return { deadline };
+}
+
+/**
+ * Channel options every Taskflow client should use. grpc-js keeps a per-call retry buffer by
+ * default and re-slices it per message; turning it off makes client streams ~10x faster.
+ */
+export const defaultChannelOptions: grpc.ChannelOptions = {
+  "grpc.per_rpc_retry_buffer_size": 0,
+  "grpc.max_receive_message_length": 64 * 1024 * 1024,
+  "grpc.max_send_message_length": 64 * 1024 * 1024,
+  "grpc.keepalive_time_ms": 30_000,
+  "grpc.keepalive_timeout_ms": 10_000,
+};
+
+/** Creates a typed client for a generated service on an existing or new channel. */
+export function createClient<S extends GenServiceMethods>(
+  service: GenService<S>,
+  address: string,
+  options: { credentials?: grpc.ChannelCredentials; channelOptions?: grpc.ChannelOptions; channel?: grpc.Channel } = {},
+): ServiceClient<S> {
+  const definition = grpcServiceDefinition(service);
+  const Ctor = grpc.makeGenericClientConstructor(definition, service.typeName);
+  const channelOptions: grpc.ChannelOptions = { ...defaultChannelOptions, ...options.channelOptions };
+  if (options.channel) channelOptions.channelOverride = options.channel;
+  const raw = new Ctor(address, options.credentials ?? grpc.credentials.createInsecure(), channelOptions);
+  const client: Record<string, unknown> = { raw };
+  for (const method of service.methods) {
+    const name = method.localName;
+    const fn = (raw as unknown as Record<string, (...args: unknown[]) => unknown>)[name]!.bind(raw);
+    switch (method.methodKind) {
+      case "unary":
+        client[name] = (request: unknown, opts?: CallOptions) =>
+          new Promise((resolve, reject) => {
+            const metadata = opts?.metadata ?? new grpc.Metadata();
+            const call = fn(request, metadata, callOptions(opts), (err: grpc.ServiceError | null, res: unknown) =>
+              err ? reject(err) : resolve(res),
+            ) as grpc.ClientUnaryCall;
+            bindSignal(call, opts?.signal);
+          });
+        break;
+      case "server_streaming":
+        client[name] = (request: unknown, opts?: CallOptions) => {
+          const call = fn(request, opts?.metadata ?? new grpc.Metadata(), callOptions(opts)) as grpc.ClientReadableStream<unknown>;
+          bindSignal(call, opts?.signal);
+          return call;
+        };
+        break;
+      case "bidi_streaming":
+        client[name] = (opts?: CallOptions) => {
+          const call = fn(opts?.metadata ?? new grpc.Metadata(), callOptions(opts)) as grpc.ClientDuplexStream<unknown, unknown>;
+          bindSignal(call, opts?.signal);
+          return call;
+        };
+        break;
+      default:
+        // Taskflow's API has no client-streaming-only RPCs.
+        break;
+    }
+  }
+  return client as ServiceClient<S>;
+}
+
+function bindSignal(call: { cancel(): void }, signal: AbortSignal | undefined): void {
+  if (!signal) return;
+  if (signal.aborted) call.cancel();
+  else signal.addEventListener("abort", () => call.cancel(), { once: true });
+}
