@@ -1,0 +1,2 @@
+/** Store conformance kit: filled in next. */
+export {};
