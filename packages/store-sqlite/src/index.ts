@@ -1,1 +1,2 @@
-export {};
+export { SqliteTaskStore, type SqliteStoreStats, type SqliteTaskStoreOptions } from "./sqlite-store.js";
+export { SCHEMA_VERSION } from "./schema.js";
