@@ -1,0 +1,95 @@
+/**
+ * The byte layout shared by every backing. One region: a 256-byte header, then struct-of-arrays
+ * record fields (Float64 first so they stay 8-byte aligned). Struct-of-arrays keeps each sift
+ * step to a couple of cache lines and lets plain typed-array access run at JIT speed.
+ *
+ * Bump {@link LAYOUT_VERSION} whenever anything here changes: attach refuses other versions.
+ */
+
+/** "TFHP" in ASCII, little-endian: marks a region as a Taskflow heap. */
+export const MAGIC = 0x50484654;
+/** Version of this layout; attach refuses any other. */
+export const LAYOUT_VERSION = 1;
+/** Bytes before the record arrays. */
+export const HEADER_BYTES = 256;
+/** Handles keep the slot in the low 24 bits' worth of value, hence this ceiling on capacity. */
+export const MAX_CAPACITY = 0xffffff;
+
+/** Int32 indexes into the header. */
+export const H = {
+  MAGIC: 0,
+  VERSION: 1,
+  CAPACITY: 2,
+  /** 0 blank, 1 being initialised, 2 ready. Attachers wait (bounded) for 2. */
+  STATE: 3,
+  /** JS mutex word for the sab backing: 0 free, 1 locked, 2 locked with waiters. */
+  LOCK: 4,
+  SIZE: 5,
+  /** First free slot, -1 when none. */
+  FREE: 6,
+  /** Condition-variable style event word: bumped by a push that finds sleepers. */
+  EVENT: 7,
+  /** Poppers asleep on EVENT (kept under the lock so pushes wake only when needed). */
+  SLEEPERS: 8,
+  /** Bit flags, see {@link FLAG_NO_LOCK}. */
+  FLAGS: 9,
+  /** Pid of the creator, for diagnostics. */
+  CREATOR_PID: 10,
+  /** Times a dead lock owner's heap was repaired. */
+  REPAIRS: 11,
+} as const;
+
+/** Float64 index of the FIFO sequence counter in the header (byte 64). */
+export const H_SEQ_F64 = 8;
+/** Byte offset of the robust pthread mutex of the shm backing (native code owns these bytes). */
+export const MUTEX_OFFSET = 128;
+/** Bytes reserved for the pthread mutex (40 on x86-64/glibc; room for other ABIs). */
+export const MUTEX_BYTES = 64;
+
+export const STATE_READY = 2;
+/** Test-only: skip locking so a stress test can show it catches races. */
+export const FLAG_NO_LOCK = 1;
+
+/** Bytes needed for a heap of `capacity` records. */
+export function regionBytes(capacity: number): number {
+  return HEADER_BYTES + capacity * (8 + 8) + capacity * 4 * 7;
+}
+
+/** Typed-array views over one region. */
+export interface Views {
+  header: Int32Array;
+  headerF64: Float64Array;
+  key: Float64Array;
+  seq: Float64Array;
+  /** heap position → slot */
+  heap: Int32Array;
+  /** slot → heap position, -1 when free. The source of truth for repair: set last by push, cleared last by pop/remove. */
+  pos: Int32Array;
+  /** free-list link */
+  next: Int32Array;
+  /** generation of the slot, bumped when the slot is allocated */
+  gen: Int32Array;
+  id: Int32Array;
+  a: Int32Array;
+  b: Int32Array;
+}
+
+/** Views over `buffer` (a SharedArrayBuffer, or an ArrayBuffer over a shared mapping). */
+export function makeViews(buffer: ArrayBufferLike, capacity: number): Views {
+  let off = HEADER_BYTES;
+  const f64 = (): Float64Array => {
+    const v = new Float64Array(buffer, off, capacity);
+    off += capacity * 8;
+    return v;
+  };
+  const i32 = (): Int32Array => {
+    const v = new Int32Array(buffer, off, capacity);
+    off += capacity * 4;
+    return v;
+  };
+  const header = new Int32Array(buffer, 0, HEADER_BYTES / 4);
+  const headerF64 = new Float64Array(buffer, 0, HEADER_BYTES / 8);
+  const key = f64();
+  const seq = f64();
+  return { header, headerF64, key, seq, heap: i32(), pos: i32(), next: i32(), gen: i32(), id: i32(), a: i32(), b: i32() };
+}
