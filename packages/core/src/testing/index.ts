@@ -1,1 +1,2 @@
 export * from "./store.js";
+export * from "./policy.js";
