@@ -296,6 +296,10 @@ export class SqliteTaskStore implements TaskStore {
    * Queues the tasks for the next group commit; resolves after it. All records of one call are
    * stored or none: an `id`, `seq` or non-empty `idempotencyKey` that exists already rejects the
    * call with ALREADY_EXISTS and leaves the other calls of the group unaffected.
+   *
+   * The records' fields are read when `insert` is called; the bytes of `payload` and `result`
+   * are read at the commit, so do not change the contents of those arrays meanwhile (replacing
+   * them is fine).
    */
   insert(tasks: readonly TaskRecord[]): Promise<void> {
     return this.enqueue(true, tasks, insertParams);
