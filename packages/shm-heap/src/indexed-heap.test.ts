@@ -138,6 +138,14 @@ describe("IndexedHeap", () => {
         runFuzz(IndexedHeap.create({ capacity }), seed, 30_000);
       });
     }
+    it("agrees on every operation with backing shm (capacity 100, seed 5)", () => {
+      const heap = IndexedHeap.create({ capacity: 100, backing: "shm", name: `/tf-test-fuzz-${process.pid}` });
+      try {
+        runFuzz(heap, 5, 30_000);
+      } finally {
+        heap.close();
+      }
+    });
   });
 
   describe("push", () => {

@@ -105,6 +105,8 @@ export class IndexedHeap {
   private readonly native: ShmBinding | null;
   private readonly mapping: ShmMapping | null;
   private readonly creator: boolean;
+  private readonly nativeLock: (() => number | undefined) | null;
+  private readonly nativeUnlock: (() => void) | null;
   private closed = false;
 
   private constructor(
@@ -131,6 +133,8 @@ export class IndexedHeap {
     this.native = native;
     this.mapping = mapping;
     this.creator = creator;
+    this.nativeLock = mapping?.lock ?? null;
+    this.nativeUnlock = mapping?.unlock ?? null;
     const unlocked = (Atomics.load(this.h, H.FLAGS) & FLAG_NO_LOCK) !== 0;
     this.lockMode = unlocked ? LOCK_NONE : native === null ? LOCK_JS : LOCK_NATIVE;
   }
@@ -165,15 +169,16 @@ export class IndexedHeap {
     const name = normaliseName(options.name);
     const native = loadShmBinding();
     const mapping = native.open(name, regionBytes(capacity), true, internal.initTimeoutMs ?? DEFAULT_INIT_TIMEOUT_MS);
-    const views = makeViews(mapping.buffer, capacity);
     if (mapping.creator) {
+      const views = makeViews(mapping.buffer, capacity);
       initRegion(views, capacity, internal.unlocked === true);
       Atomics.store(views.header, H.STATE, STATE_READY);
       native.wake(mapping.index, H.STATE * 4, 0x7fffffff);
-    } else {
-      checkRegion(native, mapping, views, name, capacity, internal.initTimeoutMs ?? DEFAULT_INIT_TIMEOUT_MS);
+      return new IndexedHeap({ backing: "shm", name }, capacity, views, native, mapping, true);
     }
-    return new IndexedHeap({ backing: "shm", name }, capacity, views, native, mapping, mapping.creator);
+    checkRegion(native, mapping, name, capacity, internal.initTimeoutMs ?? DEFAULT_INIT_TIMEOUT_MS);
+    const views = makeViews(mapping.buffer, capacity);
+    return new IndexedHeap({ backing: "shm", name }, capacity, views, native, mapping, false);
   }
 
   /**
@@ -487,7 +492,7 @@ export class IndexedHeap {
     if (mode === LOCK_JS) {
       if (Atomics.compareExchange(this.h, H.LOCK, 0, 1) !== 0) this.lockContended();
     } else if (mode === LOCK_NATIVE) {
-      if (this.native!.lock(this.mapping!.index) !== 0) this.repairAfterOwnerDied();
+      if (this.nativeLock!() !== undefined) this.repairAfterOwnerDied();
     }
   }
 
@@ -499,7 +504,7 @@ export class IndexedHeap {
         Atomics.notify(this.h, H.LOCK, 1);
       }
     } else if (mode === LOCK_NATIVE) {
-      this.native!.unlock(this.mapping!.index);
+      this.nativeUnlock!();
     }
   }
 
@@ -723,15 +728,22 @@ function waitReady(native: ShmBinding, mapping: ShmMapping, header: Int32Array, 
   }
 }
 
-function checkRegion(native: ShmBinding, mapping: ShmMapping, v: Views, name: string, capacity: number, timeoutMs: number): void {
-  waitReady(native, mapping, v.header, name, timeoutMs);
-  checkHeader(v.header, `segment ${name}`);
-  const theirs = v.header[H.CAPACITY]!;
+function checkRegion(native: ShmBinding, mapping: ShmMapping, name: string, capacity: number, timeoutMs: number): void {
+  const header = new Int32Array(mapping.buffer, 0, 16);
+  waitReady(native, mapping, header, name, timeoutMs);
+  checkHeader(header, `segment ${name}`);
+  const theirs = header[H.CAPACITY]!;
   if (theirs !== capacity) {
     throw new HeapAttachError(
       GrpcCode.FAILED_PRECONDITION,
       `segment ${name} already exists with capacity ${theirs}, not ${capacity}`,
       { reason: "TASKFLOW_ERR_HEAP_CAPACITY" },
+    );
+  }
+  if (regionBytes(capacity) > mapping.buffer.byteLength) {
+    throw new HeapAttachError(
+      GrpcCode.FAILED_PRECONDITION,
+      `segment ${name} is too small: ${mapping.buffer.byteLength} bytes, capacity ${capacity} needs ${regionBytes(capacity)}`,
     );
   }
 }

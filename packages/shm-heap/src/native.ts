@@ -14,14 +14,15 @@ export interface ShmMapping {
   readonly buffer: ArrayBuffer;
   /** True when this call created the segment (won the O_EXCL race) and must initialise it. */
   readonly creator: boolean;
+  /** Locks the segment's robust mutex: undefined, or 1 when the previous owner died (repair, then `consistent`). */
+  readonly lock: () => number | undefined;
+  readonly unlock: () => void;
 }
 
 /** The addon's functions, as the heap uses them. */
 export interface ShmBinding {
   open(name: string, bytes: number, create: boolean, timeoutMs: number): ShmMapping;
-  /** Locks the segment's robust mutex: 0, or 1 when the previous owner died (caller repairs, then `consistent`). */
-  lock(index: number): number;
-  unlock(index: number): void;
+  /** Marks the robust mutex consistent again after a repair. */
   consistent(index: number): void;
   /** futex wait (shared) on the int32 at `byteOffset` while it equals `expected`. 0 woken, 1 timed out, 2 value differed. */
   wait(index: number, byteOffset: number, expected: number, timeoutMs: number): number;
@@ -34,9 +35,7 @@ export interface ShmBinding {
 }
 
 interface RawAddon {
-  open(name: string, bytes: number, create: boolean, timeoutMs: number): { index: number; buffer: ArrayBuffer; creator: boolean };
-  lock(index: number): number;
-  unlock(index: number): void;
+  open(name: string, bytes: number, create: boolean, timeoutMs: number): ShmMapping;
   consistent(index: number): void;
   wait(index: number, byteOffset: number, expected: number, timeoutMs: number): number;
   wake(index: number, byteOffset: number, count: number): number;
@@ -67,8 +66,6 @@ export function loadShmBinding(): ShmBinding {
         throw toAttachError(cause, name);
       }
     },
-    lock: raw.lock,
-    unlock: raw.unlock,
     consistent: raw.consistent,
     wait: raw.wait,
     wake: raw.wake,
