@@ -17,6 +17,9 @@ import { Code, Reason, TaskflowError } from "@taskflow/core";
  *   (column, seq) indexes for the filtered, seq-ordered `list`.
  * - The idempotency and `finished_at` indexes are partial: tasks without a key and tasks not yet
  *   finished (the ones being written most) never touch them.
+ * - Payloads (up to 64 MiB) live in their own table: SQLite rewrites a whole row, overflow pages
+ *   included, on every UPDATE, and a task is updated about three times after its insert; the
+ *   payload never changes, so it is written once.
  * - `meta.max_seq` remembers the highest seq a purge deleted, so `maxSeq` never goes back.
  */
 const MIGRATIONS: readonly string[] = [
@@ -44,8 +47,11 @@ const MIGRATIONS: readonly string[] = [
     waiting_reason       TEXT    NOT NULL,
     required_labels      TEXT    NOT NULL,
     attempts             TEXT    NOT NULL,
-    payload              BLOB    NOT NULL,
     result               BLOB
+  );
+  CREATE TABLE task_payloads (
+    seq     INTEGER PRIMARY KEY,
+    payload BLOB    NOT NULL
   );
   CREATE INDEX tasks_state ON tasks (state);
   CREATE INDEX tasks_type ON tasks (type);

@@ -13,6 +13,7 @@ import {
   Reason,
   TASK_STATES,
   TaskflowError,
+  isFinal,
   type AttemptRecord,
   type TaskCounts,
   type TaskPage,
@@ -85,15 +86,23 @@ function resolveOptions(options: SqliteTaskStoreOptions): ResolvedOptions {
 
 const DEFAULT_PAGE_SIZE = 50;
 const MAX_PAGE_SIZE = 1000;
-const FINAL_STATES_SQL = "('succeeded', 'failed', 'cancelled')";
+const sqlList = (states: readonly string[]) => `(${states.map((s) => `'${s}'`).join(", ")})`;
+const FINAL_STATES_SQL = sqlList(TASK_STATES.filter(isFinal));
+const UNFINISHED_STATES_SQL = sqlList(TASK_STATES.filter((s) => !isFinal(s)));
 
-/** Selected in this order everywhere, read back by position (raw rows are cheaper than objects). */
-const COLUMNS =
+/** The columns of `tasks`, inserted in this order. */
+const TASK_COLUMNS =
   "seq, id, state, type, client_id, idempotency_key, priority, max_attempts, timeout_ms, expected_duration_ms, " +
   "attempt, epoch, worker_id, created_at, assigned_at, started_at, finished_at, not_before, error, waiting_reason, " +
-  "required_labels, attempts, payload, result";
+  "required_labels, attempts, result";
 
-/** Bound positionally in the same order as {@link COLUMNS}. */
+/** Selected in this order everywhere, read back by position (raw rows are cheaper than objects). */
+const SELECT_COLUMNS = TASK_COLUMNS.split(", ")
+  .map((c) => `t.${c}`)
+  .join(", ") + ", p.payload";
+const FROM = "tasks t JOIN task_payloads p ON p.seq = t.seq";
+
+/** Bound positionally, in the order of {@link TASK_COLUMNS}. */
 function insertParams(t: TaskRecord): unknown[] {
   return [
     t.seq,
@@ -118,7 +127,6 @@ function insertParams(t: TaskRecord): unknown[] {
     t.waitingReason,
     JSON.stringify(t.requiredLabels),
     JSON.stringify(t.attempts),
-    t.payload,
     t.result ?? null,
   ];
 }
@@ -132,7 +140,10 @@ function insertParams(t: TaskRecord): unknown[] {
 const UPDATE_SQL =
   "UPDATE tasks SET state = ?, priority = ?, max_attempts = ?, timeout_ms = ?, expected_duration_ms = ?, attempt = ?, " +
   "epoch = ?, worker_id = ?, assigned_at = ?, started_at = ?, finished_at = ?, not_before = ?, error = ?, " +
-  "waiting_reason = ?, required_labels = ?, attempts = ?, result = ? WHERE id = ?";
+  "waiting_reason = ?, required_labels = ?, attempts = ?, result = ? " +
+  // The seq finds the row through the table's own b-tree, one search fewer than by id; the id
+  // makes sure it is the same task.
+  "WHERE seq = ? AND id = ?";
 
 function updateParams(t: TaskRecord): unknown[] {
   return [
@@ -153,6 +164,7 @@ function updateParams(t: TaskRecord): unknown[] {
     JSON.stringify(t.requiredLabels),
     JSON.stringify(t.attempts),
     t.result ?? null,
+    t.seq,
     t.id,
   ];
 }
@@ -163,7 +175,7 @@ function bytes(value: Buffer): Uint8Array {
 }
 
 function toRecord(row: unknown[]): TaskRecord {
-  const result = row[23] as Buffer | null;
+  const result = row[22] as Buffer | null;
   return {
     seq: row[0] as number,
     id: row[1] as string,
@@ -187,7 +199,7 @@ function toRecord(row: unknown[]): TaskRecord {
     waitingReason: row[19] as string,
     requiredLabels: JSON.parse(row[20] as string) as Record<string, string>,
     attempts: JSON.parse(row[21] as string) as AttemptRecord[],
-    payload: bytes(row[22] as Buffer),
+    payload: bytes(row[23] as Buffer),
     result: result === null ? undefined : bytes(result),
   };
 }
@@ -197,12 +209,15 @@ interface PendingWrite {
   insert: boolean;
   /** Parameters taken when the call was made: the write stores the record as it was then. */
   rows: unknown[][];
+  /** The payloads of inserted tasks, by row. */
+  payloads: Uint8Array[] | undefined;
   resolve: () => void;
   reject: (err: TaskflowError) => void;
 }
 
 interface Statements {
   insert: Database.Statement<unknown[]>;
+  insertPayload: Database.Statement<[unknown, Uint8Array | undefined]>;
   update: Database.Statement<unknown[]>;
   get: Database.Statement<[string], unknown[]>;
   byKey: Database.Statement<[string], unknown[]>;
@@ -347,11 +362,17 @@ export class SqliteTaskStore implements TaskStore {
         pair = prepareList(this.db!, states.length, type !== undefined, clientId !== undefined);
         s.list.set(key, pair);
       }
-      const filters: unknown[] = [...states];
-      if (type !== undefined) filters.push(type);
-      if (clientId !== undefined) filters.push(clientId);
+      const others: unknown[] = [];
+      if (type !== undefined) others.push(type);
+      if (clientId !== undefined) others.push(clientId);
+      const filters = [...states, ...others];
       // One row more than asked tells whether another page exists, so the last page says so.
-      const rows = pair.page.all(...filters, after ?? Number.MAX_SAFE_INTEGER, pageSize + 1);
+      const before = after ?? Number.MAX_SAFE_INTEGER;
+      const limit = pageSize + 1;
+      const rows =
+        states.length > 1
+          ? pair.page.all(...states.flatMap((state) => [state, ...others, before, limit]), limit)
+          : pair.page.all(...filters, before, limit);
       const more = rows.length > pageSize;
       const tasks = (more ? rows.slice(0, pageSize) : rows).map(toRecord);
       return {
@@ -407,8 +428,9 @@ export class SqliteTaskStore implements TaskStore {
     } catch (err) {
       return Promise.reject(toStoreError(err, insert ? "insert" : "update"));
     }
+    const payloads = insert ? tasks.map((t) => t.payload) : undefined;
     return new Promise<void>((resolve, reject) => {
-      this.pending.push({ insert, rows, resolve, reject });
+      this.pending.push({ insert, rows, payloads, resolve, reject });
       if (this.flushTimer === undefined) {
         const delay = this.options.groupCommitMaxDelayMs;
         this.flushTimer = delay > 0 ? setTimeout(this.flush, delay) : setImmediate(this.flush);
@@ -450,8 +472,16 @@ export class SqliteTaskStore implements TaskStore {
   };
 
   private apply(write: PendingWrite): void {
-    const stmt = write.insert ? this.stmts!.insert : this.stmts!.update;
-    for (const row of write.rows) stmt.run(...row);
+    const s = this.stmts!;
+    if (write.insert) {
+        for (let i = 0; i < write.rows.length; i++) {
+        const row = write.rows[i]!;
+        s.insert.run(...row);
+        s.insertPayload.run(row[0], write.payloads![i]);
+      }
+    } else {
+      for (const row of write.rows) s.update.run(...row);
+    }
   }
 
   private counted(batch: readonly PendingWrite[]): void {
@@ -462,7 +492,7 @@ export class SqliteTaskStore implements TaskStore {
 }
 
 function prepare(db: Database.Database): Statements {
-  const placeholders = COLUMNS.split(",").map(() => "?").join(", ");
+  const placeholders = TASK_COLUMNS.split(",").map(() => "?").join(", ");
   // Remembers the highest seq before deleting, in case the newest task is among the deleted, so
   // maxSeq never goes backwards. (`WHERE true` keeps SQLite's parser from reading the upsert's
   // ON as a join constraint.)
@@ -470,19 +500,27 @@ function prepare(db: Database.Database): Statements {
     "INSERT INTO meta (key, value) SELECT 'max_seq', MAX(seq) FROM tasks WHERE true HAVING COUNT(*) > 0 " +
       "ON CONFLICT (key) DO UPDATE SET value = MAX(value, excluded.value)",
   );
-  const deleteFinished = db.prepare<[number]>(
-    `DELETE FROM tasks WHERE finished_at > 0 AND finished_at < ? AND state IN ${FINAL_STATES_SQL}`,
+  const finished = `finished_at > 0 AND finished_at < ? AND state IN ${FINAL_STATES_SQL}`;
+  // INDEXED BY: without statistics the planner would walk the state index, i.e. every finished
+  // task, where the partial finished_at index reaches just the expired ones.
+  const deletePayloads = db.prepare<[number]>(
+    `DELETE FROM task_payloads WHERE seq IN (SELECT seq FROM tasks INDEXED BY tasks_finished WHERE ${finished})`,
   );
+  const deleteFinished = db.prepare<[number]>(`DELETE FROM tasks INDEXED BY tasks_finished WHERE ${finished}`);
   return {
     purge: db.transaction((beforeMs: number) => {
       rememberMaxSeq.run();
+      deletePayloads.run(beforeMs);
       return deleteFinished.run(beforeMs).changes;
     }),
-    insert: db.prepare(`INSERT INTO tasks (${COLUMNS}) VALUES (${placeholders})`),
+    insert: db.prepare(`INSERT INTO tasks (${TASK_COLUMNS}) VALUES (${placeholders})`),
+    insertPayload: db.prepare("INSERT INTO task_payloads (seq, payload) VALUES (?, ?)"),
     update: db.prepare(UPDATE_SQL),
-    get: db.prepare<[string], unknown[]>(`SELECT ${COLUMNS} FROM tasks WHERE id = ?`).raw(),
-    byKey: db.prepare<[string], unknown[]>(`SELECT ${COLUMNS} FROM tasks WHERE idempotency_key = ? AND idempotency_key <> ''`).raw(),
-    unfinished: db.prepare<[], unknown[]>(`SELECT ${COLUMNS} FROM tasks WHERE state NOT IN ${FINAL_STATES_SQL} ORDER BY seq`).raw(),
+    get: db.prepare<[string], unknown[]>(`SELECT ${SELECT_COLUMNS} FROM ${FROM} WHERE t.id = ?`).raw(),
+    byKey: db.prepare<[string], unknown[]>(`SELECT ${SELECT_COLUMNS} FROM ${FROM} WHERE t.idempotency_key = ? AND t.idempotency_key <> ''`).raw(),
+    // Through the state index: after a restart most of the table is usually finished tasks kept
+    // for their retention, and only the unfinished rows need reading.
+    unfinished: db.prepare<[], unknown[]>(`SELECT ${SELECT_COLUMNS} FROM ${FROM} WHERE t.state IN ${UNFINISHED_STATES_SQL} ORDER BY t.seq`).raw(),
     maxSeq: db.prepare<[], number | null>("SELECT MAX(seq) FROM tasks").pluck(),
     purgedMaxSeq: db.prepare<[], number | undefined>("SELECT value FROM meta WHERE key = 'max_seq'").pluck(),
     counts: db.prepare<[], [TaskState, number]>("SELECT state, COUNT(*) FROM tasks GROUP BY state").raw(),
@@ -490,15 +528,29 @@ function prepare(db: Database.Database): Statements {
   };
 }
 
+/**
+ * The page and count statements for one shape of filter. Bound as: the states, then type and
+ * client when set, then the seq to start below and the limit. With several states the page is a
+ * UNION ALL of one branch per state (bound state, type, client, seq, limit each, then the outer
+ * limit): `state IN (…) ORDER BY seq` would read and sort every matching row for each page,
+ * while each branch walks its (state, seq) index and stops after a page.
+ */
 function prepareList(db: Database.Database, states: number, type: boolean, client: boolean) {
-  const where: string[] = [];
-  if (states > 0) where.push(`state IN (${Array.from({ length: states }, () => "?").join(", ")})`);
-  if (type) where.push("type = ?");
-  if (client) where.push("client_id = ?");
-  const filter = where.length ? where.join(" AND ") : "1";
+  const others: string[] = [];
+  if (type) others.push("t.type = ?");
+  if (client) others.push("t.client_id = ?");
+  const branch = (state: string) =>
+    `SELECT ${SELECT_COLUMNS} FROM ${FROM} WHERE ${[state, ...others, "t.seq < ?"].join(" AND ")} ORDER BY t.seq DESC LIMIT ?`;
+  let page: string;
+  if (states > 1) {
+    page = Array.from({ length: states }, () => `SELECT * FROM (${branch("t.state = ?")})`).join(" UNION ALL ") + " ORDER BY 1 DESC LIMIT ?";
+  } else {
+    page = branch(states === 1 ? "t.state = ?" : "1");
+  }
+  const countFilter = [...(states > 0 ? [`t.state IN (${Array.from({ length: states }, () => "?").join(", ")})`] : []), ...others];
   return {
-    page: db.prepare<unknown[], unknown[]>(`SELECT ${COLUMNS} FROM tasks WHERE ${filter} AND seq < ? ORDER BY seq DESC LIMIT ?`).raw(),
-    count: db.prepare<unknown[], number>(`SELECT COUNT(*) FROM tasks WHERE ${filter}`).pluck(),
+    page: db.prepare<unknown[], unknown[]>(page).raw(),
+    count: db.prepare<unknown[], number>(`SELECT COUNT(*) FROM tasks t WHERE ${countFilter.join(" AND ") || "1"}`).pluck(),
   };
 }
 
