@@ -56,6 +56,7 @@ import {
   type SchedulingPolicy,
 } from "../policy.js";
 import { CORE_VERSION } from "../version.js";
+import type { ConformanceTestApi } from "./store.js";
 
 /** The checks, in the order they run; see the module comment for what each one asks. */
 export type PolicyConformanceCheckId =
@@ -89,12 +90,6 @@ export interface PolicyConformanceResult {
   readonly error?: Error;
 }
 
-/** A `describe`/`it` pair, as in `node:test`, vitest or mocha. */
-export interface TestRegistrar {
-  describe(name: string, fn: () => void): unknown;
-  it(name: string, fn: () => void): unknown;
-}
-
 export interface PolicyConformanceOptions {
   /**
    * Raw options (as written in `scheduler.policyOptions`) for the policy instances the checks
@@ -103,10 +98,11 @@ export interface PolicyConformanceOptions {
    */
   options?: unknown;
   /**
-   * Where {@link runPolicyConformance} registers the checks.
+   * The test functions {@link runPolicyConformance} registers the checks with (the same shape as
+   * the store kit's).
    * @defaultValue `describe` and `it` from `node:test`
    */
-  registrar?: TestRegistrar;
+  test?: ConformanceTestApi;
   /**
    * Seed of the simulation's pseudo-random choices; a failing run is repeatable with the same seed.
    * @defaultValue 1
@@ -158,10 +154,10 @@ export function policyConformanceChecks(
  * ```
  */
 export function runPolicyConformance(definition: unknown, options: PolicyConformanceOptions = {}): void {
-  const { describe, it } = options.registrar ?? { describe: nodeDescribe, it: nodeIt };
+  const { describe, it } = options.test ?? { describe: nodeDescribe, it: nodeIt };
   const title = `policy conformance: ${nameOf(definition)}${options.options === undefined ? "" : ` ${JSON.stringify(options.options)}`}`;
   describe(title, () => {
-    for (const c of policyConformanceChecks(definition, options)) it(c.name, () => c.run());
+    for (const c of policyConformanceChecks(definition, options)) it(c.name, async () => c.run());
   });
 }
 
