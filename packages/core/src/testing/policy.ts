@@ -708,6 +708,9 @@ class Simulation {
     }
     for (const t of this.tasks) {
       if (t.completions !== 1) fail(`${describeTask(t.task)} completed ${t.completions} times, expected exactly once`);
+      if (t.assignments !== t.task.attempt) {
+        fail(`${describeTask(t.task)} was assigned ${t.assignments} times in ${t.task.attempt} attempt(s), expected once per attempt`);
+      }
     }
     if (this.tasks.length !== this.taskCount) fail(`submitted ${this.tasks.length} tasks, expected ${this.taskCount}`);
   }
