@@ -1,0 +1,220 @@
+import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import Database from "better-sqlite3";
+import { Code, Reason, TaskflowError } from "@taskflow/core";
+import { makeTaskRecord } from "@taskflow/core/testing";
+import { SCHEMA_VERSION, SqliteTaskStore, type SqliteTaskStoreOptions } from "./index.js";
+
+let root: string;
+before(() => {
+  root = mkdtempSync(join(tmpdir(), "taskflow-sqlite-unit-"));
+});
+after(() => rmSync(root, { recursive: true, force: true }));
+
+let n = 0;
+const freshPath = () => join(root, `db-${++n}`, "tasks.db");
+
+async function opened(options: Partial<SqliteTaskStoreOptions> = {}): Promise<SqliteTaskStore> {
+  const store = new SqliteTaskStore({ path: freshPath(), ...options });
+  await store.open();
+  return store;
+}
+
+async function rejectsWith(promise: Promise<unknown>, code: Code): Promise<TaskflowError> {
+  const err = await promise.then(
+    () => assert.fail("expected a rejection"),
+    (e: unknown) => e,
+  );
+  assert.ok(TaskflowError.is(err), `a TaskflowError, got ${String(err)}`);
+  assert.equal(err.codeName, Code[code], err.message);
+  assert.equal(err.reason, Reason.STORE);
+  return err;
+}
+
+describe("SqliteTaskStore", () => {
+  describe("constructor", () => {
+    it("rejects bad options", () => {
+      for (const options of [
+        { path: "" },
+        { path: "x.db", synchronous: "off" as never },
+        { path: "x.db", groupCommitMaxDelayMs: -1 },
+        { path: "x.db", groupCommitMaxDelayMs: Number.NaN },
+      ]) {
+        assert.throws(() => new SqliteTaskStore(options), (e: unknown) => TaskflowError.is(e) && e.code === Code.INVALID_ARGUMENT);
+      }
+    });
+  });
+
+  describe("open", () => {
+    it("creates the missing folders, a WAL-mode file and the current schema version", async () => {
+      const path = join(root, "deep", "er", "tasks.db");
+      const store = new SqliteTaskStore({ path });
+      await store.open();
+      await store.close();
+      const raw = new Database(path, { readonly: true });
+      try {
+        assert.equal(raw.pragma("journal_mode", { simple: true }), "wal");
+        assert.equal(raw.pragma("user_version", { simple: true }), SCHEMA_VERSION);
+      } finally {
+        raw.close();
+      }
+    });
+
+    it("refuses a file written by a newer schema version", async () => {
+      const path = freshPath();
+      const store = new SqliteTaskStore({ path });
+      await store.open();
+      await store.close();
+      const raw = new Database(path);
+      raw.pragma(`user_version = ${SCHEMA_VERSION + 1}`);
+      raw.close();
+      const err = await rejectsWith(new SqliteTaskStore({ path }).open(), Code.FAILED_PRECONDITION);
+      assert.match(err.message, /schema version/);
+    });
+
+    it("reports a path it cannot create as UNAVAILABLE, with the cause", async () => {
+      const file = join(root, "a-file");
+      writeFileSync(file, "not a folder");
+      const err = await rejectsWith(new SqliteTaskStore({ path: join(file, "tasks.db") }).open(), Code.UNAVAILABLE);
+      assert.ok(err.cause);
+    });
+
+    it("reports a file that is not a database as DATA_LOSS", async () => {
+      const path = freshPath();
+      mkdirSync(join(path, ".."), { recursive: true });
+      writeFileSync(path, Buffer.alloc(8192, 0x5a));
+      await rejectsWith(new SqliteTaskStore({ path }).open(), Code.DATA_LOSS);
+    });
+
+    it("fails calls before open and after close with UNAVAILABLE", async () => {
+      const store = new SqliteTaskStore({ path: freshPath() });
+      await rejectsWith(store.get("x"), Code.UNAVAILABLE);
+      await rejectsWith(store.insert([makeTaskRecord()]), Code.UNAVAILABLE);
+      await store.open();
+      await store.close();
+      await rejectsWith(store.list({}), Code.UNAVAILABLE);
+      await rejectsWith(store.update([makeTaskRecord()]), Code.UNAVAILABLE);
+    });
+  });
+
+  describe("group commit", () => {
+    it("commits the writes of one tick in one transaction, resolving each after it", async () => {
+      const store = await opened();
+      try {
+        const records = Array.from({ length: 100 }, () => makeTaskRecord());
+        await Promise.all([...records.map((r) => store.insert([r])), store.update([{ ...records[0]!, state: "running" }])]);
+        assert.deepEqual(store.stats(), { commits: 1, writeCalls: 101, rows: 101 });
+        assert.equal((await store.get(records[0]!.id))?.state, "running");
+      } finally {
+        await store.close();
+      }
+    });
+
+    it("gathers writes across ticks within groupCommitMaxDelayMs", async () => {
+      const store = await opened({ groupCommitMaxDelayMs: 50 });
+      try {
+        const writes: Promise<void>[] = [];
+        for (let i = 0; i < 5; i++) {
+          writes.push(store.insert([makeTaskRecord()]));
+          await new Promise((resolve) => setImmediate(resolve));
+        }
+        await Promise.all(writes);
+        assert.equal(store.stats().commits, 1);
+        assert.equal(store.stats().writeCalls, 5);
+      } finally {
+        await store.close();
+      }
+    });
+
+    it("fails only the call that broke a constraint, and stores none of its records", async () => {
+      const store = await opened();
+      try {
+        const existing = makeTaskRecord();
+        await store.insert([existing]);
+        const before = makeTaskRecord();
+        const innocent = makeTaskRecord();
+        const dupId = makeTaskRecord({ id: existing.id });
+        const dupKey = [makeTaskRecord({ idempotencyKey: "same" }), makeTaskRecord({ idempotencyKey: "same" })];
+        const after = makeTaskRecord();
+        const results = await Promise.allSettled([
+          store.insert([before]),
+          store.insert([innocent, dupId]),
+          store.insert(dupKey),
+          store.insert([after]),
+        ]);
+        assert.deepEqual(
+          results.map((r) => r.status),
+          ["fulfilled", "rejected", "rejected", "fulfilled"],
+        );
+        for (const r of results.filter((r) => r.status === "rejected")) {
+          await rejectsWith(Promise.reject(r.reason), Code.ALREADY_EXISTS);
+        }
+        assert.ok(await store.get(before.id));
+        assert.ok(await store.get(after.id));
+        assert.equal(await store.get(innocent.id), undefined, "the failed call stored nothing");
+        assert.equal(await store.findByIdempotencyKey("same"), undefined);
+        assert.equal((await store.list({})).totalSize, 3);
+      } finally {
+        await store.close();
+      }
+    });
+
+    it("commits what is queued when closed", async () => {
+      const path = freshPath();
+      const store = new SqliteTaskStore({ path, groupCommitMaxDelayMs: 10_000 });
+      await store.open();
+      const task = makeTaskRecord();
+      const written = store.insert([task]);
+      await store.close();
+      await written;
+      const reopened = new SqliteTaskStore({ path });
+      await reopened.open();
+      try {
+        assert.equal((await reopened.get(task.id))?.id, task.id);
+      } finally {
+        await reopened.close();
+      }
+    });
+  });
+
+  describe("update", () => {
+    it("skips a task that is not stored", async () => {
+      const store = await opened();
+      try {
+        await store.update([makeTaskRecord({ state: "running" })]);
+        assert.equal((await store.list({})).totalSize, 0);
+      } finally {
+        await store.close();
+      }
+    });
+
+    it("keeps the fields fixed at submission", async () => {
+      const store = await opened();
+      try {
+        const task = makeTaskRecord({ type: "a", clientId: "c", idempotencyKey: "k" });
+        await store.insert([task]);
+        await store.update([{ ...task, type: "b", clientId: "d", idempotencyKey: "other", payload: new Uint8Array([1]), state: "running" }]);
+        const got = await store.get(task.id);
+        assert.equal(got?.state, "running");
+        assert.deepEqual([got.type, got.clientId, got.idempotencyKey, [...got.payload]], ["a", "c", "k", [...task.payload]]);
+      } finally {
+        await store.close();
+      }
+    });
+  });
+
+  describe("list", () => {
+    it("rejects a page token it did not make", async () => {
+      const store = await opened();
+      try {
+        await rejectsWith(store.list({ pageToken: "not-a-token" }), Code.INVALID_ARGUMENT);
+        await rejectsWith(store.list({ pageSize: -1 }), Code.INVALID_ARGUMENT);
+      } finally {
+        await store.close();
+      }
+    });
+  });
+});
