@@ -37,6 +37,8 @@ export const Reason = {
   PAYLOAD_TOO_LARGE: "TASKFLOW_ERR_PAYLOAD_TOO_LARGE",
   STALE_EPOCH: "TASKFLOW_ERR_STALE_EPOCH",
   STORE: "TASKFLOW_ERR_STORE",
+  TASK_FAILED: "TASKFLOW_ERR_TASK_FAILED",
+  TASK_CANCELLED: "TASKFLOW_ERR_TASK_CANCELLED",
 } as const;
 export type Reason = (typeof Reason)[keyof typeof Reason];
 

@@ -1,1 +1,8 @@
-export {};
+export { ProcessLifecycleManager, backoffMs, type LiveTask, type PlmHooks } from "./plm.js";
+export { MainScheduler } from "./scheduler.js";
+export { WorkerRegister, type HelloInfo, type OutgoingAssignment, type RegisterHooks, type WorkerEntry, type WorkerSessionPort } from "./register.js";
+export { ControlServer, toStatus } from "./server.js";
+export { MemoryTaskStore } from "./memory-store.js";
+export { LocalEventBus } from "./events.js";
+export { validateSpec } from "./validation.js";
+export { loadPolicy, BUILT_IN_POLICIES } from "./policy-loader.js";

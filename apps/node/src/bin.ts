@@ -1,0 +1,263 @@
+#!/usr/bin/env node
+/**
+ * `taskflow`: run a node, or talk to a cluster (submit, get, watch, cancel, list, workers, drain).
+ */
+import "reflect-metadata";
+import { readFileSync } from "node:fs";
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { Code, TaskflowError } from "@taskflow/core";
+import { TaskflowClient, TaskState, taskStateName } from "@taskflow/client";
+import { EXIT, exitCodeFor, table, taskJson, taskText, workerJson } from "./cli/output.js";
+import { runNode } from "./node-command.js";
+
+const version = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version;
+
+const program = new Command("taskflow")
+  .description("Taskflow: a distributed task scheduler for Node.js")
+  .version(version)
+  .addOption(
+    new Option("-a, --address <host:port>", "control node address for client commands").env("TASKFLOW_ADDRESS").default("127.0.0.1:50051"),
+  )
+  .showHelpAfterError("(run with --help for usage)")
+  .exitOverride()
+  .addHelpText(
+    "after",
+    `
+Exit codes: 0 ok, 1 task failed or was cancelled, 2 bad usage or invalid argument,
+            3 not found, 4 control node unreachable, 5 other error.
+
+Examples:
+  $ taskflow node --config taskflow.config.json
+  $ taskflow submit echo '{"hello":"world"}' --wait
+  $ taskflow get <task-id>
+  $ taskflow workers`,
+  );
+
+function client(): TaskflowClient {
+  return new TaskflowClient({ address: program.opts<{ address: string }>().address });
+}
+
+function parseInteger(name: string) {
+  return (value: string) => {
+    const n = Number(value);
+    if (!Number.isInteger(n)) throw new InvalidArgumentError(`${name} must be a whole number.`);
+    return n;
+  };
+}
+
+function parseLabel(value: string, previous: Record<string, string> = {}): Record<string, string> {
+  const eq = value.indexOf("=");
+  if (eq <= 0) throw new InvalidArgumentError("labels look like key=value.");
+  return { ...previous, [value.slice(0, eq)]: value.slice(eq + 1) };
+}
+
+function parsePayload(text: string | undefined): unknown {
+  if (text === undefined) return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new TaskflowError(Code.INVALID_ARGUMENT, `the payload is not valid JSON: ${text}; quote it, for example '{"n": 1}'`);
+  }
+}
+
+function print(value: unknown, json: boolean, text: () => string): void {
+  process.stdout.write(`${json ? JSON.stringify(value, null, 2) : text()}\n`);
+}
+
+program
+  .command("node")
+  .description("run a Taskflow node: the control role, the worker role, or both, as the config says")
+  .option("-c, --config <file>", "JSON config file (see README: Config reference); default: built-in defaults")
+  .action(async (opts: { config?: string }) => {
+    const node = await runNode(opts.config);
+    await new Promise<void>((resolve) => {
+      const onSignal = () => {
+        void node.stop().then(resolve);
+      };
+      process.once("SIGTERM", onSignal);
+      process.once("SIGINT", onSignal);
+    });
+    process.exit(EXIT.OK);
+  });
+
+program
+  .command("submit")
+  .description("submit a task; prints its ID, or its result with --wait")
+  .argument("<type>", "task type: the name of a handler, such as echo")
+  .argument("[payload]", "JSON payload, such as '{\"hello\":\"world\"}'")
+  .option("-p, --priority <n>", "higher runs first under the priority policy", parseInteger("--priority"), 0)
+  .option("-w, --wait", "wait for the result and print it (exit 1 if the task fails)")
+  .option("--timeout <ms>", "per-attempt timeout in ms", parseInteger("--timeout"))
+  .option("--max-attempts <n>", "attempts before the task fails for good", parseInteger("--max-attempts"))
+  .option("-l, --label <key=value>", "a label the worker must have (repeatable)", parseLabel)
+  .option("--idempotency-key <key>", "a repeated key returns the existing task")
+  .option("--json", "print JSON")
+  .action(async (type: string, payloadText: string | undefined, opts) => {
+    const c = client();
+    try {
+      const id = await c.submit(type, parsePayload(payloadText), {
+        priority: opts.priority,
+        ...(opts.timeout !== undefined && { timeoutMs: opts.timeout }),
+        ...(opts.maxAttempts !== undefined && { maxAttempts: opts.maxAttempts }),
+        ...(opts.label && { requiredLabels: opts.label }),
+        ...(opts.idempotencyKey && { idempotencyKey: opts.idempotencyKey }),
+      });
+      if (!opts.wait) {
+        print({ id }, opts.json, () => id);
+        return;
+      }
+      const outcome = await c.outcome(id);
+      if (outcome.state === "succeeded") {
+        print(opts.json ? { id, state: outcome.state, result: outcome.value ?? null } : outcome.value, opts.json, () =>
+          JSON.stringify(outcome.value ?? null),
+        );
+      } else {
+        print({ id, state: outcome.state, error: outcome.error }, opts.json, () => `task ${id} ${outcome.state}: ${outcome.error}`);
+        process.exitCode = EXIT.TASK_FAILED;
+      }
+    } finally {
+      c.close();
+    }
+  });
+
+program
+  .command("get")
+  .description("show a task: state, attempts, worker, result or error, and why it waits")
+  .argument("<id>", "task ID")
+  .option("--json", "print JSON")
+  .action(async (id: string, opts: { json?: boolean }) => {
+    const c = client();
+    try {
+      const task = await c.get(id);
+      print(taskJson(task), Boolean(opts.json), () => taskText(task));
+    } finally {
+      c.close();
+    }
+  });
+
+program
+  .command("watch")
+  .description("print a task's state changes until it finishes (exit 1 if it fails)")
+  .argument("<id>", "task ID")
+  .option("--json", "print one JSON object per change")
+  .action(async (id: string, opts: { json?: boolean }) => {
+    const c = client();
+    try {
+      let last: TaskState = TaskState.UNSPECIFIED;
+      for await (const task of c.watch(id)) {
+        last = task.state;
+        const j = taskJson(task);
+        const detail = j["waitingReason"] ?? j["workerId"] ?? "";
+        process.stdout.write(`${opts.json ? JSON.stringify(j) : `${new Date().toISOString()}  ${taskStateName(task.state)}${detail ? `  ${detail}` : ""}`}\n`);
+        if (task.state === TaskState.SUCCEEDED && !opts.json) process.stdout.write(`${JSON.stringify(j["result"])}\n`);
+      }
+      if (last === TaskState.FAILED || last === TaskState.CANCELLED) process.exitCode = EXIT.TASK_FAILED;
+    } finally {
+      c.close();
+    }
+  });
+
+program
+  .command("cancel")
+  .description("cancel a task that has not finished")
+  .argument("<id>", "task ID")
+  .option("-r, --reason <text>", "why, kept on the task")
+  .option("--json", "print JSON")
+  .action(async (id: string, opts: { reason?: string; json?: boolean }) => {
+    const c = client();
+    try {
+      const task = await c.cancel(id, opts.reason ?? "");
+      print(taskJson(task), Boolean(opts.json), () => `cancelled ${id}`);
+    } finally {
+      c.close();
+    }
+  });
+
+const STATE_VALUES = ["queued", "assigned", "running", "succeeded", "failed", "cancelled"];
+
+program
+  .command("list")
+  .description("list tasks, newest first")
+  .addOption(new Option("-s, --state <state...>", "only these states").choices(STATE_VALUES))
+  .option("-t, --type <type>", "only this task type")
+  .option("--client <id>", "only tasks submitted by this client ID")
+  .option("-n, --limit <n>", "tasks per page (at most 1000)", parseInteger("--limit"), 20)
+  .option("--page-token <token>", "continue from a previous page")
+  .option("--json", "print JSON")
+  .action(async (opts) => {
+    const c = client();
+    try {
+      const page = await c.list({
+        states: ((opts.state as string[] | undefined) ?? []).map((s) => STATE_VALUES.indexOf(s) + 1),
+        type: opts.type ?? "",
+        clientId: opts.client ?? "",
+        pageSize: opts.limit,
+        pageToken: opts.pageToken ?? "",
+      });
+      const tasks = page.tasks.map(taskJson);
+      print({ tasks, nextPageToken: page.nextPageToken || null, total: Number(page.totalSize) }, Boolean(opts.json), () => {
+        const rows = [["ID", "TYPE", "STATE", "ATTEMPT", "WORKER", "CREATED"]];
+        for (const t of tasks) rows.push([String(t["id"]), String(t["type"]), String(t["state"]), String(t["attempt"]), String(t["workerId"] ?? "-"), String(t["createdAt"])]);
+        const more = page.nextPageToken ? `\nmore: --page-token ${page.nextPageToken}` : "";
+        return `${table(rows)}\n${tasks.length} of ${page.totalSize} task(s)${more}`;
+      });
+    } finally {
+      c.close();
+    }
+  });
+
+program
+  .command("workers")
+  .description("list workers with their state, load and task types, and the queue")
+  .option("--json", "print JSON")
+  .action(async (opts: { json?: boolean }) => {
+    const c = client();
+    try {
+      const state = await c.clusterState();
+      const workers = state.workers.map(workerJson);
+      const summary = {
+        policy: state.policy,
+        queued: Number(state.queued),
+        running: Number(state.running),
+        succeeded: Number(state.succeeded),
+        failed: Number(state.failed),
+        cancelled: Number(state.cancelled),
+      };
+      print({ ...summary, workers }, Boolean(opts.json), () => {
+        const rows = [["WORKER", "STATE", "LOAD", "HOST", "TYPES"]];
+        for (const w of workers) rows.push([String(w["workerId"]), String(w["state"]), `${w["running"]}/${w["slots"]}`, String(w["host"]), (w["taskTypes"] as string[]).join(",")]);
+        const line = `policy ${summary.policy}; queued ${summary.queued}, running ${summary.running}, succeeded ${summary.succeeded}, failed ${summary.failed}, cancelled ${summary.cancelled}`;
+        return `${table(rows)}\n${line}`;
+      });
+    } finally {
+      c.close();
+    }
+  });
+
+program
+  .command("drain")
+  .description("stop sending tasks to a worker; it finishes running ones, then leaves")
+  .argument("<worker-id>", "worker ID, as `taskflow workers` shows it")
+  .option("--json", "print JSON")
+  .action(async (workerId: string, opts: { json?: boolean }) => {
+    const c = client();
+    try {
+      const w = await c.drainWorker(workerId);
+      print(workerJson(w), Boolean(opts.json), () => `draining ${workerId} (${w.running} task(s) running)`);
+    } finally {
+      c.close();
+    }
+  });
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    process.exitCode = err.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
+  } else {
+    const e = TaskflowError.from(err);
+    const hint = e.code === Code.UNAVAILABLE ? ` (is a control node running at ${program.opts<{ address: string }>().address}?)` : "";
+    process.stderr.write(`taskflow: ${e.message}${hint}\n`);
+    process.exitCode = exitCodeFor(e);
+  }
+}

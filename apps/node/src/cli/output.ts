@@ -1,0 +1,130 @@
+/** How the CLI prints tasks and workers, and the exit codes scripts can rely on. */
+import { Code, TaskflowError } from "@taskflow/core";
+import { taskStateName } from "@taskflow/client";
+import type { Task, WorkerInfo } from "@taskflow/proto";
+import { WorkerState } from "@taskflow/proto";
+
+export const EXIT = {
+  OK: 0,
+  /** The task failed or was cancelled (submit --wait, watch). */
+  TASK_FAILED: 1,
+  /** Bad usage or an invalid argument. */
+  USAGE: 2,
+  /** The task or worker does not exist. */
+  NOT_FOUND: 3,
+  /** The control node could not be reached. */
+  UNAVAILABLE: 4,
+  /** Anything else. */
+  ERROR: 5,
+} as const;
+
+export function exitCodeFor(err: unknown): number {
+  const e = TaskflowError.from(err);
+  switch (e.code) {
+    case Code.INVALID_ARGUMENT:
+    case Code.OUT_OF_RANGE:
+      return EXIT.USAGE;
+    case Code.NOT_FOUND:
+      return EXIT.NOT_FOUND;
+    case Code.UNAVAILABLE:
+    case Code.DEADLINE_EXCEEDED:
+      return EXIT.UNAVAILABLE;
+    case Code.ABORTED:
+    case Code.CANCELLED:
+      return e.reason === "TASKFLOW_ERR_TASK_FAILED" || e.reason === "TASKFLOW_ERR_TASK_CANCELLED" ? EXIT.TASK_FAILED : EXIT.ERROR;
+    default:
+      return EXIT.ERROR;
+  }
+}
+
+const decoder = new TextDecoder();
+
+function bytesAsJson(bytes: Uint8Array): unknown {
+  if (bytes.byteLength === 0) return null;
+  const text = decoder.decode(bytes);
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+function time(ts: { seconds: bigint; nanos: number } | undefined): string | null {
+  if (!ts) return null;
+  return new Date(Number(ts.seconds) * 1000 + Math.floor(ts.nanos / 1e6)).toISOString();
+}
+
+/** A task as plain JSON for `get --json` and `list --json`. */
+export function taskJson(task: Task): Record<string, unknown> {
+  return {
+    id: task.id,
+    type: task.spec?.type,
+    state: taskStateName(task.state),
+    priority: task.spec?.priority ?? 0,
+    attempt: task.attempt,
+    epoch: Number(task.epoch),
+    workerId: task.workerId || null,
+    clientId: task.clientId || null,
+    createdAt: time(task.createdAt),
+    assignedAt: time(task.assignedAt),
+    startedAt: time(task.startedAt),
+    finishedAt: time(task.finishedAt),
+    payload: bytesAsJson(task.spec?.payload ?? new Uint8Array(0)),
+    result: bytesAsJson(task.result),
+    error: task.error || null,
+    waitingReason: task.waitingReason || null,
+    attempts: task.attempts.map((a) => ({
+      attempt: a.attempt,
+      epoch: Number(a.epoch),
+      workerId: a.workerId,
+      startedAt: time(a.startedAt),
+      finishedAt: time(a.finishedAt),
+      error: a.error || null,
+    })),
+  };
+}
+
+export function taskText(task: Task): string {
+  const j = taskJson(task);
+  const lines = [
+    `id:        ${j["id"]}`,
+    `type:      ${j["type"]}`,
+    `state:     ${j["state"]}`,
+    `priority:  ${j["priority"]}`,
+    `attempt:   ${j["attempt"]} (epoch ${j["epoch"]})`,
+  ];
+  if (j["workerId"]) lines.push(`worker:    ${j["workerId"]}`);
+  if (j["waitingReason"]) lines.push(`waiting:   ${j["waitingReason"]}`);
+  lines.push(`created:   ${j["createdAt"]}`);
+  if (j["finishedAt"]) lines.push(`finished:  ${j["finishedAt"]}`);
+  if (task.state === 4) lines.push(`result:    ${JSON.stringify(j["result"])}`);
+  if (j["error"]) lines.push(`error:     ${j["error"]}`);
+  return lines.join("\n");
+}
+
+const workerStateNames: Record<number, string> = {
+  [WorkerState.ALIVE]: "alive",
+  [WorkerState.SUSPECT]: "suspect",
+  [WorkerState.DEAD]: "dead",
+  [WorkerState.DRAINING]: "draining",
+};
+
+export function workerJson(w: WorkerInfo): Record<string, unknown> {
+  return {
+    workerId: w.workerId,
+    host: w.host,
+    pid: w.pid,
+    state: workerStateNames[w.state] ?? "unknown",
+    slots: w.slots,
+    running: w.running,
+    labels: { ...w.labels },
+    taskTypes: [...w.taskTypes],
+    lastHeartbeat: time(w.lastHeartbeat),
+  };
+}
+
+/** Left-aligned columns. */
+export function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  ")).join("\n");
+}

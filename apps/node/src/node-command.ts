@@ -1,0 +1,45 @@
+/** `taskflow node`: runs the roles the config names, until SIGTERM/SIGINT. */
+import { loadConfigFile } from "./config-file.js";
+import { startControl, type ControlNode } from "./control.js";
+import { createLogger } from "./logger.js";
+import { startWorkers, type WorkerNode } from "./worker-node.js";
+
+export interface RunningNode {
+  control: ControlNode | undefined;
+  workers: WorkerNode | undefined;
+  stop(): Promise<void>;
+}
+
+export async function runNode(configPath: string | undefined): Promise<RunningNode> {
+  const { config, baseDir, file } = loadConfigFile(configPath);
+  const logger = createLogger(config.log.level);
+  logger.info({ config: file ?? "(defaults)", roles: config.roles }, "starting taskflow node");
+  let control: ControlNode | undefined;
+  let workers: WorkerNode | undefined;
+  if (config.roles.includes("control")) control = await startControl(config, baseDir, logger.child({ role: "control" }));
+  if (config.roles.includes("worker")) {
+    const address =
+      config.worker.controlAddress ?? (control ? `${connectHost(config.control.host)}:${control.port}` : "127.0.0.1:50051");
+    workers = await startWorkers(config, baseDir, address, logger.child({ role: "worker" }));
+    await workers.ready;
+    logger.info({ processes: config.worker.processes, slots: config.worker.slots, control: address }, "worker processes running");
+  }
+  // A line on stdout that scripts and tests can wait for.
+  process.stdout.write(`taskflow node ready${control ? ` on ${config.control.host}:${control.port}` : ""}\n`);
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      logger.info("shutting down: draining workers, then the control node");
+      await workers?.stop();
+      await control?.stop();
+      logger.info("stopped");
+    })());
+  return { control, workers, stop };
+}
+
+/** Where a local worker reaches a control node bound to `host`. */
+function connectHost(host: string): string {
+  if (host === "0.0.0.0") return "127.0.0.1";
+  if (host === "::" || host === "[::]") return "[::1]";
+  return host.includes(":") && !host.startsWith("[") ? `[${host}]` : host;
+}

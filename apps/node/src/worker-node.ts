@@ -1,0 +1,87 @@
+/**
+ * The worker role: runs `worker.processes` worker processes and keeps them running. A process
+ * that crashes is started again with the same worker ID (its lost tasks are requeued by the
+ * control node when it says hello again); SIGTERM drains them all.
+ */
+import { fork, type ChildProcess } from "node:child_process";
+import { hostname } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import type { Logger, TaskflowConfig } from "@taskflow/core";
+import { loadHandlers } from "./handlers.js";
+import type { WorkerProcessOptions } from "./worker-process.js";
+
+export interface WorkerNode {
+  /** PIDs of the worker processes now running. */
+  pids(): number[];
+  /** Resolves when every process has said it is connected. */
+  ready: Promise<void>;
+  stop(): Promise<void>;
+}
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+export async function startWorkers(config: TaskflowConfig, baseDir: string, controlAddress: string, logger: Logger): Promise<WorkerNode> {
+  const handlersPath = config.worker.handlers ? path.resolve(baseDir, config.worker.handlers) : undefined;
+  // Fail fast, in this process, on a handlers module that cannot load.
+  await loadHandlers(handlersPath);
+  const prefix = config.worker.idPrefix ?? `${hostname()}-${process.pid}`;
+  const children = new Map<number, ChildProcess>();
+  let stopping = false;
+  const readyWaiters: Promise<void>[] = [];
+
+  const spawn = (index: number, restarts: number): Promise<void> => {
+    const options: WorkerProcessOptions = {
+      address: controlAddress,
+      workerId: `${prefix}-w${index}`,
+      slots: config.worker.slots,
+      labels: config.worker.labels,
+      handlers: handlersPath,
+      logLevel: config.log.level,
+    };
+    const child = fork(path.join(here, "worker-process.js"), [], {
+      env: { ...process.env, TASKFLOW_WORKER: JSON.stringify(options) },
+      stdio: ["ignore", "inherit", "inherit", "ipc"],
+    });
+    children.set(index, child);
+    const ready = new Promise<void>((resolve) => {
+      child.on("message", (msg: { kind?: string }) => {
+        if (msg?.kind === "ready") resolve();
+      });
+      child.on("exit", () => resolve());
+    });
+    child.on("exit", (code, signal) => {
+      if (children.get(index) === child) children.delete(index);
+      if (stopping) return;
+      if (code === 78) {
+        logger.error({ workerId: options.workerId }, "worker process cannot start; not restarting it");
+        return;
+      }
+      const delay = Math.min(100 * 2 ** restarts, 5000);
+      logger.warn({ workerId: options.workerId, code, signal, restartInMs: delay }, "worker process exited; restarting it");
+      setTimeout(() => {
+        if (!stopping) void spawn(index, restarts + 1);
+      }, delay).unref();
+    });
+    return ready;
+  };
+
+  for (let i = 0; i < config.worker.processes; i++) readyWaiters.push(spawn(i, 0));
+
+  return {
+    pids: () => [...children.values()].map((c) => c.pid!).filter(Boolean),
+    ready: Promise.all(readyWaiters).then(() => undefined),
+    async stop() {
+      stopping = true;
+      const exits = [...children.values()].map(
+        (child) =>
+          new Promise<void>((resolve) => {
+            if (child.exitCode !== null || child.signalCode !== null) return resolve();
+            child.once("exit", () => resolve());
+            child.kill("SIGTERM");
+          }),
+      );
+      await Promise.all(exits);
+    },
+  };
+}

@@ -1,0 +1,54 @@
+/**
+ * One worker process: loads the handlers module named in config and runs a TaskflowWorker.
+ * Started by the worker role (worker-node.ts) with its options in TASKFLOW_WORKER; SIGTERM
+ * drains it (running tasks finish, no new ones start), then it exits 0.
+ */
+import { TaskflowWorker } from "@taskflow/client";
+import { loadHandlers } from "./handlers.js";
+import { createLogger } from "./logger.js";
+
+export interface WorkerProcessOptions {
+  address: string;
+  workerId: string;
+  slots: number;
+  labels: Record<string, string>;
+  /** Absolute path of the handlers module, or undefined for the built-in examples. */
+  handlers: string | undefined;
+  logLevel: string;
+}
+
+async function main(): Promise<void> {
+  const options = JSON.parse(process.env["TASKFLOW_WORKER"] ?? "{}") as WorkerProcessOptions;
+  const logger = createLogger(options.logLevel, { role: "worker", workerId: options.workerId });
+  const handlers = await loadHandlers(options.handlers);
+  const worker = new TaskflowWorker({
+    address: options.address,
+    workerId: options.workerId,
+    slots: options.slots,
+    labels: options.labels,
+    handlers,
+    onLog: (level, message, fields) => logger[level](fields ?? {}, message),
+  });
+  let exiting = false;
+  const shutdown = async (signal: string) => {
+    if (exiting) return;
+    exiting = true;
+    logger.info({ signal, running: worker.runningCount }, "draining: finishing running tasks");
+    await worker.drain();
+    process.exit(0);
+  };
+  process.on("SIGTERM", () => void shutdown("SIGTERM"));
+  process.on("SIGINT", () => void shutdown("SIGINT"));
+  // If the node process that started this one is gone, there is no one left to supervise it.
+  process.on("disconnect", () => void shutdown("parent exited"));
+  await worker.start();
+  logger.info({ address: options.address, slots: options.slots, types: Object.keys(handlers) }, "worker connected");
+  process.send?.({ kind: "ready", workerId: options.workerId });
+  await worker.drained;
+  process.exit(0);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`taskflow worker: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(78);
+});

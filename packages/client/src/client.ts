@@ -1,0 +1,405 @@
+/**
+ * The client SDK: submit tasks, await or watch their results, cancel, list.
+ *
+ * Fast by default: `submit` calls made in the same tick are sent as one `SubmitTasks` batch,
+ * and results arrive on one `SubscribeResults` stream per client, so no unary call is made per
+ * task.
+ */
+import { randomUUID } from "node:crypto";
+import type * as grpc from "@grpc/grpc-js";
+import { Code, Reason, TaskflowError } from "@taskflow/core";
+import {
+  ClusterService,
+  TaskService,
+  TaskState,
+  type GetClusterStateResponse,
+  type ListTasksResponse,
+  type Task,
+  type TaskResult,
+  type WorkerInfo,
+} from "@taskflow/proto";
+import { createClient, type ServiceClient } from "@taskflow/proto/grpc";
+import { jsonCodec, type Codec } from "./codec.js";
+
+export interface ClientOptions {
+  /** The control node's address. @defaultValue "127.0.0.1:50051" */
+  address?: string;
+  /** Names this client's results stream; results of tasks it submits come back on it. @defaultValue a random UUID */
+  clientId?: string;
+  /** Most tasks in one auto-batched `SubmitTasks` call. @defaultValue 1000 */
+  maxBatchSize?: number;
+  /** Most submit batches in flight at once. @defaultValue 8 */
+  maxInFlightBatches?: number;
+  /** How payloads and results are encoded. @defaultValue JSON */
+  codec?: Codec;
+  /** Extra grpc-js channel options. @defaultValue none */
+  channelOptions?: grpc.ChannelOptions;
+}
+
+/** Per-task options of a submit. */
+export interface SubmitOptions {
+  /** Higher runs first under the priority policy. @defaultValue 0 */
+  priority?: number;
+  /** Labels a worker must have. @defaultValue {} */
+  requiredLabels?: Record<string, string>;
+  /** Attempts before it fails for good. @defaultValue the cluster's control.defaultMaxAttempts */
+  maxAttempts?: number;
+  /** Per-attempt timeout in ms. @defaultValue the cluster's control.defaultTimeoutMs */
+  timeoutMs?: number;
+  /** A repeated key returns the existing task instead of a new one. @defaultValue none */
+  idempotencyKey?: string;
+  /** A hint for policies. @defaultValue 0 */
+  expectedDurationMs?: number;
+}
+
+export interface TaskRequest extends SubmitOptions {
+  type: string;
+  payload?: unknown;
+}
+
+/** A finished task's outcome as the SDK gives it. */
+export interface Outcome<T = unknown> {
+  taskId: string;
+  state: "succeeded" | "failed" | "cancelled";
+  /** Decoded result when succeeded. */
+  value: T | undefined;
+  error: string;
+  attempt: number;
+  workerId: string;
+}
+
+const STATE_NAMES: Record<number, string> = {
+  [TaskState.QUEUED]: "queued",
+  [TaskState.ASSIGNED]: "assigned",
+  [TaskState.RUNNING]: "running",
+  [TaskState.SUCCEEDED]: "succeeded",
+  [TaskState.FAILED]: "failed",
+  [TaskState.CANCELLED]: "cancelled",
+};
+
+/** The lower-case name of a wire task state, for example "queued". */
+export function taskStateName(state: TaskState): string {
+  return STATE_NAMES[state] ?? "unspecified";
+}
+
+function isFinalState(state: TaskState): boolean {
+  return state === TaskState.SUCCEEDED || state === TaskState.FAILED || state === TaskState.CANCELLED;
+}
+
+interface PendingSubmit {
+  spec: ReturnType<TaskflowClient["toSpec"]>;
+  resolve(id: string): void;
+  reject(err: unknown): void;
+}
+
+interface Waiter {
+  resolve(o: Outcome): void;
+  reject(err: unknown): void;
+}
+
+const RESULT_CACHE_LIMIT = 100_000;
+
+export class TaskflowClient {
+  readonly clientId: string;
+  readonly address: string;
+  private readonly tasks: ServiceClient<typeof TaskService.method>;
+  private readonly cluster: ServiceClient<typeof ClusterService.method>;
+  private readonly codec: Codec;
+  private readonly maxBatch: number;
+  private readonly maxInFlight: number;
+  private queue: PendingSubmit[] = [];
+  private flushScheduled = false;
+  private inFlight = 0;
+  private subscription: Promise<void> | undefined;
+  private stream: grpc.ClientReadableStream<{ results: TaskResult[] }> | undefined;
+  /** Tasks this client submitted that have not finished yet. */
+  private readonly pending = new Set<string>();
+  /** Outcomes nobody asked for yet, oldest first. */
+  private readonly outcomes = new Map<string, Outcome>();
+  private readonly waiters = new Map<string, Waiter[]>();
+  private closed = false;
+
+  constructor(options: ClientOptions = {}) {
+    this.address = options.address ?? "127.0.0.1:50051";
+    this.clientId = options.clientId ?? randomUUID();
+    this.codec = options.codec ?? jsonCodec;
+    this.maxBatch = options.maxBatchSize ?? 1000;
+    this.maxInFlight = options.maxInFlightBatches ?? 8;
+    const channelOptions = options.channelOptions ?? {};
+    this.tasks = createClient(TaskService, this.address, { channelOptions });
+    this.cluster = createClient(ClusterService, this.address, { channel: this.tasks.raw.getChannel() as never });
+  }
+
+  /** Submits a task; resolves with its ID once the control node has accepted it. */
+  submit(type: string, payload?: unknown, options: SubmitOptions = {}): Promise<string> {
+    if (this.closed) return Promise.reject(new TaskflowError(Code.FAILED_PRECONDITION, "the client is closed"));
+    const spec = this.toSpec({ ...options, type, payload });
+    return this.ensureSubscribed().then(
+      () =>
+        new Promise<string>((resolve, reject) => {
+          this.queue.push({ spec, resolve, reject });
+          this.scheduleFlush();
+        }),
+    );
+  }
+
+  /** Submits many tasks; resolves with their IDs in order. */
+  async submitMany(requests: readonly TaskRequest[]): Promise<string[]> {
+    return Promise.all(requests.map((r) => this.submit(r.type, r.payload, r)));
+  }
+
+  /** Submits a task and waits for its result; throws a TaskflowError if it fails or is cancelled. */
+  async run<T = unknown>(type: string, payload?: unknown, options?: SubmitOptions): Promise<T> {
+    const id = await this.submit(type, payload, options);
+    return this.result<T>(id);
+  }
+
+  /** Waits for a task's result; throws a TaskflowError if it fails or is cancelled. */
+  async result<T = unknown>(taskId: string): Promise<T> {
+    const outcome = await this.outcome<T>(taskId);
+    if (outcome.state === "succeeded") return outcome.value as T;
+    if (outcome.state === "cancelled") {
+      throw new TaskflowError(Code.CANCELLED, `task ${taskId} was cancelled: ${outcome.error}`, { reason: Reason.TASK_CANCELLED });
+    }
+    throw new TaskflowError(Code.ABORTED, `task ${taskId} failed after ${outcome.attempt} attempt(s): ${outcome.error}`, {
+      reason: Reason.TASK_FAILED,
+    });
+  }
+
+  /** Waits for a task to finish and returns how it ended, without throwing for failures. */
+  outcome<T = unknown>(taskId: string): Promise<Outcome<T>> {
+    const ready = this.outcomes.get(taskId);
+    if (ready) {
+      this.outcomes.delete(taskId);
+      return Promise.resolve(ready as Outcome<T>);
+    }
+    if (this.pending.has(taskId)) {
+      return new Promise((resolve, reject) => {
+        let list = this.waiters.get(taskId);
+        if (!list) this.waiters.set(taskId, (list = []));
+        list.push({ resolve: resolve as (o: Outcome) => void, reject });
+      });
+    }
+    // Not ours, or its outcome was dropped from the cache: follow it on the server.
+    return this.followToEnd(taskId) as Promise<Outcome<T>>;
+  }
+
+  /** The task as the control node sees it now. */
+  async get(taskId: string): Promise<Task> {
+    const res = await this.call(() => this.tasks.getTask({ taskId }));
+    return res.task!;
+  }
+
+  /** Yields the task on every change until it finishes. */
+  async *watch(taskId: string, signal?: AbortSignal): AsyncGenerator<Task> {
+    const call = this.tasks.watchTask({ taskId }, signal ? { signal } : {});
+    try {
+      for await (const msg of call as AsyncIterable<{ task?: Task }>) {
+        if (msg.task) yield msg.task;
+      }
+    } catch (err) {
+      if (signal?.aborted) return;
+      throw TaskflowError.from(err);
+    } finally {
+      call.cancel();
+    }
+  }
+
+  async cancel(taskId: string, reason = ""): Promise<Task> {
+    const res = await this.call(() => this.tasks.cancelTask({ taskId, reason }));
+    return res.task!;
+  }
+
+  async list(filter: { states?: TaskState[]; type?: string; clientId?: string; pageSize?: number; pageToken?: string } = {}): Promise<ListTasksResponse> {
+    return this.call(() => this.tasks.listTasks(filter));
+  }
+
+  async clusterState(): Promise<GetClusterStateResponse> {
+    return this.call(() => this.cluster.getClusterState({}));
+  }
+
+  async drainWorker(workerId: string): Promise<WorkerInfo> {
+    const res = await this.call(() => this.cluster.drainWorker({ workerId }));
+    return res.worker!;
+  }
+
+  /** Decodes a task's result bytes with this client's codec. */
+  decode<T = unknown>(bytes: Uint8Array): T {
+    return this.codec.decode(bytes) as T;
+  }
+
+  /** Closes the channel; waiting calls fail with CANCELLED. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.stream?.cancel();
+    const err = new TaskflowError(Code.CANCELLED, "the client was closed");
+    for (const list of this.waiters.values()) for (const w of list) w.reject(err);
+    this.waiters.clear();
+    for (const p of this.queue) p.reject(err);
+    this.queue = [];
+    this.tasks.raw.close();
+  }
+
+  // ---- internals -----------------------------------------------------------------------------
+
+  private toSpec(r: TaskRequest) {
+    return {
+      type: r.type,
+      payload: this.codec.encode(r.payload),
+      priority: r.priority ?? 0,
+      requiredLabels: r.requiredLabels ?? {},
+      maxAttempts: r.maxAttempts ?? 0,
+      timeoutMs: r.timeoutMs ?? 0,
+      idempotencyKey: r.idempotencyKey ?? "",
+      expectedDurationMs: r.expectedDurationMs ?? 0,
+    };
+  }
+
+  private async call<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw TaskflowError.from(err);
+    }
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      this.flush();
+    });
+  }
+
+  private flush(): void {
+    while (this.queue.length && this.inFlight < this.maxInFlight) {
+      const batch = this.queue.splice(0, this.maxBatch);
+      this.inFlight++;
+      this.tasks.submitTasks({ specs: batch.map((p) => p.spec), clientId: this.clientId }).then(
+        (res) => {
+          this.inFlight--;
+          for (let i = 0; i < batch.length; i++) {
+            const id = res.taskIds[i]!;
+            this.pending.add(id);
+            batch[i]!.resolve(id);
+          }
+          this.flush();
+        },
+        (err: unknown) => {
+          this.inFlight--;
+          const e = TaskflowError.from(err);
+          for (const p of batch) p.reject(e);
+          this.flush();
+        },
+      );
+    }
+  }
+
+  /** Opens the results stream once, before the first submit, so no result can be missed. */
+  private ensureSubscribed(): Promise<void> {
+    if (!this.subscription) {
+      this.subscription = this.subscribe().catch((err: unknown) => {
+        this.subscription = undefined;
+        throw TaskflowError.from(err);
+      });
+    }
+    return this.subscription;
+  }
+
+  private subscribe(): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const stream = this.tasks.subscribeResults({ clientId: this.clientId });
+      this.stream = stream;
+      let live = false;
+      stream.on("data", (msg: { results: TaskResult[] }) => {
+        if (!live) {
+          live = true;
+          resolve();
+        }
+        for (const r of msg.results) this.deliver(this.toOutcome(r));
+      });
+      stream.on("error", (err) => {
+        if (!live) reject(err);
+        else this.resubscribe();
+      });
+      stream.on("end", () => {
+        if (live) this.resubscribe();
+      });
+    });
+  }
+
+  /** The stream broke (say the control node restarted): subscribe again, then catch up on what finished meanwhile. */
+  private resubscribe(): void {
+    if (this.closed) return;
+    this.subscription = undefined;
+    const retry = (delay: number) => {
+      setTimeout(() => {
+        if (this.closed) return;
+        this.ensureSubscribed().then(
+          () => void this.catchUp(),
+          () => retry(Math.min(delay * 2, 2000)),
+        );
+      }, delay).unref();
+    };
+    retry(100);
+  }
+
+  private async catchUp(): Promise<void> {
+    for (const taskId of [...this.waiters.keys()]) {
+      try {
+        const task = await this.get(taskId);
+        if (isFinalState(task.state)) this.deliver(this.outcomeFromTask(task));
+      } catch {
+        // It will arrive on the stream, or the caller's own deadline applies.
+      }
+    }
+  }
+
+  private deliver(outcome: Outcome): void {
+    if (!this.pending.delete(outcome.taskId) && !this.waiters.has(outcome.taskId)) return;
+    const list = this.waiters.get(outcome.taskId);
+    if (list) {
+      this.waiters.delete(outcome.taskId);
+      for (const w of list) w.resolve(outcome);
+      return;
+    }
+    this.outcomes.set(outcome.taskId, outcome);
+    if (this.outcomes.size > RESULT_CACHE_LIMIT) {
+      const oldest = this.outcomes.keys().next().value as string;
+      this.outcomes.delete(oldest);
+    }
+  }
+
+  private async followToEnd(taskId: string): Promise<Outcome> {
+    for await (const task of this.watch(taskId)) {
+      if (isFinalState(task.state)) return this.outcomeFromTask(task);
+    }
+    return this.outcomeFromTask(await this.get(taskId));
+  }
+
+  private toOutcome(r: TaskResult): Outcome {
+    const state = taskStateName(r.state) as Outcome["state"];
+    return {
+      taskId: r.taskId,
+      state,
+      value: state === "succeeded" ? this.codec.decode(r.result) : undefined,
+      error: r.error,
+      attempt: r.attempt,
+      workerId: r.workerId,
+    };
+  }
+
+  private outcomeFromTask(task: Task): Outcome {
+    return this.toOutcome({
+      $typeName: "taskflow.v1.TaskResult",
+      taskId: task.id,
+      state: task.state,
+      result: task.result,
+      error: task.error,
+      attempt: task.attempt,
+      workerId: task.workerId,
+    });
+  }
+}

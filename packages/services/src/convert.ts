@@ -1,0 +1,119 @@
+/** Conversions between the wire messages (@taskflow/proto) and core's records. */
+import { create } from "@bufbuild/protobuf";
+import { timestampFromMs, type Timestamp } from "@bufbuild/protobuf/wkt";
+import type { TaskOutcome, TaskRecord, TaskSpec, TaskState, WorkerRecord, WorkerState } from "@taskflow/core";
+import {
+  TaskSchema,
+  TaskState as WireTaskState,
+  WorkerInfoSchema,
+  WorkerState as WireWorkerState,
+  type Task,
+  type TaskResult,
+  type TaskSpec as WireTaskSpec,
+  type WorkerInfo,
+} from "@taskflow/proto";
+
+const toWireState: Record<TaskState, WireTaskState> = {
+  queued: WireTaskState.QUEUED,
+  assigned: WireTaskState.ASSIGNED,
+  running: WireTaskState.RUNNING,
+  succeeded: WireTaskState.SUCCEEDED,
+  failed: WireTaskState.FAILED,
+  cancelled: WireTaskState.CANCELLED,
+};
+
+const fromWire = new Map<WireTaskState, TaskState>(Object.entries(toWireState).map(([k, v]) => [v, k as TaskState]));
+
+export function wireTaskState(state: TaskState): WireTaskState {
+  return toWireState[state];
+}
+
+/** undefined for UNSPECIFIED or an unknown number. */
+export function coreTaskState(state: WireTaskState): TaskState | undefined {
+  return fromWire.get(state);
+}
+
+const workerStates: Record<WorkerState, WireWorkerState> = {
+  alive: WireWorkerState.ALIVE,
+  suspect: WireWorkerState.SUSPECT,
+  dead: WireWorkerState.DEAD,
+  draining: WireWorkerState.DRAINING,
+};
+
+export function specFromWire(spec: WireTaskSpec | undefined): TaskSpec {
+  return {
+    type: spec?.type ?? "",
+    payload: spec?.payload ?? new Uint8Array(0),
+    priority: spec?.priority ?? 0,
+    requiredLabels: spec?.requiredLabels ?? {},
+    maxAttempts: spec?.maxAttempts ?? 0,
+    timeoutMs: spec?.timeoutMs ?? 0,
+    idempotencyKey: spec?.idempotencyKey ?? "",
+    expectedDurationMs: spec?.expectedDurationMs ?? 0,
+  };
+}
+
+function ts(ms: number): Timestamp | undefined {
+  return ms ? timestampFromMs(ms) : undefined;
+}
+
+export function taskToWire(rec: TaskRecord): Task {
+  return create(TaskSchema, {
+    id: rec.id,
+    spec: {
+      type: rec.type,
+      payload: rec.payload,
+      priority: rec.priority,
+      requiredLabels: { ...rec.requiredLabels },
+      maxAttempts: rec.maxAttempts,
+      timeoutMs: rec.timeoutMs,
+      idempotencyKey: rec.idempotencyKey,
+      expectedDurationMs: rec.expectedDurationMs,
+    },
+    state: toWireState[rec.state],
+    clientId: rec.clientId,
+    attempt: rec.attempt,
+    epoch: BigInt(rec.epoch),
+    workerId: rec.workerId,
+    createdAt: ts(rec.createdAt),
+    assignedAt: ts(rec.assignedAt),
+    startedAt: ts(rec.startedAt),
+    finishedAt: ts(rec.finishedAt),
+    result: rec.result ?? new Uint8Array(0),
+    error: rec.error,
+    waitingReason: rec.waitingReason,
+    attempts: rec.attempts.map((a) => ({
+      attempt: a.attempt,
+      epoch: BigInt(a.epoch),
+      workerId: a.workerId,
+      startedAt: ts(a.startedAt),
+      finishedAt: ts(a.finishedAt),
+      error: a.error,
+    })),
+  });
+}
+
+export function outcomeToWire(o: TaskOutcome): Omit<TaskResult, "$typeName"> {
+  return {
+    taskId: o.taskId,
+    state: toWireState[o.state],
+    result: o.result ?? new Uint8Array(0),
+    error: o.error,
+    attempt: o.attempt,
+    workerId: o.workerId,
+  };
+}
+
+export function workerToWire(w: WorkerRecord): WorkerInfo {
+  return create(WorkerInfoSchema, {
+    workerId: w.id,
+    host: w.host,
+    state: workerStates[w.state],
+    slots: w.slots,
+    running: w.running,
+    labels: { ...w.labels },
+    taskTypes: [...w.taskTypes],
+    lastHeartbeat: ts(w.lastHeartbeat),
+    pid: w.pid,
+  });
+}

@@ -1,0 +1,98 @@
+/**
+ * The in-memory task store: fastest, and gone when the process stops. Records are kept by
+ * reference, so an update costs nothing; `durable` is false so callers know.
+ */
+import { TASK_STATES, isFinal, type TaskCounts, type TaskPage, type TaskQuery, type TaskRecord, type TaskStore } from "@taskflow/core";
+
+const DEFAULT_PAGE = 50;
+const MAX_PAGE = 1000;
+
+export class MemoryTaskStore implements TaskStore {
+  readonly kind = "memory";
+  readonly durable = false;
+  private readonly byId = new Map<string, TaskRecord>();
+  private readonly byKey = new Map<string, TaskRecord>();
+  /** Insertion order = seq order, which is what list and loadUnfinished walk. */
+  private readonly ordered: TaskRecord[] = [];
+  private highestSeq = 0;
+
+  async open(): Promise<void> {}
+  async close(): Promise<void> {}
+
+  async insert(tasks: readonly TaskRecord[]): Promise<void> {
+    for (const task of tasks) {
+      this.byId.set(task.id, task);
+      if (task.idempotencyKey) this.byKey.set(task.idempotencyKey, task);
+      this.ordered.push(task);
+      if (task.seq > this.highestSeq) this.highestSeq = task.seq;
+    }
+  }
+
+  async update(tasks: readonly TaskRecord[]): Promise<void> {
+    for (const task of tasks) {
+      const existing = this.byId.get(task.id);
+      if (existing && existing !== task) Object.assign(existing, task);
+    }
+  }
+
+  async get(id: string): Promise<TaskRecord | undefined> {
+    return this.byId.get(id);
+  }
+
+  async findByIdempotencyKey(key: string): Promise<TaskRecord | undefined> {
+    return this.byKey.get(key);
+  }
+
+  async list(query: TaskQuery): Promise<TaskPage> {
+    const pageSize = Math.min(Math.max(query.pageSize || DEFAULT_PAGE, 1), MAX_PAGE);
+    const states = query.states?.length ? new Set(query.states) : undefined;
+    const matches = (t: TaskRecord) =>
+      (!states || states.has(t.state)) &&
+      (!query.type || t.type === query.type) &&
+      (!query.clientId || t.clientId === query.clientId);
+    const before = query.pageToken ? Number(query.pageToken) : Infinity;
+    const tasks: TaskRecord[] = [];
+    let totalSize = 0;
+    let nextPageToken = "";
+    for (let i = this.ordered.length - 1; i >= 0; i--) {
+      const t = this.ordered[i]!;
+      if (!matches(t)) continue;
+      totalSize++;
+      if (t.seq >= before) continue;
+      if (tasks.length < pageSize) tasks.push(t);
+      else if (!nextPageToken) nextPageToken = String(tasks[tasks.length - 1]!.seq);
+    }
+    return { tasks, nextPageToken, totalSize };
+  }
+
+  async loadUnfinished(): Promise<TaskRecord[]> {
+    return this.ordered.filter((t) => !isFinal(t.state));
+  }
+
+  async maxSeq(): Promise<number> {
+    return this.highestSeq;
+  }
+
+  async purgeFinished(beforeMs: number): Promise<number> {
+    let removed = 0;
+    let write = 0;
+    for (let read = 0; read < this.ordered.length; read++) {
+      const t = this.ordered[read]!;
+      if (isFinal(t.state) && t.finishedAt < beforeMs) {
+        this.byId.delete(t.id);
+        if (t.idempotencyKey && this.byKey.get(t.idempotencyKey) === t) this.byKey.delete(t.idempotencyKey);
+        removed++;
+      } else {
+        this.ordered[write++] = t;
+      }
+    }
+    this.ordered.length = write;
+    return removed;
+  }
+
+  async counts(): Promise<TaskCounts> {
+    const counts = Object.fromEntries(TASK_STATES.map((s) => [s, 0])) as TaskCounts;
+    for (const t of this.byId.values()) counts[t.state]++;
+    return counts;
+  }
+}

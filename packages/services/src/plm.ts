@@ -1,0 +1,574 @@
+/**
+ * The Process Lifecycle Manager: task IDs, the task table and its state machine, the task heap,
+ * the task-to-worker mapping, result delivery and retries (DESIGN §2-3).
+ *
+ * Live (unfinished) tasks are held in memory and indexed by a small integer, the id stored in
+ * the shared-memory task heap; every change is written through the TaskStore, and a submit is
+ * acknowledged only once the store has committed it.
+ */
+import { randomUUID } from "node:crypto";
+import { inject, injectable } from "tsyringe";
+import {
+  Code,
+  Reason,
+  TOKENS,
+  TASK_STATES,
+  TaskflowError,
+  isFinal,
+  type Clock,
+  type EventBus,
+  type Logger,
+  type Plm,
+  type PolicyTask,
+  type SchedulingPolicy,
+  type SubmitResult,
+  type TaskflowConfig,
+  type TaskOutcome,
+  type TaskPage,
+  type TaskQuery,
+  type TaskRecord,
+  type TaskSpec,
+  type TaskState,
+  type TaskStore,
+  type WorkerResult,
+} from "@taskflow/core";
+import type { IndexedHeap } from "@taskflow/shm-heap";
+import { validateSpec } from "./validation.js";
+
+/** A task that has not finished, with its place in the heap. */
+export interface LiveTask {
+  readonly rec: TaskRecord;
+  /** Its id in the task heap. */
+  readonly idx: number;
+  /** Task heap handle while queued, else -1. */
+  handle: number;
+  /** Its task heap key, kept to push it back after parking. */
+  key: number;
+  enqueuedAt: number;
+  /** Set while it waits for a worker that can take it (see Scheduler). */
+  parked: boolean;
+  retryTimer: NodeJS.Timeout | undefined;
+  timeoutTimer: NodeJS.Timeout | undefined;
+}
+
+/** What the PLM asks of the rest of the control plane, wired by the Scheduler. */
+export interface PlmHooks {
+  /** Tasks entered the queue. */
+  queued(): void;
+  /** A task left a worker's hands (finished, cancelled, timed out): free its slot. */
+  released(workerId: string, count: number): void;
+  /** Tell a worker to stop a task it runs. */
+  cancelOnWorker(workerId: string, taskId: string, epoch: number, reason: string): void;
+}
+
+const noHooks: PlmHooks = { queued() {}, released() {}, cancelOnWorker() {} };
+
+@injectable()
+export class ProcessLifecycleManager implements Plm {
+  hooks: PlmHooks = noHooks;
+  private readonly live = new Map<string, LiveTask>();
+  /** Heap id -> live task; ids are recycled through `freeIdx`. */
+  private readonly byIdx: (LiveTask | undefined)[] = [];
+  private readonly freeIdx: number[] = [];
+  private readonly liveByKey = new Map<string, LiveTask>();
+  private readonly watchers = new Map<string, Set<(task: TaskRecord) => void>>();
+  private readonly resultSubscribers = new Map<string, Set<(outcomes: readonly TaskOutcome[]) => void>>();
+  private pendingOutcomes = new Map<string, TaskOutcome[]>();
+  private pendingUpdates = new Map<string, TaskRecord>();
+  private flushScheduled = false;
+  private seq = 0;
+  private readonly stateCounts: Record<TaskState, number> = Object.fromEntries(TASK_STATES.map((s) => [s, 0])) as Record<
+    TaskState,
+    number
+  >;
+  private purgeTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(
+    @inject(TOKENS.Config) private readonly config: TaskflowConfig,
+    @inject(TOKENS.TaskStore) private readonly store: TaskStore,
+    @inject(TOKENS.SchedulingPolicy) private readonly policy: SchedulingPolicy,
+    @inject(TOKENS.TaskHeap) readonly heap: IndexedHeap,
+    @inject(TOKENS.EventBus) private readonly events: EventBus,
+    @inject(TOKENS.Logger) private readonly logger: Logger,
+    @inject(TOKENS.Clock) private readonly clock: Clock,
+  ) {}
+
+  /** Loads the store's unfinished tasks back into the queue (after a restart) and starts housekeeping. */
+  async start(): Promise<void> {
+    this.seq = await this.store.maxSeq();
+    const counts = await this.store.counts();
+    for (const state of TASK_STATES) this.stateCounts[state] = counts[state];
+    const unfinished = await this.store.loadUnfinished();
+    const requeued: TaskRecord[] = [];
+    for (const rec of unfinished) {
+      const live = this.track(rec);
+      if (rec.state !== "queued") {
+        // Its worker may come back and re-adopt it (see adopt); until then it waits in the queue.
+        this.count(rec.state, "queued");
+        rec.state = "queued";
+        rec.waitingReason = "control node restarted; waiting for its worker to reconnect or another worker";
+        requeued.push(rec);
+      }
+      this.enqueue(live);
+    }
+    if (requeued.length) await this.store.update(requeued);
+    if (unfinished.length) {
+      this.logger.info({ tasks: unfinished.length }, "resumed unfinished tasks from the store");
+      this.hooks.queued();
+    }
+    const retention = this.config.control.resultRetentionMs;
+    this.purgeTimer = setInterval(() => void this.purge(retention), Math.min(retention, 60_000));
+    this.purgeTimer.unref();
+  }
+
+  async stop(): Promise<void> {
+    this.closed = true;
+    if (this.purgeTimer) clearInterval(this.purgeTimer);
+    for (const live of this.live.values()) {
+      clearTimeout(live.retryTimer);
+      clearTimeout(live.timeoutTimer);
+    }
+    await this.flushNow();
+  }
+
+  // ---- client-facing -------------------------------------------------------------------------
+
+  async submit(specs: readonly TaskSpec[], clientId: string): Promise<SubmitResult> {
+    if (this.closed) throw new TaskflowError(Code.UNAVAILABLE, "the control node is shutting down");
+    const limits = { maxPayloadBytes: this.config.control.maxPayloadBytes };
+    for (let i = 0; i < specs.length; i++) validateSpec(specs[i]!, limits, specs.length > 1 ? `specs[${i}]` : "spec");
+
+    const ids: string[] = new Array(specs.length);
+    const deduplicated: boolean[] = new Array(specs.length).fill(false);
+    const fresh: TaskRecord[] = [];
+    const seenKeys = new Map<string, number>();
+    for (let i = 0; i < specs.length; i++) {
+      const spec = specs[i]!;
+      if (spec.idempotencyKey) {
+        const existing = this.liveByKey.get(spec.idempotencyKey)?.rec ?? (await this.store.findByIdempotencyKey(spec.idempotencyKey));
+        const earlier = seenKeys.get(spec.idempotencyKey);
+        if (existing || earlier !== undefined) {
+          ids[i] = existing ? existing.id : ids[earlier!]!;
+          deduplicated[i] = true;
+          continue;
+        }
+        seenKeys.set(spec.idempotencyKey, i);
+      }
+      const rec = this.newRecord(spec, clientId);
+      ids[i] = rec.id;
+      fresh.push(rec);
+    }
+    if (fresh.length === 0) return { ids, deduplicated };
+    const free = this.heap.capacity - this.heap.size;
+    if (fresh.length > free) {
+      throw new TaskflowError(
+        Code.RESOURCE_EXHAUSTED,
+        `the task queue is full (${this.heap.size} of ${this.heap.capacity} queued; control.taskHeapCapacity); retry later`,
+        { reason: Reason.HEAP_FULL },
+      );
+    }
+    try {
+      await this.store.insert(fresh);
+    } catch (err) {
+      throw TaskflowError.from(err, Code.UNAVAILABLE);
+    }
+    this.stateCounts.queued += fresh.length;
+    for (const rec of fresh) {
+      const live = this.track(rec);
+      this.enqueue(live);
+      this.emit(rec);
+    }
+    this.hooks.queued();
+    return { ids, deduplicated };
+  }
+
+  async get(taskId: string): Promise<TaskRecord> {
+    const live = this.live.get(taskId);
+    if (live) return live.rec;
+    const rec = await this.store.get(taskId);
+    if (!rec) throw new TaskflowError(Code.NOT_FOUND, `task ${taskId} not found (unknown, or finished longer ago than control.resultRetentionMs)`);
+    return rec;
+  }
+
+  async cancel(taskId: string, reason: string): Promise<TaskRecord> {
+    const rec = await this.get(taskId);
+    if (isFinal(rec.state)) {
+      throw new TaskflowError(Code.FAILED_PRECONDITION, `task ${taskId} already finished (${rec.state}); nothing to cancel`);
+    }
+    const live = this.live.get(taskId)!;
+    const why = reason || "cancelled by request";
+    if (rec.state === "assigned" || rec.state === "running") {
+      this.hooks.cancelOnWorker(rec.workerId, rec.id, rec.epoch, why);
+      this.hooks.released(rec.workerId, 1);
+    }
+    this.finish(live, "cancelled", undefined, why);
+    return rec;
+  }
+
+  async list(query: TaskQuery): Promise<TaskPage> {
+    return this.store.list(query);
+  }
+
+  async watch(taskId: string, listener: (task: TaskRecord) => void): Promise<() => void> {
+    const rec = await this.get(taskId);
+    listener(rec);
+    if (isFinal(rec.state)) return () => {};
+    let set = this.watchers.get(taskId);
+    if (!set) this.watchers.set(taskId, (set = new Set()));
+    set.add(listener);
+    return () => {
+      set.delete(listener);
+      if (set.size === 0) this.watchers.delete(taskId);
+    };
+  }
+
+  subscribeResults(clientId: string, listener: (outcomes: readonly TaskOutcome[]) => void): () => void {
+    let set = this.resultSubscribers.get(clientId);
+    if (!set) this.resultSubscribers.set(clientId, (set = new Set()));
+    set.add(listener);
+    return () => {
+      set.delete(listener);
+      if (set.size === 0) this.resultSubscribers.delete(clientId);
+    };
+  }
+
+  async counts(): Promise<Record<TaskState, number>> {
+    return { ...this.stateCounts };
+  }
+
+  // ---- scheduler-facing ----------------------------------------------------------------------
+
+  /** The live task behind a task heap id, if it is still live. */
+  byHeapId(idx: number): LiveTask | undefined {
+    return this.byIdx[idx];
+  }
+
+  liveTask(taskId: string): LiveTask | undefined {
+    return this.live.get(taskId);
+  }
+
+  /** Live tasks currently held by a worker. */
+  tasksOf(workerId: string): LiveTask[] {
+    const out: LiveTask[] = [];
+    for (const live of this.live.values()) {
+      if (live.rec.workerId === workerId && (live.rec.state === "assigned" || live.rec.state === "running")) out.push(live);
+    }
+    return out;
+  }
+
+  policyView(live: LiveTask): PolicyTask {
+    const rec = live.rec;
+    return {
+      id: rec.id,
+      type: rec.type,
+      priority: rec.priority,
+      seq: rec.seq,
+      attempt: rec.attempt,
+      createdAt: rec.createdAt,
+      enqueuedAt: live.enqueuedAt,
+      requiredLabels: rec.requiredLabels,
+      expectedDurationMs: rec.expectedDurationMs,
+    };
+  }
+
+  /** Records that the scheduler gave a popped task to a worker; returns the new epoch. */
+  assign(live: LiveTask, workerId: string): number {
+    const rec = live.rec;
+    live.handle = -1;
+    live.parked = false;
+    rec.state = "assigned";
+    rec.workerId = workerId;
+    rec.epoch += 1;
+    rec.attempt += 1;
+    rec.assignedAt = this.clock.now();
+    rec.waitingReason = "";
+    rec.attempts.push({ attempt: rec.attempt, epoch: rec.epoch, workerId, startedAt: 0, finishedAt: 0, error: "" });
+    this.count("queued", "assigned");
+    const timeoutMs = rec.timeoutMs || this.config.control.defaultTimeoutMs;
+    if (timeoutMs > 0) {
+      // The worker aborts the handler at the deadline; this is the backstop when it cannot.
+      const epoch = rec.epoch;
+      live.timeoutTimer = setTimeout(() => this.timedOut(live, epoch, timeoutMs), timeoutMs + 1000);
+      live.timeoutTimer.unref();
+    }
+    this.changed(rec);
+    return rec.epoch;
+  }
+
+  /** Puts a popped task aside because no worker can take it now; the reason shows in `get`. */
+  park(live: LiveTask, reason: string): void {
+    live.handle = -1;
+    live.parked = true;
+    if (live.rec.waitingReason !== reason) {
+      live.rec.waitingReason = reason;
+    }
+  }
+
+  /** Puts a parked task back into the heap. */
+  unpark(live: LiveTask): void {
+    if (!live.parked || live.rec.state !== "queued") return;
+    live.parked = false;
+    live.handle = this.heap.push(live.key, live.idx);
+  }
+
+  started(workerId: string, taskId: string, epoch: number): void {
+    const live = this.live.get(taskId);
+    if (!live || live.rec.epoch !== epoch || live.rec.workerId !== workerId || live.rec.state !== "assigned") return;
+    const now = this.clock.now();
+    live.rec.state = "running";
+    live.rec.startedAt = now;
+    const attempt = live.rec.attempts[live.rec.attempts.length - 1];
+    if (attempt) attempt.startedAt = now;
+    this.count("assigned", "running");
+    this.changed(live.rec);
+  }
+
+  completed(workerId: string, results: readonly WorkerResult[]): void {
+    let released = 0;
+    for (const result of results) {
+      const live = this.live.get(result.taskId);
+      const rec = live?.rec;
+      // Fencing: only the current attempt's worker may finish a task.
+      if (!live || !rec || rec.epoch !== result.epoch || rec.workerId !== workerId) {
+        this.logger.debug({ taskId: result.taskId, epoch: result.epoch, workerId }, "dropped a stale result");
+        continue;
+      }
+      if (rec.state !== "assigned" && rec.state !== "running") continue;
+      released++;
+      if (result.ok) {
+        this.finish(live, "succeeded", result.result, "");
+      } else {
+        this.failAttempt(live, result.error || "handler failed");
+      }
+    }
+    if (released) this.hooks.released(workerId, released);
+  }
+
+  /** The task went back to the queue or failed for good. */
+  private failAttempt(live: LiveTask, error: string): void {
+    const rec = live.rec;
+    const maxAttempts = rec.maxAttempts || this.config.control.defaultMaxAttempts;
+    this.closeAttempt(rec, error);
+    if (rec.attempt >= maxAttempts) {
+      this.finish(live, "failed", undefined, error);
+      return;
+    }
+    const delay = backoffMs(rec.attempt);
+    rec.error = error;
+    this.toQueue(live, `retrying after attempt ${rec.attempt} failed: ${error}`, delay);
+  }
+
+  requeueWorkerTasks(workerId: string, reason: string): void {
+    let count = 0;
+    for (const live of this.tasksOf(workerId)) {
+      this.closeAttempt(live.rec, reason);
+      const decision = this.policy.onRequeue?.(this.policyView(live));
+      if (decision?.priority !== undefined && Number.isFinite(decision.priority)) live.rec.priority = decision.priority;
+      const maxAttempts = live.rec.maxAttempts || this.config.control.defaultMaxAttempts;
+      if (live.rec.attempt >= maxAttempts) {
+        this.finish(live, "failed", undefined, `${reason} (after ${live.rec.attempt} attempts)`);
+      } else {
+        this.toQueue(live, `requeued: ${reason}`, 0);
+      }
+      count++;
+    }
+    if (count) this.logger.warn({ workerId, tasks: count, reason }, "requeued a lost worker's tasks");
+  }
+
+  // ---- internals -----------------------------------------------------------------------------
+
+  private newRecord(spec: TaskSpec, clientId: string): TaskRecord {
+    const now = this.clock.now();
+    // Every field spelled out: a spread here makes V8 build slow dictionary-mode objects (~25x slower).
+    return {
+      type: spec.type,
+      payload: spec.payload,
+      priority: spec.priority,
+      requiredLabels: spec.requiredLabels,
+      maxAttempts: spec.maxAttempts,
+      timeoutMs: spec.timeoutMs,
+      idempotencyKey: spec.idempotencyKey,
+      expectedDurationMs: spec.expectedDurationMs,
+      id: randomUUID(),
+      seq: ++this.seq,
+      clientId,
+      state: "queued",
+      attempt: 0,
+      epoch: 0,
+      workerId: "",
+      createdAt: now,
+      assignedAt: 0,
+      startedAt: 0,
+      finishedAt: 0,
+      notBefore: 0,
+      result: undefined,
+      error: "",
+      waitingReason: "",
+      attempts: [],
+    };
+  }
+
+  private track(rec: TaskRecord): LiveTask {
+    const idx = this.freeIdx.length ? this.freeIdx.pop()! : this.byIdx.length;
+    const live: LiveTask = {
+      rec,
+      idx,
+      handle: -1,
+      key: 0,
+      enqueuedAt: 0,
+      parked: false,
+      retryTimer: undefined,
+      timeoutTimer: undefined,
+    };
+    this.byIdx[idx] = live;
+    this.live.set(rec.id, live);
+    if (rec.idempotencyKey) this.liveByKey.set(rec.idempotencyKey, live);
+    return live;
+  }
+
+  private untrack(live: LiveTask): void {
+    this.live.delete(live.rec.id);
+    this.byIdx[live.idx] = undefined;
+    this.freeIdx.push(live.idx);
+    if (live.rec.idempotencyKey && this.liveByKey.get(live.rec.idempotencyKey) === live) {
+      this.liveByKey.delete(live.rec.idempotencyKey);
+    }
+  }
+
+  private enqueue(live: LiveTask): void {
+    live.enqueuedAt = this.clock.now();
+    live.key = this.policy.taskKey(this.policyView(live));
+    live.parked = false;
+    live.handle = this.heap.push(live.key, live.idx);
+  }
+
+  private toQueue(live: LiveTask, reason: string, delayMs: number): void {
+    const rec = live.rec;
+    clearTimeout(live.timeoutTimer);
+    live.timeoutTimer = undefined;
+    this.count(rec.state, "queued");
+    rec.state = "queued";
+    rec.workerId = "";
+    rec.waitingReason = reason;
+    rec.notBefore = delayMs ? this.clock.now() + delayMs : 0;
+    this.changed(rec);
+    if (delayMs > 0) {
+      live.retryTimer = setTimeout(() => {
+        live.retryTimer = undefined;
+        if (rec.state !== "queued" || this.closed) return;
+        rec.notBefore = 0;
+        this.enqueue(live);
+        this.hooks.queued();
+      }, delayMs);
+      live.retryTimer.unref();
+    } else {
+      this.enqueue(live);
+      this.hooks.queued();
+    }
+  }
+
+  private timedOut(live: LiveTask, epoch: number, timeoutMs: number): void {
+    const rec = live.rec;
+    if (rec.epoch !== epoch || (rec.state !== "assigned" && rec.state !== "running")) return;
+    const workerId = rec.workerId;
+    const reason = `timed out after ${timeoutMs} ms`;
+    this.hooks.cancelOnWorker(workerId, rec.id, epoch, reason);
+    this.hooks.released(workerId, 1);
+    this.failAttempt(live, reason);
+  }
+
+  private closeAttempt(rec: TaskRecord, error: string): void {
+    const attempt = rec.attempts[rec.attempts.length - 1];
+    if (attempt && !attempt.finishedAt) {
+      attempt.finishedAt = this.clock.now();
+      attempt.error = error;
+    }
+  }
+
+  private finish(live: LiveTask, state: "succeeded" | "failed" | "cancelled", result: Uint8Array | undefined, error: string): void {
+    const rec = live.rec;
+    if (live.handle >= 0) this.heap.remove(live.handle);
+    live.handle = -1;
+    live.parked = false;
+    clearTimeout(live.retryTimer);
+    clearTimeout(live.timeoutTimer);
+    this.closeAttempt(rec, state === "succeeded" ? "" : error);
+    this.count(rec.state, state);
+    rec.state = state;
+    rec.result = result;
+    rec.error = error;
+    rec.waitingReason = "";
+    rec.finishedAt = this.clock.now();
+    this.untrack(live);
+    this.changed(rec);
+    if (rec.clientId && this.resultSubscribers.has(rec.clientId)) {
+      let batch = this.pendingOutcomes.get(rec.clientId);
+      if (!batch) this.pendingOutcomes.set(rec.clientId, (batch = []));
+      batch.push({ taskId: rec.id, state, result, error, attempt: rec.attempt, workerId: rec.workerId });
+    }
+  }
+
+  private count(from: TaskState, to: TaskState): void {
+    this.stateCounts[from]--;
+    this.stateCounts[to]++;
+  }
+
+  /** A task changed: persist it, tell its watchers, publish an event. Batched per tick. */
+  private changed(rec: TaskRecord): void {
+    this.pendingUpdates.set(rec.id, rec);
+    this.emit(rec);
+    const watchers = this.watchers.get(rec.id);
+    if (watchers) {
+      for (const listener of watchers) listener(rec);
+      if (isFinal(rec.state)) this.watchers.delete(rec.id);
+    }
+    this.scheduleFlush();
+  }
+
+  private emit(rec: TaskRecord): void {
+    if (this.events.hasSubscribers) this.events.publish({ kind: "task", time: this.clock.now(), task: rec });
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => void this.flushNow());
+  }
+
+  /** Writes changed records in one store call, then delivers results: durable before visible. */
+  private async flushNow(): Promise<void> {
+    this.flushScheduled = false;
+    const updates = this.pendingUpdates;
+    const outcomes = this.pendingOutcomes;
+    this.pendingUpdates = new Map();
+    this.pendingOutcomes = new Map();
+    if (updates.size) {
+      try {
+        await this.store.update([...updates.values()]);
+      } catch (err) {
+        this.logger.error({ err }, "the task store failed to save task updates");
+      }
+    }
+    for (const [clientId, batch] of outcomes) {
+      const subscribers = this.resultSubscribers.get(clientId);
+      if (!subscribers) continue;
+      for (const listener of subscribers) listener(batch);
+    }
+  }
+
+  private async purge(retentionMs: number): Promise<void> {
+    try {
+      const removed = await this.store.purgeFinished(this.clock.now() - retentionMs);
+      if (removed) this.logger.debug({ removed }, "purged finished tasks past their retention");
+    } catch (err) {
+      this.logger.error({ err }, "purging finished tasks failed");
+    }
+  }
+}
+
+/** Exponential backoff with full jitter: 100 ms, 200 ms, 400 ms … capped at 30 s. */
+export function backoffMs(attempt: number): number {
+  const ceiling = Math.min(30_000, 100 * 2 ** Math.max(0, attempt - 1));
+  return Math.round(ceiling / 2 + Math.random() * (ceiling / 2));
+}

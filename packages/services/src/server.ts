@@ -1,0 +1,350 @@
+/**
+ * The control node's gRPC server: TaskService, WorkerService and ClusterService over the
+ * generated descriptors, plus grpc.health.v1.Health and server reflection. Every handler
+ * validates its input and answers a precise status; nothing a client sends can crash it.
+ */
+import * as grpc from "@grpc/grpc-js";
+import { toBinary } from "@bufbuild/protobuf";
+import type { DescFile } from "@bufbuild/protobuf";
+import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
+import { ReflectionService } from "@grpc/reflection";
+import { HealthImplementation } from "grpc-health-check";
+import { inject, injectable } from "tsyringe";
+import { Code, TOKENS, TaskflowError, type EventBus, type Logger, type TaskflowConfig, type TaskState } from "@taskflow/core";
+import {
+  ClusterService,
+  TaskService,
+  WorkerService,
+  file_taskflow_v1_cluster_service,
+  file_taskflow_v1_task,
+  file_taskflow_v1_task_service,
+  file_taskflow_v1_worker_service,
+  type SessionRequest,
+  type SessionResponse,
+} from "@taskflow/proto";
+import { addService } from "@taskflow/proto/grpc";
+import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import { coreTaskState, outcomeToWire, specFromWire, taskToWire, wireTaskState, workerToWire } from "./convert.js";
+import { ProcessLifecycleManager } from "./plm.js";
+import { MainScheduler } from "./scheduler.js";
+import { WorkerRegister, type OutgoingAssignment, type WorkerEntry, type WorkerSessionPort } from "./register.js";
+import { invalid, requireId } from "./validation.js";
+
+const MAX_BATCH = 10_000;
+
+/** Converts anything thrown into a grpc-js status error. */
+export function toStatus(err: unknown): Partial<grpc.StatusObject> & { code: grpc.status; details: string } {
+  const e = TaskflowError.from(err);
+  const metadata = new grpc.Metadata();
+  if (e.reason) metadata.set("taskflow-reason", e.reason);
+  return { code: e.code as number as grpc.status, details: e.message, metadata };
+}
+
+function unary<Req, Res>(logger: Logger, fn: (req: Req) => Promise<Res> | Res): grpc.handleUnaryCall<Req, Res> {
+  return (call, callback) => {
+    Promise.resolve()
+      .then(() => fn(call.request))
+      .then(
+        (res) => callback(null, res),
+        (err: unknown) => {
+          const status = toStatus(err);
+          if (status.code === grpc.status.INTERNAL || status.code === grpc.status.UNKNOWN) logger.error({ err }, "request failed");
+          callback(status);
+        },
+      );
+  };
+}
+
+@injectable()
+export class ControlServer {
+  private readonly server: grpc.Server;
+  private readonly health = new HealthImplementation({ "": "NOT_SERVING" });
+  private boundPort = 0;
+
+  constructor(
+    @inject(TOKENS.Config) private readonly config: TaskflowConfig,
+    @inject(TOKENS.Plm) private readonly plm: ProcessLifecycleManager,
+    @inject(TOKENS.Register) private readonly register: WorkerRegister,
+    @inject(TOKENS.Scheduler) private readonly scheduler: MainScheduler,
+    @inject(TOKENS.EventBus) private readonly events: EventBus,
+    @inject(TOKENS.Logger) private readonly logger: Logger,
+  ) {
+    this.server = new grpc.Server({
+      // Payloads may be up to control.maxPayloadBytes, and a batch holds many.
+      "grpc.max_receive_message_length": Math.max(64 * 1024 * 1024, config.control.maxPayloadBytes * 2),
+      "grpc.max_send_message_length": Math.max(64 * 1024 * 1024, config.control.maxPayloadBytes * 2),
+    });
+    this.addTaskService();
+    this.addWorkerService();
+    this.addClusterService();
+    this.health.addToServer(this.server);
+    new ReflectionService(reflectionPackage() as never).addToServer(this.server);
+  }
+
+  /** The bound port (useful with port 0). */
+  get port(): number {
+    return this.boundPort;
+  }
+
+  async listen(): Promise<number> {
+    const { host, port } = this.config.control;
+    const address = host.includes(":") && !host.startsWith("[") ? `[${host}]:${port}` : `${host}:${port}`;
+    this.boundPort = await new Promise<number>((resolve, reject) =>
+      this.server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound))),
+    ).catch((err: Error) => {
+      throw new TaskflowError(Code.UNAVAILABLE, `cannot listen on ${address}: ${err.message}; fix: choose another control.port or stop what uses it`, {
+        cause: err,
+      });
+    });
+    for (const name of ["", TaskService.typeName, WorkerService.typeName, ClusterService.typeName]) this.health.setStatus(name, "SERVING");
+    return this.boundPort;
+  }
+
+  /** Stops accepting calls and waits for open ones up to `graceMs`, then cancels the rest. */
+  async close(graceMs = 2000): Promise<void> {
+    for (const name of ["", TaskService.typeName, WorkerService.typeName, ClusterService.typeName]) this.health.setStatus(name, "NOT_SERVING");
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.server.forceShutdown();
+        resolve();
+      }, graceMs);
+      this.server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  private addTaskService(): void {
+    const { plm, logger } = this;
+    addService(this.server, TaskService, {
+      submitTask: unary(logger, async (req) => {
+        const { ids, deduplicated } = await plm.submit([specFromWire(req.spec)], req.clientId);
+        return { taskId: ids[0]!, deduplicated: deduplicated[0]! };
+      }),
+      submitTasks: unary(logger, async (req) => {
+        checkBatch(req.specs.length);
+        const { ids } = await plm.submit(req.specs.map(specFromWire), req.clientId);
+        return { taskIds: ids };
+      }),
+      submitTaskStream: (call) => {
+        call.on("data", (req) => {
+          Promise.resolve()
+            .then(() => {
+              checkBatch(req.specs.length);
+              return plm.submit(req.specs.map(specFromWire), req.clientId);
+            })
+            .then(
+              ({ ids }) => call.write({ batchId: req.batchId, taskIds: ids }),
+              (err: unknown) => {
+                const status = toStatus(err);
+                call.write({ batchId: req.batchId, errorCode: status.code, errorMessage: status.details });
+              },
+            );
+        });
+        call.on("end", () => call.end());
+        call.on("error", () => {});
+      },
+      getTask: unary(logger, async (req) => {
+        const task = await plm.get(requireId(req.taskId, "task_id"));
+        return { task: taskToWire(task) };
+      }),
+      watchTask: (call) => {
+        const taskId = call.request.taskId;
+        let unsubscribe: (() => void) | undefined;
+        call.on("cancelled", () => unsubscribe?.());
+        Promise.resolve()
+          .then(() =>
+            plm.watch(requireId(taskId, "task_id"), (task) => {
+              call.write({ task: taskToWire(task) });
+              if (task.state === "succeeded" || task.state === "failed" || task.state === "cancelled") {
+                unsubscribe?.();
+                call.end();
+              }
+            }),
+          )
+          .then(
+            (unsub) => {
+              if (call.writable) unsubscribe = unsub;
+              else unsub();
+            },
+            (err: unknown) => call.destroy(toStatus(err) as unknown as Error),
+          );
+      },
+      subscribeResults: (call) => {
+        try {
+          const clientId = requireId(call.request.clientId, "client_id");
+          const unsubscribe = plm.subscribeResults(clientId, (outcomes) => {
+            call.write({ results: outcomes.map(outcomeToWire) });
+          });
+          call.on("cancelled", unsubscribe);
+          call.on("close", unsubscribe);
+          call.write({ results: [] });
+        } catch (err) {
+          call.destroy(toStatus(err) as unknown as Error);
+        }
+      },
+      cancelTask: unary(logger, async (req) => {
+        const task = await plm.cancel(requireId(req.taskId, "task_id"), req.reason);
+        return { task: taskToWire(task) };
+      }),
+      listTasks: unary(logger, async (req) => {
+        if (req.pageSize > 1000) throw invalid(`page_size must be at most 1000, got ${req.pageSize}`);
+        if (req.pageToken && !/^\d+$/.test(req.pageToken)) throw invalid("page_token is not one this server gave out");
+        const states: TaskState[] = [];
+        for (const s of req.states) {
+          const state = coreTaskState(s);
+          if (!state) throw invalid(`states has an unknown task state ${s}`);
+          states.push(state);
+        }
+        const page = await plm.list({
+          states,
+          type: req.type,
+          clientId: req.clientId,
+          pageSize: req.pageSize || 50,
+          pageToken: req.pageToken,
+        });
+        return { tasks: page.tasks.map(taskToWire), nextPageToken: page.nextPageToken, totalSize: BigInt(page.totalSize) };
+      }),
+    });
+  }
+
+  private addWorkerService(): void {
+    addService(this.server, WorkerService, {
+      session: (call) => this.workerSession(call),
+    });
+  }
+
+  private workerSession(call: grpc.ServerDuplexStream<SessionRequest, SessionResponse>): void {
+    const { register, plm, logger, config } = this;
+    let entry: WorkerEntry | undefined;
+    const send = (kind: SessionResponse["kind"]) => {
+      if (call.writable) call.write({ kind } as SessionResponse);
+    };
+    const port: WorkerSessionPort = {
+      assign: (assignments: readonly OutgoingAssignment[]) =>
+        send({ case: "assign", value: { assignments: assignments.map((a) => ({ taskId: a.taskId, epoch: BigInt(a.epoch), type: a.type, payload: a.payload, attempt: a.attempt, timeoutMs: a.timeoutMs })) } as never }),
+      cancel: (tasks, reason) =>
+        send({ case: "cancel", value: { tasks: tasks.map((t) => ({ taskId: t.taskId, epoch: BigInt(t.epoch) })), reason } as never }),
+      drain: () => send({ case: "drain", value: {} as never }),
+      close: () => {
+        if (call.writable) call.end();
+      },
+    };
+    const fail = (message: string) => {
+      call.destroy(toStatus(invalid(message)) as unknown as Error);
+    };
+    call.on("data", (msg: SessionRequest) => {
+      try {
+        if (msg.kind.case === "hello") {
+          const hello = msg.kind.value;
+          if (entry) return fail("hello was already sent on this session");
+          if (!hello.workerId) return fail("hello.worker_id is required");
+          if (hello.slots < 1) return fail("hello.slots must be at least 1");
+          if (hello.taskTypes.length === 0) return fail("hello.task_types must list at least one task type");
+          entry = register.connect(
+            { workerId: hello.workerId, host: hello.host, pid: hello.pid, slots: hello.slots, labels: { ...hello.labels }, taskTypes: hello.taskTypes },
+            port,
+          );
+          send({ case: "welcome", value: { workerId: hello.workerId, heartbeatIntervalMs: config.liveness.heartbeatIntervalMs } as never });
+          // Tasks it still holds but we no longer think are its own are stopped on the worker.
+          const stale = hello.running.filter((r) => {
+            const live = plm.liveTask(r.taskId);
+            return !live || live.rec.workerId !== hello.workerId || BigInt(live.rec.epoch) !== r.epoch;
+          });
+          if (stale.length) port.cancel(stale.map((r) => ({ taskId: r.taskId, epoch: Number(r.epoch) })), "reassigned while disconnected");
+          return;
+        }
+        if (!entry) return fail("the first message of a session must be hello");
+        if (msg.kind.case === "heartbeat") {
+          const hb = msg.kind.value;
+          register.heartbeat(entry);
+          const workerId = entry.record.id;
+          for (const s of hb.started) plm.started(workerId, s.taskId, Number(s.epoch));
+          if (hb.results.length) {
+            plm.completed(
+              workerId,
+              hb.results.map((r) => ({ taskId: r.taskId, epoch: Number(r.epoch), ok: r.ok, result: r.result, error: r.error })),
+            );
+          }
+        }
+      } catch (err) {
+        logger.error({ err }, "worker session message failed");
+      }
+    });
+    const ended = (reason: string) => {
+      if (entry) register.disconnected(entry, port, reason);
+    };
+    call.on("end", () => {
+      ended("worker closed the session");
+      if (call.writable) call.end();
+    });
+    call.on("error", (err) => ended(err.message));
+    call.on("cancelled", () => ended("session cancelled"));
+  }
+
+  private addClusterService(): void {
+    const { plm, register, scheduler, events, logger } = this;
+    addService(this.server, ClusterService, {
+      getClusterState: unary(logger, async () => {
+        const counts = await plm.counts();
+        return {
+          workers: register.workers().map(workerToWire),
+          queued: BigInt(counts.queued),
+          running: BigInt(counts.running + counts.assigned),
+          succeeded: BigInt(counts.succeeded),
+          failed: BigInt(counts.failed),
+          cancelled: BigInt(counts.cancelled),
+          policy: scheduler.policyName,
+        };
+      }),
+      watchEvents: (call) => {
+        const includeTasks = call.request.includeTasks;
+        const unsubscribe = events.subscribe((event) => {
+          if (!call.writable) return;
+          const time = { seconds: BigInt(Math.floor(event.time / 1000)), nanos: (event.time % 1000) * 1e6 };
+          if (event.kind === "worker") {
+            call.write({ time, event: { case: "worker", value: workerToWire(event.worker) } });
+          } else if (includeTasks) {
+            const t = event.task;
+            call.write({
+              time,
+              event: { case: "task", value: { taskId: t.id, state: wireTaskState(t.state), workerId: t.workerId, epoch: BigInt(t.epoch), type: t.type } },
+            });
+          }
+        });
+        call.on("cancelled", unsubscribe);
+        call.on("close", unsubscribe);
+        // Start with the current workers so a watcher has a full picture.
+        for (const w of register.workers()) {
+          const now = Date.now();
+          call.write({ time: { seconds: BigInt(Math.floor(now / 1000)), nanos: 0 }, event: { case: "worker", value: workerToWire(w) } });
+        }
+      },
+      drainWorker: unary(logger, async (req) => {
+        const worker = register.drain(requireId(req.workerId, "worker_id"));
+        return { worker: workerToWire(worker) };
+      }),
+    });
+  }
+}
+
+function checkBatch(n: number): void {
+  if (n === 0) throw invalid("specs must hold at least one task");
+  if (n > MAX_BATCH) throw invalid(`specs holds ${n} tasks; at most ${MAX_BATCH} per call (split it into batches)`);
+}
+
+/** The shape @grpc/reflection reads: services mapped to the encoded files that define them. */
+function reflectionPackage(): Record<string, { fileDescriptorProtos: Buffer[] }> {
+  const files: DescFile[] = [
+    file_google_protobuf_timestamp,
+    file_taskflow_v1_task,
+    file_taskflow_v1_task_service,
+    file_taskflow_v1_worker_service,
+    file_taskflow_v1_cluster_service,
+  ];
+  const encoded = files.map((f) => Buffer.from(toBinary(FileDescriptorProtoSchema, f.proto)));
+  const out: Record<string, { fileDescriptorProtos: Buffer[] }> = {};
+  for (const service of [TaskService, WorkerService, ClusterService]) out[service.typeName] = { fileDescriptorProtos: encoded };
+  return out;
+}

@@ -1,0 +1,48 @@
+/** Input checks shared by every RPC that accepts tasks; each failure is a precise TaskflowError. */
+import { Code, Reason, TaskflowError, type TaskSpec } from "@taskflow/core";
+
+const TYPE_PATTERN = /^[A-Za-z0-9_.:/-]{1,128}$/;
+const INT32_MIN = -(2 ** 31);
+const INT32_MAX = 2 ** 31 - 1;
+
+export interface SpecLimits {
+  maxPayloadBytes: number;
+}
+
+/** Throws INVALID_ARGUMENT or RESOURCE_EXHAUSTED naming the field; `where` says which spec. */
+export function validateSpec(spec: TaskSpec, limits: SpecLimits, where = "spec"): void {
+  if (!spec.type) throw invalid(`${where}.type is required (the name of a handler, such as "echo")`);
+  if (!TYPE_PATTERN.test(spec.type)) {
+    throw invalid(`${where}.type "${truncate(spec.type)}" must be 1-128 characters of letters, digits and _ . : / -`);
+  }
+  if (spec.payload.byteLength > limits.maxPayloadBytes) {
+    throw new TaskflowError(
+      Code.RESOURCE_EXHAUSTED,
+      `${where}.payload is ${spec.payload.byteLength} bytes, over the limit of ${limits.maxPayloadBytes} (control.maxPayloadBytes)`,
+      { reason: Reason.PAYLOAD_TOO_LARGE },
+    );
+  }
+  if (!Number.isInteger(spec.priority) || spec.priority < INT32_MIN || spec.priority > INT32_MAX) {
+    throw invalid(`${where}.priority must be a 32-bit integer`);
+  }
+  if (spec.maxAttempts > 100) throw invalid(`${where}.max_attempts must be at most 100, got ${spec.maxAttempts}`);
+  if (spec.idempotencyKey.length > 256) throw invalid(`${where}.idempotency_key must be at most 256 characters`);
+  for (const [key, value] of Object.entries(spec.requiredLabels)) {
+    if (!key) throw invalid(`${where}.required_labels has an empty key`);
+    if (key.length > 128 || value.length > 256) throw invalid(`${where}.required_labels "${truncate(key)}" is too long`);
+  }
+}
+
+export function requireId(value: string, field: string): string {
+  if (!value) throw invalid(`${field} is required`);
+  if (value.length > 200) throw invalid(`${field} is too long`);
+  return value;
+}
+
+export function invalid(message: string): TaskflowError {
+  return new TaskflowError(Code.INVALID_ARGUMENT, message);
+}
+
+function truncate(s: string): string {
+  return s.length > 40 ? `${s.slice(0, 40)}…` : s;
+}
