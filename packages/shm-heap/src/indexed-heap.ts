@@ -6,6 +6,7 @@ import {
   LAYOUT_VERSION,
   MAGIC,
   MAX_CAPACITY,
+  MUTEX_OFFSET,
   STATE_READY,
   makeViews,
   regionBytes,
@@ -306,11 +307,13 @@ export class IndexedHeap {
     const slot = this.slotOf(handle);
     if (slot < 0) return false;
     this.lock();
-    if (!this.liveLocked(handle, slot)) {
+    // Read the position once: the test-only unlocked mode must not turn a racing -1 into an endless sift.
+    const i = this.pos[slot]!;
+    if (i < 0 || this.gen[slot]! !== (handle - slot) / SLOT_SPAN) {
       this.unlock();
       return false;
     }
-    this.removeAt(this.pos[slot]!, slot);
+    this.removeAt(i, slot);
     this.unlock();
     return true;
   }
@@ -321,13 +324,13 @@ export class IndexedHeap {
     const slot = this.slotOf(handle);
     if (slot < 0) return false;
     this.lock();
-    if (!this.liveLocked(handle, slot)) {
+    const i = this.pos[slot]!;
+    if (i < 0 || this.gen[slot]! !== (handle - slot) / SLOT_SPAN) {
       this.unlock();
       return false;
     }
     const old = this.key[slot]!;
     this.key[slot] = newKey;
-    const i = this.pos[slot]!;
     if (newKey < old) this.siftUp(i, slot, newKey, this.seq[slot]!);
     else if (newKey > old) this.siftDown(i, slot, newKey, this.seq[slot]!);
     this.unlock();
@@ -473,6 +476,16 @@ export class IndexedHeap {
   }
 
   /**
+   * @internal Thread id of the process that holds the robust mutex now, 0 when free (backing
+   * "shm" on Linux/glibc, where the mutex's first word is the owner's tid). Tests use it to
+   * kill a process while it holds the lock.
+   */
+  lockOwner(): number {
+    if (this.mapping === null) return 0;
+    return Atomics.load(this.h, MUTEX_OFFSET / 4) & 0x3fffffff;
+  }
+
+  /**
    * @internal Checks every heap invariant; returns a description of the first broken one, or
    * null. For tests and diagnostics.
    */
@@ -571,7 +584,7 @@ export class IndexedHeap {
   private popLocked(): number {
     const h = this.h;
     const n = h[H.SIZE]!;
-    if (n === 0) return -1;
+    if (n <= 0) return -1;
     const slot = this.heap[0]!;
     const id = this.ids[slot]!;
     this.lastKey = this.key[slot]!;
