@@ -2,18 +2,20 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { storeConformance } from "@taskflow/core/testing";
-import { SqliteTaskStore } from "./index.js";
+import { SqliteTaskStore, type SqliteTaskStoreOptions } from "./index.js";
 
 const freshPath = () => join(mkdtempSync(join(tmpdir(), "taskflow-sqlite-")), "tasks.db");
 
-storeConformance("SqliteTaskStore", {
-  makeStore: () => new SqliteTaskStore({ path: freshPath() }),
-  reopen: (closed) => new SqliteTaskStore({ path: closed.path }),
-  dispose: (store) => rmSync(dirname(store.path), { recursive: true, force: true }),
-});
+const configurations: { name: string; options: Omit<SqliteTaskStoreOptions, "path"> }[] = [
+  { name: "SqliteTaskStore (defaults: writer thread, synchronous normal)", options: {} },
+  { name: "SqliteTaskStore (inline writer)", options: { writer: "inline" } },
+  { name: "SqliteTaskStore (synchronous full, 2 ms group commit)", options: { synchronous: "full", groupCommitMaxDelayMs: 2 } },
+];
 
-storeConformance("SqliteTaskStore (synchronous full, 2 ms group commit)", {
-  makeStore: () => new SqliteTaskStore({ path: freshPath(), synchronous: "full", groupCommitMaxDelayMs: 2 }),
-  reopen: (closed) => new SqliteTaskStore({ path: closed.path, synchronous: "full", groupCommitMaxDelayMs: 2 }),
-  dispose: (store) => rmSync(dirname(store.path), { recursive: true, force: true }),
-});
+for (const { name, options } of configurations) {
+  storeConformance(name, {
+    makeStore: () => new SqliteTaskStore({ path: freshPath(), ...options }),
+    reopen: (closed) => new SqliteTaskStore({ path: closed.path, ...options }),
+    dispose: (store) => rmSync(dirname(store.path), { recursive: true, force: true }),
+  });
+}

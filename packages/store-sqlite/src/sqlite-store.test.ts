@@ -2,6 +2,8 @@ import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
 import { after, before, describe, it } from "node:test";
 import Database from "better-sqlite3";
 import { Code, Reason, TaskflowError } from "@taskflow/core";
@@ -101,16 +103,67 @@ describe("SqliteTaskStore", () => {
   });
 
   describe("group commit", () => {
-    it("commits the writes of one tick in one transaction, resolving each after it", async () => {
+    for (const writer of ["thread", "inline"] as const) {
+      it(`commits the writes of one tick in one transaction, resolving each after it (${writer} writer)`, async () => {
+        const store = await opened({ writer });
+        try {
+          const records = Array.from({ length: 100 }, () => makeTaskRecord());
+          await Promise.all([...records.map((r) => store.insert([r])), store.update([{ ...records[0]!, state: "running" }])]);
+          assert.deepEqual(store.stats(), { commits: 1, writeCalls: 101, rows: 101 });
+          assert.equal((await store.get(records[0]!.id))?.state, "running");
+        } finally {
+          await store.close();
+        }
+      });
+    }
+
+    it("gathers the writes made while a group commits into the next group", async () => {
       const store = await opened();
       try {
-        const records = Array.from({ length: 100 }, () => makeTaskRecord());
-        await Promise.all([...records.map((r) => store.insert([r])), store.update([{ ...records[0]!, state: "running" }])]);
-        assert.deepEqual(store.stats(), { commits: 1, writeCalls: 101, rows: 101 });
-        assert.equal((await store.get(records[0]!.id))?.state, "running");
+        const first = store.insert([makeTaskRecord()]);
+        // Let the first group leave for the writer thread, then write more while it commits.
+        await new Promise((resolve) => setImmediate(resolve));
+        const more = Array.from({ length: 50 }, () => store.insert([makeTaskRecord()]));
+        await Promise.all([first, ...more]);
+        assert.equal(store.stats().commits, 2);
+        assert.equal((await store.list({})).totalSize, 51);
       } finally {
         await store.close();
       }
+    });
+
+    it("stores the bytes as they were at the call", async () => {
+      const store = await opened();
+      try {
+        const task = makeTaskRecord({ payload: new Uint8Array([1, 2, 3]) });
+        const written = store.insert([task]);
+        task.payload[0] = 9;
+        await written;
+        assert.deepEqual([...(await store.get(task.id))!.payload], [1, 2, 3]);
+      } finally {
+        await store.close();
+      }
+    });
+
+    it("lets a process that awaits a write get its acknowledgement, and exit when idle without close", async () => {
+      const dir = mkdtempSync(join(root, "exit-"));
+      const index = new URL("./index.js", import.meta.url).href;
+      const script = `
+        import { SqliteTaskStore } from ${JSON.stringify(index)};
+        const store = new SqliteTaskStore({ path: ${JSON.stringify(join(dir, "t.db"))} });
+        await store.open();
+        await store.insert([${JSON.stringify({ ...makeTaskRecord(), payload: undefined })}].map((t) => ({ ...t, payload: new Uint8Array(1) })));
+        console.log("acked", await store.maxSeq());
+      `;
+      const child = spawn(process.execPath, ["--input-type=module", "-e", script], { stdio: ["ignore", "pipe", "inherit"] });
+      let out = "";
+      child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+      const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+      const [code, signal] = (await once(child, "exit")) as [number | null, string | null];
+      clearTimeout(timer);
+      assert.equal(signal, null, "exited by itself, not killed after 10 s");
+      assert.equal(code, 0);
+      assert.match(out, /^acked \d+/);
     });
 
     it("gathers writes across ticks within groupCommitMaxDelayMs", async () => {

@@ -1,0 +1,137 @@
+/** How a TaskRecord maps onto the `tasks` and `task_payloads` tables, both ways. */
+import { TASK_STATES, isFinal, type AttemptRecord, type TaskRecord, type TaskState } from "@taskflow/core";
+
+const sqlList = (states: readonly string[]) => `(${states.map((s) => `'${s}'`).join(", ")})`;
+export const FINAL_STATES_SQL = sqlList(TASK_STATES.filter(isFinal));
+export const UNFINISHED_STATES_SQL = sqlList(TASK_STATES.filter((s) => !isFinal(s)));
+
+/** The columns of `tasks`, inserted in this order. */
+export const TASK_COLUMNS =
+  "seq, id, state, type, client_id, idempotency_key, priority, max_attempts, timeout_ms, expected_duration_ms, " +
+  "attempt, epoch, worker_id, created_at, assigned_at, started_at, finished_at, not_before, error, waiting_reason, " +
+  "required_labels, attempts, result";
+
+/** Selected in this order everywhere, read back by position (raw rows are cheaper than objects). */
+export const SELECT_COLUMNS =
+  TASK_COLUMNS.split(", ")
+    .map((c) => `t.${c}`)
+    .join(", ") + ", p.payload";
+export const FROM = "tasks t JOIN task_payloads p ON p.seq = t.seq";
+
+/** Index of `result` in {@link insertParams}. */
+export const INSERT_RESULT = 22;
+
+/** Bound positionally, in the order of {@link TASK_COLUMNS}. */
+export function insertParams(t: TaskRecord): unknown[] {
+  return [
+    t.seq,
+    t.id,
+    t.state,
+    t.type,
+    t.clientId,
+    t.idempotencyKey,
+    t.priority,
+    t.maxAttempts,
+    t.timeoutMs,
+    t.expectedDurationMs,
+    t.attempt,
+    t.epoch,
+    t.workerId,
+    t.createdAt,
+    t.assignedAt,
+    t.startedAt,
+    t.finishedAt,
+    t.notBefore,
+    t.error,
+    t.waitingReason,
+    JSON.stringify(t.requiredLabels),
+    JSON.stringify(t.attempts),
+    t.result === undefined ? null : ownCopy(t.result),
+  ];
+}
+
+/**
+ * An update rewrites what can change after submission. The identity and submission fields
+ * (`seq`, `type`, `clientId`, `idempotencyKey`, `createdAt`, `payload`) are left out on purpose:
+ * they never change, and SQLite skips maintaining an index whose columns an UPDATE does not set,
+ * so leaving out `type` and `client_id` keeps their indexes untouched on the hottest path.
+ */
+export const UPDATE_SQL =
+  "UPDATE tasks SET state = ?, priority = ?, max_attempts = ?, timeout_ms = ?, expected_duration_ms = ?, attempt = ?, " +
+  "epoch = ?, worker_id = ?, assigned_at = ?, started_at = ?, finished_at = ?, not_before = ?, error = ?, " +
+  "waiting_reason = ?, required_labels = ?, attempts = ?, result = ? " +
+  // The seq finds the row through the table's own b-tree, one search fewer than by id; the id
+  // makes sure it is the same task.
+  "WHERE seq = ? AND id = ?";
+
+/** Index of `result` in {@link updateParams}. */
+export const UPDATE_RESULT = 16;
+
+export function updateParams(t: TaskRecord): unknown[] {
+  return [
+    t.state,
+    t.priority,
+    t.maxAttempts,
+    t.timeoutMs,
+    t.expectedDurationMs,
+    t.attempt,
+    t.epoch,
+    t.workerId,
+    t.assignedAt,
+    t.startedAt,
+    t.finishedAt,
+    t.notBefore,
+    t.error,
+    t.waitingReason,
+    JSON.stringify(t.requiredLabels),
+    JSON.stringify(t.attempts),
+    t.result === undefined ? null : ownCopy(t.result),
+    t.seq,
+    t.id,
+  ];
+}
+
+/**
+ * A copy of the bytes in a buffer of their own: the write then stores the bytes as they were at
+ * the call, and the copy can be transferred to the writer thread without dragging along a larger
+ * buffer the caller's array may be a view of (a decoded gRPC frame, Node's Buffer pool).
+ */
+export function ownCopy(bytes: Uint8Array): Uint8Array {
+  return new Uint8Array(bytes);
+}
+
+/** A Buffer from SQLite as a plain Uint8Array over the same memory (no copy). */
+function bytes(value: Buffer): Uint8Array {
+  return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+}
+
+/** A row selected with {@link SELECT_COLUMNS}, back into a record. */
+export function toRecord(row: unknown[]): TaskRecord {
+  const result = row[22] as Buffer | null;
+  return {
+    seq: row[0] as number,
+    id: row[1] as string,
+    state: row[2] as TaskState,
+    type: row[3] as string,
+    clientId: row[4] as string,
+    idempotencyKey: row[5] as string,
+    priority: row[6] as number,
+    maxAttempts: row[7] as number,
+    timeoutMs: row[8] as number,
+    expectedDurationMs: row[9] as number,
+    attempt: row[10] as number,
+    epoch: row[11] as number,
+    workerId: row[12] as string,
+    createdAt: row[13] as number,
+    assignedAt: row[14] as number,
+    startedAt: row[15] as number,
+    finishedAt: row[16] as number,
+    notBefore: row[17] as number,
+    error: row[18] as string,
+    waitingReason: row[19] as string,
+    requiredLabels: JSON.parse(row[20] as string) as Record<string, string>,
+    attempts: JSON.parse(row[21] as string) as AttemptRecord[],
+    payload: bytes(row[23] as Buffer),
+    result: result === null ? undefined : bytes(result),
+  };
+}
