@@ -6,17 +6,19 @@
  * - `batch`: one call carries 1000 records (a PLM flushing a batch);
  * - `perTask`: one call per record, 1000 calls in the same tick (a PLM writing through on every
  *   event), which group commit turns into one transaction.
- * Options: `--tasks N` (default 50000), `--payload BYTES` (default 64).
+ * Every shape runs with both writers (`thread`, `inline`) and both `synchronous` settings.
+ * Options: `--tasks N` (default 30000), `--payload BYTES` (default 64).
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import type { TaskRecord } from "@taskflow/core";
 import { SqliteTaskStore, type SqliteTaskStoreOptions } from "./index.js";
 
 const { values } = parseArgs({
-  options: { tasks: { type: "string", default: "50000" }, payload: { type: "string", default: "64" } },
+  options: { tasks: { type: "string", default: "30000" }, payload: { type: "string", default: "64" } },
 });
 const TASKS = Number(values.tasks);
 const PAYLOAD = Number(values.payload);
@@ -69,20 +71,27 @@ function lifecycle(t: TaskRecord): TaskRecord[] {
 interface Phase {
   rowsPerSec: number;
   ms: number;
-  /**
-   * CPU time (user + system) per row, in µs: steadier than wall time on a shared machine, and
-   * what the store takes from the control node's event loop.
-   */
+  /** CPU time (user + system, all threads) per row, in µs: steadier than wall time on a shared machine. */
   cpuUsPerRow: number;
+  /** Time the main thread's event loop was busy per row, in µs: what the store takes from the control node's loop. */
+  loopUsPerRow: number;
 }
 
 async function timed(rows: number, fn: () => Promise<void>): Promise<Phase> {
   const start = process.hrtime.bigint();
   const cpu = process.cpuUsage();
+  const elu = performance.eventLoopUtilization();
   await fn();
+  const loop = performance.eventLoopUtilization(elu);
   const used = process.cpuUsage(cpu);
   const ms = Number(process.hrtime.bigint() - start) / 1e6;
-  return { rowsPerSec: Math.round(rows / (ms / 1000)), ms: Math.round(ms), cpuUsPerRow: Math.round(((used.user + used.system) / rows) * 10) / 10 };
+  const perRow = (us: number) => Math.round((us / rows) * 10) / 10;
+  return {
+    rowsPerSec: Math.round(rows / (ms / 1000)),
+    ms: Math.round(ms),
+    cpuUsPerRow: perRow(used.user + used.system),
+    loopUsPerRow: perRow(loop.active * 1000),
+  };
 }
 
 async function run(shape: "batch" | "perTask", options: Omit<SqliteTaskStoreOptions, "path">) {
@@ -110,6 +119,7 @@ async function run(shape: "batch" | "perTask", options: Omit<SqliteTaskStoreOpti
     });
     return {
       shape,
+      writer: options.writer ?? "thread",
       synchronous: options.synchronous ?? "normal",
       insert,
       update,
@@ -125,7 +135,9 @@ async function run(shape: "batch" | "perTask", options: Omit<SqliteTaskStoreOpti
 }
 
 const results = [];
-for (const synchronous of ["normal", "full"] as const) {
-  for (const shape of ["batch", "perTask"] as const) results.push(await run(shape, { synchronous }));
+for (const writer of ["thread", "inline"] as const) {
+  for (const synchronous of ["normal", "full"] as const) {
+    for (const shape of ["batch", "perTask"] as const) results.push(await run(shape, { synchronous, writer }));
+  }
 }
 console.log(JSON.stringify({ tasks: TASKS, payloadBytes: PAYLOAD, batch: BATCH, node: process.version, results }, null, 2));

@@ -11,7 +11,17 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import type Database from "better-sqlite3";
 import { Code, Reason, TASK_STATES, TaskflowError, type TaskCounts, type TaskPage, type TaskQuery, type TaskRecord, type TaskState, type TaskStore } from "@taskflow/core";
-import { FROM, SELECT_COLUMNS, UNFINISHED_STATES_SQL, insertParams, ownCopy, toRecord, updateParams } from "./columns.js";
+import {
+  FROM,
+  INSERT_RESULT,
+  SELECT_COLUMNS,
+  UNFINISHED_STATES_SQL,
+  UPDATE_RESULT,
+  insertParams,
+  packBytes,
+  toRecord,
+  updateParams,
+} from "./columns.js";
 import { openConnection } from "./connection.js";
 import { migrate } from "./schema.js";
 import { notOpen, toStoreError } from "./sqlite-errors.js";
@@ -305,8 +315,9 @@ export class SqliteTaskStore implements TaskStore {
     let call: WriteCall;
     try {
       call = insert
-        ? { insert, rows: tasks.map(insertParams), payloads: tasks.map((t) => ownCopy(t.payload)) }
+        ? { insert, rows: tasks.map(insertParams), payloads: tasks.map((t) => t.payload) }
         : { insert, rows: tasks.map(updateParams), payloads: null };
+      packBytes(call.rows, insert ? INSERT_RESULT : UPDATE_RESULT, call.payloads);
     } catch (err) {
       return Promise.reject(toStoreError(err, insert ? "insert" : "update"));
     }

@@ -128,17 +128,18 @@ export class ThreadWriter implements Writer {
   }
 
   commitGroup(calls: WriteCall[]): Promise<GroupResult> {
-    // The bytes are our own copies (see ownCopy): hand them over instead of copying them again.
-    const transfer: ArrayBuffer[] = [];
+    // The bytes are our own copies, one buffer per call (see packBytes): hand them over instead
+    // of copying them again.
+    const transfer = new Set<ArrayBuffer>();
     for (const call of calls) {
       const resultAt = call.insert ? INSERT_RESULT : UPDATE_RESULT;
       for (const row of call.rows) {
         const result = row[resultAt];
-        if (result instanceof Uint8Array) transfer.push(result.buffer as ArrayBuffer);
+        if (result instanceof Uint8Array) transfer.add(result.buffer as ArrayBuffer);
       }
-      if (call.payloads) for (const payload of call.payloads) transfer.push(payload.buffer as ArrayBuffer);
+      if (call.payloads) for (const payload of call.payloads) transfer.add(payload.buffer as ArrayBuffer);
     }
-    return this.request({ kind: "commit", id: this.nextId++, calls }, transfer) as Promise<GroupResult>;
+    return this.request({ kind: "commit", id: this.nextId++, calls }, [...transfer]) as Promise<GroupResult>;
   }
 
   purge(beforeMs: number): Promise<number> {
