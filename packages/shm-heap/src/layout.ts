@@ -22,7 +22,7 @@ export const H = {
   CAPACITY: 2,
   /** 0 blank, 1 being initialised, 2 ready. Attachers wait (bounded) for 2. */
   STATE: 3,
-  /** JS mutex word for the sab backing: 0 free, 1 locked, 2 locked with waiters. */
+  /** JS mutex word for the sab backing: 0 free, 1 locked. */
   LOCK: 4,
   SIZE: 5,
   /** First free slot, -1 when none. */
@@ -37,6 +37,10 @@ export const H = {
   CREATOR_PID: 10,
   /** Times a dead lock owner's heap was repaired. */
   REPAIRS: 11,
+  /** Threads asleep on LOCK: unlock notifies only when this is non-zero. */
+  LOCK_SLEEPERS: 12,
+  /** 1 while a thread woken from LOCK has not run yet: unlockers then skip the notify. */
+  LOCK_WAKING: 13,
 } as const;
 
 /** Float64 index of the FIFO sequence counter in the header (byte 64). */
