@@ -2,7 +2,7 @@
  * The process the crash test kills: it writes tasks through SqliteTaskStore as fast as it can
  * and prints a line for every acknowledged write, so the test knows what must survive.
  *
- *   node crash-child.js <db path> <normal|full>
+ *   node crash-child.js <db path> <normal|full> <thread|inline>
  *
  * Prints `ready <maxSeq>` once open, then `ins <firstSeq> <count>` when an insert resolved and
  * `upd <firstSeq> <count>` when the update that marks those tasks running resolved. Writes to a
@@ -11,9 +11,9 @@
 import type { TaskRecord } from "@taskflow/core";
 import { SqliteTaskStore } from "./index.js";
 
-const [path, synchronous] = process.argv.slice(2);
-if (!path || (synchronous !== "normal" && synchronous !== "full")) {
-  console.error("usage: crash-child.js <db path> <normal|full>");
+const [path, synchronous, writer] = process.argv.slice(2);
+if (!path || (synchronous !== "normal" && synchronous !== "full") || (writer !== "thread" && writer !== "inline")) {
+  console.error("usage: crash-child.js <db path> <normal|full> <thread|inline>");
   process.exit(2);
 }
 
@@ -51,7 +51,7 @@ function record(seq: number): TaskRecord {
   };
 }
 
-const store = new SqliteTaskStore({ path, synchronous });
+const store = new SqliteTaskStore({ path, synchronous, writer });
 await store.open();
 let next = (await store.maxSeq()) + 1;
 process.stdout.write(`ready ${next - 1}\n`);

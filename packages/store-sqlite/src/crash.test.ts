@@ -21,9 +21,9 @@ interface Acked {
  * Runs the child until it has acknowledged at least `minInserts` tasks plus a random extra
  * moment, then SIGKILLs it in the middle of its writes.
  */
-async function runAndKill(path: string, synchronous: string, minInserts: number): Promise<Acked> {
+async function runAndKill(path: string, synchronous: string, writer: string, minInserts: number): Promise<Acked> {
   const acked: Acked = { inserted: new Set(), updated: new Set(), readyAt: -1 };
-  const child: ChildProcess = spawn(process.execPath, [CHILD, path, synchronous], { stdio: ["ignore", "pipe", "pipe"] });
+  const child: ChildProcess = spawn(process.execPath, [CHILD, path, synchronous, writer], { stdio: ["ignore", "pipe", "pipe"] });
   let stderr = "";
   child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
   try {
@@ -88,14 +88,18 @@ async function verify(path: string, acked: Acked, previouslyAcked: Set<number>):
 }
 
 describe("SqliteTaskStore under kill -9", () => {
-  for (const synchronous of ["normal", "full"]) {
-    it(`keeps every acknowledged write (synchronous ${synchronous}, three kills)`, async () => {
+  for (const [synchronous, writer] of [
+    ["normal", "thread"],
+    ["full", "thread"],
+    ["normal", "inline"],
+  ] as const) {
+    it(`keeps every acknowledged write (synchronous ${synchronous}, ${writer} writer, three kills)`, async () => {
       const dir = mkdtempSync(join(tmpdir(), "taskflow-sqlite-crash-"));
       try {
         const path = join(dir, "tasks.db");
         const survived = new Set<number>();
         for (let round = 0; round < 3; round++) {
-          const acked = await runAndKill(path, synchronous, 2_000);
+          const acked = await runAndKill(path, synchronous, writer, 2_000);
           assert.ok(acked.inserted.size >= 2_000, "the child got work done before the kill");
           // The restarted child continued after the highest seq stored: nothing acknowledged
           // before was overwritten or reused.

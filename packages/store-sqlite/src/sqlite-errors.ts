@@ -22,6 +22,8 @@ export function toStoreError(err: unknown, doing: string): TaskflowError {
 }
 
 function codeFor(sqliteCode: string): Code {
+  // The writer thread died (see writer.ts); a restarted store gets a new one.
+  if (sqliteCode === "TASKFLOW_SQLITE_WRITER_GONE") return Code.UNAVAILABLE;
   if (sqliteCode === "SQLITE_CONSTRAINT_PRIMARYKEY" || sqliteCode === "SQLITE_CONSTRAINT_UNIQUE") return Code.ALREADY_EXISTS;
   if (DATA_LOSS_PREFIXES.some((p) => sqliteCode.startsWith(p))) return Code.DATA_LOSS;
   if (UNAVAILABLE_PREFIXES.some((p) => sqliteCode.startsWith(p))) return Code.UNAVAILABLE;

@@ -233,6 +233,23 @@ describe("SqliteTaskStore", () => {
     });
   });
 
+  describe("writer thread", () => {
+    it("fails writes with UNAVAILABLE once the thread is gone, and still closes", async () => {
+      const store = await opened();
+      try {
+        await store.insert([makeTaskRecord()]);
+        // Reach in to simulate the thread dying (an out-of-memory kill of the thread, a native crash).
+        const writer = (store as unknown as { writer: { worker: { terminate(): Promise<number> } } }).writer;
+        await writer.worker.terminate();
+        await rejectsWith(store.insert([makeTaskRecord()]), Code.UNAVAILABLE);
+        await rejectsWith(store.purgeFinished(Date.now()), Code.UNAVAILABLE);
+        assert.equal((await store.list({})).totalSize, 1, "reads still work");
+      } finally {
+        await store.close();
+      }
+    });
+  });
+
   describe("update", () => {
     it("skips a task that is not stored", async () => {
       const store = await opened();

@@ -15,6 +15,9 @@ export interface Writer {
   close(): Promise<void>;
 }
 
+/** The code of the failure reported once the writer thread is gone. */
+export const WRITER_GONE = "TASKFLOW_SQLITE_WRITER_GONE";
+
 /** Thrown for a failure outside any one call (the thread died, a purge failed). */
 export class WriterError extends Error {
   constructor(readonly failure: WriteFailure) {
@@ -100,7 +103,7 @@ export class ThreadWriter implements Writer {
     });
     worker.on("error", (err) => this.fail(failure(err)));
     worker.on("exit", (code) => {
-      if (!this.closing) this.fail({ code: "", message: `the writer thread exited unexpectedly (code ${code})` });
+      if (!this.closing) this.fail({ code: WRITER_GONE, message: `the writer thread exited unexpectedly (code ${code})` });
     });
   }
 
