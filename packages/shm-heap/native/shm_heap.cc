@@ -1,8 +1,6 @@
-// Native half of @taskflow/shm-heap: POSIX shared memory segments, a robust process-shared
-// mutex and shared futex wait/wake. Only src/native.ts loads this; keep the surface small.
-//
-// Written against the C N-API (not node-addon-api's C++ wrappers) because lock/unlock run on
-// every heap operation and every nanosecond of call overhead shows in the throughput.
+// Native half of @taskflow/shm-heap: POSIX shared memory segments, robust process-shared
+// mutexes (liveness slots) and shared futex wait/wake. Only src/native.ts loads this; keep the
+// surface small. Written against the C N-API: no C++ wrapper layer on calls made per wait/wake.
 
 #include <node_api.h>
 
@@ -26,11 +24,16 @@
 namespace {
 
 // Must match src/layout.ts.
-constexpr size_t kHeaderBytes = 256;
-constexpr size_t kMutexOffset = 128;
-constexpr size_t kMutexBytes = 64;
 constexpr size_t kStateOffset = 3 * 4;
-static_assert(sizeof(pthread_mutex_t) <= kMutexBytes, "pthread_mutex_t does not fit the header");
+// Liveness slots: one robust process-shared mutex per attached thread, held for as long as
+// that thread is attached. The kernel marks it "owner died" when the thread or its process
+// dies, which is how a waiter learns that the heap lock's owner is gone.
+constexpr size_t kSlotsOffset = 256;
+constexpr int kSlots = 64;
+constexpr size_t kSlotBytes = 64;
+constexpr size_t kSlotPidOffset = 48;
+constexpr size_t kMinBytes = kSlotsOffset + kSlots * kSlotBytes;
+static_assert(sizeof(pthread_mutex_t) <= kSlotPidOffset, "pthread_mutex_t does not fit a slot");
 
 struct Mapping {
   dev_t dev;
@@ -44,7 +47,8 @@ struct Mapping {
 std::mutex g_table_mutex;
 std::vector<Mapping*> g_table;
 
-pthread_mutex_t* MutexOf(Mapping* m) { return reinterpret_cast<pthread_mutex_t*>(m->base + kMutexOffset); }
+pthread_mutex_t* SlotMutex(Mapping* m, int slot) { return reinterpret_cast<pthread_mutex_t*>(m->base + kSlotsOffset + slot * kSlotBytes); }
+int32_t* SlotPid(Mapping* m, int slot) { return reinterpret_cast<int32_t*>(m->base + kSlotsOffset + slot * kSlotBytes + kSlotPidOffset); }
 
 napi_value Throw(napi_env env, const char* code, const std::string& message) {
   napi_value msg, err, code_value;
@@ -102,12 +106,6 @@ int FutexWake(int32_t* addr, int32_t count) {
   return r < 0 ? 0 : static_cast<int>(r);
 }
 
-Mapping* MappingFromData(napi_env env, napi_callback_info info, size_t* argc, napi_value* argv) {
-  void* data = nullptr;
-  napi_get_cb_info(env, info, argc, argv, nullptr, &data);
-  return static_cast<Mapping*>(data);
-}
-
 Mapping* MappingAt(napi_env env, napi_value v) {
   int32_t index = -1;
   napi_get_value_int32(env, v, &index);
@@ -116,35 +114,66 @@ Mapping* MappingAt(napi_env env, napi_value v) {
   return g_table[index];
 }
 
-// The hot path uses per-mapping closures (the mapping as function data): no argument parsing
-// and no table lookup under a process lock.
-napi_value FastLock(napi_env env, napi_callback_info info) {
-  size_t argc = 0;
-  Mapping* m = MappingFromData(env, info, &argc, nullptr);
-  int r = pthread_mutex_lock(MutexOf(m));
-  if (r == 0) return nullptr;  // undefined
-  if (r != EOWNERDEAD) return ThrowErrno(env, "pthread_mutex_lock", r);
-  napi_value out;
-  napi_create_int32(env, 1, &out);
-  return out;
+bool SlotArgs(napi_env env, napi_callback_info info, Mapping** m, int32_t* slot) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  if (argc < 2) return false;
+  *m = MappingAt(env, argv[0]);
+  if (*m == nullptr) return false;
+  napi_get_value_int32(env, argv[1], slot);
+  return *slot >= 0 && *slot < kSlots;
 }
 
-napi_value FastUnlock(napi_env env, napi_callback_info info) {
-  size_t argc = 0;
-  Mapping* m = MappingFromData(env, info, &argc, nullptr);
-  int r = pthread_mutex_unlock(MutexOf(m));
-  if (r != 0) return ThrowErrno(env, "pthread_mutex_unlock", r);
-  return nullptr;
-}
-
-napi_value Consistent(napi_env env, napi_callback_info info) {
+// claimSlot(index) -> slot, or -1 when all are taken. The calling thread then holds the slot's
+// robust mutex until releaseSlot (or until it dies, which the kernel records in the mutex).
+napi_value ClaimSlot(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
   napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
-  Mapping* m = MappingAt(env, argv[0]);
-  if (m == nullptr) return Throw(env, "EINVAL", "no such heap mapping");
-  int r = pthread_mutex_consistent(MutexOf(m));
-  if (r != 0) return ThrowErrno(env, "pthread_mutex_consistent", r);
+  Mapping* m = argc < 1 ? nullptr : MappingAt(env, argv[0]);
+  if (m == nullptr) return Throw(env, "EINVAL", "claimSlot(index)");
+  int found = -1;
+  for (int slot = 0; slot < kSlots && found < 0; slot++) {
+    int r = pthread_mutex_trylock(SlotMutex(m, slot));
+    if (r == EOWNERDEAD) r = pthread_mutex_consistent(SlotMutex(m, slot));
+    if (r == 0) found = slot;
+  }
+  if (found >= 0) __atomic_store_n(SlotPid(m, found), static_cast<int32_t>(getpid()), __ATOMIC_SEQ_CST);
+  napi_value out;
+  napi_create_int32(env, found, &out);
+  return out;
+}
+
+// probeSlot(index, slot) -> 0 while its thread lives; 1 when it died (the caller now holds the
+// slot and must releaseSlot); 2 when nobody holds it (the caller holds it now, likewise).
+napi_value ProbeSlot(napi_env env, napi_callback_info info) {
+  Mapping* m;
+  int32_t slot;
+  if (!SlotArgs(env, info, &m, &slot)) return Throw(env, "EINVAL", "probeSlot(index, slot)");
+  int r = pthread_mutex_trylock(SlotMutex(m, slot));
+  int answer = 0;
+  if (r == EOWNERDEAD) {
+    pthread_mutex_consistent(SlotMutex(m, slot));
+    answer = 1;
+  } else if (r == 0) {
+    answer = 2;
+  } else if (r != EBUSY) {
+    return ThrowErrno(env, "pthread_mutex_trylock", r);
+  }
+  napi_value out;
+  napi_create_int32(env, answer, &out);
+  return out;
+}
+
+// releaseSlot(index, slot): gives the slot back (only by the thread that holds it).
+napi_value ReleaseSlot(napi_env env, napi_callback_info info) {
+  Mapping* m;
+  int32_t slot;
+  if (!SlotArgs(env, info, &m, &slot)) return Throw(env, "EINVAL", "releaseSlot(index, slot)");
+  __atomic_store_n(SlotPid(m, slot), 0, __ATOMIC_SEQ_CST);
+  int r = pthread_mutex_unlock(SlotMutex(m, slot));
+  if (r != 0) return ThrowErrno(env, "pthread_mutex_unlock", r);
   return nullptr;
 }
 
@@ -281,7 +310,7 @@ napi_value Open(napi_env env, napi_callback_info info) {
   bool creator = false;
   int fd = -1;
   if (create) {
-    if (bytes < kHeaderBytes) return Throw(env, "EINVAL", "segment size below the header size");
+    if (bytes < kMinBytes) return Throw(env, "EINVAL", "segment size below the header size");
     fd = shm_open(name.c_str(), O_RDWR | O_CREAT | O_EXCL, 0600);
     if (fd >= 0) {
       creator = true;
@@ -316,9 +345,9 @@ napi_value Open(napi_env env, napi_callback_info info) {
     }
     usleep(1000);
   }
-  if (static_cast<size_t>(st.st_size) < kHeaderBytes) {
+  if (static_cast<size_t>(st.st_size) < kMinBytes) {
     close(fd);
-    return Throw(env, "ETOOSMALL", std::to_string(static_cast<long long>(st.st_size)) + " bytes, a heap needs at least " + std::to_string(kHeaderBytes));
+    return Throw(env, "ETOOSMALL", std::to_string(static_cast<long long>(st.st_size)) + " bytes, a heap needs at least " + std::to_string(kMinBytes));
   }
   Mapping* m = nullptr;
   int index = -1;
@@ -347,9 +376,11 @@ napi_value Open(napi_env env, napi_callback_info info) {
   close(fd);  // the mapping keeps the segment alive
   if (creator) {
     __atomic_store_n(reinterpret_cast<int32_t*>(m->base + kStateOffset), 1, __ATOMIC_SEQ_CST);
-    if (!InitRobustMutex(MutexOf(m))) {
-      shm_unlink(name.c_str());
-      return Throw(env, "ESYSCALL", "could not initialise the robust process-shared mutex");
+    for (int slot = 0; slot < kSlots; slot++) {
+      if (!InitRobustMutex(SlotMutex(m, slot))) {
+        shm_unlink(name.c_str());
+        return Throw(env, "ESYSCALL", "could not initialise a robust process-shared mutex");
+      }
     }
   }
 
@@ -364,17 +395,15 @@ napi_value Open(napi_env env, napi_callback_info info) {
   napi_set_named_property(env, out, "buffer", v);
   napi_get_boolean(env, creator, &v);
   napi_set_named_property(env, out, "creator", v);
-  napi_create_function(env, "lock", NAPI_AUTO_LENGTH, FastLock, m, &v);
-  napi_set_named_property(env, out, "lock", v);
-  napi_create_function(env, "unlock", NAPI_AUTO_LENGTH, FastUnlock, m, &v);
-  napi_set_named_property(env, out, "unlock", v);
   return out;
 }
 
 napi_value Init(napi_env env, napi_value exports) {
   const napi_property_descriptor props[] = {
       {"open", nullptr, Open, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"consistent", nullptr, Consistent, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"claimSlot", nullptr, ClaimSlot, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"probeSlot", nullptr, ProbeSlot, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"releaseSlot", nullptr, ReleaseSlot, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"wait", nullptr, Wait, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"wake", nullptr, Wake, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"waitAsync", nullptr, WaitAsync, nullptr, nullptr, nullptr, napi_default, nullptr},

@@ -230,7 +230,7 @@ describe("IndexedHeap", () => {
     });
 
     it("refuses a buffer that is not a heap and says why", () => {
-      const buffer = new SharedArrayBuffer(4096);
+      const buffer = new SharedArrayBuffer(8192);
       assert.throws(
         () => IndexedHeap.attach({ backing: "sab", buffer }),
         (e: unknown) => e instanceof HeapAttachError && /not a Taskflow heap/.test(e.message),

@@ -6,7 +6,10 @@ import {
   LAYOUT_VERSION,
   MAGIC,
   MAX_CAPACITY,
-  MUTEX_OFFSET,
+  SLOT_BYTES,
+  SLOT_COUNT,
+  SLOT_PID_OFFSET,
+  SLOTS_OFFSET,
   STATE_READY,
   makeViews,
   regionBytes,
@@ -61,9 +64,16 @@ const GEN_LIMIT = 0x20000000;
 // Spins before sleeping: enough to ride out a short critical section on the other core,
 // few enough not to burn a core when threads outnumber cores (1,000 measured worse).
 const SPIN = 100;
-const LOCK_JS = 0;
-const LOCK_NATIVE = 1;
+// Lock modes; sab and shm share the fast path, so they are the two lowest values.
+const LOCK_SAB = 0;
+const LOCK_SHM = 1;
 const LOCK_NONE = 2;
+const LOCK_CLOSED = 3;
+/**
+ * How long a waiter sleeps on the lock word of an shm heap before it asks the kernel (through
+ * the owner's liveness slot) whether the owner still lives: the recovery time after a kill.
+ */
+const LIVENESS_CHECK_MS = 10;
 const DEFAULT_INIT_TIMEOUT_MS = 2000;
 
 // Atomics.waitAsync is in Node 20 (V8 11) but only in TypeScript's ES2024 lib, which the
@@ -102,13 +112,14 @@ export class IndexedHeap {
   private readonly ids: Int32Array;
   private readonly fa: Int32Array;
   private readonly fb: Int32Array;
-  private readonly lockMode: number;
+  private lockMode: number;
+  /** Value this heap object writes into the lock word: its liveness slot + 1 (1 for "sab"). */
+  private readonly me: number;
+  /** Liveness slot this thread holds in an shm segment, -1 for "sab". */
+  private readonly slot: number;
   private readonly native: ShmBinding | null;
   private readonly mapping: ShmMapping | null;
   private readonly creator: boolean;
-  private readonly nativeLock: (() => number | undefined) | null;
-  private readonly nativeUnlock: (() => void) | null;
-  private closed = false;
 
   private constructor(
     shared: SharedHeapRef,
@@ -134,10 +145,18 @@ export class IndexedHeap {
     this.native = native;
     this.mapping = mapping;
     this.creator = creator;
-    this.nativeLock = mapping?.lock ?? null;
-    this.nativeUnlock = mapping?.unlock ?? null;
     const unlocked = (Atomics.load(this.h, H.FLAGS) & FLAG_NO_LOCK) !== 0;
-    this.lockMode = unlocked ? LOCK_NONE : native === null ? LOCK_JS : LOCK_NATIVE;
+    this.lockMode = unlocked ? LOCK_NONE : native === null ? LOCK_SAB : LOCK_SHM;
+    this.slot = native === null ? -1 : claimSlot(native, mapping!, shared);
+    this.me = this.slot + 1 || 1;
+    if (native !== null) {
+      openShmHeaps.add(this);
+      // The previous holder of our slot died holding the heap lock: the lock is ours now.
+      if (Atomics.load(this.h, H.LOCK) === this.me) {
+        this.repairAfterOwnerDied();
+        this.unlock();
+      }
+    }
   }
 
   /**
@@ -458,16 +477,18 @@ export class IndexedHeap {
   }
 
   /**
-   * Releases this handle on the heap. For backing `"shm"` the creator also unlinks the segment
-   * name (processes attached keep their mapping); the mapping itself stays until the process
-   * exits, because unmapping memory a robust mutex may be registered in is unsafe. No-op for `"sab"`.
+   * Detaches this object from the heap; later calls throw. For backing `"shm"` it gives back
+   * its liveness slot, and the creator also unlinks the segment name (processes attached keep
+   * their mapping). The mapping itself stays until the process exits: the kernel walks robust
+   * mutex lists by address when a thread dies, so unmapping them is unsafe. Creators that are
+   * still open when the process exits normally unlink their names then. No-op for `"sab"`.
    */
   close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    if (this.native !== null && this.mapping !== null && this.creator && this.shared.backing === "shm") {
-      this.native.unlink(this.shared.name);
-    }
+    if (this.lockMode === LOCK_CLOSED || this.native === null || this.mapping === null || this.shared.backing !== "shm") return;
+    this.lockMode = LOCK_CLOSED;
+    openShmHeaps.delete(this);
+    this.native.releaseSlot(this.mapping.index, this.slot);
+    if (this.creator) this.native.unlink(this.shared.name);
   }
 
   /** @internal Times a dead lock owner's heap was repaired (shm). */
@@ -476,13 +497,13 @@ export class IndexedHeap {
   }
 
   /**
-   * @internal Thread id of the process that holds the robust mutex now, 0 when free (backing
-   * "shm" on Linux/glibc, where the mutex's first word is the owner's tid). Tests use it to
-   * kill a process while it holds the lock.
+   * @internal Pid of the process whose thread holds the lock now, 0 when free or for backing
+   * "sab". Tests use it to kill a process while it holds the lock.
    */
   lockOwner(): number {
-    if (this.mapping === null) return 0;
-    return Atomics.load(this.h, MUTEX_OFFSET / 4) & 0x3fffffff;
+    const owner = Atomics.load(this.h, H.LOCK);
+    if (this.mapping === null || owner === 0) return 0;
+    return Atomics.load(this.h, (SLOTS_OFFSET + (owner - 1) * SLOT_BYTES + SLOT_PID_OFFSET) / 4);
   }
 
   /**
@@ -502,30 +523,29 @@ export class IndexedHeap {
 
   private lock(): void {
     const mode = this.lockMode;
-    if (mode === LOCK_JS) {
-      if (Atomics.compareExchange(this.h, H.LOCK, 0, 1) !== 0) this.lockContended();
-    } else if (mode === LOCK_NATIVE) {
-      if (this.nativeLock!() !== undefined) this.repairAfterOwnerDied();
+    if (mode <= LOCK_SHM) {
+      // Uncontended: one compare-and-swap, no native call, for both backings.
+      if (Atomics.compareExchange(this.h, H.LOCK, 0, this.me) !== 0) this.lockContended();
+    } else if (mode === LOCK_CLOSED) {
+      throw new HeapAttachError(GrpcCode.FAILED_PRECONDITION, "heap is closed", { reason: "TASKFLOW_ERR_HEAP_CLOSED" });
     }
   }
 
   private unlock(): void {
-    const mode = this.lockMode;
-    if (mode === LOCK_JS) {
+    if (this.lockMode <= LOCK_SHM) {
       const h = this.h;
       Atomics.store(h, H.LOCK, 0);
       // Sequentially consistent: either we see the sleeper's count, or it sees LOCK = 0 and
       // does not sleep.
       if (Atomics.load(h, H.LOCK_SLEEPERS) !== 0) this.wakeLockSleeper();
-    } else if (mode === LOCK_NATIVE) {
-      this.nativeUnlock!();
     }
   }
 
   private lockContended(): void {
     const h = this.h;
+    const me = this.me;
     for (let i = 0; i < SPIN; i++) {
-      if (Atomics.load(h, H.LOCK) === 0 && Atomics.compareExchange(h, H.LOCK, 0, 1) === 0) return;
+      if (Atomics.load(h, H.LOCK) === 0 && Atomics.compareExchange(h, H.LOCK, 0, me) === 0) return;
     }
     // An explicit sleeper count rather than Drepper's "2 = contended" state: once contended,
     // that state sticks and every unlock pays for a notify, which collapsed throughput with
@@ -533,12 +553,38 @@ export class IndexedHeap {
     // that is running keeps the lock instead of waiting ~20 us for a sleeper to wake.
     for (;;) {
       Atomics.add(h, H.LOCK_SLEEPERS, 1);
-      Atomics.wait(h, H.LOCK, 1);
+      const owner = Atomics.load(h, H.LOCK);
+      let timedOut = false;
+      if (owner !== 0) {
+        if (this.native === null) Atomics.wait(h, H.LOCK, owner);
+        else timedOut = this.native.wait(this.mapping!.index, H.LOCK * 4, owner, LIVENESS_CHECK_MS) === 1;
+      }
       Atomics.sub(h, H.LOCK_SLEEPERS, 1);
       Atomics.store(h, H.LOCK_WAKING, 0);
       for (let i = 0; i < SPIN; i++) {
-        if (Atomics.load(h, H.LOCK) === 0 && Atomics.compareExchange(h, H.LOCK, 0, 1) === 0) return;
+        if (Atomics.load(h, H.LOCK) === 0 && Atomics.compareExchange(h, H.LOCK, 0, me) === 0) return;
       }
+      if (timedOut && this.takeOverFromDeadOwner()) return;
+    }
+  }
+
+  /**
+   * The lock has been held for a while: if its owner's thread or process died (the kernel
+   * marked its robust liveness mutex), take the lock over and repair the heap. Pid checks
+   * would be fooled by pid reuse and namespaces; the kernel's robust-futex list is not.
+   */
+  private takeOverFromDeadOwner(): boolean {
+    const h = this.h;
+    const owner = Atomics.load(h, H.LOCK);
+    if (owner === 0 || owner === this.me) return false;
+    const index = this.mapping!.index;
+    if (this.native!.probeSlot(index, owner - 1) === 0) return false;
+    try {
+      if (Atomics.compareExchange(h, H.LOCK, owner, this.me) !== owner) return false;
+      this.repairAfterOwnerDied();
+      return true;
+    } finally {
+      this.native!.releaseSlot(index, owner - 1);
     }
   }
 
@@ -552,14 +598,14 @@ export class IndexedHeap {
     if (Atomics.load(h, H.LOCK_WAKING) !== 0 || Atomics.compareExchange(h, H.LOCK_WAKING, 0, 1) !== 0) return;
     // Nobody was asleep yet (a sleeper between counting itself and waiting): it will see the
     // lock free, so clear the flag or later unlocks would never wake anyone.
-    if (Atomics.notify(h, H.LOCK, 1) === 0) Atomics.store(h, H.LOCK_WAKING, 0);
+    const woken = this.native === null ? Atomics.notify(h, H.LOCK, 1) : this.native.wake(this.mapping!.index, H.LOCK * 4, 1);
+    if (woken === 0) Atomics.store(h, H.LOCK_WAKING, 0);
   }
 
-  /** The previous owner died inside a critical section: rebuild from `pos`, then mark the mutex consistent. */
+  /** We hold the lock its previous owner died holding: rebuild from `pos`. */
   private repairAfterOwnerDied(): void {
     repairViews(this.viewsForRepair(), this.capacity);
     Atomics.add(this.h, H.REPAIRS, 1);
-    this.native!.consistent(this.mapping!.index);
   }
 
   private viewsForRepair(): Views {
@@ -726,6 +772,28 @@ export class IndexedHeap {
   private liveLocked(handle: Handle, slot: number): boolean {
     return this.pos[slot]! >= 0 && this.gen[slot]! === (handle - slot) / SLOT_SPAN;
   }
+}
+
+/** shm heaps of this thread still open, closed on normal exit so their names do not linger. */
+const openShmHeaps = new Set<IndexedHeap>();
+let exitHookInstalled = false;
+
+function claimSlot(native: ShmBinding, mapping: ShmMapping, shared: SharedHeapRef): number {
+  const slot = native.claimSlot(mapping.index);
+  if (slot < 0) {
+    throw new HeapAttachError(
+      GrpcCode.RESOURCE_EXHAUSTED,
+      `segment ${shared.backing === "shm" ? shared.name : ""} already has ${SLOT_COUNT} attached threads; close some heaps first`,
+      { reason: "TASKFLOW_ERR_HEAP_ATTACH" },
+    );
+  }
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.once("exit", () => {
+      for (const heap of [...openShmHeaps]) heap.close();
+    });
+  }
+  return slot;
 }
 
 function normaliseName(name: string | undefined): string {

@@ -9,9 +9,20 @@
 /** "TFHP" in ASCII, little-endian: marks a region as a Taskflow heap. */
 export const MAGIC = 0x50484654;
 /** Version of this layout; attach refuses any other. */
-export const LAYOUT_VERSION = 1;
+export const LAYOUT_VERSION = 2;
+/** Bytes of the header proper. */
+const HEADER_WORDS_BYTES = 256;
+/**
+ * Liveness slots (backing "shm"): one robust process-shared pthread mutex per attached thread,
+ * held while the thread is attached; the kernel marks it when its owner dies. 64 bytes each:
+ * the mutex, then the owner's pid at byte 48 (diagnostics). The native addon owns the mutexes.
+ */
+export const SLOTS_OFFSET = HEADER_WORDS_BYTES;
+export const SLOT_COUNT = 64;
+export const SLOT_BYTES = 64;
+export const SLOT_PID_OFFSET = 48;
 /** Bytes before the record arrays. */
-export const HEADER_BYTES = 256;
+export const HEADER_BYTES = SLOTS_OFFSET + SLOT_COUNT * SLOT_BYTES;
 /** Handles keep the slot in the low 24 bits' worth of value, hence this ceiling on capacity. */
 export const MAX_CAPACITY = 0xffffff;
 
@@ -22,7 +33,7 @@ export const H = {
   CAPACITY: 2,
   /** 0 blank, 1 being initialised, 2 ready. Attachers wait (bounded) for 2. */
   STATE: 3,
-  /** JS mutex word for the sab backing: 0 free, 1 locked. */
+  /** Mutex word: 0 free, else the owner's liveness slot + 1 (always 1 for backing "sab"). */
   LOCK: 4,
   SIZE: 5,
   /** First free slot, -1 when none. */
@@ -45,11 +56,6 @@ export const H = {
 
 /** Float64 index of the FIFO sequence counter in the header (byte 64). */
 export const H_SEQ_F64 = 8;
-/** Byte offset of the robust pthread mutex of the shm backing (native code owns these bytes). */
-export const MUTEX_OFFSET = 128;
-/** Bytes reserved for the pthread mutex (40 on x86-64/glibc; room for other ABIs). */
-export const MUTEX_BYTES = 64;
-
 export const STATE_READY = 2;
 /** Test-only: skip locking so a stress test can show it catches races. */
 export const FLAG_NO_LOCK = 1;
@@ -92,7 +98,7 @@ export function makeViews(buffer: ArrayBufferLike, capacity: number): Views {
     return v;
   };
   const header = new Int32Array(buffer, 0, HEADER_BYTES / 4);
-  const headerF64 = new Float64Array(buffer, 0, HEADER_BYTES / 8);
+  const headerF64 = new Float64Array(buffer, 0, HEADER_WORDS_BYTES / 8);
   const key = f64();
   const seq = f64();
   return { header, headerF64, key, seq, heap: i32(), pos: i32(), next: i32(), gen: i32(), id: i32(), a: i32(), b: i32() };

@@ -14,16 +14,17 @@ export interface ShmMapping {
   readonly buffer: ArrayBuffer;
   /** True when this call created the segment (won the O_EXCL race) and must initialise it. */
   readonly creator: boolean;
-  /** Locks the segment's robust mutex: undefined, or 1 when the previous owner died (repair, then `consistent`). */
-  readonly lock: () => number | undefined;
-  readonly unlock: () => void;
 }
 
 /** The addon's functions, as the heap uses them. */
 export interface ShmBinding {
   open(name: string, bytes: number, create: boolean, timeoutMs: number): ShmMapping;
-  /** Marks the robust mutex consistent again after a repair. */
-  consistent(index: number): void;
+  /** Takes a free (or dead owner's) liveness slot for the calling thread; -1 when none is left. */
+  claimSlot(index: number): number;
+  /** 0 while the slot's thread lives; 1 it died, 2 nobody held it: then the caller holds the slot and must release it. */
+  probeSlot(index: number, slot: number): number;
+  /** Gives back a slot the calling thread holds. */
+  releaseSlot(index: number, slot: number): void;
   /** futex wait (shared) on the int32 at `byteOffset` while it equals `expected`. 0 woken, 1 timed out, 2 value differed. */
   wait(index: number, byteOffset: number, expected: number, timeoutMs: number): number;
   /** futex wake (shared): wakes up to `count` waiters. */
@@ -36,7 +37,9 @@ export interface ShmBinding {
 
 interface RawAddon {
   open(name: string, bytes: number, create: boolean, timeoutMs: number): ShmMapping;
-  consistent(index: number): void;
+  claimSlot(index: number): number;
+  probeSlot(index: number, slot: number): number;
+  releaseSlot(index: number, slot: number): void;
   wait(index: number, byteOffset: number, expected: number, timeoutMs: number): number;
   wake(index: number, byteOffset: number, count: number): number;
   waitAsync(index: number, byteOffset: number, expected: number, timeoutMs: number): Promise<number>;
@@ -66,7 +69,9 @@ export function loadShmBinding(): ShmBinding {
         throw toAttachError(cause, name);
       }
     },
-    consistent: raw.consistent,
+    claimSlot: raw.claimSlot,
+    probeSlot: raw.probeSlot,
+    releaseSlot: raw.releaseSlot,
     wait: raw.wait,
     wake: raw.wake,
     waitAsync: raw.waitAsync,

@@ -3,6 +3,7 @@ import { spawn } from "node:child_process";
 import { existsSync, unlinkSync, writeFileSync } from "node:fs";
 import { after, describe, it } from "node:test";
 import { HeapAttachError, IndexedHeap } from "./index.js";
+import { LAYOUT_VERSION, MAGIC } from "./layout.js";
 
 // Every test gets a fresh segment name; whatever a failing test leaves is unlinked at the end.
 const names: string[] = [];
@@ -100,24 +101,24 @@ describe("IndexedHeap with backing shm", () => {
     it("says when the segment is smaller than its header's capacity needs", () => {
       const name = freshName("short");
       const heap = IndexedHeap.create({ capacity: 1000, backing: "shm", name });
-      const small = Buffer.alloc(4096);
-      new Int32Array(small.buffer, small.byteOffset, 16).set([0x50484654, 1, 1000, 2]);
+      const small = Buffer.alloc(8192);
+      new Int32Array(small.buffer, small.byteOffset, 16).set([MAGIC, LAYOUT_VERSION, 1000, 2]);
       heap.close();
       writeFileSync(`/dev/shm${name}`, small);
-      assert.throws(() => IndexedHeap.attach({ backing: "shm", name }), isAttachError(9, /too small: 4096 bytes, capacity 1000/));
+      assert.throws(() => IndexedHeap.attach({ backing: "shm", name }), isAttachError(9, /too small: 8192 bytes, capacity 1000/));
     });
 
     it("says when the segment holds another layout version or is not a heap", () => {
       const name = freshName("version");
       const heap = IndexedHeap.create({ capacity: 8, backing: "shm", name });
-      const bytes = Buffer.alloc(4096);
-      new Int32Array(bytes.buffer, bytes.byteOffset, 16).set([0x50484654, 7, 8, 2]);
+      const bytes = Buffer.alloc(8192);
+      new Int32Array(bytes.buffer, bytes.byteOffset, 16).set([MAGIC, 7, 8, 2]);
       heap.close();
       writeFileSync(`/dev/shm${name}`, bytes);
       assert.throws(() => IndexedHeap.attach({ backing: "shm", name }), isAttachError(9, /layout version 7/));
       const other = freshName("magic");
-      const junk = Buffer.alloc(4096);
-      new Int32Array(junk.buffer, junk.byteOffset, 16).set([0x12345678, 1, 8, 2]);
+      const junk = Buffer.alloc(8192);
+      new Int32Array(junk.buffer, junk.byteOffset, 16).set([0x12345678, LAYOUT_VERSION, 8, 2]);
       writeFileSync(`/dev/shm${other}`, junk);
       assert.throws(() => IndexedHeap.attach({ backing: "shm", name: other }), isAttachError(9, /not a Taskflow heap/));
     });
