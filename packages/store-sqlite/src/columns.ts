@@ -91,30 +91,6 @@ export function updateParams(t: TaskRecord): unknown[] {
   ];
 }
 
-/**
- * Replaces the byte arrays of a call (payloads, results) with copies, all in one new buffer.
- * The write then stores the bytes as they were at the call; the writer thread gets one buffer
- * per call, transferred, instead of one clone per array (a clone would also drag along all of a
- * larger buffer an array is a view of: a decoded gRPC frame, Node's Buffer pool).
- */
-export function packBytes(rows: unknown[][], resultAt: number, payloads: Uint8Array[] | null): void {
-  let total = 0;
-  for (const row of rows) total += (row[resultAt] as Uint8Array | null)?.byteLength ?? 0;
-  if (payloads) for (const p of payloads) total += p.byteLength;
-  const buffer = new Uint8Array(total);
-  let offset = 0;
-  const copy = (bytes: Uint8Array) => {
-    buffer.set(bytes, offset);
-    offset += bytes.byteLength;
-    return buffer.subarray(offset - bytes.byteLength, offset);
-  };
-  for (const row of rows) {
-    const result = row[resultAt] as Uint8Array | null;
-    if (result) row[resultAt] = copy(result);
-  }
-  if (payloads) for (let i = 0; i < payloads.length; i++) payloads[i] = copy(payloads[i]!);
-}
-
 /** A Buffer from SQLite as a plain Uint8Array over the same memory (no copy). */
 function bytes(value: Buffer): Uint8Array {
   return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);

@@ -132,14 +132,23 @@ describe("SqliteTaskStore", () => {
       }
     });
 
-    it("stores the bytes as they were at the call", async () => {
+    it("carries payloads and results of every size to the writer thread and back", async () => {
       const store = await opened();
       try {
-        const task = makeTaskRecord({ payload: new Uint8Array([1, 2, 3]) });
-        const written = store.insert([task]);
-        task.payload[0] = 9;
-        await written;
-        assert.deepEqual([...(await store.get(task.id))!.payload], [1, 2, 3]);
+        const sizes = [0, 1, 64, 70_000, 1_000_000];
+        const tasks = sizes.map((size) => makeTaskRecord({ payload: new Uint8Array(size).fill(size % 251) }));
+        // Views into a larger buffer, as a decoded message gives them.
+        const big = new Uint8Array(2_000_000).fill(7);
+        tasks.push(makeTaskRecord({ payload: big.subarray(10, 20) }));
+        await Promise.all([store.insert(tasks.slice(0, 2)), ...tasks.slice(2).map((t) => store.insert([t]))]);
+        const finished = tasks.map((t, i) => ({ ...t, state: "succeeded" as const, finishedAt: 1, result: i % 2 ? undefined : new Uint8Array(sizes[i] ?? 3).fill(1) }));
+        await Promise.all([store.update(finished.slice(0, 3)), store.update(finished.slice(3))]);
+        for (const t of finished) {
+          const got = (await store.get(t.id))!;
+          assert.deepEqual(new Uint8Array(got.payload), new Uint8Array(t.payload), `payload of ${t.id}`);
+          assert.deepEqual(got.result && new Uint8Array(got.result), t.result && new Uint8Array(t.result), `result of ${t.id}`);
+        }
+        assert.equal(big.byteLength, 2_000_000, "the caller's buffers are not detached");
       } finally {
         await store.close();
       }

@@ -11,17 +11,7 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import type Database from "better-sqlite3";
 import { Code, Reason, TASK_STATES, TaskflowError, type TaskCounts, type TaskPage, type TaskQuery, type TaskRecord, type TaskState, type TaskStore } from "@taskflow/core";
-import {
-  FROM,
-  INSERT_RESULT,
-  SELECT_COLUMNS,
-  UNFINISHED_STATES_SQL,
-  UPDATE_RESULT,
-  insertParams,
-  packBytes,
-  toRecord,
-  updateParams,
-} from "./columns.js";
+import { FROM, SELECT_COLUMNS, UNFINISHED_STATES_SQL, insertParams, toRecord, updateParams } from "./columns.js";
 import { openConnection } from "./connection.js";
 import { migrate } from "./schema.js";
 import { notOpen, toStoreError } from "./sqlite-errors.js";
@@ -202,8 +192,11 @@ export class SqliteTaskStore implements TaskStore {
   /**
    * Queues the tasks for the next group commit; resolves after it. All records of one call are
    * stored or none: an `id`, `seq` or non-empty `idempotencyKey` that exists already rejects the
-   * call with ALREADY_EXISTS and leaves the other calls of the group unaffected. The records are
-   * read when `insert` is called; changing them afterwards does not change what is stored.
+   * call with ALREADY_EXISTS and leaves the other calls of the group unaffected.
+   *
+   * The records' fields are read when `insert` is called, so changing a record afterwards does
+   * not change what is stored; the bytes of `payload` and `result` are read when the group is
+   * committed, so do not change the contents of those arrays meanwhile (replacing them is fine).
    */
   insert(tasks: readonly TaskRecord[]): Promise<void> {
     return this.enqueue(true, tasks);
@@ -317,7 +310,6 @@ export class SqliteTaskStore implements TaskStore {
       call = insert
         ? { insert, rows: tasks.map(insertParams), payloads: tasks.map((t) => t.payload) }
         : { insert, rows: tasks.map(updateParams), payloads: null };
-      packBytes(call.rows, insert ? INSERT_RESULT : UPDATE_RESULT, call.payloads);
     } catch (err) {
       return Promise.reject(toStoreError(err, insert ? "insert" : "update"));
     }

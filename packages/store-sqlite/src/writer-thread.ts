@@ -3,7 +3,7 @@ import { parentPort, workerData } from "node:worker_threads";
 import type Database from "better-sqlite3";
 import { openConnection } from "./connection.js";
 import type { FromWriter, ToWriter, WriterThreadData } from "./writer.js";
-import { failure, prepareWrites, type Writes } from "./writes.js";
+import { decodeGroup, failure, prepareWrites, type Writes } from "./writes.js";
 
 const port = parentPort!;
 const { path, synchronous } = workerData as WriterThreadData;
@@ -28,7 +28,7 @@ port.on("message", (msg: ToWriter) => {
     return;
   }
   try {
-    const result = msg.kind === "commit" ? writes.commitGroup(msg.calls) : writes.purge(msg.beforeMs);
+    const result = msg.kind === "commit" ? writes.commitGroup(decodeGroup(msg.group)) : writes.purge(msg.beforeMs);
     send({ kind: "done", id: msg.id, result });
   } catch (err) {
     send({ kind: "error", id: msg.id, failure: failure(err) });

@@ -6,8 +6,7 @@
 import { Worker } from "node:worker_threads";
 import type Database from "better-sqlite3";
 import type { Synchronous } from "./connection.js";
-import { INSERT_RESULT, UPDATE_RESULT } from "./columns.js";
-import { failure, prepareWrites, type GroupResult, type WriteCall, type WriteFailure, type Writes } from "./writes.js";
+import { encodeGroup, failure, prepareWrites, type GroupResult, type WireGroup, type WriteCall, type WriteFailure, type Writes } from "./writes.js";
 
 export interface Writer {
   commitGroup(calls: WriteCall[]): Promise<GroupResult>;
@@ -48,7 +47,7 @@ export class InlineWriter implements Writer {
 
 /** Messages to the writer thread. */
 export type ToWriter =
-  | { kind: "commit"; id: number; calls: WriteCall[] }
+  | { kind: "commit"; id: number; group: WireGroup }
   | { kind: "purge"; id: number; beforeMs: number }
   | { kind: "close" };
 
@@ -131,18 +130,8 @@ export class ThreadWriter implements Writer {
   }
 
   commitGroup(calls: WriteCall[]): Promise<GroupResult> {
-    // The bytes are our own copies, one buffer per call (see packBytes): hand them over instead
-    // of copying them again.
-    const transfer = new Set<ArrayBuffer>();
-    for (const call of calls) {
-      const resultAt = call.insert ? INSERT_RESULT : UPDATE_RESULT;
-      for (const row of call.rows) {
-        const result = row[resultAt];
-        if (result instanceof Uint8Array) transfer.add(result.buffer as ArrayBuffer);
-      }
-      if (call.payloads) for (const payload of call.payloads) transfer.add(payload.buffer as ArrayBuffer);
-    }
-    return this.request({ kind: "commit", id: this.nextId++, calls }, [...transfer]) as Promise<GroupResult>;
+    const group = encodeGroup(calls);
+    return this.request({ kind: "commit", id: this.nextId++, group }, [group.bytes.buffer as ArrayBuffer]) as Promise<GroupResult>;
   }
 
   purge(beforeMs: number): Promise<number> {
