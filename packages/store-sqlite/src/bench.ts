@@ -6,6 +6,8 @@
  * - `batch`: one call carries 1000 records (a PLM flushing a batch);
  * - `perTask`: one call per record, 1000 calls in the same tick (a PLM writing through on every
  *   event), which group commit turns into one transaction.
+ * Then 300 lone inserts, each awaited, give the acknowledgement latency of a single write, and
+ * 200 `list` calls (one state, 50 a page) the read speed.
  * Every shape runs with both writers (`thread`, `inline`) and both `synchronous` settings.
  * Options: `--tasks N` (default 30000), `--payload BYTES` (default 64).
  */
@@ -114,6 +116,15 @@ async function run(shape: "batch" | "perTask", options: Omit<SqliteTaskStoreOpti
     });
     const totalMs = insert.ms + update.ms;
     const commits = store.stats().commits;
+    // One write at a time, each awaited: the acknowledgement latency of a lone submit.
+    const latencies: number[] = [];
+    for (let i = 0; i < 300; i++) {
+      const t0 = process.hrtime.bigint();
+      await store.insert([record(TASKS + 1 + i)]);
+      latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    }
+    latencies.sort((a, b) => a - b);
+    const quantile = (q: number) => Math.round(latencies[Math.floor(q * (latencies.length - 1))]! * 1000) / 1000;
     const list = await timed(200, async () => {
       for (let i = 0; i < 200; i++) await store.list({ states: ["succeeded"], pageSize: 50 });
     });
@@ -126,6 +137,7 @@ async function run(shape: "batch" | "perTask", options: Omit<SqliteTaskStoreOpti
       writesPerSec: Math.round((TASKS * 4) / (totalMs / 1000)),
       tasksPerSec: Math.round(TASKS / (totalMs / 1000)),
       commits,
+      loneWriteAckMs: { p50: quantile(0.5), p99: quantile(0.99) },
       listPagesPerSec: list.rowsPerSec,
     };
   } finally {

@@ -3,6 +3,7 @@
  * never see a `SqliteError` and can act on a gRPC-style code instead.
  */
 import { Code, Reason, TaskflowError } from "@taskflow/core";
+import { WRITER_GONE } from "./writer.js";
 
 /**
  * Conditions a retry or an operator can fix (disk full, file locked or unreadable): the store is
@@ -23,7 +24,7 @@ export function toStoreError(err: unknown, doing: string): TaskflowError {
 
 function codeFor(sqliteCode: string): Code {
   // The writer thread died (see writer.ts); a restarted store gets a new one.
-  if (sqliteCode === "TASKFLOW_SQLITE_WRITER_GONE") return Code.UNAVAILABLE;
+  if (sqliteCode === WRITER_GONE) return Code.UNAVAILABLE;
   if (sqliteCode === "SQLITE_CONSTRAINT_PRIMARYKEY" || sqliteCode === "SQLITE_CONSTRAINT_UNIQUE") return Code.ALREADY_EXISTS;
   if (DATA_LOSS_PREFIXES.some((p) => sqliteCode.startsWith(p))) return Code.DATA_LOSS;
   if (UNAVAILABLE_PREFIXES.some((p) => sqliteCode.startsWith(p))) return Code.UNAVAILABLE;
