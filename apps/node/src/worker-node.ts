@@ -35,6 +35,7 @@ export async function startWorkers(config: TaskflowConfig, baseDir: string, cont
       address: controlAddress,
       workerId: `${prefix}-w${index}`,
       slots: config.worker.slots,
+      prefetch: config.worker.prefetch,
       labels: config.worker.labels,
       handlers: handlersPath,
       logLevel: config.log.level,

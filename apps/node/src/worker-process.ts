@@ -11,6 +11,7 @@ export interface WorkerProcessOptions {
   address: string;
   workerId: string;
   slots: number;
+  prefetch: number;
   labels: Record<string, string>;
   /** Absolute path of the handlers module, or undefined for the built-in examples. */
   handlers: string | undefined;
@@ -25,6 +26,7 @@ async function main(): Promise<void> {
     address: options.address,
     workerId: options.workerId,
     slots: options.slots,
+    prefetch: options.prefetch,
     labels: options.labels,
     handlers,
     onLog: (level, message, fields) => logger[level](fields ?? {}, message),

@@ -282,7 +282,8 @@ export class TaskflowClient {
           this.inFlight--;
           for (let i = 0; i < batch.length; i++) {
             const id = res.taskIds[i]!;
-            this.pending.add(id);
+            // Its result may already be here: it can overtake the submit's reply.
+            if (!this.outcomes.has(id)) this.pending.add(id);
             batch[i]!.resolve(id);
           }
           this.flush();
@@ -357,8 +358,9 @@ export class TaskflowClient {
     }
   }
 
+  /** Every result on this client's stream is for a task it submitted; keep it until asked for. */
   private deliver(outcome: Outcome): void {
-    if (!this.pending.delete(outcome.taskId) && !this.waiters.has(outcome.taskId)) return;
+    this.pending.delete(outcome.taskId);
     const list = this.waiters.get(outcome.taskId);
     if (list) {
       this.waiters.delete(outcome.taskId);

@@ -35,6 +35,12 @@ export interface WorkerOptions {
   handlers: HandlerMap;
   /** Tasks run at once. @defaultValue 16 */
   slots?: number;
+  /**
+   * Tasks the control node may send beyond `slots`; they wait here for a free slot. Hides the
+   * round trip between a result and the next assignment, at the cost of holding tasks another
+   * idle worker could have run. @defaultValue equal to `slots`
+   */
+  prefetch?: number;
   /** Labels tasks can require. @defaultValue {} */
   labels?: Record<string, string>;
   /** Stable ID; a worker that reconnects with the same ID keeps its tasks. @defaultValue `${hostname}-${pid}` */
@@ -71,6 +77,9 @@ export class TaskflowWorker {
   private readonly client: ServiceClient<typeof WorkerService.method>;
   private readonly handlers: HandlerMap;
   private readonly slots: number;
+  private readonly prefetch: number;
+  /** Assigned tasks waiting for a free slot. */
+  private waiting: Assignment[] = [];
   private readonly codec: Codec;
   private readonly options: WorkerOptions;
   private session: grpc.ClientDuplexStream<SessionRequest | object, SessionResponse> | undefined;
@@ -97,6 +106,7 @@ export class TaskflowWorker {
     this.options = options;
     this.handlers = options.handlers;
     this.slots = options.slots ?? 16;
+    this.prefetch = options.prefetch ?? this.slots;
     this.codec = options.codec ?? jsonCodec;
     this.workerId = options.workerId ?? `${hostname()}-${process.pid}`;
     this.client = createClient(WorkerService, options.address ?? "127.0.0.1:50051", { channelOptions: options.channelOptions ?? {} });
@@ -129,13 +139,14 @@ export class TaskflowWorker {
     this.drainedResolve?.();
   }
 
+  /** Tasks running or waiting for a slot. */
   get runningCount(): number {
-    return this.running.size;
+    return this.running.size + this.waiting.length;
   }
 
   private waitIdle(): Promise<void> {
     return new Promise((resolve) => {
-      const check = () => (this.running.size === 0 ? (this.flush(), resolve()) : setTimeout(check, 10));
+      const check = () => (this.running.size + this.waiting.length === 0 ? (this.flush(), resolve()) : setTimeout(check, 10));
       check();
     });
   }
@@ -164,12 +175,21 @@ export class TaskflowWorker {
           if (this.results.length) this.scheduleFlush();
           break;
         case "assign":
-          for (const a of msg.kind.value.assignments) this.run(a);
+          for (const a of msg.kind.value.assignments) {
+            if (this.running.size < this.slots) this.run(a);
+            else this.waiting.push(a);
+          }
           break;
         case "cancel":
           for (const t of msg.kind.value.tasks) {
             const r = this.running.get(t.taskId);
             if (r && r.epoch === t.epoch) r.controller.abort(new Error(msg.kind.value.reason || "cancelled"));
+            const before = this.waiting.length;
+            this.waiting = this.waiting.filter((a) => !(a.taskId === t.taskId && a.epoch === t.epoch));
+            if (this.waiting.length !== before) {
+              this.results.push({ taskId: t.taskId, epoch: t.epoch, ok: false, result: new Uint8Array(0), error: msg.kind.value.reason || "cancelled" });
+              this.scheduleFlush();
+            }
           }
           break;
         case "drain":
@@ -207,10 +227,16 @@ export class TaskflowWorker {
           workerId: this.workerId,
           host: this.options.host ?? hostname(),
           slots: this.slots,
+          prefetch: this.prefetch,
           labels: this.options.labels ?? {},
           taskTypes: Object.keys(this.handlers),
           pid: process.pid,
-          running: [...this.running.values()].map((r) => ({ taskId: r.taskId, epoch: r.epoch })),
+          // Everything it still holds: running, waiting for a slot, or finished but not yet reported.
+          running: [
+            ...[...this.running.values()].map((r) => ({ taskId: r.taskId, epoch: r.epoch })),
+            ...this.waiting.map((a) => ({ taskId: a.taskId, epoch: a.epoch })),
+            ...this.results.map((r) => ({ taskId: r.taskId, epoch: r.epoch })),
+          ],
         },
       },
     });
@@ -267,6 +293,8 @@ export class TaskflowWorker {
     else if (entry.controller.signal.aborted) this.stats.cancelled++;
     else this.stats.failed++;
     this.results.push({ taskId: entry.taskId, epoch: entry.epoch, ok, result, error });
+    const next = this.waiting.shift();
+    if (next && !this.stopping) this.run(next);
     this.scheduleFlush();
   }
 

@@ -19,7 +19,7 @@ const controlSchema = z.strictObject({
   port: port.default(50051),
   /** Largest accepted task payload in bytes; bigger submits get RESOURCE_EXHAUSTED. @defaultValue 4 MiB */
   maxPayloadBytes: positiveInt.max(64 * MiB).default(4 * MiB),
-  /** Most tasks queued at once (the task heap's capacity). @defaultValue 1048576 */
+  /** Most unfinished tasks at once (the task heap's capacity); more submits get RESOURCE_EXHAUSTED. @defaultValue 1048576 */
   taskHeapCapacity: positiveInt.max(16 * MiB).default(1024 * 1024),
   /** Most workers connected at once (the worker heap's capacity). @defaultValue 4096 */
   workerHeapCapacity: positiveInt.max(1024 * 1024).default(4096),
@@ -67,6 +67,12 @@ const workerSchema = z.strictObject({
   processes: z.number().int().min(1).max(256).default(2),
   /** Tasks each worker process runs at once. @defaultValue 16 */
   slots: positiveInt.max(10_000).default(16),
+  /**
+   * Tasks the control node may send a worker process beyond its slots, waiting there for a free
+   * slot: hides the round trip between a result and the next assignment. Lower it for long tasks
+   * so that queued work is not held by a busy worker. @defaultValue 16
+   */
+  prefetch: z.number().int().min(0).max(100_000).default(16),
   /** Module that exports the task handlers, relative to the config file. @defaultValue the built-in examples */
   handlers: z.string().min(1).optional(),
   /** Labels tasks can require (`requiredLabels`). @defaultValue {} */

@@ -74,8 +74,8 @@ export interface Plm {
   started(workerId: string, taskId: string, epoch: number): void;
   /** A worker reports finished attempts (fenced by epoch: stale ones are dropped). */
   completed(workerId: string, results: readonly WorkerResult[]): void;
-  /** Puts a lost worker's tasks back in the queue. */
-  requeueWorkerTasks(workerId: string, reason: string): void;
+  /** Puts a lost worker's tasks back in the queue, except those in `keep`; returns how many. */
+  requeueWorkerTasks(workerId: string, reason: string, keep?: ReadonlySet<string>): number;
   counts(): Promise<Record<TaskRecord["state"], number>>;
 }
 

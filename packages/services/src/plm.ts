@@ -160,11 +160,13 @@ export class ProcessLifecycleManager implements Plm {
       fresh.push(rec);
     }
     if (fresh.length === 0) return { ids, deduplicated };
-    const free = this.heap.capacity - this.heap.size;
-    if (fresh.length > free) {
+    // Every unfinished task counts, also one parked, running, or waiting out a retry backoff
+    // outside the heap: each may go back into it at any moment and must find room.
+    const unfinished = this.live.size;
+    if (unfinished + fresh.length > this.heap.capacity) {
       throw new TaskflowError(
         Code.RESOURCE_EXHAUSTED,
-        `the task queue is full (${this.heap.size} of ${this.heap.capacity} queued; control.taskHeapCapacity); retry later`,
+        `the task queue is full (${unfinished} of ${this.heap.capacity} unfinished tasks; control.taskHeapCapacity); retry later`,
         { reason: Reason.HEAP_FULL },
       );
     }
@@ -359,9 +361,10 @@ export class ProcessLifecycleManager implements Plm {
     this.toQueue(live, `retrying after attempt ${rec.attempt} failed: ${error}`, delay);
   }
 
-  requeueWorkerTasks(workerId: string, reason: string): void {
+  requeueWorkerTasks(workerId: string, reason: string, keep?: ReadonlySet<string>): number {
     let count = 0;
     for (const live of this.tasksOf(workerId)) {
+      if (keep?.has(live.rec.id)) continue;
       this.closeAttempt(live.rec, reason);
       const decision = this.policy.onRequeue?.(this.policyView(live));
       if (decision?.priority !== undefined && Number.isFinite(decision.priority)) live.rec.priority = decision.priority;
@@ -374,6 +377,7 @@ export class ProcessLifecycleManager implements Plm {
       count++;
     }
     if (count) this.logger.warn({ workerId, tasks: count, reason }, "requeued a lost worker's tasks");
+    return count;
   }
 
   // ---- internals -----------------------------------------------------------------------------

@@ -47,6 +47,8 @@ export interface WorkerEntry {
   disconnectedAt: number;
   /** Assignments made this loop turn, sent in one message. */
   outbox: OutgoingAssignment[];
+  /** Most tasks it holds at once: slots + prefetch. */
+  capacity: number;
 }
 
 export interface HelloInfo {
@@ -54,6 +56,8 @@ export interface HelloInfo {
   host: string;
   pid: number;
   slots: number;
+  /** Tasks it accepts beyond its slots (they wait on the worker). */
+  prefetch: number;
   labels: Record<string, string>;
   taskTypes: string[];
 }
@@ -127,6 +131,7 @@ export class WorkerRegister implements Register {
     if (entry && entry.record.state !== "dead") {
       entry.session = session;
       entry.disconnectedAt = 0;
+      entry.capacity = hello.slots + hello.prefetch;
       Object.assign(entry.record, {
         host: hello.host,
         pid: hello.pid,
@@ -161,6 +166,7 @@ export class WorkerRegister implements Register {
         lastAssignedSeq: 0,
         disconnectedAt: 0,
         outbox: [],
+        capacity: hello.slots + hello.prefetch,
       };
       this.byIdx[idx] = entry;
       this.entries.set(hello.workerId, entry);
@@ -210,7 +216,7 @@ export class WorkerRegister implements Register {
 
   /** True when the worker takes new tasks. */
   schedulable(entry: WorkerEntry): boolean {
-    return entry.session !== undefined && entry.record.state === "alive" && entry.record.running < entry.record.slots;
+    return entry.session !== undefined && entry.record.state === "alive" && entry.record.running < entry.capacity;
   }
 
   private checkLiveness(): void {

@@ -10,8 +10,8 @@
 import { inject, injectable } from "tsyringe";
 import { TOKENS, type Logger, type PolicyWorker, type Scheduler, type SchedulingPolicy, type TaskflowConfig } from "@taskflow/core";
 import type { IndexedHeap } from "@taskflow/shm-heap";
-import { ProcessLifecycleManager, type LiveTask } from "./plm.js";
-import { WorkerRegister, type WorkerEntry } from "./register.js";
+import { type ProcessLifecycleManager, type LiveTask } from "./plm.js";
+import { type WorkerRegister, type WorkerEntry } from "./register.js";
 
 @injectable()
 export class MainScheduler implements Scheduler {

@@ -25,9 +25,9 @@ import {
 import { addService } from "@taskflow/proto/grpc";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import { coreTaskState, outcomeToWire, specFromWire, taskToWire, wireTaskState, workerToWire } from "./convert.js";
-import { ProcessLifecycleManager } from "./plm.js";
-import { MainScheduler } from "./scheduler.js";
-import { WorkerRegister, type OutgoingAssignment, type WorkerEntry, type WorkerSessionPort } from "./register.js";
+import { type ProcessLifecycleManager } from "./plm.js";
+import { type MainScheduler } from "./scheduler.js";
+import { type WorkerRegister, type OutgoingAssignment, type WorkerEntry, type WorkerSessionPort } from "./register.js";
 import { invalid, requireId } from "./validation.js";
 
 const MAX_BATCH = 10_000;
@@ -168,7 +168,7 @@ export class ControlServer {
               if (call.writable) unsubscribe = unsub;
               else unsub();
             },
-            (err: unknown) => call.destroy(toStatus(err) as unknown as Error),
+            (err: unknown) => call.emit("error", toStatus(err)),
           );
       },
       subscribeResults: (call) => {
@@ -181,7 +181,7 @@ export class ControlServer {
           call.on("close", unsubscribe);
           call.write({ results: [] });
         } catch (err) {
-          call.destroy(toStatus(err) as unknown as Error);
+          call.emit("error", toStatus(err));
         }
       },
       cancelTask: unary(logger, async (req) => {
@@ -232,7 +232,7 @@ export class ControlServer {
       },
     };
     const fail = (message: string) => {
-      call.destroy(toStatus(invalid(message)) as unknown as Error);
+      call.emit("error", toStatus(invalid(message)));
     };
     call.on("data", (msg: SessionRequest) => {
       try {
@@ -243,7 +243,15 @@ export class ControlServer {
           if (hello.slots < 1) return fail("hello.slots must be at least 1");
           if (hello.taskTypes.length === 0) return fail("hello.task_types must list at least one task type");
           entry = register.connect(
-            { workerId: hello.workerId, host: hello.host, pid: hello.pid, slots: hello.slots, labels: { ...hello.labels }, taskTypes: hello.taskTypes },
+            {
+              workerId: hello.workerId,
+              host: hello.host,
+              pid: hello.pid,
+              slots: hello.slots,
+              prefetch: Math.min(hello.prefetch, 100_000),
+              labels: { ...hello.labels },
+              taskTypes: hello.taskTypes,
+            },
             port,
           );
           send({ case: "welcome", value: { workerId: hello.workerId, heartbeatIntervalMs: config.liveness.heartbeatIntervalMs } as never });
@@ -253,6 +261,10 @@ export class ControlServer {
             return !live || live.rec.workerId !== hello.workerId || BigInt(live.rec.epoch) !== r.epoch;
           });
           if (stale.length) port.cancel(stale.map((r) => ({ taskId: r.taskId, epoch: Number(r.epoch) })), "reassigned while disconnected");
+          // Tasks we gave it that it no longer holds (it restarted, or the assignment was lost in the break) run again.
+          const held = new Set(hello.running.map((r) => r.taskId));
+          const lost = plm.requeueWorkerTasks(hello.workerId, "the worker restarted without it", held);
+          if (lost) plm.hooks.released(hello.workerId, lost);
           return;
         }
         if (!entry) return fail("the first message of a session must be hello");

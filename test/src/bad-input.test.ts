@@ -1,0 +1,149 @@
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { status, type ServiceError } from "@grpc/grpc-js";
+import { TaskflowClient } from "@taskflow/client";
+import { ClusterService, TaskService, TaskState, WorkerService } from "@taskflow/proto";
+import { createClient } from "@taskflow/proto/grpc";
+import { eventually, startNode, type StartedNode } from "./harness.js";
+
+function code(expected: number, messagePattern?: RegExp) {
+  return (err: unknown) => {
+    const e = err as ServiceError;
+    assert.equal(e.code, expected, `expected code ${status[expected]}, got ${status[e.code]}: ${e.details}`);
+    if (messagePattern) assert.match(e.details, messagePattern);
+    return true;
+  };
+}
+
+describe("bad input gets a precise status and loses nothing", () => {
+  let node: StartedNode;
+  let tasks: ReturnType<typeof createClient<typeof TaskService.method>>;
+  let cluster: ReturnType<typeof createClient<typeof ClusterService.method>>;
+  before(async () => {
+    node = await startNode({
+      roles: ["control", "worker"],
+      control: { maxPayloadBytes: 1024, taskHeapCapacity: 50 },
+      worker: { processes: 1, slots: 2 },
+    });
+    tasks = createClient(TaskService, node.address);
+    cluster = createClient(ClusterService, node.address);
+  });
+  after(async () => {
+    tasks.raw.close();
+    cluster.raw.close();
+    assert.equal(await node.stop(), 0);
+  });
+
+  it("rejects a submit without a type", async () => {
+    await assert.rejects(tasks.submitTask({ spec: { payload: new Uint8Array(1) } }), code(status.INVALID_ARGUMENT, /spec\.type is required/));
+    await assert.rejects(tasks.submitTask({}), code(status.INVALID_ARGUMENT, /type/));
+  });
+
+  it("rejects a malformed type and an oversize payload", async () => {
+    await assert.rejects(tasks.submitTask({ spec: { type: "no spaces please" } }), code(status.INVALID_ARGUMENT, /1-128 characters/));
+    await assert.rejects(
+      tasks.submitTask({ spec: { type: "echo", payload: new Uint8Array(2048) } }),
+      code(status.RESOURCE_EXHAUSTED, /2048 bytes, over the limit of 1024 \(control\.maxPayloadBytes\)/),
+    );
+  });
+
+  it("rejects a batch as a whole when one spec is bad, and accepts none of it", async () => {
+    const initial = await cluster.getClusterState({});
+    const countBefore = initial.queued + initial.succeeded;
+    await assert.rejects(
+      tasks.submitTasks({ specs: [{ type: "echo" }, { type: "" }] }),
+      code(status.INVALID_ARGUMENT, /specs\[1\]\.type is required/),
+    );
+    await assert.rejects(tasks.submitTasks({ specs: [] }), code(status.INVALID_ARGUMENT, /at least one task/));
+    const afterState = await cluster.getClusterState({});
+    assert.equal(afterState.queued + afterState.succeeded, countBefore);
+  });
+
+  it("answers NOT_FOUND for unknown task IDs and INVALID_ARGUMENT for empty ones", async () => {
+    await assert.rejects(tasks.getTask({ taskId: "no-such-task" }), code(status.NOT_FOUND, /no-such-task not found/));
+    await assert.rejects(tasks.getTask({ taskId: "" }), code(status.INVALID_ARGUMENT, /task_id is required/));
+    await assert.rejects(tasks.cancelTask({ taskId: "no-such-task" }), code(status.NOT_FOUND));
+    await assert.rejects(cluster.drainWorker({ workerId: "no-such-worker" }), code(status.NOT_FOUND));
+    const watch = tasks.watchTask({ taskId: "no-such-task" });
+    await assert.rejects(
+      new Promise((resolve, reject) => {
+        watch.on("data", resolve);
+        watch.on("error", reject);
+      }),
+      code(status.NOT_FOUND),
+    );
+  });
+
+  it("rejects bad list paging and an empty results subscription", async () => {
+    await assert.rejects(tasks.listTasks({ pageSize: 5000 }), code(status.INVALID_ARGUMENT, /page_size must be at most 1000/));
+    await assert.rejects(tasks.listTasks({ pageToken: "garbage" }), code(status.INVALID_ARGUMENT, /page_token/));
+    const sub = tasks.subscribeResults({ clientId: "" });
+    await assert.rejects(
+      new Promise((resolve, reject) => {
+        sub.on("data", resolve);
+        sub.on("error", reject);
+      }),
+      code(status.INVALID_ARGUMENT, /client_id is required/),
+    );
+  });
+
+  it("keeps a task no worker serves queued, with the reason visible in get", async () => {
+    const { taskId } = await tasks.submitTask({ spec: { type: "nobody-serves-this" } });
+    const task = await eventually(async () => {
+      const t = (await tasks.getTask({ taskId })).task!;
+      return t.waitingReason ? t : undefined;
+    }, 5000, "a waiting reason");
+    assert.equal(task.state, TaskState.QUEUED);
+    assert.match(task.waitingReason, /no worker serves task type "nobody-serves-this"/);
+    // The rest of the queue is not blocked behind it.
+    const client = new TaskflowClient({ address: node.address });
+    try {
+      assert.deepEqual(await client.run("echo", { still: "flows" }), { still: "flows" });
+    } finally {
+      client.close();
+    }
+    await tasks.cancelTask({ taskId });
+  });
+
+  it("answers RESOURCE_EXHAUSTED when the task queue is full, and nothing is lost", async () => {
+    const accepted: string[] = [];
+    let rejected: unknown;
+    for (let i = 0; i < 60 && !rejected; i++) {
+      try {
+        accepted.push((await tasks.submitTask({ spec: { type: "nobody-serves-this" } })).taskId);
+      } catch (err) {
+        rejected = err;
+      }
+    }
+    assert.ok(rejected, "the 51st queued task is refused");
+    code(status.RESOURCE_EXHAUSTED, /task queue is full .*control\.taskHeapCapacity/)(rejected);
+    assert.equal(accepted.length, 50);
+    for (const taskId of accepted) {
+      const t = (await tasks.getTask({ taskId })).task!;
+      assert.equal(t.state, TaskState.QUEUED);
+      await tasks.cancelTask({ taskId });
+    }
+  });
+
+  it("rejects a worker session that does not start with hello", async () => {
+    const workers = createClient(WorkerService, node.address);
+    try {
+      const session = workers.session();
+      const failed = new Promise((resolve, reject) => {
+        session.on("data", resolve);
+        session.on("error", reject);
+      });
+      session.write({ kind: { case: "heartbeat", value: { running: 0 } } });
+      await assert.rejects(failed, code(status.INVALID_ARGUMENT, /first message of a session must be hello/));
+      const second = workers.session();
+      const failed2 = new Promise((resolve, reject) => {
+        second.on("data", resolve);
+        second.on("error", reject);
+      });
+      second.write({ kind: { case: "hello", value: { workerId: "w", slots: 0, taskTypes: ["echo"] } } });
+      await assert.rejects(failed2, code(status.INVALID_ARGUMENT, /slots must be at least 1/));
+    } finally {
+      workers.raw.close();
+    }
+  });
+});

@@ -1,0 +1,111 @@
+/**
+ * Starts real Taskflow nodes (`taskflow node`, the same binary users run) on 127.0.0.1:0 with
+ * a config written to a temporary folder, and stops them. Every test gets its own node.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import type { TaskflowConfigInput } from "@taskflow/core";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const repoRoot = path.resolve(here, "../..");
+export const bin = path.join(repoRoot, "apps/node/dist/bin.js");
+
+export interface StartedNode {
+  address: string;
+  port: number;
+  process: ChildProcess;
+  dir: string;
+  /** Everything the node wrote to stderr so far (its JSON logs). */
+  logs(): string;
+  /** SIGTERM, wait for exit (SIGKILL after `graceMs`); returns the exit code. */
+  stop(graceMs?: number): Promise<number | null>;
+}
+
+export function tempDir(prefix = "taskflow-test-"): string {
+  return mkdtempSync(path.join(tmpdir(), prefix));
+}
+
+/** Starts `taskflow node` with `config` (port 0 unless given) and waits for its ready line. */
+export async function startNode(config: TaskflowConfigInput, options: { dir?: string; timeoutMs?: number; files?: Record<string, string> } = {}): Promise<StartedNode> {
+  const dir = options.dir ?? tempDir();
+  for (const [name, text] of Object.entries(options.files ?? {})) writeFileSync(path.join(dir, name), text);
+  const full: TaskflowConfigInput = {
+    ...config,
+    control: { host: "127.0.0.1", port: 0, ...config.control },
+    log: { level: "warn", ...config.log },
+  };
+  const file = path.join(dir, "taskflow.config.json");
+  writeFileSync(file, JSON.stringify(full, null, 2));
+  const child = spawn(process.execPath, [bin, "node", "--config", file], { stdio: ["ignore", "pipe", "pipe"], cwd: dir });
+  let stderr = "";
+  child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
+  const port = await new Promise<number>((resolve, reject) => {
+    let stdout = "";
+    const timer = setTimeout(() => reject(new Error(`node did not start in time; stderr:\n${stderr}`)), options.timeoutMs ?? 20_000);
+    child.stdout!.on("data", (d: Buffer) => {
+      stdout += d.toString();
+      const m = /taskflow node ready(?: on [^\s]+:(\d+))?/.exec(stdout);
+      if (m) {
+        clearTimeout(timer);
+        resolve(Number(m[1] ?? 0));
+      }
+    });
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`node exited with ${code} before it was ready; stderr:\n${stderr}`));
+    });
+  });
+  let exited: Promise<number | null> | undefined;
+  return {
+    address: `127.0.0.1:${port}`,
+    port,
+    process: child,
+    dir,
+    logs: () => stderr,
+    stop(graceMs = 10_000) {
+      exited ??= new Promise<number | null>((resolve) => {
+        if (child.exitCode !== null || child.signalCode !== null) return resolve(child.exitCode);
+        const killer = setTimeout(() => child.kill("SIGKILL"), graceMs);
+        child.once("exit", (code) => {
+          clearTimeout(killer);
+          if (!options.dir) rmSync(dir, { recursive: true, force: true });
+          resolve(code);
+        });
+        child.kill("SIGTERM");
+      });
+      return exited;
+    },
+  };
+}
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the `taskflow` CLI and collects its output. */
+export function cli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [bin, ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.on("exit", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** Polls `check` until it returns a value other than undefined, or fails after `timeoutMs`. */
+export async function eventually<T>(check: () => Promise<T | undefined> | T | undefined, timeoutMs = 10_000, what = "condition"): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
