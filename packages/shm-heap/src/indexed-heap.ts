@@ -74,6 +74,9 @@ const LOCK_CLOSED = 3;
  * the owner's liveness slot) whether the owner still lives: the recovery time after a kill.
  */
 const LIVENESS_CHECK_MS = 10;
+/** Lock word: owner (liveness slot + 1) in the low byte, and this bit while someone may sleep. */
+const LOCK_OWNER_MASK = 0xff;
+const LOCK_WAITERS = 0x40000000;
 const DEFAULT_INIT_TIMEOUT_MS = 2000;
 
 // Atomics.waitAsync is in Node 20 (V8 11) but only in TypeScript's ES2024 lib, which the
@@ -152,7 +155,7 @@ export class IndexedHeap {
     if (native !== null) {
       openShmHeaps.add(this);
       // The previous holder of our slot died holding the heap lock: the lock is ours now.
-      if (Atomics.load(this.h, H.LOCK) === this.me) {
+      if ((Atomics.load(this.h, H.LOCK) & LOCK_OWNER_MASK) === this.me) {
         this.repairAfterOwnerDied();
         this.unlock();
       }
@@ -286,8 +289,11 @@ export class IndexedHeap {
     this.fa[slot] = a;
     this.fb[slot] = b;
     this.heap[n] = slot;
-    // The commit point a repair trusts: every field above is written before the record is live.
-    Atomics.store(this.pos, slot, n);
+    // The commit point a repair trusts: every field above is written before the record is
+    // live. Plain stores: the optimising compiler keeps stores in program order and x86 does
+    // not reorder them; other threads see them through the lock's atomics. (An Atomics call
+    // costs as much as a whole sift step here.)
+    this.pos[slot] = n;
     h[H.SIZE] = n + 1;
     this.siftUp(n, slot, key, s);
     const wake = h[H.SLEEPERS]! > 0;
@@ -501,7 +507,7 @@ export class IndexedHeap {
    * "sab". Tests use it to kill a process while it holds the lock.
    */
   lockOwner(): number {
-    const owner = Atomics.load(this.h, H.LOCK);
+    const owner = Atomics.load(this.h, H.LOCK) & LOCK_OWNER_MASK;
     if (this.mapping === null || owner === 0) return 0;
     return Atomics.load(this.h, (SLOTS_OFFSET + (owner - 1) * SLOT_BYTES + SLOT_PID_OFFSET) / 4);
   }
@@ -532,13 +538,9 @@ export class IndexedHeap {
   }
 
   private unlock(): void {
-    if (this.lockMode <= LOCK_SHM) {
-      const h = this.h;
-      Atomics.store(h, H.LOCK, 0);
-      // Sequentially consistent: either we see the sleeper's count, or it sees LOCK = 0 and
-      // does not sleep.
-      if (Atomics.load(h, H.LOCK_SLEEPERS) !== 0) this.wakeLockSleeper();
-    }
+    // One atomic: the WAITERS bit travels in the lock word, so no separate sleeper count is
+    // read (each Atomics call costs ~10-30 ns) and none goes stale when a sleeper is killed.
+    if (this.lockMode <= LOCK_SHM && (Atomics.exchange(this.h, H.LOCK, 0) & LOCK_WAITERS) !== 0) this.wakeLockSleeper();
   }
 
   private lockContended(): void {
@@ -547,22 +549,26 @@ export class IndexedHeap {
     for (let i = 0; i < SPIN; i++) {
       if (Atomics.load(h, H.LOCK) === 0 && Atomics.compareExchange(h, H.LOCK, 0, me) === 0) return;
     }
-    // An explicit sleeper count rather than Drepper's "2 = contended" state: once contended,
-    // that state sticks and every unlock pays for a notify, which collapsed throughput with
-    // more threads than cores. A woken thread competes again (no hand-off), so the thread
-    // that is running keeps the lock instead of waiting ~20 us for a sleeper to wake.
+    // Drepper-style: a sleeper sets WAITERS so the unlocker wakes someone; a thread that has
+    // slept takes the lock with WAITERS set, since others may still sleep. Unlocking clears
+    // the bit, so it does not stick; wakeLockSleeper keeps one wake in flight at a time.
     for (;;) {
-      Atomics.add(h, H.LOCK_SLEEPERS, 1);
-      const owner = Atomics.load(h, H.LOCK);
-      let timedOut = false;
-      if (owner !== 0) {
-        if (this.native === null) Atomics.wait(h, H.LOCK, owner);
-        else timedOut = this.native.wait(this.mapping!.index, H.LOCK * 4, owner, LIVENESS_CHECK_MS) === 1;
+      let w = Atomics.load(h, H.LOCK);
+      if ((w & LOCK_OWNER_MASK) === 0) {
+        if (Atomics.compareExchange(h, H.LOCK, w, me | LOCK_WAITERS) === w) return;
+        continue;
       }
-      Atomics.sub(h, H.LOCK_SLEEPERS, 1);
+      if ((w & LOCK_WAITERS) === 0) {
+        const marked = w | LOCK_WAITERS;
+        if (Atomics.compareExchange(h, H.LOCK, w, marked) !== w) continue;
+        w = marked;
+      }
+      let timedOut = false;
+      if (this.native === null) Atomics.wait(h, H.LOCK, w);
+      else timedOut = this.native.wait(this.mapping!.index, H.LOCK * 4, w, LIVENESS_CHECK_MS) === 1;
       Atomics.store(h, H.LOCK_WAKING, 0);
       for (let i = 0; i < SPIN; i++) {
-        if (Atomics.load(h, H.LOCK) === 0 && Atomics.compareExchange(h, H.LOCK, 0, me) === 0) return;
+        if (Atomics.load(h, H.LOCK) === 0 && Atomics.compareExchange(h, H.LOCK, 0, me | LOCK_WAITERS) === 0) return;
       }
       if (timedOut && this.takeOverFromDeadOwner()) return;
     }
@@ -575,12 +581,13 @@ export class IndexedHeap {
    */
   private takeOverFromDeadOwner(): boolean {
     const h = this.h;
-    const owner = Atomics.load(h, H.LOCK);
+    const w = Atomics.load(h, H.LOCK);
+    const owner = w & LOCK_OWNER_MASK;
     if (owner === 0 || owner === this.me) return false;
     const index = this.mapping!.index;
     if (this.native!.probeSlot(index, owner - 1) === 0) return false;
     try {
-      if (Atomics.compareExchange(h, H.LOCK, owner, this.me) !== owner) return false;
+      if (Atomics.compareExchange(h, H.LOCK, w, this.me | LOCK_WAITERS) !== w) return false;
       this.repairAfterOwnerDied();
       return true;
     } finally {
@@ -679,7 +686,7 @@ export class IndexedHeap {
       if (k < ks || (k === ks && s < this.seq[slot]!)) this.siftUp(i, moved, k, s);
       else this.holeDown(i, moved, k, s, last);
     }
-    Atomics.store(this.pos, slot, -1);
+    this.pos[slot] = -1; // the commit point, written last (see push)
     this.next[slot] = h[H.FREE]!;
     h[H.FREE] = slot;
   }

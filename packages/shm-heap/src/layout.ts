@@ -33,7 +33,10 @@ export const H = {
   CAPACITY: 2,
   /** 0 blank, 1 being initialised, 2 ready. Attachers wait (bounded) for 2. */
   STATE: 3,
-  /** Mutex word: 0 free, else the owner's liveness slot + 1 (always 1 for backing "sab"). */
+  /**
+   * Mutex word: 0 free, else the owner's liveness slot + 1 in the low byte (always 1 for
+   * backing "sab"), plus bit 30 while someone may sleep on it.
+   */
   LOCK: 4,
   SIZE: 5,
   /** First free slot, -1 when none. */
@@ -48,10 +51,8 @@ export const H = {
   CREATOR_PID: 10,
   /** Times a dead lock owner's heap was repaired. */
   REPAIRS: 11,
-  /** Threads asleep on LOCK: unlock notifies only when this is non-zero. */
-  LOCK_SLEEPERS: 12,
   /** 1 while a thread woken from LOCK has not run yet: unlockers then skip the notify. */
-  LOCK_WAKING: 13,
+  LOCK_WAKING: 12,
 } as const;
 
 /** Float64 index of the FIFO sequence counter in the header (byte 64). */

@@ -164,7 +164,7 @@ describe("IndexedHeap under concurrency", () => {
       const heap = IndexedHeap.create({ capacity: 100_000, backing: "shm", name });
       const { drain, children } = await startSurvivors(name, 2);
       const victims: ChildProcess[] = [];
-      const KILLS = 20;
+      const KILLS = 24;
       try {
         for (let k = 0; k < KILLS; k++) {
           const v = forkPlan(
@@ -193,9 +193,9 @@ describe("IndexedHeap under concurrency", () => {
         assert.equal(r.duplicated, 0);
         assert.equal(heap.size, 0);
         assert.equal(heap.validate(), null);
-        // Enough kills must land inside the lock for this test to mean anything (about 60% do: the
+        // Enough kills must land inside the lock for this test to mean anything (40-90% do: the
         // victim may release it between our look at the owner and the signal).
-        assert.ok(repairs >= KILLS / 4, `only ${repairs} of ${KILLS} kills hit the lock holder`);
+        assert.ok(repairs >= KILLS / 6, `only ${repairs} of ${KILLS} kills hit the lock holder`);
       } finally {
         for (const c of [...children, ...victims]) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
         heap.close();
