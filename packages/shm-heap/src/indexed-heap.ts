@@ -248,6 +248,16 @@ export class IndexedHeap {
     throw new HeapAttachError(GrpcCode.INVALID_ARGUMENT, `unknown heap backing "${String((shared as { backing: unknown }).backing)}"`);
   }
 
+  /**
+   * Removes a segment name (backing `"shm"`), e.g. one a crashed run left behind, so the next
+   * `create` starts a fresh heap instead of attaching to the old one. Processes attached keep
+   * their mapping. Not part of the heap-object API because it acts on a name, not a heap.
+   * @returns false when no segment had the name
+   */
+  static unlink(name: string): boolean {
+    return loadShmBinding().unlink(normaliseName(name));
+  }
+
   /** Records in the heap now. */
   get size(): number {
     this.lock();

@@ -2,6 +2,8 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { existsSync, unlinkSync, writeFileSync } from "node:fs";
 import { after, describe, it } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { Worker } from "node:worker_threads";
 import { HeapAttachError, IndexedHeap } from "./index.js";
 import { LAYOUT_VERSION, MAGIC } from "./layout.js";
 
@@ -132,6 +134,58 @@ describe("IndexedHeap with backing shm", () => {
       const empty = freshName("dead-empty");
       writeFileSync(`/dev/shm${empty}`, Buffer.alloc(0)); // died between shm_open and ftruncate
       assert.throws(() => IndexedHeap.create({ capacity: 8, backing: "shm", name: empty }, { initTimeoutMs: 150 }), isAttachError(14, /never sized/));
+    });
+  });
+
+  describe("unlink", () => {
+    it("removes a leftover name so the next create starts fresh", () => {
+      const name = freshName("unlink");
+      const old = IndexedHeap.create({ capacity: 8, backing: "shm", name });
+      old.push(1, 1);
+      assert.equal(IndexedHeap.unlink(name), true);
+      assert.equal(IndexedHeap.unlink(name), false);
+      const fresh = IndexedHeap.create({ capacity: 8, backing: "shm", name });
+      assert.equal(fresh.size, 0);
+      assert.equal(old.pop(), 1, "the old mapping still works for those attached");
+      fresh.close();
+      old.close();
+      assert.throws(() => old.pop(), (e: unknown) => e instanceof HeapAttachError && e.reason === "TASKFLOW_ERR_HEAP_CLOSED");
+    });
+  });
+
+  describe("worker threads", () => {
+    it("survive a worker terminated at random moments, also while it holds the lock", async (t) => {
+      const name = freshName("terminate");
+      const heap = IndexedHeap.create({ capacity: 4096, backing: "shm", name });
+      const url = new URL("./index.js", import.meta.url).href;
+      try {
+        for (let round = 0; round < 8; round++) {
+          const worker = new Worker(
+            `const { workerData, parentPort } = require("node:worker_threads");
+             import(workerData.url).then(({ IndexedHeap }) => {
+               const heap = IndexedHeap.attach({ backing: "shm", name: workerData.name });
+               parentPort.postMessage("ready");
+               for (let i = 0; ; i++) {
+                 const h = heap.push(i % 1000, i % 100000);
+                 if (i % 3 === 0) heap.update(h, (i * 7) % 1000);
+                 if (i % 2 === 0) heap.pop();
+                 if (heap.size > 3000) heap.clear();
+               }
+             });`,
+            { eval: true, workerData: { url, name } },
+          );
+          await new Promise((resolve) => worker.once("message", resolve));
+          await sleep(5 + Math.random() * 30);
+          await worker.terminate();
+          // Must neither hang nor find a broken heap, whether or not the worker held the lock.
+          assert.equal(heap.validate(), null);
+          heap.push(-1, 7);
+          assert.equal(heap.pop(), 7);
+        }
+        t.diagnostic(`${heap.repairs} of 8 terminations hit the lock holder`);
+      } finally {
+        heap.close();
+      }
     });
   });
 
