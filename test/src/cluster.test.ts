@@ -105,6 +105,7 @@ describe("cancellation", () => {
       const queued = await client.submit("echo", { x: 1 });
       const q = await client.get(queued);
       assert.equal(q.state, TaskState.QUEUED);
+      assert.match(q.waitingReason, /all 1 worker\(s\) that can take it are busy/, "get says why it waits");
 
       const cancelledQueued = await client.cancel(queued, "not needed");
       assert.equal(cancelledQueued.state, TaskState.CANCELLED);

@@ -59,9 +59,11 @@ export interface PlmHooks {
   released(workerId: string, count: number): void;
   /** Tell a worker to stop a task it runs. */
   cancelOnWorker(workerId: string, taskId: string, epoch: number, reason: string): void;
+  /** Why a task in the heap is still waiting, from the scheduler's point of view. */
+  explainWait(live: LiveTask): string;
 }
 
-const noHooks: PlmHooks = { queued() {}, released() {}, cancelOnWorker() {} };
+const noHooks: PlmHooks = { queued() {}, released() {}, cancelOnWorker() {}, explainWait: () => "" };
 
 @injectable()
 export class ProcessLifecycleManager implements Plm {
@@ -187,7 +189,10 @@ export class ProcessLifecycleManager implements Plm {
 
   async get(taskId: string): Promise<TaskRecord> {
     const live = this.live.get(taskId);
-    if (live) return live.rec;
+    if (live) {
+      if (live.rec.state === "queued" && live.handle >= 0) live.rec.waitingReason = this.hooks.explainWait(live);
+      return live.rec;
+    }
     const rec = await this.store.get(taskId);
     if (!rec) throw new TaskflowError(Code.NOT_FOUND, `task ${taskId} not found (unknown, or finished longer ago than control.resultRetentionMs)`);
     return rec;

@@ -41,6 +41,7 @@ export class MainScheduler implements Scheduler {
       released: (workerId, count) => this.release(workerId, count),
       cancelOnWorker: (workerId, taskId, epoch, reason) =>
         this.register.entry(workerId)?.session?.cancel([{ taskId, epoch }], reason),
+      explainWait: (live) => this.explainWait(live),
     };
     register.hooks = {
       capacity: (worker) => this.capacityChanged(worker),
@@ -164,6 +165,21 @@ export class MainScheduler implements Scheduler {
       return `all ${labelled.length} worker(s) that can take it are busy or unavailable`;
     }
     return fallback || "waiting for a worker";
+  }
+
+  /**
+   * Why a task in the heap waits: the workers that could take it are busy (or there are none),
+   * and how many tasks the policy puts before it. O(queue length): for `get`, not the hot path.
+   */
+  explainWait(live: LiveTask): string {
+    let ahead = 0;
+    this.plm.heap.forEach((_id, key) => {
+      if (key < live.key) ahead++;
+    });
+    const behind = ahead ? `; ${ahead} task(s) ahead of it in ${this.policyName} order` : "";
+    const why = this.waitingReason(live, "");
+    if (why) return `${why}${behind}`;
+    return ahead ? `behind ${ahead} task(s) in ${this.policyName} order` : "next in line";
   }
 
   private park(live: LiveTask, reason: string): void {
