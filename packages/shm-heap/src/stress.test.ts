@@ -158,6 +158,24 @@ describe("IndexedHeap under concurrency", () => {
     });
   });
 
+  describe("exactly once across processes, lock switched off", () => {
+    it("catches races between processes (the test can fail)", async (t) => {
+      const name = freshName("procs-unlocked");
+      const heap = IndexedHeap.create({ capacity: 8192, backing: "shm", name }, { unlocked: true });
+      const { drain, children } = await startSurvivors(name, 2);
+      try {
+        await sleep(800);
+        const r = await drain();
+        const detected = r.lost + r.duplicated + r.errors.length;
+        t.diagnostic(`unlocked: ${r.pushed} pushes, ${r.lost} lost, ${r.duplicated} duplicated, ${r.errors.length} processes threw`);
+        assert.ok(detected > 0, `no race detected in ${r.pushed} unlocked pushes`);
+      } finally {
+        for (const c of children) c.kill("SIGKILL");
+        heap.close();
+      }
+    });
+  });
+
   describe("kill -9 of a lock holder", () => {
     it("recovers every time: heap valid, survivors' records neither lost nor duplicated", async (t) => {
       const name = freshName("kill");
