@@ -91,6 +91,19 @@ describe("SqliteTaskStore", () => {
       await rejectsWith(new SqliteTaskStore({ path }).open(), Code.DATA_LOSS);
     });
 
+    it("opens once when asked twice at the same time, and again after a close", async () => {
+      const store = new SqliteTaskStore({ path: freshPath() });
+      await Promise.all([store.open(), store.open()]);
+      await store.insert([makeTaskRecord()]);
+      await store.close();
+      await store.open();
+      try {
+        assert.equal((await store.list({})).totalSize, 1);
+      } finally {
+        await store.close();
+      }
+    });
+
     it("fails calls before open and after close with UNAVAILABLE", async () => {
       const store = new SqliteTaskStore({ path: freshPath() });
       await rejectsWith(store.get("x"), Code.UNAVAILABLE);

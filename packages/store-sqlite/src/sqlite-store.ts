@@ -134,6 +134,7 @@ export class SqliteTaskStore implements TaskStore {
   /** The group being committed; the next one gathers until it is done. */
   private inFlight: Promise<void> | undefined;
   private readonly counters: SqliteStoreStats = { commits: 0, writeCalls: 0, rows: 0 };
+  private opening: Promise<void> | undefined;
 
   /** @throws TaskflowError INVALID_ARGUMENT for a bad option. */
   constructor(options: SqliteTaskStoreOptions) {
@@ -146,8 +147,14 @@ export class SqliteTaskStore implements TaskStore {
   }
 
   /** Opens (creating when needed) the database and brings its schema up to date. */
-  async open(): Promise<void> {
-    if (this.db) return;
+  open(): Promise<void> {
+    if (this.db) return Promise.resolve();
+    // Two callers opening at once share one opening rather than racing to make two writers.
+    this.opening ??= this.doOpen().finally(() => (this.opening = undefined));
+    return this.opening;
+  }
+
+  private async doOpen(): Promise<void> {
     let db: Database.Database | undefined;
     try {
       mkdirSync(dirname(this.options.path), { recursive: true });
