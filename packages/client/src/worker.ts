@@ -86,6 +86,10 @@ export class TaskflowWorker {
   private readonly running = new Map<string, Running>();
   private results: ResultOut[] = [];
   private started: { taskId: string; epoch: bigint }[] = [];
+  private released: { taskId: string; epoch: bigint }[] = [];
+  /** Assignments received on the current session, acknowledged on every heartbeat. */
+  private received = 0n;
+  private ackPending = false;
   private flushScheduled = false;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private heartbeatIntervalMs = 500;
@@ -123,9 +127,18 @@ export class TaskflowWorker {
 
   /** Finishes running tasks (no new ones arrive once the control node drains it), then closes. */
   async drain(): Promise<void> {
-    this.draining = true;
+    this.beginDrain();
     await this.waitIdle();
     this.stop();
+  }
+
+  /** Takes no new work: hands back tasks not yet started and tells the control node. */
+  private beginDrain(): void {
+    if (this.draining) return;
+    this.draining = true;
+    for (const a of this.waiting) this.released.push({ taskId: a.taskId, epoch: a.epoch });
+    this.waiting = [];
+    this.flush(true);
   }
 
   /** Closes at once; running handlers see their signal abort. */
@@ -164,6 +177,7 @@ export class TaskflowWorker {
       switch (msg.kind.case) {
         case "welcome":
           welcomed = true;
+          this.received = 0n;
           this.reconnectDelay = 100;
           this.heartbeatIntervalMs = msg.kind.value.heartbeatIntervalMs || 500;
           clearInterval(this.heartbeatTimer);
@@ -175,10 +189,15 @@ export class TaskflowWorker {
           if (this.results.length) this.scheduleFlush();
           break;
         case "assign":
+          this.received += BigInt(msg.kind.value.assignments.length);
+          this.ackPending = true;
           for (const a of msg.kind.value.assignments) {
-            if (this.running.size < this.slots) this.run(a);
+            // Sent before the control node learnt we drain: hand it straight back.
+            if (this.draining) this.released.push({ taskId: a.taskId, epoch: a.epoch });
+            else if (this.running.size < this.slots) this.run(a);
             else this.waiting.push(a);
           }
+          this.scheduleFlush();
           break;
         case "cancel":
           for (const t of msg.kind.value.tasks) {
@@ -194,7 +213,7 @@ export class TaskflowWorker {
           break;
         case "drain":
           this.log("info", "control node asked this worker to drain");
-          this.draining = true;
+          this.beginDrain();
           void this.waitIdle().then(() => this.stop());
           break;
         default:
@@ -314,13 +333,16 @@ export class TaskflowWorker {
   /** Sends waiting results (and start notices) as one heartbeat. */
   private flush(force = false): void {
     const session = this.session;
-    if (!session || (!force && !this.results.length && !this.started.length)) return;
+    if (!session || (!force && !this.results.length && !this.started.length && !this.released.length && !this.ackPending)) return;
     // A task that started and finished within one flush needs no start notice.
     const finished = new Set(this.results.map((r) => r.taskId));
     const started = this.started.filter((s) => !finished.has(s.taskId));
     const results = this.results;
+    const released = this.released;
     this.results = [];
     this.started = [];
+    this.released = [];
+    this.ackPending = false;
     session.write({
       kind: {
         case: "heartbeat",
@@ -328,6 +350,9 @@ export class TaskflowWorker {
           running: this.running.size,
           results,
           started,
+          assignmentsReceived: this.received,
+          draining: this.draining,
+          released,
         },
       },
     });

@@ -57,6 +57,12 @@ const livenessSchema = z.strictObject({
   heartbeatIntervalMs: positiveInt.min(10).default(500),
   /** A worker silent this long is dead and its tasks are requeued, in ms. @defaultValue 2000 */
   heartbeatTimeoutMs: positiveInt.min(20).default(2000),
+  /**
+   * A worker that heartbeats but has not acknowledged an assignment for this long is suspect
+   * (gets no new tasks); after twice this long it is dead and its tasks run elsewhere, in ms.
+   * @defaultValue 5000
+   */
+  ackTimeoutMs: positiveInt.min(20).default(5000),
 });
 
 /** The worker role: processes that run task handlers. */
@@ -81,6 +87,28 @@ const workerSchema = z.strictObject({
   idPrefix: z.string().min(1).optional(),
 });
 
+/** The Prometheus endpoint (`GET /metrics`) of every node: control and worker metrics. */
+const metricsSchema = z.strictObject({
+  /** Serve metrics. @defaultValue true */
+  enabled: z.boolean().default(true),
+  /** Address the metrics HTTP server binds; keep it on loopback unless a scraper needs it. @defaultValue "127.0.0.1" */
+  host: z.string().min(1).default("127.0.0.1"),
+  /** Port of the metrics HTTP server; 0 picks a free one (printed on the ready line). @defaultValue 9464 */
+  port: port.default(9464),
+});
+
+/** The live web dashboard of the control role, with its JSON API and event stream. */
+const dashboardSchema = z.strictObject({
+  /** Serve the dashboard (control role only). @defaultValue true */
+  enabled: z.boolean().default(true),
+  /** Address the dashboard HTTP server binds. It can cancel tasks and drain workers: keep it on loopback. @defaultValue "127.0.0.1" */
+  host: z.string().min(1).default("127.0.0.1"),
+  /** Port of the dashboard HTTP server; 0 picks a free one (printed on the ready line). @defaultValue 9465 */
+  port: port.default(9465),
+  /** Minutes of queue depth and throughput the charts keep (one sample a second). @defaultValue 10 */
+  historyMinutes: positiveInt.max(120).default(10),
+});
+
 const logSchema = z.strictObject({
   /** `trace`, `debug`, `info`, `warn`, `error` or `silent`. @defaultValue "info" */
   level: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
@@ -98,6 +126,8 @@ export const configSchema = z.strictObject({
   liveness: livenessSchema.prefault({}),
   worker: workerSchema.prefault({}),
   log: logSchema.prefault({}),
+  metrics: metricsSchema.prefault({}),
+  dashboard: dashboardSchema.prefault({}),
 });
 
 /** A validated configuration with every default applied. */
@@ -118,6 +148,10 @@ const hints: Record<string, string> = {
   "worker.processes": "use a whole number of processes such as 2",
   "worker.slots": "use how many tasks one process runs at once, such as 16",
   "log.level": 'use "info", "debug", "warn" or "error"',
+  "metrics.port": "use a free port such as 9464, or 0 for any free port",
+  "metrics.host": 'use an address to bind such as "127.0.0.1"',
+  "dashboard.port": "use a free port such as 9465, or 0 for any free port",
+  "dashboard.host": 'use an address to bind such as "127.0.0.1"',
 };
 
 /**

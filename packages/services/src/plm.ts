@@ -85,6 +85,9 @@ export class ProcessLifecycleManager implements Plm {
   >;
   private purgeTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** After a restart: tasks that were with a worker, kept out of the queue until it comes back. */
+  private readonly awaitingAdoption = new Map<string, LiveTask>();
+  private adoptionTimer: NodeJS.Timeout | undefined;
 
   constructor(
     @inject(TOKENS.Config) private readonly config: TaskflowConfig,
@@ -105,18 +108,27 @@ export class ProcessLifecycleManager implements Plm {
     const requeued: TaskRecord[] = [];
     for (const rec of unfinished) {
       const live = this.track(rec);
-      if (rec.state !== "queued") {
-        // Its worker may come back and re-adopt it (see adopt); until then it waits in the queue.
-        this.count(rec.state, "queued");
-        rec.state = "queued";
-        rec.waitingReason = "control node restarted; waiting for its worker to reconnect or another worker";
-        requeued.push(rec);
+      if (rec.state === "queued") {
+        this.enqueue(live);
+        continue;
       }
-      this.enqueue(live);
+      // It was with a worker when the control node stopped. That worker may still run it and
+      // will list it when it reconnects (see reconcile); until then it waits outside the heap.
+      this.count(rec.state, "queued");
+      rec.state = "queued";
+      rec.waitingReason = `control node restarted; waiting for worker ${rec.workerId} to reconnect and re-adopt it`;
+      requeued.push(rec);
+      this.awaitingAdoption.set(rec.id, live);
     }
-    if (requeued.length) await this.store.update(requeued);
+    if (requeued.length) {
+      await this.store.update(requeued);
+      // Workers reconnect within their backoff; whatever nobody re-adopts by then runs again.
+      const grace = this.config.liveness.heartbeatTimeoutMs * 2;
+      this.adoptionTimer = setTimeout(() => this.giveUpAdoption(), grace);
+      this.adoptionTimer.unref();
+    }
     if (unfinished.length) {
-      this.logger.info({ tasks: unfinished.length }, "resumed unfinished tasks from the store");
+      this.logger.info({ tasks: unfinished.length, awaitingWorkers: requeued.length }, "resumed unfinished tasks from the store");
       this.hooks.queued();
     }
     const retention = this.config.control.resultRetentionMs;
@@ -126,6 +138,7 @@ export class ProcessLifecycleManager implements Plm {
 
   async stop(): Promise<void> {
     this.closed = true;
+    clearTimeout(this.adoptionTimer);
     if (this.purgeTimer) clearInterval(this.purgeTimer);
     for (const live of this.live.values()) {
       clearTimeout(live.retryTimer);
@@ -364,6 +377,67 @@ export class ProcessLifecycleManager implements Plm {
     const delay = backoffMs(rec.attempt);
     rec.error = error;
     this.toQueue(live, `retrying after attempt ${rec.attempt} failed: ${error}`, delay);
+  }
+
+  /**
+   * A worker said hello listing every task it holds. Tasks it holds that are still its own stay;
+   * tasks it held before a control node restart are re-adopted; tasks we gave it that it no
+   * longer holds run again. Returns what it must stop (`stale`) and how its load changed.
+   */
+  reconcile(workerId: string, held: readonly { taskId: string; epoch: number }[]): { adopted: number; lost: number; stale: { taskId: string; epoch: number }[] } {
+    const heldIds = new Set<string>();
+    const stale: { taskId: string; epoch: number }[] = [];
+    let adopted = 0;
+    for (const h of held) {
+      const live = this.live.get(h.taskId);
+      const rec = live?.rec;
+      if (live && rec && rec.workerId === workerId && rec.epoch === h.epoch) {
+        if (rec.state === "assigned" || rec.state === "running") {
+          heldIds.add(h.taskId);
+          continue;
+        }
+        if (this.awaitingAdoption.delete(h.taskId)) {
+          this.count("queued", "running");
+          rec.state = "running";
+          rec.waitingReason = "";
+          heldIds.add(h.taskId);
+          this.changed(rec);
+          adopted++;
+          continue;
+        }
+      }
+      stale.push(h);
+    }
+    const lost = this.requeueWorkerTasks(workerId, "the worker no longer holds it (it restarted, or the assignment was lost)", heldIds);
+    if (adopted) this.logger.info({ workerId, adopted }, "re-adopted tasks a worker kept running across a control node restart");
+    return { adopted, lost, stale };
+  }
+
+  /** A draining worker hands back tasks it never started: they run elsewhere, not counted as an attempt. */
+  release(workerId: string, tasks: readonly { taskId: string; epoch: number }[]): number {
+    let released = 0;
+    for (const t of tasks) {
+      const live = this.live.get(t.taskId);
+      const rec = live?.rec;
+      if (!live || !rec || rec.workerId !== workerId || rec.epoch !== t.epoch || rec.state !== "assigned") continue;
+      rec.attempt -= 1;
+      rec.attempts.pop();
+      this.toQueue(live, `handed back by draining worker ${workerId}`, 0);
+      released++;
+    }
+    if (released) this.hooks.released(workerId, released);
+    return released;
+  }
+
+  private giveUpAdoption(): void {
+    for (const live of this.awaitingAdoption.values()) {
+      if (live.rec.state !== "queued") continue;
+      live.rec.waitingReason = "its worker did not come back after the control node restarted; runs again";
+      this.enqueue(live);
+    }
+    if (this.awaitingAdoption.size) this.logger.warn({ tasks: this.awaitingAdoption.size }, "requeued tasks no worker re-adopted after the restart");
+    this.awaitingAdoption.clear();
+    this.hooks.queued();
   }
 
   requeueWorkerTasks(workerId: string, reason: string, keep?: ReadonlySet<string>): number {

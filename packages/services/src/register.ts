@@ -49,6 +49,11 @@ export interface WorkerEntry {
   outbox: OutgoingAssignment[];
   /** Most tasks it holds at once: slots + prefetch. */
   capacity: number;
+  /** Assignments sent on the current session, and how many the worker acknowledged. */
+  sent: number;
+  acked: number;
+  /** Since when an assignment waits for acknowledgement; 0 = none waits. */
+  unackedSince: number;
 }
 
 export interface HelloInfo {
@@ -132,6 +137,9 @@ export class WorkerRegister implements Register {
       entry.session = session;
       entry.disconnectedAt = 0;
       entry.capacity = hello.slots + hello.prefetch;
+      entry.sent = 0;
+      entry.acked = 0;
+      entry.unackedSince = 0;
       Object.assign(entry.record, {
         host: hello.host,
         pid: hello.pid,
@@ -167,6 +175,9 @@ export class WorkerRegister implements Register {
         disconnectedAt: 0,
         outbox: [],
         capacity: hello.slots + hello.prefetch,
+        sent: 0,
+        acked: 0,
+        unackedSince: 0,
       };
       this.byIdx[idx] = entry;
       this.entries.set(hello.workerId, entry);
@@ -177,13 +188,27 @@ export class WorkerRegister implements Register {
     return entry;
   }
 
-  heartbeat(entry: WorkerEntry): void {
+  heartbeat(entry: WorkerEntry, assignmentsReceived: number): void {
     entry.record.lastHeartbeat = this.clock.now();
-    if (entry.record.state === "suspect") {
+    entry.acked = Math.max(entry.acked, assignmentsReceived);
+    if (entry.acked >= entry.sent) entry.unackedSince = 0;
+    if (entry.record.state === "suspect" && entry.unackedSince === 0) {
       entry.record.state = "alive";
       this.emit(entry);
       this.hooks.capacity(entry);
     }
+  }
+
+  /** Assignments went out on the worker's session. */
+  sentAssignments(entry: WorkerEntry, count: number): void {
+    if (entry.acked >= entry.sent) entry.unackedSince = this.clock.now();
+    entry.sent += count;
+  }
+
+  /** A worker re-adopted tasks after a control node restart: they count toward its load. */
+  adopted(entry: WorkerEntry, count: number): void {
+    entry.record.running += count;
+    this.hooks.capacity(entry);
   }
 
   /** The session stream ended; the worker gets a grace period to reconnect. */
@@ -192,7 +217,7 @@ export class WorkerRegister implements Register {
     entry.session = undefined;
     entry.disconnectedAt = this.clock.now();
     if (entry.record.state === "draining" && entry.record.running === 0) {
-      this.declareDead(entry, "drained");
+      this.left(entry);
       return;
     }
     this.logger.warn({ workerId: entry.record.id, reason }, "worker session ended; waiting for it to reconnect");
@@ -230,10 +255,15 @@ export class WorkerRegister implements Register {
         continue;
       }
       const silent = now - record.lastHeartbeat;
-      if (silent >= heartbeatTimeoutMs) {
-        this.declareDead(entry, `no heartbeat for ${silent} ms`);
-        entry.session?.close();
-      } else if (silent >= heartbeatIntervalMs * 2 && record.state === "alive") {
+      // Liveness is progress, not just a pulse: assignments must be acknowledged too.
+      const unacked = entry.unackedSince ? now - entry.unackedSince : 0;
+      const { ackTimeoutMs } = this.config.liveness;
+      if (silent >= heartbeatTimeoutMs || unacked >= ackTimeoutMs * 2) {
+        const why = silent >= heartbeatTimeoutMs ? `no heartbeat for ${silent} ms` : `assignments unacknowledged for ${unacked} ms`;
+        const session = entry.session;
+        this.declareDead(entry, why);
+        session?.close();
+      } else if ((silent >= heartbeatIntervalMs * 2 || unacked >= ackTimeoutMs) && record.state === "alive") {
         record.state = "suspect";
         this.hooks.unschedulable(entry);
         this.emit(entry);
@@ -248,6 +278,15 @@ export class WorkerRegister implements Register {
     this.logger.warn({ workerId: entry.record.id, reason }, "worker is dead");
     this.hooks.lost(entry, `worker ${entry.record.id} lost: ${reason}`);
     entry.record.running = 0;
+    this.remove(entry);
+  }
+
+  /** A drained worker left: nothing to requeue. */
+  private left(entry: WorkerEntry): void {
+    entry.record.state = "dead";
+    this.hooks.unschedulable(entry);
+    this.emit(entry);
+    this.logger.info({ workerId: entry.record.id }, "drained worker left");
     this.remove(entry);
   }
 

@@ -107,7 +107,10 @@ export class MainScheduler implements Scheduler {
       assigned++;
     }
     for (const worker of this.dirty) {
-      if (worker.outbox.length && worker.session) worker.session.assign(worker.outbox);
+      if (worker.outbox.length && worker.session) {
+        worker.session.assign(worker.outbox);
+        this.register.sentAssignments(worker, worker.outbox.length);
+      }
       worker.outbox = [];
     }
     this.dirty.clear();

@@ -255,23 +255,23 @@ export class ControlServer {
             port,
           );
           send({ case: "welcome", value: { workerId: hello.workerId, heartbeatIntervalMs: config.liveness.heartbeatIntervalMs } as never });
-          // Tasks it still holds but we no longer think are its own are stopped on the worker.
-          const stale = hello.running.filter((r) => {
-            const live = plm.liveTask(r.taskId);
-            return !live || live.rec.workerId !== hello.workerId || BigInt(live.rec.epoch) !== r.epoch;
-          });
-          if (stale.length) port.cancel(stale.map((r) => ({ taskId: r.taskId, epoch: Number(r.epoch) })), "reassigned while disconnected");
-          // Tasks we gave it that it no longer holds (it restarted, or the assignment was lost in the break) run again.
-          const held = new Set(hello.running.map((r) => r.taskId));
-          const lost = plm.requeueWorkerTasks(hello.workerId, "the worker restarted without it", held);
+          const { adopted, lost, stale } = plm.reconcile(
+            hello.workerId,
+            hello.running.map((r) => ({ taskId: r.taskId, epoch: Number(r.epoch) })),
+          );
+          // Tasks it still holds that are no longer its own (reassigned meanwhile) stop on the worker.
+          if (stale.length) port.cancel(stale, "reassigned while this worker was away");
+          if (adopted) register.adopted(entry, adopted);
           if (lost) plm.hooks.released(hello.workerId, lost);
           return;
         }
         if (!entry) return fail("the first message of a session must be hello");
         if (msg.kind.case === "heartbeat") {
           const hb = msg.kind.value;
-          register.heartbeat(entry);
+          register.heartbeat(entry, Number(hb.assignmentsReceived));
           const workerId = entry.record.id;
+          if (hb.draining && entry.record.state !== "draining") register.drain(workerId);
+          if (hb.released.length) plm.release(workerId, hb.released.map((r) => ({ taskId: r.taskId, epoch: Number(r.epoch) })));
           for (const s of hb.started) plm.started(workerId, s.taskId, Number(s.epoch));
           if (hb.results.length) {
             plm.completed(
