@@ -1,6 +1,7 @@
 // @ts-check
 import js from "@eslint/js";
 import tseslint from "typescript-eslint";
+import globals from "globals";
 
 export default tseslint.config(
   {
@@ -17,6 +18,11 @@ export default tseslint.config(
       "@typescript-eslint/consistent-type-imports": ["error", { fixStyle: "inline-type-imports" }],
       "no-constant-condition": ["error", { checkLoops: false }],
     },
+  },
+  {
+    // The dashboard runs in the browser.
+    files: ["packages/dashboard/src/**/*.{ts,tsx}"],
+    languageOptions: { globals: globals.browser },
   },
   {
     files: ["**/*.test.ts", "**/testing/**/*.ts", "**/bench/**/*.ts"],

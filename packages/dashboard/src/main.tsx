@@ -1,0 +1,3 @@
+import { render } from "preact";
+
+render(<p>Taskflow</p>, document.getElementById("app")!);
