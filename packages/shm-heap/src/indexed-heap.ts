@@ -597,9 +597,14 @@ export class IndexedHeap {
     const index = this.mapping!.index;
     if (this.native!.probeSlot(index, owner - 1) === 0) return false;
     try {
-      if (Atomics.compareExchange(h, H.LOCK, w, this.me | LOCK_WAITERS) !== w) return false;
-      this.repairAfterOwnerDied();
-      return true;
+      // Retry while only the WAITERS bit changes under us: the dead owner is still named.
+      for (let cur = w; (cur & LOCK_OWNER_MASK) === owner; cur = Atomics.load(h, H.LOCK)) {
+        if (Atomics.compareExchange(h, H.LOCK, cur, this.me | LOCK_WAITERS) === cur) {
+          this.repairAfterOwnerDied();
+          return true;
+        }
+      }
+      return false;
     } finally {
       this.native!.releaseSlot(index, owner - 1);
     }
