@@ -60,6 +60,19 @@ export class ControlServer {
   private readonly server: grpc.Server;
   private readonly health = new HealthImplementation({ "": "NOT_SERVING" });
   private boundPort = 0;
+  /** Calls that ended with an error, by status code name (for metrics). */
+  private readonly errorCounts = new Map<string, number>();
+  /** Counts every call's final status; streams and unary calls alike. */
+  private readonly countStatuses: grpc.ServerInterceptor = (_method, call) =>
+    new grpc.ServerInterceptingCall(call, {
+      sendStatus: (status, next) => {
+        if (status.code !== grpc.status.OK) {
+          const name = grpc.status[status.code] ?? String(status.code);
+          this.errorCounts.set(name, (this.errorCounts.get(name) ?? 0) + 1);
+        }
+        next(status);
+      },
+    });
 
   constructor(
     @inject(TOKENS.Config) private readonly config: TaskflowConfig,
@@ -73,12 +86,18 @@ export class ControlServer {
       // Payloads may be up to control.maxPayloadBytes, and a batch holds many.
       "grpc.max_receive_message_length": Math.max(64 * 1024 * 1024, config.control.maxPayloadBytes * 2),
       "grpc.max_send_message_length": Math.max(64 * 1024 * 1024, config.control.maxPayloadBytes * 2),
+      interceptors: [this.countStatuses],
     });
     this.addTaskService();
     this.addWorkerService();
     this.addClusterService();
     this.health.addToServer(this.server);
     new ReflectionService(reflectionPackage() as never).addToServer(this.server);
+  }
+
+  /** Calls answered with an error status so far, by code name (`NOT_FOUND`, …). */
+  errorsByCode(): ReadonlyMap<string, number> {
+    return this.errorCounts;
   }
 
   /** The bound port (useful with port 0). */
