@@ -89,12 +89,18 @@ double NowMs() {
 
 // Shared (not FUTEX_PRIVATE) so waiters in other processes are found through the page.
 // Returns 0 woken (or interrupted), 1 timed out, 2 value differed.
+// A timeout that is not finite or beyond ~30 years means "no timeout".
 int FutexWait(int32_t* addr, int32_t expected, double timeout_ms) {
-  if (timeout_ms < 0) timeout_ms = 0;
+  if (!(timeout_ms > 0)) timeout_ms = 0;  // also NaN
   timespec ts;
-  ts.tv_sec = static_cast<time_t>(timeout_ms / 1000);
-  ts.tv_nsec = static_cast<long>((timeout_ms - ts.tv_sec * 1000.0) * 1e6);
-  long r = syscall(SYS_futex, addr, FUTEX_WAIT, expected, &ts, nullptr, 0);
+  timespec* tsp = nullptr;
+  if (timeout_ms < 1e12) {
+    ts.tv_sec = static_cast<time_t>(timeout_ms / 1000);
+    ts.tv_nsec = static_cast<long>((timeout_ms - ts.tv_sec * 1000.0) * 1e6);
+    if (ts.tv_nsec > 999999999) ts.tv_nsec = 999999999;
+    tsp = &ts;
+  }
+  long r = syscall(SYS_futex, addr, FUTEX_WAIT, expected, tsp, nullptr, 0);
   if (r == 0) return 0;
   if (errno == ETIMEDOUT) return 1;
   if (errno == EAGAIN) return 2;

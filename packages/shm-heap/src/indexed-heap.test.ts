@@ -284,6 +284,14 @@ describe("IndexedHeap", () => {
       assert.ok(performance.now() - t0 >= 25);
     });
 
+    it("treats NaN and negative timeouts as no wait", () => {
+      const heap = IndexedHeap.create({ capacity: 2 });
+      const t0 = performance.now();
+      assert.equal(heap.popWait(NaN), -1);
+      assert.equal(heap.popWait(-5), -1);
+      assert.ok(performance.now() - t0 < 1000);
+    });
+
     it("returns at once when a record is there", () => {
       const heap = IndexedHeap.create({ capacity: 2 });
       heap.push(1, 5);

@@ -427,7 +427,8 @@ export class IndexedHeap {
    * thread: for worker threads and worker processes, never the main thread of a server.
    */
   popWait(timeoutMs: number): number {
-    const deadline = performance.now() + Math.max(0, timeoutMs);
+    // NaN and negatives mean "don't wait" (Atomics.wait would read NaN as forever); Infinity waits forever.
+    const deadline = performance.now() + (timeoutMs > 0 ? timeoutMs : 0);
     const h = this.h;
     this.lock();
     for (;;) {
@@ -454,7 +455,7 @@ export class IndexedHeap {
 
   /** Pops, waiting up to `timeoutMs` without ever blocking the event loop; resolves -1 on timeout. */
   async popAsync(timeoutMs: number): Promise<number> {
-    const deadline = performance.now() + Math.max(0, timeoutMs);
+    const deadline = performance.now() + (timeoutMs > 0 ? timeoutMs : 0);
     const h = this.h;
     for (;;) {
       this.lock();
@@ -664,7 +665,8 @@ export class IndexedHeap {
       // the process may exit (or a test runner give up) while we wait.
       const wait = r.value;
       return new Promise((resolve) => {
-        const timer = setTimeout(resolve, ms + 1);
+        // setTimeout turns delays beyond 2^31-1 ms into 1 ms; the outer loop waits again anyway.
+        const timer = setTimeout(resolve, Math.min(ms + 1, 0x7fffffff));
         void wait.then((v) => {
           clearTimeout(timer);
           resolve(v);
