@@ -2,7 +2,8 @@
  * Starts real Taskflow nodes (`taskflow node`, the same binary users run) on 127.0.0.1:0 with
  * a config written to a temporary folder, and stops them. Every test gets its own node.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { createServer } from "node:net";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -22,6 +23,10 @@ export interface StartedNode {
   logs(): string;
   /** SIGTERM, wait for exit (SIGKILL after `graceMs`); returns the exit code. */
   stop(graceMs?: number): Promise<number | null>;
+  /** kill -9, and wait until it is gone. */
+  kill9(): Promise<void>;
+  /** PIDs of its worker processes now. */
+  workerPids(): number[];
 }
 
 export function tempDir(prefix = "taskflow-test-"): string {
@@ -59,7 +64,22 @@ export async function startNode(config: TaskflowConfigInput, options: { dir?: st
     });
   });
   let exited: Promise<number | null> | undefined;
+  const gone = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   return {
+    kill9() {
+      child.kill("SIGKILL");
+      return gone;
+    },
+    workerPids() {
+      try {
+        return execFileSync("pgrep", ["-P", String(child.pid)], { encoding: "utf8" })
+          .split("\n")
+          .filter(Boolean)
+          .map(Number);
+      } catch {
+        return [];
+      }
+    },
     address: `127.0.0.1:${port}`,
     port,
     process: child,
@@ -108,4 +128,16 @@ export async function eventually<T>(check: () => Promise<T | undefined> | T | un
     if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/** A TCP port free right now on 127.0.0.1 (for a node that must come back on the same port). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
 }

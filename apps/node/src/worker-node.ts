@@ -40,6 +40,7 @@ export async function startWorkers(config: TaskflowConfig, baseDir: string, cont
       handlers: handlersPath,
       logLevel: config.log.level,
     };
+    const startedAt = Date.now();
     const child = fork(path.join(here, "worker-process.js"), [], {
       env: { ...process.env, TASKFLOW_WORKER: JSON.stringify(options) },
       stdio: ["ignore", "inherit", "inherit", "ipc"],
@@ -58,10 +59,12 @@ export async function startWorkers(config: TaskflowConfig, baseDir: string, cont
         logger.error({ workerId: options.workerId }, "worker process cannot start; not restarting it");
         return;
       }
-      const delay = Math.min(100 * 2 ** restarts, 5000);
+      // Back off when it keeps crashing; a process that ran a while starts from scratch.
+      const streak = Date.now() - startedAt > 10_000 ? 0 : restarts;
+      const delay = Math.min(50 * 2 ** streak, 2000);
       logger.warn({ workerId: options.workerId, code, signal, restartInMs: delay }, "worker process exited; restarting it");
       setTimeout(() => {
-        if (!stopping) void spawn(index, restarts + 1);
+        if (!stopping) void spawn(index, streak + 1);
       }, delay).unref();
     });
     return ready;

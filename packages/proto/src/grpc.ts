@@ -105,6 +105,8 @@ function callOptions(options: CallOptions | undefined): grpc.CallOptions {
  */
 export const defaultChannelOptions: grpc.ChannelOptions = {
   "grpc.per_rpc_retry_buffer_size": 0,
+  // Each client gets its own connection: a new client must not inherit another's reconnect backoff.
+  "grpc.use_local_subchannel_pool": 1,
   "grpc.max_receive_message_length": 64 * 1024 * 1024,
   "grpc.max_send_message_length": 64 * 1024 * 1024,
   "grpc.keepalive_time_ms": 30_000,
