@@ -137,6 +137,21 @@ describe("IndexedHeap with backing shm", () => {
     });
   });
 
+  describe("normal shutdown", () => {
+    it("unlinks the segments a process created when it exits without closing them", async () => {
+      const name = freshName("exit");
+      const out = await inProcess(
+        `const heap = m.IndexedHeap.create({ capacity: 8, backing: "shm", name: arg });
+         heap.push(1, 1);
+         const fs = await import("node:fs");
+         console.log(fs.existsSync("/dev/shm" + arg));`,
+        name,
+      );
+      assert.equal(out, "true", "the segment existed while the child ran");
+      assert.equal(existsSync(`/dev/shm${name}`), false);
+    });
+  });
+
   describe("unlink", () => {
     it("removes a leftover name so the next create starts fresh", () => {
       const name = freshName("unlink");
