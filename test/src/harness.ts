@@ -17,6 +17,10 @@ export const bin = path.join(repoRoot, "apps/node/dist/bin.js");
 export interface StartedNode {
   address: string;
   port: number;
+  /** `http://127.0.0.1:<port>/metrics` when metrics are on. */
+  metricsUrl: string | undefined;
+  /** `http://127.0.0.1:<port>/` when the dashboard is on. */
+  dashboardUrl: string | undefined;
   process: ChildProcess;
   dir: string;
   /** Everything the node wrote to stderr so far (its JSON logs). */
@@ -41,20 +45,27 @@ export async function startNode(config: TaskflowConfigInput, options: { dir?: st
     ...config,
     control: { host: "127.0.0.1", port: 0, ...config.control },
     log: { level: "warn", ...config.log },
+    // Monitoring on free ports too, so nodes (and other checkouts' tests) never clash.
+    metrics: { port: 0, ...config.metrics },
+    dashboard: { port: 0, ...config.dashboard },
   };
   const file = path.join(dir, "taskflow.config.json");
   writeFileSync(file, JSON.stringify(full, null, 2));
   const child = spawn(process.execPath, [bin, "node", "--config", file], { stdio: ["ignore", "pipe", "pipe"], cwd: dir });
   let stderr = "";
   child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
+  let metricsUrl: string | undefined;
+  let dashboardUrl: string | undefined;
   const port = await new Promise<number>((resolve, reject) => {
     let stdout = "";
     const timer = setTimeout(() => reject(new Error(`node did not start in time; stderr:\n${stderr}`)), options.timeoutMs ?? 20_000);
     child.stdout!.on("data", (d: Buffer) => {
       stdout += d.toString();
-      const m = /taskflow node ready(?: on [^\s]+:(\d+))?/.exec(stdout);
+      const m = /taskflow node ready(?: on [^\s]+:(\d+))?(?: metrics (\S+))?(?: dashboard (\S+))?\n/.exec(stdout);
       if (m) {
         clearTimeout(timer);
+        metricsUrl = m[2];
+        dashboardUrl = m[3];
         resolve(Number(m[1] ?? 0));
       }
     });
@@ -82,6 +93,8 @@ export async function startNode(config: TaskflowConfigInput, options: { dir?: st
     },
     address: `127.0.0.1:${port}`,
     port,
+    metricsUrl,
+    dashboardUrl,
     process: child,
     dir,
     logs: () => stderr,

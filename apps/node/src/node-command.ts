@@ -3,10 +3,12 @@ import { loadConfigFile } from "./config-file.js";
 import { startControl, type ControlNode } from "./control.js";
 import { createLogger } from "./logger.js";
 import { startWorkers, type WorkerNode } from "./worker-node.js";
+import { startMonitoring, type NodeMonitoring } from "./monitoring.js";
 
 export interface RunningNode {
   control: ControlNode | undefined;
   workers: WorkerNode | undefined;
+  monitoring: NodeMonitoring;
   stop(): Promise<void>;
 }
 
@@ -24,17 +26,27 @@ export async function runNode(configPath: string | undefined): Promise<RunningNo
     await workers.ready;
     logger.info({ processes: config.worker.processes, slots: config.worker.slots, control: address }, "worker processes running");
   }
-  // A line on stdout that scripts and tests can wait for.
-  process.stdout.write(`taskflow node ready${control ? ` on ${config.control.host}:${control.port}` : ""}\n`);
+  let monitoring: NodeMonitoring | undefined;
+  try {
+    monitoring = await startMonitoring(config, control, workers, logger);
+  } catch (err) {
+    await workers?.stop();
+    await control?.stop();
+    throw err;
+  }
+  // A line on stdout that scripts and tests can wait for; monitoring addresses follow the control address.
+  const extras = `${monitoring.metricsUrl ? ` metrics ${monitoring.metricsUrl}` : ""}${monitoring.dashboardUrl ? ` dashboard ${monitoring.dashboardUrl}` : ""}`;
+  process.stdout.write(`taskflow node ready${control ? ` on ${config.control.host}:${control.port}` : ""}${extras}\n`);
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
       logger.info("shutting down: draining workers, then the control node");
+      await monitoring?.stop();
       await workers?.stop();
       await control?.stop();
       logger.info("stopped");
     })());
-  return { control, workers, stop };
+  return { control, workers, monitoring, stop };
 }
 
 /** Where a local worker reaches a control node bound to `host`. */

@@ -10,10 +10,14 @@ import { fileURLToPath } from "node:url";
 import type { Logger, TaskflowConfig } from "@taskflow/core";
 import { loadHandlers } from "./handlers.js";
 import type { WorkerProcessOptions } from "./worker-process.js";
+import type { WorkerProcessStats } from "@taskflow/monitoring";
+import { askStats } from "./worker-stats.js";
 
 export interface WorkerNode {
   /** PIDs of the worker processes now running. */
   pids(): number[];
+  /** Counters of every running worker process, asked over IPC (for metrics). */
+  stats(): Promise<WorkerProcessStats[]>;
   /** Resolves when every process has said it is connected. */
   ready: Promise<void>;
   stop(): Promise<void>;
@@ -27,6 +31,7 @@ export async function startWorkers(config: TaskflowConfig, baseDir: string, cont
   await loadHandlers(handlersPath);
   const prefix = config.worker.idPrefix ?? `${hostname()}-${process.pid}`;
   const children = new Map<number, ChildProcess>();
+  const restartCounts = new Map<number, number>();
   let stopping = false;
   const readyWaiters: Promise<void>[] = [];
 
@@ -63,6 +68,7 @@ export async function startWorkers(config: TaskflowConfig, baseDir: string, cont
       const streak = Date.now() - startedAt > 10_000 ? 0 : restarts;
       const delay = Math.min(50 * 2 ** streak, 2000);
       logger.warn({ workerId: options.workerId, code, signal, restartInMs: delay }, "worker process exited; restarting it");
+      restartCounts.set(index, (restartCounts.get(index) ?? 0) + 1);
       setTimeout(() => {
         if (!stopping) void spawn(index, streak + 1);
       }, delay).unref();
@@ -74,6 +80,13 @@ export async function startWorkers(config: TaskflowConfig, baseDir: string, cont
 
   return {
     pids: () => [...children.values()].map((c) => c.pid!).filter(Boolean),
+    async stats() {
+      const asked = await Promise.all([...children].map(async ([index, child]) => {
+        const s = await askStats(child);
+        return s && { ...s, restarts: restartCounts.get(index) ?? 0 };
+      }));
+      return asked.filter((s) => s !== undefined);
+    },
     ready: Promise.all(readyWaiters).then(() => undefined),
     async stop() {
       stopping = true;

@@ -6,6 +6,7 @@
 import { TaskflowWorker } from "@taskflow/client";
 import { loadHandlers } from "./handlers.js";
 import { createLogger } from "./logger.js";
+import { answerStats } from "./worker-stats.js";
 
 export interface WorkerProcessOptions {
   address: string;
@@ -31,6 +32,7 @@ async function main(): Promise<void> {
     handlers,
     onLog: (level, message, fields) => logger[level](fields ?? {}, message),
   });
+  answerStats(worker, options.workerId, options.slots);
   let exiting = false;
   const shutdown = async (signal: string) => {
     if (exiting) return;

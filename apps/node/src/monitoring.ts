@@ -1,0 +1,102 @@
+/**
+ * Assembles monitoring for a node: the Prometheus endpoint (control and/or worker metrics in one
+ * registry), the control role's dashboard, and debug-level task transition logs.
+ */
+import type { ControlNode } from "./control.js";
+import type { WorkerNode } from "./worker-node.js";
+import { TOKENS, type EventBus, type Logger, type TaskflowConfig } from "@taskflow/core";
+import { ControlServer, type MainScheduler, type ProcessLifecycleManager, type WorkerRegister } from "@taskflow/services";
+import type { IndexedHeap } from "@taskflow/shm-heap";
+import {
+  DashboardServer,
+  logTaskTransitions,
+  registerControlMetrics,
+  registerWorkerMetrics,
+  serveMetrics,
+  type ControlMetrics,
+  type ControlView,
+  type HttpListener,
+} from "@taskflow/monitoring";
+import { collectDefaultMetrics, Registry } from "prom-client";
+
+export interface NodeMonitoring {
+  /** `http://host:port/metrics`, when metrics are on. */
+  readonly metricsUrl: string | undefined;
+  /** `http://host:port/`, when the dashboard is on (control role only). */
+  readonly dashboardUrl: string | undefined;
+  stop(): Promise<void>;
+}
+
+/** The control role's parts monitoring reads, from the DI container. */
+function controlView(control: ControlNode): ControlView {
+  const c = control.container;
+  const plm = c.resolve<ProcessLifecycleManager>(TOKENS.Plm);
+  const register = c.resolve<WorkerRegister>(TOKENS.Register);
+  const scheduler = c.resolve<MainScheduler>(TOKENS.Scheduler);
+  const workerHeap = c.resolve<IndexedHeap>(TOKENS.WorkerHeap);
+  const server = c.resolve(ControlServer);
+  return {
+    plm,
+    register,
+    policyName: scheduler.policyName,
+    queue: () => ({ inHeap: plm.heap.size, parked: scheduler.parkedCount(), capacity: plm.heap.capacity }),
+    freeWorkers: () => workerHeap.size,
+    schedulerStats: () => scheduler.stats,
+    grpcErrors: () => server.errorsByCode(),
+  };
+}
+
+export async function startMonitoring(
+  config: TaskflowConfig,
+  control: ControlNode | undefined,
+  workers: WorkerNode | undefined,
+  logger: Logger,
+): Promise<NodeMonitoring> {
+  const stops: (() => Promise<void> | void)[] = [];
+  const stop = async () => {
+    for (const s of stops.reverse()) await s();
+  };
+  try {
+    const view = control && controlView(control);
+    const bus = control?.container.resolve<EventBus>(TOKENS.EventBus);
+    if (bus && (config.log.level === "debug" || config.log.level === "trace")) stops.push(logTaskTransitions(bus, logger.child({ role: "control" })));
+
+    let metrics: HttpListener | undefined;
+    let controlMetrics: ControlMetrics | undefined;
+    if (config.metrics.enabled) {
+      const registry = new Registry();
+      collectDefaultMetrics({ register: registry });
+      if (view && bus) {
+        controlMetrics = registerControlMetrics(registry, view, bus);
+        stops.push(() => controlMetrics!.close());
+      }
+      if (workers) registerWorkerMetrics(registry, () => workers.stats());
+      metrics = await serveMetrics(registry, config.metrics.host, config.metrics.port);
+      stops.push(() => metrics!.close());
+    }
+
+    let dashboard: DashboardServer | undefined;
+    if (view && bus && config.dashboard.enabled) {
+      const { dashboardDir } = await import("@taskflow/dashboard");
+      dashboard = new DashboardServer(view, bus, {
+        host: config.dashboard.host,
+        port: config.dashboard.port,
+        historyMinutes: config.dashboard.historyMinutes,
+        staticDir: dashboardDir,
+        logger: logger.child({ role: "dashboard" }),
+        ...(controlMetrics && { tally: controlMetrics.tally }),
+      });
+      await dashboard.start();
+      stops.push(() => dashboard!.close());
+    }
+    if (metrics || dashboard) logger.info({ metrics: metrics && `${metrics.url}/metrics`, dashboard: dashboard && `${dashboard.url}/` }, "monitoring listening");
+    return {
+      metricsUrl: metrics && `${metrics.url}/metrics`,
+      dashboardUrl: dashboard && `${dashboard.url}/`,
+      stop,
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}

@@ -1,0 +1,115 @@
+/**
+ * The dashboard's JSON API, as the control node serves it and the browser reads it. Types only:
+ * the dashboard imports them without pulling Node code into the bundle. Times are epoch ms.
+ */
+
+export type TaskStateName = "queued" | "assigned" | "running" | "succeeded" | "failed" | "cancelled";
+export type WorkerStateName = "alive" | "suspect" | "dead" | "draining";
+
+export interface WorkerJson {
+  id: string;
+  host: string;
+  pid: number;
+  state: WorkerStateName;
+  slots: number;
+  running: number;
+  labels: Record<string, string>;
+  taskTypes: string[];
+  lastHeartbeat: number;
+  connectedAt: number;
+}
+
+/** A row of the task list. */
+export interface TaskSummaryJson {
+  id: string;
+  type: string;
+  state: TaskStateName;
+  priority: number;
+  attempt: number;
+  workerId: string;
+  createdAt: number;
+  finishedAt: number;
+}
+
+export interface AttemptJson {
+  attempt: number;
+  epoch: number;
+  workerId: string;
+  startedAt: number;
+  finishedAt: number;
+  error: string;
+}
+
+/** Everything the task page shows. */
+export interface TaskDetailJson extends TaskSummaryJson {
+  seq: number;
+  clientId: string;
+  epoch: number;
+  maxAttempts: number;
+  timeoutMs: number;
+  requiredLabels: Record<string, string>;
+  idempotencyKey: string;
+  assignedAt: number;
+  startedAt: number;
+  notBefore: number;
+  payloadBytes: number;
+  /** The payload as text (UTF-8, cut at `TEXT_LIMIT` bytes). */
+  payload: string;
+  resultBytes: number;
+  result: string;
+  error: string;
+  waitingReason: string;
+  attempts: AttemptJson[];
+}
+
+export interface TaskListJson {
+  tasks: TaskSummaryJson[];
+  nextPageToken: string;
+  total: number;
+}
+
+export type TaskCountsJson = Record<TaskStateName, number>;
+
+/** One point of the charts: taken every second. Rates are per second over that second. */
+export interface SampleJson {
+  time: number;
+  queued: number;
+  running: number;
+  submittedPerSec: number;
+  succeededPerSec: number;
+  failedPerSec: number;
+}
+
+export interface ClusterJson {
+  policy: string;
+  counts: TaskCountsJson;
+  /** Tasks in the task heap and tasks parked because no worker can take them now. */
+  queue: { inHeap: number; parked: number };
+  workers: WorkerJson[];
+  history: SampleJson[];
+  now: number;
+}
+
+/**
+ * Server-sent events on `GET /api/events`:
+ * - `stats`: a `StatsEventJson` every second (workers with their load, counts, the new sample);
+ * - `worker`: a `WorkerJson` as soon as a worker joins, changes state or leaves;
+ * - `tasks`: a `TasksEventJson` a few times a second with the tasks that changed since the last.
+ */
+export interface StatsEventJson {
+  counts: TaskCountsJson;
+  queue: { inHeap: number; parked: number };
+  workers: WorkerJson[];
+  sample: SampleJson;
+}
+
+export interface TasksEventJson {
+  tasks: TaskSummaryJson[];
+  /** Tasks that changed but were left out to keep the stream small; refetch the list when > 0. */
+  omitted: number;
+}
+
+export interface ErrorJson {
+  error: string;
+  code: string;
+}

@@ -1,0 +1,162 @@
+/**
+ * The control node's Prometheus metrics. Task counters and timing histograms come from the
+ * EventBus through a TaskTally (O(1) per transition); everything else is read in `collect()`
+ * callbacks when a scrape asks, so an idle scraper costs nothing.
+ */
+import { Counter, Gauge, Histogram, type Registry } from "prom-client";
+import { TASK_STATES, WORKER_STATES, type EventBus } from "@taskflow/core";
+import type { ControlView } from "./control-view.js";
+import { TaskTally } from "./task-tally.js";
+
+/** Seconds: 1 ms … 5 min, enough for no-op tasks and long jobs alike. */
+const TIME_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
+
+export interface ControlMetrics {
+  readonly tally: TaskTally;
+  close(): void;
+}
+
+/** Registers the control metrics in `registry` and starts counting events from `bus`. */
+export function registerControlMetrics(registry: Registry, view: ControlView, bus: EventBus): ControlMetrics {
+  const registers = [registry];
+  const queueWait = new Histogram({
+    name: "taskflow_task_queue_wait_seconds",
+    help: "Time from entering the queue (submitted or requeued) to being assigned to a worker",
+    buckets: TIME_BUCKETS,
+    registers,
+  });
+  const runTime = new Histogram({
+    name: "taskflow_task_run_seconds",
+    help: "Time one attempt ran on a worker, from start to result",
+    buckets: TIME_BUCKETS,
+    registers,
+  });
+  const latency = new Histogram({
+    name: "taskflow_task_latency_seconds",
+    help: "Time from submission to the final result (succeeded or failed)",
+    buckets: TIME_BUCKETS,
+    registers,
+  });
+  const tally = new TaskTally(bus, {
+    queueWait: (s) => queueWait.observe(s),
+    runTime: (s) => runTime.observe(s),
+    latency: (s) => latency.observe(s),
+  });
+
+  const counter = (name: string, help: string, read: () => number) =>
+    new Counter({
+      name,
+      help,
+      registers,
+      collect() {
+        this.reset();
+        this.inc(read());
+      },
+    });
+  counter("taskflow_tasks_submitted_total", "Tasks accepted by this control node", () => tally.submitted);
+  counter("taskflow_tasks_assigned_total", "Assignments of tasks to workers (one per attempt)", () => tally.assigned);
+  counter("taskflow_tasks_completed_total", "Tasks that succeeded", () => tally.succeeded);
+  counter("taskflow_tasks_failed_total", "Tasks that failed for good (after their last attempt)", () => tally.failed);
+  counter("taskflow_tasks_cancelled_total", "Tasks cancelled", () => tally.cancelled);
+  counter(
+    "taskflow_tasks_retried_total",
+    "Times a task went back to the queue for another attempt (failed or timed-out attempt, lost or draining worker)",
+    () => tally.retried,
+  );
+
+  new Gauge({
+    name: "taskflow_tasks",
+    help: "Tasks by state (finished ones until control.resultRetentionMs purges them)",
+    labelNames: ["state"],
+    registers,
+    async collect() {
+      const counts = await view.plm.counts();
+      for (const state of TASK_STATES) this.set({ state }, counts[state]);
+    },
+  });
+  new Gauge({
+    name: "taskflow_queue_depth",
+    help: "Queued tasks: in the task heap, or parked because no worker can take them now",
+    labelNames: ["where"],
+    registers,
+    collect() {
+      const q = view.queue();
+      this.set({ where: "heap" }, q.inHeap);
+      this.set({ where: "parked" }, q.parked);
+    },
+  });
+  new Gauge({
+    name: "taskflow_task_heap_capacity",
+    help: "Most unfinished tasks at once (control.taskHeapCapacity)",
+    registers,
+    collect() {
+      this.set(view.queue().capacity);
+    },
+  });
+  new Gauge({
+    name: "taskflow_worker_heap_size",
+    help: "Workers that take tasks and have a free slot (the scheduler's worker heap)",
+    registers,
+    collect() {
+      this.set(view.freeWorkers());
+    },
+  });
+  new Gauge({
+    name: "taskflow_workers",
+    help: "Workers by state",
+    labelNames: ["state"],
+    registers,
+    collect() {
+      const counts = Object.fromEntries(WORKER_STATES.map((s) => [s, 0])) as Record<string, number>;
+      for (const w of view.register.workers()) counts[w.state] = (counts[w.state] ?? 0) + 1;
+      for (const state of WORKER_STATES) this.set({ state }, counts[state]!);
+    },
+  });
+  // Per-worker series: reset each scrape so workers that left disappear.
+  const perWorker = (name: string, help: string, read: (w: ReturnType<ControlView["register"]["workers"]>[number], now: number) => number) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ["worker_id"],
+      registers,
+      collect() {
+        this.reset();
+        const now = Date.now();
+        for (const w of view.register.workers()) this.set({ worker_id: w.id }, read(w, now));
+      },
+    });
+  perWorker("taskflow_worker_running_tasks", "Tasks a worker holds now (its load)", (w) => w.running);
+  perWorker("taskflow_worker_slots", "Tasks a worker runs at once", (w) => w.slots);
+  perWorker("taskflow_worker_heartbeat_age_seconds", "Seconds since a worker's last heartbeat", (w, now) => Math.max(0, (now - w.lastHeartbeat) / 1000));
+
+  counter("taskflow_scheduler_turns_total", "Scheduler loop turns", () => view.schedulerStats().turns);
+  counter("taskflow_scheduler_busy_seconds_total", "Time spent in scheduler loop turns; divided by turns, the mean loop duration", () =>
+    Number(view.schedulerStats().busyNs) / 1e9,
+  );
+  new Gauge({
+    name: "taskflow_scheduler_loop_seconds",
+    help: "Mean scheduler loop turn duration since the previous scrape (0 when no turn ran)",
+    registers,
+    collect: (() => {
+      let last = { turns: 0, busyNs: 0n };
+      return function (this: Gauge) {
+        const now = view.schedulerStats();
+        const turns = now.turns - last.turns;
+        this.set(turns > 0 ? Number(now.busyNs - last.busyNs) / 1e9 / turns : 0);
+        last = { turns: now.turns, busyNs: now.busyNs };
+      };
+    })(),
+  });
+  new Counter({
+    name: "taskflow_grpc_server_errors_total",
+    help: "gRPC calls answered with an error status, by code",
+    labelNames: ["code"],
+    registers,
+    collect() {
+      this.reset();
+      for (const [code, n] of view.grpcErrors()) this.inc({ code }, n);
+    },
+  });
+
+  return { tally, close: () => tally.close() };
+}

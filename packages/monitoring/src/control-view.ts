@@ -1,0 +1,20 @@
+import type { Plm, Register } from "@taskflow/core";
+
+/**
+ * What monitoring reads from the control role. A narrow view, assembled in `apps/node`, so this
+ * package depends on contracts only, and every read is a snapshot taken when a scrape or a
+ * dashboard request asks (never on the scheduling hot path).
+ */
+export interface ControlView {
+  readonly plm: Plm;
+  readonly register: Register;
+  readonly policyName: string;
+  /** Tasks waiting in the task heap, tasks parked because no worker can take them, and the heap's capacity. */
+  queue(): { inHeap: number; parked: number; capacity: number };
+  /** Workers in the worker heap: schedulable, with a free slot. */
+  freeWorkers(): number;
+  /** Scheduler loop totals since start. */
+  schedulerStats(): { readonly turns: number; readonly assigned: number; readonly busyNs: bigint };
+  /** gRPC calls that ended in an error, by status code name. */
+  grpcErrors(): ReadonlyMap<string, number>;
+}

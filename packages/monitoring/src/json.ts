@@ -1,0 +1,64 @@
+import type { TaskRecord, WorkerRecord } from "@taskflow/core";
+import type { TaskDetailJson, TaskSummaryJson, WorkerJson } from "./api.js";
+
+/** Payloads and results are shown as text up to this many bytes. */
+export const TEXT_LIMIT = 64 * 1024;
+
+const decoder = new TextDecoder("utf-8", { fatal: false });
+
+function text(bytes: Uint8Array | undefined): string {
+  if (!bytes || bytes.byteLength === 0) return "";
+  const cut = bytes.byteLength > TEXT_LIMIT ? bytes.subarray(0, TEXT_LIMIT) : bytes;
+  return decoder.decode(cut) + (cut === bytes ? "" : " …");
+}
+
+export function workerJson(w: WorkerRecord): WorkerJson {
+  return {
+    id: w.id,
+    host: w.host,
+    pid: w.pid,
+    state: w.state,
+    slots: w.slots,
+    running: w.running,
+    labels: { ...w.labels },
+    taskTypes: [...w.taskTypes].sort(),
+    lastHeartbeat: w.lastHeartbeat,
+    connectedAt: w.connectedAt,
+  };
+}
+
+export function taskSummaryJson(t: TaskRecord): TaskSummaryJson {
+  return {
+    id: t.id,
+    type: t.type,
+    state: t.state,
+    priority: t.priority,
+    attempt: t.attempt,
+    workerId: t.workerId,
+    createdAt: t.createdAt,
+    finishedAt: t.finishedAt,
+  };
+}
+
+export function taskDetailJson(t: TaskRecord): TaskDetailJson {
+  return {
+    ...taskSummaryJson(t),
+    seq: t.seq,
+    clientId: t.clientId,
+    epoch: t.epoch,
+    maxAttempts: t.maxAttempts,
+    timeoutMs: t.timeoutMs,
+    requiredLabels: { ...t.requiredLabels },
+    idempotencyKey: t.idempotencyKey,
+    assignedAt: t.assignedAt,
+    startedAt: t.startedAt,
+    notBefore: t.notBefore,
+    payloadBytes: t.payload.byteLength,
+    payload: text(t.payload),
+    resultBytes: t.result?.byteLength ?? 0,
+    result: text(t.result),
+    error: t.error,
+    waitingReason: t.waitingReason,
+    attempts: t.attempts.map((a) => ({ ...a })),
+  };
+}

@@ -1,0 +1,22 @@
+import type { Registry } from "prom-client";
+import { listenHttp, type HttpListener } from "./http.js";
+
+/** Serves `registry` on `GET /metrics` (Prometheus text format). */
+export function serveMetrics(registry: Registry, host: string, port: number): Promise<HttpListener> {
+  return listenHttp(host, port, "metrics", (req, res) => {
+    const route = new URL(req.url ?? "/", "http://localhost").pathname;
+    if (route !== "/metrics" || (req.method !== "GET" && req.method !== "HEAD")) {
+      res.writeHead(404, { "content-type": "text/plain; charset=utf-8" }).end("metrics are on GET /metrics\n");
+      return;
+    }
+    registry.metrics().then(
+      (text) => {
+        res.writeHead(200, { "content-type": registry.contentType });
+        res.end(req.method === "HEAD" ? undefined : text);
+      },
+      (err: unknown) => {
+        res.writeHead(500, { "content-type": "text/plain; charset=utf-8" }).end(`collecting metrics failed: ${err instanceof Error ? err.message : String(err)}\n`);
+      },
+    );
+  });
+}

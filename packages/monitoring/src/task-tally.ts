@@ -1,0 +1,90 @@
+import type { ClusterEvent, EventBus, TaskRecord } from "@taskflow/core";
+
+/** Receives task timings in seconds (histograms). */
+export interface TaskTimings {
+  /** From entering the queue (submitted or requeued) to an assignment. */
+  queueWait(seconds: number): void;
+  /** One attempt, from the worker starting it (or from its assignment, for attempts too short to report a start) to its result. */
+  runTime(seconds: number): void;
+  /** From submission to the final result (succeeded or failed). */
+  latency(seconds: number): void;
+}
+
+/**
+ * Counts task transitions from the EventBus: O(1) work per event, plain integer increments
+ * plus the optional timings. Metrics and the dashboard's charts read the totals when they need
+ * them.
+ *
+ * How an event is classified (the PLM publishes the record at each change):
+ * - `queued` with epoch 0: submitted; `queued` with epoch > 0: back in the queue for another
+ *   attempt (a failed or timed-out attempt, a lost worker, a draining worker's hand-back) = retried;
+ * - `assigned`: assigned (queue wait observed);
+ * - `succeeded`, `failed`, `cancelled`: finished (run time and latency observed).
+ */
+export class TaskTally {
+  submitted = 0;
+  assigned = 0;
+  retried = 0;
+  succeeded = 0;
+  failed = 0;
+  cancelled = 0;
+  private readonly unsubscribe: () => void;
+
+  constructor(bus: EventBus, private readonly timings?: TaskTimings) {
+    this.unsubscribe = bus.subscribe((event) => this.onEvent(event));
+  }
+
+  close(): void {
+    this.unsubscribe();
+  }
+
+  private onEvent(event: ClusterEvent): void {
+    if (event.kind !== "task") return;
+    const task = event.task;
+    switch (task.state) {
+      case "queued":
+        if (task.epoch === 0) {
+          this.submitted++;
+        } else {
+          this.retried++;
+          this.observeRun(task, event.time);
+        }
+        return;
+      case "assigned":
+        this.assigned++;
+        if (this.timings) {
+          const previous = task.attempts.length >= 2 ? task.attempts[task.attempts.length - 2]!.finishedAt : 0;
+          const enteredQueue = Math.max(task.createdAt, previous);
+          if (task.assignedAt >= enteredQueue) this.timings.queueWait((task.assignedAt - enteredQueue) / 1000);
+        }
+        return;
+      case "succeeded":
+        this.succeeded++;
+        this.observeRun(task, task.finishedAt);
+        this.timings?.latency((task.finishedAt - task.createdAt) / 1000);
+        return;
+      case "failed":
+        this.failed++;
+        this.observeRun(task, task.finishedAt);
+        this.timings?.latency((task.finishedAt - task.createdAt) / 1000);
+        return;
+      case "cancelled":
+        this.cancelled++;
+        this.observeRun(task, task.finishedAt);
+        return;
+      default:
+        return;
+    }
+  }
+
+  /** The attempt that closed at `closedAt` (this transition), if it had started. */
+  private observeRun(task: TaskRecord, closedAt: number): void {
+    if (!this.timings) return;
+    const last = task.attempts[task.attempts.length - 1];
+    // Not when it closed earlier: a task cancelled while it waits out a retry backoff.
+    if (!last || last.epoch !== task.epoch || !last.finishedAt || closedAt - last.finishedAt > 1) return;
+    // A worker reports a start only when the attempt outlives a heartbeat; else from assignment.
+    const began = last.startedAt || task.assignedAt;
+    if (began) this.timings.runTime((last.finishedAt - began) / 1000);
+  }
+}
