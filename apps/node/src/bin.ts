@@ -9,6 +9,7 @@ import { Code, TaskflowError } from "@taskflow/core";
 import { TaskflowClient, TaskState, taskStateName } from "@taskflow/client";
 import { EXIT, exitCodeFor, table, taskJson, taskText, workerJson } from "./cli/output.js";
 import { runNode } from "./node-command.js";
+import { renderTop, runTop, sampleOf } from "./cli/top.js";
 
 const version = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version;
 
@@ -229,6 +230,28 @@ program
         const line = `policy ${summary.policy}; queued ${summary.queued}, running ${summary.running}, succeeded ${summary.succeeded}, failed ${summary.failed}, cancelled ${summary.cancelled}`;
         return `${table(rows)}\n${line}`;
       });
+    } finally {
+      c.close();
+    }
+  });
+
+program
+  .command("top")
+  .description("a live view of workers, queue and rates; q or Ctrl-C quits")
+  .option("-i, --interval <ms>", "refresh every this many ms", parseInteger("--interval"), 1000)
+  .option("--once", "print one screen (rates over one interval) and exit; no terminal needed")
+  .action(async (opts: { interval: number; once?: boolean }) => {
+    const c = client();
+    const address = program.opts<{ address: string }>().address;
+    try {
+      if (opts.once) {
+        const first = sampleOf(await c.clusterState(), Date.now());
+        await new Promise((r) => setTimeout(r, Math.max(1, opts.interval)));
+        const second = sampleOf(await c.clusterState(), Date.now());
+        process.stdout.write(`${renderTop(second, first, { address, width: process.stdout.columns || 120, height: process.stdout.rows || 1000 })}\n`);
+        return;
+      }
+      await runTop({ poll: () => c.clusterState(), address, intervalMs: Math.max(100, opts.interval), output: process.stdout, input: process.stdin });
     } finally {
       c.close();
     }
