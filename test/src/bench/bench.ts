@@ -3,7 +3,8 @@
  * message pattern, in the same run, so the ratio holds on a noisy machine. Prints JSON.
  *
  * - throughput: 100,000 no-op tasks from one client (SDK auto-batching), 2 worker processes;
- * - latency: submit → result at an open-loop 500 tasks/s, p50/p95/p99.
+ * - latency: submit → result at an open-loop 500 tasks/s, p50/p95/p99;
+ * - monitoring: the same with metrics and the dashboard on (scraped, watched) beside both off.
  * The client side is the same SDK for both; only what sits behind the address differs.
  */
 import { spawn, type ChildProcess } from "node:child_process";
@@ -86,21 +87,79 @@ async function startRelay(): Promise<{ address: string; child: ChildProcess }> {
   return { address: `127.0.0.1:${port}`, child };
 }
 
-async function runTaskflow(config: TaskflowConfigInput) {
+/**
+ * What an operator adds while the benchmark runs with monitoring on: a Prometheus scrape every
+ * second (15 s is usual) and an open dashboard, i.e. one event-stream client.
+ */
+function watch(node: { metricsUrl: string | undefined; dashboardUrl: string | undefined }): { scrapes: () => number; stop: () => void } {
+  const abort = new AbortController();
+  let scrapes = 0;
+  const timer = node.metricsUrl
+    ? setInterval(() => {
+        void fetch(node.metricsUrl!, { signal: abort.signal })
+          .then((r) => r.text())
+          .then(() => scrapes++, () => {});
+      }, 1000)
+    : undefined;
+  if (node.dashboardUrl) {
+    void fetch(new URL("api/events", node.dashboardUrl), { signal: abort.signal })
+      .then(async (r) => {
+        for await (const _chunk of r.body!) {
+          // Read and drop, as a browser tab would render it.
+        }
+      })
+      .catch(() => {});
+  }
+  return { scrapes: () => scrapes, stop: () => (clearInterval(timer), abort.abort()) };
+}
+
+async function runTaskflow(config: TaskflowConfigInput, label: string, what: { latency: boolean }) {
   const node = await startNode(config);
+  const watcher = watch(node);
   try {
-    progress(`taskflow (${config.store?.kind ?? "memory"} store): throughput of ${N} no-op tasks`);
+    progress(`taskflow ${label} (${config.store?.kind ?? "memory"} store): throughput of ${N} no-op tasks`);
     const tp = await throughput(node.address);
-    progress(`taskflow: latency at ${RATE} tasks/s`);
-    const lat = await latency(node.address);
-    return { throughput: tp, latency: lat };
+    let lat;
+    if (what.latency) {
+      progress(`taskflow ${label}: latency at ${RATE} tasks/s`);
+      lat = await latency(node.address);
+    }
+    return { throughput: tp, latency: lat, metricsScrapes: watcher.scrapes() };
   } finally {
+    watcher.stop();
     await node.stop();
   }
 }
 
-const config: TaskflowConfigInput = { roles: ["control", "worker"], worker: { processes: 2 }, log: { level: "warn" } };
-const taskflow = await runTaskflow(config);
+const base: TaskflowConfigInput = { roles: ["control", "worker"], worker: { processes: 2 }, log: { level: "warn" } };
+// Monitoring on (the default: metrics and dashboard), scraped and watched, beside both off, in
+// alternating rounds so drift on a shared machine hits both alike; the best round of each counts.
+const monitoringOn: TaskflowConfigInput = { ...base, metrics: { enabled: true, port: 0 }, dashboard: { enabled: true, port: 0 } };
+const monitoringOff: TaskflowConfigInput = { ...base, metrics: { enabled: false }, dashboard: { enabled: false } };
+const ROUNDS = Number(process.env["BENCH_MONITORING_ROUNDS"] ?? 2);
+type Run = Awaited<ReturnType<typeof runTaskflow>>;
+const onRuns: Run[] = [];
+const offRuns: Run[] = [];
+for (let round = 0; round < ROUNDS; round++) {
+  offRuns.push(await runTaskflow(monitoringOff, "monitoring off", { latency: round === 0 }));
+  onRuns.push(await runTaskflow(monitoringOn, "monitoring on", { latency: round === 0 }));
+}
+const best = (runs: Run[]) => runs.reduce((a, b) => (b.throughput.tasksPerSec > a.throughput.tasksPerSec ? b : a));
+const taskflow = { ...best(onRuns), latency: onRuns[0]!.latency! };
+const taskflowOff = { ...best(offRuns), latency: offRuns[0]!.latency! };
+const monitoring = {
+  what: "metrics + dashboard on (scraped every second, one event-stream client) vs both off; best of the rounds",
+  rounds: ROUNDS,
+  onTasksPerSec: onRuns.map((r) => r.throughput.tasksPerSec),
+  offTasksPerSec: offRuns.map((r) => r.throughput.tasksPerSec),
+  off: taskflowOff,
+  ratio: {
+    throughput: round(taskflow.throughput.tasksPerSec / taskflowOff.throughput.tasksPerSec),
+    p50: round(taskflow.latency.p50Ms / taskflowOff.latency.p50Ms),
+    p99: round(taskflow.latency.p99Ms / taskflowOff.latency.p99Ms),
+  },
+  target: { throughputRatio: 0.9 },
+};
 progress("baseline: raw grpc-js relay");
 const relay = await startRelay();
 let baseline;
@@ -112,6 +171,7 @@ try {
 const result = {
   machine: { cpus: (await import("node:os")).cpus().length, node: process.version },
   taskflow,
+  monitoring,
   baseline: { what: "bare grpc-js relay, same message pattern and batching, no scheduler/store/heaps", ...baseline },
   ratio: {
     throughput: round(taskflow.throughput.tasksPerSec / baseline.throughput.tasksPerSec),
