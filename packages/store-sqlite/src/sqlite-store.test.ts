@@ -175,7 +175,7 @@ describe("SqliteTaskStore", () => {
         const store = new SqliteTaskStore({ path: ${JSON.stringify(join(dir, "t.db"))} });
         await store.open();
         await store.insert([${JSON.stringify({ ...makeTaskRecord(), payload: undefined })}].map((t) => ({ ...t, payload: new Uint8Array(1) })));
-        console.log("acked", await store.maxSeq());
+        process.stdout.write("acked " + (await store.maxSeq()) + "\\n");
       `;
       const child = spawn(process.execPath, ["--input-type=module", "-e", script], { stdio: ["ignore", "pipe", "inherit"] });
       let out = "";
