@@ -1,0 +1,63 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { describe, it } from "node:test";
+import { Code, TaskflowError } from "@taskflow/core";
+import { EXIT, exitCodeFor } from "./cli/output.js";
+import { loadConfigFile } from "./config-file.js";
+import { loadHandlers } from "./handlers.js";
+
+const dir = mkdtempSync(path.join(tmpdir(), "taskflow-node-unit-"));
+function file(name: string, text: string): string {
+  const p = path.join(dir, name);
+  writeFileSync(p, text);
+  return p;
+}
+
+describe("loadConfigFile", () => {
+  it("applies defaults and resolves relative to the file's folder", () => {
+    const loaded = loadConfigFile(file("ok.json", JSON.stringify({ worker: { processes: 3 } })));
+    assert.equal(loaded.config.worker.processes, 3);
+    assert.equal(loaded.config.control.port, 50051);
+    assert.equal(loaded.baseDir, dir);
+  });
+
+  it("names the key and the fix for a bad value", () => {
+    assert.throws(
+      () => loadConfigFile(file("bad.json", JSON.stringify({ liveness: { heartbeatIntervalMs: 1000, heartbeatTimeoutMs: 500 } }))),
+      (err: TaskflowError) => err.reason === "TASKFLOW_ERR_CONFIG" && /liveness\.heartbeatTimeoutMs \(500\) must be larger/.test(err.message),
+    );
+  });
+
+  it("says when the file is missing or not JSON", () => {
+    assert.throws(() => loadConfigFile(path.join(dir, "missing.json")), /it does not exist/);
+    assert.throws(() => loadConfigFile(file("broken.json", "{")), /is not valid JSON/);
+  });
+});
+
+describe("loadHandlers", () => {
+  it("loads the built-in examples when no module is named", async () => {
+    const handlers = await loadHandlers(undefined);
+    assert.deepEqual(Object.keys(handlers).sort(), ["cpu", "echo", "fail", "noop", "sleep"]);
+    assert.deepEqual(await handlers["echo"]!({ x: 1 }, {} as never), { x: 1 });
+  });
+
+  it("rejects modules without handlers, with the fix", async () => {
+    await assert.rejects(loadHandlers(file("none.mjs", "export const x = 1;")), /exports no handlers/);
+    await assert.rejects(loadHandlers(file("notfn.mjs", "export default { a: 1 };")), /a is not a function/);
+    await assert.rejects(loadHandlers(path.join(dir, "nope.mjs")), /cannot load worker\.handlers module/);
+    const ok = await loadHandlers(file("mine.mjs", "export default { hi: (p) => 'hi ' + p };"));
+    assert.equal(await ok["hi"]!("you", {} as never), "hi you");
+  });
+});
+
+describe("exitCodeFor", () => {
+  it("maps status codes to the documented exit codes", () => {
+    assert.equal(exitCodeFor(new TaskflowError(Code.INVALID_ARGUMENT, "x")), EXIT.USAGE);
+    assert.equal(exitCodeFor(new TaskflowError(Code.NOT_FOUND, "x")), EXIT.NOT_FOUND);
+    assert.equal(exitCodeFor(new TaskflowError(Code.UNAVAILABLE, "x")), EXIT.UNAVAILABLE);
+    assert.equal(exitCodeFor(new TaskflowError(Code.ABORTED, "x", { reason: "TASKFLOW_ERR_TASK_FAILED" })), EXIT.TASK_FAILED);
+    assert.equal(exitCodeFor(new Error("boom")), EXIT.ERROR);
+  });
+});
