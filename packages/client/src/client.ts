@@ -111,6 +111,8 @@ export class TaskflowClient {
   private flushScheduled = false;
   private inFlight = 0;
   private subscription: Promise<void> | undefined;
+  /** True while the results stream is live, so submits skip waiting for it. */
+  private subscribed = false;
   private stream: grpc.ClientReadableStream<{ results: TaskResult[] }> | undefined;
   /** Tasks this client submitted that have not finished yet. */
   private readonly pending = new Set<string>();
@@ -134,13 +136,12 @@ export class TaskflowClient {
   submit(type: string, payload?: unknown, options: SubmitOptions = {}): Promise<string> {
     if (this.closed) return Promise.reject(new TaskflowError(Code.FAILED_PRECONDITION, "the client is closed"));
     const spec = this.toSpec({ ...options, type, payload });
-    return this.ensureSubscribed().then(
-      () =>
-        new Promise<string>((resolve, reject) => {
-          this.queue.push({ spec, resolve, reject });
-          this.scheduleFlush();
-        }),
-    );
+    const enqueue = () =>
+      new Promise<string>((resolve, reject) => {
+        this.queue.push({ spec, resolve, reject });
+        this.scheduleFlush();
+      });
+    return this.subscribed ? enqueue() : this.ensureSubscribed().then(enqueue);
   }
 
   /** Submits many tasks; resolves with their IDs in order. */
@@ -317,16 +318,17 @@ export class TaskflowClient {
       stream.on("data", (msg: { results: TaskResult[] }) => {
         if (!live) {
           live = true;
+          this.subscribed = true;
           resolve();
         }
         for (const r of msg.results) this.deliver(this.toOutcome(r));
       });
       stream.on("error", (err) => {
         if (!live) reject(err);
-        else this.resubscribe();
+        else if (this.stream === stream) this.resubscribe();
       });
       stream.on("end", () => {
-        if (live) this.resubscribe();
+        if (live && this.stream === stream) this.resubscribe();
       });
     });
   }
@@ -335,6 +337,8 @@ export class TaskflowClient {
   private resubscribe(): void {
     if (this.closed) return;
     this.subscription = undefined;
+    this.subscribed = false;
+    this.stream = undefined;
     const retry = (delay: number) => {
       setTimeout(() => {
         if (this.closed) return;

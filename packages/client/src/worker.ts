@@ -60,8 +60,33 @@ export interface WorkerOptions {
 interface Running {
   taskId: string;
   epoch: bigint;
-  controller: AbortController;
+  /** Made only when the handler reads `context.signal`: most never do, and it costs. */
+  controller: AbortController | undefined;
+  aborted: boolean;
   timer: NodeJS.Timeout | undefined;
+}
+
+/** The context a handler gets; its signal is created on first use. */
+class RunContext implements TaskContext {
+  constructor(
+    private readonly entry: Running,
+    readonly type: string,
+    readonly attempt: number,
+    readonly rawPayload: Uint8Array,
+  ) {}
+
+  get taskId(): string {
+    return this.entry.taskId;
+  }
+
+  get signal(): AbortSignal {
+    const entry = this.entry;
+    if (!entry.controller) {
+      entry.controller = new AbortController();
+      if (entry.aborted) entry.controller.abort(new Error("aborted"));
+    }
+    return entry.controller.signal;
+  }
 }
 
 interface ResultOut {
@@ -90,6 +115,7 @@ export class TaskflowWorker {
   /** Assignments received on the current session, acknowledged on every heartbeat. */
   private received = 0n;
   private ackPending = false;
+  private pumping = false;
   private flushScheduled = false;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private heartbeatIntervalMs = 500;
@@ -145,7 +171,7 @@ export class TaskflowWorker {
   stop(): void {
     this.stopping = true;
     clearInterval(this.heartbeatTimer);
-    for (const r of this.running.values()) r.controller.abort(new Error("worker stopped"));
+    for (const r of [...this.running.values()]) this.abort(r, new Error("worker stopped"));
     this.flush();
     this.session?.end();
     this.client.raw.close();
@@ -194,15 +220,15 @@ export class TaskflowWorker {
           for (const a of msg.kind.value.assignments) {
             // Sent before the control node learnt we drain: hand it straight back.
             if (this.draining) this.released.push({ taskId: a.taskId, epoch: a.epoch });
-            else if (this.running.size < this.slots) this.run(a);
             else this.waiting.push(a);
           }
+          this.pump();
           this.scheduleFlush();
           break;
         case "cancel":
           for (const t of msg.kind.value.tasks) {
             const r = this.running.get(t.taskId);
-            if (r && r.epoch === t.epoch) r.controller.abort(new Error(msg.kind.value.reason || "cancelled"));
+            if (r && r.epoch === t.epoch) this.abort(r, new Error(msg.kind.value.reason || "cancelled"));
             const before = this.waiting.length;
             this.waiting = this.waiting.filter((a) => !(a.taskId === t.taskId && a.epoch === t.epoch));
             if (this.waiting.length !== before) {
@@ -274,34 +300,50 @@ export class TaskflowWorker {
     setTimeout(() => this.connect(), delay).unref();
   }
 
+  /** Starts waiting tasks while slots are free; a loop, not recursion, as handlers may finish synchronously. */
+  private pump(): void {
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      while (this.running.size < this.slots && this.waiting.length && !this.stopping) this.run(this.waiting.shift()!);
+    } finally {
+      this.pumping = false;
+    }
+  }
+
   private run(a: Assignment): void {
-    const controller = new AbortController();
-    const entry: Running = { taskId: a.taskId, epoch: a.epoch, controller, timer: undefined };
+    const entry: Running = { taskId: a.taskId, epoch: a.epoch, controller: undefined, aborted: false, timer: undefined };
     this.running.set(a.taskId, entry);
     if (a.timeoutMs > 0) {
-      entry.timer = setTimeout(() => controller.abort(new Error(`timed out after ${a.timeoutMs} ms`)), a.timeoutMs);
+      entry.timer = setTimeout(() => this.abort(entry, new Error(`timed out after ${a.timeoutMs} ms`)), a.timeoutMs);
     }
-    const handler = this.handlers[a.type];
-    const context: TaskContext = { taskId: a.taskId, type: a.type, attempt: a.attempt, signal: controller.signal, rawPayload: a.payload };
     this.started.push({ taskId: a.taskId, epoch: a.epoch });
-    let promise: Promise<unknown>;
+    const handler = this.handlers[a.type];
     try {
       if (!handler) throw new Error(`this worker has no handler for task type "${a.type}"`);
-      const payload = this.codec.decode(a.payload);
-      const value = handler(payload, context);
-      promise = value instanceof Promise ? value : Promise.resolve(value);
+      const value = handler(this.codec.decode(a.payload), new RunContext(entry, a.type, a.attempt, a.payload));
+      if (value instanceof Promise) {
+        value.then(
+          (v) => this.finish(entry, true, this.codec.encode(v), ""),
+          (err: unknown) => this.finish(entry, false, new Uint8Array(0), errorText(err)),
+        );
+      } else {
+        this.finish(entry, true, this.codec.encode(value), "");
+      }
     } catch (err) {
-      promise = Promise.reject(err);
+      this.finish(entry, false, new Uint8Array(0), errorText(err));
     }
-    // An aborted task settles at once, even if its handler ignores the signal.
-    const aborted = new Promise<never>((_, reject) => {
-      if (controller.signal.aborted) reject(controller.signal.reason);
-      controller.signal.addEventListener("abort", () => reject(controller.signal.reason), { once: true });
-    });
-    Promise.race([promise, aborted]).then(
-      (value) => this.finish(entry, true, this.codec.encode(value), ""),
-      (err: unknown) => this.finish(entry, false, new Uint8Array(0), errorText(err)),
-    );
+  }
+
+  /**
+   * Cancelled, timed out or stopping: the handler's signal fires and the slot is free at once,
+   * even if the handler ignores the signal (its late outcome is dropped by `finish`).
+   */
+  private abort(entry: Running, reason: Error): void {
+    if (this.running.get(entry.taskId) !== entry) return;
+    entry.aborted = true;
+    entry.controller?.abort(reason);
+    this.finish(entry, false, new Uint8Array(0), reason.message);
   }
 
   private finish(entry: Running, ok: boolean, result: Uint8Array, error: string): void {
@@ -309,11 +351,10 @@ export class TaskflowWorker {
     clearTimeout(entry.timer);
     this.running.delete(entry.taskId);
     if (ok) this.stats.completed++;
-    else if (entry.controller.signal.aborted) this.stats.cancelled++;
+    else if (entry.aborted) this.stats.cancelled++;
     else this.stats.failed++;
     this.results.push({ taskId: entry.taskId, epoch: entry.epoch, ok, result, error });
-    const next = this.waiting.shift();
-    if (next && !this.stopping) this.run(next);
+    this.pump();
     this.scheduleFlush();
   }
 
