@@ -8,6 +8,7 @@
  * The client side is the same SDK for both; only what sits behind the address differs.
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { TaskflowClient } from "@taskflow/client";
 import type { TaskflowConfigInput } from "@taskflow/core";
@@ -87,6 +88,12 @@ async function startRelay(): Promise<{ address: string; child: ChildProcess }> {
   return { address: `127.0.0.1:${port}`, child };
 }
 
+/** User + system CPU seconds a process has used (Linux /proc). */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+}
+
 /**
  * What an operator adds while the benchmark runs with monitoring on: a Prometheus scrape every
  * second (15 s is usual) and an open dashboard, i.e. one event-stream client.
@@ -118,13 +125,16 @@ async function runTaskflow(config: TaskflowConfigInput, label: string, what: { l
   const watcher = watch(node);
   try {
     progress(`taskflow ${label} (${config.store?.kind ?? "memory"} store): throughput of ${N} no-op tasks`);
+    const cpuBefore = cpuSeconds(node.process.pid!);
     const tp = await throughput(node.address);
+    // CPU of the control node's process per task: steadier than wall time on a shared machine.
+    const controlCpuUsPerTask = round(((cpuSeconds(node.process.pid!) - cpuBefore) / N) * 1e6);
     let lat;
     if (what.latency) {
       progress(`taskflow ${label}: latency at ${RATE} tasks/s`);
       lat = await latency(node.address);
     }
-    return { throughput: tp, latency: lat, metricsScrapes: watcher.scrapes() };
+    return { throughput: { ...tp, controlCpuUsPerTask }, latency: lat, metricsScrapes: watcher.scrapes() };
   } finally {
     watcher.stop();
     await node.stop();
@@ -152,9 +162,12 @@ const monitoring = {
   rounds: ROUNDS,
   onTasksPerSec: onRuns.map((r) => r.throughput.tasksPerSec),
   offTasksPerSec: offRuns.map((r) => r.throughput.tasksPerSec),
+  onControlCpuUsPerTask: onRuns.map((r) => r.throughput.controlCpuUsPerTask),
+  offControlCpuUsPerTask: offRuns.map((r) => r.throughput.controlCpuUsPerTask),
   off: taskflowOff,
   ratio: {
     throughput: round(taskflow.throughput.tasksPerSec / taskflowOff.throughput.tasksPerSec),
+    controlCpuPerTask: round(Math.min(...onRuns.map((r) => r.throughput.controlCpuUsPerTask)) / Math.min(...offRuns.map((r) => r.throughput.controlCpuUsPerTask))),
     p50: round(taskflow.latency.p50Ms / taskflowOff.latency.p50Ms),
     p99: round(taskflow.latency.p99Ms / taskflowOff.latency.p99Ms),
   },
