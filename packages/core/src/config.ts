@@ -58,6 +58,11 @@ const livenessSchema = z.strictObject({
   /** A worker silent this long is dead and its tasks are requeued, in ms. @defaultValue 2000 */
   heartbeatTimeoutMs: positiveInt.min(20).default(2000),
   /**
+   * A worker whose session broke (its connection closed) gets this long to reconnect and resume
+   * its tasks before they run elsewhere, in ms. @defaultValue 1000
+   */
+  reconnectGraceMs: positiveInt.default(1000),
+  /**
    * A worker that heartbeats but has not acknowledged an assignment for this long is suspect
    * (gets no new tasks); after twice this long it is dead and its tasks run elsewhere, in ms.
    * @defaultValue 5000

@@ -251,7 +251,7 @@ export class WorkerRegister implements Register {
       const record = entry.record;
       if (record.state === "dead") continue;
       if (!entry.session) {
-        if (now - entry.disconnectedAt >= heartbeatTimeoutMs) this.declareDead(entry, "session lost and not resumed in time");
+        if (now - entry.disconnectedAt >= this.config.liveness.reconnectGraceMs) this.declareDead(entry, "session lost and not resumed in time");
         continue;
       }
       const silent = now - record.lastHeartbeat;
