@@ -70,13 +70,18 @@ program
   .description("run a Taskflow node: the control role, the worker role, or both, as the config says")
   .option("-c, --config <file>", "JSON config file (see README: Config reference); default: built-in defaults")
   .action(async (opts: { config?: string }) => {
+    // Handlers first: a SIGTERM that follows the ready line at once must stop the node, not kill
+    // it with the default action; one during startup stops it as soon as it has started.
+    let stopRequested = false;
+    let onSignal = () => {
+      stopRequested = true;
+    };
+    process.once("SIGTERM", () => onSignal());
+    process.once("SIGINT", () => onSignal());
     const node = await runNode(opts.config);
     await new Promise<void>((resolve) => {
-      const onSignal = () => {
-        void node.stop().then(resolve);
-      };
-      process.once("SIGTERM", onSignal);
-      process.once("SIGINT", onSignal);
+      onSignal = () => void node.stop().then(resolve);
+      if (stopRequested) onSignal();
     });
     process.exit(EXIT.OK);
   });
