@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { PolicyWorker } from "@taskflow/core";
 import { createPolicyTestContext, makePolicyTask, makePolicyWorker, runPolicyConformance } from "@taskflow/core/testing";
-import leastLoaded, { decodeLeastLoadedKey, leastLoadedPolicy, leastLoadedWorkerKey, LOAD_LEVELS } from "./index.js";
+import leastLoaded, { decodeLeastLoadedKey, leastLoadedPolicy, leastLoadedWorkerKey, LOAD_LEVELS, MAX_LOAD } from "./index.js";
 
 runPolicyConformance(leastLoaded);
 
@@ -51,9 +51,23 @@ describe("leastLoadedPolicy", () => {
       assert.deepEqual(byKey(workers), ["never", "earlier", "recent"]);
     });
 
+    it("counts prefetched tasks beyond the slots: running / slots above 1", () => {
+      // Two workers holding more than their slots (worker.prefetch): 14 on 2 slots is 7 times full,
+      // 18 on 6 slots 3 times; the second is the less loaded one.
+      const workers = [
+        makePolicyWorker({ id: "small-7x", slots: 2, running: 14, lastAssignedSeq: 1 }),
+        makePolicyWorker({ id: "big-3x", slots: 6, running: 18, lastAssignedSeq: 2 }),
+        makePolicyWorker({ id: "full", slots: 4, running: 4, lastAssignedSeq: 3 }),
+      ];
+      assert.deepEqual(byKey(workers), ["full", "big-3x", "small-7x"]);
+      const beyond = makePolicyWorker({ slots: 1, running: 100, lastAssignedSeq: 1 });
+      const atMax = makePolicyWorker({ slots: 1, running: MAX_LOAD, lastAssignedSeq: 2 });
+      assert.ok(policy.workerKey(beyond) < policy.workerKey(atMax), "loads above MAX_LOAD tie, then the least recently assigned");
+    });
+
     it("keeps the tie-break exact for assignment counters far beyond 2^32", () => {
-      const a = makePolicyWorker({ slots: 3, running: 1, lastAssignedSeq: 2 ** 43 + 1 });
-      const b = makePolicyWorker({ slots: 3, running: 1, lastAssignedSeq: 2 ** 43 + 2 });
+      const a = makePolicyWorker({ slots: 3, running: 1, lastAssignedSeq: 2 ** 40 + 1 });
+      const b = makePolicyWorker({ slots: 3, running: 1, lastAssignedSeq: 2 ** 40 + 2 });
       const c = makePolicyWorker({ slots: 3, running: 2, lastAssignedSeq: 1 });
       assert.ok(policy.workerKey(a) < policy.workerKey(b));
       assert.ok(policy.workerKey(b) < policy.workerKey(c));
@@ -63,7 +77,8 @@ describe("leastLoadedPolicy", () => {
       const key = leastLoadedWorkerKey(makePolicyWorker({ slots: 4, running: 1, lastAssignedSeq: 123_456_789_012 }));
       const decoded = decodeLeastLoadedKey(key);
       assert.equal(decoded.lastAssignedSeq, 123_456_789_012);
-      assert.equal(decoded.load, Math.round(0.25 * LOAD_LEVELS) / LOAD_LEVELS);
+      assert.equal(decoded.load, (Math.round((0.25 / MAX_LOAD) * LOAD_LEVELS) / LOAD_LEVELS) * MAX_LOAD);
+      assert.ok(Math.abs(decoded.load - 0.25) < 1e-5);
     });
 
     it("stays finite for degenerate workers", () => {

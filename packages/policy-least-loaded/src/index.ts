@@ -6,7 +6,7 @@
 import { definePolicy, type PolicyTask, type SchedulingPolicy } from "@taskflow/core";
 import { leastLoadedWorkerKey } from "./worker-key.js";
 
-export { decodeLeastLoadedKey, leastLoadedWorkerKey, LOAD_LEVELS } from "./worker-key.js";
+export { decodeLeastLoadedKey, leastLoadedWorkerKey, LOAD_LEVELS, MAX_LOAD } from "./worker-key.js";
 
 /** The least-loaded policy has no options; any key in `scheduler.policyOptions` is rejected. */
 export type LeastLoadedOptions = Record<string, never>;

@@ -123,6 +123,8 @@ describe("priorityPolicy", () => {
       const halfRecent = makePolicyWorker({ slots: 4, running: 2, lastAssignedSeq: 60 });
       assert.ok(policy.workerKey(quarter) < policy.workerKey(half));
       assert.ok(policy.workerKey(half) < policy.workerKey(halfRecent));
+      // Prefetched tasks count: 18 held on 6 slots (3x) is less loaded than 14 on 2 slots (7x).
+      assert.ok(policy.workerKey(makePolicyWorker({ slots: 6, running: 18, lastAssignedSeq: 9 })) < policy.workerKey(makePolicyWorker({ slots: 2, running: 14, lastAssignedSeq: 1 })));
     });
   });
 
