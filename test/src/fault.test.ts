@@ -91,7 +91,8 @@ describe("kill -9 of the control node with the durable store", () => {
           ),
         );
         if (i === 15) {
-          await new Promise((r) => setTimeout(r, 100));
+          // Crash mid-run: some batches acknowledged, later ones in flight or not yet sent.
+          await eventually(() => (acknowledged.length >= 500 ? true : undefined), 20_000, "acknowledgements before the crash");
           await control.kill9();
         }
         await new Promise((r) => setTimeout(r, 10));

@@ -73,6 +73,8 @@ export class ProcessLifecycleManager implements Plm {
   private readonly byIdx: (LiveTask | undefined)[] = [];
   private readonly freeIdx: number[] = [];
   private readonly liveByKey = new Map<string, LiveTask>();
+  /** Worker ID → tasks it holds, so a lost worker's tasks are found without a scan. */
+  private readonly held = new Map<string, Set<LiveTask>>();
   private readonly watchers = new Map<string, Set<(task: TaskRecord) => void>>();
   private readonly resultSubscribers = new Map<string, Set<(outcomes: readonly TaskOutcome[]) => void>>();
   private pendingOutcomes = new Map<string, TaskOutcome[]>();
@@ -268,13 +270,22 @@ export class ProcessLifecycleManager implements Plm {
     return this.live.get(taskId);
   }
 
-  /** Live tasks currently held by a worker. */
+  /** Live tasks currently held by a worker (assigned or running). */
   tasksOf(workerId: string): LiveTask[] {
-    const out: LiveTask[] = [];
-    for (const live of this.live.values()) {
-      if (live.rec.workerId === workerId && (live.rec.state === "assigned" || live.rec.state === "running")) out.push(live);
-    }
-    return out;
+    return [...(this.held.get(workerId) ?? [])];
+  }
+
+  /** Keeps the worker → held tasks index; called whenever a task reaches or leaves a worker. */
+  private hold(live: LiveTask, workerId: string): void {
+    let set = this.held.get(workerId);
+    if (!set) this.held.set(workerId, (set = new Set()));
+    set.add(live);
+  }
+
+  private unhold(live: LiveTask): void {
+    const set = this.held.get(live.rec.workerId);
+    if (!set?.delete(live)) return;
+    if (set.size === 0) this.held.delete(live.rec.workerId);
   }
 
   policyView(live: LiveTask): PolicyTask {
@@ -299,6 +310,7 @@ export class ProcessLifecycleManager implements Plm {
     live.parked = false;
     rec.state = "assigned";
     rec.workerId = workerId;
+    this.hold(live, workerId);
     rec.epoch += 1;
     rec.attempt += 1;
     rec.assignedAt = this.clock.now();
@@ -402,6 +414,7 @@ export class ProcessLifecycleManager implements Plm {
           rec.waitingReason = "";
           heldIds.add(h.taskId);
           this.changed(rec);
+          this.hold(live, workerId);
           adopted++;
           continue;
         }
@@ -433,6 +446,7 @@ export class ProcessLifecycleManager implements Plm {
     for (const live of this.awaitingAdoption.values()) {
       if (live.rec.state !== "queued") continue;
       live.rec.waitingReason = "its worker did not come back after the control node restarted; runs again";
+      live.rec.workerId = "";
       this.enqueue(live);
     }
     if (this.awaitingAdoption.size) this.logger.warn({ tasks: this.awaitingAdoption.size }, "requeued tasks no worker re-adopted after the restart");
@@ -530,6 +544,7 @@ export class ProcessLifecycleManager implements Plm {
     const rec = live.rec;
     clearTimeout(live.timeoutTimer);
     live.timeoutTimer = undefined;
+    this.unhold(live);
     this.count(rec.state, "queued");
     rec.state = "queued";
     rec.workerId = "";
@@ -576,6 +591,7 @@ export class ProcessLifecycleManager implements Plm {
     live.parked = false;
     clearTimeout(live.retryTimer);
     clearTimeout(live.timeoutTimer);
+    this.unhold(live);
     this.closeAttempt(rec, state === "succeeded" ? "" : error);
     this.count(rec.state, state);
     rec.state = state;
