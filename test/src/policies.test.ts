@@ -12,6 +12,31 @@ import { TaskState } from "@taskflow/proto";
 import { cli, eventually, startNode, tempDir, type StartedNode } from "./harness.js";
 import { RECORDING_HANDLERS, installThirdPartyPolicy, ms, sleep, writePackage, type Step } from "./policies-helpers.js";
 
+/**
+ * The app folder with the third-party policy installed (npm pack + npm install, a few seconds):
+ * started while the least-loaded tests run, whose sleeping tasks do not mind the extra load.
+ */
+let thirdPartyApp: Promise<{ dir: string; packageName: string }> | undefined;
+function prepareThirdPartyApp(): Promise<{ dir: string; packageName: string }> {
+  if (!thirdPartyApp) {
+    const dir = tempDir("taskflow-policy-app-");
+    thirdPartyApp = installThirdPartyPolicy(dir).then(
+      (packageName) => ({ dir, packageName }),
+      (error: unknown) => {
+        rmSync(dir, { recursive: true, force: true });
+        throw error;
+      },
+    );
+    thirdPartyApp.catch(() => {}); // awaited (and reported) by the third-party tests
+  }
+  return thirdPartyApp;
+}
+
+after(async () => {
+  const app = await thirdPartyApp?.catch(() => undefined);
+  if (app) rmSync(app.dir, { recursive: true, force: true });
+});
+
 /** One worker process with one slot and no prefetch: the scheduler's order is the start order. */
 const ONE_SLOT = { processes: 1, slots: 1, prefetch: 0, handlers: "./handlers.mjs" } as const;
 
@@ -120,28 +145,40 @@ describe("fifo policy", { timeout: 60_000 }, () => {
   });
 });
 
-describe("least-loaded policy with two worker nodes (2 and 6 slots)", { timeout: 60_000 }, () => {
+/** Handlers of the prefetching pool: a task type of their own, so other tasks never go there. */
+const HOLD_HANDLERS = `export default { hold: (payload) => new Promise((resolve) => setTimeout(() => resolve(null), Number(payload?.ms ?? 0))) };\n`;
+
+describe("least-loaded policy with worker nodes of 2 and 6 slots", { timeout: 60_000 }, () => {
   let control: StartedNode;
-  let small: StartedNode;
-  let big: StartedNode;
+  let workers: StartedNode[] = [];
   let client: TaskflowClient;
   before(async () => {
+    void prepareThirdPartyApp();
     control = await startNode({ roles: ["control"], scheduler: { policy: "least-loaded" } });
-    const worker = (idPrefix: string, slots: number, labels: Record<string, string>) =>
-      startNode({ roles: ["worker"], worker: { controlAddress: control.address, processes: 1, slots, prefetch: 0, idPrefix, labels } });
-    const [s, b] = await Promise.allSettled([worker("small", 2, { size: "small" }), worker("big", 6, { size: "big", gpu: "yes" })]);
-    if (s.status === "fulfilled") small = s.value;
-    if (b.status === "fulfilled") big = b.value;
-    if (s.status === "rejected" || b.status === "rejected") throw s.status === "rejected" ? s.reason : (b as PromiseRejectedResult).reason;
+    const worker = (idPrefix: string, slots: number, labels: Record<string, string>, prefetch = 0) =>
+      startNode(
+        { roles: ["worker"], worker: { controlAddress: control.address, processes: 1, slots, prefetch, idPrefix, labels, ...(prefetch ? { handlers: "./handlers.mjs" } : {}) } },
+        { files: prefetch ? { "handlers.mjs": HOLD_HANDLERS } : {} },
+      );
+    // small and big run the example handlers, without prefetch; pf2 and pf6 hold up to 16 tasks
+    // beyond their slots and serve only `hold`.
+    const started = await Promise.allSettled([
+      worker("small", 2, { size: "small" }),
+      worker("big", 6, { size: "big", gpu: "yes" }),
+      worker("pf2", 2, {}, 16),
+      worker("pf6", 6, {}, 16),
+    ]);
+    workers = started.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
+    for (const r of started) if (r.status === "rejected") throw r.reason;
     client = new TaskflowClient({ address: control.address });
-    await eventually(async () => ((await client.clusterState()).workers.length === 2 ? true : undefined), 10_000, "2 workers");
+    await eventually(async () => ((await client.clusterState()).workers.length === 4 ? true : undefined), 10_000, "4 workers");
   });
   after(async () => {
     client?.close();
     // Stop every node that started before asserting anything, so none is left running.
-    const codes = await Promise.all([small?.stop(), big?.stop()]);
+    const codes = await Promise.all(workers.map((w) => w.stop()));
     const controlCode = await control?.stop();
-    assert.deepEqual([...codes, controlCode], [0, 0, 0]);
+    assert.deepEqual([...codes, controlCode], [...workers.map(() => 0), 0]);
   });
 
   it("fills workers by load (running / slots), not in turn: 4 tasks go 1 : 3", async () => {
@@ -149,6 +186,15 @@ describe("least-loaded policy with two worker nodes (2 and 6 slots)", { timeout:
     const outcomes = await Promise.all(ids.map((id) => client.outcome(id)));
     const onSmall = outcomes.filter((o) => o.workerId.startsWith("small-")).length;
     assert.deepEqual([onSmall, outcomes.length - onSmall], [1, 3], "fifo's round robin would give 2 : 2");
+  });
+
+  it("counts prefetched tasks in the load: 24 tasks on 2 + 6 slots with prefetch 16 go 6 : 18", async () => {
+    const ids = await client.submitMany(Array.from({ length: 24 }, () => ({ type: "hold", payload: { ms: 300 } })));
+    const outcomes = await Promise.all(ids.map((id) => client.outcome(id)));
+    const onSmall = outcomes.filter((o) => o.workerId.startsWith("pf2-")).length;
+    assert.equal(outcomes.filter((o) => o.workerId.startsWith("pf")).length, 24);
+    // Equal loads, 6 / 2 = 18 / 6; with load capped at 1 (full) the rest went round robin, 10 : 14.
+    assert.deepEqual([onSmall, outcomes.length - onSmall], [6, 18]);
   });
 
   it("gives each worker a share of the tasks proportional to its slots", async () => {
@@ -212,8 +258,7 @@ describe("a third-party policy package installed from npm pack", { timeout: 90_0
   let node: StartedNode | undefined;
   let client: TaskflowClient;
   before(async () => {
-    appDir = tempDir("taskflow-policy-app-");
-    packageName = await installThirdPartyPolicy(appDir);
+    ({ dir: appDir, packageName } = await prepareThirdPartyApp());
     node = await startNode(
       {
         roles: ["control", "worker"],
@@ -227,7 +272,7 @@ describe("a third-party policy package installed from npm pack", { timeout: 90_0
   after(async () => {
     client?.close();
     const code = await node?.stop();
-    rmSync(appDir, { recursive: true, force: true });
+    if (appDir) rmSync(appDir, { recursive: true, force: true });
     assert.equal(code, 0);
   });
 
@@ -265,7 +310,8 @@ describe("a third-party policy package installed from npm pack", { timeout: 90_0
   });
 });
 
-describe("policy config errors", { timeout: 60_000 }, () => {
+// Each test runs `taskflow node` until it exits on its config error: independent, so concurrent.
+describe("policy config errors", { timeout: 60_000, concurrency: true }, () => {
   const dirs: string[] = [];
   after(() => {
     for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
