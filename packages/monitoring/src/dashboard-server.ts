@@ -223,8 +223,8 @@ export class DashboardServer {
       this.broadcast("worker", workerJson(event.worker));
       return;
     }
-    const id = event.task.id;
-    if (this.changed.size < MAX_TASKS_PER_FLUSH || this.changed.has(id)) this.changed.set(id, event.task);
+    // Past the cap a change is only counted: the page refetches its list when anything was omitted.
+    if (this.changed.size < MAX_TASKS_PER_FLUSH) this.changed.set(event.task.id, event.task);
     else this.omitted++;
     this.flushTimer ??= setTimeout(() => this.flush(), FLUSH_MS);
   }
