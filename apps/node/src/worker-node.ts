@@ -41,6 +41,7 @@ export async function startWorkers(config: TaskflowConfig, baseDir: string, cont
       workerId: `${prefix}-w${index}`,
       slots: config.worker.slots,
       prefetch: config.worker.prefetch,
+      drainTimeoutMs: config.worker.drainTimeoutMs,
       labels: config.worker.labels,
       handlers: handlersPath,
       logLevel: config.log.level,

@@ -13,6 +13,7 @@ export interface WorkerProcessOptions {
   workerId: string;
   slots: number;
   prefetch: number;
+  drainTimeoutMs: number;
   labels: Record<string, string>;
   /** Absolute path of the handlers module, or undefined for the built-in examples. */
   handlers: string | undefined;
@@ -37,8 +38,14 @@ async function main(): Promise<void> {
   const shutdown = async (signal: string) => {
     if (exiting) return;
     exiting = true;
-    logger.info({ signal, running: worker.runningCount }, "draining: finishing running tasks");
+    logger.info({ signal, running: worker.runningCount, timeoutMs: options.drainTimeoutMs }, "draining: finishing running tasks");
+    const timer = setTimeout(() => {
+      logger.warn({ running: worker.runningCount }, "drain timed out; stopping the tasks still running (they run again elsewhere)");
+      worker.stop();
+      process.exit(0);
+    }, options.drainTimeoutMs);
     await worker.drain();
+    clearTimeout(timer);
     process.exit(0);
   };
   process.on("SIGTERM", () => void shutdown("SIGTERM"));

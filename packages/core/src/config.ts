@@ -88,6 +88,11 @@ const workerSchema = z.strictObject({
   handlers: z.string().min(1).optional(),
   /** Labels tasks can require (`requiredLabels`). @defaultValue {} */
   labels: labels.default({}),
+  /**
+   * On SIGTERM a worker process finishes its running tasks for at most this long, then stops
+   * them (they run again elsewhere), in ms. @defaultValue 30000
+   */
+  drainTimeoutMs: positiveInt.default(30_000),
   /** Worker ID prefix; each process appends its index. @defaultValue the host name */
   idPrefix: z.string().min(1).optional(),
 });
