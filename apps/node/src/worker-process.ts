@@ -41,8 +41,7 @@ async function main(): Promise<void> {
     logger.info({ signal, running: worker.runningCount, timeoutMs: options.drainTimeoutMs }, "draining: finishing running tasks");
     const timer = setTimeout(() => {
       logger.warn({ running: worker.runningCount }, "drain timed out; stopping the tasks still running (they run again elsewhere)");
-      worker.stop();
-      process.exit(0);
+      void worker.stop().then(() => process.exit(0));
     }, options.drainTimeoutMs);
     await worker.drain();
     clearTimeout(timer);

@@ -115,6 +115,7 @@ export class TaskflowWorker {
   /** Assignments received on the current session, acknowledged on every heartbeat. */
   private received = 0n;
   private ackPending = false;
+  private stopped: Promise<void> | undefined;
   private pumping = false;
   private flushScheduled = false;
   private heartbeatTimer: NodeJS.Timeout | undefined;
@@ -155,7 +156,7 @@ export class TaskflowWorker {
   async drain(): Promise<void> {
     this.beginDrain();
     await this.waitIdle();
-    this.stop();
+    await this.stop();
   }
 
   /** Takes no new work: hands back tasks not yet started and tells the control node. */
@@ -168,14 +169,31 @@ export class TaskflowWorker {
   }
 
   /** Closes at once; running handlers see their signal abort. */
-  stop(): void {
+  /**
+   * Closes the session: running handlers see their signal abort, and what is unreported goes out
+   * first. Resolves once the control node has closed its side (at most `graceMs`), so a process
+   * may exit right after without losing the last heartbeat.
+   */
+  stop(graceMs = 2000): Promise<void> {
+    if (this.stopped) return this.stopped;
     this.stopping = true;
     clearInterval(this.heartbeatTimer);
     for (const r of [...this.running.values()]) this.abort(r, new Error("worker stopped"));
     this.flush();
-    this.session?.end();
-    this.client.raw.close();
-    this.drainedResolve?.();
+    const session = this.session;
+    this.stopped = new Promise<void>((resolve) => {
+      if (!session) return resolve();
+      const timer = setTimeout(resolve, graceMs);
+      session.once("close", () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      session.end();
+    }).then(() => {
+      this.client.raw.close();
+      this.drainedResolve?.();
+    });
+    return this.stopped;
   }
 
   /** Tasks running or waiting for a slot. */
@@ -260,7 +278,7 @@ export class TaskflowWorker {
     call.on("end", () => {
       if (this.stopping) return;
       if (this.draining) {
-        this.stop();
+        void this.stop();
         return;
       }
       this.reconnect();
