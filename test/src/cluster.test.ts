@@ -12,6 +12,8 @@ describe("a single-host cluster (control node + 2 worker processes)", () => {
   });
   after(async () => {
     assert.equal(await node.stop(), 0, "the node exits 0 on SIGTERM");
+    // Its workers drained and left; none looked like a broken session.
+    assert.doesNotMatch(node.logs(), /waiting for it to reconnect/);
   });
 
   it("runs 1,000 tasks, each exactly once, with correct results", async () => {
