@@ -173,6 +173,14 @@ const monitoring = {
   },
   target: { throughputRatio: 0.9 },
 };
+// The durable store (SQLite in the node's temp folder) beside the in-memory one, same settings.
+const durableRun = await runTaskflow({ ...monitoringOn, store: { kind: "sqlite", path: "bench-tasks.db" } }, "durable store", { latency: false });
+const durable = {
+  what: "store.kind sqlite (WAL, group commit) vs memory, monitoring on; target ratio >= 0.5",
+  tasksPerSec: durableRun.throughput.tasksPerSec,
+  controlCpuUsPerTask: durableRun.throughput.controlCpuUsPerTask,
+  ratioToMemory: round(durableRun.throughput.tasksPerSec / taskflow.throughput.tasksPerSec),
+};
 progress("baseline: raw grpc-js relay");
 const relay = await startRelay();
 let baseline;
@@ -185,6 +193,7 @@ const result = {
   machine: { cpus: (await import("node:os")).cpus().length, node: process.version },
   taskflow,
   monitoring,
+  durable,
   baseline: { what: "bare grpc-js relay, same message pattern and batching, no scheduler/store/heaps", ...baseline },
   ratio: {
     throughput: round(taskflow.throughput.tasksPerSec / baseline.throughput.tasksPerSec),
