@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { renderTop, type TopSample } from "./top.js";
+import { renderTop, runTop, type TopSample } from "./top.js";
 
 const base: TopSample = {
   time: Date.parse("2026-11-28T08:00:00Z"),
@@ -56,5 +56,42 @@ describe("renderTop", () => {
 
   it("says so when no worker is connected", () => {
     assert.match(renderTop({ ...base, workers: [] }, undefined, { address: "a:1", width: 100, height: 30 }), /no workers connected/);
+  });
+});
+
+describe("runTop", () => {
+  it("redraws from each poll and quits on q, restoring the terminal", async () => {
+    const { EventEmitter } = await import("node:events");
+    const input = Object.assign(new EventEmitter(), {
+      isTTY: true,
+      raw: false,
+      setRawMode(on: boolean) {
+        input.raw = on;
+        return input;
+      },
+      resume() {},
+      pause() {},
+    });
+    let written = "";
+    const output = { columns: 100, rows: 30, write: (s: string) => ((written += s), true) };
+    let polls = 0;
+    const state = { workers: [], queued: 3n, running: 1n, succeeded: 10n, failed: 0n, cancelled: 0n, policy: "fifo" };
+    const done = runTop({
+      poll: async () => {
+        if (++polls === 2) setImmediate(() => input.emit("data", Buffer.from("q")));
+        return state as never;
+      },
+      address: "a:1",
+      intervalMs: 10,
+      output: output as never,
+      input: input as never,
+    });
+    await done;
+    assert.ok(polls >= 2);
+    assert.equal(input.raw, false, "raw mode is switched off again");
+    assert.equal(input.listenerCount("data"), 0);
+    assert.ok(written.startsWith("\x1b[?1049h"), "uses the alternate screen");
+    assert.match(written, /queue {4}queued 3 {3}running 1/);
+    assert.ok(written.endsWith("\x1b[?25h\x1b[?1049l"), "shows the cursor and leaves the alternate screen");
   });
 });
