@@ -17,7 +17,8 @@
  * already ahead of it and the cluster's capacity decide when it runs.
  */
 import { definePolicy, type PolicyTask, type SchedulingPolicy } from "@taskflow/core";
-import { leastLoadedWorkerKey } from "./worker-key.js";
+// Among workers that fit, the least loaded goes first, exactly as under the least-loaded policy.
+import { leastLoadedWorkerKey } from "@taskflow/policy-least-loaded";
 
 export interface PriorityOptions {
   /**
