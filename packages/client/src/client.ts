@@ -18,6 +18,7 @@ import {
   type TaskResult,
   type WorkerInfo,
 } from "@taskflow/proto";
+import { encodeSubmitTasks } from "@taskflow/proto/fast";
 import { createClient, type ServiceClient } from "@taskflow/proto/grpc";
 import { jsonCodec, type Codec } from "./codec.js";
 
@@ -278,7 +279,8 @@ export class TaskflowClient {
     while (this.queue.length && this.inFlight < this.maxInFlight) {
       const batch = this.queue.splice(0, this.maxBatch);
       this.inFlight++;
-      this.tasks.submitTasks({ specs: batch.map((p) => p.spec), clientId: this.clientId }).then(
+      // Hand-encoded SubmitTasksRequest: the adapter sends the bytes as they are.
+      this.tasks.submitTasks(encodeSubmitTasks(batch.map((p) => p.spec), this.clientId) as never).then(
         (res) => {
           this.inFlight--;
           for (let i = 0; i < batch.length; i++) {

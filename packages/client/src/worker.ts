@@ -7,6 +7,7 @@ import { hostname } from "node:os";
 import type * as grpc from "@grpc/grpc-js";
 import { Code, TaskflowError } from "@taskflow/core";
 import { WorkerService, type Assignment, type SessionRequest, type SessionResponse } from "@taskflow/proto";
+import { encodeHeartbeat } from "@taskflow/proto/fast";
 import { createClient, type ServiceClient } from "@taskflow/proto/grpc";
 import { jsonCodec, type Codec } from "./codec.js";
 
@@ -402,19 +403,17 @@ export class TaskflowWorker {
     this.started = [];
     this.released = [];
     this.ackPending = false;
-    session.write({
-      kind: {
-        case: "heartbeat",
-        value: {
-          running: this.running.size,
-          results,
-          started,
-          assignmentsReceived: this.received,
-          draining: this.draining,
-          released,
-        },
-      },
-    });
+    // Hand-encoded SessionRequest{heartbeat}: it carries every result.
+    session.write(
+      encodeHeartbeat({
+        running: this.running.size,
+        results,
+        started,
+        assignmentsReceived: this.received,
+        draining: this.draining,
+        released,
+      }),
+    );
   }
 }
 

@@ -16,6 +16,10 @@ import {
   type MessageShape,
 } from "@bufbuild/protobuf";
 import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
+import { installFastTextEncoding } from "./fast.js";
+
+// Every process that talks gRPC through this adapter gets the faster short-string codec.
+installFastTextEncoding();
 
 type Method = GenServiceMethods[string];
 type In<M extends Method> = MessageShape<M["input"]>;
@@ -24,6 +28,8 @@ type OutInit<M extends Method> = MessageInitShape<M["output"]>;
 
 function serializer<D extends DescMessage>(schema: D): (msg: MessageInitShape<D>) => Buffer {
   return (msg) => {
+    // Bytes from the hand-written encoders in ./fast.js go out as they are.
+    if (msg instanceof Uint8Array) return Buffer.isBuffer(msg) ? msg : Buffer.from(msg.buffer, msg.byteOffset, msg.byteLength);
     // grpc-js writes only Buffers; wrap the encoded bytes without copying them.
     const message = isMessage(msg, schema) ? msg : create(schema, msg);
     const bytes = toBinary(schema, message as MessageShape<D>);

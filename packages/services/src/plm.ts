@@ -154,7 +154,7 @@ export class ProcessLifecycleManager implements Plm {
   async submit(specs: readonly TaskSpec[], clientId: string): Promise<SubmitResult> {
     if (this.closed) throw new TaskflowError(Code.UNAVAILABLE, "the control node is shutting down");
     const limits = { maxPayloadBytes: this.config.control.maxPayloadBytes };
-    for (let i = 0; i < specs.length; i++) validateSpec(specs[i]!, limits, specs.length > 1 ? `specs[${i}]` : "spec");
+    for (let i = 0; i < specs.length; i++) validateSpec(specs[i]!, limits, specs.length > 1 ? i : -1);
 
     const ids: string[] = new Array(specs.length);
     const deduplicated: boolean[] = new Array(specs.length).fill(false);

@@ -22,6 +22,7 @@ import {
   type SessionRequest,
   type SessionResponse,
 } from "@taskflow/proto";
+import { encodeAssign, encodeResults } from "@taskflow/proto/fast";
 import { addService } from "@taskflow/proto/grpc";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import { coreTaskState, outcomeToWire, specFromWire, taskToWire, wireTaskState, workerToWire } from "./convert.js";
@@ -194,7 +195,8 @@ export class ControlServer {
         try {
           const clientId = requireId(call.request.clientId, "client_id");
           const unsubscribe = plm.subscribeResults(clientId, (outcomes) => {
-            call.write({ results: outcomes.map(outcomeToWire) });
+            // Hand-encoded SubscribeResultsResponse: this runs once per finished task.
+            call.write(encodeResults(outcomes.map(outcomeToWire)) as never);
           });
           call.on("cancelled", unsubscribe);
           call.on("close", unsubscribe);
@@ -241,8 +243,10 @@ export class ControlServer {
       if (call.writable) call.write({ kind } as SessionResponse);
     };
     const port: WorkerSessionPort = {
-      assign: (assignments: readonly OutgoingAssignment[]) =>
-        send({ case: "assign", value: { assignments: assignments.map((a) => ({ taskId: a.taskId, epoch: BigInt(a.epoch), type: a.type, payload: a.payload, attempt: a.attempt, timeoutMs: a.timeoutMs })) } as never }),
+      // The hot path: hand-encoded, the same bytes as SessionResponse{assign}.
+      assign: (assignments: readonly OutgoingAssignment[]) => {
+        if (call.writable) call.write(encodeAssign(assignments) as never);
+      },
       cancel: (tasks, reason) =>
         send({ case: "cancel", value: { tasks: tasks.map((t) => ({ taskId: t.taskId, epoch: BigInt(t.epoch) })), reason } as never }),
       drain: () => send({ case: "drain", value: {} as never }),

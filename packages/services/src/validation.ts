@@ -9,8 +9,17 @@ export interface SpecLimits {
   maxPayloadBytes: number;
 }
 
-/** Throws INVALID_ARGUMENT or RESOURCE_EXHAUSTED naming the field; `where` says which spec. */
-export function validateSpec(spec: TaskSpec, limits: SpecLimits, where = "spec"): void {
+/**
+ * Throws INVALID_ARGUMENT or RESOURCE_EXHAUSTED naming the field; `index` says which spec of a
+ * batch (the message then says `specs[i]`). Runs once per submitted task, so it allocates
+ * nothing unless it fails.
+ */
+export function validateSpec(spec: TaskSpec, limits: SpecLimits, index = -1): void {
+  if (spec.type && TYPE_PATTERN.test(spec.type) && spec.payload.byteLength <= limits.maxPayloadBytes && Number.isInteger(spec.priority) &&
+      spec.priority >= INT32_MIN && spec.priority <= INT32_MAX && spec.maxAttempts <= 100 && spec.idempotencyKey.length <= 256 && labelsOk(spec.requiredLabels)) {
+    return;
+  }
+  const where = index >= 0 ? `specs[${index}]` : "spec";
   if (!spec.type) throw invalid(`${where}.type is required (the name of a handler, such as "echo")`);
   if (!TYPE_PATTERN.test(spec.type)) {
     throw invalid(`${where}.type "${truncate(spec.type)}" must be 1-128 characters of letters, digits and _ . : / -`);
@@ -31,6 +40,13 @@ export function validateSpec(spec: TaskSpec, limits: SpecLimits, where = "spec")
     if (!key) throw invalid(`${where}.required_labels has an empty key`);
     if (key.length > 128 || value.length > 256) throw invalid(`${where}.required_labels "${truncate(key)}" is too long`);
   }
+}
+
+function labelsOk(labels: Readonly<Record<string, string>>): boolean {
+  for (const key in labels) {
+    if (!key || key.length > 128 || labels[key]!.length > 256) return false;
+  }
+  return true;
 }
 
 export function requireId(value: string, field: string): string {

@@ -1,0 +1,78 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { getTextEncoding } from "@bufbuild/protobuf/wire";
+import { SessionRequestSchema, SessionResponseSchema, SubmitTasksRequestSchema, SubscribeResultsResponseSchema } from "./index.js";
+import { encodeAssign, encodeHeartbeat, encodeResults, encodeSubmitTasks, installFastTextEncoding } from "./fast.js";
+
+const ids = ["0b7c2a43-5f7e-4c1a-9a51-8f0e3d2b1c4a", "", "ünïcødé-✓", "x".repeat(200)];
+const bytes = [new Uint8Array(0), new Uint8Array([1, 2, 3]), new Uint8Array(300).fill(7)];
+
+function same(actual: Uint8Array, expected: Uint8Array): void {
+  assert.deepEqual(Buffer.from(actual).toString("hex"), Buffer.from(expected).toString("hex"));
+}
+
+describe("fast encoders write exactly what protobuf-es writes", () => {
+  it("encodeAssign", () => {
+    const assignments = ids.flatMap((taskId, i) =>
+      bytes.map((payload, j) => ({ taskId, epoch: i * 1000 + j, type: i % 2 ? "echo" : "", payload, attempt: j, timeoutMs: i * 70_000 })),
+    );
+    const expected = toBinary(SessionResponseSchema, create(SessionResponseSchema, { kind: { case: "assign", value: { assignments: assignments.map((a) => ({ ...a, epoch: BigInt(a.epoch) })) } } }));
+    same(encodeAssign(assignments), expected);
+    same(encodeAssign([]), toBinary(SessionResponseSchema, create(SessionResponseSchema, { kind: { case: "assign", value: { assignments: [] } } })));
+  });
+
+  it("encodeResults", () => {
+    const results = ids.flatMap((taskId, i) =>
+      bytes.map((result, j) => ({ taskId, state: (i + j) % 7, result, error: j === 1 ? "boom ✗" : "", attempt: i, workerId: i % 2 ? "host-w1" : "" })),
+    );
+    same(encodeResults(results), toBinary(SubscribeResultsResponseSchema, create(SubscribeResultsResponseSchema, { results })));
+    same(encodeResults([]), toBinary(SubscribeResultsResponseSchema, create(SubscribeResultsResponseSchema, {})));
+  });
+
+  it("encodeHeartbeat", () => {
+    for (const draining of [false, true]) {
+      const hb = {
+        running: draining ? 0 : 300,
+        results: ids.map((taskId, i) => ({ taskId, epoch: BigInt(i), ok: i % 2 === 0, result: bytes[i % 3]!, error: i % 2 ? "failed: ✗" : "" })),
+        started: ids.map((taskId, i) => ({ taskId, epoch: BigInt(i * 3) })),
+        assignmentsReceived: draining ? 0n : 123_456_789n,
+        draining,
+        released: draining ? ids.map((taskId) => ({ taskId, epoch: 2n })) : [],
+      };
+      same(encodeHeartbeat(hb), toBinary(SessionRequestSchema, create(SessionRequestSchema, { kind: { case: "heartbeat", value: hb } })));
+    }
+  });
+
+  it("encodeSubmitTasks, with negative priorities and labels", () => {
+    const specs = [-2_147_483_648, -1, 0, 5, 2_147_483_647].map((priority, i) => ({
+      type: i === 2 ? "" : "resize",
+      payload: bytes[i % 3]!,
+      priority,
+      requiredLabels: (i % 2 ? { gpu: "yes", zone: "é" } : {}) as Record<string, string>,
+      maxAttempts: i,
+      timeoutMs: i * 1000,
+      idempotencyKey: i === 3 ? "order-42" : "",
+      expectedDurationMs: i * 99_999,
+    }));
+    for (const clientId of ["", "client-1"]) {
+      const encoded = encodeSubmitTasks(specs, clientId);
+      same(encoded, toBinary(SubmitTasksRequestSchema, create(SubmitTasksRequestSchema, { specs, clientId })));
+      const back = fromBinary(SubmitTasksRequestSchema, encoded);
+      assert.deepEqual(back.specs.map((s) => s.priority), specs.map((s) => s.priority));
+    }
+  });
+});
+
+describe("installFastTextEncoding", () => {
+  it("round-trips ASCII, non-ASCII and long strings", () => {
+    installFastTextEncoding();
+    const te = getTextEncoding();
+    for (const s of ["", "abc", "0b7c2a43-5f7e-4c1a-9a51-8f0e3d2b1c4a", "ünïcødé ✓", "y".repeat(500)]) {
+      const encoded = te.encodeUtf8(s);
+      same(encoded, new TextEncoder().encode(s));
+      assert.equal(te.decodeUtf8(encoded), s);
+    }
+    assert.throws(() => te.decodeUtf8(new Uint8Array([0xff, 0xfe]), true));
+  });
+});
