@@ -18,7 +18,7 @@ import {
   type TaskResult,
   type WorkerInfo,
 } from "@taskflow/proto";
-import { encodeSubmitTasks } from "@taskflow/proto/fast";
+import { decodeResults, encodeSubmitTasks } from "@taskflow/proto/fast";
 import { createClient, type ServiceClient } from "@taskflow/proto/grpc";
 import { jsonCodec, type Codec } from "./codec.js";
 
@@ -129,7 +129,8 @@ export class TaskflowClient {
     this.maxBatch = options.maxBatchSize ?? 1000;
     this.maxInFlight = options.maxInFlightBatches ?? 8;
     const channelOptions = options.channelOptions ?? {};
-    this.tasks = createClient(TaskService, this.address, { channelOptions });
+    // Result batches carry every finished task: decoded by hand into the same fields.
+    this.tasks = createClient(TaskService, this.address, { channelOptions, responseDecoders: { subscribeResults: decodeResults } });
     this.cluster = createClient(ClusterService, this.address, { channel: this.tasks.raw.getChannel() as never });
   }
 

@@ -3,7 +3,17 @@ import { describe, it } from "node:test";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { getTextEncoding } from "@bufbuild/protobuf/wire";
 import { SessionRequestSchema, SessionResponseSchema, SubmitTasksRequestSchema, SubscribeResultsResponseSchema } from "./index.js";
-import { encodeAssign, encodeHeartbeat, encodeResults, encodeSubmitTasks, installFastTextEncoding } from "./fast.js";
+import { HelloSchema } from "./index.js";
+import {
+  decodeHeartbeat,
+  decodeResults,
+  decodeSessionRequest,
+  encodeAssign,
+  encodeHeartbeat,
+  encodeResults,
+  encodeSubmitTasks,
+  installFastTextEncoding,
+} from "./fast.js";
 
 const ids = ["0b7c2a43-5f7e-4c1a-9a51-8f0e3d2b1c4a", "", "ünïcødé-✓", "x".repeat(200)];
 const bytes = [new Uint8Array(0), new Uint8Array([1, 2, 3]), new Uint8Array(300).fill(7)];
@@ -74,5 +84,41 @@ describe("installFastTextEncoding", () => {
       assert.equal(te.decodeUtf8(encoded), s);
     }
     assert.throws(() => te.decodeUtf8(new Uint8Array([0xff, 0xfe]), true));
+  });
+});
+
+describe("fast decoders read what protobuf-es reads", () => {
+  it("decodeResults", () => {
+    const results = ids.map((taskId, i) => ({ taskId, state: i + 1, result: bytes[i % 3]!, error: i % 2 ? "✗ failed" : "", attempt: i, workerId: i ? "w" : "" }));
+    const wire = toBinary(SubscribeResultsResponseSchema, create(SubscribeResultsResponseSchema, { results }));
+    const decoded = decodeResults(wire).results;
+    const expected = fromBinary(SubscribeResultsResponseSchema, wire).results;
+    assert.deepEqual(decoded.map((r) => ({ ...r, result: [...r.result] })), expected.map(({ $typeName: _, ...r }) => ({ ...r, result: [...r.result] })));
+  });
+
+  it("decodeHeartbeat and decodeSessionRequest", () => {
+    const value = {
+      running: 3,
+      results: ids.map((taskId, i) => ({ taskId, epoch: BigInt(i + 1), ok: i % 2 === 0, result: bytes[i % 3]!, error: i % 2 ? "e" : "" })),
+      started: [{ taskId: "a", epoch: 9n }],
+      assignmentsReceived: 77n,
+      draining: true,
+      released: [{ taskId: "b", epoch: 2n }],
+    };
+    const wire = toBinary(SessionRequestSchema, create(SessionRequestSchema, { kind: { case: "heartbeat", value } }));
+    const hb = decodeHeartbeat(wire)!;
+    assert.equal(hb.running, 3);
+    assert.equal(hb.assignmentsReceived, 77n);
+    assert.equal(hb.draining, true);
+    assert.deepEqual(hb.started, [{ taskId: "a", epoch: 9n }]);
+    assert.deepEqual(hb.released, [{ taskId: "b", epoch: 2n }]);
+    assert.deepEqual(hb.results.map((r) => ({ ...r, result: [...r.result] })), value.results.map((r) => ({ ...r, result: [...r.result] })));
+    const viaSession = decodeSessionRequest(wire);
+    assert.equal(viaSession.kind.case, "heartbeat");
+    const hello = toBinary(SessionRequestSchema, create(SessionRequestSchema, { kind: { case: "hello", value: create(HelloSchema, { workerId: "w1", slots: 2, taskTypes: ["echo"] }) } }));
+    assert.equal(decodeHeartbeat(hello), undefined);
+    const decodedHello = decodeSessionRequest(hello);
+    assert.equal(decodedHello.kind.case, "hello");
+    assert.equal(decodedHello.kind.case === "hello" && decodedHello.kind.value.workerId, "w1");
   });
 });

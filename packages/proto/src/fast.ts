@@ -6,7 +6,9 @@
  * stream's `write` or a unary call in place of the message: the grpc adapter sends bytes as they
  * are. Every other message keeps using protobuf-es.
  */
-import { configureTextEncoding } from "@bufbuild/protobuf/wire";
+import { fromBinary } from "@bufbuild/protobuf";
+import { BinaryReader, WireType, configureTextEncoding } from "@bufbuild/protobuf/wire";
+import { SessionRequestSchema, type SessionRequest } from "./gen/taskflow/v1/worker_service_pb.js";
 
 // ---- primitives ---------------------------------------------------------------------------
 
@@ -456,4 +458,134 @@ export function installFastTextEncoding(): void {
       }
     },
   });
+}
+
+// ---- decoders ------------------------------------------------------------------------------
+
+/**
+ * Decodes `SubscribeResultsResponse` into plain objects shaped like the generated messages
+ * (without `$typeName`). Unknown fields are skipped, as protobuf-es does.
+ */
+export function decodeResults(bytes: Uint8Array): { results: FastResult[] } {
+  const reader = new BinaryReader(bytes);
+  const results: FastResult[] = [];
+  while (reader.pos < reader.len) {
+    const [field, wireType] = reader.tag();
+    if (field !== 1 || wireType !== WireType.LengthDelimited) {
+      reader.skip(wireType, field);
+      continue;
+    }
+    const end = reader.uint32() + reader.pos;
+    const r: FastResult = { taskId: "", state: 0, result: EMPTY, error: "", attempt: 0, workerId: "" };
+    while (reader.pos < end) {
+      const [f, wt] = reader.tag();
+      switch (f) {
+        case 1:
+          r.taskId = reader.string();
+          break;
+        case 2:
+          r.state = reader.int32();
+          break;
+        case 3:
+          r.result = reader.bytes();
+          break;
+        case 4:
+          r.error = reader.string();
+          break;
+        case 5:
+          r.attempt = reader.uint32();
+          break;
+        case 6:
+          r.workerId = reader.string();
+          break;
+        default:
+          reader.skip(wt, f);
+      }
+    }
+    results.push(r);
+  }
+  return { results };
+}
+
+const EMPTY = new Uint8Array(0);
+
+/** A decoded heartbeat, shaped like the generated `Heartbeat`. */
+export interface DecodedHeartbeat {
+  running: number;
+  results: { taskId: string; epoch: bigint; ok: boolean; result: Uint8Array<ArrayBufferLike>; error: string }[];
+  started: { taskId: string; epoch: bigint }[];
+  assignmentsReceived: bigint;
+  draining: boolean;
+  released: { taskId: string; epoch: bigint }[];
+}
+
+function readRef(reader: BinaryReader): { taskId: string; epoch: bigint } {
+  const end = reader.uint32() + reader.pos;
+  const ref = { taskId: "", epoch: 0n };
+  while (reader.pos < end) {
+    const [f, wt] = reader.tag();
+    if (f === 1) ref.taskId = reader.string();
+    else if (f === 2) ref.epoch = BigInt(reader.uint64());
+    else reader.skip(wt, f);
+  }
+  return ref;
+}
+
+/**
+ * Decodes a `SessionRequest` whose case is heartbeat; returns undefined for anything else
+ * (hello), which the caller decodes with protobuf-es.
+ */
+export function decodeHeartbeat(bytes: Uint8Array): DecodedHeartbeat | undefined {
+  const reader = new BinaryReader(bytes);
+  if (reader.len === 0) return undefined;
+  const [field, wireType] = reader.tag();
+  if (field !== 2 || wireType !== WireType.LengthDelimited) return undefined;
+  const end = reader.uint32() + reader.pos;
+  if (end !== reader.len) return undefined;
+  const hb: DecodedHeartbeat = { running: 0, results: [], started: [], assignmentsReceived: 0n, draining: false, released: [] };
+  while (reader.pos < end) {
+    const [f, wt] = reader.tag();
+    switch (f) {
+      case 1:
+        hb.running = reader.uint32();
+        break;
+      case 2: {
+        const stop = reader.uint32() + reader.pos;
+        const r: DecodedHeartbeat["results"][number] = { taskId: "", epoch: 0n, ok: false, result: EMPTY, error: "" };
+        while (reader.pos < stop) {
+          const [g, gt] = reader.tag();
+          if (g === 1) r.taskId = reader.string();
+          else if (g === 2) r.epoch = BigInt(reader.uint64());
+          else if (g === 3) r.ok = reader.bool();
+          else if (g === 4) r.result = reader.bytes();
+          else if (g === 5) r.error = reader.string();
+          else reader.skip(gt, g);
+        }
+        hb.results.push(r);
+        break;
+      }
+      case 3:
+        hb.started.push(readRef(reader));
+        break;
+      case 4:
+        hb.assignmentsReceived = BigInt(reader.uint64());
+        break;
+      case 5:
+        hb.draining = reader.bool();
+        break;
+      case 6:
+        hb.released.push(readRef(reader));
+        break;
+      default:
+        reader.skip(wt, f);
+    }
+  }
+  return hb;
+}
+
+/** Decodes a `SessionRequest`: heartbeats by hand, anything else (hello) with protobuf-es. */
+export function decodeSessionRequest(bytes: Uint8Array): SessionRequest {
+  const hb = decodeHeartbeat(bytes);
+  if (hb) return { $typeName: "taskflow.v1.SessionRequest", kind: { case: "heartbeat", value: { $typeName: "taskflow.v1.Heartbeat", ...hb } } } as unknown as SessionRequest;
+  return fromBinary(SessionRequestSchema, bytes);
 }

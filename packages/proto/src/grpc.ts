@@ -41,8 +41,11 @@ function deserializer<D extends DescMessage>(schema: D): (buf: Buffer) => Messag
   return (buf) => fromBinary(schema, buf);
 }
 
+/** Hand-written decoders by method local name, for hot messages (see ./fast.js). */
+export type Decoders = Partial<Record<string, (bytes: Buffer) => unknown>>;
+
 /** Turns a generated service descriptor into a grpc-js service definition, keyed by method local name. */
-export function grpcServiceDefinition(service: DescService): grpc.ServiceDefinition {
+export function grpcServiceDefinition(service: DescService, decoders: { requests?: Decoders; responses?: Decoders } = {}): grpc.ServiceDefinition {
   const definition: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
   for (const method of service.methods) {
     const kind = method.methodKind;
@@ -52,9 +55,9 @@ export function grpcServiceDefinition(service: DescService): grpc.ServiceDefinit
       requestStream: kind === "client_streaming" || kind === "bidi_streaming",
       responseStream: kind === "server_streaming" || kind === "bidi_streaming",
       requestSerialize: serializer(method.input),
-      requestDeserialize: deserializer(method.input),
+      requestDeserialize: decoders.requests?.[method.localName] ?? deserializer(method.input),
       responseSerialize: serializer(method.output),
-      responseDeserialize: deserializer(method.output),
+      responseDeserialize: decoders.responses?.[method.localName] ?? deserializer(method.output),
     } as grpc.MethodDefinition<unknown, unknown>;
   }
   return definition;
@@ -76,8 +79,9 @@ export function addService<S extends GenServiceMethods>(
   server: grpc.Server,
   service: GenService<S>,
   handlers: ServiceHandlers<S>,
+  requestDecoders?: Decoders,
 ): void {
-  server.addService(grpcServiceDefinition(service), handlers as unknown as grpc.UntypedServiceImplementation);
+  server.addService(grpcServiceDefinition(service, requestDecoders ? { requests: requestDecoders } : {}), handlers as unknown as grpc.UntypedServiceImplementation);
 }
 
 /** Per-call options of a typed client. */
@@ -123,9 +127,9 @@ export const defaultChannelOptions: grpc.ChannelOptions = {
 export function createClient<S extends GenServiceMethods>(
   service: GenService<S>,
   address: string,
-  options: { credentials?: grpc.ChannelCredentials; channelOptions?: grpc.ChannelOptions; channel?: grpc.Channel } = {},
+  options: { credentials?: grpc.ChannelCredentials; channelOptions?: grpc.ChannelOptions; channel?: grpc.Channel; responseDecoders?: Decoders } = {},
 ): ServiceClient<S> {
-  const definition = grpcServiceDefinition(service);
+  const definition = grpcServiceDefinition(service, options.responseDecoders ? { responses: options.responseDecoders } : {});
   const Ctor = grpc.makeGenericClientConstructor(definition, service.typeName);
   const channelOptions: grpc.ChannelOptions = { ...defaultChannelOptions, ...options.channelOptions };
   if (options.channel) channelOptions.channelOverride = options.channel;

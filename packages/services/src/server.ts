@@ -22,7 +22,7 @@ import {
   type SessionRequest,
   type SessionResponse,
 } from "@taskflow/proto";
-import { encodeAssign, encodeResults } from "@taskflow/proto/fast";
+import { decodeSessionRequest, encodeAssign, encodeResults } from "@taskflow/proto/fast";
 import { addService } from "@taskflow/proto/grpc";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import { coreTaskState, outcomeToWire, specFromWire, taskToWire, wireTaskState, workerToWire } from "./convert.js";
@@ -231,9 +231,13 @@ export class ControlServer {
   }
 
   private addWorkerService(): void {
-    addService(this.server, WorkerService, {
-      session: (call) => this.workerSession(call),
-    });
+    addService(
+      this.server,
+      WorkerService,
+      { session: (call) => this.workerSession(call) },
+      // Heartbeats carry every result: decoded by hand, the same fields as protobuf-es gives.
+      { session: decodeSessionRequest },
+    );
   }
 
   private workerSession(call: grpc.ServerDuplexStream<SessionRequest, SessionResponse>): void {
