@@ -55,6 +55,14 @@ describe("bad input gets a precise status and loses nothing", () => {
       code(status.INVALID_ARGUMENT, /specs\[1\]\.type is required/),
     );
     await assert.rejects(tasks.submitTasks({ specs: [] }), code(status.INVALID_ARGUMENT, /at least one task/));
+    // The SDK's bulk path (one SubmitTaskStream) reports a bad batch with the same status.
+    const client = new TaskflowClient({ address: node.address });
+    try {
+      await assert.rejects(client.submit("bad type!"), (err: { code: number; message: string }) => err.code === status.INVALID_ARGUMENT && /1-128 characters/.test(err.message));
+      assert.deepEqual(await client.run("echo", "after a bad batch"), "after a bad batch");
+    } finally {
+      client.close();
+    }
     const afterState = await cluster.getClusterState({});
     assert.equal(afterState.queued + afterState.succeeded, countBefore);
   });

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
-import { TaskService, TaskState, type SubmitTasksRequest, type SubscribeResultsRequest } from "@taskflow/proto";
+import { TaskService, TaskState, type SubmitTaskStreamRequest, type SubscribeResultsRequest } from "@taskflow/proto";
 import { addService } from "@taskflow/proto/grpc";
 import { jsonCodec } from "./codec.js";
 import { TaskflowClient } from "./client.js";
@@ -30,14 +30,18 @@ describe("TaskflowClient", () => {
         results = call;
         call.write({ results: [] });
       },
-      submitTasks: (call: grpc.ServerUnaryCall<SubmitTasksRequest, unknown>, cb: grpc.sendUnaryData<unknown>) => {
-        batches.push(call.request.specs.length);
-        const ids = call.request.specs.map(() => `t${++seq}`);
-        // Results first, reply second.
-        results!.write({
-          results: call.request.specs.map((spec, i) => ({ taskId: ids[i], state: spec.type === "bad" ? TaskState.FAILED : TaskState.SUCCEEDED, result: spec.payload, error: spec.type === "bad" ? "boom" : "", attempt: 1 })),
+      submitTaskStream: (call: grpc.ServerDuplexStream<SubmitTaskStreamRequest, unknown>) => {
+        call.on("data", (req: SubmitTaskStreamRequest) => {
+          batches.push(req.specs.length);
+          const ids = req.specs.map(() => `t${++seq}`);
+          // Results first, acknowledgement second.
+          results!.write({
+            results: req.specs.map((spec, i) => ({ taskId: ids[i], state: spec.type === "bad" ? TaskState.FAILED : TaskState.SUCCEEDED, result: spec.payload, error: spec.type === "bad" ? "boom" : "", attempt: 1 })),
+          });
+          setTimeout(() => call.write({ batchId: req.batchId, taskIds: ids }), 5);
         });
-        setTimeout(() => cb(null, { taskIds: ids }), 5);
+        call.on("end", () => call.end());
+        call.on("error", () => {});
       },
     } as never);
     const port = await new Promise<number>((resolve, reject) =>

@@ -14,11 +14,12 @@ import {
   TaskState,
   type GetClusterStateResponse,
   type ListTasksResponse,
+  type SubmitTaskStreamResponse,
   type Task,
   type TaskResult,
   type WorkerInfo,
 } from "@taskflow/proto";
-import { decodeResults, encodeSubmitTasks } from "@taskflow/proto/fast";
+import { decodeResults, encodeSubmitTaskStream } from "@taskflow/proto/fast";
 import { createClient, type ServiceClient } from "@taskflow/proto/grpc";
 import { jsonCodec, type Codec } from "./codec.js";
 
@@ -110,6 +111,9 @@ export class TaskflowClient {
   private readonly maxInFlight: number;
   private queue: PendingSubmit[] = [];
   private flushScheduled = false;
+  private submits: grpc.ClientDuplexStream<unknown, SubmitTaskStreamResponse> | undefined;
+  private readonly batches = new Map<number, PendingSubmit[]>();
+  private batchSeq = 0;
   private inFlight = 0;
   private subscription: Promise<void> | undefined;
   /** True while the results stream is live, so submits skip waiting for it. */
@@ -236,7 +240,12 @@ export class TaskflowClient {
     if (this.closed) return;
     this.closed = true;
     this.stream?.cancel();
+    const submits = this.submits;
+    this.submits = undefined;
+    submits?.cancel();
     const err = new TaskflowError(Code.CANCELLED, "the client was closed");
+    for (const batch of this.batches.values()) for (const p of batch) p.reject(err);
+    this.batches.clear();
     for (const list of this.waiters.values()) for (const w of list) w.reject(err);
     this.waiters.clear();
     for (const p of this.queue) p.reject(err);
@@ -276,30 +285,57 @@ export class TaskflowClient {
     });
   }
 
+  /**
+   * Sends queued submits as batches on one SubmitTaskStream: a message on an open stream costs
+   * far less than a unary call, in CPU and in latency. Acknowledgements match by batch ID.
+   */
   private flush(): void {
     while (this.queue.length && this.inFlight < this.maxInFlight) {
       const batch = this.queue.splice(0, this.maxBatch);
+      const batchId = ++this.batchSeq;
       this.inFlight++;
-      // Hand-encoded SubmitTasksRequest: the adapter sends the bytes as they are.
-      this.tasks.submitTasks(encodeSubmitTasks(batch.map((p) => p.spec), this.clientId) as never).then(
-        (res) => {
-          this.inFlight--;
-          for (let i = 0; i < batch.length; i++) {
-            const id = res.taskIds[i]!;
-            // Its result may already be here: it can overtake the submit's reply.
-            if (!this.outcomes.has(id)) this.pending.add(id);
-            batch[i]!.resolve(id);
-          }
-          this.flush();
-        },
-        (err: unknown) => {
-          this.inFlight--;
-          const e = TaskflowError.from(err);
-          for (const p of batch) p.reject(e);
-          this.flush();
-        },
-      );
+      this.batches.set(batchId, batch);
+      // Hand-encoded SubmitTaskStreamRequest: the adapter sends the bytes as they are.
+      this.submitStream().write(encodeSubmitTaskStream(batchId, batch.map((p) => p.spec), this.clientId));
     }
+  }
+
+  private submitStream(): grpc.ClientDuplexStream<unknown, SubmitTaskStreamResponse> {
+    if (this.submits) return this.submits;
+    const stream = this.tasks.submitTaskStream() as grpc.ClientDuplexStream<unknown, SubmitTaskStreamResponse>;
+    this.submits = stream;
+    stream.on("data", (ack: SubmitTaskStreamResponse) => {
+      const batchId = Number(ack.batchId);
+      const batch = this.batches.get(batchId);
+      if (!batch) return;
+      this.batches.delete(batchId);
+      this.inFlight--;
+      if (ack.errorCode) {
+        const err = new TaskflowError(ack.errorCode as Code, ack.errorMessage);
+        for (const p of batch) p.reject(err);
+      } else {
+        for (let i = 0; i < batch.length; i++) {
+          const id = ack.taskIds[i]!;
+          // Its result may already be here: it can overtake the acknowledgement.
+          if (!this.outcomes.has(id)) this.pending.add(id);
+          batch[i]!.resolve(id);
+        }
+      }
+      this.flush();
+    });
+    const broken = (err: unknown) => {
+      if (this.submits !== stream) return;
+      this.submits = undefined;
+      // Whether these batches were accepted is unknown: their submits fail, as a unary call would.
+      const e = TaskflowError.from(err, Code.UNAVAILABLE);
+      for (const batch of this.batches.values()) for (const p of batch) p.reject(e);
+      this.inFlight -= this.batches.size;
+      this.batches.clear();
+      if (this.queue.length) this.scheduleFlush();
+    };
+    stream.on("error", broken);
+    stream.on("end", () => broken(new TaskflowError(Code.UNAVAILABLE, "the control node closed the submit stream")));
+    return stream;
   }
 
   /** Opens the results stream once, before the first submit, so no result can be missed. */

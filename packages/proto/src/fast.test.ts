@@ -2,15 +2,23 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { getTextEncoding } from "@bufbuild/protobuf/wire";
-import { SessionRequestSchema, SessionResponseSchema, SubmitTasksRequestSchema, SubscribeResultsResponseSchema } from "./index.js";
+import {
+  SessionRequestSchema,
+  SessionResponseSchema,
+  SubmitTaskStreamRequestSchema,
+  SubmitTasksRequestSchema,
+  SubscribeResultsResponseSchema,
+} from "./index.js";
 import { HelloSchema } from "./index.js";
 import {
   decodeHeartbeat,
   decodeResults,
   decodeSessionRequest,
+  decodeSubmitTaskStream,
   encodeAssign,
   encodeHeartbeat,
   encodeResults,
+  encodeSubmitTaskStream,
   encodeSubmitTasks,
   installFastTextEncoding,
 } from "./fast.js";
@@ -68,6 +76,14 @@ describe("fast encoders write exactly what protobuf-es writes", () => {
     for (const clientId of ["", "client-1"]) {
       const encoded = encodeSubmitTasks(specs, clientId);
       same(encoded, toBinary(SubmitTasksRequestSchema, create(SubmitTasksRequestSchema, { specs, clientId })));
+      same(
+        encodeSubmitTaskStream(300, specs, clientId),
+        toBinary(SubmitTaskStreamRequestSchema, create(SubmitTaskStreamRequestSchema, { batchId: 300n, specs, clientId })),
+      );
+      const streamed = decodeSubmitTaskStream(encodeSubmitTaskStream(7, specs, clientId));
+      assert.equal(streamed.batchId, 7n);
+      assert.equal(streamed.clientId, clientId);
+      assert.deepEqual(streamed.specs.map((s) => ({ ...s, payload: [...s.payload] })), specs.map((s) => ({ ...s, payload: [...s.payload] })));
       const back = fromBinary(SubmitTasksRequestSchema, encoded);
       assert.deepEqual(back.specs.map((s) => s.priority), specs.map((s) => s.priority));
     }

@@ -342,6 +342,16 @@ export interface FastSpec {
 
 /** Encodes `SubmitTasksRequest{ specs, client_id }`. */
 export function encodeSubmitTasks(specs: readonly FastSpec[], clientId: string): Buffer {
+  return encodeSpecs(specs, clientId, 0x0a, 0x12, 0);
+}
+
+/** Encodes `SubmitTaskStreamRequest{ batch_id, specs, client_id }`. */
+export function encodeSubmitTaskStream(batchId: number, specs: readonly FastSpec[], clientId: string): Buffer {
+  return encodeSpecs(specs, clientId, 0x12, 0x1a, batchId);
+}
+
+/** Specs under `specsTag`, the client ID under `clientTag`, and a batch ID as field 1 when non-zero. */
+function encodeSpecs(specs: readonly FastSpec[], clientId: string, specsTag: number, clientTag: number, batchId: number): Buffer {
   const sizes = new Array<number>(specs.length);
   let total = 0;
   for (let i = 0; i < specs.length; i++) {
@@ -363,8 +373,13 @@ export function encodeSubmitTasks(specs: readonly FastSpec[], clientId: string):
   }
   const clientBytes = strSize(clientId);
   if (clientBytes) total += lenStrSize(clientBytes);
+  if (batchId) total += 1 + varintSize(batchId);
   const buf = Buffer.allocUnsafe(total);
   let pos = 0;
+  if (batchId) {
+    buf[pos++] = 0x08;
+    pos = writeVarint(buf, pos, batchId);
+  }
   const str = (tag: number, s: string) => {
     const bytes = strSize(s);
     buf[pos++] = tag;
@@ -373,7 +388,7 @@ export function encodeSubmitTasks(specs: readonly FastSpec[], clientId: string):
   };
   for (let i = 0; i < specs.length; i++) {
     const s = specs[i]!;
-    buf[pos++] = 0x0a; // specs = 1
+    buf[pos++] = specsTag;
     pos = writeVarint(buf, pos, sizes[i]!);
     if (s.type) str(0x0a, s.type);
     if (s.payload.byteLength) {
@@ -407,7 +422,7 @@ export function encodeSubmitTasks(specs: readonly FastSpec[], clientId: string):
       pos = writeVarint(buf, pos, s.expectedDurationMs);
     }
   }
-  if (clientBytes) str(0x12, clientId);
+  if (clientBytes) str(clientTag, clientId);
   return buf;
 }
 
@@ -588,4 +603,81 @@ export function decodeSessionRequest(bytes: Uint8Array): SessionRequest {
   const hb = decodeHeartbeat(bytes);
   if (hb) return { $typeName: "taskflow.v1.SessionRequest", kind: { case: "heartbeat", value: { $typeName: "taskflow.v1.Heartbeat", ...hb } } } as unknown as SessionRequest;
   return fromBinary(SessionRequestSchema, bytes);
+}
+
+/** A decoded `SubmitTaskStreamRequest`, shaped like the generated message. */
+export interface DecodedSubmitBatch {
+  batchId: bigint;
+  specs: FastSpec[];
+  clientId: string;
+}
+
+function readSpec(reader: BinaryReader): FastSpec {
+  const end = reader.uint32() + reader.pos;
+  const spec: FastSpec = {
+    type: "",
+    payload: EMPTY,
+    priority: 0,
+    requiredLabels: {},
+    maxAttempts: 0,
+    timeoutMs: 0,
+    idempotencyKey: "",
+    expectedDurationMs: 0,
+  };
+  while (reader.pos < end) {
+    const [f, wt] = reader.tag();
+    switch (f) {
+      case 1:
+        spec.type = reader.string();
+        break;
+      case 2:
+        spec.payload = reader.bytes();
+        break;
+      case 3:
+        spec.priority = reader.int32();
+        break;
+      case 4: {
+        const stop = reader.uint32() + reader.pos;
+        let key = "";
+        let value = "";
+        while (reader.pos < stop) {
+          const [g, gt] = reader.tag();
+          if (g === 1) key = reader.string();
+          else if (g === 2) value = reader.string();
+          else reader.skip(gt, g);
+        }
+        (spec.requiredLabels as Record<string, string>)[key] = value;
+        break;
+      }
+      case 5:
+        spec.maxAttempts = reader.uint32();
+        break;
+      case 6:
+        spec.timeoutMs = reader.uint32();
+        break;
+      case 7:
+        spec.idempotencyKey = reader.string();
+        break;
+      case 8:
+        spec.expectedDurationMs = reader.uint32();
+        break;
+      default:
+        reader.skip(wt, f);
+    }
+  }
+  return spec;
+}
+
+/** Decodes `SubmitTaskStreamRequest` (the bulk submit path) into plain objects. */
+export function decodeSubmitTaskStream(bytes: Uint8Array): DecodedSubmitBatch {
+  const reader = new BinaryReader(bytes);
+  const out: DecodedSubmitBatch = { batchId: 0n, specs: [], clientId: "" };
+  while (reader.pos < reader.len) {
+    const [f, wt] = reader.tag();
+    if (f === 1) out.batchId = BigInt(reader.uint64());
+    else if (f === 2 && wt === WireType.LengthDelimited) out.specs.push(readSpec(reader));
+    else if (f === 3) out.clientId = reader.string();
+    else reader.skip(wt, f);
+  }
+  return out;
 }

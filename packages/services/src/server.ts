@@ -22,7 +22,7 @@ import {
   type SessionRequest,
   type SessionResponse,
 } from "@taskflow/proto";
-import { decodeSessionRequest, encodeAssign, encodeResults } from "@taskflow/proto/fast";
+import { decodeSessionRequest, decodeSubmitTaskStream, encodeAssign, encodeResults } from "@taskflow/proto/fast";
 import { addService } from "@taskflow/proto/grpc";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import { coreTaskState, outcomeToWire, specFromWire, taskToWire, wireTaskState, workerToWire } from "./convert.js";
@@ -227,7 +227,7 @@ export class ControlServer {
         });
         return { tasks: page.tasks.map(taskToWire), nextPageToken: page.nextPageToken, totalSize: BigInt(page.totalSize) };
       }),
-    });
+    }, { submitTaskStream: decodeSubmitTaskStream });
   }
 
   private addWorkerService(): void {

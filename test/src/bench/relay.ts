@@ -43,23 +43,27 @@ function scheduleFlush(): void {
 
 const server = new grpc.Server();
 addService(server, TaskService, {
-  submitTasks: (call, cb) => {
-    const ids = call.request.specs.map((spec) => {
-      const id = `r${++seq}`;
-      clientOf.set(id, call.request.clientId);
-      const w = workers[next++ % workers.length]!;
-      outboxes.get(w)!.push({ id, clientId: call.request.clientId, payload: spec.payload, type: spec.type });
-      return id;
+  submitTaskStream: (call) => {
+    call.on("data", (req: { batchId: bigint; clientId: string; specs: { payload: Uint8Array; type: string }[] }) => {
+      const ids = req.specs.map((spec) => {
+        const id = `r${++seq}`;
+        clientOf.set(id, req.clientId);
+        const w = workers[next++ % workers.length]!;
+        outboxes.get(w)!.push({ id, clientId: req.clientId, payload: spec.payload, type: spec.type });
+        return id;
+      });
+      scheduleFlush();
+      call.write({ batchId: req.batchId, taskIds: ids });
     });
-    scheduleFlush();
-    cb(null, { taskIds: ids });
+    call.on("end", () => call.end());
+    call.on("error", () => {});
   },
   subscribeResults: (call) => {
     subscribers.set(call.request.clientId, call as never);
     call.write({ results: [] });
   },
   submitTask: (_c, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
-  submitTaskStream: (call) => call.end(),
+  submitTasks: (_c, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
   getTask: (_c, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
   watchTask: (call) => call.end(),
   cancelTask: (_c, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
