@@ -55,6 +55,8 @@ describe("bad input gets a precise status and loses nothing", () => {
       code(status.INVALID_ARGUMENT, /specs\[1\]\.type is required/),
     );
     await assert.rejects(tasks.submitTasks({ specs: [] }), code(status.INVALID_ARGUMENT, /at least one task/));
+    const afterState = await cluster.getClusterState({});
+    assert.equal(afterState.queued + afterState.succeeded, countBefore);
     // The SDK's bulk path (one SubmitTaskStream) reports a bad batch with the same status.
     const client = new TaskflowClient({ address: node.address });
     try {
@@ -63,8 +65,6 @@ describe("bad input gets a precise status and loses nothing", () => {
     } finally {
       client.close();
     }
-    const afterState = await cluster.getClusterState({});
-    assert.equal(afterState.queued + afterState.succeeded, countBefore);
   });
 
   it("answers NOT_FOUND for unknown task IDs and INVALID_ARGUMENT for empty ones", async () => {
