@@ -6,6 +6,11 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
+import { createRequire } from "node:module";
+import path from "node:path";
+import * as grpc from "@grpc/grpc-js";
+import * as protoLoader from "@grpc/proto-loader";
+import { service as healthService } from "grpc-health-check";
 import { TaskService, TaskState } from "@taskflow/proto";
 import { startNode, type StartedNode } from "./harness.js";
 
@@ -48,5 +53,53 @@ describe("interop: a connect-node gRPC client", () => {
     const watched = [];
     for await (const msg of client.watchTask({ taskId: single.taskId })) watched.push(msg.task?.state);
     assert.equal(watched.at(-1), TaskState.SUCCEEDED);
+  });
+});
+
+describe("standard gRPC services: health and reflection", () => {
+  let node: StartedNode;
+  before(async () => {
+    node = await startNode({ roles: ["control"] });
+  });
+  after(async () => {
+    await node.stop();
+  });
+
+  it("answers grpc.health.v1.Health Check with SERVING", async () => {
+    const Health = grpc.makeGenericClientConstructor(healthService as grpc.ServiceDefinition, "Health");
+    const health = new Health(node.address, grpc.credentials.createInsecure()) as unknown as {
+      check(req: { service: string }, cb: (err: grpc.ServiceError | null, res: { status: string | number }) => void): void;
+      close(): void;
+    };
+    try {
+      for (const service of ["", "taskflow.v1.TaskService", "taskflow.v1.WorkerService", "taskflow.v1.ClusterService"]) {
+        const res = await new Promise<{ status: string | number }>((resolve, reject) => health.check({ service }, (err, r) => (err ? reject(err) : resolve(r))));
+        assert.ok(res.status === "SERVING" || res.status === 1, `${service || "(server)"}: ${res.status}`);
+      }
+    } finally {
+      health.close();
+    }
+  });
+
+  it("lists Taskflow's services through server reflection", async () => {
+    const require = createRequire(import.meta.url);
+    const protoPath = path.join(path.dirname(require.resolve("@grpc/reflection/package.json")), "build/proto/grpc/reflection/v1/reflection.proto");
+    const definition = grpc.loadPackageDefinition(protoLoader.loadSync(protoPath, { keepCase: true })) as unknown as {
+      grpc: { reflection: { v1: { ServerReflection: new (address: string, creds: grpc.ChannelCredentials) => grpc.Client & { serverReflectionInfo(): grpc.ClientDuplexStream<object, { list_services_response?: { service: { name: string }[] } }> } } } };
+    };
+    const client = new definition.grpc.reflection.v1.ServerReflection(node.address, grpc.credentials.createInsecure());
+    try {
+      const call = client.serverReflectionInfo();
+      const reply = new Promise<{ list_services_response?: { service: { name: string }[] } }>((resolve, reject) => {
+        call.once("data", resolve);
+        call.once("error", reject);
+      });
+      call.write({ list_services: "*" });
+      const names = (await reply).list_services_response!.service.map((s) => s.name);
+      call.end();
+      for (const name of ["taskflow.v1.TaskService", "taskflow.v1.WorkerService", "taskflow.v1.ClusterService"]) assert.ok(names.includes(name), `${name} in ${names.join(", ")}`);
+    } finally {
+      client.close();
+    }
   });
 });
