@@ -7,6 +7,7 @@ import { Code, TaskflowError } from "@taskflow/core";
 import { EXIT, exitCodeFor } from "./cli/output.js";
 import { loadConfigFile } from "./config-file.js";
 import { loadHandlers } from "./handlers.js";
+import { prettyLine } from "./logger.js";
 
 const dir = mkdtempSync(path.join(tmpdir(), "taskflow-node-unit-"));
 function file(name: string, text: string): string {
@@ -59,5 +60,13 @@ describe("exitCodeFor", () => {
     assert.equal(exitCodeFor(new TaskflowError(Code.UNAVAILABLE, "x")), EXIT.UNAVAILABLE);
     assert.equal(exitCodeFor(new TaskflowError(Code.ABORTED, "x", { reason: "TASKFLOW_ERR_TASK_FAILED" })), EXIT.TASK_FAILED);
     assert.equal(exitCodeFor(new Error("boom")), EXIT.ERROR);
+  });
+});
+
+describe("prettyLine", () => {
+  it("turns a pino JSON line into a short readable one", () => {
+    const line = JSON.stringify({ level: 40, time: Date.UTC(2026, 0, 1, 12, 34, 56, 789), pid: 1, msg: "worker is dead", workerId: "w1", tasks: 3 });
+    assert.equal(prettyLine(line), "12:34:56.789 WARN  worker is dead  workerId=w1 tasks=3\n");
+    assert.equal(prettyLine("not json\n"), "not json\n");
   });
 });

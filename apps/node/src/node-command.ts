@@ -14,7 +14,7 @@ export interface RunningNode {
 
 export async function runNode(configPath: string | undefined): Promise<RunningNode> {
   const { config, baseDir, file } = loadConfigFile(configPath);
-  const logger = createLogger(config.log.level);
+  const logger = createLogger(config.log.level, {}, config.log.format);
   logger.info({ config: file ?? "(defaults)", roles: config.roles }, "starting taskflow node");
   let control: ControlNode | undefined;
   let workers: WorkerNode | undefined;

@@ -45,6 +45,7 @@ export async function startWorkers(config: TaskflowConfig, baseDir: string, cont
       labels: config.worker.labels,
       handlers: handlersPath,
       logLevel: config.log.level,
+      logFormat: config.log.format,
     };
     const startedAt = Date.now();
     const child = fork(path.join(here, "worker-process.js"), [], {

@@ -5,7 +5,7 @@
  */
 import { TaskflowWorker } from "@taskflow/client";
 import { loadHandlers } from "./handlers.js";
-import { createLogger } from "./logger.js";
+import { createLogger, type LogFormat } from "./logger.js";
 import { answerStats } from "./worker-stats.js";
 
 export interface WorkerProcessOptions {
@@ -18,11 +18,12 @@ export interface WorkerProcessOptions {
   /** Absolute path of the handlers module, or undefined for the built-in examples. */
   handlers: string | undefined;
   logLevel: string;
+  logFormat: LogFormat;
 }
 
 async function main(): Promise<void> {
   const options = JSON.parse(process.env["TASKFLOW_WORKER"] ?? "{}") as WorkerProcessOptions;
-  const logger = createLogger(options.logLevel, { role: "worker", workerId: options.workerId });
+  const logger = createLogger(options.logLevel, { role: "worker", workerId: options.workerId }, options.logFormat);
   const handlers = await loadHandlers(options.handlers);
   const worker = new TaskflowWorker({
     address: options.address,

@@ -122,6 +122,8 @@ const dashboardSchema = z.strictObject({
 const logSchema = z.strictObject({
   /** `trace`, `debug`, `info`, `warn`, `error` or `silent`. @defaultValue "info" */
   level: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
+  /** `json` (one object a line, for log shippers), `pretty` (readable lines), or `auto`: pretty on a terminal, else JSON. @defaultValue "auto" */
+  format: z.enum(["auto", "json", "pretty"]).default("auto"),
 });
 
 export const configSchema = z.strictObject({
