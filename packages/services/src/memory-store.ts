@@ -7,9 +7,24 @@ import { TASK_STATES, isFinal, type TaskCounts, type TaskPage, type TaskQuery, t
 const DEFAULT_PAGE = 50;
 const MAX_PAGE = 1000;
 
+export interface MemoryTaskStoreOptions {
+  /**
+   * Most finished tasks kept; `purgeFinished` (which the PLM runs at least once a minute) also
+   * drops the oldest beyond this, so a busy node's memory stays bounded whatever the retention.
+   * @defaultValue 1000000
+   */
+  maxFinishedTasks?: number;
+}
+
 export class MemoryTaskStore implements TaskStore {
   readonly kind = "memory";
   readonly durable = false;
+  private readonly maxFinished: number;
+
+  constructor(options: MemoryTaskStoreOptions = {}) {
+    this.maxFinished = options.maxFinishedTasks ?? 1_000_000;
+  }
+
   private readonly byId = new Map<string, TaskRecord>();
   private readonly byKey = new Map<string, TaskRecord>();
   /** Insertion order = seq order, which is what list and loadUnfinished walk. */
@@ -74,11 +89,15 @@ export class MemoryTaskStore implements TaskStore {
   }
 
   async purgeFinished(beforeMs: number): Promise<number> {
+    let finished = 0;
+    for (const t of this.ordered) if (isFinal(t.state)) finished++;
+    // Oldest first: past the cap, finished tasks go even inside their retention.
+    let excess = finished - this.maxFinished;
     let removed = 0;
     let write = 0;
     for (let read = 0; read < this.ordered.length; read++) {
       const t = this.ordered[read]!;
-      if (isFinal(t.state) && t.finishedAt < beforeMs) {
+      if (isFinal(t.state) && (t.finishedAt < beforeMs || excess-- > 0)) {
         this.byId.delete(t.id);
         if (t.idempotencyKey && this.byKey.get(t.idempotencyKey) === t) this.byKey.delete(t.idempotencyKey);
         removed++;
