@@ -8,7 +8,7 @@
  * a free slot, so it never blocks the tasks behind it.
  */
 import { inject, injectable } from "tsyringe";
-import { TOKENS, type Logger, type PolicyWorker, type Scheduler, type SchedulingPolicy, type TaskflowConfig } from "@taskflow/core";
+import { TOKENS, type Logger, type PolicyTask, type PolicyWorker, type Scheduler, type SchedulingPolicy, type TaskflowConfig } from "@taskflow/core";
 import type { IndexedHeap } from "@taskflow/shm-heap";
 import { type ProcessLifecycleManager, type LiveTask } from "./plm.js";
 import { type WorkerRegister, type WorkerEntry } from "./register.js";
@@ -125,14 +125,15 @@ export class MainScheduler implements Scheduler {
     const rejected: WorkerEntry[] = [];
     let chosen: WorkerEntry | undefined;
     let reason = "";
-    const task = this.plm.policyView(live);
+    // Only a policy with its own filter needs the task's view: build it once, and only then.
+    let task: PolicyTask | undefined;
     while (this.workerHeap.size > 0) {
       const idx = this.workerHeap.pop();
       const worker = this.register.byHeapId(idx);
       if (!worker) continue;
       worker.handle = -1;
       const why = this.builtinFilter(live, worker);
-      const verdict = why ? undefined : this.policy.filter?.(task, this.policyView(worker));
+      const verdict = why || !this.policy.filter ? undefined : this.policy.filter((task ??= this.plm.policyView(live)), this.policyView(worker));
       if (!why && (!verdict || verdict.fits)) {
         chosen = worker;
         break;
