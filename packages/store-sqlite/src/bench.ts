@@ -17,6 +17,7 @@ import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import type { TaskRecord } from "@taskflow/core";
+import { makeTaskRecord } from "@taskflow/core/testing";
 import { SqliteTaskStore, type SqliteTaskStoreOptions } from "./index.js";
 
 const { values } = parseArgs({
@@ -27,11 +28,10 @@ const PAYLOAD = Number(values.payload);
 const BATCH = 1000;
 
 function record(seq: number): TaskRecord {
-  return {
+  return makeTaskRecord({
     id: `bench-${seq.toString(36)}-${Math.random().toString(36).slice(2, 10)}`,
     seq,
     clientId: `client-${seq % 8}`,
-    state: "queued",
     type: `type-${seq % 4}`,
     payload: new Uint8Array(PAYLOAD).fill(seq & 0xff),
     priority: seq % 3,
@@ -40,19 +40,8 @@ function record(seq: number): TaskRecord {
     timeoutMs: 30_000,
     idempotencyKey: seq % 2 === 0 ? `idem-${seq}` : "",
     expectedDurationMs: 10,
-    attempt: 0,
-    epoch: 0,
-    workerId: "",
     createdAt: Date.now(),
-    assignedAt: 0,
-    startedAt: 0,
-    finishedAt: 0,
-    notBefore: 0,
-    result: undefined,
-    error: "",
-    waitingReason: "",
-    attempts: [],
-  };
+  });
 }
 
 /** The three updates of a task's life after its insert. */

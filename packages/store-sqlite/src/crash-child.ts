@@ -9,6 +9,7 @@
  * pipe are synchronous on Linux, so a line the parent reads was printed after its write resolved.
  */
 import type { TaskRecord } from "@taskflow/core";
+import { makeTaskRecord } from "@taskflow/core/testing";
 import { SqliteTaskStore } from "./index.js";
 
 const [path, synchronous, writer] = process.argv.slice(2);
@@ -23,32 +24,15 @@ function crashPayload(seq: number): Uint8Array {
 }
 
 function record(seq: number): TaskRecord {
-  return {
+  return makeTaskRecord({
     id: `crash-${seq}`,
     seq,
     clientId: "crash",
-    state: "queued",
     type: "crash",
     payload: crashPayload(seq),
-    priority: 0,
-    requiredLabels: {},
-    maxAttempts: 0,
-    timeoutMs: 0,
     idempotencyKey: `crash-key-${seq}`,
-    expectedDurationMs: 0,
-    attempt: 0,
-    epoch: 0,
-    workerId: "",
     createdAt: Date.now(),
-    assignedAt: 0,
-    startedAt: 0,
-    finishedAt: 0,
-    notBefore: 0,
-    result: undefined,
-    error: "",
-    waitingReason: "",
-    attempts: [],
-  };
+  });
 }
 
 const store = new SqliteTaskStore({ path, synchronous, writer });
