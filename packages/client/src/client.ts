@@ -19,7 +19,7 @@ import {
   type TaskResult,
   type WorkerInfo,
 } from "@taskflow/proto";
-import { decodeResults, encodeSubmitTaskStream } from "@taskflow/proto/fast";
+import { decodeResults, decodeSubmitAck, encodeSubmitTaskStream } from "@taskflow/proto/fast";
 import { createClient, type ServiceClient } from "@taskflow/proto/grpc";
 import { jsonCodec, type Codec } from "./codec.js";
 
@@ -88,16 +88,24 @@ function isFinalState(state: TaskState): boolean {
   return state === TaskState.SUCCEEDED || state === TaskState.FAILED || state === TaskState.CANCELLED;
 }
 
-interface PendingSubmit {
-  spec: ReturnType<TaskflowClient["toSpec"]>;
-  resolve(id: string): void;
-  reject(err: unknown): void;
+type Spec = ReturnType<TaskflowClient["toSpec"]>;
+type Resolve<T> = (value: T) => void;
+type Reject = (err: unknown) => void;
+
+/** Submits of one batch, as parallel arrays: one object fewer per task while it is in flight. */
+interface SubmitBatch {
+  resolves: Resolve<string>[];
+  rejects: Reject[];
 }
 
+/** Someone awaiting a task: `result()` wants the value (or a thrown error), `outcome()` the outcome. */
 interface Waiter {
-  resolve(o: Outcome): void;
-  reject(err: unknown): void;
+  resolve: Resolve<unknown>;
+  reject: Reject;
+  wantsValue: boolean;
 }
+
+const NO_LABELS: Readonly<Record<string, string>> = Object.freeze({});
 
 const RESULT_CACHE_LIMIT = 100_000;
 
@@ -109,21 +117,25 @@ export class TaskflowClient {
   private readonly codec: Codec;
   private readonly maxBatch: number;
   private readonly maxInFlight: number;
-  private queue: PendingSubmit[] = [];
+  private queuedSpecs: Spec[] = [];
+  private queuedResolves: Resolve<string>[] = [];
+  private queuedRejects: Reject[] = [];
   private flushScheduled = false;
   private submits: grpc.ClientDuplexStream<unknown, SubmitTaskStreamResponse> | undefined;
-  private readonly batches = new Map<number, PendingSubmit[]>();
+  private readonly batches = new Map<number, SubmitBatch>();
   private batchSeq = 0;
   private inFlight = 0;
   private subscription: Promise<void> | undefined;
   /** True while the results stream is live, so submits skip waiting for it. */
   private subscribed = false;
   private stream: grpc.ClientReadableStream<{ results: TaskResult[] }> | undefined;
-  /** Tasks this client submitted that have not finished yet. */
-  private readonly pending = new Set<string>();
+  /**
+   * Tasks this client submitted that have not finished yet, with whoever awaits each (null for
+   * nobody yet). One map rather than a set plus a map: two fewer hash operations per task.
+   */
+  private readonly unfinished = new Map<string, Waiter | Waiter[] | null>();
   /** Outcomes nobody asked for yet, oldest first. */
   private readonly outcomes = new Map<string, Outcome>();
-  private readonly waiters = new Map<string, Waiter[]>();
   private closed = false;
 
   constructor(options: ClientOptions = {}) {
@@ -133,21 +145,20 @@ export class TaskflowClient {
     this.maxBatch = options.maxBatchSize ?? 1000;
     this.maxInFlight = options.maxInFlightBatches ?? 8;
     const channelOptions = options.channelOptions ?? {};
-    // Result batches carry every finished task: decoded by hand into the same fields.
-    this.tasks = createClient(TaskService, this.address, { channelOptions, responseDecoders: { subscribeResults: decodeResults } });
+    // Result batches and submit acknowledgements carry every task: decoded by hand into the same fields.
+    this.tasks = createClient(TaskService, this.address, {
+      channelOptions,
+      responseDecoders: { subscribeResults: decodeResults, submitTaskStream: decodeSubmitAck },
+    });
     this.cluster = createClient(ClusterService, this.address, { channel: this.tasks.raw.getChannel() as never });
   }
 
   /** Submits a task; resolves with its ID once the control node has accepted it. */
-  submit(type: string, payload?: unknown, options: SubmitOptions = {}): Promise<string> {
+  submit(type: string, payload?: unknown, options?: SubmitOptions): Promise<string> {
     if (this.closed) return Promise.reject(new TaskflowError(Code.FAILED_PRECONDITION, "the client is closed"));
-    const spec = this.toSpec({ ...options, type, payload });
-    const enqueue = () =>
-      new Promise<string>((resolve, reject) => {
-        this.queue.push({ spec, resolve, reject });
-        this.scheduleFlush();
-      });
-    return this.subscribed ? enqueue() : this.ensureSubscribed().then(enqueue);
+    const spec = this.toSpec(type, payload, options);
+    if (this.subscribed) return new Promise<string>((resolve, reject) => this.enqueue(spec, resolve, reject));
+    return this.ensureSubscribed().then(() => new Promise<string>((resolve, reject) => this.enqueue(spec, resolve, reject)));
   }
 
   /** Submits many tasks; resolves with their IDs in order. */
@@ -162,33 +173,13 @@ export class TaskflowClient {
   }
 
   /** Waits for a task's result; throws a TaskflowError if it fails or is cancelled. */
-  async result<T = unknown>(taskId: string): Promise<T> {
-    const outcome = await this.outcome<T>(taskId);
-    if (outcome.state === "succeeded") return outcome.value as T;
-    if (outcome.state === "cancelled") {
-      throw new TaskflowError(Code.CANCELLED, `task ${taskId} was cancelled: ${outcome.error}`, { reason: Reason.TASK_CANCELLED });
-    }
-    throw new TaskflowError(Code.ABORTED, `task ${taskId} failed after ${outcome.attempt} attempt(s): ${outcome.error}`, {
-      reason: Reason.TASK_FAILED,
-    });
+  result<T = unknown>(taskId: string): Promise<T> {
+    return this.await(taskId, true) as Promise<T>;
   }
 
   /** Waits for a task to finish and returns how it ended, without throwing for failures. */
   outcome<T = unknown>(taskId: string): Promise<Outcome<T>> {
-    const ready = this.outcomes.get(taskId);
-    if (ready) {
-      this.outcomes.delete(taskId);
-      return Promise.resolve(ready as Outcome<T>);
-    }
-    if (this.pending.has(taskId)) {
-      return new Promise((resolve, reject) => {
-        let list = this.waiters.get(taskId);
-        if (!list) this.waiters.set(taskId, (list = []));
-        list.push({ resolve: resolve as (o: Outcome) => void, reject });
-      });
-    }
-    // Not ours, or its outcome was dropped from the cache: follow it on the server.
-    return this.followToEnd(taskId) as Promise<Outcome<T>>;
+    return this.await(taskId, false) as Promise<Outcome<T>>;
   }
 
   /** The task as the control node sees it now. */
@@ -244,28 +235,61 @@ export class TaskflowClient {
     this.submits = undefined;
     submits?.cancel();
     const err = new TaskflowError(Code.CANCELLED, "the client was closed");
-    for (const batch of this.batches.values()) for (const p of batch) p.reject(err);
+    for (const batch of this.batches.values()) for (const reject of batch.rejects) reject(err);
     this.batches.clear();
-    for (const list of this.waiters.values()) for (const w of list) w.reject(err);
-    this.waiters.clear();
-    for (const p of this.queue) p.reject(err);
-    this.queue = [];
+    for (const w of this.unfinished.values()) {
+      if (Array.isArray(w)) for (const one of w) one.reject(err);
+      else w?.reject(err);
+    }
+    this.unfinished.clear();
+    for (const reject of this.queuedRejects) reject(err);
+    this.queuedSpecs = [];
+    this.queuedResolves = [];
+    this.queuedRejects = [];
     this.tasks.raw.close();
   }
 
   // ---- internals -----------------------------------------------------------------------------
 
-  private toSpec(r: TaskRequest) {
+  private toSpec(type: string, payload: unknown, o: SubmitOptions | undefined) {
     return {
-      type: r.type,
-      payload: this.codec.encode(r.payload),
-      priority: r.priority ?? 0,
-      requiredLabels: r.requiredLabels ?? {},
-      maxAttempts: r.maxAttempts ?? 0,
-      timeoutMs: r.timeoutMs ?? 0,
-      idempotencyKey: r.idempotencyKey ?? "",
-      expectedDurationMs: r.expectedDurationMs ?? 0,
+      type,
+      payload: this.codec.encode(payload),
+      priority: o?.priority ?? 0,
+      requiredLabels: o?.requiredLabels ?? NO_LABELS,
+      maxAttempts: o?.maxAttempts ?? 0,
+      timeoutMs: o?.timeoutMs ?? 0,
+      idempotencyKey: o?.idempotencyKey ?? "",
+      expectedDurationMs: o?.expectedDurationMs ?? 0,
     };
+  }
+
+  private enqueue(spec: Spec, resolve: Resolve<string>, reject: Reject): void {
+    this.queuedSpecs.push(spec);
+    this.queuedResolves.push(resolve);
+    this.queuedRejects.push(reject);
+    this.scheduleFlush();
+  }
+
+  /** result() (wantsValue) and outcome(): a cached outcome, a wait for one of ours, or a watch. */
+  private await(taskId: string, wantsValue: boolean): Promise<unknown> {
+    const ready = this.outcomes.get(taskId);
+    if (ready) {
+      this.outcomes.delete(taskId);
+      return wantsValue ? settle(ready) : Promise.resolve(ready);
+    }
+    const current = this.unfinished.get(taskId);
+    if (current !== undefined) {
+      return new Promise((resolve, reject) => {
+        const waiter: Waiter = { resolve, reject, wantsValue };
+        if (current === null) this.unfinished.set(taskId, waiter);
+        else if (Array.isArray(current)) current.push(waiter);
+        else this.unfinished.set(taskId, [current, waiter]);
+      });
+    }
+    // Not ours, or its outcome was dropped from the cache: follow it on the server.
+    const followed = this.followToEnd(taskId);
+    return wantsValue ? followed.then(settle) : followed;
   }
 
   private async call<T>(fn: () => Promise<T>): Promise<T> {
@@ -290,13 +314,13 @@ export class TaskflowClient {
    * far less than a unary call, in CPU and in latency. Acknowledgements match by batch ID.
    */
   private flush(): void {
-    while (this.queue.length && this.inFlight < this.maxInFlight) {
-      const batch = this.queue.splice(0, this.maxBatch);
+    while (this.queuedSpecs.length && this.inFlight < this.maxInFlight) {
+      const specs = this.queuedSpecs.splice(0, this.maxBatch);
       const batchId = ++this.batchSeq;
       this.inFlight++;
-      this.batches.set(batchId, batch);
+      this.batches.set(batchId, { resolves: this.queuedResolves.splice(0, this.maxBatch), rejects: this.queuedRejects.splice(0, this.maxBatch) });
       // Hand-encoded SubmitTaskStreamRequest: the adapter sends the bytes as they are.
-      this.submitStream().write(encodeSubmitTaskStream(batchId, batch.map((p) => p.spec), this.clientId));
+      this.submitStream().write(encodeSubmitTaskStream(batchId, specs, this.clientId));
     }
   }
 
@@ -312,13 +336,14 @@ export class TaskflowClient {
       this.inFlight--;
       if (ack.errorCode) {
         const err = new TaskflowError(ack.errorCode as Code, ack.errorMessage);
-        for (const p of batch) p.reject(err);
+        for (const reject of batch.rejects) reject(err);
       } else {
-        for (let i = 0; i < batch.length; i++) {
+        const { resolves } = batch;
+        for (let i = 0; i < resolves.length; i++) {
           const id = ack.taskIds[i]!;
           // Its result may already be here: it can overtake the acknowledgement.
-          if (!this.outcomes.has(id)) this.pending.add(id);
-          batch[i]!.resolve(id);
+          if (!this.outcomes.has(id)) this.unfinished.set(id, null);
+          resolves[i]!(id);
         }
       }
       this.flush();
@@ -328,10 +353,10 @@ export class TaskflowClient {
       this.submits = undefined;
       // Whether these batches were accepted is unknown: their submits fail, as a unary call would.
       const e = TaskflowError.from(err, Code.UNAVAILABLE);
-      for (const batch of this.batches.values()) for (const p of batch) p.reject(e);
+      for (const batch of this.batches.values()) for (const reject of batch.rejects) reject(e);
       this.inFlight -= this.batches.size;
       this.batches.clear();
-      if (this.queue.length) this.scheduleFlush();
+      if (this.queuedSpecs.length) this.scheduleFlush();
     };
     stream.on("error", broken);
     stream.on("end", () => broken(new TaskflowError(Code.UNAVAILABLE, "the control node closed the submit stream")));
@@ -360,7 +385,7 @@ export class TaskflowClient {
           this.subscribed = true;
           resolve();
         }
-        for (const r of msg.results) this.deliver(this.toOutcome(r));
+        for (const r of msg.results) this.deliver(r);
       });
       stream.on("error", (err) => {
         if (!live) reject(err);
@@ -391,10 +416,11 @@ export class TaskflowClient {
   }
 
   private async catchUp(): Promise<void> {
-    for (const taskId of [...this.waiters.keys()]) {
+    const awaited = [...this.unfinished].filter(([, w]) => w !== null).map(([taskId]) => taskId);
+    for (const taskId of awaited) {
       try {
         const task = await this.get(taskId);
-        if (isFinalState(task.state)) this.deliver(this.outcomeFromTask(task));
+        if (isFinalState(task.state)) this.deliver(resultFromTask(task));
       } catch {
         // It will arrive on the stream, or the caller's own deadline applies.
       }
@@ -402,14 +428,23 @@ export class TaskflowClient {
   }
 
   /** Every result on this client's stream is for a task it submitted; keep it until asked for. */
-  private deliver(outcome: Outcome): void {
-    this.pending.delete(outcome.taskId);
-    const list = this.waiters.get(outcome.taskId);
-    if (list) {
-      this.waiters.delete(outcome.taskId);
-      for (const w of list) w.resolve(outcome);
+  private deliver(r: TaskResultFields): void {
+    const waiting = this.unfinished.get(r.taskId);
+    if (waiting) {
+      this.unfinished.delete(r.taskId);
+      if (Array.isArray(waiting)) {
+        const outcome = this.toOutcome(r);
+        for (const w of waiting) hand(w, outcome);
+      } else if (waiting.wantsValue && r.state === TaskState.SUCCEEDED) {
+        // The common case, result() of a success: no Outcome object is built.
+        waiting.resolve(this.codec.decode(r.result));
+      } else {
+        hand(waiting, this.toOutcome(r));
+      }
       return;
     }
+    if (waiting === null) this.unfinished.delete(r.taskId);
+    const outcome = this.toOutcome(r);
     this.outcomes.set(outcome.taskId, outcome);
     if (this.outcomes.size > RESULT_CACHE_LIMIT) {
       const oldest = this.outcomes.keys().next().value as string;
@@ -419,12 +454,12 @@ export class TaskflowClient {
 
   private async followToEnd(taskId: string): Promise<Outcome> {
     for await (const task of this.watch(taskId)) {
-      if (isFinalState(task.state)) return this.outcomeFromTask(task);
+      if (isFinalState(task.state)) return this.toOutcome(resultFromTask(task));
     }
-    return this.outcomeFromTask(await this.get(taskId));
+    return this.toOutcome(resultFromTask(await this.get(taskId)));
   }
 
-  private toOutcome(r: TaskResult): Outcome {
+  private toOutcome(r: TaskResultFields): Outcome {
     const state = taskStateName(r.state) as Outcome["state"];
     return {
       taskId: r.taskId,
@@ -436,15 +471,32 @@ export class TaskflowClient {
     };
   }
 
-  private outcomeFromTask(task: Task): Outcome {
-    return this.toOutcome({
-      $typeName: "taskflow.v1.TaskResult",
-      taskId: task.id,
-      state: task.state,
-      result: task.result,
-      error: task.error,
-      attempt: task.attempt,
-      workerId: task.workerId,
-    });
+}
+
+/** The fields of a `TaskResult` the SDK reads (the hand decoder gives them without `$typeName`). */
+type TaskResultFields = Omit<TaskResult, "$typeName">;
+
+function resultFromTask(task: Task): TaskResultFields {
+  return { taskId: task.id, state: task.state, result: task.result, error: task.error, attempt: task.attempt, workerId: task.workerId };
+}
+
+/** A finished outcome as result() gives it: the value, or the failure thrown. */
+function settle(outcome: Outcome): Promise<unknown> {
+  if (outcome.state === "succeeded") return Promise.resolve(outcome.value);
+  return Promise.reject(failure(outcome));
+}
+
+function failure(outcome: Outcome): TaskflowError {
+  if (outcome.state === "cancelled") {
+    return new TaskflowError(Code.CANCELLED, `task ${outcome.taskId} was cancelled: ${outcome.error}`, { reason: Reason.TASK_CANCELLED });
   }
+  return new TaskflowError(Code.ABORTED, `task ${outcome.taskId} failed after ${outcome.attempt} attempt(s): ${outcome.error}`, {
+    reason: Reason.TASK_FAILED,
+  });
+}
+
+function hand(w: Waiter, outcome: Outcome): void {
+  if (!w.wantsValue) w.resolve(outcome);
+  else if (outcome.state === "succeeded") w.resolve(outcome.value);
+  else w.reject(failure(outcome));
 }

@@ -7,7 +7,7 @@ import { hostname } from "node:os";
 import type * as grpc from "@grpc/grpc-js";
 import { Code, TaskflowError } from "@taskflow/core";
 import { WorkerService, type Assignment, type SessionRequest, type SessionResponse } from "@taskflow/proto";
-import { encodeHeartbeat } from "@taskflow/proto/fast";
+import { decodeSessionResponse, encodeHeartbeat } from "@taskflow/proto/fast";
 import { createClient, type ServiceClient } from "@taskflow/proto/grpc";
 import { jsonCodec, type Codec } from "./codec.js";
 
@@ -141,7 +141,11 @@ export class TaskflowWorker {
     this.prefetch = options.prefetch ?? this.slots;
     this.codec = options.codec ?? jsonCodec;
     this.workerId = options.workerId ?? `${hostname()}-${process.pid}`;
-    this.client = createClient(WorkerService, options.address ?? "127.0.0.1:50051", { channelOptions: options.channelOptions ?? {} });
+    this.client = createClient(WorkerService, options.address ?? "127.0.0.1:50051", {
+      channelOptions: options.channelOptions ?? {},
+      // Assignments arrive once per task: decoded by hand into the generated shape.
+      responseDecoders: { session: decodeSessionResponse },
+    });
     this.drained = new Promise((resolve) => (this.drainedResolve = resolve));
   }
 

@@ -6,6 +6,7 @@ import {
   SessionRequestSchema,
   SessionResponseSchema,
   SubmitTaskStreamRequestSchema,
+  SubmitTaskStreamResponseSchema,
   SubmitTasksRequestSchema,
   SubscribeResultsResponseSchema,
 } from "./index.js";
@@ -14,8 +15,11 @@ import {
   decodeHeartbeat,
   decodeResults,
   decodeSessionRequest,
+  decodeSessionResponse,
+  decodeSubmitAck,
   decodeSubmitTaskStream,
   encodeAssign,
+  encodeSubmitAck,
   encodeHeartbeat,
   encodeResults,
   encodeSubmitTaskStream,
@@ -136,5 +140,36 @@ describe("fast decoders read what protobuf-es reads", () => {
     const decodedHello = decodeSessionRequest(hello);
     assert.equal(decodedHello.kind.case, "hello");
     assert.equal(decodedHello.kind.case === "hello" && decodedHello.kind.value.workerId, "w1");
+  });
+
+  it("decodeSessionResponse: assignments by hand, other cases as protobuf-es reads them", () => {
+    const assignments = ids.map((taskId, i) => ({ taskId, epoch: [1n, 300n, 2n ** 49n + 5n, 2n ** 63n + 1n][i]!, type: i % 2 ? "echo" : "", payload: bytes[i % 3]!, attempt: i, timeoutMs: i * 70_000 }));
+    const cases = [
+      create(SessionResponseSchema, { kind: { case: "assign", value: { assignments } } }),
+      create(SessionResponseSchema, { kind: { case: "assign", value: { assignments: [] } } }),
+      create(SessionResponseSchema, { kind: { case: "welcome", value: { workerId: "w1", heartbeatIntervalMs: 500 } } }),
+      create(SessionResponseSchema, { kind: { case: "cancel", value: { tasks: [{ taskId: "a", epoch: 3n }], reason: "user" } } }),
+      create(SessionResponseSchema, { kind: { case: "drain", value: {} } }),
+    ];
+    for (const msg of cases) {
+      const wire = toBinary(SessionResponseSchema, msg);
+      assert.deepEqual(decodeSessionResponse(wire), fromBinary(SessionResponseSchema, wire));
+    }
+    // Epochs beyond 2^49 take protobuf-es's exact 64-bit path.
+    const big = decodeSessionResponse(encodeAssign([{ taskId: "t", epoch: 2 ** 52 + 1, type: "x", payload: bytes[0]!, attempt: 1, timeoutMs: 0 }]));
+    assert.equal(big.kind.case === "assign" && big.kind.value.assignments[0]!.epoch, 2n ** 52n + 1n);
+    // A truncated message throws rather than reading past its end.
+    const wire = toBinary(SessionResponseSchema, cases[0]!);
+    assert.throws(() => decodeSessionResponse(wire.subarray(0, wire.length - 3)));
+  });
+
+  it("encodeSubmitAck and decodeSubmitAck", () => {
+    for (const batchId of [0, 1, 300, 2 ** 40]) {
+      const expected = toBinary(SubmitTaskStreamResponseSchema, create(SubmitTaskStreamResponseSchema, { batchId: BigInt(batchId), taskIds: ids }));
+      same(encodeSubmitAck(batchId, ids), expected);
+      assert.deepEqual(decodeSubmitAck(expected), fromBinary(SubmitTaskStreamResponseSchema, expected));
+    }
+    const rejected = toBinary(SubmitTaskStreamResponseSchema, create(SubmitTaskStreamResponseSchema, { batchId: 9n, errorCode: 8, errorMessage: "queue full ✗" }));
+    assert.deepEqual(decodeSubmitAck(rejected), fromBinary(SubmitTaskStreamResponseSchema, rejected));
   });
 });

@@ -22,7 +22,7 @@ import {
   type SessionRequest,
   type SessionResponse,
 } from "@taskflow/proto";
-import { decodeSessionRequest, decodeSubmitTaskStream, encodeAssign, encodeResults } from "@taskflow/proto/fast";
+import { decodeSessionRequest, decodeSubmitTaskStream, encodeAssign, encodeResults, encodeSubmitAck } from "@taskflow/proto/fast";
 import { addService } from "@taskflow/proto/grpc";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import { coreTaskState, outcomeToWire, specFromWire, taskToWire, wireTaskState, workerToWire } from "./convert.js";
@@ -32,6 +32,7 @@ import { type WorkerRegister, type OutgoingAssignment, type WorkerEntry, type Wo
 import { invalid, requireId } from "./validation.js";
 
 const MAX_BATCH = 10_000;
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
 /** Converts anything thrown into a grpc-js status error. */
 export function toStatus(err: unknown): Partial<grpc.StatusObject> & { code: grpc.status; details: string } {
@@ -155,7 +156,9 @@ export class ControlServer {
               return plm.submit(req.specs.map(specFromWire), req.clientId);
             })
             .then(
-              ({ ids }) => call.write({ batchId: req.batchId, taskIds: ids }),
+              ({ ids }) =>
+                // Hand-encoded (an acknowledgement lists every task ID); IDs past 2^53 take protobuf-es.
+                call.write(req.batchId <= MAX_SAFE ? (encodeSubmitAck(Number(req.batchId), ids) as never) : { batchId: req.batchId, taskIds: ids }),
               (err: unknown) => {
                 const status = toStatus(err);
                 call.write({ batchId: req.batchId, errorCode: status.code, errorMessage: status.details });
