@@ -33,6 +33,12 @@ export interface TaskStore {
   readonly kind: string;
   /** True when an acknowledged write survives a crash of this process. */
   readonly durable: boolean;
+  /**
+   * True when the store keeps the very record objects `insert` was given, so later changes to
+   * them are already "saved" and the PLM skips `update` for them (the in-memory store).
+   * @defaultValue false
+   */
+  readonly keepsRecords?: boolean;
   open(): Promise<void>;
   close(): Promise<void>;
   /** Persists new tasks; resolves once they are committed. */

@@ -19,6 +19,7 @@ export interface MemoryTaskStoreOptions {
 export class MemoryTaskStore implements TaskStore {
   readonly kind = "memory";
   readonly durable = false;
+  readonly keepsRecords = true;
   private readonly maxFinished: number;
 
   constructor(options: MemoryTaskStoreOptions = {}) {

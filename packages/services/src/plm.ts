@@ -615,7 +615,8 @@ export class ProcessLifecycleManager implements Plm {
 
   /** A task changed: persist it, tell its watchers, publish an event. Batched per tick. */
   private changed(rec: TaskRecord): void {
-    this.pendingUpdates.set(rec.id, rec);
+    // A store that keeps our record objects has this change already; others get it per tick.
+    if (!this.store.keepsRecords) this.pendingUpdates.set(rec.id, rec);
     this.emit(rec);
     const watchers = this.watchers.get(rec.id);
     if (watchers) {

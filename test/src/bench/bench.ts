@@ -2,7 +2,8 @@
  * `npm run bench`: Taskflow end to end on one host, beside a bare grpc-js relay with the same
  * message pattern, in the same run, so the ratio holds on a noisy machine. Prints JSON.
  *
- * - throughput: 100,000 no-op tasks from one client (SDK auto-batching), 2 worker processes;
+ * - throughput: 100,000 no-op tasks from one client (SDK auto-batching), 2 worker processes,
+ *   after 20,000 unmeasured warm-up tasks;
  * - latency: submit → result at an open-loop 500 tasks/s, p50/p95/p99;
  * - monitoring: the same with metrics and the dashboard on (scraped, watched) beside both off.
  * The client side is the same SDK for both; only what sits behind the address differs.
@@ -17,15 +18,24 @@ import { startNode } from "../harness.js";
 const N = Number(process.env["BENCH_TASKS"] ?? 100_000);
 const RATE = Number(process.env["BENCH_RATE"] ?? 500);
 const LATENCY_TASKS = Number(process.env["BENCH_LATENCY_TASKS"] ?? 2500);
+/**
+ * Tasks run, unmeasured, before the throughput run, on Taskflow and the relay alike: a fresh
+ * process runs its first tens of thousands of tasks in unoptimised code, which measures V8's
+ * JIT rather than the steady state a long-lived node runs in.
+ */
+const WARMUP = Number(process.env["BENCH_WARMUP_TASKS"] ?? 20_000);
 
 function progress(message: string): void {
   process.stderr.write(`[bench] ${message}\n`);
 }
 
-async function throughput(address: string): Promise<{ tasks: number; seconds: number; tasksPerSec: number }> {
+/** Throughput of N no-op tasks after a warm-up; with `pid`, also that process's CPU µs per task. */
+async function throughput(address: string, pid?: number): Promise<{ tasks: number; seconds: number; tasksPerSec: number; cpuUsPerTask?: number }> {
   const client = new TaskflowClient({ address });
   try {
-    await client.run("noop"); // warm the channel and the results stream
+    await client.run("noop"); // open the channel and the results stream
+    await Promise.all(Array.from({ length: WARMUP }, () => client.run("noop")));
+    const cpuBefore = pid === undefined ? 0 : cpuSeconds(pid);
     const started = performance.now();
     const ids = await Promise.all(Array.from({ length: N }, () => client.submit("noop")));
     let done = 0;
@@ -37,7 +47,9 @@ async function throughput(address: string): Promise<{ tasks: number; seconds: nu
       ),
     );
     const seconds = (performance.now() - started) / 1000;
-    return { tasks: N, seconds: round(seconds), tasksPerSec: Math.round(N / seconds) };
+    const out = { tasks: N, seconds: round(seconds), tasksPerSec: Math.round(N / seconds) };
+    // CPU per task of one process: steadier than wall time on a shared machine.
+    return pid === undefined ? out : { ...out, cpuUsPerTask: round(((cpuSeconds(pid) - cpuBefore) / N) * 1e6) };
   } finally {
     client.close();
   }
@@ -125,10 +137,8 @@ async function runTaskflow(config: TaskflowConfigInput, label: string, what: { l
   const watcher = watch(node);
   try {
     progress(`taskflow ${label} (${config.store?.kind ?? "memory"} store): throughput of ${N} no-op tasks`);
-    const cpuBefore = cpuSeconds(node.process.pid!);
-    const tp = await throughput(node.address);
-    // CPU of the control node's process per task: steadier than wall time on a shared machine.
-    const controlCpuUsPerTask = round(((cpuSeconds(node.process.pid!) - cpuBefore) / N) * 1e6);
+    const { cpuUsPerTask, ...tp } = await throughput(node.address, node.process.pid!);
+    const controlCpuUsPerTask = cpuUsPerTask!;
     let lat;
     if (what.latency) {
       progress(`taskflow ${label}: latency at ${RATE} tasks/s`);
