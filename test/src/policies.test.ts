@@ -100,7 +100,7 @@ describe("priority policy", { timeout: 60_000 }, () => {
     const highSteps = await Promise.all(highIds.map((id) => client.result<Step>(id)));
     const lowCreated = ms(lowTask.createdAt);
     // The handler's own start time: a task that starts and finishes within one worker flush
-    // gets no start notice, so the control node's startedAt may be unset for it.
+    // gets no start notice, so the control node's startedAt for it is when its result came.
     const waitedMs = lowStep.at - lowCreated;
     const passedBy = highTasks.filter((t, i) => ms(t.createdAt) > lowCreated && highSteps[i]!.n < lowStep.n).length;
     const ranAfter = highSteps.filter((s) => s.n > lowStep.n).length;

@@ -77,7 +77,11 @@ describe("the control plane (PLM, Register, Scheduler)", () => {
     assert.deepEqual(port.assigned.map((a) => [a.taskId, a.epoch, a.attempt]), [[ids[0], 1, 1]]);
     plm.completed("w1", [{ taskId: ids[0]!, epoch: 1, ok: true, result: new Uint8Array([7]), error: "" }]);
     await settle();
-    assert.equal((await plm.get(ids[0]!)).state, "succeeded");
+    const done = await plm.get(ids[0]!);
+    assert.equal(done.state, "succeeded");
+    // No start notice came (it started and finished within one worker flush): still stamped.
+    assert.ok(done.startedAt > 0 && done.startedAt <= done.finishedAt, `startedAt ${done.startedAt}, finishedAt ${done.finishedAt}`);
+    assert.equal(done.attempts[0]!.startedAt, done.startedAt);
     assert.deepEqual(outcomes.map((o) => [o.taskId, o.state, [...(o.result ?? [])]]), [[ids[0], "succeeded", [7]]]);
   });
 

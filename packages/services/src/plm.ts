@@ -347,11 +347,8 @@ export class ProcessLifecycleManager implements Plm {
   started(workerId: string, taskId: string, epoch: number): void {
     const live = this.live.get(taskId);
     if (!live || live.rec.epoch !== epoch || live.rec.workerId !== workerId || live.rec.state !== "assigned") return;
-    const now = this.clock.now();
     live.rec.state = "running";
-    live.rec.startedAt = now;
-    const attempt = live.rec.attempts[live.rec.attempts.length - 1];
-    if (attempt) attempt.startedAt = now;
+    this.stamp(live.rec);
     this.count("assigned", "running");
     this.changed(live.rec);
   }
@@ -368,6 +365,9 @@ export class ProcessLifecycleManager implements Plm {
       }
       if (rec.state !== "assigned" && rec.state !== "running") continue;
       released++;
+      // No start notice: it started and finished within one worker flush (the worker then
+      // sends none), so it started at most that long ago. Better than a startedAt of 0.
+      if (rec.state === "assigned") this.stamp(rec);
       if (result.ok) {
         this.finish(live, "succeeded", result.result, "");
       } else {
@@ -375,6 +375,14 @@ export class ProcessLifecycleManager implements Plm {
       }
     }
     if (released) this.hooks.released(workerId, released);
+  }
+
+  /** Sets the start time of a task's current attempt to now. */
+  private stamp(rec: TaskRecord): void {
+    const now = this.clock.now();
+    rec.startedAt = now;
+    const attempt = rec.attempts[rec.attempts.length - 1];
+    if (attempt) attempt.startedAt = now;
   }
 
   /** The task went back to the queue or failed for good. */
