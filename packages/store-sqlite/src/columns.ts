@@ -44,7 +44,7 @@ export function insertParams(t: TaskRecord): unknown[] {
     t.notBefore,
     t.error,
     t.waitingReason,
-    JSON.stringify(t.requiredLabels),
+    labelsJson(t.requiredLabels),
     JSON.stringify(t.attempts),
     t.result ?? null,
   ];
@@ -83,12 +83,18 @@ export function updateParams(t: TaskRecord): unknown[] {
     t.notBefore,
     t.error,
     t.waitingReason,
-    JSON.stringify(t.requiredLabels),
+    labelsJson(t.requiredLabels),
     JSON.stringify(t.attempts),
     t.result ?? null,
     t.seq,
     t.id,
   ];
+}
+
+/** Most tasks require no labels: skip JSON.stringify for them (it ran on every write). */
+function labelsJson(labels: Readonly<Record<string, string>>): string {
+  for (const _ in labels) return JSON.stringify(labels);
+  return "{}";
 }
 
 /** A Buffer from SQLite as a plain Uint8Array over the same memory (no copy). */

@@ -283,6 +283,37 @@ describe("SqliteTaskStore", () => {
       }
     });
 
+    it("writes a record passed to several calls of one group once, as it is when the group is sent", async () => {
+      const store = await opened();
+      try {
+        const task = makeTaskRecord({ requiredLabels: { zone: "a" } });
+        const other = makeTaskRecord();
+        await store.insert([task, other]);
+        const before = store.stats();
+        // The PLM's pattern: the same record object changes and is saved again before the
+        // first save committed.
+        task.state = "assigned";
+        task.workerId = "w1";
+        const first = store.update([task, other]);
+        task.state = "succeeded";
+        task.attempts = [{ attempt: 1, epoch: 1, workerId: "w1", startedAt: 5, finishedAt: 6, error: "" }];
+        const second = store.update([task]);
+        await Promise.all([first, second]);
+        const after = store.stats();
+        assert.equal(after.commits - before.commits, 1, "one group");
+        assert.equal(after.writeCalls - before.writeCalls, 2, "both calls resolved");
+        assert.equal(after.rows - before.rows, 2, "task written once, other once");
+        const got = await store.get(task.id);
+        assert.equal(got?.state, "succeeded");
+        assert.equal(got.workerId, "w1");
+        assert.deepEqual(got.requiredLabels, { zone: "a" });
+        assert.deepEqual(got.attempts, task.attempts);
+        assert.equal((await store.get(other.id))?.state, other.state);
+      } finally {
+        await store.close();
+      }
+    });
+
     it("keeps the fields fixed at submission", async () => {
       const store = await opened();
       try {

@@ -90,9 +90,13 @@ function resolveOptions(options: SqliteTaskStoreOptions): ResolvedOptions {
 const DEFAULT_PAGE_SIZE = 50;
 const MAX_PAGE_SIZE = 1000;
 
-/** One `insert` or `update` call waiting for its group commit. */
+/**
+ * One `insert` or `update` call waiting for its group commit. An update keeps its records and
+ * is turned into rows when the group is sent (see `flush`).
+ */
 interface PendingWrite {
   call: WriteCall;
+  updated: readonly TaskRecord[] | null;
   resolve: () => void;
   reject: (err: TaskflowError) => void;
 }
@@ -214,6 +218,10 @@ export class SqliteTaskStore implements TaskStore {
    * Queues new versions of existing tasks for the next group commit; resolves after it. The
    * fields fixed at submission (`seq`, `type`, `clientId`, `idempotencyKey`, `createdAt`,
    * `payload`) keep their inserted values. An id that is not stored (purged meanwhile) is skipped.
+   *
+   * The records are read when their group is sent to SQLite, not when `update` is called, and a
+   * record passed to several calls of one group is written once, as it is then: a short task's
+   * "assigned" and "succeeded" versions often meet in one group while the previous one commits.
    */
   update(tasks: readonly TaskRecord[]): Promise<void> {
     return this.enqueue(false, tasks);
@@ -315,14 +323,12 @@ export class SqliteTaskStore implements TaskStore {
     if (tasks.length === 0) return Promise.resolve();
     let call: WriteCall;
     try {
-      call = insert
-        ? { insert, rows: tasks.map(insertParams), payloads: tasks.map((t) => t.payload) }
-        : { insert, rows: tasks.map(updateParams), payloads: null };
+      call = insert ? { insert, rows: tasks.map(insertParams), payloads: tasks.map((t) => t.payload) } : { insert, rows: [], payloads: null };
     } catch (err) {
-      return Promise.reject(toStoreError(err, insert ? "insert" : "update"));
+      return Promise.reject(toStoreError(err, "insert"));
     }
     return new Promise<void>((resolve, reject) => {
-      this.pending.push({ call, resolve, reject });
+      this.pending.push({ call, updated: insert ? null : tasks, resolve, reject });
       if (this.flushTimer === undefined && !this.inFlight) {
         const delay = this.options.groupCommitMaxDelayMs;
         this.flushTimer = delay > 0 ? setTimeout(this.flush, delay) : setImmediate(this.flush);
@@ -340,6 +346,13 @@ export class SqliteTaskStore implements TaskStore {
     if (this.inFlight || this.pending.length === 0) return;
     const group = this.pending;
     this.pending = [];
+    try {
+      updateRows(group);
+    } catch (err) {
+      for (const write of group) write.reject(toStoreError(err, write.call.insert ? "insert" : "update"));
+      if (this.pending.length) this.flush();
+      return;
+    }
     this.inFlight = this.writer!.commitGroup(group.map((w) => w.call)).then(
       ({ failures, commits }) => {
         this.counters.commits += commits;
@@ -364,6 +377,23 @@ export class SqliteTaskStore implements TaskStore {
       if (this.pending.length) this.flush();
     });
   };
+}
+
+/**
+ * Fills in the rows of a group's update calls from their records as they are now, newest call
+ * first, each record once: a later call's row already carries an earlier call's change.
+ */
+function updateRows(group: readonly PendingWrite[]): void {
+  const seen = new Set<TaskRecord>();
+  for (let i = group.length - 1; i >= 0; i--) {
+    const { call, updated } = group[i]!;
+    if (!updated) continue;
+    for (const task of updated) {
+      if (seen.has(task)) continue;
+      seen.add(task);
+      call.rows.push(updateParams(task));
+    }
+  }
 }
 
 function prepareReads(db: Database.Database): Reads {
