@@ -1,11 +1,13 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, it } from "node:test";
-import { Code, TaskflowError } from "@taskflow/core";
+import { Code, TaskflowError, configSchema, parseConfig, type TaskStore } from "@taskflow/core";
+import { makeTaskRecord } from "@taskflow/core/testing";
 import { EXIT, exitCodeFor } from "./cli/output.js";
 import { loadConfigFile } from "./config-file.js";
+import { createStore } from "./control.js";
 import { loadHandlers } from "./handlers.js";
 import { prettyLine } from "./logger.js";
 
@@ -68,5 +70,49 @@ describe("prettyLine", () => {
     const line = JSON.stringify({ level: 40, time: Date.UTC(2026, 0, 1, 12, 34, 56, 789), pid: 1, msg: "worker is dead", workerId: "w1", tasks: 3 });
     assert.equal(prettyLine(line), "12:34:56.789 WARN  worker is dead  workerId=w1 tasks=3\n");
     assert.equal(prettyLine("not json\n"), "not json\n");
+  });
+});
+
+describe("the README's config reference", () => {
+  /** Every leaf key of the schema, walked through defaults and optionals (records are leaves). */
+  function keys(schema: unknown, prefix = ""): string[] {
+    let s = schema as { _zod: { def: { type: string; innerType?: unknown; shape?: Record<string, unknown> } } };
+    while (["default", "prefault", "optional"].includes(s._zod.def.type)) s = s._zod.def.innerType as typeof s;
+    const shape = s._zod.def.type === "object" ? s._zod.def.shape : undefined;
+    if (!shape) return [prefix];
+    return Object.entries(shape).flatMap(([k, v]) => keys(v, prefix ? `${prefix}.${k}` : k));
+  }
+
+  it("documents every config key", () => {
+    const readme = readFileSync(new URL("../../../README.md", import.meta.url), "utf8");
+    const all = keys(configSchema);
+    assert.ok(all.length > 30, `walked the schema: ${all.length} keys`);
+    const missing = all.filter((k) => !readme.includes(`| \`${k}\` |`));
+    assert.deepEqual(missing, [], "keys without a row in README's config reference");
+  });
+});
+
+describe("createStore", () => {
+  it("passes the store options on: the memory store's cap", async () => {
+    const store = await createStore(parseConfig({ store: { kind: "memory", maxFinishedTasks: 2 } }), dir);
+    const now = Date.now();
+    await store.insert([1, 2, 3, 4].map((seq) => makeTaskRecord({ seq, state: "succeeded", finishedAt: now })));
+    await store.purgeFinished(0);
+    assert.equal((await store.list({})).totalSize, 2, "kept the 2 newest finished tasks");
+  });
+
+  it("passes the store options on: SQLite's group commit delay", async () => {
+    const config = parseConfig({ store: { kind: "sqlite", path: "db/tasks.db", groupCommitMaxDelayMs: 200 } });
+    const store = (await createStore(config, dir)) as TaskStore & { stats(): { commits: number } };
+    await store.open();
+    try {
+      // Two writes in different ticks, well within the delay: one transaction.
+      const first = store.insert([makeTaskRecord({ seq: 1 })]);
+      await new Promise((r) => setImmediate(r));
+      await Promise.all([first, store.insert([makeTaskRecord({ seq: 2 })])]);
+      assert.equal(store.stats().commits, 1);
+    } finally {
+      await store.close();
+    }
   });
 });

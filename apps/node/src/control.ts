@@ -24,12 +24,14 @@ export interface ControlNode {
   stop(): Promise<void>;
 }
 
-async function createStore(config: TaskflowConfig, baseDir: string): Promise<TaskStore> {
+/** The store the config names, with its options. Exported for tests. */
+export async function createStore(config: TaskflowConfig, baseDir: string): Promise<TaskStore> {
   if (config.store.kind === "sqlite") {
     const { SqliteTaskStore } = await import("@taskflow/store-sqlite");
-    return new SqliteTaskStore({ path: path.resolve(baseDir, config.store.path) });
+    const { synchronous, groupCommitMaxDelayMs, writer } = config.store;
+    return new SqliteTaskStore({ path: path.resolve(baseDir, config.store.path), synchronous, groupCommitMaxDelayMs, writer });
   }
-  return new MemoryTaskStore();
+  return new MemoryTaskStore({ maxFinishedTasks: config.store.maxFinishedTasks });
 }
 
 export async function startControl(config: TaskflowConfig, baseDir: string, logger: Logger): Promise<ControlNode> {

@@ -50,6 +50,18 @@ const storeSchema = z.strictObject({
   kind: z.enum(["memory", "sqlite"]).default("memory"),
   /** SQLite database file, relative to the config file. @defaultValue ".taskflow/tasks.db" */
   path: z.string().min(1).default(".taskflow/tasks.db"),
+  /**
+   * SQLite: `normal` syncs the WAL at checkpoints (an acknowledged task survives a crash of the
+   * process, not a power loss); `full` syncs on every group commit (survives a power loss too).
+   * @defaultValue "normal"
+   */
+  synchronous: z.enum(["normal", "full"]).default("normal"),
+  /** SQLite: how long the first queued write waits for others to join its transaction, in ms. @defaultValue 0 */
+  groupCommitMaxDelayMs: z.number().min(0).max(1000).default(0),
+  /** SQLite: `thread` writes on a worker thread (keeps the event loop free), `inline` on the main thread. @defaultValue "thread" */
+  writer: z.enum(["thread", "inline"]).default("thread"),
+  /** Memory: most finished tasks kept; the oldest go first beyond it, whatever `control.resultRetentionMs` says. @defaultValue 1000000 */
+  maxFinishedTasks: positiveInt.default(1_000_000),
 });
 
 const livenessSchema = z.strictObject({
@@ -156,6 +168,10 @@ const hints: Record<string, string> = {
   "control.heapBacking": 'use "sab" or "shm"',
   "scheduler.policy": 'use "fifo", "priority", "least-loaded" or an installed policy package name',
   "store.kind": 'use "memory" or "sqlite"',
+  "store.synchronous": 'use "normal" or "full"',
+  "store.groupCommitMaxDelayMs": "use a delay in ms from 0 to 1000, such as 0 or 2",
+  "store.writer": 'use "thread" or "inline"',
+  "store.maxFinishedTasks": "use a whole number of tasks such as 1000000",
   "liveness.heartbeatTimeoutMs": "make it larger than liveness.heartbeatIntervalMs, for example 4 times",
   "worker.processes": "use a whole number of processes such as 2",
   "worker.slots": "use how many tasks one process runs at once, such as 16",
