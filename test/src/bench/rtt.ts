@@ -56,8 +56,9 @@ async function measure(kind: "tcp" | "unix", gapMs: number): Promise<{ gapMs: nu
     const call = (client as unknown as { echo(): grpc.ClientDuplexStream<Buffer, Buffer> }).echo();
     call.on("error", () => {});
     const samples: number[] = [];
-    // Fewer round trips at long gaps: the percentiles settle long before.
+    // Fewer round trips at long gaps: the percentiles settle long before. The first ones warm up.
     const wanted = Math.min(ROUND_TRIPS, Math.ceil(10_000 / gapMs));
+    const warmUp = Math.min(200, wanted);
     const message = Buffer.from("ping");
     await new Promise<void>((resolve) => {
       let sentAt = 0;
@@ -67,14 +68,14 @@ async function measure(kind: "tcp" | "unix", gapMs: number): Promise<{ gapMs: nu
       };
       call.on("data", () => {
         samples.push(performance.now() - sentAt);
-        if (samples.length === wanted + 200) resolve();
+        if (samples.length === wanted + warmUp) resolve();
         else setTimeout(send, gapMs);
       });
       send();
     });
     call.end();
     client.close();
-    const warm = samples.slice(200).sort((a, b) => a - b);
+    const warm = samples.slice(warmUp).sort((a, b) => a - b);
     const at = (q: number) => Math.round(warm[Math.floor(q * warm.length)]! * 1000) / 1000;
     return { gapMs, p50Ms: at(0.5), p90Ms: at(0.9), p99Ms: at(0.99) };
   } finally {

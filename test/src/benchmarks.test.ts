@@ -1,0 +1,71 @@
+/**
+ * The benchmarks are how the issues' figures are measured, so they must keep running: each
+ * runs here at a tiny size and its JSON is checked for the figures and the same-run baseline.
+ * No figure is asserted against a target (speed is measured in benchmarks, not asserted).
+ */
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import path from "node:path";
+import { describe, it } from "node:test";
+import { promisify } from "node:util";
+import { repoRoot } from "./harness.js";
+
+const run = promisify(execFile);
+
+async function bench(script: string, env: Record<string, string>): Promise<Record<string, unknown>> {
+  const { stdout } = await run(process.execPath, [path.join(repoRoot, "test/dist/bench", script)], {
+    env: { ...process.env, ...env },
+    timeout: 120_000,
+    maxBuffer: 16 << 20,
+  });
+  return JSON.parse(stdout) as Record<string, unknown>;
+}
+
+const positive = (x: unknown, what: string) => assert.ok(typeof x === "number" && Number.isFinite(x) && x > 0, `${what}: ${String(x)}`);
+
+describe("benchmarks run and print their figures", { timeout: 300_000 }, () => {
+  it("npm run bench: Taskflow, monitoring on/off, SQLite and the relay baseline", async () => {
+    const out = (await bench("bench.js", {
+      BENCH_TASKS: "2000",
+      BENCH_WARMUP_TASKS: "200",
+      BENCH_LATENCY_TASKS: "100",
+      BENCH_MONITORING_ROUNDS: "1",
+    })) as {
+      taskflow: { throughput: { tasks: number; tasksPerSec: number; controlCpuUsPerTask: number }; latency: { tasks: number; p50Ms: number; p99Ms: number } };
+      monitoring: { ratio: { throughput: number } };
+      durable: { tasksPerSec: number; ratioToMemory: number };
+      baseline: { throughput: { tasksPerSec: number }; latency: { p50Ms: number } };
+      ratio: { throughput: number; p50: number };
+    };
+    assert.equal(out.taskflow.throughput.tasks, 2000);
+    assert.equal(out.taskflow.latency.tasks, 100);
+    positive(out.taskflow.throughput.tasksPerSec, "taskflow tasks/s");
+    positive(out.taskflow.throughput.controlCpuUsPerTask, "control CPU per task");
+    positive(out.taskflow.latency.p50Ms, "p50");
+    assert.ok(out.taskflow.latency.p99Ms >= out.taskflow.latency.p50Ms, "p99 >= p50");
+    positive(out.monitoring.ratio.throughput, "monitoring ratio");
+    positive(out.durable.tasksPerSec, "durable tasks/s");
+    positive(out.baseline.throughput.tasksPerSec, "relay tasks/s");
+    positive(out.baseline.latency.p50Ms, "relay p50");
+    assert.equal(out.ratio.throughput, Math.round((out.taskflow.throughput.tasksPerSec / out.baseline.throughput.tasksPerSec) * 1000) / 1000);
+  });
+
+  it("npm run bench:rtt: round trips after each idle gap, over TCP and a Unix socket", async () => {
+    const out = (await bench("rtt.js", { BENCH_RTT_ROUND_TRIPS: "30" })) as {
+      tcpLoopback: { gapMs: number; p50Ms: number }[];
+      unixSocket: { gapMs: number; p50Ms: number }[];
+      twoRoundTripsP50MsAt2msGap: { tcp: number; unix: number };
+    };
+    for (const rows of [out.tcpLoopback, out.unixSocket]) {
+      assert.deepEqual(rows.map((r) => r.gapMs), [1, 2, 10]);
+      for (const r of rows) positive(r.p50Ms, `p50 after ${r.gapMs} ms`);
+    }
+    positive(out.twoRoundTripsP50MsAt2msGap.tcp, "floor over TCP");
+  });
+
+  it("npm run bench:failover: a dead worker host's task runs elsewhere", async () => {
+    const out = (await bench("failover.js", { FAILOVER_ROUNDS: "1" })) as { samplesMs: number[]; medianMs: number };
+    assert.equal(out.samplesMs.length, 1);
+    positive(out.medianMs, "failover ms");
+  });
+});
