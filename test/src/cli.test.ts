@@ -1,20 +1,24 @@
 import assert from "node:assert/strict";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { cli, repoRoot, startNode, tempDir, type StartedNode } from "./harness.js";
 
 describe("the taskflow CLI", () => {
   let node: StartedNode;
+  let defaults: { control: object };
   let env: Record<string, string>;
+  // A folder of our own, so the node's SQLite file outlives a restart.
+  const dir = tempDir();
   before(async () => {
     // The default config users start with `npm start`, on a free port instead of 50051.
-    const defaults = JSON.parse(readFileSync(path.join(repoRoot, "apps/node/taskflow.config.json"), "utf8"));
-    node = await startNode({ ...defaults, control: { ...defaults.control, port: 0 } });
+    defaults = JSON.parse(readFileSync(path.join(repoRoot, "apps/node/taskflow.config.json"), "utf8"));
+    node = await startNode({ ...defaults, control: { ...defaults.control, port: 0 } }, { dir });
     env = { TASKFLOW_ADDRESS: node.address };
   });
   after(async () => {
     assert.equal(await node.stop(), 0);
+    rmSync(dir, { recursive: true, force: true });
   });
 
   it("submit --wait prints the result of the default config's echo handler", async () => {
@@ -44,6 +48,26 @@ describe("the taskflow CLI", () => {
     const r = await cli(["submit", "fail", '{"message":"nope"}', "--wait", "--max-attempts", "1"], env);
     assert.equal(r.code, 1);
     assert.match(r.stdout, /failed: nope/);
+  });
+
+  it("keeps accepted tasks and their results across a restart (the default config's store is durable)", async () => {
+    const submitted = await cli(["submit", "echo", '{"kept":true}'], env);
+    assert.equal(submitted.code, 0, submitted.stderr);
+    const doneId = submitted.stdout.trim();
+    assert.equal((await cli(["watch", doneId], env)).code, 0);
+    const queued = await cli(["submit", "echo", '{"later":1}', "--label", "gpu=true"], env);
+    assert.equal(queued.code, 0, queued.stderr);
+    const waitingId = queued.stdout.trim();
+    assert.equal(await node.stop(), 0);
+    node = await startNode({ ...defaults, control: { ...defaults.control, port: 0 } }, { dir });
+    env = { TASKFLOW_ADDRESS: node.address };
+    const done = JSON.parse((await cli(["get", doneId, "--json"], env)).stdout) as { state: string; result: unknown };
+    assert.equal(done.state, "succeeded");
+    assert.deepEqual(done.result, { kept: true });
+    // No worker has the label: it was accepted, so it is still queued after the restart.
+    const waiting = JSON.parse((await cli(["get", waitingId, "--json"], env)).stdout) as { state: string };
+    assert.equal(waiting.state, "queued");
+    assert.equal((await cli(["cancel", waitingId], env)).code, 0);
   });
 
   it("lists the default config's two worker processes", async () => {
