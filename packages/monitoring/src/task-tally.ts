@@ -4,7 +4,7 @@ import type { ClusterEvent, EventBus, TaskRecord } from "@taskflow/core";
 export interface TaskTimings {
   /** From entering the queue (submitted or requeued) to an assignment. */
   queueWait(seconds: number): void;
-  /** One attempt, from the worker starting it (or from its assignment, for attempts too short to report a start) to its result. */
+  /** One attempt, from the worker starting it to its result. */
   runTime(seconds: number): void;
   /** From submission to the final result (succeeded or failed). */
   latency(seconds: number): void;
@@ -83,7 +83,8 @@ export class TaskTally {
     const last = task.attempts[task.attempts.length - 1];
     // Not when it closed earlier: a task cancelled while it waits out a retry backoff.
     if (!last || last.epoch !== task.epoch || !last.finishedAt || closedAt - last.finishedAt > 1) return;
-    // A worker reports a start only when the attempt outlives a heartbeat; else from assignment.
+    // startedAt: the worker's start notice, or the result's arrival for an attempt that finished
+    // within one worker flush (it runs for microseconds then); assignment as a last resort.
     const began = last.startedAt || task.assignedAt;
     if (began) this.timings.runTime((last.finishedAt - began) / 1000);
   }
