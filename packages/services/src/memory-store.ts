@@ -61,6 +61,7 @@ export class MemoryTaskStore implements TaskStore {
 
   async list(query: TaskQuery): Promise<TaskPage> {
     const pageSize = Math.min(Math.max(query.pageSize || DEFAULT_PAGE, 1), MAX_PAGE);
+    if (!query.states?.length && !query.type && !query.clientId) return this.unfilteredPage(query.pageToken, pageSize);
     const states = query.states?.length ? new Set(query.states) : undefined;
     const matches = (t: TaskRecord) =>
       (!states || states.has(t.state)) &&
@@ -79,6 +80,32 @@ export class MemoryTaskStore implements TaskStore {
       else if (!nextPageToken) nextPageToken = String(tasks[tasks.length - 1]!.seq);
     }
     return { tasks, nextPageToken, totalSize };
+  }
+
+  /**
+   * Newest first without a filter: a binary search for the token and a slice, not a scan (the
+   * dashboard lists this way while a busy node may hold a million tasks). `ordered` is in seq
+   * order: records are appended as inserted and a purge keeps the order.
+   */
+  private unfilteredPage(pageToken: string | undefined, pageSize: number): TaskPage {
+    const ordered = this.ordered;
+    let end = ordered.length;
+    if (pageToken) {
+      // First index whose seq is at or past the token: the page is what lies before it.
+      const before = Number(pageToken);
+      let lo = 0;
+      let hi = ordered.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (ordered[mid]!.seq < before) lo = mid + 1;
+        else hi = mid;
+      }
+      end = lo;
+    }
+    const start = Math.max(0, end - pageSize);
+    const tasks = ordered.slice(start, end).reverse();
+    const nextPageToken = start > 0 ? String(tasks[tasks.length - 1]!.seq) : "";
+    return { tasks, nextPageToken, totalSize: ordered.length };
   }
 
   async loadUnfinished(): Promise<TaskRecord[]> {

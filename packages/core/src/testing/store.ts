@@ -327,6 +327,24 @@ export function storeConformance<S extends TaskStore>(name: string, options: Sto
       });
     });
 
+    describe("keepsRecords", () => {
+      // The PLM skips update() for a store that says it keeps records: if it did not really
+      // keep them, every state change after the insert would be lost.
+      test("is true only when the store hands back the very records it was given", async ({ store }) => {
+        const a = makeTaskRecord();
+        await store.insert([a]);
+        a.state = "running";
+        const got = await store.get(a.id);
+        if (store.keepsRecords === true) {
+          assert.equal(got, a, "keepsRecords, but get() returned another object");
+          assert.equal(options.keepsReferences, true, "keepsRecords is true: pass keepsReferences: true to the kit as well");
+        } else {
+          assert.equal(store.keepsRecords ?? false, false);
+          assert.equal(got?.state, "queued", "a store that does not keep records must not see changes made without update()");
+        }
+      });
+    });
+
     if (!options.keepsReferences) {
       describe("isolation", () => {
         test("stores the record as it was when insert was called", async ({ store }) => {
