@@ -133,6 +133,16 @@ describe("the control plane (PLM, Register, Scheduler)", () => {
     assert.deepEqual(failed.attempts.map((a) => a.error), ["first", "second"]);
   });
 
+  it("says how many tasks are ahead of a waiting one, counting only the heap's front", async () => {
+    join("w1", ["echo"], 1);
+    const { ids } = await plm.submit([spec("echo"), spec("echo"), spec("echo"), spec("echo"), spec("echo")], "c1");
+    await settle();
+    assert.equal((await plm.get(ids[0]!)).state, "assigned", "one slot, one task");
+    const last = await plm.get(ids[4]!);
+    assert.match(last.waitingReason, /^all 1 worker\(s\) that can take it are busy or unavailable; 3 task\(s\) ahead of it in fifo order$/);
+    assert.match((await plm.get(ids[1]!)).waitingReason, /busy or unavailable$/, "nothing ahead of the next in line");
+  });
+
   it("frees the slot of a cancelled running task and tells its worker", async () => {
     const port = join("w1", ["sleep"], 1);
     const { ids } = await plm.submit([spec("sleep"), spec("sleep")], "c1");

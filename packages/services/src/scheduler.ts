@@ -13,6 +13,9 @@ import type { IndexedHeap } from "@taskflow/shm-heap";
 import { type ProcessLifecycleManager, type LiveTask } from "./plm.js";
 import { type WorkerRegister, type WorkerEntry } from "./register.js";
 
+/** explainWait counts the tasks ahead of one up to this many, then says "100,000+". */
+const AHEAD_LIMIT = 100_000;
+
 @injectable()
 export class MainScheduler implements Scheduler {
   readonly policyName: string;
@@ -173,13 +176,12 @@ export class MainScheduler implements Scheduler {
 
   /**
    * Why a task in the heap waits: the workers that could take it are busy (or there are none),
-   * and how many tasks the policy puts before it. O(queue length): for `get`, not the hot path.
+   * and how many tasks the policy puts before it. The count walks only the part of the heap
+   * ahead of the task, up to {@link AHEAD_LIMIT}: `get` stays cheap with a million queued.
    */
   explainWait(live: LiveTask): string {
-    let ahead = 0;
-    this.plm.heap.forEach((_id, key) => {
-      if (key < live.key) ahead++;
-    });
+    const counted = this.plm.heap.countAhead(live.handle, AHEAD_LIMIT);
+    const ahead = counted >= AHEAD_LIMIT ? `${AHEAD_LIMIT.toLocaleString("en-US")}+` : counted > 0 ? String(counted) : "";
     const behind = ahead ? `; ${ahead} task(s) ahead of it in ${this.policyName} order` : "";
     const why = this.waitingReason(live, "");
     if (why) return `${why}${behind}`;

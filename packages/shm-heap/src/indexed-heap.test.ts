@@ -103,6 +103,10 @@ function runFuzz(heap: IndexedHeap, seed: number, steps: number): void {
       assert.equal(heap.has(handle), r !== undefined, ctx);
       assert.equal(heap.idOf(handle), r?.id ?? -1, ctx);
       assert.deepEqual(heap.keyOf(handle), r?.key ?? NaN, ctx);
+      const ahead = r ? model.records.filter((o) => o.key < r.key || (o.key === r.key && o.seq < r.seq)).length : -1;
+      assert.equal(heap.countAhead(handle), ahead, ctx);
+      const limit = Math.floor(rand() * 4);
+      assert.equal(heap.countAhead(handle, limit), r ? Math.min(ahead, limit) : -1, ctx);
     } else if (op < 0.97) {
       const i = model.minIndex();
       assert.equal(heap.peek(), i < 0 ? -1 : model.records[i]!.id, ctx);

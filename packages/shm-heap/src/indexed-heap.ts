@@ -390,6 +390,40 @@ export class IndexedHeap {
   }
 
   /** True while the handle names a live record. */
+  /**
+   * How many records pop before the one `handle` names (a smaller key, or an equal key pushed
+   * earlier), counting at most `limit`; -1 for a handle no longer in the heap. Costs
+   * O(min(count, limit)) under the lock, not O(size): a record that does not pop before it has no
+   * descendant that does, so the walk never leaves the part of the heap ahead of it.
+   * @param limit - stop counting here @defaultValue Infinity
+   */
+  countAhead(handle: Handle, limit = Infinity): number {
+    const slot = this.slotOf(handle);
+    if (slot < 0) return -1;
+    this.lock();
+    try {
+      if (!this.liveLocked(handle, slot)) return -1;
+      const key = this.key[slot]!;
+      const seq = this.seq[slot]!;
+      const n = this.h[H.SIZE]!;
+      let count = 0;
+      const stack = [0];
+      while (stack.length > 0 && count < limit) {
+        const i = stack.pop()!;
+        if (i >= n) continue;
+        const s = this.heap[i]!;
+        const k = this.key[s]!;
+        if (k < key || (k === key && this.seq[s]! < seq)) {
+          count++;
+          stack.push(2 * i + 1, 2 * i + 2);
+        }
+      }
+      return count;
+    } finally {
+      this.unlock();
+    }
+  }
+
   has(handle: Handle): boolean {
     const slot = this.slotOf(handle);
     if (slot < 0) return false;
