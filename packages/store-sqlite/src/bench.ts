@@ -138,7 +138,10 @@ async function run(shape: "batch" | "perTask", options: Omit<SqliteTaskStoreOpti
 const results = [];
 for (const writer of ["thread", "inline"] as const) {
   for (const synchronous of ["normal", "full"] as const) {
-    for (const shape of ["batch", "perTask"] as const) results.push(await run(shape, { synchronous, writer }));
+    for (const shape of ["batch", "perTask"] as const) {
+      process.stderr.write(`[bench] writer ${writer}, synchronous ${synchronous}, ${shape === "batch" ? "batched" : "one call per task"}\n`);
+      results.push(await run(shape, { synchronous, writer }));
+    }
   }
 }
 console.log(JSON.stringify({ tasks: TASKS, payloadBytes: PAYLOAD, batch: BATCH, node: process.version, results }, null, 2));

@@ -12,6 +12,7 @@ const samples: number[] = [];
 const control = await startNode({ roles: ["control"], log: { level: "error" } });
 try {
   for (let round = 0; round < ROUNDS; round++) {
+    process.stderr.write(`[bench:failover] round ${round + 1}/${ROUNDS}: kill -9 a worker host while its task runs\n`);
     const worker = (id: string) =>
       startNode({ roles: ["worker"], worker: { processes: 1, slots: 1, prefetch: 0, idPrefix: `${id}${round}`, controlAddress: control.address }, log: { level: "error" } });
     const a = await worker("a");

@@ -91,6 +91,7 @@ if (serveAt >= 0) {
   const tcp = [];
   const unix = [];
   for (const gap of GAPS_MS) {
+    process.stderr.write(`[bench:rtt] round trips after ${gap} ms idle: TCP, then a Unix socket\n`);
     tcp.push(await measure("tcp", gap));
     unix.push(await measure("unix", gap));
   }

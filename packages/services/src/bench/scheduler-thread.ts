@@ -487,6 +487,7 @@ async function main(): Promise<void> {
   // Warm-up: the main thread's code paths reach optimised code before anything is counted.
   for (const v of variants) for (const policy of policies) await runVariant(v, policy, Math.min(TASKS, 30_000));
   for (let r = 0; r < ROUNDS; r++) {
+    process.stderr.write(`[bench:scheduler] round ${r + 1}/${ROUNDS}: ${variants.join(", ")} × ${policies.join(", ")}\n`);
     for (const policy of policies) {
       // Alternate the order each round so drift in the machine's load hits every variant alike.
       const order = r % 2 === 0 ? variants : [...variants].reverse();

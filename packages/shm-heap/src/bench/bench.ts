@@ -156,10 +156,16 @@ async function main(): Promise<void> {
     return;
   }
   const quick = process.argv.includes("--quick");
+  // Progress on stderr; stdout carries only the JSON.
+  const progress = (message: string) => process.stderr.write(`[bench] ${message}\n`);
+  progress("single thread: IndexedHeap (sab, shm) beside heap-js, alternating rounds");
   const single = singleThreaded(quick ? 3 : 7, quick ? 150 : 300);
   const ms = quick ? 400 : 1000;
+  progress("contended: 2 threads, 3 rounds");
   const t2 = median([await threads(2, ms), await threads(2, ms), await threads(2, ms)]);
+  progress("contended: 4 threads, 3 rounds");
   const t4 = median([await threads(4, ms), await threads(4, ms), await threads(4, ms)]);
+  progress("contended: 2 processes over POSIX shm, 3 rounds");
   const p2runs = [await processes(2, ms), await processes(2, ms), await processes(2, ms)];
   const p2 = median(p2runs.map((r) => r.total));
   const out = {
