@@ -484,9 +484,14 @@ export function installFastTextEncoding(): void {
  * spread; at a dozen fields per task that showed up as GC time.
  */
 class HotReader extends BinaryReader {
-  /** Reads a tag: field number times 8 plus wire type (split with `>>> 3` and `& 7`). */
-  key(): number {
-    return this.uint32();
+  /** Wire type of the tag `field()` read last. */
+  wireType = 0;
+
+  /** Reads a tag: returns its field number and leaves its wire type in `wireType`. */
+  field(): number {
+    const tag = this.uint32();
+    this.wireType = tag & 7;
+    return tag >>> 3;
   }
 
   /** Reads a uint64 as a bigint, exactly; values up to 2^49 skip the 64-bit path. */
@@ -516,19 +521,15 @@ export function decodeResults(bytes: Uint8Array): { results: FastResult[] } {
   const reader = new HotReader(bytes);
   const results: FastResult[] = [];
   while (reader.pos < reader.len) {
-    const fieldKey = reader.key();
-    const field = fieldKey >>> 3;
-    const wireType = fieldKey & 7;
-    if (field !== 1 || wireType !== WireType.LengthDelimited) {
-      reader.skip(wireType, field);
+    const field = reader.field();
+    if (field !== 1 || reader.wireType !== WireType.LengthDelimited) {
+      reader.skip(reader.wireType, field);
       continue;
     }
     const end = reader.uint32() + reader.pos;
     const r: FastResult = { taskId: "", state: 0, result: EMPTY, error: "", attempt: 0, workerId: "" };
     while (reader.pos < end) {
-      const fKey = reader.key();
-      const f = fKey >>> 3;
-      const wt = fKey & 7;
+      const f = reader.field();
       switch (f) {
         case 1:
           r.taskId = reader.string();
@@ -549,7 +550,7 @@ export function decodeResults(bytes: Uint8Array): { results: FastResult[] } {
           r.workerId = reader.string();
           break;
         default:
-          reader.skip(wt, f);
+          reader.skip(reader.wireType, f);
       }
     }
     results.push(r);
@@ -573,12 +574,10 @@ function readRef(reader: HotReader): { taskId: string; epoch: bigint } {
   const end = reader.uint32() + reader.pos;
   const ref = { taskId: "", epoch: 0n };
   while (reader.pos < end) {
-    const fKey = reader.key();
-    const f = fKey >>> 3;
-    const wt = fKey & 7;
+    const f = reader.field();
     if (f === 1) ref.taskId = reader.string();
     else if (f === 2) ref.epoch = reader.u64();
-    else reader.skip(wt, f);
+    else reader.skip(reader.wireType, f);
   }
   return ref;
 }
@@ -590,17 +589,13 @@ function readRef(reader: HotReader): { taskId: string; epoch: bigint } {
 export function decodeHeartbeat(bytes: Uint8Array): DecodedHeartbeat | undefined {
   const reader = new HotReader(bytes);
   if (reader.len === 0) return undefined;
-  const fieldKey = reader.key();
-  const field = fieldKey >>> 3;
-  const wireType = fieldKey & 7;
-  if (field !== 2 || wireType !== WireType.LengthDelimited) return undefined;
+  const field = reader.field();
+  if (field !== 2 || reader.wireType !== WireType.LengthDelimited) return undefined;
   const end = reader.uint32() + reader.pos;
   if (end !== reader.len) return undefined;
   const hb: DecodedHeartbeat = { running: 0, results: [], started: [], assignmentsReceived: 0n, draining: false, released: [] };
   while (reader.pos < end) {
-    const fKey = reader.key();
-    const f = fKey >>> 3;
-    const wt = fKey & 7;
+    const f = reader.field();
     switch (f) {
       case 1:
         hb.running = reader.uint32();
@@ -609,15 +604,13 @@ export function decodeHeartbeat(bytes: Uint8Array): DecodedHeartbeat | undefined
         const stop = reader.uint32() + reader.pos;
         const r: DecodedHeartbeat["results"][number] = { taskId: "", epoch: 0n, ok: false, result: EMPTY, error: "" };
         while (reader.pos < stop) {
-          const gKey = reader.key();
-          const g = gKey >>> 3;
-          const gt = gKey & 7;
+          const g = reader.field();
           if (g === 1) r.taskId = reader.string();
           else if (g === 2) r.epoch = reader.u64();
           else if (g === 3) r.ok = reader.bool();
           else if (g === 4) r.result = reader.bytes();
           else if (g === 5) r.error = reader.string();
-          else reader.skip(gt, g);
+          else reader.skip(reader.wireType, g);
         }
         hb.results.push(r);
         break;
@@ -635,7 +628,7 @@ export function decodeHeartbeat(bytes: Uint8Array): DecodedHeartbeat | undefined
         hb.released.push(readRef(reader));
         break;
       default:
-        reader.skip(wt, f);
+        reader.skip(reader.wireType, f);
     }
   }
   return hb;
@@ -668,9 +661,7 @@ function readSpec(reader: HotReader): FastSpec {
     expectedDurationMs: 0,
   };
   while (reader.pos < end) {
-    const fKey = reader.key();
-    const f = fKey >>> 3;
-    const wt = fKey & 7;
+    const f = reader.field();
     switch (f) {
       case 1:
         spec.type = reader.string();
@@ -686,12 +677,10 @@ function readSpec(reader: HotReader): FastSpec {
         let key = "";
         let value = "";
         while (reader.pos < stop) {
-          const gKey = reader.key();
-          const g = gKey >>> 3;
-          const gt = gKey & 7;
+          const g = reader.field();
           if (g === 1) key = reader.string();
           else if (g === 2) value = reader.string();
-          else reader.skip(gt, g);
+          else reader.skip(reader.wireType, g);
         }
         (spec.requiredLabels as Record<string, string>)[key] = value;
         break;
@@ -709,7 +698,7 @@ function readSpec(reader: HotReader): FastSpec {
         spec.expectedDurationMs = reader.uint32();
         break;
       default:
-        reader.skip(wt, f);
+        reader.skip(reader.wireType, f);
     }
   }
   return spec;
@@ -720,13 +709,11 @@ export function decodeSubmitTaskStream(bytes: Uint8Array): DecodedSubmitBatch {
   const reader = new HotReader(bytes);
   const out: DecodedSubmitBatch = { batchId: 0n, specs: [], clientId: "" };
   while (reader.pos < reader.len) {
-    const fKey = reader.key();
-    const f = fKey >>> 3;
-    const wt = fKey & 7;
+    const f = reader.field();
     if (f === 1) out.batchId = reader.u64();
-    else if (f === 2 && wt === WireType.LengthDelimited) out.specs.push(readSpec(reader));
+    else if (f === 2 && reader.wireType === WireType.LengthDelimited) out.specs.push(readSpec(reader));
     else if (f === 3) out.clientId = reader.string();
-    else reader.skip(wt, f);
+    else reader.skip(reader.wireType, f);
   }
   return out;
 }
@@ -737,7 +724,7 @@ export function decodeSubmitTaskStream(bytes: Uint8Array): DecodedSubmitBatch {
  */
 export function decodeSessionResponse(bytes: Uint8Array): SessionResponse {
   const reader = new HotReader(bytes);
-  if (reader.len > 0 && reader.key() === 0x12) {
+  if (reader.len > 0 && reader.field() === 2 && reader.wireType === WireType.LengthDelimited) {
     const end = reader.uint32() + reader.pos;
     if (end === reader.len) return { $typeName: "taskflow.v1.SessionResponse", kind: { case: "assign", value: readAssignTasks(reader, end) } };
   }
@@ -749,24 +736,22 @@ type DecodedAssignTasks = Extract<SessionResponse["kind"], { case: "assign" }>["
 function readAssignTasks(reader: HotReader, end: number): DecodedAssignTasks {
   const assignments: DecodedAssignTasks["assignments"] = [];
   while (reader.pos < end) {
-    const fKey = reader.key();
-    if (fKey !== 0x0a) {
-      reader.skip(fKey & 7, fKey >>> 3);
+    const f = reader.field();
+    if (f !== 1 || reader.wireType !== WireType.LengthDelimited) {
+      reader.skip(reader.wireType, f);
       continue;
     }
     const stop = reader.uint32() + reader.pos;
     const a: DecodedAssignTasks["assignments"][number] = { $typeName: "taskflow.v1.Assignment", taskId: "", epoch: 0n, type: "", payload: EMPTY, attempt: 0, timeoutMs: 0 };
     while (reader.pos < stop) {
-      const gKey = reader.key();
-      const g = gKey >>> 3;
-      const gt = gKey & 7;
+      const g = reader.field();
       if (g === 1) a.taskId = reader.string();
       else if (g === 2) a.epoch = reader.u64();
       else if (g === 3) a.type = reader.string();
       else if (g === 4) a.payload = reader.bytes();
       else if (g === 5) a.attempt = reader.uint32();
       else if (g === 6) a.timeoutMs = reader.uint32();
-      else reader.skip(gt, g);
+      else reader.skip(reader.wireType, g);
     }
     assignments.push(a);
   }
@@ -775,16 +760,20 @@ function readAssignTasks(reader: HotReader, end: number): DecodedAssignTasks {
 
 // ---- SubmitTaskStreamResponse (the acknowledgement of a submitted batch) ---------------------
 
-/** Encodes `SubmitTaskStreamResponse{ batch_id, task_ids }` for an accepted batch. */
-export function encodeSubmitAck(batchId: number, taskIds: readonly string[]): Buffer {
+/**
+ * Encodes `SubmitTaskStreamResponse{ batch_id, task_ids }` for an accepted batch. The batch ID is
+ * the client's and may use all 64 bits, hence a bigint (one per batch, not per task).
+ */
+export function encodeSubmitAck(batchId: bigint, taskIds: readonly string[]): Buffer {
+  const id = batchId ? varint64(batchId) : [];
   const lens = new Array<number>(taskIds.length);
-  let total = batchId ? 1 + varintSize(batchId) : 0;
+  let total = id.length ? 1 + id.length : 0;
   for (let i = 0; i < taskIds.length; i++) total += lenStrSize((lens[i] = strSize(taskIds[i]!)));
   const buf = Buffer.allocUnsafe(total);
   let pos = 0;
-  if (batchId) {
+  if (id.length) {
     buf[pos++] = 0x08;
-    pos = writeVarint(buf, pos, batchId);
+    for (const b of id) buf[pos++] = b;
   }
   for (let i = 0; i < taskIds.length; i++) {
     buf[pos++] = 0x12;
@@ -794,19 +783,25 @@ export function encodeSubmitAck(batchId: number, taskIds: readonly string[]): Bu
   return buf;
 }
 
+/** The varint bytes of a uint64. */
+function varint64(v: bigint): number[] {
+  const out: number[] = [];
+  for (; v >= 0x80n; v >>= 7n) out.push(Number(v & 0x7fn) | 0x80);
+  out.push(Number(v));
+  return out;
+}
+
 /** Decodes `SubmitTaskStreamResponse` into the generated shape without reflection. */
 export function decodeSubmitAck(bytes: Uint8Array): SubmitTaskStreamResponse {
   const reader = new HotReader(bytes);
   const out: SubmitTaskStreamResponse = { $typeName: "taskflow.v1.SubmitTaskStreamResponse", batchId: 0n, taskIds: [], errorCode: 0, errorMessage: "" };
   while (reader.pos < reader.len) {
-    const fKey = reader.key();
-    const f = fKey >>> 3;
-    const wt = fKey & 7;
+    const f = reader.field();
     if (f === 1) out.batchId = reader.u64();
     else if (f === 2) out.taskIds.push(reader.string());
     else if (f === 3) out.errorCode = reader.int32();
     else if (f === 4) out.errorMessage = reader.string();
-    else reader.skip(wt, f);
+    else reader.skip(reader.wireType, f);
   }
   return out;
 }
