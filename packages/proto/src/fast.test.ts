@@ -164,8 +164,8 @@ describe("fast decoders read what protobuf-es reads", () => {
   });
 
   it("encodeSubmitAck and decodeSubmitAck", () => {
-    for (const batchId of [0, 1, 300, 2 ** 40]) {
-      const expected = toBinary(SubmitTaskStreamResponseSchema, create(SubmitTaskStreamResponseSchema, { batchId: BigInt(batchId), taskIds: ids }));
+    for (const batchId of [0n, 1n, 300n, 2n ** 40n, 2n ** 64n - 1n]) {
+      const expected = toBinary(SubmitTaskStreamResponseSchema, create(SubmitTaskStreamResponseSchema, { batchId, taskIds: ids }));
       same(encodeSubmitAck(batchId, ids), expected);
       assert.deepEqual(decodeSubmitAck(expected), fromBinary(SubmitTaskStreamResponseSchema, expected));
     }

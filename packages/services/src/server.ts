@@ -32,7 +32,6 @@ import { type WorkerRegister, type OutgoingAssignment, type WorkerEntry, type Wo
 import { invalid, requireId } from "./validation.js";
 
 const MAX_BATCH = 10_000;
-const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
 /** Converts anything thrown into a grpc-js status error. */
 export function toStatus(err: unknown): Partial<grpc.StatusObject> & { code: grpc.status; details: string } {
@@ -156,9 +155,8 @@ export class ControlServer {
               return plm.submit(req.specs.map(specFromWire), req.clientId);
             })
             .then(
-              ({ ids }) =>
-                // Hand-encoded (an acknowledgement lists every task ID); IDs past 2^53 take protobuf-es.
-                call.write(req.batchId <= MAX_SAFE ? (encodeSubmitAck(Number(req.batchId), ids) as never) : { batchId: req.batchId, taskIds: ids }),
+              // Hand-encoded: an acknowledgement lists every task ID.
+              ({ ids }) => call.write(encodeSubmitAck(req.batchId, ids) as never),
               (err: unknown) => {
                 const status = toStatus(err);
                 call.write({ batchId: req.batchId, errorCode: status.code, errorMessage: status.details });
