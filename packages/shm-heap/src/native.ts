@@ -35,16 +35,8 @@ export interface ShmBinding {
   unlink(name: string): boolean;
 }
 
-interface RawAddon {
-  open(name: string, bytes: number, create: boolean, timeoutMs: number): ShmMapping;
-  claimSlot(index: number): number;
-  probeSlot(index: number, slot: number): number;
-  releaseSlot(index: number, slot: number): void;
-  wait(index: number, byteOffset: number, expected: number, timeoutMs: number): number;
-  wake(index: number, byteOffset: number, count: number): number;
-  waitAsync(index: number, byteOffset: number, expected: number, timeoutMs: number): Promise<number>;
-  unlink(name: string): boolean;
-}
+/** The addon's exports are exactly the binding; `loadShmBinding` wraps the calls that can throw. */
+type RawAddon = ShmBinding;
 
 let binding: ShmBinding | undefined;
 
