@@ -5,7 +5,9 @@ import path from "node:path";
 import { describe, it } from "node:test";
 import { Code, TaskflowError, configSchema, parseConfig, type TaskStore } from "@taskflow/core";
 import { makeTaskRecord } from "@taskflow/core/testing";
-import { EXIT, exitCodeFor } from "./cli/output.js";
+import { create } from "@bufbuild/protobuf";
+import { TaskSchema, TaskState } from "@taskflow/proto";
+import { EXIT, exitCodeFor, taskText } from "./cli/output.js";
 import { loadConfigFile } from "./config-file.js";
 import { createStore } from "./control.js";
 import { loadHandlers } from "./handlers.js";
@@ -114,5 +116,17 @@ describe("createStore", () => {
     } finally {
       await store.close();
     }
+  });
+});
+
+describe("taskText", () => {
+  it("shows when a task was created, started and finished", () => {
+    const at = (ms: number) => ({ seconds: BigInt(Math.floor(ms / 1000)), nanos: (ms % 1000) * 1e6 });
+    const text = taskText(
+      create(TaskSchema, { id: "t1", spec: { type: "sleep" }, state: TaskState.SUCCEEDED, attempt: 1, epoch: 1n, createdAt: at(1_000), startedAt: at(2_500), finishedAt: at(4_000) }),
+    );
+    assert.match(text, /^created: {3}1970-01-01T00:00:01\.000Z$/m);
+    assert.match(text, /^started: {3}1970-01-01T00:00:02\.500Z$/m);
+    assert.match(text, /^finished: {2}1970-01-01T00:00:04\.000Z$/m);
   });
 });

@@ -96,6 +96,7 @@ export function taskText(task: Task): string {
   if (j["workerId"]) lines.push(`worker:    ${j["workerId"]}`);
   if (j["waitingReason"]) lines.push(`waiting:   ${j["waitingReason"]}`);
   lines.push(`created:   ${j["createdAt"]}`);
+  if (j["startedAt"]) lines.push(`started:   ${j["startedAt"]}`);
   if (j["finishedAt"]) lines.push(`finished:  ${j["finishedAt"]}`);
   if (task.state === 4) lines.push(`result:    ${JSON.stringify(j["result"])}`);
   if (j["error"]) lines.push(`error:     ${j["error"]}`);
