@@ -61,6 +61,7 @@ describe("fast encoders write exactly what protobuf-es writes", () => {
         assignmentsReceived: draining ? 0n : 123_456_789n,
         draining,
         released: draining ? ids.map((taskId) => ({ taskId, epoch: 2n })) : [],
+        seq: draining ? 0n : 2n ** 40n + 3n,
       };
       same(encodeHeartbeat(hb), toBinary(SessionRequestSchema, create(SessionRequestSchema, { kind: { case: "heartbeat", value: hb } })));
     }
@@ -77,16 +78,17 @@ describe("fast encoders write exactly what protobuf-es writes", () => {
       idempotencyKey: i === 3 ? "order-42" : "",
       expectedDurationMs: i * 99_999,
     }));
-    for (const clientId of ["", "client-1"]) {
-      const encoded = encodeSubmitTasks(specs, clientId);
-      same(encoded, toBinary(SubmitTasksRequestSchema, create(SubmitTasksRequestSchema, { specs, clientId })));
+    for (const [clientId, requestId] of [["", ""], ["client-1", ""], ["client-1", "req-✓-1"]] as const) {
+      const encoded = encodeSubmitTasks(specs, clientId, requestId);
+      same(encoded, toBinary(SubmitTasksRequestSchema, create(SubmitTasksRequestSchema, { specs, clientId, requestId })));
       same(
-        encodeSubmitTaskStream(300, specs, clientId),
-        toBinary(SubmitTaskStreamRequestSchema, create(SubmitTaskStreamRequestSchema, { batchId: 300n, specs, clientId })),
+        encodeSubmitTaskStream(300, specs, clientId, requestId),
+        toBinary(SubmitTaskStreamRequestSchema, create(SubmitTaskStreamRequestSchema, { batchId: 300n, specs, clientId, requestId })),
       );
-      const streamed = decodeSubmitTaskStream(encodeSubmitTaskStream(7, specs, clientId));
+      const streamed = decodeSubmitTaskStream(encodeSubmitTaskStream(7, specs, clientId, requestId));
       assert.equal(streamed.batchId, 7n);
       assert.equal(streamed.clientId, clientId);
+      assert.equal(streamed.requestId, requestId);
       assert.deepEqual(streamed.specs.map((s) => ({ ...s, payload: [...s.payload] })), specs.map((s) => ({ ...s, payload: [...s.payload] })));
       const back = fromBinary(SubmitTasksRequestSchema, encoded);
       assert.deepEqual(back.specs.map((s) => s.priority), specs.map((s) => s.priority));
@@ -124,12 +126,14 @@ describe("fast decoders read what protobuf-es reads", () => {
       assignmentsReceived: 77n,
       draining: true,
       released: [{ taskId: "b", epoch: 2n }],
+      seq: 12n,
     };
     const wire = toBinary(SessionRequestSchema, create(SessionRequestSchema, { kind: { case: "heartbeat", value } }));
     const hb = decodeHeartbeat(wire)!;
     assert.equal(hb.running, 3);
     assert.equal(hb.assignmentsReceived, 77n);
     assert.equal(hb.draining, true);
+    assert.equal(hb.seq, 12n);
     assert.deepEqual(hb.started, [{ taskId: "a", epoch: 9n }]);
     assert.deepEqual(hb.released, [{ taskId: "b", epoch: 2n }]);
     assert.deepEqual(hb.results.map((r) => ({ ...r, result: [...r.result] })), value.results.map((r) => ({ ...r, result: [...r.result] })));
@@ -150,6 +154,7 @@ describe("fast decoders read what protobuf-es reads", () => {
       create(SessionResponseSchema, { kind: { case: "welcome", value: { workerId: "w1", heartbeatIntervalMs: 500 } } }),
       create(SessionResponseSchema, { kind: { case: "cancel", value: { tasks: [{ taskId: "a", epoch: 3n }], reason: "user" } } }),
       create(SessionResponseSchema, { kind: { case: "drain", value: {} } }),
+      create(SessionResponseSchema, { kind: { case: "stored", value: { seqs: [1n, 2n, 2n ** 50n] } } }),
     ];
     for (const msg of cases) {
       const wire = toBinary(SessionResponseSchema, msg);
@@ -169,6 +174,12 @@ describe("fast decoders read what protobuf-es reads", () => {
       same(encodeSubmitAck(batchId, ids), expected);
       assert.deepEqual(decodeSubmitAck(expected), fromBinary(SubmitTaskStreamResponseSchema, expected));
     }
+    const flags = ids.map((_, i) => i % 2 === 1);
+    const withFlags = toBinary(SubmitTaskStreamResponseSchema, create(SubmitTaskStreamResponseSchema, { batchId: 5n, taskIds: ids, deduplicated: flags }));
+    same(encodeSubmitAck(5n, ids, flags), withFlags);
+    assert.deepEqual(decodeSubmitAck(withFlags), fromBinary(SubmitTaskStreamResponseSchema, withFlags));
+    // All false: nothing on the wire, as the proto says.
+    same(encodeSubmitAck(5n, ids, ids.map(() => false)), toBinary(SubmitTaskStreamResponseSchema, create(SubmitTaskStreamResponseSchema, { batchId: 5n, taskIds: ids })));
     const rejected = toBinary(SubmitTaskStreamResponseSchema, create(SubmitTaskStreamResponseSchema, { batchId: 9n, errorCode: 8, errorMessage: "queue full ✗" }));
     assert.deepEqual(decodeSubmitAck(rejected), fromBinary(SubmitTaskStreamResponseSchema, rejected));
   });

@@ -231,6 +231,8 @@ export interface FastHeartbeat {
   assignmentsReceived: bigint | number;
   draining: boolean;
   released: readonly FastTaskRef[];
+  /** Numbers a heartbeat that carries results, for `ResultsStored`; 0 when it carries none. */
+  seq?: bigint | number;
 }
 
 function refSize(r: FastTaskRef, idBytes: number): number {
@@ -257,6 +259,7 @@ export function encodeHeartbeat(hb: FastHeartbeat): Buffer {
   const startedSizes = hb.started.map((r, i) => refSize(r, startedIds[i]!));
   const releasedIds = hb.released.map((r) => strSize(r.taskId));
   const releasedSizes = hb.released.map((r, i) => refSize(r, releasedIds[i]!));
+  const seq = Number(hb.seq ?? 0);
   let inner = 0;
   if (hb.running) inner += 1 + varintSize(hb.running);
   for (const s of resultSizes) inner += 1 + varintSize(s) + s;
@@ -264,6 +267,7 @@ export function encodeHeartbeat(hb: FastHeartbeat): Buffer {
   if (received) inner += 1 + varintSize(received);
   if (hb.draining) inner += 2;
   for (const s of releasedSizes) inner += 1 + varintSize(s) + s;
+  if (seq) inner += 1 + varintSize(seq);
   const buf = Buffer.allocUnsafe(1 + varintSize(inner) + inner);
   let pos = 0;
   buf[pos++] = 0x12; // SessionRequest.heartbeat = 2
@@ -325,6 +329,10 @@ export function encodeHeartbeat(hb: FastHeartbeat): Buffer {
     buf[pos++] = 1;
   }
   hb.released.forEach((r, i) => writeRef(0x32, r, releasedSizes[i]!, releasedIds[i]!)); // released = 6
+  if (seq) {
+    buf[pos++] = 0x38; // seq = 7
+    pos = writeVarint(buf, pos, seq);
+  }
   return buf;
 }
 
@@ -341,18 +349,29 @@ export interface FastSpec {
   expectedDurationMs: number;
 }
 
-/** Encodes `SubmitTasksRequest{ specs, client_id }`. */
-export function encodeSubmitTasks(specs: readonly FastSpec[], clientId: string): Buffer {
-  return encodeSpecs(specs, clientId, 0x0a, 0x12, 0);
+/** Encodes `SubmitTasksRequest{ specs, client_id, request_id }`. */
+export function encodeSubmitTasks(specs: readonly FastSpec[], clientId: string, requestId = ""): Buffer {
+  return encodeSpecs(specs, clientId, 0x0a, 0x12, 0, requestId, 0x1a);
 }
 
-/** Encodes `SubmitTaskStreamRequest{ batch_id, specs, client_id }`. */
-export function encodeSubmitTaskStream(batchId: number, specs: readonly FastSpec[], clientId: string): Buffer {
-  return encodeSpecs(specs, clientId, 0x12, 0x1a, batchId);
+/** Encodes `SubmitTaskStreamRequest{ batch_id, specs, client_id, request_id }`. */
+export function encodeSubmitTaskStream(batchId: number, specs: readonly FastSpec[], clientId: string, requestId = ""): Buffer {
+  return encodeSpecs(specs, clientId, 0x12, 0x1a, batchId, requestId, 0x22);
 }
 
-/** Specs under `specsTag`, the client ID under `clientTag`, and a batch ID as field 1 when non-zero. */
-function encodeSpecs(specs: readonly FastSpec[], clientId: string, specsTag: number, clientTag: number, batchId: number): Buffer {
+/**
+ * Specs under `specsTag`, the client ID under `clientTag`, the request ID under `requestTag`,
+ * and a batch ID as field 1 when non-zero.
+ */
+function encodeSpecs(
+  specs: readonly FastSpec[],
+  clientId: string,
+  specsTag: number,
+  clientTag: number,
+  batchId: number,
+  requestId: string,
+  requestTag: number,
+): Buffer {
   const sizes = new Array<number>(specs.length);
   let total = 0;
   for (let i = 0; i < specs.length; i++) {
@@ -374,6 +393,8 @@ function encodeSpecs(specs: readonly FastSpec[], clientId: string, specsTag: num
   }
   const clientBytes = strSize(clientId);
   if (clientBytes) total += lenStrSize(clientBytes);
+  const requestBytes = strSize(requestId);
+  if (requestBytes) total += lenStrSize(requestBytes);
   if (batchId) total += 1 + varintSize(batchId);
   const buf = Buffer.allocUnsafe(total);
   let pos = 0;
@@ -424,6 +445,7 @@ function encodeSpecs(specs: readonly FastSpec[], clientId: string, specsTag: num
     }
   }
   if (clientBytes) str(clientTag, clientId);
+  if (requestBytes) str(requestTag, requestId);
   return buf;
 }
 
@@ -568,6 +590,7 @@ export interface DecodedHeartbeat {
   assignmentsReceived: bigint;
   draining: boolean;
   released: { taskId: string; epoch: bigint }[];
+  seq: bigint;
 }
 
 function readRef(reader: HotReader): { taskId: string; epoch: bigint } {
@@ -593,7 +616,7 @@ export function decodeHeartbeat(bytes: Uint8Array): DecodedHeartbeat | undefined
   if (field !== 2 || reader.wireType !== WireType.LengthDelimited) return undefined;
   const end = reader.uint32() + reader.pos;
   if (end !== reader.len) return undefined;
-  const hb: DecodedHeartbeat = { running: 0, results: [], started: [], assignmentsReceived: 0n, draining: false, released: [] };
+  const hb: DecodedHeartbeat = { running: 0, results: [], started: [], assignmentsReceived: 0n, draining: false, released: [], seq: 0n };
   while (reader.pos < end) {
     const f = reader.field();
     switch (f) {
@@ -627,6 +650,9 @@ export function decodeHeartbeat(bytes: Uint8Array): DecodedHeartbeat | undefined
       case 6:
         hb.released.push(readRef(reader));
         break;
+      case 7:
+        hb.seq = reader.u64();
+        break;
       default:
         reader.skip(reader.wireType, f);
     }
@@ -646,6 +672,7 @@ export interface DecodedSubmitBatch {
   batchId: bigint;
   specs: FastSpec[];
   clientId: string;
+  requestId: string;
 }
 
 function readSpec(reader: HotReader): FastSpec {
@@ -707,12 +734,13 @@ function readSpec(reader: HotReader): FastSpec {
 /** Decodes `SubmitTaskStreamRequest` (the bulk submit path) into plain objects. */
 export function decodeSubmitTaskStream(bytes: Uint8Array): DecodedSubmitBatch {
   const reader = new HotReader(bytes);
-  const out: DecodedSubmitBatch = { batchId: 0n, specs: [], clientId: "" };
+  const out: DecodedSubmitBatch = { batchId: 0n, specs: [], clientId: "", requestId: "" };
   while (reader.pos < reader.len) {
     const f = reader.field();
     if (f === 1) out.batchId = reader.u64();
     else if (f === 2 && reader.wireType === WireType.LengthDelimited) out.specs.push(readSpec(reader));
     else if (f === 3) out.clientId = reader.string();
+    else if (f === 4) out.requestId = reader.string();
     else reader.skip(reader.wireType, f);
   }
   return out;
@@ -761,14 +789,17 @@ function readAssignTasks(reader: HotReader, end: number): DecodedAssignTasks {
 // ---- SubmitTaskStreamResponse (the acknowledgement of a submitted batch) ---------------------
 
 /**
- * Encodes `SubmitTaskStreamResponse{ batch_id, task_ids }` for an accepted batch. The batch ID is
- * the client's and may use all 64 bits, hence a bigint (one per batch, not per task).
+ * Encodes `SubmitTaskStreamResponse{ batch_id, task_ids, deduplicated }` for an accepted batch.
+ * The batch ID is the client's and may use all 64 bits, hence a bigint (one per batch, not per
+ * task). `deduplicated` goes on the wire only when one of them is true, as the proto says.
  */
-export function encodeSubmitAck(batchId: bigint, taskIds: readonly string[]): Buffer {
+export function encodeSubmitAck(batchId: bigint, taskIds: readonly string[], deduplicated?: readonly boolean[]): Buffer {
   const id = batchId ? varint64(batchId) : [];
   const lens = new Array<number>(taskIds.length);
   let total = id.length ? 1 + id.length : 0;
   for (let i = 0; i < taskIds.length; i++) total += lenStrSize((lens[i] = strSize(taskIds[i]!)));
+  const flags = deduplicated?.includes(true) ? deduplicated : undefined;
+  if (flags) total += lenStrSize(flags.length);
   const buf = Buffer.allocUnsafe(total);
   let pos = 0;
   if (id.length) {
@@ -779,6 +810,11 @@ export function encodeSubmitAck(batchId: bigint, taskIds: readonly string[]): Bu
     buf[pos++] = 0x12;
     pos = writeVarint(buf, pos, lens[i]!);
     pos = writeStr(buf, pos, taskIds[i]!, lens[i]!);
+  }
+  if (flags) {
+    buf[pos++] = 0x2a; // deduplicated = 5, packed
+    pos = writeVarint(buf, pos, flags.length);
+    for (const f of flags) buf[pos++] = f ? 1 : 0;
   }
   return buf;
 }
@@ -794,13 +830,24 @@ function varint64(v: bigint): number[] {
 /** Decodes `SubmitTaskStreamResponse` into the generated shape without reflection. */
 export function decodeSubmitAck(bytes: Uint8Array): SubmitTaskStreamResponse {
   const reader = new HotReader(bytes);
-  const out: SubmitTaskStreamResponse = { $typeName: "taskflow.v1.SubmitTaskStreamResponse", batchId: 0n, taskIds: [], errorCode: 0, errorMessage: "" };
+  const out: SubmitTaskStreamResponse = {
+    $typeName: "taskflow.v1.SubmitTaskStreamResponse",
+    batchId: 0n,
+    taskIds: [],
+    errorCode: 0,
+    errorMessage: "",
+    deduplicated: [],
+  };
   while (reader.pos < reader.len) {
     const f = reader.field();
     if (f === 1) out.batchId = reader.u64();
     else if (f === 2) out.taskIds.push(reader.string());
     else if (f === 3) out.errorCode = reader.int32();
     else if (f === 4) out.errorMessage = reader.string();
+    else if (f === 5 && reader.wireType === WireType.LengthDelimited) {
+      const end = reader.uint32() + reader.pos;
+      while (reader.pos < end) out.deduplicated.push(reader.bool());
+    } else if (f === 5) out.deduplicated.push(reader.bool());
     else reader.skip(reader.wireType, f);
   }
   return out;

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file taskflow/v1/task_service.proto.
  */
 export const file_taskflow_v1_task_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch50YXNrZmxvdy92MS90YXNrX3NlcnZpY2UucHJvdG8SC3Rhc2tmbG93LnYxIksKEVN1Ym1pdFRhc2tSZXF1ZXN0EiMKBHNwZWMYASABKAsyFS50YXNrZmxvdy52MS5UYXNrU3BlYxIRCgljbGllbnRfaWQYAiABKAkiOwoSU3VibWl0VGFza1Jlc3BvbnNlEg8KB3Rhc2tfaWQYASABKAkSFAoMZGVkdXBsaWNhdGVkGAIgASgIIk0KElN1Ym1pdFRhc2tzUmVxdWVzdBIkCgVzcGVjcxgBIAMoCzIVLnRhc2tmbG93LnYxLlRhc2tTcGVjEhEKCWNsaWVudF9pZBgCIAEoCSInChNTdWJtaXRUYXNrc1Jlc3BvbnNlEhAKCHRhc2tfaWRzGAEgAygJImQKF1N1Ym1pdFRhc2tTdHJlYW1SZXF1ZXN0EhAKCGJhdGNoX2lkGAEgASgEEiQKBXNwZWNzGAIgAygLMhUudGFza2Zsb3cudjEuVGFza1NwZWMSEQoJY2xpZW50X2lkGAMgASgJImkKGFN1Ym1pdFRhc2tTdHJlYW1SZXNwb25zZRIQCghiYXRjaF9pZBgBIAEoBBIQCgh0YXNrX2lkcxgCIAMoCRISCgplcnJvcl9jb2RlGAMgASgFEhUKDWVycm9yX21lc3NhZ2UYBCABKAkiIQoOR2V0VGFza1JlcXVlc3QSDwoHdGFza19pZBgBIAEoCSIyCg9HZXRUYXNrUmVzcG9uc2USHwoEdGFzaxgBIAEoCzIRLnRhc2tmbG93LnYxLlRhc2siIwoQV2F0Y2hUYXNrUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJIjQKEVdhdGNoVGFza1Jlc3BvbnNlEh8KBHRhc2sYASABKAsyES50YXNrZmxvdy52MS5UYXNrIiwKF1N1YnNjcmliZVJlc3VsdHNSZXF1ZXN0EhEKCWNsaWVudF9pZBgBIAEoCSJEChhTdWJzY3JpYmVSZXN1bHRzUmVzcG9uc2USKAoHcmVzdWx0cxgBIAMoCzIXLnRhc2tmbG93LnYxLlRhc2tSZXN1bHQiNAoRQ2FuY2VsVGFza1JlcXVlc3QSDwoHdGFza19pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiNQoSQ2FuY2VsVGFza1Jlc3BvbnNlEh8KBHRhc2sYASABKAsyES50YXNrZmxvdy52MS5UYXNrIoIBChBMaXN0VGFza3NSZXF1ZXN0EiYKBnN0YXRlcxgBIAMoDjIWLnRhc2tmbG93LnYxLlRhc2tTdGF0ZRIMCgR0eXBlGAIgASgJEhEKCWNsaWVudF9pZBgDIAEoCRIRCglwYWdlX3NpemUYBCABKA0SEgoKcGFnZV90b2tlbhgFIAEoCSJiChFMaXN0VGFza3NSZXNwb25zZRIgCgV0YXNrcxgBIAMoCzIRLnRhc2tmbG93LnYxLlRhc2sSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJEhIKCnRvdGFsX3NpemUYAyABKAQypQUKC1Rhc2tTZXJ2aWNlEk0KClN1Ym1pdFRhc2sSHi50YXNrZmxvdy52MS5TdWJtaXRUYXNrUmVxdWVzdBofLnRhc2tmbG93LnYxLlN1Ym1pdFRhc2tSZXNwb25zZRJQCgtTdWJtaXRUYXNrcxIfLnRhc2tmbG93LnYxLlN1Ym1pdFRhc2tzUmVxdWVzdBogLnRhc2tmbG93LnYxLlN1Ym1pdFRhc2tzUmVzcG9uc2USYwoQU3VibWl0VGFza1N0cmVhbRIkLnRhc2tmbG93LnYxLlN1Ym1pdFRhc2tTdHJlYW1SZXF1ZXN0GiUudGFza2Zsb3cudjEuU3VibWl0VGFza1N0cmVhbVJlc3BvbnNlKAEwARJECgdHZXRUYXNrEhsudGFza2Zsb3cudjEuR2V0VGFza1JlcXVlc3QaHC50YXNrZmxvdy52MS5HZXRUYXNrUmVzcG9uc2USTAoJV2F0Y2hUYXNrEh0udGFza2Zsb3cudjEuV2F0Y2hUYXNrUmVxdWVzdBoeLnRhc2tmbG93LnYxLldhdGNoVGFza1Jlc3BvbnNlMAESYQoQU3Vic2NyaWJlUmVzdWx0cxIkLnRhc2tmbG93LnYxLlN1YnNjcmliZVJlc3VsdHNSZXF1ZXN0GiUudGFza2Zsb3cudjEuU3Vic2NyaWJlUmVzdWx0c1Jlc3BvbnNlMAESTQoKQ2FuY2VsVGFzaxIeLnRhc2tmbG93LnYxLkNhbmNlbFRhc2tSZXF1ZXN0Gh8udGFza2Zsb3cudjEuQ2FuY2VsVGFza1Jlc3BvbnNlEkoKCUxpc3RUYXNrcxIdLnRhc2tmbG93LnYxLkxpc3RUYXNrc1JlcXVlc3QaHi50YXNrZmxvdy52MS5MaXN0VGFza3NSZXNwb25zZWIGcHJvdG8z", [file_taskflow_v1_task]);
+  fileDesc("Ch50YXNrZmxvdy92MS90YXNrX3NlcnZpY2UucHJvdG8SC3Rhc2tmbG93LnYxIl8KEVN1Ym1pdFRhc2tSZXF1ZXN0EiMKBHNwZWMYASABKAsyFS50YXNrZmxvdy52MS5UYXNrU3BlYxIRCgljbGllbnRfaWQYAiABKAkSEgoKcmVxdWVzdF9pZBgDIAEoCSI7ChJTdWJtaXRUYXNrUmVzcG9uc2USDwoHdGFza19pZBgBIAEoCRIUCgxkZWR1cGxpY2F0ZWQYAiABKAgiYQoSU3VibWl0VGFza3NSZXF1ZXN0EiQKBXNwZWNzGAEgAygLMhUudGFza2Zsb3cudjEuVGFza1NwZWMSEQoJY2xpZW50X2lkGAIgASgJEhIKCnJlcXVlc3RfaWQYAyABKAkiPQoTU3VibWl0VGFza3NSZXNwb25zZRIQCgh0YXNrX2lkcxgBIAMoCRIUCgxkZWR1cGxpY2F0ZWQYAiADKAgieAoXU3VibWl0VGFza1N0cmVhbVJlcXVlc3QSEAoIYmF0Y2hfaWQYASABKAQSJAoFc3BlY3MYAiADKAsyFS50YXNrZmxvdy52MS5UYXNrU3BlYxIRCgljbGllbnRfaWQYAyABKAkSEgoKcmVxdWVzdF9pZBgEIAEoCSJ/ChhTdWJtaXRUYXNrU3RyZWFtUmVzcG9uc2USEAoIYmF0Y2hfaWQYASABKAQSEAoIdGFza19pZHMYAiADKAkSEgoKZXJyb3JfY29kZRgDIAEoBRIVCg1lcnJvcl9tZXNzYWdlGAQgASgJEhQKDGRlZHVwbGljYXRlZBgFIAMoCCIhCg5HZXRUYXNrUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJIjIKD0dldFRhc2tSZXNwb25zZRIfCgR0YXNrGAEgASgLMhEudGFza2Zsb3cudjEuVGFzayIjChBXYXRjaFRhc2tSZXF1ZXN0Eg8KB3Rhc2tfaWQYASABKAkiNAoRV2F0Y2hUYXNrUmVzcG9uc2USHwoEdGFzaxgBIAEoCzIRLnRhc2tmbG93LnYxLlRhc2siLAoXU3Vic2NyaWJlUmVzdWx0c1JlcXVlc3QSEQoJY2xpZW50X2lkGAEgASgJIkQKGFN1YnNjcmliZVJlc3VsdHNSZXNwb25zZRIoCgdyZXN1bHRzGAEgAygLMhcudGFza2Zsb3cudjEuVGFza1Jlc3VsdCI0ChFDYW5jZWxUYXNrUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSI1ChJDYW5jZWxUYXNrUmVzcG9uc2USHwoEdGFzaxgBIAEoCzIRLnRhc2tmbG93LnYxLlRhc2siggEKEExpc3RUYXNrc1JlcXVlc3QSJgoGc3RhdGVzGAEgAygOMhYudGFza2Zsb3cudjEuVGFza1N0YXRlEgwKBHR5cGUYAiABKAkSEQoJY2xpZW50X2lkGAMgASgJEhEKCXBhZ2Vfc2l6ZRgEIAEoDRISCgpwYWdlX3Rva2VuGAUgASgJImIKEUxpc3RUYXNrc1Jlc3BvbnNlEiAKBXRhc2tzGAEgAygLMhEudGFza2Zsb3cudjEuVGFzaxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSEgoKdG90YWxfc2l6ZRgDIAEoBDKlBQoLVGFza1NlcnZpY2USTQoKU3VibWl0VGFzaxIeLnRhc2tmbG93LnYxLlN1Ym1pdFRhc2tSZXF1ZXN0Gh8udGFza2Zsb3cudjEuU3VibWl0VGFza1Jlc3BvbnNlElAKC1N1Ym1pdFRhc2tzEh8udGFza2Zsb3cudjEuU3VibWl0VGFza3NSZXF1ZXN0GiAudGFza2Zsb3cudjEuU3VibWl0VGFza3NSZXNwb25zZRJjChBTdWJtaXRUYXNrU3RyZWFtEiQudGFza2Zsb3cudjEuU3VibWl0VGFza1N0cmVhbVJlcXVlc3QaJS50YXNrZmxvdy52MS5TdWJtaXRUYXNrU3RyZWFtUmVzcG9uc2UoATABEkQKB0dldFRhc2sSGy50YXNrZmxvdy52MS5HZXRUYXNrUmVxdWVzdBocLnRhc2tmbG93LnYxLkdldFRhc2tSZXNwb25zZRJMCglXYXRjaFRhc2sSHS50YXNrZmxvdy52MS5XYXRjaFRhc2tSZXF1ZXN0Gh4udGFza2Zsb3cudjEuV2F0Y2hUYXNrUmVzcG9uc2UwARJhChBTdWJzY3JpYmVSZXN1bHRzEiQudGFza2Zsb3cudjEuU3Vic2NyaWJlUmVzdWx0c1JlcXVlc3QaJS50YXNrZmxvdy52MS5TdWJzY3JpYmVSZXN1bHRzUmVzcG9uc2UwARJNCgpDYW5jZWxUYXNrEh4udGFza2Zsb3cudjEuQ2FuY2VsVGFza1JlcXVlc3QaHy50YXNrZmxvdy52MS5DYW5jZWxUYXNrUmVzcG9uc2USSgoJTGlzdFRhc2tzEh0udGFza2Zsb3cudjEuTGlzdFRhc2tzUmVxdWVzdBoeLnRhc2tmbG93LnYxLkxpc3RUYXNrc1Jlc3BvbnNlYgZwcm90bzM", [file_taskflow_v1_task]);
 
 /**
  * @generated from message taskflow.v1.SubmitTaskRequest
@@ -29,6 +29,15 @@ export type SubmitTaskRequest = Message<"taskflow.v1.SubmitTaskRequest"> & {
    * @generated from field: string client_id = 2;
    */
   clientId: string;
+
+  /**
+   * Makes the call safe to retry: a call with the same request_id and client_id as one already
+   * accepted creates nothing and answers the task IDs that one created. Any unique string of at
+   * most 128 characters (a UUID, say). Optional; without it a retried call may create the tasks again.
+   *
+   * @generated from field: string request_id = 3;
+   */
+  requestId: string;
 };
 
 /**
@@ -75,6 +84,15 @@ export type SubmitTasksRequest = Message<"taskflow.v1.SubmitTasksRequest"> & {
    * @generated from field: string client_id = 2;
    */
   clientId: string;
+
+  /**
+   * Makes the call safe to retry: a call with the same request_id and client_id as one already
+   * accepted creates nothing and answers the task IDs that one created. Any unique string of at
+   * most 128 characters (a UUID, say). Optional; without it a retried call may create the tasks again.
+   *
+   * @generated from field: string request_id = 3;
+   */
+  requestId: string;
 };
 
 /**
@@ -94,6 +112,14 @@ export type SubmitTasksResponse = Message<"taskflow.v1.SubmitTasksResponse"> & {
    * @generated from field: repeated string task_ids = 1;
    */
   taskIds: string[];
+
+  /**
+   * In the order of task_ids when any of them names an existing task (same idempotency key, or
+   * a retried request_id); empty when every task is new.
+   *
+   * @generated from field: repeated bool deduplicated = 2;
+   */
+  deduplicated: boolean[];
 };
 
 /**
@@ -123,6 +149,15 @@ export type SubmitTaskStreamRequest = Message<"taskflow.v1.SubmitTaskStreamReque
    * @generated from field: string client_id = 3;
    */
   clientId: string;
+
+  /**
+   * Makes the call safe to retry: a call with the same request_id and client_id as one already
+   * accepted creates nothing and answers the task IDs that one created. Any unique string of at
+   * most 128 characters (a UUID, say). Optional; without it a retried call may create the tasks again.
+   *
+   * @generated from field: string request_id = 4;
+   */
+  requestId: string;
 };
 
 /**
@@ -157,6 +192,14 @@ export type SubmitTaskStreamResponse = Message<"taskflow.v1.SubmitTaskStreamResp
    * @generated from field: string error_message = 4;
    */
   errorMessage: string;
+
+  /**
+   * In the order of task_ids when any of them names an existing task (same idempotency key, or
+   * a retried request_id); empty when every task is new.
+   *
+   * @generated from field: repeated bool deduplicated = 5;
+   */
+  deduplicated: boolean[];
 };
 
 /**

@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file taskflow/v1/worker_service.proto.
  */
 export const file_taskflow_v1_worker_service: GenFile = /*@__PURE__*/
-  fileDesc("CiB0YXNrZmxvdy92MS93b3JrZXJfc2VydmljZS5wcm90bxILdGFza2Zsb3cudjEiagoOU2Vzc2lvblJlcXVlc3QSIwoFaGVsbG8YASABKAsyEi50YXNrZmxvdy52MS5IZWxsb0gAEisKCWhlYXJ0YmVhdBgCIAEoCzIWLnRhc2tmbG93LnYxLkhlYXJ0YmVhdEgAQgYKBGtpbmQi9AEKBUhlbGxvEhEKCXdvcmtlcl9pZBgBIAEoCRIMCgRob3N0GAIgASgJEg0KBXNsb3RzGAMgASgNEi4KBmxhYmVscxgEIAMoCzIeLnRhc2tmbG93LnYxLkhlbGxvLkxhYmVsc0VudHJ5EhIKCnRhc2tfdHlwZXMYBSADKAkSCwoDcGlkGAYgASgNEikKB3J1bm5pbmcYByADKAsyGC50YXNrZmxvdy52MS5SdW5uaW5nVGFzaxIQCghwcmVmZXRjaBgIIAEoDRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIi0KC1J1bm5pbmdUYXNrEg8KB3Rhc2tfaWQYASABKAkSDQoFZXBvY2gYAiABKAQi0wEKCUhlYXJ0YmVhdBIPCgdydW5uaW5nGAEgASgNEi4KB3Jlc3VsdHMYAiADKAsyHS50YXNrZmxvdy52MS5Xb3JrZXJUYXNrUmVzdWx0EikKB3N0YXJ0ZWQYAyADKAsyGC50YXNrZmxvdy52MS5SdW5uaW5nVGFzaxIcChRhc3NpZ25tZW50c19yZWNlaXZlZBgEIAEoBBIQCghkcmFpbmluZxgFIAEoCBIqCghyZWxlYXNlZBgGIAMoCzIYLnRhc2tmbG93LnYxLlJ1bm5pbmdUYXNrIl0KEFdvcmtlclRhc2tSZXN1bHQSDwoHdGFza19pZBgBIAEoCRINCgVlcG9jaBgCIAEoBBIKCgJvaxgDIAEoCBIOCgZyZXN1bHQYBCABKAwSDQoFZXJyb3IYBSABKAkivwEKD1Nlc3Npb25SZXNwb25zZRInCgd3ZWxjb21lGAEgASgLMhQudGFza2Zsb3cudjEuV2VsY29tZUgAEioKBmFzc2lnbhgCIAEoCzIYLnRhc2tmbG93LnYxLkFzc2lnblRhc2tzSAASKgoGY2FuY2VsGAMgASgLMhgudGFza2Zsb3cudjEuQ2FuY2VsVGFza3NIABIjCgVkcmFpbhgEIAEoCzISLnRhc2tmbG93LnYxLkRyYWluSABCBgoEa2luZCI7CgdXZWxjb21lEhEKCXdvcmtlcl9pZBgBIAEoCRIdChVoZWFydGJlYXRfaW50ZXJ2YWxfbXMYAiABKA0iOwoLQXNzaWduVGFza3MSLAoLYXNzaWdubWVudHMYASADKAsyFy50YXNrZmxvdy52MS5Bc3NpZ25tZW50InAKCkFzc2lnbm1lbnQSDwoHdGFza19pZBgBIAEoCRINCgVlcG9jaBgCIAEoBBIMCgR0eXBlGAMgASgJEg8KB3BheWxvYWQYBCABKAwSDwoHYXR0ZW1wdBgFIAEoDRISCgp0aW1lb3V0X21zGAYgASgNIkYKC0NhbmNlbFRhc2tzEicKBXRhc2tzGAEgAygLMhgudGFza2Zsb3cudjEuUnVubmluZ1Rhc2sSDgoGcmVhc29uGAIgASgJIgcKBURyYWluMlkKDVdvcmtlclNlcnZpY2USSAoHU2Vzc2lvbhIbLnRhc2tmbG93LnYxLlNlc3Npb25SZXF1ZXN0GhwudGFza2Zsb3cudjEuU2Vzc2lvblJlc3BvbnNlKAEwAWIGcHJvdG8z");
+  fileDesc("CiB0YXNrZmxvdy92MS93b3JrZXJfc2VydmljZS5wcm90bxILdGFza2Zsb3cudjEiagoOU2Vzc2lvblJlcXVlc3QSIwoFaGVsbG8YASABKAsyEi50YXNrZmxvdy52MS5IZWxsb0gAEisKCWhlYXJ0YmVhdBgCIAEoCzIWLnRhc2tmbG93LnYxLkhlYXJ0YmVhdEgAQgYKBGtpbmQi9AEKBUhlbGxvEhEKCXdvcmtlcl9pZBgBIAEoCRIMCgRob3N0GAIgASgJEg0KBXNsb3RzGAMgASgNEi4KBmxhYmVscxgEIAMoCzIeLnRhc2tmbG93LnYxLkhlbGxvLkxhYmVsc0VudHJ5EhIKCnRhc2tfdHlwZXMYBSADKAkSCwoDcGlkGAYgASgNEikKB3J1bm5pbmcYByADKAsyGC50YXNrZmxvdy52MS5SdW5uaW5nVGFzaxIQCghwcmVmZXRjaBgIIAEoDRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIi0KC1J1bm5pbmdUYXNrEg8KB3Rhc2tfaWQYASABKAkSDQoFZXBvY2gYAiABKAQi4AEKCUhlYXJ0YmVhdBIPCgdydW5uaW5nGAEgASgNEi4KB3Jlc3VsdHMYAiADKAsyHS50YXNrZmxvdy52MS5Xb3JrZXJUYXNrUmVzdWx0EikKB3N0YXJ0ZWQYAyADKAsyGC50YXNrZmxvdy52MS5SdW5uaW5nVGFzaxIcChRhc3NpZ25tZW50c19yZWNlaXZlZBgEIAEoBBIQCghkcmFpbmluZxgFIAEoCBIqCghyZWxlYXNlZBgGIAMoCzIYLnRhc2tmbG93LnYxLlJ1bm5pbmdUYXNrEgsKA3NlcRgHIAEoBCJdChBXb3JrZXJUYXNrUmVzdWx0Eg8KB3Rhc2tfaWQYASABKAkSDQoFZXBvY2gYAiABKAQSCgoCb2sYAyABKAgSDgoGcmVzdWx0GAQgASgMEg0KBWVycm9yGAUgASgJIu0BCg9TZXNzaW9uUmVzcG9uc2USJwoHd2VsY29tZRgBIAEoCzIULnRhc2tmbG93LnYxLldlbGNvbWVIABIqCgZhc3NpZ24YAiABKAsyGC50YXNrZmxvdy52MS5Bc3NpZ25UYXNrc0gAEioKBmNhbmNlbBgDIAEoCzIYLnRhc2tmbG93LnYxLkNhbmNlbFRhc2tzSAASIwoFZHJhaW4YBCABKAsyEi50YXNrZmxvdy52MS5EcmFpbkgAEiwKBnN0b3JlZBgFIAEoCzIaLnRhc2tmbG93LnYxLlJlc3VsdHNTdG9yZWRIAEIGCgRraW5kIh0KDVJlc3VsdHNTdG9yZWQSDAoEc2VxcxgBIAMoBCI7CgdXZWxjb21lEhEKCXdvcmtlcl9pZBgBIAEoCRIdChVoZWFydGJlYXRfaW50ZXJ2YWxfbXMYAiABKA0iOwoLQXNzaWduVGFza3MSLAoLYXNzaWdubWVudHMYASADKAsyFy50YXNrZmxvdy52MS5Bc3NpZ25tZW50InAKCkFzc2lnbm1lbnQSDwoHdGFza19pZBgBIAEoCRINCgVlcG9jaBgCIAEoBBIMCgR0eXBlGAMgASgJEg8KB3BheWxvYWQYBCABKAwSDwoHYXR0ZW1wdBgFIAEoDRISCgp0aW1lb3V0X21zGAYgASgNIkYKC0NhbmNlbFRhc2tzEicKBXRhc2tzGAEgAygLMhgudGFza2Zsb3cudjEuUnVubmluZ1Rhc2sSDgoGcmVhc29uGAIgASgJIgcKBURyYWluMlkKDVdvcmtlclNlcnZpY2USSAoHU2Vzc2lvbhIbLnRhc2tmbG93LnYxLlNlc3Npb25SZXF1ZXN0GhwudGFza2Zsb3cudjEuU2Vzc2lvblJlc3BvbnNlKAEwAWIGcHJvdG8z");
 
 /**
  * Up: worker -> control.
@@ -177,6 +177,16 @@ export type Heartbeat = Message<"taskflow.v1.Heartbeat"> & {
    * @generated from field: repeated taskflow.v1.RunningTask released = 6;
    */
   released: RunningTask[];
+
+  /**
+   * Numbers the heartbeats that carry results: 1, 2, 3 … per session, 0 when it carries none.
+   * The control node answers with ResultsStored once those results are durable; until then the
+   * worker keeps them, and after a reconnect it lists them in Hello.running and sends them again
+   * (a result the control node already has is acknowledged and ignored).
+   *
+   * @generated from field: uint64 seq = 7;
+   */
+  seq: bigint;
 };
 
 /**
@@ -256,6 +266,12 @@ export type SessionResponse = Message<"taskflow.v1.SessionResponse"> & {
      */
     value: Drain;
     case: "drain";
+  } | {
+    /**
+     * @generated from field: taskflow.v1.ResultsStored stored = 5;
+     */
+    value: ResultsStored;
+    case: "stored";
   } | { case: undefined; value?: undefined };
 };
 
@@ -265,6 +281,25 @@ export type SessionResponse = Message<"taskflow.v1.SessionResponse"> & {
  */
 export const SessionResponseSchema: GenMessage<SessionResponse> = /*@__PURE__*/
   messageDesc(file_taskflow_v1_worker_service, 5);
+
+/**
+ * The results of these heartbeats (Heartbeat.seq) are durable: the worker may forget them.
+ *
+ * @generated from message taskflow.v1.ResultsStored
+ */
+export type ResultsStored = Message<"taskflow.v1.ResultsStored"> & {
+  /**
+   * @generated from field: repeated uint64 seqs = 1;
+   */
+  seqs: bigint[];
+};
+
+/**
+ * Describes the message taskflow.v1.ResultsStored.
+ * Use `create(ResultsStoredSchema)` to create a new message.
+ */
+export const ResultsStoredSchema: GenMessage<ResultsStored> = /*@__PURE__*/
+  messageDesc(file_taskflow_v1_worker_service, 6);
 
 /**
  * @generated from message taskflow.v1.Welcome
@@ -286,7 +321,7 @@ export type Welcome = Message<"taskflow.v1.Welcome"> & {
  * Use `create(WelcomeSchema)` to create a new message.
  */
 export const WelcomeSchema: GenMessage<Welcome> = /*@__PURE__*/
-  messageDesc(file_taskflow_v1_worker_service, 6);
+  messageDesc(file_taskflow_v1_worker_service, 7);
 
 /**
  * @generated from message taskflow.v1.AssignTasks
@@ -303,7 +338,7 @@ export type AssignTasks = Message<"taskflow.v1.AssignTasks"> & {
  * Use `create(AssignTasksSchema)` to create a new message.
  */
 export const AssignTasksSchema: GenMessage<AssignTasks> = /*@__PURE__*/
-  messageDesc(file_taskflow_v1_worker_service, 7);
+  messageDesc(file_taskflow_v1_worker_service, 8);
 
 /**
  * @generated from message taskflow.v1.Assignment
@@ -345,7 +380,7 @@ export type Assignment = Message<"taskflow.v1.Assignment"> & {
  * Use `create(AssignmentSchema)` to create a new message.
  */
 export const AssignmentSchema: GenMessage<Assignment> = /*@__PURE__*/
-  messageDesc(file_taskflow_v1_worker_service, 8);
+  messageDesc(file_taskflow_v1_worker_service, 9);
 
 /**
  * @generated from message taskflow.v1.CancelTasks
@@ -367,7 +402,7 @@ export type CancelTasks = Message<"taskflow.v1.CancelTasks"> & {
  * Use `create(CancelTasksSchema)` to create a new message.
  */
 export const CancelTasksSchema: GenMessage<CancelTasks> = /*@__PURE__*/
-  messageDesc(file_taskflow_v1_worker_service, 9);
+  messageDesc(file_taskflow_v1_worker_service, 10);
 
 /**
  * Finish running tasks, take no new ones, then end the session.
@@ -382,7 +417,7 @@ export type Drain = Message<"taskflow.v1.Drain"> & {
  * Use `create(DrainSchema)` to create a new message.
  */
 export const DrainSchema: GenMessage<Drain> = /*@__PURE__*/
-  messageDesc(file_taskflow_v1_worker_service, 10);
+  messageDesc(file_taskflow_v1_worker_service, 11);
 
 /**
  * Worker <-> Register/Scheduler: one bidirectional session per worker.
