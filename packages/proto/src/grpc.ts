@@ -121,6 +121,10 @@ export const defaultChannelOptions: grpc.ChannelOptions = {
   "grpc.max_send_message_length": 64 * 1024 * 1024,
   "grpc.keepalive_time_ms": 30_000,
   "grpc.keepalive_timeout_ms": 10_000,
+  // grpc-js backs off reconnects up to 120 s; workers and clients must find a restarted control
+  // node within a second or so (they retry on their own schedule, every call fails fast meanwhile).
+  "grpc.initial_reconnect_backoff_ms": 100,
+  "grpc.max_reconnect_backoff_ms": 1_000,
 };
 
 /** Creates a typed client for a generated service on an existing or new channel. */

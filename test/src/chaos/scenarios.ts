@@ -1,0 +1,315 @@
+/**
+ * The chaos scenarios of issue 10, shared by the CI chaos suite (small sizes, correctness
+ * asserted) and `npm run bench:chaos` (10,000 tasks, figures printed as JSON):
+ * - worker kills: kill -9 of random worker processes while tasks run;
+ * - control kills: kill -9 of the control node (SQLite store) while tasks run, restarted at once;
+ * - full disk: the store's file system fills while tasks run, then space comes back.
+ * Each counts tasks lost (not succeeded), tasks whose handler finished more than once (from a
+ * log the handler appends to), results delivered to the client more than once, and for worker
+ * kills the time from a kill to each of that process's tasks running again elsewhere.
+ */
+import { execFileSync } from "node:child_process";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
+import path from "node:path";
+import { TaskflowClient } from "@taskflow/client";
+import { ClusterService, TaskService, TaskState } from "@taskflow/proto";
+import { createClient } from "@taskflow/proto/grpc";
+import { freePort, startNode, tempDir, type StartedNode } from "../harness.js";
+
+export interface ChaosFigures {
+  scenario: string;
+  tasks: number;
+  faults: number;
+  /** Tasks that did not succeed. */
+  lost: number;
+  /** Tasks whose handler ran to completion more than once. */
+  finishedTwice: number;
+  /** Tasks whose result reached the client more than once (0 = exactly once). */
+  deliveredTwice: number;
+  /** Tasks that ran more than one attempt. */
+  reran: number;
+  /** Kill → each of that process's tasks assigned again (worker kills only). */
+  killToRerunMs?: { count: number; medianMs: number; maxMs: number };
+  seconds: number;
+}
+
+/** A handlers module whose handler appends the task ID to a log once it has finished. */
+const HANDLERS = `import { appendFileSync } from "node:fs";
+const log = process.env.TASKFLOW_CHAOS_LOG;
+export default {
+  work: async (payload, ctx) => {
+    await new Promise((r) => setTimeout(r, payload.ms ?? 10));
+    appendFileSync(log, ctx.taskId + "\\n");
+    return payload.i;
+  },
+};
+`;
+
+interface Setup {
+  dir: string;
+  log: string;
+}
+
+function setUp(): Setup {
+  const dir = tempDir("taskflow-chaos-");
+  writeFileSync(path.join(dir, "handlers.mjs"), HANDLERS);
+  const log = path.join(dir, "finished.log");
+  writeFileSync(log, "");
+  process.env["TASKFLOW_CHAOS_LOG"] = log;
+  return { dir, log };
+}
+
+function finishedTwice(log: string): number {
+  const seen = new Map<string, number>();
+  for (const id of readFileSync(log, "utf8").split("\n")) if (id) seen.set(id, (seen.get(id) ?? 0) + 1);
+  let twice = 0;
+  for (const n of seen.values()) if (n > 1) twice++;
+  return twice;
+}
+
+/** Counts results per task on a client's results stream, resubscribing when it breaks. */
+function recordResults(address: () => string, clientId: string) {
+  const counts = new Map<string, number>();
+  let closed = false;
+  let raw: { raw: { close(): void } } | undefined;
+  const open = () => {
+    if (closed) return;
+    raw?.raw.close();
+    const client = createClient(TaskService, address());
+    raw = client;
+    const stream = client.subscribeResults({ clientId });
+    stream.on("data", (msg: { results: { taskId: string }[] }) => {
+      for (const r of msg.results) counts.set(r.taskId, (counts.get(r.taskId) ?? 0) + 1);
+    });
+    stream.on("error", () => setTimeout(open, 100));
+    stream.on("end", () => setTimeout(open, 100));
+  };
+  open();
+  return {
+    twice: () => [...counts.values()].filter((n) => n > 1).length,
+    close() {
+      closed = true;
+      raw?.raw.close();
+    },
+  };
+}
+
+const log = (message: string) => process.stderr.write(`[chaos] ${message}\n`);
+
+function percentile(sorted: number[], p: number): number {
+  if (!sorted.length) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
+}
+
+async function submitAll(client: TaskflowClient, tasks: number, ms: number): Promise<string[]> {
+  const ids: string[] = [];
+  for (let i = 0; i < tasks; i += 1000) {
+    const batch = Array.from({ length: Math.min(1000, tasks - i) }, (_, j) => ({ type: "work", payload: { ms, i: i + j }, maxAttempts: 50 }));
+    ids.push(...(await client.submitMany(batch)));
+  }
+  return ids;
+}
+
+async function outcomesOf(client: TaskflowClient, ids: string[]) {
+  const outcomes = await Promise.all(ids.map((id) => client.outcome(id)));
+  return { lost: outcomes.filter((o) => o.state !== "succeeded").length, reran: outcomes.filter((o) => o.attempt > 1).length };
+}
+
+/** kill -9 of random worker processes, `kills` times, while `tasks` tasks of `ms` each run. */
+export async function workerKills(tasks: number, kills: number, ms = 20): Promise<ChaosFigures> {
+  const { dir, log: finishedLog } = setUp();
+  const started = Date.now();
+  const node = await startNode({ worker: { processes: 2, slots: 16, prefetch: 16, handlers: "handlers.mjs" } }, { dir });
+  const client = new TaskflowClient({ address: node.address, clientId: "chaos-workers" });
+  const recorder = recordResults(() => node.address, "chaos-workers");
+  const cluster = createClient(ClusterService, node.address);
+  // Every task's latest epoch and the worker it is on, from the event stream.
+  const onWorker = new Map<string, Map<string, bigint>>();
+  const pendingRerun = new Map<string, { since: number; epoch: bigint }>();
+  const rerunMs: number[] = [];
+  const events = cluster.watchEvents({ includeTasks: true });
+  events.on("data", (e: { time?: { seconds: bigint; nanos: number }; event: { case: string; value: { taskId: string; state: TaskState; workerId: string; epoch: bigint } } }) => {
+    if (e.event.case !== "task") return;
+    const t = e.event.value;
+    const waiting = pendingRerun.get(t.taskId);
+    // Its next attempt reached a worker: assigned (sent at once), running or already finished.
+    if (waiting && t.epoch > waiting.epoch && t.state !== TaskState.QUEUED) {
+      const at = e.time ? Number(e.time.seconds) * 1000 + Math.floor(e.time.nanos / 1e6) : Date.now();
+      rerunMs.push(at - waiting.since);
+      pendingRerun.delete(t.taskId);
+    }
+    for (const tasks of onWorker.values()) tasks.delete(t.taskId);
+    if (t.state === TaskState.ASSIGNED || t.state === TaskState.RUNNING) {
+      let set = onWorker.get(t.workerId);
+      if (!set) onWorker.set(t.workerId, (set = new Map()));
+      set.set(t.taskId, t.epoch);
+    }
+  });
+  events.on("error", () => {});
+  try {
+    const ids = await submitAll(client, tasks, ms);
+    log(`worker kills: ${tasks} tasks submitted`);
+    const done = outcomesOf(client, ids);
+    let finished = false;
+    void done.then(() => (finished = true));
+    let faults = 0;
+    const gap = Math.max(150, Math.floor((tasks * ms) / 32 / Math.max(1, kills) / 2));
+    while (faults < kills && !finished) {
+      await new Promise((r) => setTimeout(r, gap));
+      const state = await client.clusterState();
+      const victims = state.workers.filter((w) => w.pid && node.workerPids().includes(w.pid));
+      if (!victims.length) continue;
+      const victim = victims[Math.floor(Math.random() * victims.length)]!;
+      const now = Date.now();
+      for (const [taskId, epoch] of onWorker.get(victim.workerId) ?? []) pendingRerun.set(taskId, { since: now, epoch });
+      try {
+        process.kill(victim.pid, "SIGKILL");
+      } catch {
+        continue;
+      }
+      faults++;
+      log(`worker kills: killed ${victim.workerId} (pid ${victim.pid}), ${faults}/${kills}`);
+    }
+    const { lost, reran } = await done;
+    await new Promise((r) => setTimeout(r, 300));
+    rerunMs.sort((a, b) => a - b);
+    return {
+      scenario: "worker-kills",
+      tasks,
+      faults,
+      lost,
+      finishedTwice: finishedTwice(finishedLog),
+      deliveredTwice: recorder.twice(),
+      reran,
+      killToRerunMs: { count: rerunMs.length, medianMs: percentile(rerunMs, 0.5), maxMs: rerunMs.at(-1) ?? 0 },
+      seconds: (Date.now() - started) / 1000,
+    };
+  } finally {
+    events.cancel();
+    cluster.raw.close();
+    recorder.close();
+    client.close();
+    await node.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** kill -9 of the control node (SQLite store), `kills` times, restarted at once, while tasks run. */
+export async function controlKills(tasks: number, kills: number, ms = 5): Promise<ChaosFigures> {
+  const { dir, log: finishedLog } = setUp();
+  const started = Date.now();
+  const port = await freePort();
+  const controlConfig = { roles: ["control" as const], control: { port }, store: { kind: "sqlite" as const, path: "tasks.db" } };
+  let control: StartedNode = await startNode(controlConfig, { dir });
+  const workers = await startNode({ roles: ["worker"], worker: { processes: 2, slots: 16, handlers: path.join(dir, "handlers.mjs"), controlAddress: `127.0.0.1:${port}` } });
+  const client = new TaskflowClient({ address: control.address, clientId: "chaos-control" });
+  const recorder = recordResults(() => control.address, "chaos-control");
+  try {
+    const ids = await submitAll(client, tasks, ms);
+    log(`control kills: ${tasks} tasks submitted`);
+    const done = outcomesOf(client, ids);
+    let finished = false;
+    void done.then(() => (finished = true));
+    let faults = 0;
+    const gap = Math.max(300, Math.floor((tasks * ms) / 32 / Math.max(1, kills) / 2));
+    while (faults < kills && !finished) {
+      await new Promise((r) => setTimeout(r, gap));
+      await control.kill9();
+      control = await startNode(controlConfig, { dir });
+      faults++;
+      log(`control kills: ${faults}/${kills}`);
+    }
+    const { lost, reran } = await done;
+    await new Promise((r) => setTimeout(r, 500));
+    return {
+      scenario: "control-kills",
+      tasks,
+      faults,
+      lost,
+      finishedTwice: finishedTwice(finishedLog),
+      deliveredTwice: recorder.twice(),
+      reran,
+      seconds: (Date.now() - started) / 1000,
+    };
+  } finally {
+    recorder.close();
+    client.close();
+    await workers.stop();
+    await control.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Writes to `file` until the file system refuses even 512 bytes more. */
+export function fillUp(file: string): void {
+  const fd = openSync(file, "w");
+  try {
+    for (const size of [1 << 20, 64 << 10, 4 << 10, 512]) {
+      const chunk = Buffer.alloc(size, 1);
+      for (;;) {
+        try {
+          writeSync(fd, chunk);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === "ENOSPC") break;
+          throw err;
+        }
+      }
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The store's file system (a tmpfs) fills `faults` times while tasks run, for `holdMs` each. */
+export async function fullDisk(tasks: number, faults: number, ms = 20, holdMs = 1500): Promise<ChaosFigures> {
+  const { dir, log: finishedLog } = setUp();
+  const started = Date.now();
+  const data = path.join(dir, "data");
+  mkdirSync(data);
+  // Room for the tasks (a few hundred bytes each, twice over for the log) and little more.
+  const size = Math.max(16, Math.ceil((tasks * 2048) / (1 << 20)) + 8);
+  execFileSync("mount", ["-t", "tmpfs", "-o", `size=${size}m`, "tmpfs", data]);
+  const filler = path.join(data, "filler");
+  const node = await startNode(
+    { store: { kind: "sqlite", path: "data/tasks.db" }, worker: { processes: 2, slots: 16, handlers: "handlers.mjs" } },
+    { dir },
+  );
+  const client = new TaskflowClient({ address: node.address, clientId: "chaos-disk" });
+  const recorder = recordResults(() => node.address, "chaos-disk");
+  try {
+    const ids = await submitAll(client, tasks, ms);
+    log(`full disk: ${tasks} tasks submitted`);
+    const done = outcomesOf(client, ids);
+    let finished = false;
+    void done.then(() => (finished = true));
+    let filled = 0;
+    const gap = Math.max(200, Math.floor((tasks * ms) / 32 / Math.max(1, faults) / 2));
+    while (filled < faults && !finished) {
+      await new Promise((r) => setTimeout(r, gap));
+      fillUp(filler);
+      filled++;
+      log(`full disk: filled ${filled}/${faults}`);
+      await new Promise((r) => setTimeout(r, holdMs));
+      unlinkSync(filler);
+    }
+    const { lost, reran } = await done;
+    await new Promise((r) => setTimeout(r, 300));
+    return {
+      scenario: "full-disk",
+      tasks,
+      faults: filled,
+      lost,
+      finishedTwice: finishedTwice(finishedLog),
+      deliveredTwice: recorder.twice(),
+      reran,
+      seconds: (Date.now() - started) / 1000,
+    };
+  } finally {
+    recorder.close();
+    client.close();
+    await node.stop();
+    if (existsSync(filler)) unlinkSync(filler);
+    execFileSync("umount", ["-l", data]);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
