@@ -1,7 +1,8 @@
 /**
- * The worker role: runs `worker.processes` worker processes and keeps them running. A process
- * that crashes is started again with the same worker ID (its lost tasks are requeued by the
- * control node when it says hello again); SIGTERM drains them all.
+ * The worker role: runs `worker.processes` worker processes and keeps them running for as long as
+ * the node runs. A process that dies is logged (exit code or signal) and started again with the
+ * same worker ID at once (its lost tasks are requeued by the control node when it says hello
+ * again); one that keeps dying young backs off, up to 500 ms. SIGTERM drains them all.
  */
 import { fork, type ChildProcess } from "node:child_process";
 import { hostname } from "node:os";
@@ -25,6 +26,16 @@ export interface WorkerNode {
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
+/** A process that ran this long before dying restarts at once again. */
+const STREAK_RESET_MS = 10_000;
+/** Longest wait before restarting a process that keeps dying: short, as its tasks wait for it. */
+const MAX_RESPAWN_DELAY_MS = 500;
+
+/** Wait before restart number `streak` + 1 of a process that keeps dying young: 0, 50, 100, 200, 400, 500 … ms. */
+export function respawnDelayMs(streak: number): number {
+  return streak === 0 ? 0 : Math.min(25 * 2 ** streak, MAX_RESPAWN_DELAY_MS);
+}
+
 export async function startWorkers(config: TaskflowConfig, baseDir: string, controlAddress: string, logger: Logger): Promise<WorkerNode> {
   const handlersPath = config.worker.handlers ? path.resolve(baseDir, config.worker.handlers) : undefined;
   // Fail fast, in this process, on a handlers module that cannot load.
@@ -32,10 +43,14 @@ export async function startWorkers(config: TaskflowConfig, baseDir: string, cont
   const prefix = config.worker.idPrefix ?? `${hostname()}-${process.pid}`;
   const children = new Map<number, ChildProcess>();
   const restartCounts = new Map<number, number>();
+  const respawnTimers = new Set<NodeJS.Timeout>();
   let stopping = false;
   const readyWaiters: Promise<void>[] = [];
+  // The node supervises its processes for as long as it runs: when every one of them has died at
+  // once and its respawn is pending, this handle is what keeps the event loop (and the node) alive.
+  const keepAlive = setInterval(() => {}, 1 << 30);
 
-  const spawn = (index: number, restarts: number): Promise<void> => {
+  const spawn = (index: number, streak: number): Promise<void> => {
     const options: WorkerProcessOptions = {
       address: controlAddress,
       workerId: `${prefix}-w${index}`,
@@ -66,14 +81,17 @@ export async function startWorkers(config: TaskflowConfig, baseDir: string, cont
         logger.error({ workerId: options.workerId }, "worker process cannot start; not restarting it");
         return;
       }
-      // Back off when it keeps crashing; a process that ran a while starts from scratch.
-      const streak = Date.now() - startedAt > 10_000 ? 0 : restarts;
-      const delay = Math.min(50 * 2 ** streak, 2000);
-      logger.warn({ workerId: options.workerId, code, signal, restartInMs: delay }, "worker process exited; restarting it");
+      // Its tasks wait for it (or for the control node's reconnect grace): the first restart is
+      // immediate, and only a process that keeps dying young backs off, a little.
+      const nextStreak = Date.now() - startedAt > STREAK_RESET_MS ? 0 : streak;
+      const delay = respawnDelayMs(nextStreak);
+      logger.warn({ workerId: options.workerId, pid: child.pid, code, signal, restartInMs: delay }, "worker process exited; restarting it");
       restartCounts.set(index, (restartCounts.get(index) ?? 0) + 1);
-      setTimeout(() => {
-        if (!stopping) void spawn(index, streak + 1);
-      }, delay).unref();
+      const timer = setTimeout(() => {
+        respawnTimers.delete(timer);
+        if (!stopping) void spawn(index, nextStreak + 1);
+      }, delay);
+      respawnTimers.add(timer);
     });
     return ready;
   };
@@ -92,6 +110,9 @@ export async function startWorkers(config: TaskflowConfig, baseDir: string, cont
     ready: Promise.all(readyWaiters).then(() => undefined),
     async stop() {
       stopping = true;
+      for (const timer of respawnTimers) clearTimeout(timer);
+      respawnTimers.clear();
+      clearInterval(keepAlive);
       const exits = [...children.values()].map(
         (child) =>
           new Promise<void>((resolve) => {
