@@ -1,0 +1,57 @@
+/**
+ * A handler that blocks its worker process's event loop: a watchdog thread notices, saves the
+ * results the process had finished, fails only the blocking attempt, and the process is replaced.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { TaskflowClient } from "@taskflow/client";
+import { TaskState } from "@taskflow/proto";
+import { eventually, startNode, type StartedNode } from "./harness.js";
+
+describe("a handler that blocks the event loop of its worker process", () => {
+  let node: StartedNode;
+  before(async () => {
+    node = await startNode({ worker: { processes: 1, slots: 8, prefetch: 0 } });
+  });
+  after(async () => {
+    await node.stop();
+  });
+
+  it("fails only the blocking attempt, keeps the results finished beside it, and replaces the process", async () => {
+    const client = new TaskflowClient({ address: node.address });
+    try {
+      const [before] = await eventually(() => (node.workerPids().length === 1 ? node.workerPids() : undefined), 10_000, "the worker process");
+      // One batch: the quick handlers finish in the same turn of the event loop in which the
+      // blocking one starts, so their results are held but not yet sent when the loop stalls.
+      const startedAt = Date.now();
+      const ids = await client.submitMany([
+        ...Array.from({ length: 4 }, (_, i) => ({ type: "echo", payload: { i }, maxAttempts: 3 })),
+        { type: "cpu", payload: { ms: 10_000 }, maxAttempts: 1 },
+      ]);
+      const replacedAfter = await eventually(() => {
+        const pids = node.workerPids();
+        return pids.length === 1 && pids[0] !== before ? Date.now() - startedAt : undefined;
+      }, 6000, "a new worker process");
+      const outcomes = await Promise.all(ids.map((id) => client.outcome(id)));
+      process.stderr.write(`[stall] process replaced ${replacedAfter} ms after the submit\n`);
+      assert.ok(replacedAfter < 5000, `replaced well before the 10 s block ended (${replacedAfter} ms)`);
+      for (const [i, outcome] of outcomes.slice(0, 4).entries()) {
+        assert.equal(outcome.state, "succeeded", JSON.stringify(outcome));
+        assert.deepEqual(outcome.value, { i });
+        const task = await client.get(outcome.taskId);
+        assert.equal(task.attempts.length, 1, `quick task ${i} ran exactly once: ${JSON.stringify(task.attempts.map((a) => a.error))}`);
+      }
+      const blocked = outcomes[4]!;
+      assert.equal(blocked.state, "failed");
+      assert.match(blocked.error, /blocked the event loop for \d+ ms/);
+      const task = await client.get(blocked.taskId);
+      assert.equal(task.state, TaskState.FAILED);
+      assert.equal(task.attempts.length, 1);
+      assert.match(node.logs(), /blocked the event loop/, "the watchdog says what it did");
+      // The new process takes work.
+      assert.deepEqual(await client.run("echo", "after"), "after");
+    } finally {
+      client.close();
+    }
+  });
+});
