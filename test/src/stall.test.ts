@@ -47,7 +47,13 @@ describe("a handler that blocks the event loop of its worker process", () => {
       const task = await client.get(blocked.taskId);
       assert.equal(task.state, TaskState.FAILED);
       assert.equal(task.attempts.length, 1);
-      assert.match(node.logs(), /blocked the event loop/, "the watchdog says what it did");
+      const watchdogLine = node.logs().split("\n").find((l) => l.includes("a handler blocked the event loop"));
+      assert.ok(watchdogLine, `the watchdog says what it did; logs:\n${node.logs()}`);
+      const said = JSON.parse(watchdogLine) as { blockingTaskId: string; rescued: number; stalledMs: number };
+      process.stderr.write(`[stall] watchdog: ${watchdogLine}\n`);
+      assert.equal(said.blockingTaskId, blocked.taskId);
+      assert.equal(said.rescued, 5, "the four finished results and the blocking task's failure");
+      assert.ok(said.stalledMs >= 1000 && said.stalledMs < 3000, `detected after ${said.stalledMs} ms`);
       // The new process takes work.
       assert.deepEqual(await client.run("echo", "after"), "after");
     } finally {

@@ -5,7 +5,8 @@
  * again); one that keeps dying young backs off, up to 500 ms. SIGTERM drains them all.
  */
 import { fork, type ChildProcess } from "node:child_process";
-import { hostname } from "node:os";
+import { mkdirSync } from "node:fs";
+import { hostname, tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Logger, TaskflowConfig } from "@taskflow/core";
@@ -41,6 +42,9 @@ export async function startWorkers(config: TaskflowConfig, baseDir: string, cont
   // Fail fast, in this process, on a handlers module that cannot load.
   await loadHandlers(handlersPath);
   const prefix = config.worker.idPrefix ?? `${hostname()}-${process.pid}`;
+  // Watchdogs leave the results of a stalled process here for the one that replaces it.
+  const rescueDir = path.join(tmpdir(), "taskflow-rescue");
+  mkdirSync(rescueDir, { recursive: true });
   const children = new Map<number, ChildProcess>();
   const restartCounts = new Map<number, number>();
   const respawnTimers = new Set<NodeJS.Timeout>();
@@ -51,9 +55,10 @@ export async function startWorkers(config: TaskflowConfig, baseDir: string, cont
   const keepAlive = setInterval(() => {}, 1 << 30);
 
   const spawn = (index: number, streak: number): Promise<void> => {
+    const workerId = `${prefix}-w${index}`;
     const options: WorkerProcessOptions = {
       address: controlAddress,
-      workerId: `${prefix}-w${index}`,
+      workerId,
       slots: config.worker.slots,
       prefetch: config.worker.prefetch,
       drainTimeoutMs: config.worker.drainTimeoutMs,
@@ -61,6 +66,8 @@ export async function startWorkers(config: TaskflowConfig, baseDir: string, cont
       handlers: handlersPath,
       logLevel: config.log.level,
       logFormat: config.log.format,
+      stallTimeoutMs: config.worker.stallTimeoutMs,
+      rescueFile: path.join(rescueDir, `${workerId.replace(/[^\w.-]/g, "_")}.json`),
     };
     const startedAt = Date.now();
     const child = fork(path.join(here, "worker-process.js"), [], {

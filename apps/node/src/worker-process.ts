@@ -3,10 +3,12 @@
  * Started by the worker role (worker-node.ts) with its options in TASKFLOW_WORKER; SIGTERM
  * drains it (running tasks finish, no new ones start), then it exits 0.
  */
-import { TaskflowWorker } from "@taskflow/client";
+import { TaskflowWorker, type HeldResult, type WorkerHooks } from "@taskflow/client";
 import { loadHandlers } from "./handlers.js";
 import { createLogger, type LogFormat } from "./logger.js";
 import { answerStats } from "./worker-stats.js";
+import { readRescueFile, removeRescueFile } from "./stall-mirror.js";
+import { startWatchdog } from "./watchdog.js";
 
 export interface WorkerProcessOptions {
   address: string;
@@ -19,13 +21,21 @@ export interface WorkerProcessOptions {
   handlers: string | undefined;
   logLevel: string;
   logFormat: LogFormat;
+  /** `worker.stallTimeoutMs`: the watchdog replaces a process whose event loop is stuck this long. */
+  stallTimeoutMs: number;
+  /** Where this worker ID's watchdog leaves rescued results for the process that replaces it. */
+  rescueFile: string;
 }
 
 async function main(): Promise<void> {
   const options = JSON.parse(process.env["TASKFLOW_WORKER"] ?? "{}") as WorkerProcessOptions;
   const logger = createLogger(options.logLevel, { role: "worker", workerId: options.workerId }, options.logFormat);
   const handlers = await loadHandlers(options.handlers);
+  const rescued = rescuedResults(options, logger);
+  const watchdog = startWatchdog(options);
   const worker = new TaskflowWorker({
+    heldResults: rescued,
+    hooks: rescued.length ? forgetRescueWhenStored(watchdog.hooks, rescued, options.rescueFile) : watchdog.hooks,
     address: options.address,
     workerId: options.workerId,
     slots: options.slots,
@@ -57,6 +67,38 @@ async function main(): Promise<void> {
   process.send?.({ kind: "ready", workerId: options.workerId });
   await worker.drained;
   process.exit(0);
+}
+
+/** Results the watchdog of the process this one replaces saved; the file is left until they are stored. */
+function rescuedResults(options: WorkerProcessOptions, logger: ReturnType<typeof createLogger>): HeldResult[] {
+  let rescued: HeldResult[];
+  try {
+    rescued = readRescueFile(options.rescueFile, options.workerId);
+  } catch (err) {
+    logger.warn({ rescueFile: options.rescueFile, error: (err as Error).message }, "unreadable rescue file ignored; its tasks run again");
+    removeRescueFile(options.rescueFile);
+    return [];
+  }
+  if (rescued.length) {
+    logger.warn({ results: rescued.length, rescueFile: options.rescueFile }, "handing over results rescued from the worker process this one replaces");
+  } else {
+    removeRescueFile(options.rescueFile);
+  }
+  return rescued;
+}
+
+/** The watchdog's hooks, plus: delete the rescue file once everything in it is stored. */
+function forgetRescueWhenStored(hooks: WorkerHooks, rescued: readonly HeldResult[], file: string): WorkerHooks {
+  const open = new Set(rescued);
+  return {
+    ...hooks,
+    resultsStored(results) {
+      hooks.resultsStored?.(results);
+      if (open.size === 0) return;
+      for (const r of results) open.delete(r);
+      if (open.size === 0) removeRescueFile(file);
+    },
+  };
 }
 
 main().catch((err: unknown) => {

@@ -107,6 +107,14 @@ const workerSchema = z.strictObject({
   drainTimeoutMs: positiveInt.default(30_000),
   /** Worker ID prefix; each process appends its index. @defaultValue the host name */
   idPrefix: z.string().min(1).optional(),
+  /**
+   * A worker process whose event loop makes no progress for this long (a handler that blocks it,
+   * such as a busy loop) is stopped by its watchdog thread and replaced: the results it had
+   * finished are kept, and the blocking task's attempt fails with "blocked the event loop". In ms.
+   * @defaultValue 1000
+   * @see docs/adr/0010-worker-watchdog.md
+   */
+  stallTimeoutMs: positiveInt.min(100).max(3_600_000).default(1000),
 });
 
 /** The Prometheus endpoint (`GET /metrics`) of every node: control and worker metrics. */
