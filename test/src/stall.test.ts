@@ -61,3 +61,51 @@ describe("a handler that blocks the event loop of its worker process", () => {
     }
   });
 });
+
+describe("a handler that ignores its abort signal past its timeout and the grace", () => {
+  let node: StartedNode;
+  before(async () => {
+    node = await startNode(
+      { worker: { processes: 1, slots: 4, prefetch: 0, handlers: "handlers.mjs", abortGraceMs: 300 } },
+      {
+        files: {
+          "handlers.mjs": `export default {
+            // Ignores its signal and keeps its process busy for ever.
+            hang: () => new Promise(() => setInterval(() => {}, 1000)),
+            sleep: ({ ms }) => new Promise((resolve) => setTimeout(() => resolve({ slept: ms }), ms)),
+            echo: (payload) => payload,
+          };`,
+        },
+      },
+    );
+  });
+  after(async () => {
+    await node.stop();
+  });
+
+  it("costs its process once the other running tasks have finished, not the cluster", async () => {
+    const client = new TaskflowClient({ address: node.address });
+    try {
+      const [before] = await eventually(() => (node.workerPids().length === 1 ? node.workerPids() : undefined), 10_000, "the worker process");
+      const sleeping = await client.submit("sleep", { ms: 2000 }, { maxAttempts: 1 });
+      await eventually(async () => ((await client.get(sleeping)).state === TaskState.RUNNING ? true : undefined), 5000, "the sleeper running");
+      const hanging = await client.submit("hang", {}, { timeoutMs: 200, maxAttempts: 1 });
+      const hung = await client.outcome(hanging);
+      assert.equal(hung.state, "failed");
+      assert.match(hung.error, /timed out after 200 ms/);
+      // The sleeper finishes on the old process: it is drained, not killed.
+      const slept = await client.outcome(sleeping);
+      assert.equal(slept.state, "succeeded", JSON.stringify(slept));
+      assert.equal((await client.get(sleeping)).attempts.length, 1);
+      const replaced = await eventually(() => {
+        const pids = node.workerPids();
+        return pids.length === 1 && pids[0] !== before ? pids[0] : undefined;
+      }, 10_000, "a new worker process");
+      assert.notEqual(replaced, before);
+      assert.match(node.logs(), /ignored its abort signal/);
+      assert.deepEqual(await client.run("echo", "after"), "after");
+    } finally {
+      client.close();
+    }
+  });
+});
