@@ -52,7 +52,7 @@ export class StallMirror {
   private head = REGION_OFFSET;
   /** Offset of each held result's record. */
   private readonly records = new Map<HeldResult, number>();
-  readonly hooks: Required<WorkerHooks>;
+  readonly hooks: Required<Pick<WorkerHooks, "handlerEntered" | "handlerExited" | "resultHeld" | "resultsStored">>;
 
   constructor(readonly shared: SharedArrayBuffer) {
     this.ctl = new Int32Array(shared, 0, 4);

@@ -67,6 +67,7 @@ export async function startWorkers(config: TaskflowConfig, baseDir: string, cont
       logLevel: config.log.level,
       logFormat: config.log.format,
       stallTimeoutMs: config.worker.stallTimeoutMs,
+      abortGraceMs: config.worker.abortGraceMs,
       rescueFile: path.join(rescueDir, `${workerId.replace(/[^\w.-]/g, "_")}.json`),
     };
     const startedAt = Date.now();

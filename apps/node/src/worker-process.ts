@@ -23,9 +23,14 @@ export interface WorkerProcessOptions {
   logFormat: LogFormat;
   /** `worker.stallTimeoutMs`: the watchdog replaces a process whose event loop is stuck this long. */
   stallTimeoutMs: number;
+  /** `worker.abortGraceMs`: a handler still running this long after its abort costs the process. */
+  abortGraceMs: number;
   /** Where this worker ID's watchdog leaves rescued results for the process that replaces it. */
   rescueFile: string;
 }
+
+/** Exit code of a process that asks to be replaced (EX_TEMPFAIL): the worker role starts a new one. */
+const EXIT_REPLACE = 75;
 
 async function main(): Promise<void> {
   const options = JSON.parse(process.env["TASKFLOW_WORKER"] ?? "{}") as WorkerProcessOptions;
@@ -33,9 +38,15 @@ async function main(): Promise<void> {
   const handlers = await loadHandlers(options.handlers);
   const rescued = rescuedResults(options, logger);
   const watchdog = startWatchdog(options);
+  let replace: (taskId: string, type: string, graceMs: number) => void = () => {};
+  const hooks: WorkerHooks = {
+    ...(rescued.length ? forgetRescueWhenStored(watchdog.hooks, rescued, options.rescueFile) : watchdog.hooks),
+    handlerIgnoredAbort: (taskId, type, graceMs) => replace(taskId, type, graceMs),
+  };
   const worker = new TaskflowWorker({
     heldResults: rescued,
-    hooks: rescued.length ? forgetRescueWhenStored(watchdog.hooks, rescued, options.rescueFile) : watchdog.hooks,
+    abortGraceMs: options.abortGraceMs,
+    hooks,
     address: options.address,
     workerId: options.workerId,
     slots: options.slots,
@@ -46,17 +57,25 @@ async function main(): Promise<void> {
   });
   answerStats(worker, options.workerId, options.slots);
   let exiting = false;
-  const shutdown = async (signal: string) => {
+  let exitCode = 0;
+  const shutdown = async (signal: string, code = 0) => {
     if (exiting) return;
     exiting = true;
+    exitCode = code;
     logger.info({ signal, running: worker.runningCount, timeoutMs: options.drainTimeoutMs }, "draining: finishing running tasks");
     const timer = setTimeout(() => {
       logger.warn({ running: worker.runningCount }, "drain timed out; stopping the tasks still running (they run again elsewhere)");
-      void worker.stop().then(() => process.exit(0));
+      void worker.stop().then(() => process.exit(exitCode));
     }, options.drainTimeoutMs);
     await worker.drain();
     clearTimeout(timer);
-    process.exit(0);
+    process.exit(exitCode);
+  };
+  // A handler that ignores its abort keeps whatever it holds (timers, sockets, CPU) for ever: the
+  // process takes no new work, lets its other tasks finish, and exits to be replaced.
+  replace = (taskId, type, graceMs) => {
+    logger.error({ taskId, type, graceMs }, "a handler ignored its abort signal; replacing this worker process once its other tasks finish");
+    void shutdown("handler ignored its abort", EXIT_REPLACE);
   };
   process.on("SIGTERM", () => void shutdown("SIGTERM"));
   process.on("SIGINT", () => void shutdown("SIGINT"));
@@ -66,7 +85,7 @@ async function main(): Promise<void> {
   logger.info({ address: options.address, slots: options.slots, types: Object.keys(handlers) }, "worker connected");
   process.send?.({ kind: "ready", workerId: options.workerId });
   await worker.drained;
-  process.exit(0);
+  process.exit(exitCode);
 }
 
 /** Results the watchdog of the process this one replaces saved; the file is left until they are stored. */

@@ -53,9 +53,9 @@ class ScriptedControl {
     return this.sessions.at(-1)!;
   }
 
-  assign(session: Session, taskId: string, payload: unknown, epoch = 1n): void {
+  assign(session: Session, taskId: string, payload: unknown, { epoch = 1n, type = "echo", timeoutMs = 0 } = {}): void {
     session.call.write({
-      kind: { case: "assign", value: { assignments: [{ taskId, epoch, type: "echo", payload: jsonCodec.encode(payload), attempt: 1, timeoutMs: 0 }] } },
+      kind: { case: "assign", value: { assignments: [{ taskId, epoch, type, payload: jsonCodec.encode(payload), attempt: 1, timeoutMs }] } },
     });
   }
 
@@ -199,6 +199,36 @@ describe("TaskflowWorker", () => {
         assert.equal(stored[1], rescued[1]);
       } finally {
         await worker.stop(1000);
+      }
+    });
+  });
+
+  describe("abortGraceMs", () => {
+    it("reports a handler that ignores its abort past the grace, and not one that stops", async () => {
+      const ignored: [string, string, number][] = [];
+      const worker = newWorker("abort-1", {
+        abortGraceMs: 100,
+        handlers: {
+          // Never settles, whatever its signal says.
+          hang: () => new Promise(() => {}),
+          polite: (_p: unknown, { signal }) => new Promise((_, reject) => signal.addEventListener("abort", () => reject(signal.reason as Error))),
+        },
+        hooks: { handlerIgnoredAbort: (taskId, type, graceMs) => ignored.push([taskId, type, graceMs]) },
+      });
+      await worker.start();
+      try {
+        const session = control.last;
+        control.assign(session, "h", null, { type: "hang", timeoutMs: 50 });
+        control.assign(session, "p", null, { type: "polite", timeoutMs: 50 });
+        await until(() => (ScriptedControl.withResults(session).flatMap(([, ids]) => ids).length === 2 ? true : undefined), "both timed out");
+        const errors = session.heartbeats.flatMap((h) => h.results.map((r) => [r.taskId, r.error]));
+        assert.deepEqual(errors.sort(), [["h", "timed out after 50 ms"], ["p", "timed out after 50 ms"]]);
+        assert.deepEqual(ignored, [], "not before the grace");
+        await until(() => (ignored.length ? true : undefined), "the report");
+        await new Promise((r) => setTimeout(r, 150));
+        assert.deepEqual(ignored, [["h", "hang", 100]]);
+      } finally {
+        await worker.stop(300);
       }
     });
   });

@@ -69,6 +69,12 @@ export interface WorkerOptions {
    * kept until stored (`hooks.resultsStored` receives these very objects). @defaultValue []
    */
   heldResults?: readonly HeldResult[];
+  /**
+   * A handler whose signal aborted (timeout or cancellation) and whose promise has still not
+   * settled this long after is reported to `hooks.handlerIgnoredAbort`, in ms. Its slot was freed
+   * at the abort either way. @defaultValue 5000
+   */
+  abortGraceMs?: number;
   /** Hooks for a supervisor that watches this worker from outside its event loop. @defaultValue none */
   hooks?: WorkerHooks;
 }
@@ -98,6 +104,11 @@ export interface WorkerHooks {
   resultHeld?(result: HeldResult): void;
   /** The control node stored these held results; the worker has forgotten them. */
   resultsStored?(results: readonly HeldResult[]): void;
+  /**
+   * A handler ignored its abort: `graceMs` (`abortGraceMs`) after its timeout or cancellation its
+   * promise has not settled. It still holds whatever it holds; a supervisor may replace the process.
+   */
+  handlerIgnoredAbort?(taskId: string, type: string, graceMs: number): void;
 }
 
 interface Running {
@@ -107,6 +118,9 @@ interface Running {
   controller: AbortController | undefined;
   aborted: boolean;
   timer: NodeJS.Timeout | undefined;
+  /** The handler returned a promise that has not settled yet. */
+  pending: boolean;
+  type: string;
 }
 
 /** The context a handler gets; its signal is created on first use. */
@@ -438,7 +452,7 @@ export class TaskflowWorker {
   }
 
   private run(a: Assignment): void {
-    const entry: Running = { taskId: a.taskId, epoch: a.epoch, controller: undefined, aborted: false, timer: undefined };
+    const entry: Running = { taskId: a.taskId, epoch: a.epoch, controller: undefined, aborted: false, timer: undefined, pending: false, type: a.type };
     this.running.set(a.taskId, entry);
     if (a.timeoutMs > 0) {
       entry.timer = setTimeout(() => this.abort(entry, new Error(`timed out after ${a.timeoutMs} ms`)), a.timeoutMs);
@@ -460,9 +474,16 @@ export class TaskflowWorker {
         value = handler(this.codec.decode(a.payload), new RunContext(entry, a.type, a.attempt, a.payload));
       }
       if (value instanceof Promise) {
+        entry.pending = true;
         value.then(
-          (v) => this.finish(entry, true, this.codec.encode(v), ""),
-          (err: unknown) => this.finish(entry, false, new Uint8Array(0), errorText(err)),
+          (v) => {
+            entry.pending = false;
+            this.finish(entry, true, this.codec.encode(v), "");
+          },
+          (err: unknown) => {
+            entry.pending = false;
+            this.finish(entry, false, new Uint8Array(0), errorText(err));
+          },
         );
       } else {
         this.finish(entry, true, this.codec.encode(value), "");
@@ -481,6 +502,13 @@ export class TaskflowWorker {
     entry.aborted = true;
     entry.controller?.abort(reason);
     this.finish(entry, false, new Uint8Array(0), reason.message);
+    const ignored = this.hooks?.handlerIgnoredAbort;
+    if (ignored && entry.pending && !this.stopping) {
+      const graceMs = this.options.abortGraceMs ?? 5000;
+      setTimeout(() => {
+        if (entry.pending) ignored(entry.taskId, entry.type, graceMs);
+      }, graceMs).unref();
+    }
   }
 
   private finish(entry: Running, ok: boolean, result: Uint8Array, error: string): void {

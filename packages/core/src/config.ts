@@ -115,6 +115,12 @@ const workerSchema = z.strictObject({
    * @see docs/adr/0010-worker-watchdog.md
    */
   stallTimeoutMs: positiveInt.min(100).max(3_600_000).default(1000),
+  /**
+   * A handler still running this long after its signal aborted (its task timed out or was
+   * cancelled) ignores the abort: its worker process takes no new tasks, lets the others finish
+   * (at most `drainTimeoutMs`), and is replaced, in ms. @defaultValue 5000
+   */
+  abortGraceMs: positiveInt.max(3_600_000).default(5000),
 });
 
 /** The Prometheus endpoint (`GET /metrics`) of every node: control and worker metrics. */
