@@ -20,7 +20,8 @@ describe("a handler that blocks the event loop of its worker process", () => {
   it("fails only the blocking attempt, keeps the results finished beside it, and replaces the process", async () => {
     const client = new TaskflowClient({ address: node.address });
     try {
-      const [before] = await eventually(() => (node.workerPids().length === 1 ? node.workerPids() : undefined), 10_000, "the worker process");
+      const pid = async () => (await client.clusterState()).workers[0]?.pid;
+      const before = await eventually(pid, 10_000, "the worker process");
       // One batch: the quick handlers finish in the same turn of the event loop in which the
       // blocking one starts, so their results are held but not yet sent when the loop stalls.
       const startedAt = Date.now();
@@ -28,9 +29,9 @@ describe("a handler that blocks the event loop of its worker process", () => {
         ...Array.from({ length: 4 }, (_, i) => ({ type: "echo", payload: { i }, maxAttempts: 3 })),
         { type: "cpu", payload: { ms: 10_000 }, maxAttempts: 1 },
       ]);
-      const replacedAfter = await eventually(() => {
-        const pids = node.workerPids();
-        return pids.length === 1 && pids[0] !== before ? Date.now() - startedAt : undefined;
+      const replacedAfter = await eventually(async () => {
+        const now = await pid();
+        return now !== undefined && now !== before ? Date.now() - startedAt : undefined;
       }, 6000, "a new worker process");
       const outcomes = await Promise.all(ids.map((id) => client.outcome(id)));
       process.stderr.write(`[stall] process replaced ${replacedAfter} ms after the submit\n`);
@@ -86,7 +87,8 @@ describe("a handler that ignores its abort signal past its timeout and the grace
   it("costs its process once the other running tasks have finished, not the cluster", async () => {
     const client = new TaskflowClient({ address: node.address });
     try {
-      const [before] = await eventually(() => (node.workerPids().length === 1 ? node.workerPids() : undefined), 10_000, "the worker process");
+      const pid = async () => (await client.clusterState()).workers[0]?.pid;
+      const before = await eventually(pid, 10_000, "the worker process");
       const sleeping = await client.submit("sleep", { ms: 2000 }, { maxAttempts: 1 });
       await eventually(async () => ((await client.get(sleeping)).state === TaskState.RUNNING ? true : undefined), 5000, "the sleeper running");
       const hanging = await client.submit("hang", {}, { timeoutMs: 200, maxAttempts: 1 });
@@ -97,9 +99,9 @@ describe("a handler that ignores its abort signal past its timeout and the grace
       const slept = await client.outcome(sleeping);
       assert.equal(slept.state, "succeeded", JSON.stringify(slept));
       assert.equal((await client.get(sleeping)).attempts.length, 1);
-      const replaced = await eventually(() => {
-        const pids = node.workerPids();
-        return pids.length === 1 && pids[0] !== before ? pids[0] : undefined;
+      const replaced = await eventually(async () => {
+        const now = await pid();
+        return now !== undefined && now !== before ? now : undefined;
       }, 10_000, "a new worker process");
       assert.notEqual(replaced, before);
       assert.match(node.logs(), /ignored its abort signal/);

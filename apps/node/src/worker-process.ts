@@ -1,6 +1,7 @@
 /**
  * One worker process: loads the handlers module named in config and runs a TaskflowWorker.
- * Started by the worker role (worker-node.ts) with its options in TASKFLOW_WORKER; SIGTERM
+ * Started by the worker role (worker-node.ts) with its options in TASKFLOW_WORKER, or as a standby
+ * (TASKFLOW_WORKER_STANDBY) that loads everything and then waits for its options over IPC; SIGTERM
  * drains it (running tasks finish, no new ones start), then it exits 0.
  */
 import { TaskflowWorker, type HeldResult, type WorkerHooks } from "@taskflow/client";
@@ -32,8 +33,33 @@ export interface WorkerProcessOptions {
 /** Exit code of a process that asks to be replaced (EX_TEMPFAIL): the worker role starts a new one. */
 const EXIT_REPLACE = 75;
 
+/** What a standby process gets in TASKFLOW_WORKER_STANDBY: enough to load everything ahead. */
+export interface StandbyOptions {
+  handlers: string | undefined;
+}
+
+/** This process's options: from the environment, or, for a standby, from the start message. */
+async function identity(): Promise<WorkerProcessOptions> {
+  const given = process.env["TASKFLOW_WORKER"];
+  if (given) return JSON.parse(given) as WorkerProcessOptions;
+  const standby = JSON.parse(process.env["TASKFLOW_WORKER_STANDBY"] ?? "{}") as StandbyOptions;
+  await loadHandlers(standby.handlers);
+  return new Promise((resolve) => {
+    const orphaned = () => process.exit(0);
+    const onMessage = (msg: { kind?: string; options?: WorkerProcessOptions }) => {
+      if (msg?.kind !== "start" || !msg.options) return;
+      process.off("message", onMessage);
+      process.off("disconnect", orphaned);
+      resolve(msg.options);
+    };
+    process.on("message", onMessage);
+    process.on("disconnect", orphaned);
+    process.send?.({ kind: "standby" });
+  });
+}
+
 async function main(): Promise<void> {
-  const options = JSON.parse(process.env["TASKFLOW_WORKER"] ?? "{}") as WorkerProcessOptions;
+  const options = await identity();
   const logger = createLogger(options.logLevel, { role: "worker", workerId: options.workerId }, options.logFormat);
   const handlers = await loadHandlers(options.handlers);
   const rescued = rescuedResults(options, logger);

@@ -121,6 +121,13 @@ const workerSchema = z.strictObject({
    * (at most `drainTimeoutMs`), and is replaced, in ms. @defaultValue 5000
    */
   abortGraceMs: positiveInt.max(3_600_000).default(5000),
+  /**
+   * Keep one extra worker process started and loaded, without a worker ID, so that a process that
+   * dies is replaced in milliseconds rather than after a Node.js start (its tasks wait for that, or
+   * for the control node's `liveness.reconnectGraceMs`). Costs one idle process's memory.
+   * @defaultValue true
+   */
+  standby: z.boolean().default(true),
 });
 
 /** The Prometheus endpoint (`GET /metrics`) of every node: control and worker metrics. */
