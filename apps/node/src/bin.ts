@@ -35,7 +35,8 @@ Examples:
   );
 
 function client(): TaskflowClient {
-  return new TaskflowClient({ address: program.opts<{ address: string }>().address });
+  // A command waits a little for a restarting node, not the SDK default of 30 s.
+  return new TaskflowClient({ address: program.opts<{ address: string }>().address, submitRetryTimeoutMs: 5_000 });
 }
 
 function parseInteger(name: string) {
@@ -228,12 +229,16 @@ program
         succeeded: Number(state.succeeded),
         failed: Number(state.failed),
         cancelled: Number(state.cancelled),
+        store: { kind: state.store?.kind ?? "", writable: state.store?.writable ?? true, error: state.store?.error ?? "" },
       };
       print({ ...summary, workers }, Boolean(opts.json), () => {
         const rows = [["WORKER", "STATE", "LOAD", "HOST", "TYPES"]];
         for (const w of workers) rows.push([String(w["workerId"]), String(w["state"]), `${w["running"]}/${w["slots"]}`, String(w["host"]), (w["taskTypes"] as string[]).join(",")]);
         const line = `policy ${summary.policy}; queued ${summary.queued}, running ${summary.running}, succeeded ${summary.succeeded}, failed ${summary.failed}, cancelled ${summary.cancelled}`;
-        return `${table(rows)}\n${line}`;
+        const store = summary.store.writable
+          ? ""
+          : `\nSTORE CANNOT WRITE (${summary.store.kind}): ${summary.store.error}; results are held back and nothing new is assigned until it can`;
+        return `${table(rows)}\n${line}${store}`;
       });
     } finally {
       c.close();

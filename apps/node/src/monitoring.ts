@@ -43,6 +43,7 @@ function controlView(control: ControlNode): ControlView {
     freeWorkers: () => workerHeap.size,
     schedulerStats: () => scheduler.stats,
     grpcErrors: () => server.errorsByCode(),
+    store: () => plm.storeHealth(),
   };
 }
 

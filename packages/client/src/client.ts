@@ -36,6 +36,12 @@ export interface ClientOptions {
   codec?: Codec;
   /** Extra grpc-js channel options. @defaultValue none */
   channelOptions?: grpc.ChannelOptions;
+  /**
+   * How long a submit keeps trying while the control node cannot be reached (it restarts, say),
+   * in ms. Retries carry the same request ID, so a retry never creates a second task; past this
+   * the submit fails with UNAVAILABLE. @defaultValue 30000
+   */
+  submitRetryTimeoutMs?: number;
 }
 
 /** Per-task options of a submit. */
@@ -96,6 +102,10 @@ type Reject = (err: unknown) => void;
 interface SubmitBatch {
   resolves: Resolve<string>[];
   rejects: Reject[];
+  /** The encoded request, sent again as it is (same request ID) after a failure. */
+  bytes: Buffer;
+  /** When it was first sent; it is retried until `submitRetryTimeoutMs` after. */
+  firstSentAt: number;
 }
 
 /** Someone awaiting a task: `result()` wants the value (or a thrown error), `outcome()` the outcome. */
@@ -108,6 +118,8 @@ interface Waiter {
 const NO_LABELS: Readonly<Record<string, string>> = Object.freeze({});
 
 const RESULT_CACHE_LIMIT = 100_000;
+const RETRY_MIN_MS = 100;
+const RETRY_MAX_MS = 2_000;
 
 export class TaskflowClient {
   readonly clientId: string;
@@ -117,6 +129,19 @@ export class TaskflowClient {
   private readonly codec: Codec;
   private readonly maxBatch: number;
   private readonly maxInFlight: number;
+  private readonly submitRetryTimeoutMs: number;
+  /** Makes this client's request IDs unique, also against an earlier client with the same client ID. */
+  private readonly requestPrefix = randomUUID();
+  private resendTimer: NodeJS.Timeout | undefined;
+  private resendDelayMs = RETRY_MIN_MS;
+  private connecting = false;
+  /** When submits first found the control node unreachable; 0 while it is reachable. */
+  private unreachableSince = 0;
+  /**
+   * Tasks submitted before the results stream last broke whose results nobody awaited yet: their
+   * result may have gone out while no stream listened, so awaiting one also asks the server.
+   */
+  private readonly mayHaveMissed = new Set<string>();
   private queuedSpecs: Spec[] = [];
   private queuedResolves: Resolve<string>[] = [];
   private queuedRejects: Reject[] = [];
@@ -144,6 +169,7 @@ export class TaskflowClient {
     this.codec = options.codec ?? jsonCodec;
     this.maxBatch = options.maxBatchSize ?? 1000;
     this.maxInFlight = options.maxInFlightBatches ?? 8;
+    this.submitRetryTimeoutMs = options.submitRetryTimeoutMs ?? 30_000;
     const channelOptions = options.channelOptions ?? {};
     // Result batches and submit acknowledgements carry every task: decoded by hand into the same fields.
     this.tasks = createClient(TaskService, this.address, {
@@ -157,8 +183,7 @@ export class TaskflowClient {
   submit(type: string, payload?: unknown, options?: SubmitOptions): Promise<string> {
     if (this.closed) return Promise.reject(new TaskflowError(Code.FAILED_PRECONDITION, "the client is closed"));
     const spec = this.toSpec(type, payload, options);
-    if (this.subscribed) return new Promise<string>((resolve, reject) => this.enqueue(spec, resolve, reject));
-    return this.ensureSubscribed().then(() => new Promise<string>((resolve, reject) => this.enqueue(spec, resolve, reject)));
+    return new Promise<string>((resolve, reject) => this.enqueue(spec, resolve, reject));
   }
 
   /** Submits many tasks; resolves with their IDs in order. */
@@ -230,6 +255,7 @@ export class TaskflowClient {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    clearTimeout(this.resendTimer);
     this.stream?.cancel();
     const submits = this.submits;
     this.submits = undefined;
@@ -280,12 +306,14 @@ export class TaskflowClient {
     }
     const current = this.unfinished.get(taskId);
     if (current !== undefined) {
-      return new Promise((resolve, reject) => {
+      const waiting = new Promise((resolve, reject) => {
         const waiter: Waiter = { resolve, reject, wantsValue };
         if (current === null) this.unfinished.set(taskId, waiter);
         else if (Array.isArray(current)) current.push(waiter);
         else this.unfinished.set(taskId, [current, waiter]);
       });
+      if (this.mayHaveMissed.delete(taskId)) void this.checkFinished(taskId);
+      return waiting;
     }
     // Not ours, or its outcome was dropped from the cache: follow it on the server.
     const followed = this.followToEnd(taskId);
@@ -314,14 +342,98 @@ export class TaskflowClient {
    * far less than a unary call, in CPU and in latency. Acknowledgements match by batch ID.
    */
   private flush(): void {
+    // While batches wait for a retry, new ones wait too, so submits stay in order.
+    if (this.resendTimer || !this.queuedSpecs.length) return;
+    // Nothing goes out before the results stream is live, so no result can be missed.
+    if (!this.subscribed) {
+      this.connectThenFlush();
+      return;
+    }
     while (this.queuedSpecs.length && this.inFlight < this.maxInFlight) {
       const specs = this.queuedSpecs.splice(0, this.maxBatch);
       const batchId = ++this.batchSeq;
       this.inFlight++;
-      this.batches.set(batchId, { resolves: this.queuedResolves.splice(0, this.maxBatch), rejects: this.queuedRejects.splice(0, this.maxBatch) });
-      // Hand-encoded SubmitTaskStreamRequest: the adapter sends the bytes as they are.
-      this.submitStream().write(encodeSubmitTaskStream(batchId, specs, this.clientId));
+      // Hand-encoded SubmitTaskStreamRequest: the adapter sends the bytes as they are. Its request
+      // ID makes a resend after a broken stream safe: the server answers the same task IDs.
+      const bytes = encodeSubmitTaskStream(batchId, specs, this.clientId, `${this.requestPrefix}-${batchId}`);
+      this.batches.set(batchId, {
+        resolves: this.queuedResolves.splice(0, this.maxBatch),
+        rejects: this.queuedRejects.splice(0, this.maxBatch),
+        bytes,
+        firstSentAt: Date.now(),
+      });
+      this.submitStream().write(bytes);
     }
+  }
+
+  /** Opens the results stream, then sends what is queued; while the node is unreachable, retries. */
+  private connectThenFlush(): void {
+    if (this.connecting) return;
+    this.connecting = true;
+    this.ensureSubscribed().then(
+      () => {
+        this.connecting = false;
+        this.unreachableSince = 0;
+        this.flush();
+      },
+      (err: unknown) => {
+        this.connecting = false;
+        const e = TaskflowError.from(err, Code.UNAVAILABLE);
+        const now = Date.now();
+        this.unreachableSince ||= now;
+        if (e.code !== Code.UNAVAILABLE || now - this.unreachableSince >= this.submitRetryTimeoutMs) {
+          this.unreachableSince = 0;
+          const failure =
+            e.code === Code.UNAVAILABLE && this.submitRetryTimeoutMs > 0
+              ? new TaskflowError(Code.UNAVAILABLE, `could not reach the control node for ${this.submitRetryTimeoutMs} ms (submitRetryTimeoutMs): ${e.message}`, { cause: e })
+              : e;
+          const rejects = this.queuedRejects;
+          this.queuedSpecs = [];
+          this.queuedResolves = [];
+          this.queuedRejects = [];
+          for (const reject of rejects) reject(failure);
+          return;
+        }
+        const delay = this.resendDelayMs;
+        this.resendDelayMs = Math.min(delay * 2, RETRY_MAX_MS);
+        setTimeout(() => this.flush(), delay).unref();
+      },
+    );
+  }
+
+  /**
+   * Sends every unacknowledged batch again once the results stream is live again, after a
+   * backoff; a batch that has tried for `submitRetryTimeoutMs` fails with UNAVAILABLE.
+   */
+  private scheduleResend(cause: TaskflowError): void {
+    if (this.closed || this.resendTimer) return;
+    const delay = this.resendDelayMs;
+    this.resendDelayMs = Math.min(delay * 2, RETRY_MAX_MS);
+    this.resendTimer = setTimeout(() => {
+      this.resendTimer = undefined;
+      const now = Date.now();
+      for (const [batchId, batch] of this.batches) {
+        if (now - batch.firstSentAt < this.submitRetryTimeoutMs) continue;
+        this.batches.delete(batchId);
+        this.inFlight--;
+        const err = new TaskflowError(
+          Code.UNAVAILABLE,
+          `could not submit for ${this.submitRetryTimeoutMs} ms (submitRetryTimeoutMs): ${cause.message}`,
+          { cause, ...(cause.reason ? { reason: cause.reason } : {}) },
+        );
+        for (const reject of batch.rejects) reject(err);
+      }
+      this.ensureSubscribed().then(
+        () => {
+          if (this.resendTimer || this.closed) return;
+          const stream = this.submitStream();
+          for (const batch of this.batches.values()) stream.write(batch.bytes);
+          this.flush();
+        },
+        (err: unknown) => this.scheduleResend(TaskflowError.from(err, Code.UNAVAILABLE)),
+      );
+    }, delay);
+    this.resendTimer.unref();
   }
 
   private submitStream(): grpc.ClientDuplexStream<unknown, SubmitTaskStreamResponse> {
@@ -332,17 +444,26 @@ export class TaskflowClient {
       const batchId = Number(ack.batchId);
       const batch = this.batches.get(batchId);
       if (!batch) return;
+      if (ack.errorCode === Code.UNAVAILABLE) {
+        // Not accepted (the node is stopping, or its store cannot write): the batch waits and goes again.
+        this.scheduleResend(new TaskflowError(Code.UNAVAILABLE, ack.errorMessage));
+        return;
+      }
       this.batches.delete(batchId);
       this.inFlight--;
+      this.resendDelayMs = RETRY_MIN_MS;
       if (ack.errorCode) {
         const err = new TaskflowError(ack.errorCode as Code, ack.errorMessage);
         for (const reject of batch.rejects) reject(err);
       } else {
         const { resolves } = batch;
+        const deduplicated = ack.deduplicated;
         for (let i = 0; i < resolves.length; i++) {
           const id = ack.taskIds[i]!;
-          // Its result may already be here: it can overtake the acknowledgement.
-          if (!this.outcomes.has(id)) this.unfinished.set(id, null);
+          // An existing task (idempotency key, or a resent batch) may not report to this client,
+          // or may have finished already: it is followed on the server when awaited. A new
+          // task's result may already be here: it can overtake the acknowledgement.
+          if (!deduplicated[i] && !this.outcomes.has(id)) this.unfinished.set(id, null);
           resolves[i]!(id);
         }
       }
@@ -351,12 +472,10 @@ export class TaskflowClient {
     const broken = (err: unknown) => {
       if (this.submits !== stream) return;
       this.submits = undefined;
-      // Whether these batches were accepted is unknown: their submits fail, as a unary call would.
-      const e = TaskflowError.from(err, Code.UNAVAILABLE);
-      for (const batch of this.batches.values()) for (const reject of batch.rejects) reject(e);
-      this.inFlight -= this.batches.size;
-      this.batches.clear();
-      if (this.queuedSpecs.length) this.scheduleFlush();
+      // Whether these batches were accepted is unknown: they go again with the same request
+      // IDs, so the server answers the tasks it already made instead of making them twice.
+      if (this.batches.size) this.scheduleResend(TaskflowError.from(err, Code.UNAVAILABLE));
+      else if (this.queuedSpecs.length) this.scheduleFlush();
     };
     stream.on("error", broken);
     stream.on("end", () => broken(new TaskflowError(Code.UNAVAILABLE, "the control node closed the submit stream")));
@@ -416,20 +535,28 @@ export class TaskflowClient {
   }
 
   private async catchUp(): Promise<void> {
-    const awaited = [...this.unfinished].filter(([, w]) => w !== null).map(([taskId]) => taskId);
-    for (const taskId of awaited) {
-      try {
-        const task = await this.get(taskId);
-        if (isFinalState(task.state)) this.deliver(resultFromTask(task));
-      } catch {
-        // It will arrive on the stream, or the caller's own deadline applies.
-      }
+    const awaited: string[] = [];
+    for (const [taskId, waiting] of this.unfinished) {
+      if (waiting === null) this.mayHaveMissed.add(taskId);
+      else awaited.push(taskId);
+    }
+    for (const taskId of awaited) await this.checkFinished(taskId);
+  }
+
+  /** Asks the server whether a task of ours finished while no results stream listened. */
+  private async checkFinished(taskId: string): Promise<void> {
+    try {
+      const task = await this.get(taskId);
+      if (isFinalState(task.state) && this.unfinished.has(taskId)) this.deliver(resultFromTask(task));
+    } catch {
+      // It will arrive on the stream, or the caller's own deadline applies.
     }
   }
 
   /** Every result on this client's stream is for a task it submitted; keep it until asked for. */
   private deliver(r: TaskResultFields): void {
     const waiting = this.unfinished.get(r.taskId);
+    if (this.mayHaveMissed.size) this.mayHaveMissed.delete(r.taskId);
     if (waiting) {
       this.unfinished.delete(r.taskId);
       if (Array.isArray(waiting)) {

@@ -36,7 +36,7 @@ export interface EventBus {
 
 export interface SubmitResult {
   ids: string[];
-  /** Per task: true when its idempotency key matched an existing task. */
+  /** Per task: true when it names an existing task (same idempotency key, or a repeated request ID). */
   deduplicated: boolean[];
 }
 
@@ -61,7 +61,11 @@ export interface Assignment {
  */
 export interface Plm {
   /** Validates and accepts tasks; resolves once they are committed to the store. All or none. */
-  submit(specs: readonly TaskSpec[], clientId: string): Promise<SubmitResult>;
+  /**
+   * Accepts tasks, all or none. With a `requestId`, a repeat of an accepted call (same client ID
+   * and request ID) creates nothing and answers the same IDs, deduplicated.
+   */
+  submit(specs: readonly TaskSpec[], clientId: string, requestId?: string): Promise<SubmitResult>;
   /** Throws NOT_FOUND for an unknown ID. */
   get(taskId: string): Promise<TaskRecord>;
   cancel(taskId: string, reason: string): Promise<TaskRecord>;

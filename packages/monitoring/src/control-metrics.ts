@@ -57,6 +57,16 @@ export function registerControlMetrics(registry: Registry, view: ControlView, bu
   );
 
   new Gauge({
+    name: "taskflow_store_writable",
+    help: "1 while the task store takes writes; 0 while it cannot (full or read-only disk…): results are held back and no work is assigned",
+    registers,
+    collect() {
+      this.set(view.store().writable ? 1 : 0);
+    },
+  });
+  counter("taskflow_store_write_failures_total", "Task store writes that failed (each is retried until it succeeds)", () => view.store().failedWrites);
+
+  new Gauge({
     name: "taskflow_tasks",
     help: "Tasks by state (finished ones until control.resultRetentionMs purges them)",
     labelNames: ["state"],

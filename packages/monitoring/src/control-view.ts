@@ -17,4 +17,6 @@ export interface ControlView {
   schedulerStats(): { readonly turns: number; readonly assigned: number; readonly busyNs: bigint };
   /** gRPC calls that ended in an error, by status code name. */
   grpcErrors(): ReadonlyMap<string, number>;
+  /** Whether the task store takes writes, and how many writes failed since the start. */
+  store(): { readonly kind: string; readonly writable: boolean; readonly error: string; readonly failedWrites: number };
 }

@@ -2,11 +2,14 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs, type Timestamp } from "@bufbuild/protobuf/wkt";
 import type { TaskOutcome, TaskRecord, TaskSpec, TaskState, WorkerRecord, WorkerState } from "@taskflow/core";
+import type { StoreHealth } from "./plm.js";
 import {
+  StoreStatusSchema,
   TaskSchema,
   TaskState as WireTaskState,
   WorkerInfoSchema,
   WorkerState as WireWorkerState,
+  type StoreStatus,
   type Task,
   type TaskResult,
   type TaskSpec as WireTaskSpec,
@@ -116,4 +119,8 @@ export function workerToWire(w: WorkerRecord): WorkerInfo {
     lastHeartbeat: ts(w.lastHeartbeat),
     pid: w.pid,
   });
+}
+
+export function storeToWire(h: StoreHealth): StoreStatus {
+  return create(StoreStatusSchema, { kind: h.kind, writable: h.writable, error: h.error, ...(h.since ? { since: ts(h.since) } : {}) });
 }

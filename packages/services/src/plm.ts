@@ -6,7 +6,7 @@
  * the shared-memory task heap; every change is written through the TaskStore, and a submit is
  * acknowledged only once the store has committed it.
  */
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import { inject, injectable } from "tsyringe";
 import {
   Code,
@@ -33,7 +33,7 @@ import {
   type WorkerResult,
 } from "@taskflow/core";
 import type { IndexedHeap } from "@taskflow/shm-heap";
-import { validateSpec } from "./validation.js";
+import { invalid, validateSpec } from "./validation.js";
 
 /** A task that has not finished, with its place in the heap. */
 export interface LiveTask {
@@ -65,6 +65,23 @@ export interface PlmHooks {
 
 const noHooks: PlmHooks = { queued() {}, released() {}, cancelOnWorker() {}, explainWait: () => "" };
 
+/** Whether the task store takes writes; while it does not, the node takes no new work. */
+export interface StoreHealth {
+  /** The store's kind, for example `sqlite`. */
+  kind: string;
+  writable: boolean;
+  /** The last write error while not writable, else "". */
+  error: string;
+  /** Since when (ms since the epoch) it is in this state; 0 = since the start. */
+  since: number;
+  /** Writes that failed since the start. */
+  failedWrites: number;
+}
+
+/** First retry of a failed store write after this long; doubles up to STORE_RETRY_MAX_MS. */
+const STORE_RETRY_MIN_MS = 100;
+const STORE_RETRY_MAX_MS = 5_000;
+
 @injectable()
 export class ProcessLifecycleManager implements Plm {
   hooks: PlmHooks = noHooks;
@@ -79,7 +96,16 @@ export class ProcessLifecycleManager implements Plm {
   private readonly resultSubscribers = new Map<string, Set<(outcomes: readonly TaskOutcome[]) => void>>();
   private pendingOutcomes = new Map<string, TaskOutcome[]>();
   private pendingUpdates = new Map<string, TaskRecord>();
+  /** Called once everything changed before them is durable (see afterDurable). */
+  private pendingDurable: (() => void)[] = [];
   private flushScheduled = false;
+  /** Set while a failed store write waits for its retry; no flush runs before it. */
+  private retryFlushTimer: NodeJS.Timeout | undefined;
+  private retryDelayMs = STORE_RETRY_MIN_MS;
+  private health: StoreHealth;
+  private readonly healthListeners = new Set<(health: StoreHealth) => void>();
+  /** Submits with a request ID now being stored, so a retry that overtakes one waits for it. */
+  private readonly inflightRequests = new Map<string, Promise<SubmitResult>>();
   private seq = 0;
   private readonly stateCounts: Record<TaskState, number> = Object.fromEntries(TASK_STATES.map((s) => [s, 0])) as Record<
     TaskState,
@@ -99,7 +125,9 @@ export class ProcessLifecycleManager implements Plm {
     @inject(TOKENS.EventBus) private readonly events: EventBus,
     @inject(TOKENS.Logger) private readonly logger: Logger,
     @inject(TOKENS.Clock) private readonly clock: Clock,
-  ) {}
+  ) {
+    this.health = { kind: store.kind, writable: true, error: "", since: 0, failedWrites: 0 };
+  }
 
   /** Loads the store's unfinished tasks back into the queue (after a restart) and starts housekeeping. */
   async start(): Promise<void> {
@@ -141,6 +169,8 @@ export class ProcessLifecycleManager implements Plm {
   async stop(): Promise<void> {
     this.closed = true;
     clearTimeout(this.adoptionTimer);
+    clearTimeout(this.retryFlushTimer);
+    this.retryFlushTimer = undefined;
     if (this.purgeTimer) clearInterval(this.purgeTimer);
     for (const live of this.live.values()) {
       clearTimeout(live.retryTimer);
@@ -151,10 +181,38 @@ export class ProcessLifecycleManager implements Plm {
 
   // ---- client-facing -------------------------------------------------------------------------
 
-  async submit(specs: readonly TaskSpec[], clientId: string): Promise<SubmitResult> {
+  async submit(specs: readonly TaskSpec[], clientId: string, requestId = ""): Promise<SubmitResult> {
+    if (!requestId) return this.submitOnce(specs, clientId, undefined);
+    if (requestId.length > 128) throw invalid(`request_id must be at most 128 characters, got ${requestId.length}`);
+    const key = `${clientId}\n${requestId}`;
+    const inflight = this.inflightRequests.get(key);
+    if (inflight) {
+      const { ids } = await inflight;
+      return { ids, deduplicated: ids.map(() => true) };
+    }
+    const attempt = this.submitOnce(specs, clientId, idDeriver(clientId, requestId));
+    this.inflightRequests.set(key, attempt);
+    try {
+      return await attempt;
+    } finally {
+      this.inflightRequests.delete(key);
+    }
+  }
+
+  /** `deriveId` is set for a submit with a request ID: task i gets `deriveId(i)`, the same on a retry. */
+  private async submitOnce(specs: readonly TaskSpec[], clientId: string, deriveId: ((index: number) => string) | undefined): Promise<SubmitResult> {
     if (this.closed) throw new TaskflowError(Code.UNAVAILABLE, "the control node is shutting down");
+    if (!this.health.writable) {
+      throw new TaskflowError(Code.UNAVAILABLE, `the task store cannot write (${this.health.error}); nothing was accepted, retry later`, {
+        reason: Reason.STORE,
+      });
+    }
     const limits = { maxPayloadBytes: this.config.control.maxPayloadBytes };
     for (let i = 0; i < specs.length; i++) validateSpec(specs[i]!, limits, specs.length > 1 ? i : -1);
+    if (deriveId) {
+      const repeated = await this.repeatedRequest(specs, deriveId);
+      if (repeated) return repeated;
+    }
 
     const ids: string[] = new Array(specs.length);
     const deduplicated: boolean[] = new Array(specs.length).fill(false);
@@ -172,7 +230,7 @@ export class ProcessLifecycleManager implements Plm {
         }
         seenKeys.set(spec.idempotencyKey, i);
       }
-      const rec = this.newRecord(spec, clientId);
+      const rec = this.newRecord(spec, clientId, deriveId ? deriveId(i) : randomUUID());
       ids[i] = rec.id;
       fresh.push(rec);
     }
@@ -483,7 +541,25 @@ export class ProcessLifecycleManager implements Plm {
 
   // ---- internals -----------------------------------------------------------------------------
 
-  private newRecord(spec: TaskSpec, clientId: string): TaskRecord {
+  /**
+   * The answer to a request already accepted, or undefined. A call is stored all or none, so its
+   * first task without an idempotency key tells: if it exists, every task of the call does.
+   */
+  private async repeatedRequest(specs: readonly TaskSpec[], deriveId: (index: number) => string): Promise<SubmitResult | undefined> {
+    const probe = specs.findIndex((s) => !s.idempotencyKey);
+    if (probe < 0) return undefined; // every task is deduplicated by its own key
+    const probeId = deriveId(probe);
+    if (!this.live.has(probeId) && !(await this.store.get(probeId))) return undefined;
+    const ids: string[] = [];
+    for (let i = 0; i < specs.length; i++) {
+      const key = specs[i]!.idempotencyKey;
+      const existing = key ? (this.liveByKey.get(key)?.rec ?? (await this.store.findByIdempotencyKey(key))) : undefined;
+      ids.push(existing ? existing.id : deriveId(i));
+    }
+    return { ids, deduplicated: ids.map(() => true) };
+  }
+
+  private newRecord(spec: TaskSpec, clientId: string, id: string): TaskRecord {
     const now = this.clock.now();
     // Every field spelled out: a spread here makes V8 build slow dictionary-mode objects (~25x slower).
     return {
@@ -495,7 +571,7 @@ export class ProcessLifecycleManager implements Plm {
       timeoutMs: spec.timeoutMs,
       idempotencyKey: spec.idempotencyKey,
       expectedDurationMs: spec.expectedDurationMs,
-      id: randomUUID(),
+      id,
       seq: ++this.seq,
       clientId,
       state: "queued",
@@ -638,31 +714,108 @@ export class ProcessLifecycleManager implements Plm {
     if (this.events.hasSubscribers) this.events.publish({ kind: "task", time: this.clock.now(), task: rec });
   }
 
+  /**
+   * Runs `callback` once every change made so far is durable in the store: the server uses it to
+   * tell a worker that its results are stored, so the worker may forget them.
+   */
+  afterDurable(callback: () => void): void {
+    this.pendingDurable.push(callback);
+    this.scheduleFlush();
+  }
+
+  /** False while store writes fail: the scheduler then assigns nothing. */
+  get storeWritable(): boolean {
+    return this.health.writable;
+  }
+
+  /** Whether the store takes writes now. */
+  storeHealth(): StoreHealth {
+    return { ...this.health };
+  }
+
+  /** Calls `listener` whenever the store stops or starts taking writes; returns the unsubscribe. */
+  onStoreHealth(listener: (health: StoreHealth) => void): () => void {
+    this.healthListeners.add(listener);
+    return () => this.healthListeners.delete(listener);
+  }
+
   private scheduleFlush(): void {
-    if (this.flushScheduled) return;
+    // A failed write waits for its retry timer, which flushes everything pending since.
+    if (this.flushScheduled || this.retryFlushTimer) return;
     this.flushScheduled = true;
     setImmediate(() => void this.flushNow());
   }
 
-  /** Writes changed records in one store call, then delivers results: durable before visible. */
+  /**
+   * Writes changed records in one store call, then delivers results and runs `afterDurable`
+   * callbacks: durable before visible. A failed write keeps all of it pending and is retried
+   * with backoff; meanwhile the node takes no new work (see storeHealth).
+   */
   private async flushNow(): Promise<void> {
     this.flushScheduled = false;
     const updates = this.pendingUpdates;
     const outcomes = this.pendingOutcomes;
+    const durable = this.pendingDurable;
     this.pendingUpdates = new Map();
     this.pendingOutcomes = new Map();
+    this.pendingDurable = [];
     if (updates.size) {
       try {
         await this.store.update([...updates.values()]);
       } catch (err) {
-        this.logger.error({ err }, "the task store failed to save task updates");
+        this.writeFailed(err, updates, outcomes, durable);
+        return;
       }
+      if (!this.health.writable) this.setHealth({ writable: true, error: "" });
     }
     for (const [clientId, batch] of outcomes) {
       const subscribers = this.resultSubscribers.get(clientId);
       if (!subscribers) continue;
       for (const listener of subscribers) listener(batch);
     }
+    for (const callback of durable) callback();
+  }
+
+  /** Puts a failed write's changes, results and callbacks back in front, and retries it later. */
+  private writeFailed(err: unknown, updates: Map<string, TaskRecord>, outcomes: Map<string, TaskOutcome[]>, durable: (() => void)[]): void {
+    this.health.failedWrites++;
+    // Records are the live objects: one that changed again since is written in its newest state.
+    for (const [id, rec] of this.pendingUpdates) updates.set(id, rec);
+    this.pendingUpdates = updates;
+    for (const [clientId, batch] of this.pendingOutcomes) {
+      const earlier = outcomes.get(clientId);
+      if (earlier) earlier.push(...batch);
+      else outcomes.set(clientId, batch);
+    }
+    this.pendingOutcomes = outcomes;
+    this.pendingDurable = durable.concat(this.pendingDurable);
+    const message = err instanceof Error ? err.message : String(err);
+    if (this.health.writable) {
+      this.logger.error(
+        { err, tasks: updates.size, retryInMs: this.retryDelayMs },
+        "the task store cannot save task updates; results are held back and no new work is taken until it can",
+      );
+      this.setHealth({ writable: false, error: message });
+    } else {
+      this.health.error = message;
+    }
+    if (this.closed) return;
+    clearTimeout(this.retryFlushTimer);
+    this.retryFlushTimer = setTimeout(() => {
+      this.retryFlushTimer = undefined;
+      void this.flushNow();
+    }, this.retryDelayMs);
+    this.retryDelayMs = Math.min(this.retryDelayMs * 2, STORE_RETRY_MAX_MS);
+  }
+
+  private setHealth(change: { writable: boolean; error: string }): void {
+    this.health = { ...this.health, ...change, since: this.clock.now() };
+    if (change.writable) {
+      this.retryDelayMs = STORE_RETRY_MIN_MS;
+      this.logger.warn({}, "the task store takes writes again; held results go out and work resumes");
+    }
+    for (const listener of this.healthListeners) listener(this.storeHealth());
+    if (change.writable) this.hooks.queued();
   }
 
   private async purge(retentionMs: number): Promise<void> {
@@ -673,6 +826,23 @@ export class ProcessLifecycleManager implements Plm {
       this.logger.error({ err }, "purging finished tasks failed");
     }
   }
+}
+
+/**
+ * Task IDs for a submit with a request ID: UUID-shaped (version 8, "custom"), from a hash of the
+ * client and request IDs plus the task's index, so a retried call names the same tasks. Random
+ * IDs are version 4, so the two kinds never collide.
+ */
+export function idDeriver(clientId: string, requestId: string): (index: number) => string {
+  const base = createHash("sha256").update(clientId).update("\n").update(requestId).digest().subarray(0, 16);
+  base[6] = (base[6]! & 0x0f) | 0x80;
+  base[8] = (base[8]! & 0x3f) | 0x80;
+  const low = base.readUInt32BE(12);
+  return (index) => {
+    base.writeUInt32BE((low + index) >>> 0, 12);
+    const hex = base.toString("hex");
+    return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+  };
 }
 
 /** Exponential backoff with full jitter: 100 ms, 200 ms, 400 ms … capped at 30 s. */

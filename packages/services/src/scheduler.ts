@@ -82,7 +82,8 @@ export class MainScheduler implements Scheduler {
   /** One loop turn: assign until out of tasks, free workers, or the per-turn budget. */
   private turn(): void {
     this.scheduled = false;
-    if (!this.running) return;
+    // Assignments would be changes the store cannot save; the PLM wakes us when it can again.
+    if (!this.running || !this.plm.storeWritable) return;
     const started = process.hrtime.bigint();
     const taskHeap = this.plm.heap;
     let assigned = 0;

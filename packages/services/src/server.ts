@@ -25,7 +25,7 @@ import {
 import { decodeSessionRequest, decodeSubmitTaskStream, encodeAssign, encodeResults, encodeSubmitAck } from "@taskflow/proto/fast";
 import { addService } from "@taskflow/proto/grpc";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import { coreTaskState, outcomeToWire, specFromWire, taskToWire, wireTaskState, workerToWire } from "./convert.js";
+import { coreTaskState, outcomeToWire, specFromWire, storeToWire, taskToWire, wireTaskState, workerToWire } from "./convert.js";
 import { type ProcessLifecycleManager } from "./plm.js";
 import { type MainScheduler } from "./scheduler.js";
 import { type WorkerRegister, type OutgoingAssignment, type WorkerEntry, type WorkerSessionPort } from "./register.js";
@@ -61,6 +61,7 @@ export class ControlServer {
   private readonly server: grpc.Server;
   private readonly health = new HealthImplementation({ "": "NOT_SERVING" });
   private boundPort = 0;
+  private serving = false;
   /** Calls that ended with an error, by status code name (for metrics). */
   private readonly errorCounts = new Map<string, number>();
   /** Counts every call's final status; streams and unary calls alike. */
@@ -116,13 +117,23 @@ export class ControlServer {
         cause: err,
       });
     });
-    for (const name of ["", TaskService.typeName, WorkerService.typeName, ClusterService.typeName]) this.health.setStatus(name, "SERVING");
+    this.serving = true;
+    this.setHealth(this.plm.storeWritable);
+    this.plm.onStoreHealth((health) => {
+      if (this.serving) this.setHealth(health.writable);
+    });
     return this.boundPort;
+  }
+
+  /** SERVING only while the store takes writes: a node that cannot save is no place to send work. */
+  private setHealth(ok: boolean): void {
+    for (const name of ["", TaskService.typeName, WorkerService.typeName, ClusterService.typeName]) this.health.setStatus(name, ok ? "SERVING" : "NOT_SERVING");
   }
 
   /** Stops accepting calls and waits for open ones up to `graceMs`, then cancels the rest. */
   async close(graceMs = 2000): Promise<void> {
-    for (const name of ["", TaskService.typeName, WorkerService.typeName, ClusterService.typeName]) this.health.setStatus(name, "NOT_SERVING");
+    this.serving = false;
+    this.setHealth(false);
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
         this.server.forceShutdown();
@@ -139,24 +150,24 @@ export class ControlServer {
     const { plm, logger } = this;
     addService(this.server, TaskService, {
       submitTask: unary(logger, async (req) => {
-        const { ids, deduplicated } = await plm.submit([specFromWire(req.spec)], req.clientId);
+        const { ids, deduplicated } = await plm.submit([specFromWire(req.spec)], req.clientId, req.requestId);
         return { taskId: ids[0]!, deduplicated: deduplicated[0]! };
       }),
       submitTasks: unary(logger, async (req) => {
         checkBatch(req.specs.length);
-        const { ids } = await plm.submit(req.specs.map(specFromWire), req.clientId);
-        return { taskIds: ids };
+        const { ids, deduplicated } = await plm.submit(req.specs.map(specFromWire), req.clientId, req.requestId);
+        return { taskIds: ids, deduplicated: deduplicated.includes(true) ? deduplicated : [] };
       }),
       submitTaskStream: (call) => {
         call.on("data", (req) => {
           Promise.resolve()
             .then(() => {
               checkBatch(req.specs.length);
-              return plm.submit(req.specs.map(specFromWire), req.clientId);
+              return plm.submit(req.specs.map(specFromWire), req.clientId, req.requestId);
             })
             .then(
               // Hand-encoded: an acknowledgement lists every task ID.
-              ({ ids }) => call.write(encodeSubmitAck(req.batchId, ids) as never),
+              ({ ids, deduplicated }) => call.write(encodeSubmitAck(req.batchId, ids, deduplicated) as never),
               (err: unknown) => {
                 const status = toStatus(err);
                 call.write({ batchId: req.batchId, errorCode: status.code, errorMessage: status.details });
@@ -262,6 +273,16 @@ export class ControlServer {
     const fail = (message: string) => {
       call.emit("error", toStatus(invalid(message)));
     };
+    // Heartbeats whose results are durable, told to the worker once per turn so it may forget them.
+    let storedSeqs: bigint[] = [];
+    const ackStored = (seq: bigint) => {
+      if (storedSeqs.push(seq) > 1) return;
+      setImmediate(() => {
+        const seqs = storedSeqs;
+        storedSeqs = [];
+        send({ case: "stored", value: { seqs } as never });
+      });
+    };
     call.on("data", (msg: SessionRequest) => {
       try {
         if (msg.kind.case === "hello") {
@@ -307,6 +328,9 @@ export class ControlServer {
               hb.results.map((r) => ({ taskId: r.taskId, epoch: Number(r.epoch), ok: r.ok, result: r.result, error: r.error })),
             );
           }
+          // Also for results the PLM dropped as stale: the worker need not keep those either.
+          const seq = hb.seq;
+          if (seq) plm.afterDurable(() => ackStored(seq));
         }
       } catch (err) {
         logger.error({ err }, "worker session message failed");
@@ -336,6 +360,7 @@ export class ControlServer {
           failed: BigInt(counts.failed),
           cancelled: BigInt(counts.cancelled),
           policy: scheduler.policyName,
+          store: storeToWire(plm.storeHealth()),
         };
       }),
       watchEvents: (call) => {

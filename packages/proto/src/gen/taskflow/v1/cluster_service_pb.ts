@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file taskflow/v1/cluster_service.proto.
  */
 export const file_taskflow_v1_cluster_service: GenFile = /*@__PURE__*/
-  fileDesc("CiF0YXNrZmxvdy92MS9jbHVzdGVyX3NlcnZpY2UucHJvdG8SC3Rhc2tmbG93LnYxIq8CCgpXb3JrZXJJbmZvEhEKCXdvcmtlcl9pZBgBIAEoCRIMCgRob3N0GAIgASgJEicKBXN0YXRlGAMgASgOMhgudGFza2Zsb3cudjEuV29ya2VyU3RhdGUSDQoFc2xvdHMYBCABKA0SDwoHcnVubmluZxgFIAEoDRIzCgZsYWJlbHMYBiADKAsyIy50YXNrZmxvdy52MS5Xb3JrZXJJbmZvLkxhYmVsc0VudHJ5EhIKCnRhc2tfdHlwZXMYByADKAkSMgoObGFzdF9oZWFydGJlYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgsKA3BpZBgJIAEoDRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIhgKFkdldENsdXN0ZXJTdGF0ZVJlcXVlc3QiqgEKF0dldENsdXN0ZXJTdGF0ZVJlc3BvbnNlEigKB3dvcmtlcnMYASADKAsyFy50YXNrZmxvdy52MS5Xb3JrZXJJbmZvEg4KBnF1ZXVlZBgCIAEoBBIPCgdydW5uaW5nGAMgASgEEhEKCXN1Y2NlZWRlZBgEIAEoBBIOCgZmYWlsZWQYBSABKAQSEQoJY2FuY2VsbGVkGAYgASgEEg4KBnBvbGljeRgHIAEoCSIrChJXYXRjaEV2ZW50c1JlcXVlc3QSFQoNaW5jbHVkZV90YXNrcxgBIAEoCCKbAQoTV2F0Y2hFdmVudHNSZXNwb25zZRIoCgR0aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBImCgR0YXNrGAIgASgLMhYudGFza2Zsb3cudjEuVGFza0V2ZW50SAASKQoGd29ya2VyGAMgASgLMhcudGFza2Zsb3cudjEuV29ya2VySW5mb0gAQgcKBWV2ZW50InMKCVRhc2tFdmVudBIPCgd0YXNrX2lkGAEgASgJEiUKBXN0YXRlGAIgASgOMhYudGFza2Zsb3cudjEuVGFza1N0YXRlEhEKCXdvcmtlcl9pZBgDIAEoCRINCgVlcG9jaBgEIAEoBBIMCgR0eXBlGAUgASgJIicKEkRyYWluV29ya2VyUmVxdWVzdBIRCgl3b3JrZXJfaWQYASABKAkiPgoTRHJhaW5Xb3JrZXJSZXNwb25zZRInCgZ3b3JrZXIYASABKAsyFy50YXNrZmxvdy52MS5Xb3JrZXJJbmZvKo8BCgtXb3JrZXJTdGF0ZRIcChhXT1JLRVJfU1RBVEVfVU5TUEVDSUZJRUQQABIWChJXT1JLRVJfU1RBVEVfQUxJVkUQARIYChRXT1JLRVJfU1RBVEVfU1VTUEVDVBACEhUKEVdPUktFUl9TVEFURV9ERUFEEAMSGQoVV09SS0VSX1NUQVRFX0RSQUlOSU5HEAQylAIKDkNsdXN0ZXJTZXJ2aWNlElwKD0dldENsdXN0ZXJTdGF0ZRIjLnRhc2tmbG93LnYxLkdldENsdXN0ZXJTdGF0ZVJlcXVlc3QaJC50YXNrZmxvdy52MS5HZXRDbHVzdGVyU3RhdGVSZXNwb25zZRJSCgtXYXRjaEV2ZW50cxIfLnRhc2tmbG93LnYxLldhdGNoRXZlbnRzUmVxdWVzdBogLnRhc2tmbG93LnYxLldhdGNoRXZlbnRzUmVzcG9uc2UwARJQCgtEcmFpbldvcmtlchIfLnRhc2tmbG93LnYxLkRyYWluV29ya2VyUmVxdWVzdBogLnRhc2tmbG93LnYxLkRyYWluV29ya2VyUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp, file_taskflow_v1_task]);
+  fileDesc("CiF0YXNrZmxvdy92MS9jbHVzdGVyX3NlcnZpY2UucHJvdG8SC3Rhc2tmbG93LnYxIq8CCgpXb3JrZXJJbmZvEhEKCXdvcmtlcl9pZBgBIAEoCRIMCgRob3N0GAIgASgJEicKBXN0YXRlGAMgASgOMhgudGFza2Zsb3cudjEuV29ya2VyU3RhdGUSDQoFc2xvdHMYBCABKA0SDwoHcnVubmluZxgFIAEoDRIzCgZsYWJlbHMYBiADKAsyIy50YXNrZmxvdy52MS5Xb3JrZXJJbmZvLkxhYmVsc0VudHJ5EhIKCnRhc2tfdHlwZXMYByADKAkSMgoObGFzdF9oZWFydGJlYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgsKA3BpZBgJIAEoDRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIhgKFkdldENsdXN0ZXJTdGF0ZVJlcXVlc3Qi0wEKF0dldENsdXN0ZXJTdGF0ZVJlc3BvbnNlEigKB3dvcmtlcnMYASADKAsyFy50YXNrZmxvdy52MS5Xb3JrZXJJbmZvEg4KBnF1ZXVlZBgCIAEoBBIPCgdydW5uaW5nGAMgASgEEhEKCXN1Y2NlZWRlZBgEIAEoBBIOCgZmYWlsZWQYBSABKAQSEQoJY2FuY2VsbGVkGAYgASgEEg4KBnBvbGljeRgHIAEoCRInCgVzdG9yZRgIIAEoCzIYLnRhc2tmbG93LnYxLlN0b3JlU3RhdHVzImcKC1N0b3JlU3RhdHVzEgwKBGtpbmQYASABKAkSEAoId3JpdGFibGUYAiABKAgSDQoFZXJyb3IYAyABKAkSKQoFc2luY2UYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIisKEldhdGNoRXZlbnRzUmVxdWVzdBIVCg1pbmNsdWRlX3Rhc2tzGAEgASgIIpsBChNXYXRjaEV2ZW50c1Jlc3BvbnNlEigKBHRpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiYKBHRhc2sYAiABKAsyFi50YXNrZmxvdy52MS5UYXNrRXZlbnRIABIpCgZ3b3JrZXIYAyABKAsyFy50YXNrZmxvdy52MS5Xb3JrZXJJbmZvSABCBwoFZXZlbnQicwoJVGFza0V2ZW50Eg8KB3Rhc2tfaWQYASABKAkSJQoFc3RhdGUYAiABKA4yFi50YXNrZmxvdy52MS5UYXNrU3RhdGUSEQoJd29ya2VyX2lkGAMgASgJEg0KBWVwb2NoGAQgASgEEgwKBHR5cGUYBSABKAkiJwoSRHJhaW5Xb3JrZXJSZXF1ZXN0EhEKCXdvcmtlcl9pZBgBIAEoCSI+ChNEcmFpbldvcmtlclJlc3BvbnNlEicKBndvcmtlchgBIAEoCzIXLnRhc2tmbG93LnYxLldvcmtlckluZm8qjwEKC1dvcmtlclN0YXRlEhwKGFdPUktFUl9TVEFURV9VTlNQRUNJRklFRBAAEhYKEldPUktFUl9TVEFURV9BTElWRRABEhgKFFdPUktFUl9TVEFURV9TVVNQRUNUEAISFQoRV09SS0VSX1NUQVRFX0RFQUQQAxIZChVXT1JLRVJfU1RBVEVfRFJBSU5JTkcQBDKUAgoOQ2x1c3RlclNlcnZpY2USXAoPR2V0Q2x1c3RlclN0YXRlEiMudGFza2Zsb3cudjEuR2V0Q2x1c3RlclN0YXRlUmVxdWVzdBokLnRhc2tmbG93LnYxLkdldENsdXN0ZXJTdGF0ZVJlc3BvbnNlElIKC1dhdGNoRXZlbnRzEh8udGFza2Zsb3cudjEuV2F0Y2hFdmVudHNSZXF1ZXN0GiAudGFza2Zsb3cudjEuV2F0Y2hFdmVudHNSZXNwb25zZTABElAKC0RyYWluV29ya2VyEh8udGFza2Zsb3cudjEuRHJhaW5Xb3JrZXJSZXF1ZXN0GiAudGFza2Zsb3cudjEuRHJhaW5Xb3JrZXJSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp, file_taskflow_v1_task]);
 
 /**
  * @generated from message taskflow.v1.WorkerInfo
@@ -124,6 +124,11 @@ export type GetClusterStateResponse = Message<"taskflow.v1.GetClusterStateRespon
    * @generated from field: string policy = 7;
    */
   policy: string;
+
+  /**
+   * @generated from field: taskflow.v1.StoreStatus store = 8;
+   */
+  store?: StoreStatus | undefined;
 };
 
 /**
@@ -132,6 +137,47 @@ export type GetClusterStateResponse = Message<"taskflow.v1.GetClusterStateRespon
  */
 export const GetClusterStateResponseSchema: GenMessage<GetClusterStateResponse> = /*@__PURE__*/
   messageDesc(file_taskflow_v1_cluster_service, 2);
+
+/**
+ * The control node's task store. While it cannot write, the node holds results back, assigns
+ * nothing, refuses submits with UNAVAILABLE and answers NOT_SERVING on grpc.health.v1.
+ *
+ * @generated from message taskflow.v1.StoreStatus
+ */
+export type StoreStatus = Message<"taskflow.v1.StoreStatus"> & {
+  /**
+   * For example "sqlite" or "memory".
+   *
+   * @generated from field: string kind = 1;
+   */
+  kind: string;
+
+  /**
+   * @generated from field: bool writable = 2;
+   */
+  writable: boolean;
+
+  /**
+   * Why the last write failed, while not writable.
+   *
+   * @generated from field: string error = 3;
+   */
+  error: string;
+
+  /**
+   * Since when it is (or is not) writable; unset when it has been writable since the start.
+   *
+   * @generated from field: google.protobuf.Timestamp since = 4;
+   */
+  since?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message taskflow.v1.StoreStatus.
+ * Use `create(StoreStatusSchema)` to create a new message.
+ */
+export const StoreStatusSchema: GenMessage<StoreStatus> = /*@__PURE__*/
+  messageDesc(file_taskflow_v1_cluster_service, 3);
 
 /**
  * @generated from message taskflow.v1.WatchEventsRequest
@@ -150,7 +196,7 @@ export type WatchEventsRequest = Message<"taskflow.v1.WatchEventsRequest"> & {
  * Use `create(WatchEventsRequestSchema)` to create a new message.
  */
 export const WatchEventsRequestSchema: GenMessage<WatchEventsRequest> = /*@__PURE__*/
-  messageDesc(file_taskflow_v1_cluster_service, 3);
+  messageDesc(file_taskflow_v1_cluster_service, 4);
 
 /**
  * @generated from message taskflow.v1.WatchEventsResponse
@@ -184,7 +230,7 @@ export type WatchEventsResponse = Message<"taskflow.v1.WatchEventsResponse"> & {
  * Use `create(WatchEventsResponseSchema)` to create a new message.
  */
 export const WatchEventsResponseSchema: GenMessage<WatchEventsResponse> = /*@__PURE__*/
-  messageDesc(file_taskflow_v1_cluster_service, 4);
+  messageDesc(file_taskflow_v1_cluster_service, 5);
 
 /**
  * @generated from message taskflow.v1.TaskEvent
@@ -221,7 +267,7 @@ export type TaskEvent = Message<"taskflow.v1.TaskEvent"> & {
  * Use `create(TaskEventSchema)` to create a new message.
  */
 export const TaskEventSchema: GenMessage<TaskEvent> = /*@__PURE__*/
-  messageDesc(file_taskflow_v1_cluster_service, 5);
+  messageDesc(file_taskflow_v1_cluster_service, 6);
 
 /**
  * @generated from message taskflow.v1.DrainWorkerRequest
@@ -238,7 +284,7 @@ export type DrainWorkerRequest = Message<"taskflow.v1.DrainWorkerRequest"> & {
  * Use `create(DrainWorkerRequestSchema)` to create a new message.
  */
 export const DrainWorkerRequestSchema: GenMessage<DrainWorkerRequest> = /*@__PURE__*/
-  messageDesc(file_taskflow_v1_cluster_service, 6);
+  messageDesc(file_taskflow_v1_cluster_service, 7);
 
 /**
  * @generated from message taskflow.v1.DrainWorkerResponse
@@ -255,7 +301,7 @@ export type DrainWorkerResponse = Message<"taskflow.v1.DrainWorkerResponse"> & {
  * Use `create(DrainWorkerResponseSchema)` to create a new message.
  */
 export const DrainWorkerResponseSchema: GenMessage<DrainWorkerResponse> = /*@__PURE__*/
-  messageDesc(file_taskflow_v1_cluster_service, 7);
+  messageDesc(file_taskflow_v1_cluster_service, 8);
 
 /**
  * @generated from enum taskflow.v1.WorkerState
