@@ -2,6 +2,12 @@
  * The worker SDK: runs task handlers inside an application's own process. One bidirectional
  * session per worker carries hello, heartbeats and results up, assignments and cancellations
  * down. Results ride on heartbeats, and a heartbeat goes out at once when results are waiting.
+ *
+ * A result is held until the control node says it is stored: heartbeats that carry results are
+ * numbered 1, 2, 3 … per session (`seq`), and `ResultsStored` lists the numbers whose results are
+ * durable. When a session breaks, every result not yet stored is listed in the next hello and sent
+ * again after the welcome; the control node acknowledges one it already has, so a control node
+ * crash neither loses a result nor finishes a task twice.
  */
 import { hostname } from "node:os";
 import type * as grpc from "@grpc/grpc-js";
@@ -56,6 +62,53 @@ export interface WorkerOptions {
   channelOptions?: grpc.ChannelOptions;
   /** Called for session problems and handler crashes worth logging. */
   onLog?: (level: "info" | "warn" | "error", message: string, fields?: Record<string, unknown>) => void;
+  /**
+   * Results that an earlier incarnation of this worker (the same `workerId`) finished but the
+   * control node may not have stored, for example rescued from a process that was killed. They are
+   * held like results of this worker's own tasks: listed in the hello, sent after the welcome, and
+   * kept until stored (`hooks.resultsStored` receives these very objects). @defaultValue []
+   */
+  heldResults?: readonly HeldResult[];
+  /**
+   * A handler whose signal aborted (timeout or cancellation) and whose promise has still not
+   * settled this long after is reported to `hooks.handlerIgnoredAbort`, in ms. Its slot was freed
+   * at the abort either way. @defaultValue 5000
+   */
+  abortGraceMs?: number;
+  /** Hooks for a supervisor that watches this worker from outside its event loop. @defaultValue none */
+  hooks?: WorkerHooks;
+}
+
+/** A finished task's outcome, held by the worker until the control node has stored it. */
+export interface HeldResult {
+  readonly taskId: string;
+  readonly epoch: bigint;
+  readonly ok: boolean;
+  /** The encoded result when `ok`; empty otherwise. */
+  readonly result: Uint8Array;
+  /** Why it failed when not `ok`; empty otherwise. */
+  readonly error: string;
+}
+
+/**
+ * What a supervisor may follow, for example to keep a copy of held results where a watchdog thread
+ * can reach them while a handler blocks the event loop. Every hook is optional and is called
+ * synchronously on the worker's hot path, so keep them cheap and never throw from them.
+ */
+export interface WorkerHooks {
+  /** A handler's synchronous part starts now (`handlerExited` follows when it returns or throws). */
+  handlerEntered?(taskId: string, epoch: bigint): void;
+  /** The handler's synchronous part has returned or thrown. */
+  handlerExited?(): void;
+  /** A result is held from now on: its task finished (or was refused) and is not yet stored. */
+  resultHeld?(result: HeldResult): void;
+  /** The control node stored these held results; the worker has forgotten them. */
+  resultsStored?(results: readonly HeldResult[]): void;
+  /**
+   * A handler ignored its abort: `graceMs` (`abortGraceMs`) after its timeout or cancellation its
+   * promise has not settled. It still holds whatever it holds; a supervisor may replace the process.
+   */
+  handlerIgnoredAbort?(taskId: string, type: string, graceMs: number): void;
 }
 
 interface Running {
@@ -65,6 +118,9 @@ interface Running {
   controller: AbortController | undefined;
   aborted: boolean;
   timer: NodeJS.Timeout | undefined;
+  /** The handler returned a promise that has not settled yet. */
+  pending: boolean;
+  type: string;
 }
 
 /** The context a handler gets; its signal is created on first use. */
@@ -90,14 +146,6 @@ class RunContext implements TaskContext {
   }
 }
 
-interface ResultOut {
-  taskId: string;
-  epoch: bigint;
-  ok: boolean;
-  result: Uint8Array;
-  error: string;
-}
-
 export class TaskflowWorker {
   readonly workerId: string;
   private readonly client: ServiceClient<typeof WorkerService.method>;
@@ -110,7 +158,19 @@ export class TaskflowWorker {
   private readonly options: WorkerOptions;
   private session: grpc.ClientDuplexStream<SessionRequest | object, SessionResponse> | undefined;
   private readonly running = new Map<string, Running>();
-  private results: ResultOut[] = [];
+  /** Held results not yet sent on the current session. */
+  private results: HeldResult[] = [];
+  /** Held results sent on the current session, by the `seq` of their heartbeat, until stored. */
+  private readonly unstored = new Map<bigint, HeldResult[]>();
+  /** Heartbeats with results sent on the current session: their numbering. */
+  private seq = 0n;
+  /** The current session was welcomed: results may go out on it. */
+  private sessionOpen = false;
+  /** No reconnecting any more: the worker has stopped or was refused. */
+  private closed = false;
+  private readonly hooks: WorkerHooks | undefined;
+  /** Called when nothing is held any more. */
+  private storedWaiters: (() => void)[] = [];
   private started: { taskId: string; epoch: bigint }[] = [];
   private released: { taskId: string; epoch: bigint }[] = [];
   /** Assignments received on the current session, acknowledged on every heartbeat. */
@@ -147,6 +207,8 @@ export class TaskflowWorker {
       responseDecoders: { session: decodeSessionResponse },
     });
     this.drained = new Promise((resolve) => (this.drainedResolve = resolve));
+    this.hooks = options.hooks;
+    for (const r of options.heldResults ?? []) this.hold(r);
   }
 
   /** Connects and says hello; resolves once the control node welcomed this worker. */
@@ -173,32 +235,60 @@ export class TaskflowWorker {
     this.flush(true);
   }
 
-  /** Closes at once; running handlers see their signal abort. */
   /**
-   * Closes the session: running handlers see their signal abort, and what is unreported goes out
-   * first. Resolves once the control node has closed its side (at most `graceMs`), so a process
-   * may exit right after without losing the last heartbeat.
+   * Closes the session: running handlers see their signal abort, tasks not yet started are handed
+   * back, and every held result goes out and is waited for until the control node has stored it
+   * (reconnecting if the session breaks meanwhile). Resolves once the control node has closed its
+   * side, all within `graceMs`, so a process may exit right after and lose nothing.
    */
   stop(graceMs = 2000): Promise<void> {
     if (this.stopped) return this.stopped;
+    const deadline = Date.now() + graceMs;
+    this.beginDrain();
     this.stopping = true;
-    clearInterval(this.heartbeatTimer);
     for (const r of [...this.running.values()]) this.abort(r, new Error("worker stopped"));
     this.flush();
-    const session = this.session;
-    this.stopped = new Promise<void>((resolve) => {
-      if (!session) return resolve();
-      const timer = setTimeout(resolve, graceMs);
-      session.once("close", () => {
+    this.stopped = this.allStored(graceMs)
+      .then(() => {
+        this.closed = true;
+        clearInterval(this.heartbeatTimer);
+        const session = this.session;
+        return new Promise<void>((resolve) => {
+          if (!session) return resolve();
+          const timer = setTimeout(resolve, Math.max(0, deadline - Date.now()));
+          session.once("close", () => {
+            clearTimeout(timer);
+            resolve();
+          });
+          session.end();
+        });
+      })
+      .then(() => {
+        if (this.held > 0) this.log("warn", "stopped with results the control node has not confirmed", { results: this.held });
+        this.client.raw.close();
+        this.drainedResolve?.();
+      });
+    return this.stopped;
+  }
+
+  /** Results held: finished, not yet stored by the control node. */
+  get held(): number {
+    let n = this.results.length;
+    for (const batch of this.unstored.values()) n += batch.length;
+    return n;
+  }
+
+  /** Resolves when no result is held any more, or after `timeoutMs`. */
+  private allStored(timeoutMs: number): Promise<void> {
+    if (this.results.length === 0 && this.unstored.size === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, timeoutMs);
+      this.storedWaiters.push(done);
+      function done() {
         clearTimeout(timer);
         resolve();
-      });
-      session.end();
-    }).then(() => {
-      this.client.raw.close();
-      this.drainedResolve?.();
+      }
     });
-    return this.stopped;
   }
 
   /** Tasks running or waiting for a slot. */
@@ -218,14 +308,18 @@ export class TaskflowWorker {
   }
 
   private connect(): void {
-    if (this.stopping) return;
+    if (this.closed) return;
     const call = this.client.session();
     this.session = call;
+    this.sessionOpen = false;
+    this.seq = 0n;
     let welcomed = false;
     call.on("data", (msg: SessionResponse) => {
       switch (msg.kind.case) {
         case "welcome":
           welcomed = true;
+          this.sessionOpen = true;
+          this.seq = 0n;
           this.received = 0n;
           this.reconnectDelay = 100;
           this.heartbeatIntervalMs = msg.kind.value.heartbeatIntervalMs || 500;
@@ -234,15 +328,28 @@ export class TaskflowWorker {
           this.heartbeatTimer.unref();
           this.welcomed?.resolve();
           this.welcomed = undefined;
-          // Results that finished while disconnected go out now; the control node fences stale ones.
-          if (this.results.length) this.scheduleFlush();
+          // Results held across the break go out now; the control node fences stale ones.
+          if (this.results.length || this.started.length || this.released.length || this.draining) this.scheduleFlush();
+          break;
+        case "stored":
+          for (const seq of msg.kind.value.seqs) {
+            const batch = this.unstored.get(seq);
+            if (!batch) continue;
+            this.unstored.delete(seq);
+            this.hooks?.resultsStored?.(batch);
+          }
+          if (this.storedWaiters.length && this.results.length === 0 && this.unstored.size === 0) {
+            const waiters = this.storedWaiters;
+            this.storedWaiters = [];
+            for (const w of waiters) w();
+          }
           break;
         case "assign":
           this.received += BigInt(msg.kind.value.assignments.length);
           this.ackPending = true;
           for (const a of msg.kind.value.assignments) {
             // Sent before the control node learnt we drain: hand it straight back.
-            if (this.draining) this.released.push({ taskId: a.taskId, epoch: a.epoch });
+            if (this.draining || this.stopping) this.released.push({ taskId: a.taskId, epoch: a.epoch });
             else this.waiting.push(a);
           }
           this.pump();
@@ -255,7 +362,7 @@ export class TaskflowWorker {
             const before = this.waiting.length;
             this.waiting = this.waiting.filter((a) => !(a.taskId === t.taskId && a.epoch === t.epoch));
             if (this.waiting.length !== before) {
-              this.results.push({ taskId: t.taskId, epoch: t.epoch, ok: false, result: new Uint8Array(0), error: msg.kind.value.reason || "cancelled" });
+              this.hold({ taskId: t.taskId, epoch: t.epoch, ok: false, result: new Uint8Array(0), error: msg.kind.value.reason || "cancelled" });
               this.scheduleFlush();
             }
           }
@@ -270,19 +377,21 @@ export class TaskflowWorker {
       }
     });
     call.on("error", (err: grpc.ServiceError) => {
-      if (this.stopping) return;
+      if (this.closed) return;
       if (!welcomed && this.welcomed && (err.code as number) === Code.INVALID_ARGUMENT) {
         this.welcomed.reject(TaskflowError.from(err));
         this.welcomed = undefined;
         this.stopping = true;
+        this.closed = true;
         return;
       }
-      this.log("warn", "session to the control node broke; reconnecting", { error: err.message });
+      this.log("warn", "session to the control node broke; reconnecting", { error: err.message, held: this.held });
       this.reconnect();
     });
     call.on("end", () => {
-      if (this.stopping) return;
-      if (this.draining) {
+      if (this.closed) return;
+      // Draining or stopping: reconnect only to hand over results the control node has not stored.
+      if ((this.draining || this.stopping) && this.held === 0 && this.running.size === 0) {
         void this.stop();
         return;
       }
@@ -312,6 +421,14 @@ export class TaskflowWorker {
 
   private reconnect(): void {
     clearInterval(this.heartbeatTimer);
+    this.sessionOpen = false;
+    // What the broken session did not confirm is held again: listed in the next hello, sent anew.
+    if (this.unstored.size) {
+      const unconfirmed: HeldResult[] = [];
+      for (const batch of this.unstored.values()) for (const r of batch) unconfirmed.push(r);
+      this.unstored.clear();
+      this.results = unconfirmed.concat(this.results);
+    }
     if (this.session) {
       this.session.removeAllListeners();
       this.session.on("error", () => {});
@@ -335,7 +452,7 @@ export class TaskflowWorker {
   }
 
   private run(a: Assignment): void {
-    const entry: Running = { taskId: a.taskId, epoch: a.epoch, controller: undefined, aborted: false, timer: undefined };
+    const entry: Running = { taskId: a.taskId, epoch: a.epoch, controller: undefined, aborted: false, timer: undefined, pending: false, type: a.type };
     this.running.set(a.taskId, entry);
     if (a.timeoutMs > 0) {
       entry.timer = setTimeout(() => this.abort(entry, new Error(`timed out after ${a.timeoutMs} ms`)), a.timeoutMs);
@@ -344,11 +461,29 @@ export class TaskflowWorker {
     const handler = this.handlers[a.type];
     try {
       if (!handler) throw new Error(`this worker has no handler for task type "${a.type}"`);
-      const value = handler(this.codec.decode(a.payload), new RunContext(entry, a.type, a.attempt, a.payload));
+      const hooks = this.hooks;
+      let value: unknown;
+      if (hooks) {
+        hooks.handlerEntered?.(a.taskId, a.epoch);
+        try {
+          value = handler(this.codec.decode(a.payload), new RunContext(entry, a.type, a.attempt, a.payload));
+        } finally {
+          hooks.handlerExited?.();
+        }
+      } else {
+        value = handler(this.codec.decode(a.payload), new RunContext(entry, a.type, a.attempt, a.payload));
+      }
       if (value instanceof Promise) {
+        entry.pending = true;
         value.then(
-          (v) => this.finish(entry, true, this.codec.encode(v), ""),
-          (err: unknown) => this.finish(entry, false, new Uint8Array(0), errorText(err)),
+          (v) => {
+            entry.pending = false;
+            this.finish(entry, true, this.codec.encode(v), "");
+          },
+          (err: unknown) => {
+            entry.pending = false;
+            this.finish(entry, false, new Uint8Array(0), errorText(err));
+          },
         );
       } else {
         this.finish(entry, true, this.codec.encode(value), "");
@@ -367,6 +502,13 @@ export class TaskflowWorker {
     entry.aborted = true;
     entry.controller?.abort(reason);
     this.finish(entry, false, new Uint8Array(0), reason.message);
+    const ignored = this.hooks?.handlerIgnoredAbort;
+    if (ignored && entry.pending && !this.stopping) {
+      const graceMs = this.options.abortGraceMs ?? 5000;
+      setTimeout(() => {
+        if (entry.pending) ignored(entry.taskId, entry.type, graceMs);
+      }, graceMs).unref();
+    }
   }
 
   private finish(entry: Running, ok: boolean, result: Uint8Array, error: string): void {
@@ -376,9 +518,14 @@ export class TaskflowWorker {
     if (ok) this.stats.completed++;
     else if (entry.aborted) this.stats.cancelled++;
     else this.stats.failed++;
-    this.results.push({ taskId: entry.taskId, epoch: entry.epoch, ok, result, error });
+    this.hold({ taskId: entry.taskId, epoch: entry.epoch, ok, result, error });
     this.pump();
     this.scheduleFlush();
+  }
+
+  private hold(result: HeldResult): void {
+    this.results.push(result);
+    this.hooks?.resultHeld?.(result);
   }
 
   private scheduleFlush(): void {
@@ -394,10 +541,11 @@ export class TaskflowWorker {
     this.flush(true);
   }
 
-  /** Sends waiting results (and start notices) as one heartbeat. */
+  /** Sends waiting results (and start notices) as one heartbeat, numbered when it carries results. */
   private flush(force = false): void {
     const session = this.session;
-    if (!session || (!force && !this.results.length && !this.started.length && !this.released.length && !this.ackPending)) return;
+    if (!session || !this.sessionOpen) return;
+    if (!force && !this.results.length && !this.started.length && !this.released.length && !this.ackPending) return;
     // A task that started and finished within one flush needs no start notice.
     const finished = new Set(this.results.map((r) => r.taskId));
     const started = this.started.filter((s) => !finished.has(s.taskId));
@@ -407,6 +555,11 @@ export class TaskflowWorker {
     this.started = [];
     this.released = [];
     this.ackPending = false;
+    let seq = 0n;
+    if (results.length) {
+      seq = ++this.seq;
+      this.unstored.set(seq, results);
+    }
     // Hand-encoded SessionRequest{heartbeat}: it carries every result.
     session.write(
       encodeHeartbeat({
@@ -416,6 +569,7 @@ export class TaskflowWorker {
         assignmentsReceived: this.received,
         draining: this.draining,
         released,
+        seq,
       }),
     );
   }

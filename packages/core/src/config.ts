@@ -107,6 +107,27 @@ const workerSchema = z.strictObject({
   drainTimeoutMs: positiveInt.default(30_000),
   /** Worker ID prefix; each process appends its index. @defaultValue the host name */
   idPrefix: z.string().min(1).optional(),
+  /**
+   * A worker process whose event loop makes no progress for this long (a handler that blocks it,
+   * such as a busy loop) is stopped by its watchdog thread and replaced: the results it had
+   * finished are kept, and the blocking task's attempt fails with "blocked the event loop". In ms.
+   * @defaultValue 1000
+   * @see docs/adr/0010-worker-watchdog.md
+   */
+  stallTimeoutMs: positiveInt.min(100).max(3_600_000).default(1000),
+  /**
+   * A handler still running this long after its signal aborted (its task timed out or was
+   * cancelled) ignores the abort: its worker process takes no new tasks, lets the others finish
+   * (at most `drainTimeoutMs`), and is replaced, in ms. @defaultValue 5000
+   */
+  abortGraceMs: positiveInt.max(3_600_000).default(5000),
+  /**
+   * Keep one extra worker process started and loaded, without a worker ID, so that a process that
+   * dies is replaced in milliseconds rather than after a Node.js start (its tasks wait for that, or
+   * for the control node's `liveness.reconnectGraceMs`). Costs one idle process's memory.
+   * @defaultValue true
+   */
+  standby: z.boolean().default(true),
 });
 
 /** The Prometheus endpoint (`GET /metrics`) of every node: control and worker metrics. */
