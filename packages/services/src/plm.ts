@@ -299,7 +299,7 @@ export class ProcessLifecycleManager implements Plm {
     set.add(listener);
     return () => {
       set.delete(listener);
-      if (set.size === 0) this.watchers.delete(taskId);
+      if (set.size === 0 && this.watchers.get(taskId) === set) this.watchers.delete(taskId);
     };
   }
 
@@ -309,7 +309,9 @@ export class ProcessLifecycleManager implements Plm {
     set.add(listener);
     return () => {
       set.delete(listener);
-      if (set.size === 0) this.resultSubscribers.delete(clientId);
+      // Only our own set: unsubscribe may run twice (cancelled, then close), after a newer
+      // subscriber of the same client ID made a new one.
+      if (set.size === 0 && this.resultSubscribers.get(clientId) === set) this.resultSubscribers.delete(clientId);
     };
   }
 
@@ -721,6 +723,14 @@ export class ProcessLifecycleManager implements Plm {
   afterDurable(callback: () => void): void {
     this.pendingDurable.push(callback);
     this.scheduleFlush();
+  }
+
+  /**
+   * True with a durable store: assignments go out once stored, so after a crash every task a
+   * worker holds is one the restarted node knows it gave that worker (and re-adopts).
+   */
+  get assignmentsWaitForStore(): boolean {
+    return this.store.durable && !this.store.keepsRecords;
   }
 
   /** False while store writes fail: the scheduler then assigns nothing. */

@@ -111,11 +111,20 @@ export class MainScheduler implements Scheduler {
       assigned++;
     }
     for (const worker of this.dirty) {
-      if (worker.outbox.length && worker.session) {
-        worker.session.assign(worker.outbox);
-        this.register.sentAssignments(worker, worker.outbox.length);
-      }
+      const session = worker.session;
+      const outbox = worker.outbox;
       worker.outbox = [];
+      if (!outbox.length || !session) continue;
+      const send = () => {
+        // A session that broke meanwhile gets nothing: its hello requeued these tasks.
+        if (worker.session !== session) return;
+        session.assign(outbox);
+        this.register.sentAssignments(worker, outbox.length);
+      };
+      // Write-ahead: a worker never runs an assignment a restarted control node would not know
+      // of (it would run the task again, under the same epoch).
+      if (this.plm.assignmentsWaitForStore) this.plm.afterDurable(send);
+      else send();
     }
     this.dirty.clear();
     this.stats.turns++;

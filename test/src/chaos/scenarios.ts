@@ -81,8 +81,15 @@ function recordResults(address: () => string, clientId: string) {
     stream.on("data", (msg: { results: { taskId: string }[] }) => {
       for (const r of msg.results) counts.set(r.taskId, (counts.get(r.taskId) ?? 0) + 1);
     });
-    stream.on("error", () => setTimeout(open, 100));
-    stream.on("end", () => setTimeout(open, 100));
+    // One reopen per broken stream: "error" and "end" can both fire.
+    let reopened = false;
+    const reopen = () => {
+      if (reopened) return;
+      reopened = true;
+      setTimeout(open, 100);
+    };
+    stream.on("error", reopen);
+    stream.on("end", reopen);
   };
   open();
   return {
