@@ -148,7 +148,15 @@ export class ControlServer {
         return { taskIds: ids };
       }),
       submitTaskStream: (call) => {
+        // A client may half-close right after its last batch; the call ends only once every
+        // batch it sent is acknowledged, or a durable store's slower inserts lose their acks.
+        let pending = 0;
+        let halfClosed = false;
+        const endWhenSettled = () => {
+          if (halfClosed && pending === 0 && call.writable) call.end();
+        };
         call.on("data", (req) => {
+          pending++;
           Promise.resolve()
             .then(() => {
               checkBatch(req.specs.length);
@@ -161,9 +169,16 @@ export class ControlServer {
                 const status = toStatus(err);
                 call.write({ batchId: req.batchId, errorCode: status.code, errorMessage: status.details });
               },
-            );
+            )
+            .finally(() => {
+              pending--;
+              endWhenSettled();
+            });
         });
-        call.on("end", () => call.end());
+        call.on("end", () => {
+          halfClosed = true;
+          endWhenSettled();
+        });
         call.on("error", () => {});
       },
       getTask: unary(logger, async (req) => {
