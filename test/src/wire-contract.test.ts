@@ -4,10 +4,19 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { status } from "@grpc/grpc-js";
+import { status, type ServiceError } from "@grpc/grpc-js";
 import { TaskService, type SubmitTaskStreamResponse } from "@taskflow/proto";
 import { createClient } from "@taskflow/proto/grpc";
-import { startNode, type StartedNode } from "./harness.js";
+import { cli, startNode, type StartedNode } from "./harness.js";
+
+function code(expected: number, messagePattern?: RegExp) {
+  return (err: unknown) => {
+    const e = err as ServiceError;
+    assert.equal(e.code, expected, `expected code ${status[expected]}, got ${status[e.code]}: ${e.details}`);
+    if (messagePattern) assert.match(e.details, messagePattern);
+    return true;
+  };
+}
 
 describe("SubmitTaskStream with the SQLite store", () => {
   let node: StartedNode;
@@ -67,5 +76,54 @@ describe("SubmitTaskStream with the SQLite store", () => {
     assert.equal(byId.get(2n)!.errorCode, status.INVALID_ARGUMENT);
     assert.match(byId.get(2n)!.errorMessage, /1-128 characters/);
     assert.equal(byId.get(3n)!.taskIds.length, 1);
+  });
+});
+
+describe("ListTasks paging with the SQLite store", () => {
+  let node: StartedNode;
+  let tasks: ReturnType<typeof createClient<typeof TaskService.method>>;
+  const submitted: string[] = [];
+  before(async () => {
+    node = await startNode({ roles: ["control"], store: { kind: "sqlite", path: "tasks.db" } });
+    tasks = createClient(TaskService, node.address);
+    submitted.push(...(await tasks.submitTasks({ clientId: "pager", specs: Array.from({ length: 23 }, () => ({ type: "echo" })) })).taskIds);
+  });
+  after(async () => {
+    tasks.raw.close();
+    assert.equal(await node.stop(), 0);
+  });
+
+  it("accepts its own next_page_token and pages through every task once", async () => {
+    const seen: string[] = [];
+    let pageToken = "";
+    let pages = 0;
+    do {
+      const page = await tasks.listTasks({ clientId: "pager", pageSize: 5, pageToken });
+      assert.equal(page.totalSize, 23n);
+      seen.push(...page.tasks.map((t) => t.id));
+      pageToken = page.nextPageToken;
+      pages++;
+    } while (pageToken && pages < 10);
+    assert.equal(pages, 5);
+    assert.deepEqual(seen, [...submitted].reverse());
+  });
+
+  it("still refuses a token it did not give out, with INVALID_ARGUMENT", async () => {
+    await assert.rejects(tasks.listTasks({ pageToken: "garbage" }), code(status.INVALID_ARGUMENT, /page_token/));
+    await assert.rejects(tasks.listTasks({ pageToken: "not a token!" }), code(status.INVALID_ARGUMENT, /page_token/));
+  });
+
+  it("lets the CLI continue with list --page-token", async () => {
+    const env = { TASKFLOW_ADDRESS: node.address };
+    const first = await cli(["list", "--client", "pager", "--limit", "20", "--json"], env);
+    assert.equal(first.code, 0, first.stderr);
+    const firstPage = JSON.parse(first.stdout) as { tasks: { id: string }[]; nextPageToken: string | null };
+    assert.equal(firstPage.tasks.length, 20);
+    assert.ok(firstPage.nextPageToken);
+    const second = await cli(["list", "--client", "pager", "--limit", "20", "--page-token", firstPage.nextPageToken, "--json"], env);
+    assert.equal(second.code, 0, second.stderr);
+    const secondPage = JSON.parse(second.stdout) as { tasks: { id: string }[]; nextPageToken: string | null };
+    assert.deepEqual(secondPage.tasks.map((t) => t.id), submitted.slice(0, 3).reverse());
+    assert.equal(secondPage.nextPageToken, null);
   });
 });

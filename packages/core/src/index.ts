@@ -26,7 +26,7 @@ export {
   type RequeueDecision,
   type SchedulingPolicy,
 } from "./policy.js";
-export type { TaskCounts, TaskPage, TaskQuery, TaskStore } from "./store.js";
+export { PAGE_TOKEN_PATTERN, isWellFormedPageToken, type TaskCounts, type TaskPage, type TaskQuery, type TaskStore } from "./store.js";
 export { TOKENS } from "./tokens.js";
 export {
   systemClock,

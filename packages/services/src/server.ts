@@ -10,7 +10,7 @@ import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
 import { inject, injectable } from "tsyringe";
-import { Code, TOKENS, TaskflowError, type EventBus, type Logger, type TaskflowConfig, type TaskState } from "@taskflow/core";
+import { Code, TOKENS, TaskflowError, isWellFormedPageToken, type EventBus, type Logger, type TaskflowConfig, type TaskState } from "@taskflow/core";
 import {
   ClusterService,
   TaskService,
@@ -227,7 +227,8 @@ export class ControlServer {
       }),
       listTasks: unary(logger, async (req) => {
         if (req.pageSize > 1000) throw invalid(`page_size must be at most 1000, got ${req.pageSize}`);
-        if (req.pageToken && !/^\d+$/.test(req.pageToken)) throw invalid("page_token is not one this server gave out");
+        // Only the form here: what a token means is the store's, which refuses one it did not give out.
+        if (req.pageToken && !isWellFormedPageToken(req.pageToken)) throw invalid("page_token is not one this server gave out");
         const states: TaskState[] = [];
         for (const s of req.states) {
           const state = coreTaskState(s);

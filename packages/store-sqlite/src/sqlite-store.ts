@@ -453,7 +453,7 @@ function decodeToken(token: string): number {
   const text = Buffer.from(token, "base64url").toString();
   const seq = text.startsWith("s") ? Number(text.slice(1)) : NaN;
   if (!Number.isSafeInteger(seq)) {
-    throw new TaskflowError(Code.INVALID_ARGUMENT, "invalid page token", { reason: Reason.STORE });
+    throw new TaskflowError(Code.INVALID_ARGUMENT, "page_token is not one this server gave out", { reason: Reason.STORE });
   }
   return seq;
 }
