@@ -5,9 +5,9 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { status, type ServiceError } from "@grpc/grpc-js";
-import { TaskService, type SubmitTaskStreamResponse } from "@taskflow/proto";
+import { TaskService, TaskState, type SubmitTaskStreamResponse } from "@taskflow/proto";
 import { createClient } from "@taskflow/proto/grpc";
-import { cli, startNode, type StartedNode } from "./harness.js";
+import { cli, eventually, startNode, type StartedNode } from "./harness.js";
 
 function code(expected: number, messagePattern?: RegExp) {
   return (err: unknown) => {
@@ -125,5 +125,51 @@ describe("ListTasks paging with the SQLite store", () => {
     const secondPage = JSON.parse(second.stdout) as { tasks: { id: string }[]; nextPageToken: string | null };
     assert.deepEqual(secondPage.tasks.map((t) => t.id), submitted.slice(0, 3).reverse());
     assert.equal(secondPage.nextPageToken, null);
+  });
+});
+
+describe("uint32 fields of a task spec at their extremes", () => {
+  let node: StartedNode;
+  let tasks: ReturnType<typeof createClient<typeof TaskService.method>>;
+  before(async () => {
+    node = await startNode({ roles: ["control", "worker"], worker: { processes: 1 } });
+    tasks = createClient(TaskService, node.address);
+  });
+  after(async () => {
+    tasks.raw.close();
+    assert.equal(await node.stop(), 0);
+  });
+
+  async function settled(taskId: string) {
+    return eventually(async () => {
+      const task = (await tasks.getTask({ taskId })).task!;
+      return task.state === TaskState.SUCCEEDED || task.state === TaskState.FAILED ? task : undefined;
+    }, 10_000, `task ${taskId} to finish`);
+  }
+
+  it("refuses a timeout_ms past what a timer can hold, naming the field and the maximum", async () => {
+    for (const timeoutMs of [2_147_482_648, 2_147_483_647, 4_294_967_295]) {
+      await assert.rejects(
+        tasks.submitTask({ spec: { type: "echo", timeoutMs } }),
+        code(status.INVALID_ARGUMENT, /spec\.timeout_ms must be at most 2000000000 \(about 23 days\), got \d+/),
+      );
+    }
+    await assert.rejects(
+      tasks.submitTasks({ specs: [{ type: "echo" }, { type: "echo", timeoutMs: 3_000_000_000 }] }),
+      code(status.INVALID_ARGUMENT, /specs\[1\]\.timeout_ms must be at most 2000000000/),
+    );
+  });
+
+  it("runs a task with the largest timeout_ms it accepts, without timing it out", async () => {
+    const { taskId } = await tasks.submitTask({ spec: { type: "sleep", payload: new TextEncoder().encode('{"ms":300}'), timeoutMs: 2_000_000_000 } });
+    const task = await settled(taskId);
+    assert.equal(task.state, TaskState.SUCCEEDED, task.error);
+  });
+
+  it("takes the largest expected_duration_ms, a hint that sets no timer", async () => {
+    const { taskId } = await tasks.submitTask({ spec: { type: "echo", expectedDurationMs: 4_294_967_295, maxAttempts: 100 } });
+    const task = await settled(taskId);
+    assert.equal(task.state, TaskState.SUCCEEDED, task.error);
+    assert.equal(task.spec?.expectedDurationMs, 4_294_967_295);
   });
 });

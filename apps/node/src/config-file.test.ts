@@ -35,6 +35,14 @@ describe("loadConfigFile", () => {
     );
   });
 
+  it("refuses a default timeout longer than a timer can hold, with the largest it takes", () => {
+    assert.throws(
+      () => loadConfigFile(file("timeout.json", JSON.stringify({ control: { defaultTimeoutMs: 2_147_483_647 } }))),
+      (err: TaskflowError) => err.reason === "TASKFLOW_ERR_CONFIG" && /control\.defaultTimeoutMs: .*fix: use a timeout in ms from 0 \(none\) to 2000000000/.test(err.message),
+    );
+    assert.equal(loadConfigFile(file("timeout-max.json", JSON.stringify({ control: { defaultTimeoutMs: 2_000_000_000 } }))).config.control.defaultTimeoutMs, 2_000_000_000);
+  });
+
   it("says when the file is missing or not JSON", () => {
     assert.throws(() => loadConfigFile(path.join(dir, "missing.json")), /it does not exist/);
     assert.throws(() => loadConfigFile(file("broken.json", "{")), /is not valid JSON/);

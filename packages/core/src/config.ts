@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import { Code, Reason, TaskflowError } from "./errors.js";
+import { MAX_TIMEOUT_MS } from "./model.js";
 
 const MiB = 1024 * 1024;
 
@@ -27,8 +28,8 @@ const controlSchema = z.strictObject({
   resultRetentionMs: positiveInt.default(3_600_000),
   /** Attempts a task gets when its spec says 0. @defaultValue 3 */
   defaultMaxAttempts: positiveInt.max(100).default(3),
-  /** Per-attempt timeout in ms when a task's spec says 0; 0 = none. @defaultValue 0 */
-  defaultTimeoutMs: z.number().int().min(0).default(0),
+  /** Per-attempt timeout in ms when a task's spec says 0; 0 = none; at most 2000000000 (`MAX_TIMEOUT_MS`). @defaultValue 0 */
+  defaultTimeoutMs: z.number().int().min(0).max(MAX_TIMEOUT_MS).default(0),
   /** Where the task heap and worker heap live: `sab` (in-process shared memory) or `shm` (POSIX, shareable between processes). @defaultValue "sab" */
   heapBacking: z.enum(["sab", "shm"]).default("sab"),
 });
@@ -166,6 +167,7 @@ const hints: Record<string, string> = {
   "control.host": 'use an address to bind such as "127.0.0.1" or "0.0.0.0"',
   "control.maxPayloadBytes": "use a byte count such as 4194304 (4 MiB)",
   "control.heapBacking": 'use "sab" or "shm"',
+  "control.defaultTimeoutMs": `use a timeout in ms from 0 (none) to ${MAX_TIMEOUT_MS} (about 23 days)`,
   "scheduler.policy": 'use "fifo", "priority", "least-loaded" or an installed policy package name',
   "store.kind": 'use "memory" or "sqlite"',
   "store.synchronous": 'use "normal" or "full"',
