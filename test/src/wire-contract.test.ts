@@ -4,10 +4,12 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import * as grpc from "@grpc/grpc-js";
 import { status, type ServiceError } from "@grpc/grpc-js";
-import { TaskService, TaskState, type SubmitTaskStreamResponse } from "@taskflow/proto";
+import { ClusterService, TaskService, TaskState, WorkerService, type SubmitTaskStreamResponse } from "@taskflow/proto";
 import { createClient } from "@taskflow/proto/grpc";
 import { cli, eventually, startNode, type StartedNode } from "./harness.js";
+import { scrape, sum } from "./prometheus.js";
 
 function code(expected: number, messagePattern?: RegExp) {
   return (err: unknown) => {
@@ -171,5 +173,82 @@ describe("uint32 fields of a task spec at their extremes", () => {
     const task = await settled(taskId);
     assert.equal(task.state, TaskState.SUCCEEDED, task.error);
     assert.equal(task.spec?.expectedDurationMs, 4_294_967_295);
+  });
+});
+
+describe("malformed protobuf bytes", () => {
+  let node: StartedNode;
+  before(async () => {
+    node = await startNode({ roles: ["control", "worker"], worker: { processes: 1 } });
+  });
+  after(async () => {
+    assert.equal(await node.stop(), 0);
+  });
+
+  // A length-delimited field 1 claiming far more bytes than follow, a varint that never ends,
+  // and field number 0: what a broken encoder or a truncated frame sends.
+  const garbage = [
+    Buffer.from([0x0a, 0xff, 0xff, 0xff, 0x0f, 0x01]),
+    Buffer.alloc(12, 0xff),
+    Buffer.from([0x00, 0x01]),
+  ];
+
+  /** Sends `bytes` as the (first) request of `method` and returns the status the call ends with. */
+  function callWith(client: grpc.Client, method: { name: string; methodKind: string }, typeName: string, bytes: Buffer): Promise<grpc.StatusObject> {
+    const path = `/${typeName}/${method.name}`;
+    const identity = (b: Buffer) => b;
+    return new Promise((resolve) => {
+      if (method.methodKind === "unary") {
+        const call = client.makeUnaryRequest(path, identity, identity, bytes, () => {});
+        call.on("status", resolve);
+      } else if (method.methodKind === "server_streaming") {
+        const call = client.makeServerStreamRequest(path, identity, identity, bytes);
+        call.on("data", () => {});
+        call.on("error", () => {});
+        call.on("status", resolve);
+      } else {
+        const call = client.makeBidiStreamRequest(path, identity, identity);
+        call.on("data", () => {});
+        call.on("error", () => {});
+        call.on("status", resolve);
+        call.write(bytes);
+        call.end();
+      }
+    });
+  }
+
+  it("answers INVALID_ARGUMENT on every RPC, and the node keeps serving", async () => {
+    const client = new grpc.Client(node.address, grpc.credentials.createInsecure());
+    const tasks = createClient(TaskService, node.address);
+    try {
+      for (const service of [TaskService, WorkerService, ClusterService]) {
+        for (const method of service.methods) {
+          for (const bytes of garbage) {
+            const ended = await callWith(client, method, service.typeName, bytes);
+            assert.equal(
+              ended.code,
+              status.INVALID_ARGUMENT,
+              `${service.typeName}/${method.name} with ${bytes.toString("hex")}: ${status[ended.code]} ${ended.details}`,
+            );
+            assert.match(ended.details, /request is not a valid .*message/, `${method.name}: ${ended.details}`);
+          }
+        }
+      }
+      // Counted as the client's fault, not the server's.
+      const samples = await scrape(node.metricsUrl!);
+      const calls = [TaskService, WorkerService, ClusterService].reduce((n, s) => n + s.methods.length, 0) * garbage.length;
+      assert.equal(sum(samples, "taskflow_grpc_server_errors_total", { code: "INVALID_ARGUMENT" }), calls);
+      assert.equal(sum(samples, "taskflow_grpc_server_errors_total", { code: "INTERNAL" }), 0);
+      // Still serving, and still running tasks.
+      const { taskId } = await tasks.submitTask({ spec: { type: "echo", payload: new TextEncoder().encode('"ok"') } });
+      const task = await eventually(async () => {
+        const t = (await tasks.getTask({ taskId })).task!;
+        return t.state === TaskState.SUCCEEDED ? t : undefined;
+      }, 10_000, "the echo task after the garbage");
+      assert.equal(new TextDecoder().decode(task.result), '"ok"');
+    } finally {
+      client.close();
+      tasks.raw.close();
+    }
   });
 });

@@ -23,7 +23,7 @@ import {
   type SessionResponse,
 } from "@taskflow/proto";
 import { decodeSessionRequest, decodeSubmitTaskStream, encodeAssign, encodeResults, encodeSubmitAck } from "@taskflow/proto/fast";
-import { addService } from "@taskflow/proto/grpc";
+import { addService, rejectMalformedRequests } from "@taskflow/proto/grpc";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import { coreTaskState, outcomeToWire, specFromWire, taskToWire, wireTaskState, workerToWire } from "./convert.js";
 import { type ProcessLifecycleManager } from "./plm.js";
@@ -87,7 +87,8 @@ export class ControlServer {
       // Payloads may be up to control.maxPayloadBytes, and a batch holds many.
       "grpc.max_receive_message_length": Math.max(64 * 1024 * 1024, config.control.maxPayloadBytes * 2),
       "grpc.max_send_message_length": Math.max(64 * 1024 * 1024, config.control.maxPayloadBytes * 2),
-      interceptors: [this.countStatuses],
+      // Outermost last: a malformed request's INVALID_ARGUMENT passes countStatuses on its way out.
+      interceptors: [this.countStatuses, rejectMalformedRequests],
     });
     this.addTaskService();
     this.addWorkerService();
