@@ -7,7 +7,7 @@ import { Code, TaskflowError, configSchema, parseConfig, type TaskStore } from "
 import { makeTaskRecord } from "@taskflow/core/testing";
 import { create } from "@bufbuild/protobuf";
 import { TaskSchema, TaskState } from "@taskflow/proto";
-import { EXIT, exitCodeFor, taskText } from "./cli/output.js";
+import { EXIT, MAX_PRINTED_JSON_DEPTH, bytesAsJson, exitCodeFor, taskText } from "./cli/output.js";
 import { loadConfigFile } from "./config-file.js";
 import { createStore } from "./control.js";
 import { loadHandlers } from "./handlers.js";
@@ -136,5 +136,26 @@ describe("taskText", () => {
     assert.match(text, /^created: {3}1970-01-01T00:00:01\.000Z$/m);
     assert.match(text, /^started: {3}1970-01-01T00:00:02\.500Z$/m);
     assert.match(text, /^finished: {2}1970-01-01T00:00:04\.000Z$/m);
+  });
+});
+
+describe("bytesAsJson", () => {
+  const bytes = (text: string) => new TextEncoder().encode(text);
+  const nested = (depth: number) => `${"[".repeat(depth)}${"]".repeat(depth)}`;
+
+  it("gives JSON nested up to the limit as a value, deeper JSON as its text", () => {
+    assert.deepEqual(JSON.stringify(bytesAsJson(bytes(nested(MAX_PRINTED_JSON_DEPTH)))), nested(MAX_PRINTED_JSON_DEPTH));
+    assert.equal(bytesAsJson(bytes(nested(MAX_PRINTED_JSON_DEPTH + 1))), nested(MAX_PRINTED_JSON_DEPTH + 1));
+    assert.equal(bytesAsJson(bytes(`{"a":${nested(100_000)}}`)), `{"a":${nested(100_000)}}`);
+  });
+
+  it("does not count brackets inside strings, escaped quotes included", () => {
+    const text = JSON.stringify({ s: `\\" ${"[".repeat(1000)}`, t: ["{{{", "\\"] });
+    assert.deepEqual(bytesAsJson(bytes(text)), JSON.parse(text));
+  });
+
+  it("gives text that is not JSON as it is, and no bytes as null", () => {
+    assert.equal(bytesAsJson(bytes("not json [")), "not json [");
+    assert.equal(bytesAsJson(new Uint8Array(0)), null);
   });
 });
