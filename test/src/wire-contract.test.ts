@@ -252,3 +252,44 @@ describe("malformed protobuf bytes", () => {
     }
   });
 });
+
+describe("the example handlers check their payload", () => {
+  let node: StartedNode;
+  let tasks: ReturnType<typeof createClient<typeof TaskService.method>>;
+  before(async () => {
+    node = await startNode({ roles: ["control", "worker"], worker: { processes: 1 } });
+    tasks = createClient(TaskService, node.address);
+  });
+  after(async () => {
+    tasks.raw.close();
+    assert.equal(await node.stop(), 0);
+  });
+
+  async function finished(type: string, payload: string) {
+    const { taskId } = await tasks.submitTask({ spec: { type, payload: new TextEncoder().encode(payload), maxAttempts: 1 } });
+    return eventually(async () => {
+      const t = (await tasks.getTask({ taskId })).task!;
+      return t.state === TaskState.SUCCEEDED || t.state === TaskState.FAILED ? t : undefined;
+    }, 10_000, `${type} ${payload} to finish`);
+  }
+
+  it("fails a sleep task whose ms is not a whole number of ms, saying why", async () => {
+    for (const payload of ['{"ms":"abc"}', '{"ms":-5}', '{"ms":1e12}', '"abc"']) {
+      const task = await finished("sleep", payload);
+      assert.equal(task.state, TaskState.FAILED, `sleep ${payload}`);
+      assert.match(task.error, /^sleep: (payload\.ms must be a whole number of milliseconds from 0 to 2147483647, got |the payload must be a JSON object)/, `sleep ${payload}`);
+    }
+    const ok = await finished("sleep", '{"ms":5}');
+    assert.equal(ok.state, TaskState.SUCCEEDED);
+    assert.equal(new TextDecoder().decode(ok.result), '{"slept":5}');
+  });
+
+  it("fails a cpu task with a bad ms and a fail task with a bad message the same way", async () => {
+    const cpu = await finished("cpu", '{"ms":"abc"}');
+    assert.equal(cpu.state, TaskState.FAILED);
+    assert.match(cpu.error, /^cpu: payload\.ms must be a whole number/);
+    const fail = await finished("fail", '{"message":{"not":"a string"}}');
+    assert.equal(fail.state, TaskState.FAILED);
+    assert.equal(fail.error, 'fail: payload.message must be a string, got {"not":"a string"}');
+  });
+});

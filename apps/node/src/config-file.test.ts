@@ -65,6 +65,45 @@ describe("loadHandlers", () => {
   });
 });
 
+describe("the example handlers", () => {
+  const signal = () => ({ signal: new AbortController().signal }) as never;
+
+  it("fail a sleep or cpu task whose ms is not a whole number of ms, naming the field", async () => {
+    const handlers = await loadHandlers(undefined);
+    for (const type of ["sleep", "cpu"]) {
+      for (const ms of ["abc", -5, 1.5, "100", 2 ** 31, [1], true]) {
+        assert.throws(
+          () => handlers[type]!({ ms }, signal()),
+          (err: TaskflowError) => err.code === Code.INVALID_ARGUMENT && new RegExp(`^${type}: payload\\.ms must be a whole number of milliseconds from 0 to 2147483647, got `).test(err.message),
+          `${type} {"ms": ${JSON.stringify(ms)}}`,
+        );
+      }
+      for (const payload of ["abc", 5, [1, 2]]) {
+        assert.throws(() => handlers[type]!(payload, signal()), /the payload must be a JSON object such as \{"ms": …\} or empty/, `${type} ${JSON.stringify(payload)}`);
+      }
+    }
+  });
+
+  it("sleep for the ms given, or the default when there is none", async () => {
+    const handlers = await loadHandlers(undefined);
+    assert.deepEqual(await handlers["sleep"]!({ ms: 0 }, signal()), { slept: 0 });
+    assert.deepEqual(await handlers["sleep"]!({ ms: 20, other: "keys are fine" }, signal()), { slept: 20 });
+    const aborted = AbortSignal.abort(new Error("stopped"));
+    await assert.rejects(Promise.resolve(handlers["sleep"]!(null, { signal: aborted } as never)), /stopped/);
+    assert.ok(((handlers["cpu"]!({ ms: 5 }, signal())) as { turns: number }).turns > 0);
+  });
+
+  it("fail with the message asked for, and refuse a message that is not a string", async () => {
+    const handlers = await loadHandlers(undefined);
+    assert.throws(() => handlers["fail"]!({ message: "nope" }, signal()), /^Error: nope$/);
+    assert.throws(() => handlers["fail"]!(undefined, signal()), /this task always fails/);
+    assert.throws(
+      () => handlers["fail"]!({ message: 5 }, signal()),
+      (err: TaskflowError) => err.code === Code.INVALID_ARGUMENT && err.message === "fail: payload.message must be a string, got 5",
+    );
+  });
+});
+
 describe("exitCodeFor", () => {
   it("maps status codes to the documented exit codes", () => {
     assert.equal(exitCodeFor(new TaskflowError(Code.INVALID_ARGUMENT, "x")), EXIT.USAGE);
