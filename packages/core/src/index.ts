@@ -42,5 +42,14 @@ export {
   type SubmitResult,
   type WorkerResult,
 } from "./contracts.js";
-export { configSchema, defaultConfig, parseConfig, type TaskflowConfig, type TaskflowConfigInput } from "./config.js";
+export {
+  configSchema,
+  defaultConfig,
+  describeSystemError,
+  parseConfig,
+  systemErrorCode,
+  unusableConfig,
+  type TaskflowConfig,
+  type TaskflowConfigInput,
+} from "./config.js";
 export { CORE_VERSION } from "./version.js";

@@ -1,5 +1,5 @@
 /** How the CLI prints tasks and workers, and the exit codes scripts can rely on. */
-import { Code, TaskflowError } from "@taskflow/core";
+import { Code, Reason, TaskflowError } from "@taskflow/core";
 import { taskStateName } from "@taskflow/client";
 import type { Task, WorkerInfo } from "@taskflow/proto";
 import { WorkerState } from "@taskflow/proto";
@@ -8,7 +8,7 @@ export const EXIT = {
   OK: 0,
   /** The task failed or was cancelled (submit --wait, watch). */
   TASK_FAILED: 1,
-  /** Bad usage or an invalid argument. */
+  /** Bad usage, an invalid argument, or a config the node cannot start with. */
   USAGE: 2,
   /** The task or worker does not exist. */
   NOT_FOUND: 3,
@@ -20,6 +20,8 @@ export const EXIT = {
 
 export function exitCodeFor(err: unknown): number {
   const e = TaskflowError.from(err);
+  // A config the node cannot start with, whether found parsing it or using it (a port in use).
+  if (e.reason === Reason.CONFIG) return EXIT.USAGE;
   switch (e.code) {
     case Code.INVALID_ARGUMENT:
     case Code.OUT_OF_RANGE:
