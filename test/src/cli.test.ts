@@ -2,6 +2,8 @@ import assert from "node:assert/strict";
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
+import { TaskService } from "@taskflow/proto";
+import { createClient } from "@taskflow/proto/grpc";
 import { cli, repoRoot, startNode, tempDir, type StartedNode } from "./harness.js";
 
 describe("the taskflow CLI", () => {
@@ -104,6 +106,65 @@ describe("the taskflow CLI", () => {
     }
     const top = await cli(["--help"]);
     assert.match(top.stdout, /Exit codes:/);
+  });
+});
+
+describe("the taskflow CLI with a payload nested too deep to print as JSON", () => {
+  let node: StartedNode;
+  let env: Record<string, string>;
+  // 1 MB of [[[…]]]: valid JSON that JSON.stringify cannot walk without overflowing the stack.
+  const deep = `${"[".repeat(500_000)}${"]".repeat(500_000)}`;
+  let deepId: string;
+  let plainId: string;
+  before(async () => {
+    node = await startNode({ roles: ["control"] });
+    env = { TASKFLOW_ADDRESS: node.address };
+    // Sent as bytes by a client that is not the SDK; no worker serves the type, so it stays queued.
+    const tasks = createClient(TaskService, node.address);
+    try {
+      plainId = (await tasks.submitTask({ spec: { type: "nobody", payload: new TextEncoder().encode('{"a":[1]}') } })).taskId;
+      deepId = (await tasks.submitTask({ spec: { type: "nobody", payload: new TextEncoder().encode(deep) } })).taskId;
+    } finally {
+      tasks.raw.close();
+    }
+  });
+  after(async () => {
+    assert.equal(await node.stop(), 0);
+  });
+
+  it("get --json prints it with the payload as text, and exits 0", async () => {
+    const r = await cli(["get", deepId, "--json"], env);
+    assert.equal(r.code, 0, r.stderr.slice(0, 500));
+    const task = JSON.parse(r.stdout) as { id: string; payload: unknown };
+    assert.equal(task.id, deepId);
+    assert.equal(task.payload, deep);
+    const plain = JSON.parse((await cli(["get", plainId, "--json"], env)).stdout) as { payload: unknown };
+    assert.deepEqual(plain.payload, { a: [1] }, "a payload of ordinary depth is still shown as JSON");
+  });
+
+  it("list --json and list print it among the others, and exit 0", async () => {
+    const r = await cli(["list", "--json"], env);
+    assert.equal(r.code, 0, r.stderr.slice(0, 500));
+    const page = JSON.parse(r.stdout) as { tasks: { id: string; payload: unknown }[] };
+    assert.deepEqual(page.tasks.map((t) => t.id), [deepId, plainId]);
+    assert.equal(page.tasks[0]!.payload, deep);
+    const text = await cli(["list"], env);
+    assert.equal(text.code, 0, text.stderr.slice(0, 500));
+    assert.match(text.stdout, new RegExp(deepId));
+    const got = await cli(["get", deepId], env);
+    assert.equal(got.code, 0, got.stderr.slice(0, 500));
+    assert.match(got.stdout, /state: +queued/);
+  });
+
+  it("leaves the dashboard's API answering with the payload as text", async () => {
+    const detail = await fetch(new URL(`api/tasks/${deepId}`, node.dashboardUrl));
+    assert.equal(detail.status, 200);
+    const task = (await detail.json()) as { payloadBytes: number; payload: string };
+    assert.equal(task.payloadBytes, deep.length);
+    assert.ok(task.payload.startsWith("[[[[") && task.payload.endsWith(" …"), "cut, as text");
+    const list = await fetch(new URL("api/tasks", node.dashboardUrl));
+    assert.equal(list.status, 200);
+    assert.equal(((await list.json()) as { tasks: unknown[] }).tasks.length, 2);
   });
 });
 

@@ -4,7 +4,7 @@
  * folder with a policy package installed from a tarball made by `npm pack`.
  */
 import { execFile } from "node:child_process";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -63,30 +63,28 @@ export function writePackage(dir: string, name: string, files: Record<string, st
   return root;
 }
 
-/** The version of a dependency installed in the workspace (what npm's cache holds). */
-function workspaceVersion(name: string): string {
+/** The folder of a dependency of @taskflow/core as the workspace installed it. */
+function installedFolder(name: string): string {
   const require = createRequire(path.join(repoRoot, "packages/core/package.json"));
-  const manifest = require.resolve(`${name}/package.json`);
-  return (JSON.parse(readFileSync(manifest, "utf8")) as { version: string }).version;
+  return path.dirname(require.resolve(`${name}/package.json`));
 }
 
 /**
  * Makes `appDir` an npm app with @taskflow/core and the third-party policy fixture installed from
- * tarballs made by `npm pack`, the way a user would install them from a registry. Offline: core's
- * own dependencies (zod, semver) are pinned to the versions the workspace installed, which npm's
- * cache holds, and nothing is fetched.
+ * tarballs made by `npm pack`, the way a user would install them from a registry. Offline and
+ * independent of npm's cache: core's own dependencies (zod, semver, which have none of their
+ * own) are packed from the workspace's node_modules too, so the install needs no registry and
+ * no earlier install's cache (a fresh machine's cache holds no full copy of them).
  * @returns the installed fixture's package name.
  */
 export async function installThirdPartyPolicy(appDir: string): Promise<string> {
   const packs = path.join(appDir, ".packs");
   mkdirSync(packs, { recursive: true });
   const npmEnv = { ...process.env, npm_config_audit: "false", npm_config_fund: "false", npm_config_update_notifier: "false" };
-  const packed = await run("npm", ["pack", "--json", "--pack-destination", packs, path.join(repoRoot, "packages/core"), path.join(repoRoot, "test/fixtures/policy-third-party")], {
-    cwd: packs,
-    env: npmEnv,
-  });
-  const [core, fixture] = (JSON.parse(packed.stdout) as { name: string; filename: string }[]).map((p) => p);
-  if (!core || !fixture || core.name !== "@taskflow/core") throw new Error(`unexpected npm pack output: ${packed.stdout}`);
+  const sources = [path.join(repoRoot, "packages/core"), path.join(repoRoot, "test/fixtures/policy-third-party"), installedFolder("zod"), installedFolder("semver")];
+  const packed = await run("npm", ["pack", "--json", "--ignore-scripts", "--pack-destination", packs, ...sources], { cwd: packs, env: npmEnv });
+  const [core, fixture, zod, semver] = JSON.parse(packed.stdout) as { name: string; filename: string }[];
+  if (!core || !fixture || !zod || !semver || core.name !== "@taskflow/core") throw new Error(`unexpected npm pack output: ${packed.stdout}`);
   writeFileSync(
     path.join(appDir, "package.json"),
     JSON.stringify(
@@ -97,8 +95,8 @@ export async function installThirdPartyPolicy(appDir: string): Promise<string> {
         dependencies: {
           "@taskflow/core": `file:.packs/${core.filename}`,
           [fixture.name]: `file:.packs/${fixture.filename}`,
-          zod: workspaceVersion("zod"),
-          semver: workspaceVersion("semver"),
+          zod: `file:.packs/${zod.filename}`,
+          semver: `file:.packs/${semver.filename}`,
         },
       },
       null,

@@ -24,8 +24,8 @@ const program = new Command("taskflow")
   .addHelpText(
     "after",
     `
-Exit codes: 0 ok, 1 task failed or was cancelled, 2 bad usage or invalid argument,
-            3 not found, 4 control node unreachable, 5 other error.
+Exit codes: 0 ok, 1 task failed or was cancelled, 2 bad usage, invalid argument or a config
+            the node cannot start with, 3 not found, 4 control node unreachable, 5 other error.
 
 Examples:
   $ taskflow node --config taskflow.config.json
@@ -33,6 +33,9 @@ Examples:
   $ taskflow get <task-id>
   $ taskflow workers`,
   );
+
+/** False while `taskflow node` runs: the hint about reaching a control node is for client commands. */
+let isClientCommand = true;
 
 function client(): TaskflowClient {
   // A command waits a little for a restarting node, not the SDK default of 30 s.
@@ -71,6 +74,7 @@ program
   .description("run a Taskflow node: the control role, the worker role, or both, as the config says")
   .option("-c, --config <file>", "JSON config file (see README: Config reference); default: built-in defaults")
   .action(async (opts: { config?: string }) => {
+    isClientCommand = false;
     // Handlers first: a SIGTERM that follows the ready line at once must stop the node, not kill
     // it with the default action; one during startup stops it as soon as it has started.
     let stopRequested = false;
@@ -289,7 +293,7 @@ try {
     process.exitCode = err.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
   } else {
     const e = TaskflowError.from(err);
-    const hint = e.code === Code.UNAVAILABLE ? ` (is a control node running at ${program.opts<{ address: string }>().address}?)` : "";
+    const hint = isClientCommand && e.code === Code.UNAVAILABLE ? ` (is a control node running at ${program.opts<{ address: string }>().address}?)` : "";
     process.stderr.write(`taskflow: ${e.message}${hint}\n`);
     process.exitCode = exitCodeFor(e);
   }

@@ -7,7 +7,7 @@ import { Code, TaskflowError, configSchema, parseConfig, type TaskStore } from "
 import { makeTaskRecord } from "@taskflow/core/testing";
 import { create } from "@bufbuild/protobuf";
 import { TaskSchema, TaskState } from "@taskflow/proto";
-import { EXIT, exitCodeFor, taskText } from "./cli/output.js";
+import { EXIT, MAX_PRINTED_JSON_DEPTH, bytesAsJson, exitCodeFor, taskText } from "./cli/output.js";
 import { loadConfigFile } from "./config-file.js";
 import { createStore } from "./control.js";
 import { loadHandlers } from "./handlers.js";
@@ -35,6 +35,14 @@ describe("loadConfigFile", () => {
     );
   });
 
+  it("refuses a default timeout longer than a timer can hold, with the largest it takes", () => {
+    assert.throws(
+      () => loadConfigFile(file("timeout.json", JSON.stringify({ control: { defaultTimeoutMs: 2_147_483_647 } }))),
+      (err: TaskflowError) => err.reason === "TASKFLOW_ERR_CONFIG" && /control\.defaultTimeoutMs: .*fix: use a timeout in ms from 0 \(none\) to 2000000000/.test(err.message),
+    );
+    assert.equal(loadConfigFile(file("timeout-max.json", JSON.stringify({ control: { defaultTimeoutMs: 2_000_000_000 } }))).config.control.defaultTimeoutMs, 2_000_000_000);
+  });
+
   it("says when the file is missing or not JSON", () => {
     assert.throws(() => loadConfigFile(path.join(dir, "missing.json")), /it does not exist/);
     assert.throws(() => loadConfigFile(file("broken.json", "{")), /is not valid JSON/);
@@ -54,6 +62,45 @@ describe("loadHandlers", () => {
     await assert.rejects(loadHandlers(path.join(dir, "nope.mjs")), /cannot load worker\.handlers module/);
     const ok = await loadHandlers(file("mine.mjs", "export default { hi: (p) => 'hi ' + p };"));
     assert.equal(await ok["hi"]!("you", {} as never), "hi you");
+  });
+});
+
+describe("the example handlers", () => {
+  const signal = () => ({ signal: new AbortController().signal }) as never;
+
+  it("fail a sleep or cpu task whose ms is not a whole number of ms, naming the field", async () => {
+    const handlers = await loadHandlers(undefined);
+    for (const type of ["sleep", "cpu"]) {
+      for (const ms of ["abc", -5, 1.5, "100", 2 ** 31, [1], true]) {
+        assert.throws(
+          () => handlers[type]!({ ms }, signal()),
+          (err: TaskflowError) => err.code === Code.INVALID_ARGUMENT && new RegExp(`^${type}: payload\\.ms must be a whole number of milliseconds from 0 to 2147483647, got `).test(err.message),
+          `${type} {"ms": ${JSON.stringify(ms)}}`,
+        );
+      }
+      for (const payload of ["abc", 5, [1, 2]]) {
+        assert.throws(() => handlers[type]!(payload, signal()), /the payload must be a JSON object such as \{"ms": …\} or empty/, `${type} ${JSON.stringify(payload)}`);
+      }
+    }
+  });
+
+  it("sleep for the ms given, or the default when there is none", async () => {
+    const handlers = await loadHandlers(undefined);
+    assert.deepEqual(await handlers["sleep"]!({ ms: 0 }, signal()), { slept: 0 });
+    assert.deepEqual(await handlers["sleep"]!({ ms: 20, other: "keys are fine" }, signal()), { slept: 20 });
+    const aborted = AbortSignal.abort(new Error("stopped"));
+    await assert.rejects(Promise.resolve(handlers["sleep"]!(null, { signal: aborted } as never)), /stopped/);
+    assert.ok(((handlers["cpu"]!({ ms: 5 }, signal())) as { turns: number }).turns > 0);
+  });
+
+  it("fail with the message asked for, and refuse a message that is not a string", async () => {
+    const handlers = await loadHandlers(undefined);
+    assert.throws(() => handlers["fail"]!({ message: "nope" }, signal()), /^Error: nope$/);
+    assert.throws(() => handlers["fail"]!(undefined, signal()), /this task always fails/);
+    assert.throws(
+      () => handlers["fail"]!({ message: 5 }, signal()),
+      (err: TaskflowError) => err.code === Code.INVALID_ARGUMENT && err.message === "fail: payload.message must be a string, got 5",
+    );
   });
 });
 
@@ -128,5 +175,26 @@ describe("taskText", () => {
     assert.match(text, /^created: {3}1970-01-01T00:00:01\.000Z$/m);
     assert.match(text, /^started: {3}1970-01-01T00:00:02\.500Z$/m);
     assert.match(text, /^finished: {2}1970-01-01T00:00:04\.000Z$/m);
+  });
+});
+
+describe("bytesAsJson", () => {
+  const bytes = (text: string) => new TextEncoder().encode(text);
+  const nested = (depth: number) => `${"[".repeat(depth)}${"]".repeat(depth)}`;
+
+  it("gives JSON nested up to the limit as a value, deeper JSON as its text", () => {
+    assert.deepEqual(JSON.stringify(bytesAsJson(bytes(nested(MAX_PRINTED_JSON_DEPTH)))), nested(MAX_PRINTED_JSON_DEPTH));
+    assert.equal(bytesAsJson(bytes(nested(MAX_PRINTED_JSON_DEPTH + 1))), nested(MAX_PRINTED_JSON_DEPTH + 1));
+    assert.equal(bytesAsJson(bytes(`{"a":${nested(100_000)}}`)), `{"a":${nested(100_000)}}`);
+  });
+
+  it("does not count brackets inside strings, escaped quotes included", () => {
+    const text = JSON.stringify({ s: `\\" ${"[".repeat(1000)}`, t: ["{{{", "\\"] });
+    assert.deepEqual(bytesAsJson(bytes(text)), JSON.parse(text));
+  });
+
+  it("gives text that is not JSON as it is, and no bytes as null", () => {
+    assert.equal(bytesAsJson(bytes("not json [")), "not json [");
+    assert.equal(bytesAsJson(new Uint8Array(0)), null);
   });
 });

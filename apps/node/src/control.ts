@@ -17,6 +17,7 @@ import {
 } from "@taskflow/services";
 import { IndexedHeap } from "@taskflow/shm-heap";
 import path from "node:path";
+import { controlListenError, storeOpenError } from "./startup-errors.js";
 
 export interface ControlNode {
   readonly port: number;
@@ -45,7 +46,9 @@ export async function startControl(config: TaskflowConfig, baseDir: string, logg
     },
   });
   const store = await createStore(config, baseDir);
-  await store.open();
+  await store.open().catch((err: unknown) => {
+    throw storeOpenError(err, path.resolve(baseDir, config.store.path));
+  });
   const backing = config.control.heapBacking;
   const tag = `taskflow-${process.pid}-${Date.now().toString(36)}`;
   const taskHeap = IndexedHeap.create({ capacity: config.control.taskHeapCapacity, backing, name: `${tag}-tasks` });
@@ -74,7 +77,9 @@ export async function startControl(config: TaskflowConfig, baseDir: string, logg
   await plm.start();
   register.start();
   scheduler.start();
-  const port = await server.listen();
+  const port = await server.listen().catch((err: unknown) => {
+    throw controlListenError(err, config.control.host, config.control.port);
+  });
   logger.info(
     { address: `${config.control.host}:${port}`, policy: definition.name, store: store.kind, heapBacking: backing },
     "control node listening",

@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import { Code, Reason, TaskflowError } from "./errors.js";
+import { MAX_TIMEOUT_MS } from "./model.js";
 
 const MiB = 1024 * 1024;
 
@@ -27,8 +28,8 @@ const controlSchema = z.strictObject({
   resultRetentionMs: positiveInt.default(3_600_000),
   /** Attempts a task gets when its spec says 0. @defaultValue 3 */
   defaultMaxAttempts: positiveInt.max(100).default(3),
-  /** Per-attempt timeout in ms when a task's spec says 0; 0 = none. @defaultValue 0 */
-  defaultTimeoutMs: z.number().int().min(0).default(0),
+  /** Per-attempt timeout in ms when a task's spec says 0; 0 = none; at most 2000000000 (`MAX_TIMEOUT_MS`). @defaultValue 0 */
+  defaultTimeoutMs: z.number().int().min(0).max(MAX_TIMEOUT_MS).default(0),
   /** Where the task heap and worker heap live: `sab` (in-process shared memory) or `shm` (POSIX, shareable between processes). @defaultValue "sab" */
   heapBacking: z.enum(["sab", "shm"]).default("sab"),
 });
@@ -187,6 +188,7 @@ const hints: Record<string, string> = {
   "control.host": 'use an address to bind such as "127.0.0.1" or "0.0.0.0"',
   "control.maxPayloadBytes": "use a byte count such as 4194304 (4 MiB)",
   "control.heapBacking": 'use "sab" or "shm"',
+  "control.defaultTimeoutMs": `use a timeout in ms from 0 (none) to ${MAX_TIMEOUT_MS} (about 23 days)`,
   "scheduler.policy": 'use "fifo", "priority", "least-loaded" or an installed policy package name',
   "store.kind": 'use "memory" or "sqlite"',
   "store.synchronous": 'use "normal" or "full"',
@@ -225,6 +227,50 @@ export function parseConfig(raw: unknown, source = "config"): TaskflowConfig {
     );
   }
   return config;
+}
+
+/**
+ * A config value that parsed but that the node cannot start with, found only when used: a port
+ * in use, a store folder it cannot create. FAILED_PRECONDITION with reason `TASKFLOW_ERR_CONFIG`,
+ * worded like a config file error: `<key>: <problem>; fix: <fix>`.
+ */
+export function unusableConfig(key: string, problem: string, fix: string, cause?: unknown): TaskflowError {
+  return new TaskflowError(Code.FAILED_PRECONDITION, `${key}: ${problem}; fix: ${fix}`, { reason: Reason.CONFIG, cause });
+}
+
+const SYSTEM_ERRORS: Record<string, string> = {
+  EROFS: "read-only file system",
+  EACCES: "permission denied",
+  EPERM: "operation not permitted",
+  ENOSPC: "no space left on device",
+  EDQUOT: "disk quota exceeded",
+  ENOTDIR: "it is a file, not a folder",
+  EISDIR: "it is a folder",
+  ENOENT: "no such file or folder, and the file system does not allow creating it",
+  EADDRINUSE: "address already in use",
+  EADDRNOTAVAIL: "no such address on this host",
+  ENOTFOUND: "no such host name",
+};
+
+/**
+ * The cause of an operating system error in words with its code, such as `read-only file
+ * system (EROFS)`: the code of `err` or of an error in its `cause` chain, else its message.
+ */
+export function describeSystemError(err: unknown): string {
+  const code = systemErrorCode(err);
+  if (code) return `${SYSTEM_ERRORS[code] ?? code.toLowerCase()} (${code})`;
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** The `E…` code of `err` or of its causes; grpc-js keeps it only in the message. */
+export function systemErrorCode(err: unknown): string | undefined {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 10; e = e.cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === "string" && /^E[A-Z0-9]+$/.test(code)) return code;
+    const inMessage = /\b(E[A-Z]{4,})\b/.exec(e.message)?.[1];
+    if (inMessage && inMessage in SYSTEM_ERRORS) return inMessage;
+  }
+  return undefined;
 }
 
 /** The defaults, as `parseConfig({})` gives them. */

@@ -1,5 +1,6 @@
 export { Code, Reason, TaskflowError, type TaskflowErrorOptions } from "./errors.js";
 export {
+  MAX_TIMEOUT_MS,
   TASK_STATES,
   WORKER_STATES,
   isFinal,
@@ -26,7 +27,7 @@ export {
   type RequeueDecision,
   type SchedulingPolicy,
 } from "./policy.js";
-export type { TaskCounts, TaskPage, TaskQuery, TaskStore } from "./store.js";
+export { PAGE_TOKEN_PATTERN, isWellFormedPageToken, type TaskCounts, type TaskPage, type TaskQuery, type TaskStore } from "./store.js";
 export { TOKENS } from "./tokens.js";
 export {
   systemClock,
@@ -41,5 +42,14 @@ export {
   type SubmitResult,
   type WorkerResult,
 } from "./contracts.js";
-export { configSchema, defaultConfig, parseConfig, type TaskflowConfig, type TaskflowConfigInput } from "./config.js";
+export {
+  configSchema,
+  defaultConfig,
+  describeSystemError,
+  parseConfig,
+  systemErrorCode,
+  unusableConfig,
+  type TaskflowConfig,
+  type TaskflowConfigInput,
+} from "./config.js";
 export { CORE_VERSION } from "./version.js";

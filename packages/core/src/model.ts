@@ -8,6 +8,13 @@ export function isFinal(state: TaskState): boolean {
   return state === "succeeded" || state === "failed" || state === "cancelled";
 }
 
+/**
+ * The longest per-attempt timeout, in ms (about 23 days). Node's timers hold at most 2^31-1 ms
+ * and fire at once past that, so a larger timeout would fail every attempt immediately; the
+ * headroom below 2^31-1 covers the grace the control node adds to its backstop timer.
+ */
+export const MAX_TIMEOUT_MS = 2_000_000_000;
+
 /** What a client asks to run. */
 export interface TaskSpec {
   type: string;
@@ -16,7 +23,7 @@ export interface TaskSpec {
   requiredLabels: Readonly<Record<string, string>>;
   /** 0 means the cluster default. */
   maxAttempts: number;
-  /** 0 means the cluster default. */
+  /** 0 means the cluster default; at most {@link MAX_TIMEOUT_MS}. */
   timeoutMs: number;
   idempotencyKey: string;
   expectedDurationMs: number;

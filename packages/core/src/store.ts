@@ -15,13 +15,28 @@ export interface TaskQuery {
   clientId?: string;
   /** Default 50, at most 1000. */
   pageSize?: number;
-  /** Opaque token from a previous page. */
+  /**
+   * Opaque token from a previous page's `nextPageToken`. Empty or absent = the first page. A
+   * store answers `INVALID_ARGUMENT` for a token it did not give out.
+   */
   pageToken?: string;
+}
+
+/**
+ * The form every page token has: 1-128 characters of the base64url alphabet, so that a token
+ * passes through a URL, a shell and a CLI flag unchanged. `ListTasks` refuses any other string
+ * before a store sees it, so a store's `nextPageToken` must match this, whatever it encodes.
+ */
+export const PAGE_TOKEN_PATTERN = /^[A-Za-z0-9_-]{1,128}$/;
+
+/** True when `token` has the form of a page token ({@link PAGE_TOKEN_PATTERN}). */
+export function isWellFormedPageToken(token: string): boolean {
+  return PAGE_TOKEN_PATTERN.test(token);
 }
 
 export interface TaskPage {
   tasks: TaskRecord[];
-  /** Empty when this is the last page. */
+  /** Empty when this is the last page; otherwise matches {@link PAGE_TOKEN_PATTERN}. */
   nextPageToken: string;
   totalSize: number;
 }

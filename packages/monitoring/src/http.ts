@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { Code, TaskflowError } from "@taskflow/core";
+import { describeSystemError, systemErrorCode, unusableConfig } from "@taskflow/core";
 
 export interface HttpListener {
   /** The bound port (useful with port 0). */
@@ -12,7 +12,7 @@ export interface HttpListener {
 
 /**
  * Starts an HTTP server on `host:port` (0 = any free port). `what` names the config section in
- * the error when the port is taken.
+ * the error when it cannot listen (a config error: the node cannot start with that port).
  */
 export async function listenHttp(
   host: string,
@@ -30,9 +30,13 @@ export async function listenHttp(
       resolve();
     });
   }).catch((err: Error) => {
-    throw new TaskflowError(Code.UNAVAILABLE, `${what} cannot listen on ${host}:${port}: ${err.message}; fix: choose another ${what}.port (0 picks a free one) or set ${what}.enabled to false`, {
-      cause: err,
-    });
+    const hostFault = systemErrorCode(err) === "EADDRNOTAVAIL" || systemErrorCode(err) === "ENOTFOUND";
+    throw unusableConfig(
+      `${what}.${hostFault ? "host" : "port"}`,
+      `cannot listen on ${host}:${port}: ${describeSystemError(err)}`,
+      hostFault ? 'use an address of this host such as "127.0.0.1"' : `choose another ${what}.port (0 picks a free one) or set ${what}.enabled to false`,
+      err,
+    );
   });
   const bound = (server.address() as AddressInfo).port;
   const shown = host === "0.0.0.0" ? "127.0.0.1" : host === "::" ? "[::1]" : host.includes(":") ? `[${host}]` : host;

@@ -183,4 +183,13 @@ describe("fast decoders read what protobuf-es reads", () => {
     const rejected = toBinary(SubmitTaskStreamResponseSchema, create(SubmitTaskStreamResponseSchema, { batchId: 9n, errorCode: 8, errorMessage: "queue full ✗" }));
     assert.deepEqual(decodeSubmitAck(rejected), fromBinary(SubmitTaskStreamResponseSchema, rejected));
   });
+
+  it("refuse the bytes protobuf-es refuses, such as a tag with field number 0", () => {
+    for (const garbage of [new Uint8Array([0x00, 0x01]), new Uint8Array([0x08, 0x01, 0x02, 0x05]), new Uint8Array(12).fill(0xff)]) {
+      const hex = Buffer.from(garbage).toString("hex");
+      assert.throws(() => fromBinary(SubmitTaskStreamRequestSchema, garbage), Error, `protobuf-es refuses ${hex}`);
+      assert.throws(() => decodeSubmitTaskStream(garbage), Error, `decodeSubmitTaskStream ${hex}`);
+      assert.throws(() => decodeSessionRequest(garbage), Error, `decodeSessionRequest ${hex}`);
+    }
+  });
 });

@@ -513,7 +513,10 @@ class HotReader extends BinaryReader {
   field(): number {
     const tag = this.uint32();
     this.wireType = tag & 7;
-    return tag >>> 3;
+    const field = tag >>> 3;
+    // protobuf-es refuses field 0 the same way; skipping it would accept bytes that are no message.
+    if (field === 0) throw new Error(`illegal tag: field no 0 wire type ${this.wireType}`);
+    return field;
   }
 
   /** Reads a uint64 as a bigint, exactly; values up to 2^49 skip the 64-bit path. */

@@ -74,14 +74,76 @@ export type ServiceHandlers<S extends GenServiceMethods> = {
         : grpc.handleBidiStreamingCall<In<S[K]>, Out<S[K]> | OutInit<S[K]>>;
 };
 
-/** Registers typed handlers for a generated service on a grpc-js server. */
+/**
+ * What a server's request decoder gives for bytes that are not a valid message. grpc-js answers
+ * a decoder that throws with INTERNAL, which blames the server for the client's bytes and hides
+ * why; {@link rejectMalformedRequests} ends such a call with INVALID_ARGUMENT instead.
+ */
+export class MalformedRequest {
+  constructor(
+    /** The message type the bytes should have been, such as `taskflow.v1.SubmitTaskRequest`. */
+    readonly typeName: string,
+    /** What the decoder found wrong, such as `premature EOF`. */
+    readonly reason: string,
+  ) {}
+}
+
+function tolerant(typeName: string, decode: (bytes: Buffer) => unknown): (bytes: Buffer) => unknown {
+  return (bytes) => {
+    try {
+      return decode(bytes);
+    } catch (err) {
+      return new MalformedRequest(typeName, err instanceof Error ? err.message : String(err));
+    }
+  };
+}
+
+/**
+ * A server interceptor that ends a call whose request did not decode with INVALID_ARGUMENT,
+ * naming the message type and the fault, before any handler sees it. A server that
+ * {@link addService} registers handlers on needs it as soon as it may get bytes from clients it
+ * does not control: without it, handlers get a {@link MalformedRequest} in place of a message.
+ */
+export const rejectMalformedRequests: grpc.ServerInterceptor = (_method, call) => {
+  let rejected = false;
+  const intercepted: grpc.ServerInterceptingCall = new grpc.ServerInterceptingCall(call, {
+    start: (next) =>
+      next({
+        onReceiveMessage: (message, nextMessage) => {
+          if (rejected) return;
+          if (!(message instanceof MalformedRequest)) return nextMessage(message);
+          rejected = true;
+          intercepted.sendStatus({
+            code: grpc.status.INVALID_ARGUMENT,
+            details: `request is not a valid ${message.typeName} message: ${message.reason}`,
+          });
+        },
+        // The call is over once rejected: a half-close must not start a handler on no request.
+        onReceiveHalfClose: (nextHalfClose) => {
+          if (!rejected) nextHalfClose();
+        },
+      }),
+  });
+  return intercepted;
+};
+
+/**
+ * Registers typed handlers for a generated service on a grpc-js server. Requests that do not
+ * decode reach grpc-js as {@link MalformedRequest}s: create the server with
+ * {@link rejectMalformedRequests} among its interceptors.
+ */
 export function addService<S extends GenServiceMethods>(
   server: grpc.Server,
   service: GenService<S>,
   handlers: ServiceHandlers<S>,
   requestDecoders?: Decoders,
 ): void {
-  server.addService(grpcServiceDefinition(service, requestDecoders ? { requests: requestDecoders } : {}), handlers as unknown as grpc.UntypedServiceImplementation);
+  const definition = grpcServiceDefinition(service, requestDecoders ? { requests: requestDecoders } : {});
+  for (const method of service.methods) {
+    const entry = definition[method.localName]!;
+    entry.requestDeserialize = tolerant(method.input.typeName, entry.requestDeserialize);
+  }
+  server.addService(definition, handlers as unknown as grpc.UntypedServiceImplementation);
 }
 
 /** Per-call options of a typed client. */

@@ -2,7 +2,7 @@
  * The in-memory task store: fastest, and gone when the process stops. Records are kept by
  * reference, so an update costs nothing; `durable` is false so callers know.
  */
-import { TASK_STATES, isFinal, type TaskCounts, type TaskPage, type TaskQuery, type TaskRecord, type TaskStore } from "@taskflow/core";
+import { Code, TASK_STATES, TaskflowError, isFinal, type TaskCounts, type TaskPage, type TaskQuery, type TaskRecord, type TaskStore } from "@taskflow/core";
 
 const DEFAULT_PAGE = 50;
 const MAX_PAGE = 1000;
@@ -67,7 +67,7 @@ export class MemoryTaskStore implements TaskStore {
       (!states || states.has(t.state)) &&
       (!query.type || t.type === query.type) &&
       (!query.clientId || t.clientId === query.clientId);
-    const before = query.pageToken ? Number(query.pageToken) : Infinity;
+    const before = query.pageToken ? seqOfToken(query.pageToken) : Infinity;
     const tasks: TaskRecord[] = [];
     let totalSize = 0;
     let nextPageToken = "";
@@ -92,7 +92,7 @@ export class MemoryTaskStore implements TaskStore {
     let end = ordered.length;
     if (pageToken) {
       // First index whose seq is at or past the token: the page is what lies before it.
-      const before = Number(pageToken);
+      const before = seqOfToken(pageToken);
       let lo = 0;
       let hi = ordered.length;
       while (lo < hi) {
@@ -142,4 +142,14 @@ export class MemoryTaskStore implements TaskStore {
     for (const t of this.byId.values()) counts[t.state]++;
     return counts;
   }
+}
+
+/**
+ * Tokens are the decimal `seq` of the last task of the previous page. Anything else did not come
+ * from this store, and paging on from it would silently return a wrong (often empty) page.
+ */
+function seqOfToken(token: string): number {
+  // 15 digits always make a safe integer.
+  if (!/^\d{1,15}$/.test(token)) throw new TaskflowError(Code.INVALID_ARGUMENT, "page_token is not one this server gave out");
+  return Number(token);
 }

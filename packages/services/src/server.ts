@@ -10,7 +10,7 @@ import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
 import { inject, injectable } from "tsyringe";
-import { Code, TOKENS, TaskflowError, type EventBus, type Logger, type TaskflowConfig, type TaskState } from "@taskflow/core";
+import { Code, TOKENS, TaskflowError, isWellFormedPageToken, type EventBus, type Logger, type TaskflowConfig, type TaskState } from "@taskflow/core";
 import {
   ClusterService,
   TaskService,
@@ -23,7 +23,7 @@ import {
   type SessionResponse,
 } from "@taskflow/proto";
 import { decodeSessionRequest, decodeSubmitTaskStream, encodeAssign, encodeResults, encodeSubmitAck } from "@taskflow/proto/fast";
-import { addService } from "@taskflow/proto/grpc";
+import { addService, rejectMalformedRequests } from "@taskflow/proto/grpc";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import { coreTaskState, outcomeToWire, specFromWire, storeToWire, taskToWire, wireTaskState, workerToWire } from "./convert.js";
 import { type ProcessLifecycleManager } from "./plm.js";
@@ -88,7 +88,8 @@ export class ControlServer {
       // Payloads may be up to control.maxPayloadBytes, and a batch holds many.
       "grpc.max_receive_message_length": Math.max(64 * 1024 * 1024, config.control.maxPayloadBytes * 2),
       "grpc.max_send_message_length": Math.max(64 * 1024 * 1024, config.control.maxPayloadBytes * 2),
-      interceptors: [this.countStatuses],
+      // Outermost last: a malformed request's INVALID_ARGUMENT passes countStatuses on its way out.
+      interceptors: [this.countStatuses, rejectMalformedRequests],
     });
     this.addTaskService();
     this.addWorkerService();
@@ -159,7 +160,15 @@ export class ControlServer {
         return { taskIds: ids, deduplicated: deduplicated.includes(true) ? deduplicated : [] };
       }),
       submitTaskStream: (call) => {
+        // A client may half-close right after its last batch; the call ends only once every
+        // batch it sent is acknowledged, or a durable store's slower inserts lose their acks.
+        let pending = 0;
+        let halfClosed = false;
+        const endWhenSettled = () => {
+          if (halfClosed && pending === 0 && call.writable) call.end();
+        };
         call.on("data", (req) => {
+          pending++;
           Promise.resolve()
             .then(() => {
               checkBatch(req.specs.length);
@@ -172,9 +181,16 @@ export class ControlServer {
                 const status = toStatus(err);
                 call.write({ batchId: req.batchId, errorCode: status.code, errorMessage: status.details });
               },
-            );
+            )
+            .finally(() => {
+              pending--;
+              endWhenSettled();
+            });
         });
-        call.on("end", () => call.end());
+        call.on("end", () => {
+          halfClosed = true;
+          endWhenSettled();
+        });
         call.on("error", () => {});
       },
       getTask: unary(logger, async (req) => {
@@ -223,7 +239,8 @@ export class ControlServer {
       }),
       listTasks: unary(logger, async (req) => {
         if (req.pageSize > 1000) throw invalid(`page_size must be at most 1000, got ${req.pageSize}`);
-        if (req.pageToken && !/^\d+$/.test(req.pageToken)) throw invalid("page_token is not one this server gave out");
+        // Only the form here: what a token means is the store's, which refuses one it did not give out.
+        if (req.pageToken && !isWellFormedPageToken(req.pageToken)) throw invalid("page_token is not one this server gave out");
         const states: TaskState[] = [];
         for (const s of req.states) {
           const state = coreTaskState(s);

@@ -1,5 +1,5 @@
 /** Input checks shared by every RPC that accepts tasks; each failure is a precise TaskflowError. */
-import { Code, Reason, TaskflowError, type TaskSpec } from "@taskflow/core";
+import { Code, MAX_TIMEOUT_MS, Reason, TaskflowError, type TaskSpec } from "@taskflow/core";
 
 const TYPE_PATTERN = /^[A-Za-z0-9_.:/-]{1,128}$/;
 const INT32_MIN = -(2 ** 31);
@@ -16,7 +16,7 @@ export interface SpecLimits {
  */
 export function validateSpec(spec: TaskSpec, limits: SpecLimits, index = -1): void {
   if (spec.type && TYPE_PATTERN.test(spec.type) && spec.payload.byteLength <= limits.maxPayloadBytes && Number.isInteger(spec.priority) &&
-      spec.priority >= INT32_MIN && spec.priority <= INT32_MAX && spec.maxAttempts <= 100 && spec.idempotencyKey.length <= 256 && labelsOk(spec.requiredLabels)) {
+      spec.priority >= INT32_MIN && spec.priority <= INT32_MAX && spec.maxAttempts <= 100 && spec.timeoutMs <= MAX_TIMEOUT_MS && spec.idempotencyKey.length <= 256 && labelsOk(spec.requiredLabels)) {
     return;
   }
   const where = index >= 0 ? `specs[${index}]` : "spec";
@@ -35,6 +35,9 @@ export function validateSpec(spec: TaskSpec, limits: SpecLimits, index = -1): vo
     throw invalid(`${where}.priority must be a 32-bit integer`);
   }
   if (spec.maxAttempts > 100) throw invalid(`${where}.max_attempts must be at most 100, got ${spec.maxAttempts}`);
+  if (spec.timeoutMs > MAX_TIMEOUT_MS) {
+    throw invalid(`${where}.timeout_ms must be at most ${MAX_TIMEOUT_MS} (about 23 days), got ${spec.timeoutMs}`);
+  }
   if (spec.idempotencyKey.length > 256) throw invalid(`${where}.idempotency_key must be at most 256 characters`);
   for (const [key, value] of Object.entries(spec.requiredLabels)) {
     if (!key) throw invalid(`${where}.required_labels has an empty key`);

@@ -12,7 +12,7 @@ import { WRITER_GONE } from "./writer.js";
 const UNAVAILABLE_PREFIXES = ["SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_IOERR", "SQLITE_FULL", "SQLITE_CANTOPEN", "SQLITE_READONLY", "SQLITE_PERM", "SQLITE_AUTH"];
 const DATA_LOSS_PREFIXES = ["SQLITE_CORRUPT", "SQLITE_NOTADB"];
 /** Node's own file-system errors, raised while creating the database's folder. */
-const UNAVAILABLE_ERRNOS = new Set(["EACCES", "EPERM", "EROFS", "ENOSPC", "ENOTDIR", "EEXIST", "EISDIR"]);
+const UNAVAILABLE_ERRNOS = new Set(["EACCES", "EPERM", "EROFS", "ENOSPC", "ENOTDIR", "EEXIST", "EISDIR", "ENOENT"]);
 
 /** Converts anything thrown while talking to SQLite into a TaskflowError with reason `STORE`. */
 export function toStoreError(err: unknown, doing: string): TaskflowError {

@@ -7,12 +7,12 @@
  * their own connection (see `writer`); reads run on the calling thread, through a second
  * connection, which WAL lets read while the other writes.
  */
-import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import type Database from "better-sqlite3";
 import { Code, Reason, TASK_STATES, TaskflowError, type TaskCounts, type TaskPage, type TaskQuery, type TaskRecord, type TaskState, type TaskStore } from "@taskflow/core";
 import { FROM, SELECT_COLUMNS, UNFINISHED_STATES_SQL, insertParams, toRecord, updateParams } from "./columns.js";
 import { openConnection } from "./connection.js";
+import { makeFolder } from "./folder.js";
 import { migrate } from "./schema.js";
 import { notOpen, toStoreError } from "./sqlite-errors.js";
 import { InlineWriter, ThreadWriter, type Writer } from "./writer.js";
@@ -161,7 +161,7 @@ export class SqliteTaskStore implements TaskStore {
   private async doOpen(): Promise<void> {
     let db: Database.Database | undefined;
     try {
-      mkdirSync(dirname(this.options.path), { recursive: true });
+      makeFolder(dirname(this.options.path));
       db = openConnection(this.options.path, this.options.synchronous);
       migrate(db);
       this.reads = prepareReads(db);
@@ -453,7 +453,7 @@ function decodeToken(token: string): number {
   const text = Buffer.from(token, "base64url").toString();
   const seq = text.startsWith("s") ? Number(text.slice(1)) : NaN;
   if (!Number.isSafeInteger(seq)) {
-    throw new TaskflowError(Code.INVALID_ARGUMENT, "invalid page token", { reason: Reason.STORE });
+    throw new TaskflowError(Code.INVALID_ARGUMENT, "page_token is not one this server gave out", { reason: Reason.STORE });
   }
   return seq;
 }

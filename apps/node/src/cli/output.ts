@@ -1,5 +1,5 @@
 /** How the CLI prints tasks and workers, and the exit codes scripts can rely on. */
-import { Code, TaskflowError } from "@taskflow/core";
+import { Code, Reason, TaskflowError } from "@taskflow/core";
 import { taskStateName } from "@taskflow/client";
 import type { Task, WorkerInfo } from "@taskflow/proto";
 import { WorkerState } from "@taskflow/proto";
@@ -8,7 +8,7 @@ export const EXIT = {
   OK: 0,
   /** The task failed or was cancelled (submit --wait, watch). */
   TASK_FAILED: 1,
-  /** Bad usage or an invalid argument. */
+  /** Bad usage, an invalid argument, or a config the node cannot start with. */
   USAGE: 2,
   /** The task or worker does not exist. */
   NOT_FOUND: 3,
@@ -20,6 +20,8 @@ export const EXIT = {
 
 export function exitCodeFor(err: unknown): number {
   const e = TaskflowError.from(err);
+  // A config the node cannot start with, whether found parsing it or using it (a port in use).
+  if (e.reason === Reason.CONFIG) return EXIT.USAGE;
   switch (e.code) {
     case Code.INVALID_ARGUMENT:
     case Code.OUT_OF_RANGE:
@@ -39,14 +41,43 @@ export function exitCodeFor(err: unknown): number {
 
 const decoder = new TextDecoder();
 
-function bytesAsJson(bytes: Uint8Array): unknown {
+/**
+ * Payloads and results nested deeper than this are printed as text. JSON.parse reads any depth,
+ * but JSON.stringify recurses and overflows the stack a few thousand levels down, and one such
+ * task would make `list --json` fail for every task on its page.
+ */
+export const MAX_PRINTED_JSON_DEPTH = 256;
+
+/** The JSON value `bytes` hold; their text when they are not JSON or nest too deep to print. */
+export function bytesAsJson(bytes: Uint8Array): unknown {
   if (bytes.byteLength === 0) return null;
   const text = decoder.decode(bytes);
+  if (nestsDeeperThan(text, MAX_PRINTED_JSON_DEPTH)) return text;
   try {
     return JSON.parse(text);
   } catch {
     return text;
   }
+}
+
+/** True when arrays and objects in `text` nest deeper than `limit` (brackets in strings aside). */
+function nestsDeeperThan(text: string, limit: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c /* backslash: skip the escaped character */) i++;
+      else if (c === 0x22 /* " */) inString = false;
+    } else if (c === 0x22) {
+      inString = true;
+    } else if (c === 0x5b /* [ */ || c === 0x7b /* { */) {
+      if (++depth > limit) return true;
+    } else if (c === 0x5d /* ] */ || c === 0x7d /* } */) {
+      depth--;
+    }
+  }
+  return false;
 }
 
 function time(ts: { seconds: bigint; nanos: number } | undefined): string | null {

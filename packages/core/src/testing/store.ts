@@ -17,7 +17,8 @@
 import assert from "node:assert/strict";
 import { describe as nodeDescribe, it as nodeIt } from "node:test";
 import { TASK_STATES, isFinal, type TaskRecord, type TaskState } from "../model.js";
-import type { TaskPage, TaskQuery, TaskStore } from "../store.js";
+import { Code, TaskflowError } from "../errors.js";
+import { isWellFormedPageToken, type TaskPage, type TaskQuery, type TaskStore } from "../store.js";
 
 /** The two functions of a test runner the kit uses; `node:test` has them, so do vitest and mocha. */
 export interface ConformanceTestApi {
@@ -155,6 +156,8 @@ async function allPages(store: TaskStore, query: TaskQuery): Promise<{ pages: Ta
     const page = await store.list({ ...query, pageToken });
     pages.push(page);
     pageToken = page.nextPageToken;
+    // ListTasks checks this form before the store sees the token again.
+    if (pageToken) assert.ok(isWellFormedPageToken(pageToken), `page token ${JSON.stringify(pageToken)} has the form ListTasks accepts`);
     assert.ok(pages.length <= 10_000, "paging ends");
   } while (pageToken !== "");
   return { pages, tasks: pages.flatMap((p) => p.tasks) };
@@ -476,6 +479,27 @@ export function storeConformance<S extends TaskStore>(name: string, options: Sto
           assert.deepEqual(ids(tasks), ids(expected), JSON.stringify(query));
           for (const p of pages.slice(0, -1)) assert.equal(p.tasks.length, query.pageSize);
           for (const p of pages) assert.equal(p.totalSize, expected.length);
+        }
+      });
+
+      test("gives out tokens that ListTasks accepts, which lead through every task", async ({ store }) => {
+        const records = Array.from({ length: 23 }, () => makeTaskRecord());
+        await store.insert(records);
+        // allPages checks each token against the rule ListTasks applies before the store.
+        const { pages, tasks } = await allPages(store, { pageSize: 5 });
+        assert.equal(pages.length, 5);
+        assert.deepEqual(ids(tasks), ids([...records].reverse()));
+      });
+
+      test("answers INVALID_ARGUMENT for a well-formed token it did not give out", async ({ store }) => {
+        await store.insert(Array.from({ length: 3 }, () => makeTaskRecord()));
+        for (const pageToken of ["garbage", "AAAA", "not-a-token", "-1"]) {
+          assert.ok(isWellFormedPageToken(pageToken));
+          await assert.rejects(
+            store.list({ pageSize: 1, pageToken }),
+            (err: unknown) => TaskflowError.is(err) && err.code === Code.INVALID_ARGUMENT,
+            `token ${pageToken}`,
+          );
         }
       });
 

@@ -56,7 +56,8 @@ export type TaskSpec = Message<"taskflow.v1.TaskSpec"> & {
   maxAttempts: number;
 
   /**
-   * Per-attempt timeout in milliseconds. 0 means the cluster default.
+   * Per-attempt timeout in milliseconds. 0 means the cluster default. At most
+   * 2000000000 (about 23 days); a larger value is refused with INVALID_ARGUMENT.
    *
    * @generated from field: uint32 timeout_ms = 6;
    */
