@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { TaskflowClient } from "@taskflow/client";
 import { TaskService } from "@taskflow/proto";
-import { encodeSubmitTaskStream, decodeSubmitAck } from "@taskflow/proto/fast";
+import { encodeSubmitTaskStream, type decodeSubmitAck } from "@taskflow/proto/fast";
 import { createClient } from "@taskflow/proto/grpc";
 import { startNode, type StartedNode } from "../harness.js";
 
