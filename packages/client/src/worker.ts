@@ -56,7 +56,7 @@ export interface WorkerOptions {
   host?: string;
   /** How payloads and results are encoded. @defaultValue JSON */
   codec?: Codec;
-  /** Longest wait between reconnect attempts, in ms. @defaultValue 2000 */
+  /** Longest wait between reconnect attempts, in ms. @defaultValue 1000 */
   maxReconnectDelayMs?: number;
   /** Extra grpc-js channel options. */
   channelOptions?: grpc.ChannelOptions;
@@ -436,7 +436,7 @@ export class TaskflowWorker {
       this.session = undefined;
     }
     const delay = this.reconnectDelay;
-    this.reconnectDelay = Math.min(delay * 2, this.options.maxReconnectDelayMs ?? 2000);
+    this.reconnectDelay = Math.min(delay * 2, this.options.maxReconnectDelayMs ?? 1000);
     setTimeout(() => this.connect(), delay).unref();
   }
 

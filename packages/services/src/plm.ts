@@ -138,13 +138,14 @@ export class ProcessLifecycleManager implements Plm {
     const requeued: TaskRecord[] = [];
     for (const rec of unfinished) {
       const live = this.track(rec);
-      if (rec.state === "queued") {
+      // Queued with a worker ID: it already waited for its worker after an earlier restart.
+      if (rec.state === "queued" && !rec.workerId) {
         this.enqueue(live);
         continue;
       }
       // It was with a worker when the control node stopped. That worker may still run it and
       // will list it when it reconnects (see reconcile); until then it waits outside the heap.
-      this.count(rec.state, "queued");
+      if (rec.state !== "queued") this.count(rec.state, "queued");
       rec.state = "queued";
       rec.waitingReason = `control node restarted; waiting for worker ${rec.workerId} to reconnect and re-adopt it`;
       requeued.push(rec);
