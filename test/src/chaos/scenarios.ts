@@ -5,16 +5,16 @@
  * - control kills: kill -9 of the control node (SQLite store) while tasks run, restarted at once;
  * - full disk: the store's file system fills while tasks run, then space comes back.
  * Each counts tasks lost (not succeeded), tasks whose handler finished more than once (from a
- * log the handler appends to), results delivered to the client more than once, and for worker
- * kills the time from a kill to each of that process's tasks running again elsewhere.
+ * log the handler appends to) and results delivered to the client more than once; and a kill
+ * storm times kill -9 of a worker process → each of its tasks running again.
  */
 import { execFileSync } from "node:child_process";
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
 import path from "node:path";
 import { TaskflowClient } from "@taskflow/client";
-import { ClusterService, TaskService, TaskState } from "@taskflow/proto";
+import { TaskService, TaskState } from "@taskflow/proto";
 import { createClient } from "@taskflow/proto/grpc";
-import { freePort, startNode, tempDir, type StartedNode } from "../harness.js";
+import { eventually, freePort, startNode, tempDir, type StartedNode } from "../harness.js";
 
 export interface ChaosFigures {
   scenario: string;
@@ -28,8 +28,6 @@ export interface ChaosFigures {
   deliveredTwice: number;
   /** Tasks that ran more than one attempt. */
   reran: number;
-  /** Kill → each of that process's tasks assigned again (worker kills only). */
-  killToRerunMs?: { count: number; medianMs: number; maxMs: number };
   seconds: number;
 }
 
@@ -129,30 +127,6 @@ export async function workerKills(tasks: number, kills: number, ms = 20): Promis
   const node = await startNode({ worker: { processes: 2, slots: 16, prefetch: 16, handlers: "handlers.mjs" } }, { dir });
   const client = new TaskflowClient({ address: node.address, clientId: "chaos-workers" });
   const recorder = recordResults(() => node.address, "chaos-workers");
-  const cluster = createClient(ClusterService, node.address);
-  // Every task's latest epoch and the worker it is on, from the event stream.
-  const onWorker = new Map<string, Map<string, bigint>>();
-  const pendingRerun = new Map<string, { since: number; epoch: bigint }>();
-  const rerunMs: number[] = [];
-  const events = cluster.watchEvents({ includeTasks: true });
-  events.on("data", (e: { time?: { seconds: bigint; nanos: number }; event: { case: string; value: { taskId: string; state: TaskState; workerId: string; epoch: bigint } } }) => {
-    if (e.event.case !== "task") return;
-    const t = e.event.value;
-    const waiting = pendingRerun.get(t.taskId);
-    // Its next attempt reached a worker: assigned (sent at once), running or already finished.
-    if (waiting && t.epoch > waiting.epoch && t.state !== TaskState.QUEUED) {
-      const at = e.time ? Number(e.time.seconds) * 1000 + Math.floor(e.time.nanos / 1e6) : Date.now();
-      rerunMs.push(at - waiting.since);
-      pendingRerun.delete(t.taskId);
-    }
-    for (const tasks of onWorker.values()) tasks.delete(t.taskId);
-    if (t.state === TaskState.ASSIGNED || t.state === TaskState.RUNNING) {
-      let set = onWorker.get(t.workerId);
-      if (!set) onWorker.set(t.workerId, (set = new Map()));
-      set.set(t.taskId, t.epoch);
-    }
-  });
-  events.on("error", () => {});
   try {
     const ids = await submitAll(client, tasks, ms);
     log(`worker kills: ${tasks} tasks submitted`);
@@ -167,8 +141,6 @@ export async function workerKills(tasks: number, kills: number, ms = 20): Promis
       const victims = state.workers.filter((w) => w.pid && node.workerPids().includes(w.pid));
       if (!victims.length) continue;
       const victim = victims[Math.floor(Math.random() * victims.length)]!;
-      const now = Date.now();
-      for (const [taskId, epoch] of onWorker.get(victim.workerId) ?? []) pendingRerun.set(taskId, { since: now, epoch });
       try {
         process.kill(victim.pid, "SIGKILL");
       } catch {
@@ -179,7 +151,6 @@ export async function workerKills(tasks: number, kills: number, ms = 20): Promis
     }
     const { lost, reran } = await done;
     await new Promise((r) => setTimeout(r, 300));
-    rerunMs.sort((a, b) => a - b);
     return {
       scenario: "worker-kills",
       tasks,
@@ -188,12 +159,9 @@ export async function workerKills(tasks: number, kills: number, ms = 20): Promis
       finishedTwice: finishedTwice(finishedLog),
       deliveredTwice: recorder.twice(),
       reran,
-      killToRerunMs: { count: rerunMs.length, medianMs: percentile(rerunMs, 0.5), maxMs: rerunMs.at(-1) ?? 0 },
       seconds: (Date.now() - started) / 1000,
     };
   } finally {
-    events.cancel();
-    cluster.raw.close();
     recorder.close();
     client.close();
     await node.stop();
@@ -319,4 +287,54 @@ export async function fullDisk(tasks: number, faults: number, ms = 20, holdMs = 
     execFileSync("umount", ["-l", data]);
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Kill storm: 8 long tasks on a worker node of 2 processes × 8 slots (prefetch 0, so a killed
+ * process's tasks have room elsewhere at once); `rounds` times, kill -9 a process that runs some
+ * and time until each of its tasks runs again (a higher attempt, RUNNING), polled every 50 ms.
+ */
+export async function killToRerun(rounds: number): Promise<{ rounds: number; samplesMs: number[]; medianMs: number; maxMs: number }> {
+  const control = await startNode({ roles: ["control"], log: { level: "error" } });
+  const workers = await startNode({
+    roles: ["worker"],
+    worker: { processes: 2, slots: 8, prefetch: 0, idPrefix: "kill", controlAddress: control.address },
+    log: { level: "error" },
+    metrics: { enabled: false },
+  });
+  const client = new TaskflowClient({ address: control.address });
+  const samples: number[] = [];
+  try {
+    const ids = await Promise.all(Array.from({ length: 8 }, (_, i) => client.submit("sleep", { ms: 600_000, i }, { maxAttempts: 100 })));
+    const tasks = async () => Promise.all(ids.map((id) => client.get(id)));
+    for (let round = 0; round < rounds; round++) {
+      const running = await eventually(async () => {
+        const all = await tasks();
+        return all.every((t) => t.state === TaskState.RUNNING) ? all : undefined;
+      }, 10_000, "every task running");
+      const state = await client.clusterState();
+      const victim = state.workers.find((w) => w.pid && running.some((t) => t.workerId === w.workerId));
+      if (!victim) throw new Error("no worker process runs a task");
+      const hit = running.filter((t) => t.workerId === victim.workerId);
+      const killedAt = Date.now();
+      process.kill(victim.pid, "SIGKILL");
+      let last = "";
+      await eventually(async () => {
+        const now = await Promise.all(hit.map((t) => client.get(t.id)));
+        last = JSON.stringify(now.map((t) => ({ state: t.state, workerId: t.workerId, attempt: t.attempt, waiting: t.waitingReason })));
+        return now.every((t, i) => t.state === TaskState.RUNNING && t.attempt > hit[i]!.attempt) ? true : undefined;
+      }, 10_000, `the killed process's tasks running again (round ${round}, killed ${victim.workerId})`).catch((err: Error) => {
+        throw new Error(`${err.message}; last seen ${last}`);
+      });
+      samples.push(Date.now() - killedAt);
+      log(`kill storm: round ${round + 1}/${rounds}: ${samples.at(-1)} ms`);
+    }
+    await Promise.all(ids.map((id) => client.cancel(id)));
+  } finally {
+    client.close();
+    await workers.stop();
+    await control.stop();
+  }
+  const sorted = [...samples].sort((a, b) => a - b);
+  return { rounds, samplesMs: samples, medianMs: percentile(sorted, 0.5), maxMs: sorted.at(-1) ?? 0 };
 }
