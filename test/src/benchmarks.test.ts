@@ -68,4 +68,15 @@ describe("benchmarks run and print their figures", { timeout: 300_000 }, () => {
     assert.equal(out.samplesMs.length, 1);
     positive(out.medianMs, "failover ms");
   });
+
+  it("npm run bench:chaos: lost, finished twice, delivered twice, and kill → rerun", async () => {
+    const out = (await bench("chaos.js", { CHAOS_TASKS: "200", CHAOS_KILLS: "1", CHAOS_SCENARIOS: "control-kills,kill-storm", CHAOS_STORM_ROUNDS: "2" })) as {
+      results: { scenario: string; tasks: number; lost: number; finishedTwice: number; deliveredTwice: number }[];
+      killToRerun: { samplesMs: number[]; medianMs: number; maxMs: number };
+    };
+    assert.deepEqual(out.results.map((r) => [r.scenario, r.tasks]), [["control-kills", 200]]);
+    for (const key of ["lost", "finishedTwice", "deliveredTwice"] as const) assert.equal(typeof out.results[0]![key], "number");
+    assert.equal(out.killToRerun.samplesMs.length, 2);
+    positive(out.killToRerun.medianMs, "kill → rerun median");
+  });
 });
