@@ -127,6 +127,29 @@ describe("TaskflowWorker", () => {
       }
     });
 
+    it("fails the attempt of a handler whose result cannot be encoded, sync or async, and keeps running", async () => {
+      const worker = newWorker("unencodable", { handlers: { big: () => 1n, bigLater: async () => 2n, echo: (p: unknown) => p } });
+      await worker.start();
+      try {
+        const session = control.last;
+        control.assign(session, "s", null, { type: "big" });
+        control.assign(session, "a", null, { type: "bigLater" });
+        control.assign(session, "ok", "fine");
+        const results = await until(() => {
+          const all = session.heartbeats.flatMap((h) => h.results);
+          return all.length === 3 ? all : undefined;
+        }, "three results");
+        const byId = new Map(results.map((r) => [r.taskId, r]));
+        for (const id of ["s", "a"]) {
+          assert.equal(byId.get(id)!.ok, false);
+          assert.match(byId.get(id)!.error, /result cannot be encoded: .*BigInt/);
+        }
+        assert.equal(byId.get("ok")!.ok, true);
+      } finally {
+        await worker.stop(1000);
+      }
+    });
+
     it("stop() waits for the confirmation of what it sent, and only then ends the session", async () => {
       const worker = newWorker("held-2");
       await worker.start();

@@ -478,7 +478,7 @@ export class TaskflowWorker {
         value.then(
           (v) => {
             entry.pending = false;
-            this.finish(entry, true, this.codec.encode(v), "");
+            this.succeed(entry, v);
           },
           (err: unknown) => {
             entry.pending = false;
@@ -486,11 +486,24 @@ export class TaskflowWorker {
           },
         );
       } else {
-        this.finish(entry, true, this.codec.encode(value), "");
+        this.succeed(entry, value);
       }
     } catch (err) {
       this.finish(entry, false, new Uint8Array(0), errorText(err));
     }
+  }
+
+  /** A handler returned: its value encoded, or a failed attempt when the codec cannot encode it. */
+  private succeed(entry: Running, value: unknown): void {
+    let bytes: Uint8Array;
+    try {
+      bytes = this.codec.encode(value);
+    } catch (err) {
+      // Thrown inside a promise callback this would be an unhandled rejection: the process would die.
+      this.finish(entry, false, new Uint8Array(0), `the handler's result cannot be encoded: ${errorText(err)}`);
+      return;
+    }
+    this.finish(entry, true, bytes, "");
   }
 
   /**
