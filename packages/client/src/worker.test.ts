@@ -22,6 +22,8 @@ class ScriptedControl {
   readonly server = new grpc.Server();
   readonly sessions: Session[] = [];
   address = "";
+  /** False plays a control node older than ResultsStored: its welcome does not offer it. */
+  storesResults = true;
 
   async start(): Promise<void> {
     addService(this.server, WorkerService, {
@@ -31,7 +33,7 @@ class ScriptedControl {
           if (msg.kind.case === "hello") {
             session = { hello: msg.kind.value, heartbeats: [], ended: false, call };
             this.sessions.push(session);
-            call.write({ kind: { case: "welcome", value: { workerId: msg.kind.value.workerId, heartbeatIntervalMs: 50 } } });
+            call.write({ kind: { case: "welcome", value: { workerId: msg.kind.value.workerId, heartbeatIntervalMs: 50, storesResults: this.storesResults } } });
           } else if (msg.kind.case === "heartbeat") {
             session!.heartbeats.push(msg.kind.value);
           }
@@ -123,6 +125,22 @@ describe("TaskflowWorker", () => {
         control.stored(second, [2n, 1n]);
         await until(() => (worker.held === 0 ? true : undefined), "everything confirmed");
       } finally {
+        await worker.stop(1000);
+      }
+    });
+
+    it("forgets results once sent to a control node whose welcome does not offer ResultsStored", async () => {
+      control.storesResults = false;
+      const worker = newWorker("old-control");
+      try {
+        await worker.start();
+        const session = control.last;
+        control.assign(session, "o", "O");
+        await until(() => (ScriptedControl.withResults(session).length === 1 ? true : undefined), "o's result");
+        assert.deepEqual(ScriptedControl.withResults(session), [[0n, ["o"]]], "no seq: nothing to confirm");
+        assert.equal(worker.held, 0, "nothing waits for a confirmation that never comes");
+      } finally {
+        control.storesResults = true;
         await worker.stop(1000);
       }
     });

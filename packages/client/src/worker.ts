@@ -164,6 +164,8 @@ export class TaskflowWorker {
   private readonly unstored = new Map<bigint, HeldResult[]>();
   /** Heartbeats with results sent on the current session: their numbering. */
   private seq = 0n;
+  /** False for a control node that never sends ResultsStored (older than it): results are forgotten once sent. */
+  private controlStoresResults = true;
   /** The current session was welcomed: results may go out on it. */
   private sessionOpen = false;
   /** No reconnecting any more: the worker has stopped or was refused. */
@@ -323,6 +325,7 @@ export class TaskflowWorker {
           this.received = 0n;
           this.reconnectDelay = 100;
           this.heartbeatIntervalMs = msg.kind.value.heartbeatIntervalMs || 500;
+          this.controlStoresResults = msg.kind.value.storesResults;
           clearInterval(this.heartbeatTimer);
           this.heartbeatTimer = setInterval(() => this.heartbeat(), this.heartbeatIntervalMs);
           this.heartbeatTimer.unref();
@@ -569,7 +572,7 @@ export class TaskflowWorker {
     this.released = [];
     this.ackPending = false;
     let seq = 0n;
-    if (results.length) {
+    if (results.length && this.controlStoresResults) {
       seq = ++this.seq;
       this.unstored.set(seq, results);
     }
@@ -585,6 +588,7 @@ export class TaskflowWorker {
         seq,
       }),
     );
+    if (results.length && !this.controlStoresResults) this.hooks?.resultsStored?.(results);
   }
 }
 

@@ -320,7 +320,7 @@ export class ControlServer {
             },
             port,
           );
-          send({ case: "welcome", value: { workerId: hello.workerId, heartbeatIntervalMs: config.liveness.heartbeatIntervalMs } as never });
+          send({ case: "welcome", value: { workerId: hello.workerId, heartbeatIntervalMs: config.liveness.heartbeatIntervalMs, storesResults: true } as never });
           const { adopted, lost, stale } = plm.reconcile(
             hello.workerId,
             hello.running.map((r) => ({ taskId: r.taskId, epoch: Number(r.epoch) })),
