@@ -382,7 +382,8 @@ export class ProcessLifecycleManager implements Plm {
     if (timeoutMs > 0) {
       // The worker aborts the handler at the deadline; this is the backstop when it cannot.
       const epoch = rec.epoch;
-      live.timeoutTimer = setTimeout(() => this.timedOut(live, epoch, timeoutMs), timeoutMs + 1000);
+      // Clamped: Node fires a timer above 2^31-1 ms at once (a record stored before the limit).
+      live.timeoutTimer = setTimeout(() => this.timedOut(live, epoch, timeoutMs), Math.min(timeoutMs + 1000, 2 ** 31 - 1));
       live.timeoutTimer.unref();
     }
     this.changed(rec);
