@@ -1,5 +1,5 @@
 /**
- * The dashboard in a real browser: Debian's Chromium (/usr/bin/chromium, installed by .ci/run)
+ * The dashboard in a real browser: Debian's Chromium (/usr/bin/chromium, installed by `npm test` through scripts/test-deps.sh)
  * driven headless by playwright-core (each launch gets a fresh temporary profile). Screenshots
  * go to test-artifacts/ (gitignored).
  */
@@ -21,7 +21,7 @@ describe("the dashboard in Chromium", () => {
   let page: Page;
 
   before(async () => {
-    assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)`);
+    assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install -y chromium (npm test does, as root)`);
     // One worker with one slot and no prefetch, so a second task visibly waits in the queue.
     node = await startNode({ roles: ["control", "worker"], worker: { processes: 1, slots: 1, prefetch: 0, labels: { zone: "a" } } });
     client = new TaskflowClient({ address: node.address });
