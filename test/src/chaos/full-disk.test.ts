@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { closeSync, mkdirSync, openSync, rmSync, unlinkSync, writeSync } from "node:fs";
+import { mkdirSync, rmSync, unlinkSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
@@ -15,27 +15,8 @@ import { TaskflowClient } from "@taskflow/client";
 import { TaskService, TaskState } from "@taskflow/proto";
 import { createClient } from "@taskflow/proto/grpc";
 import { cli, eventually, freePort, startNode, tempDir, type StartedNode } from "../harness.js";
+import { fillUp } from "./scenarios.js";
 import { parsePrometheus, value } from "../prometheus.js";
-
-/** Writes to `file` until the file system refuses even 512 bytes more. */
-function fillUp(file: string): void {
-  const fd = openSync(file, "w");
-  try {
-    for (const size of [1 << 20, 64 << 10, 4 << 10, 512]) {
-      const chunk = Buffer.alloc(size, 1);
-      for (;;) {
-        try {
-          writeSync(fd, chunk);
-        } catch (err) {
-          if ((err as NodeJS.ErrnoException).code === "ENOSPC") break;
-          throw err;
-        }
-      }
-    }
-  } finally {
-    closeSync(fd);
-  }
-}
 
 async function healthStatus(address: string): Promise<string> {
   const Health = grpc.makeGenericClientConstructor(healthService as grpc.ServiceDefinition, "Health");

@@ -120,98 +120,97 @@ async function outcomesOf(client: TaskflowClient, ids: string[]) {
   return { lost: outcomes.filter((o) => o.state !== "succeeded").length, reran: outcomes.filter((o) => o.attempt > 1).length };
 }
 
+/**
+ * Submits `tasks` work tasks, injects up to `faults` faults while they run (`inject` returns
+ * false when it found nothing to hit), waits for every outcome and tallies the figures.
+ */
+async function runWithFaults(
+  scenario: string,
+  setup: Setup & { started: number },
+  client: TaskflowClient,
+  recorder: { twice(): number },
+  run: { tasks: number; ms: number; faults: number; minGapMs: number; settleMs: number },
+  inject: (n: number) => Promise<boolean>,
+): Promise<ChaosFigures> {
+  const ids = await submitAll(client, run.tasks, run.ms);
+  log(`${scenario}: ${run.tasks} tasks submitted`);
+  const done = outcomesOf(client, ids);
+  let finished = false;
+  void done.then(() => (finished = true));
+  let faults = 0;
+  // Spread the faults over the first half of the run (32 slots in every scenario).
+  const gap = Math.max(run.minGapMs, Math.floor((run.tasks * run.ms) / 32 / Math.max(1, run.faults) / 2));
+  while (faults < run.faults && !finished) {
+    await new Promise((r) => setTimeout(r, gap));
+    if (!(await inject(faults + 1))) continue;
+    faults++;
+    log(`${scenario}: fault ${faults}/${run.faults}`);
+  }
+  const { lost, reran } = await done;
+  await new Promise((r) => setTimeout(r, run.settleMs));
+  return {
+    scenario,
+    tasks: run.tasks,
+    faults,
+    lost,
+    finishedTwice: finishedTwice(setup.log),
+    deliveredTwice: recorder.twice(),
+    reran,
+    seconds: (Date.now() - setup.started) / 1000,
+  };
+}
+
 /** kill -9 of random worker processes, `kills` times, while `tasks` tasks of `ms` each run. */
 export async function workerKills(tasks: number, kills: number, ms = 20): Promise<ChaosFigures> {
-  const { dir, log: finishedLog } = setUp();
-  const started = Date.now();
-  const node = await startNode({ worker: { processes: 2, slots: 16, prefetch: 16, handlers: "handlers.mjs" } }, { dir });
+  const setup = { ...setUp(), started: Date.now() };
+  const node = await startNode({ worker: { processes: 2, slots: 16, prefetch: 16, handlers: "handlers.mjs" } }, { dir: setup.dir });
   const client = new TaskflowClient({ address: node.address, clientId: "chaos-workers" });
   const recorder = recordResults(() => node.address, "chaos-workers");
   try {
-    const ids = await submitAll(client, tasks, ms);
-    log(`worker kills: ${tasks} tasks submitted`);
-    const done = outcomesOf(client, ids);
-    let finished = false;
-    void done.then(() => (finished = true));
-    let faults = 0;
-    const gap = Math.max(150, Math.floor((tasks * ms) / 32 / Math.max(1, kills) / 2));
-    while (faults < kills && !finished) {
-      await new Promise((r) => setTimeout(r, gap));
+    return await runWithFaults("worker-kills", setup, client, recorder, { tasks, ms, faults: kills, minGapMs: 150, settleMs: 300 }, async () => {
       const state = await client.clusterState();
       const victims = state.workers.filter((w) => w.pid && node.workerPids().includes(w.pid));
-      if (!victims.length) continue;
-      const victim = victims[Math.floor(Math.random() * victims.length)]!;
+      const victim = victims[Math.floor(Math.random() * victims.length)];
+      if (!victim) return false;
       try {
         process.kill(victim.pid, "SIGKILL");
       } catch {
-        continue;
+        return false;
       }
-      faults++;
-      log(`worker kills: killed ${victim.workerId} (pid ${victim.pid}), ${faults}/${kills}`);
-    }
-    const { lost, reran } = await done;
-    await new Promise((r) => setTimeout(r, 300));
-    return {
-      scenario: "worker-kills",
-      tasks,
-      faults,
-      lost,
-      finishedTwice: finishedTwice(finishedLog),
-      deliveredTwice: recorder.twice(),
-      reran,
-      seconds: (Date.now() - started) / 1000,
-    };
+      return true;
+    });
   } finally {
     recorder.close();
     client.close();
     await node.stop();
-    rmSync(dir, { recursive: true, force: true });
+    rmSync(setup.dir, { recursive: true, force: true });
   }
 }
 
 /** kill -9 of the control node (SQLite store), `kills` times, restarted at once, while tasks run. */
 export async function controlKills(tasks: number, kills: number, ms = 5): Promise<ChaosFigures> {
-  const { dir, log: finishedLog } = setUp();
-  const started = Date.now();
+  const setup = { ...setUp(), started: Date.now() };
   const port = await freePort();
   const controlConfig = { roles: ["control" as const], control: { port }, store: { kind: "sqlite" as const, path: "tasks.db" } };
-  let control: StartedNode = await startNode(controlConfig, { dir });
-  const workers = await startNode({ roles: ["worker"], worker: { processes: 2, slots: 16, handlers: path.join(dir, "handlers.mjs"), controlAddress: `127.0.0.1:${port}` } });
+  let control: StartedNode = await startNode(controlConfig, { dir: setup.dir });
+  const workers = await startNode({
+    roles: ["worker"],
+    worker: { processes: 2, slots: 16, handlers: path.join(setup.dir, "handlers.mjs"), controlAddress: `127.0.0.1:${port}` },
+  });
   const client = new TaskflowClient({ address: control.address, clientId: "chaos-control" });
   const recorder = recordResults(() => control.address, "chaos-control");
   try {
-    const ids = await submitAll(client, tasks, ms);
-    log(`control kills: ${tasks} tasks submitted`);
-    const done = outcomesOf(client, ids);
-    let finished = false;
-    void done.then(() => (finished = true));
-    let faults = 0;
-    const gap = Math.max(300, Math.floor((tasks * ms) / 32 / Math.max(1, kills) / 2));
-    while (faults < kills && !finished) {
-      await new Promise((r) => setTimeout(r, gap));
+    return await runWithFaults("control-kills", setup, client, recorder, { tasks, ms, faults: kills, minGapMs: 300, settleMs: 500 }, async () => {
       await control.kill9();
-      control = await startNode(controlConfig, { dir });
-      faults++;
-      log(`control kills: ${faults}/${kills}`);
-    }
-    const { lost, reran } = await done;
-    await new Promise((r) => setTimeout(r, 500));
-    return {
-      scenario: "control-kills",
-      tasks,
-      faults,
-      lost,
-      finishedTwice: finishedTwice(finishedLog),
-      deliveredTwice: recorder.twice(),
-      reran,
-      seconds: (Date.now() - started) / 1000,
-    };
+      control = await startNode(controlConfig, { dir: setup.dir });
+      return true;
+    });
   } finally {
     recorder.close();
     client.close();
     await workers.stop();
     await control.stop();
-    rmSync(dir, { recursive: true, force: true });
+    rmSync(setup.dir, { recursive: true, force: true });
   }
 }
 
@@ -237,9 +236,8 @@ export function fillUp(file: string): void {
 
 /** The store's file system (a tmpfs) fills `faults` times while tasks run, for `holdMs` each. */
 export async function fullDisk(tasks: number, faults: number, ms = 20, holdMs = 1500): Promise<ChaosFigures> {
-  const { dir, log: finishedLog } = setUp();
-  const started = Date.now();
-  const data = path.join(dir, "data");
+  const setup = { ...setUp(), started: Date.now() };
+  const data = path.join(setup.dir, "data");
   mkdirSync(data);
   // Room for the tasks (a few hundred bytes each, twice over for the log) and little more.
   const size = Math.max(16, Math.ceil((tasks * 2048) / (1 << 20)) + 8);
@@ -247,45 +245,24 @@ export async function fullDisk(tasks: number, faults: number, ms = 20, holdMs = 
   const filler = path.join(data, "filler");
   const node = await startNode(
     { store: { kind: "sqlite", path: "data/tasks.db" }, worker: { processes: 2, slots: 16, handlers: "handlers.mjs" } },
-    { dir },
+    { dir: setup.dir },
   );
   const client = new TaskflowClient({ address: node.address, clientId: "chaos-disk" });
   const recorder = recordResults(() => node.address, "chaos-disk");
   try {
-    const ids = await submitAll(client, tasks, ms);
-    log(`full disk: ${tasks} tasks submitted`);
-    const done = outcomesOf(client, ids);
-    let finished = false;
-    void done.then(() => (finished = true));
-    let filled = 0;
-    const gap = Math.max(200, Math.floor((tasks * ms) / 32 / Math.max(1, faults) / 2));
-    while (filled < faults && !finished) {
-      await new Promise((r) => setTimeout(r, gap));
+    return await runWithFaults("full-disk", setup, client, recorder, { tasks, ms, faults, minGapMs: 200, settleMs: 300 }, async () => {
       fillUp(filler);
-      filled++;
-      log(`full disk: filled ${filled}/${faults}`);
       await new Promise((r) => setTimeout(r, holdMs));
       unlinkSync(filler);
-    }
-    const { lost, reran } = await done;
-    await new Promise((r) => setTimeout(r, 300));
-    return {
-      scenario: "full-disk",
-      tasks,
-      faults: filled,
-      lost,
-      finishedTwice: finishedTwice(finishedLog),
-      deliveredTwice: recorder.twice(),
-      reran,
-      seconds: (Date.now() - started) / 1000,
-    };
+      return true;
+    });
   } finally {
     recorder.close();
     client.close();
     await node.stop();
     if (existsSync(filler)) unlinkSync(filler);
     execFileSync("umount", ["-l", data]);
-    rmSync(dir, { recursive: true, force: true });
+    rmSync(setup.dir, { recursive: true, force: true });
   }
 }
 
