@@ -122,11 +122,30 @@ describe("prettyLine", () => {
   });
 });
 
+describe("control.maxReceiveMessageBytes", () => {
+  it("defaults to 8 MiB, or to the largest payload plus its overhead when that is more", () => {
+    assert.equal(parseConfig({}).control.maxReceiveMessageBytes, 8 * 1024 * 1024);
+    assert.equal(parseConfig({ control: { maxPayloadBytes: 16 * 1024 * 1024 } }).control.maxReceiveMessageBytes, 16 * 1024 * 1024 + 65536);
+    assert.equal(parseConfig({ control: { maxReceiveMessageBytes: 5 * 1024 * 1024 } }).control.maxReceiveMessageBytes, 5 * 1024 * 1024);
+  });
+
+  it("refuses a limit a task with the largest payload would not fit in, with the fix", () => {
+    assert.throws(
+      () => parseConfig({ control: { maxPayloadBytes: 4 * 1024 * 1024, maxReceiveMessageBytes: 4 * 1024 * 1024 } }),
+      /control\.maxReceiveMessageBytes \(4194304\) must be at least control\.maxPayloadBytes \(4194304\) \+ 65536.*fix: /,
+    );
+  });
+
+  it("still suggests a close key inside control", () => {
+    assert.throws(() => parseConfig({ control: { maxRecieveMessageBytes: 1 } }), /did you mean "maxReceiveMessageBytes"/);
+  });
+});
+
 describe("the README's config reference", () => {
   /** Every leaf key of the schema, walked through defaults and optionals (records are leaves). */
   function keys(schema: unknown, prefix = ""): string[] {
-    let s = schema as { _zod: { def: { type: string; innerType?: unknown; shape?: Record<string, unknown> } } };
-    while (["default", "prefault", "optional"].includes(s._zod.def.type)) s = s._zod.def.innerType as typeof s;
+    let s = schema as { _zod: { def: { type: string; innerType?: unknown; in?: unknown; shape?: Record<string, unknown> } } };
+    while (["default", "prefault", "optional", "pipe"].includes(s._zod.def.type)) s = (s._zod.def.type === "pipe" ? s._zod.def.in : s._zod.def.innerType) as typeof s;
     const shape = s._zod.def.type === "object" ? s._zod.def.shape : undefined;
     if (!shape) return [prefix];
     return Object.entries(shape).flatMap(([k, v]) => keys(v, prefix ? `${prefix}.${k}` : k));

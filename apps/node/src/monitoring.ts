@@ -72,7 +72,7 @@ export async function startMonitoring(
         stops.push(() => controlMetrics!.close());
       }
       if (workers) registerWorkerMetrics(registry, () => workers.stats());
-      metrics = await serveMetrics(registry, config.metrics.host, config.metrics.port);
+      metrics = await serveMetrics(registry, config.metrics.host, config.metrics.port, config.metrics.allowedHosts);
       stops.push(() => metrics!.close());
     }
 
@@ -83,6 +83,7 @@ export async function startMonitoring(
         host: config.dashboard.host,
         port: config.dashboard.port,
         historyMinutes: config.dashboard.historyMinutes,
+        allowedHosts: config.dashboard.allowedHosts,
         staticDir: dashboardDir,
         logger: logger.child({ role: "dashboard" }),
         ...(controlMetrics && { tally: controlMetrics.tally }),

@@ -350,15 +350,16 @@ export class TaskflowClient {
       return;
     }
     while (this.queuedSpecs.length && this.inFlight < this.maxInFlight) {
-      const specs = this.queuedSpecs.splice(0, this.maxBatch);
+      const count = batchCount(this.queuedSpecs, this.maxBatch);
+      const specs = this.queuedSpecs.splice(0, count);
       const batchId = ++this.batchSeq;
       this.inFlight++;
       // Hand-encoded SubmitTaskStreamRequest: the adapter sends the bytes as they are. Its request
       // ID makes a resend after a broken stream safe: the server answers the same task IDs.
       const bytes = encodeSubmitTaskStream(batchId, specs, this.clientId, `${this.requestPrefix}-${batchId}`);
       this.batches.set(batchId, {
-        resolves: this.queuedResolves.splice(0, this.maxBatch),
-        rejects: this.queuedRejects.splice(0, this.maxBatch),
+        resolves: this.queuedResolves.splice(0, count),
+        rejects: this.queuedRejects.splice(0, count),
         bytes,
         firstSentAt: Date.now(),
       });
@@ -626,4 +627,25 @@ function hand(w: Waiter, outcome: Outcome): void {
   if (!w.wantsValue) w.resolve(outcome);
   else if (outcome.state === "succeeded") w.resolve(outcome.value);
   else w.reject(failure(outcome));
+}
+
+/**
+ * Bytes of specs one batch carries at most (one spec alone may carry more): under the control
+ * node's receive limit (`control.maxReceiveMessageBytes`, 8 MiB by default and never below the
+ * largest payload plus 64 KiB), which refuses a bigger message whole.
+ */
+const MAX_BATCH_BYTES = 4 * 1024 * 1024;
+
+/** How many of the queued specs go in the next batch: at most `max`, and at most `MAX_BATCH_BYTES`. */
+function batchCount(specs: readonly Spec[], max: number): number {
+  let bytes = 0;
+  let n = 0;
+  while (n < specs.length && n < max) {
+    const s = specs[n]!;
+    bytes += s.payload.byteLength + s.type.length + s.idempotencyKey.length + 32;
+    for (const key in s.requiredLabels) bytes += key.length + s.requiredLabels[key]!.length + 8;
+    if (n > 0 && bytes > MAX_BATCH_BYTES) break;
+    n++;
+  }
+  return n;
 }

@@ -571,25 +571,50 @@ export class TaskflowWorker {
     this.started = [];
     this.released = [];
     this.ackPending = false;
-    let seq = 0n;
-    if (results.length && this.controlStoresResults) {
-      seq = ++this.seq;
-      this.unstored.set(seq, results);
+    // Results go out in heartbeats of at most ~4 MiB each (one result alone may be more): the
+    // control node refuses a message past its receive limit whole, and the session with it.
+    const chunks = chunkResults(results);
+    for (let i = 0; i < chunks.length; i++) {
+      const chunk = chunks[i]!;
+      let seq = 0n;
+      if (chunk.length && this.controlStoresResults) {
+        seq = ++this.seq;
+        this.unstored.set(seq, chunk);
+      }
+      // Hand-encoded SessionRequest{heartbeat}: it carries every result.
+      session.write(
+        encodeHeartbeat({
+          running: this.running.size,
+          results: chunk,
+          started: i === 0 ? started : [],
+          assignmentsReceived: this.received,
+          draining: this.draining,
+          released: i === 0 ? released : [],
+          seq,
+        }),
+      );
     }
-    // Hand-encoded SessionRequest{heartbeat}: it carries every result.
-    session.write(
-      encodeHeartbeat({
-        running: this.running.size,
-        results,
-        started,
-        assignmentsReceived: this.received,
-        draining: this.draining,
-        released,
-        seq,
-      }),
-    );
     if (results.length && !this.controlStoresResults) this.hooks?.resultsStored?.(results);
   }
+}
+
+/** Bytes of results one heartbeat carries at most, under any control node's receive limit (8 MiB by default). */
+const MAX_HEARTBEAT_BYTES = 4 * 1024 * 1024;
+
+/** `results` in groups of at most `MAX_HEARTBEAT_BYTES`; one group, maybe empty, when they fit. */
+function chunkResults(results: HeldResult[]): HeldResult[][] {
+  const chunks: HeldResult[][] = [[]];
+  let bytes = 0;
+  for (const r of results) {
+    const size = r.result.byteLength + r.error.length + r.taskId.length + 16;
+    if (bytes > 0 && bytes + size > MAX_HEARTBEAT_BYTES) {
+      chunks.push([]);
+      bytes = 0;
+    }
+    chunks[chunks.length - 1]!.push(r);
+    bytes += size;
+  }
+  return chunks;
 }
 
 function errorText(err: unknown): string {

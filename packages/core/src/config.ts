@@ -8,7 +8,15 @@ import { MAX_TIMEOUT_MS } from "./model.js";
 
 const MiB = 1024 * 1024;
 
+/**
+ * Room a request needs beside one task's payload (type, labels, IDs, framing): the control node's
+ * receive limit is never below `control.maxPayloadBytes` plus this, so the largest payload fits.
+ */
+export const MESSAGE_OVERHEAD_BYTES = 64 * 1024;
+
 const port = z.number().int().min(0).max(65535);
+/** Host names (with no port) an HTTP server answers besides its own address and, on loopback, `localhost`. */
+const allowedHosts = z.array(z.string().min(1).regex(/^[^\s/:]+$|^\[[0-9A-Fa-f:.]+\]$/, "must be a host name or address without a port")).default([]);
 const positiveInt = z.number().int().positive();
 const labels = z.record(z.string().min(1), z.string());
 
@@ -32,7 +40,25 @@ const controlSchema = z.strictObject({
   defaultTimeoutMs: z.number().int().min(0).max(MAX_TIMEOUT_MS).default(0),
   /** Where the task heap and worker heap live: `sab` (in-process shared memory) or `shm` (POSIX, shareable between processes). @defaultValue "sab" */
   heapBacking: z.enum(["sab", "shm"]).default("sab"),
-});
+  /**
+   * Largest gRPC message the control node reads, in bytes: grpc-js refuses a bigger one with
+   * RESOURCE_EXHAUSTED before decoding any of it. It must be at least `maxPayloadBytes` plus
+   * 64 KiB (`MESSAGE_OVERHEAD_BYTES`), so that a task with the largest payload still fits in a
+   * call of its own; clients split bigger batches (the SDK does).
+   * @defaultValue 8 MiB, or `maxPayloadBytes` + 64 KiB when that is more
+   */
+  maxReceiveMessageBytes: positiveInt.max(1024 * MiB).optional(),
+  /**
+   * Most bytes a server stream (SubscribeResults, WatchTask, WatchEvents, SubmitTaskStream's
+   * acknowledgements) may have waiting for a client that does not read: past it the stream is
+   * reset with RESOURCE_EXHAUSTED and what it held is freed. One message bigger than this still
+   * goes out when nothing else waits. @defaultValue 8 MiB
+   */
+  maxStreamBufferBytes: positiveInt.min(64 * 1024).max(1024 * MiB).default(8 * MiB),
+}).transform((control) => ({
+  ...control,
+  maxReceiveMessageBytes: control.maxReceiveMessageBytes ?? Math.max(8 * MiB, control.maxPayloadBytes + MESSAGE_OVERHEAD_BYTES),
+}));
 
 const schedulerSchema = z.strictObject({
   /**
@@ -139,6 +165,13 @@ const metricsSchema = z.strictObject({
   host: z.string().min(1).default("127.0.0.1"),
   /** Port of the metrics HTTP server; 0 picks a free one (printed on the ready line). @defaultValue 9464 */
   port: port.default(9464),
+  /**
+   * Host names a request's `Host` header may name besides `host` itself (and, on loopback,
+   * `localhost`, `127.0.0.1` and `[::1]`); IP addresses are always accepted. Other requests get
+   * 421, so a web page on another site cannot read metrics through DNS rebinding. List the names
+   * scrapers use when the server is bound beyond loopback. @defaultValue []
+   */
+  allowedHosts,
 });
 
 /** The live web dashboard of the control role, with its JSON API and event stream. */
@@ -151,6 +184,13 @@ const dashboardSchema = z.strictObject({
   port: port.default(9465),
   /** Minutes of queue depth and throughput the charts keep (one sample a second). @defaultValue 10 */
   historyMinutes: positiveInt.max(120).default(10),
+  /**
+   * Host names a request's `Host` header may name besides `host` itself (and, on loopback,
+   * `localhost`, `127.0.0.1` and `[::1]`); IP addresses are always accepted. Other requests get
+   * 421, so a web page on another site cannot read the API or act through DNS rebinding. List
+   * the names browsers use when the dashboard is bound beyond loopback. @defaultValue []
+   */
+  allowedHosts,
 });
 
 const logSchema = z.strictObject({
@@ -188,6 +228,8 @@ const hints: Record<string, string> = {
   "control.host": 'use an address to bind such as "127.0.0.1" or "0.0.0.0"',
   "control.maxPayloadBytes": "use a byte count such as 4194304 (4 MiB)",
   "control.heapBacking": 'use "sab" or "shm"',
+  "control.maxReceiveMessageBytes": "use a byte count such as 8388608 (8 MiB), at least control.maxPayloadBytes + 65536",
+  "control.maxStreamBufferBytes": "use a byte count such as 8388608 (8 MiB), at least 65536",
   "control.defaultTimeoutMs": `use a timeout in ms from 0 (none) to ${MAX_TIMEOUT_MS} (about 23 days)`,
   "scheduler.policy": 'use "fifo", "priority", "least-loaded" or an installed policy package name',
   "store.kind": 'use "memory" or "sqlite"',
@@ -203,6 +245,8 @@ const hints: Record<string, string> = {
   "metrics.host": 'use an address to bind such as "127.0.0.1"',
   "dashboard.port": "use a free port such as 9465, or 0 for any free port",
   "dashboard.host": 'use an address to bind such as "127.0.0.1"',
+  "dashboard.allowedHosts": 'list host names without a port, such as ["taskflow.example.com"]',
+  "metrics.allowedHosts": 'list host names without a port, such as ["node-1.internal"]',
 };
 
 /**
@@ -223,6 +267,14 @@ export function parseConfig(raw: unknown, source = "config"): TaskflowConfig {
     throw new TaskflowError(
       Code.INVALID_ARGUMENT,
       `invalid config in ${source}:\n  - liveness.heartbeatTimeoutMs (${config.liveness.heartbeatTimeoutMs}) must be larger than liveness.heartbeatIntervalMs (${config.liveness.heartbeatIntervalMs}); fix: ${hints["liveness.heartbeatTimeoutMs"]}`,
+      { reason: Reason.CONFIG },
+    );
+  }
+  const { maxReceiveMessageBytes, maxPayloadBytes } = config.control;
+  if (maxReceiveMessageBytes < maxPayloadBytes + MESSAGE_OVERHEAD_BYTES) {
+    throw new TaskflowError(
+      Code.INVALID_ARGUMENT,
+      `invalid config in ${source}:\n  - control.maxReceiveMessageBytes (${maxReceiveMessageBytes}) must be at least control.maxPayloadBytes (${maxPayloadBytes}) + ${MESSAGE_OVERHEAD_BYTES}, so that a task with the largest payload fits; fix: ${hints["control.maxReceiveMessageBytes"]}`,
       { reason: Reason.CONFIG },
     );
   }
@@ -310,9 +362,10 @@ function objectShape(schema: z.ZodType): Record<string, unknown> | undefined {
   let current: unknown = schema;
   // Look through default/prefault/optional wrappers to the object inside.
   for (let i = 0; i < 5 && current; i++) {
-    const def = (current as { _zod?: { def?: { shape?: Record<string, unknown>; innerType?: unknown } } })._zod?.def;
+    const def = (current as { _zod?: { def?: { shape?: Record<string, unknown>; innerType?: unknown; in?: unknown } } })._zod?.def;
     if (def?.shape) return def.shape;
-    current = def?.innerType;
+    // A transform (control's derived defaults) is a pipe: its keys are those of its input.
+    current = def?.innerType ?? def?.in;
   }
   return undefined;
 }

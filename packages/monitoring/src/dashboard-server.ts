@@ -25,6 +25,8 @@ export interface DashboardOptions {
   /** Folder of the built dashboard (index.html, app.js, style.css); undefined = API only. */
   staticDir: string | undefined;
   logger: Logger;
+  /** Host names requests may name besides `host`, `localhost` and IP addresses; others get 421. @defaultValue [] */
+  allowedHosts?: readonly string[];
   /** Counts shared with the metrics, when they are on; else the dashboard keeps its own. */
   tally?: TaskTally;
 }
@@ -104,7 +106,7 @@ export class DashboardServer {
   }
 
   async start(): Promise<void> {
-    this.http = await listenHttp(this.options.host, this.options.port, "dashboard", (req, res) => void this.handle(req, res));
+    this.http = await listenHttp(this.options.host, this.options.port, "dashboard", (req, res) => void this.handle(req, res), this.options.allowedHosts);
     this.last = { submitted: this.tally.submitted, succeeded: this.tally.succeeded, failed: this.tally.failed, time: Date.now() };
     this.sampler = setInterval(() => void this.sample(), SAMPLE_MS);
     this.sampler.unref();

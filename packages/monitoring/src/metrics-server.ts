@@ -1,8 +1,11 @@
 import type { Registry } from "prom-client";
 import { listenHttp, type HttpListener } from "./http.js";
 
-/** Serves `registry` on `GET /metrics` (Prometheus text format). */
-export function serveMetrics(registry: Registry, host: string, port: number): Promise<HttpListener> {
+/**
+ * Serves `registry` on `GET /metrics` (Prometheus text format), to requests whose `Host` is
+ * this server's or one of `allowedHosts` (others get 421).
+ */
+export function serveMetrics(registry: Registry, host: string, port: number, allowedHosts: readonly string[] = []): Promise<HttpListener> {
   return listenHttp(host, port, "metrics", (req, res) => {
     const route = new URL(req.url ?? "/", "http://localhost").pathname;
     if (route !== "/metrics" || (req.method !== "GET" && req.method !== "HEAD")) {
@@ -18,5 +21,5 @@ export function serveMetrics(registry: Registry, host: string, port: number): Pr
         res.writeHead(500, { "content-type": "text/plain; charset=utf-8" }).end(`collecting metrics failed: ${err instanceof Error ? err.message : String(err)}\n`);
       },
     );
-  });
+  }, allowedHosts);
 }

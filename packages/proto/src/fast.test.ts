@@ -18,6 +18,9 @@ import {
   decodeSessionResponse,
   decodeSubmitAck,
   decodeSubmitTaskStream,
+  decodeSubmitTasks,
+  RequestRefused,
+  type FastSpec,
   encodeAssign,
   encodeSubmitAck,
   encodeHeartbeat,
@@ -191,5 +194,72 @@ describe("fast decoders read what protobuf-es reads", () => {
       assert.throws(() => decodeSubmitTaskStream(garbage), Error, `decodeSubmitTaskStream ${hex}`);
       assert.throws(() => decodeSessionRequest(garbage), Error, `decodeSessionRequest ${hex}`);
     }
+  });
+
+  it("decodeSubmitTasks reads what protobuf-es reads", () => {
+    const specs: FastSpec[] = [
+      { type: "echo", payload: bytes[1]!, priority: -5, requiredLabels: { gpu: "yes" }, maxAttempts: 3, timeoutMs: 1000, idempotencyKey: "k", expectedDurationMs: 7 },
+      { type: "", payload: bytes[0]!, priority: 0, requiredLabels: {}, maxAttempts: 0, timeoutMs: 0, idempotencyKey: "", expectedDurationMs: 0 },
+    ];
+    const wire = encodeSubmitTasks(specs, "client-✓", "req-1");
+    const decoded = decodeSubmitTasks(wire);
+    const expected = fromBinary(SubmitTasksRequestSchema, wire);
+    assert.equal(decoded.clientId, expected.clientId);
+    assert.equal(decoded.requestId, expected.requestId);
+    assert.deepEqual(
+      decoded.specs.map((s) => ({ ...s, payload: [...s.payload] })),
+      expected.specs.map(({ $typeName: _, ...s }) => ({ ...s, requiredLabels: { ...s.requiredLabels }, payload: [...s.payload] })),
+    );
+  });
+});
+
+describe("submit decoders stop at their limits", () => {
+  const limits = { maxSpecs: 10_000, maxPayloadBytes: 1024 };
+  const empty: FastSpec = { type: "", payload: new Uint8Array(0), priority: 0, requiredLabels: {}, maxAttempts: 0, timeoutMs: 0, idempotencyKey: "", expectedDurationMs: 0 };
+
+  function refusal(code: number, pattern: RegExp) {
+    return (err: unknown) => {
+      assert.ok(err instanceof RequestRefused, String(err));
+      assert.equal(err.code, code);
+      assert.match(err.message, pattern);
+      return true;
+    };
+  }
+
+  it("takes 10,000 specs and refuses the 10,001st with INVALID_ARGUMENT before reading further", () => {
+    assert.equal(decodeSubmitTasks(encodeSubmitTasks(Array(10_000).fill(empty), "c"), limits).specs.length, 10_000);
+    const over = encodeSubmitTasks(Array(10_001).fill(empty), "c");
+    assert.throws(() => decodeSubmitTasks(over, limits), refusal(3, /more than 10000 tasks; at most 10000 per call/));
+    // Bytes past the 10,001st spec are never read: a truncated tail changes nothing.
+    const withBrokenTail = Buffer.concat([over, Buffer.from([0x0a, 0xff, 0xff, 0xff, 0x0f])]);
+    assert.throws(() => decodeSubmitTasks(withBrokenTail, limits), refusal(3, /at most 10000 per call/));
+  });
+
+  it("refuses a payload past the limit with RESOURCE_EXHAUSTED, naming the spec and the config key", () => {
+    const specs = [empty, { ...empty, type: "echo", payload: new Uint8Array(1025) }];
+    assert.throws(() => decodeSubmitTasks(encodeSubmitTasks(specs, "c"), limits), refusal(8, /specs\[1\]\.payload is 1025 bytes, over the limit of 1024 \(control\.maxPayloadBytes\)/));
+    // A length that claims more than the limit is refused before anything is read or copied.
+    const claim = Buffer.from([0x0a, 0x06, 0x12, 0x84, 0x80, 0x80, 0x80, 0x01]);
+    assert.throws(() => decodeSubmitTasks(claim, limits), refusal(8, /payload is 268435460 bytes/));
+  });
+
+  it("decodeSubmitTaskStream refuses just that batch, keeping its batch ID and no specs", () => {
+    const ok = decodeSubmitTaskStream(encodeSubmitTaskStream(4, Array(10_000).fill(empty), "c", "r"), limits);
+    assert.equal(ok.refused, undefined);
+    assert.equal(ok.specs.length, 10_000);
+    const tooMany = decodeSubmitTaskStream(encodeSubmitTaskStream(5, Array(10_001).fill(empty), "c", "r"), limits);
+    assert.equal(tooMany.batchId, 5n);
+    assert.equal(tooMany.requestId, "r");
+    assert.deepEqual(tooMany.specs, []);
+    assert.ok(tooMany.refused);
+    assert.equal(tooMany.refused.code, 3);
+    assert.match(tooMany.refused.message, /at most 10000 per call/);
+    const big = decodeSubmitTaskStream(encodeSubmitTaskStream(6, [empty, { ...empty, payload: new Uint8Array(2000) }, empty], "c"), limits);
+    assert.equal(big.batchId, 6n);
+    assert.equal(big.refused?.code, 8);
+    assert.match(big.refused!.message, /specs\[1\]\.payload is 2000 bytes/);
+    assert.deepEqual(big.specs, []);
+    // Malformed bytes still throw: a refusal is for well-formed requests past a limit.
+    assert.throws(() => decodeSubmitTaskStream(Buffer.from([0x12, 0x05, 0x12, 0x83]), limits), (err) => !(err instanceof RequestRefused));
   });
 });

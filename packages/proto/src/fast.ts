@@ -670,15 +670,53 @@ export function decodeSessionRequest(bytes: Uint8Array): SessionRequest {
   return fromBinary(SessionRequestSchema, bytes);
 }
 
-/** A decoded `SubmitTaskStreamRequest`, shaped like the generated message. */
-export interface DecodedSubmitBatch {
-  batchId: bigint;
+/**
+ * Thrown by a server's request decoder that stops at a limit rather than read on: the call ends
+ * with `code` and this message as they are (see `rejectMalformedRequests` in ./grpc.js).
+ */
+export class RequestRefused extends Error {
+  constructor(
+    /** The gRPC status code to end the call with, such as 3 (INVALID_ARGUMENT). */
+    readonly code: number,
+    message: string,
+    /** A `TASKFLOW_ERR_*` reason for the `taskflow-reason` trailer, if any. */
+    readonly reason?: string,
+  ) {
+    super(message);
+    this.name = "RequestRefused";
+  }
+}
+
+/** What a submit decoder lets one request allocate. */
+export interface SubmitLimits {
+  /** Most specs in one request; the decoder stops at the next one. */
+  maxSpecs: number;
+  /** Largest payload of one spec in bytes; the decoder stops at a larger one without copying it. */
+  maxPayloadBytes: number;
+}
+
+const NO_LIMITS: SubmitLimits = { maxSpecs: Infinity, maxPayloadBytes: Infinity };
+const INVALID_ARGUMENT = 3;
+const RESOURCE_EXHAUSTED = 8;
+
+/** A decoded `SubmitTasksRequest`, shaped like the generated message. */
+export interface DecodedSubmitTasks {
   specs: FastSpec[];
   clientId: string;
   requestId: string;
 }
 
-function readSpec(reader: HotReader): FastSpec {
+/** A decoded `SubmitTaskStreamRequest`, shaped like the generated message. */
+export interface DecodedSubmitBatch extends DecodedSubmitTasks {
+  batchId: bigint;
+  /**
+   * Set when the batch broke a limit: decoding stopped there (`specs` is empty) and the batch is
+   * to be refused with this code and message; the stream itself goes on.
+   */
+  refused?: RequestRefused;
+}
+
+function readSpec(reader: HotReader, index: number, limits: SubmitLimits): FastSpec {
   const end = reader.uint32() + reader.pos;
   const spec: FastSpec = {
     type: "",
@@ -696,9 +734,20 @@ function readSpec(reader: HotReader): FastSpec {
       case 1:
         spec.type = reader.string();
         break;
-      case 2:
+      case 2: {
+        const start = reader.pos;
+        const size = reader.uint32();
+        if (size > limits.maxPayloadBytes) {
+          throw new RequestRefused(
+            RESOURCE_EXHAUSTED,
+            `specs[${index}].payload is ${size} bytes, over the limit of ${limits.maxPayloadBytes} (control.maxPayloadBytes)`,
+            "TASKFLOW_ERR_PAYLOAD_TOO_LARGE",
+          );
+        }
+        reader.pos = start;
         spec.payload = reader.bytes();
         break;
+      }
       case 3:
         spec.priority = reader.int32();
         break;
@@ -734,15 +783,60 @@ function readSpec(reader: HotReader): FastSpec {
   return spec;
 }
 
-/** Decodes `SubmitTaskStreamRequest` (the bulk submit path) into plain objects. */
-export function decodeSubmitTaskStream(bytes: Uint8Array): DecodedSubmitBatch {
+function tooManySpecs(limits: SubmitLimits): RequestRefused {
+  return new RequestRefused(INVALID_ARGUMENT, `specs holds more than ${limits.maxSpecs} tasks; at most ${limits.maxSpecs} per call (split it into batches)`);
+}
+
+/**
+ * Decodes `SubmitTasksRequest` into plain objects. With `limits`, it stops at the first spec
+ * past `maxSpecs` or payload past `maxPayloadBytes` and throws {@link RequestRefused}: a request
+ * allocates no more than its limits allow, however many specs its bytes hold.
+ */
+export function decodeSubmitTasks(bytes: Uint8Array, limits: SubmitLimits = NO_LIMITS): DecodedSubmitTasks {
+  const reader = new HotReader(bytes);
+  const out: DecodedSubmitTasks = { specs: [], clientId: "", requestId: "" };
+  while (reader.pos < reader.len) {
+    const f = reader.field();
+    if (f === 1 && reader.wireType === WireType.LengthDelimited) {
+      if (out.specs.length >= limits.maxSpecs) throw tooManySpecs(limits);
+      out.specs.push(readSpec(reader, out.specs.length, limits));
+    } else if (f === 2) out.clientId = reader.string();
+    else if (f === 3) out.requestId = reader.string();
+    else reader.skip(reader.wireType, f);
+  }
+  return out;
+}
+
+/**
+ * Decodes `SubmitTaskStreamRequest` (the bulk submit path) into plain objects. A batch past
+ * `limits` comes back with `refused` set and no specs: the rest of its specs are skipped, not
+ * decoded, and the stream can acknowledge that one batch as refused.
+ */
+export function decodeSubmitTaskStream(bytes: Uint8Array, limits: SubmitLimits = NO_LIMITS): DecodedSubmitBatch {
   const reader = new HotReader(bytes);
   const out: DecodedSubmitBatch = { batchId: 0n, specs: [], clientId: "", requestId: "" };
   while (reader.pos < reader.len) {
     const f = reader.field();
     if (f === 1) out.batchId = reader.u64();
-    else if (f === 2 && reader.wireType === WireType.LengthDelimited) out.specs.push(readSpec(reader));
-    else if (f === 3) out.clientId = reader.string();
+    else if (f === 2 && reader.wireType === WireType.LengthDelimited) {
+      if (out.refused) reader.skip(reader.wireType, f);
+      else if (out.specs.length >= limits.maxSpecs) {
+        out.refused = tooManySpecs(limits);
+        out.specs = [];
+        reader.skip(reader.wireType, f);
+      } else {
+        const start = reader.pos;
+        try {
+          out.specs.push(readSpec(reader, out.specs.length, limits));
+        } catch (err) {
+          if (!(err instanceof RequestRefused)) throw err;
+          out.refused = err;
+          out.specs = [];
+          reader.pos = start;
+          reader.skip(reader.wireType, f);
+        }
+      }
+    } else if (f === 3) out.clientId = reader.string();
     else if (f === 4) out.requestId = reader.string();
     else reader.skip(reader.wireType, f);
   }

@@ -5,6 +5,7 @@
  * grpc-js `ServiceDefinition` and gives typed server handlers and promise-based clients over it.
  */
 import * as grpc from "@grpc/grpc-js";
+import { constants as http2 } from "node:http2";
 import {
   create,
   fromBinary,
@@ -16,7 +17,7 @@ import {
   type MessageShape,
 } from "@bufbuild/protobuf";
 import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
-import { installFastTextEncoding } from "./fast.js";
+import { RequestRefused, installFastTextEncoding } from "./fast.js";
 
 // Every process that talks gRPC through this adapter gets the faster short-string codec.
 installFastTextEncoding();
@@ -75,17 +76,30 @@ export type ServiceHandlers<S extends GenServiceMethods> = {
 };
 
 /**
- * What a server's request decoder gives for bytes that are not a valid message. grpc-js answers
+ * What a server's request decoder gives for bytes that are not a valid message, or that break a
+ * limit the decoder enforces while it reads (it throws {@link RequestRefused}). grpc-js answers
  * a decoder that throws with INTERNAL, which blames the server for the client's bytes and hides
- * why; {@link rejectMalformedRequests} ends such a call with INVALID_ARGUMENT instead.
+ * why; {@link rejectMalformedRequests} ends such a call with `code` and `details` instead.
  */
 export class MalformedRequest {
+  /** The status code the call ends with: INVALID_ARGUMENT unless the decoder chose another. */
+  readonly code: grpc.status;
+  /** The status message the call ends with. */
+  readonly details: string;
   constructor(
     /** The message type the bytes should have been, such as `taskflow.v1.SubmitTaskRequest`. */
     readonly typeName: string,
     /** What the decoder found wrong, such as `premature EOF`. */
     readonly reason: string,
-  ) {}
+    /** A decoder's own refusal: its code, message and `TASKFLOW_ERR_*` reason are used as they are. */
+    refused?: RequestRefused,
+  ) {
+    this.code = refused ? (refused.code as grpc.status) : grpc.status.INVALID_ARGUMENT;
+    this.details = refused ? refused.message : `request is not a valid ${typeName} message: ${reason}`;
+    this.taskflowReason = refused?.reason;
+  }
+  /** The `taskflow-reason` trailer, when the decoder gave one. */
+  readonly taskflowReason: string | undefined;
 }
 
 function tolerant(typeName: string, decode: (bytes: Buffer) => unknown): (bytes: Buffer) => unknown {
@@ -93,16 +107,18 @@ function tolerant(typeName: string, decode: (bytes: Buffer) => unknown): (bytes:
     try {
       return decode(bytes);
     } catch (err) {
+      if (err instanceof RequestRefused) return new MalformedRequest(typeName, err.message, err);
       return new MalformedRequest(typeName, err instanceof Error ? err.message : String(err));
     }
   };
 }
 
 /**
- * A server interceptor that ends a call whose request did not decode with INVALID_ARGUMENT,
- * naming the message type and the fault, before any handler sees it. A server that
- * {@link addService} registers handlers on needs it as soon as it may get bytes from clients it
- * does not control: without it, handlers get a {@link MalformedRequest} in place of a message.
+ * A server interceptor that ends a call whose request did not decode (or broke a decoder's
+ * limit) with the {@link MalformedRequest}'s code, naming the message type and the fault, before
+ * any handler sees it. A server that {@link addService} registers handlers on needs it as soon as
+ * it may get bytes from clients it does not control: without it, handlers get a
+ * {@link MalformedRequest} in place of a message.
  */
 export const rejectMalformedRequests: grpc.ServerInterceptor = (_method, call) => {
   let rejected = false;
@@ -113,10 +129,9 @@ export const rejectMalformedRequests: grpc.ServerInterceptor = (_method, call) =
           if (rejected) return;
           if (!(message instanceof MalformedRequest)) return nextMessage(message);
           rejected = true;
-          intercepted.sendStatus({
-            code: grpc.status.INVALID_ARGUMENT,
-            details: `request is not a valid ${message.typeName} message: ${message.reason}`,
-          });
+          const metadata = new grpc.Metadata();
+          if (message.taskflowReason) metadata.set("taskflow-reason", message.taskflowReason);
+          intercepted.sendStatus({ code: message.code, details: message.details, metadata });
         },
         // The call is over once rejected: a half-close must not start a handler on no request.
         onReceiveHalfClose: (nextHalfClose) => {
@@ -144,6 +159,26 @@ export function addService<S extends GenServiceMethods>(
     entry.requestDeserialize = tolerant(method.input.typeName, entry.requestDeserialize);
   }
   server.addService(definition, handlers as unknown as grpc.UntypedServiceImplementation);
+}
+
+/**
+ * Resets a server call's HTTP/2 stream with ENHANCE_YOUR_CALM, which a gRPC client reports as
+ * RESOURCE_EXHAUSTED, and frees what the stream still holds to send. A status cannot do this for
+ * a client that does not read: grpc-js sends trailers only after every queued message, and those
+ * wait for the client. grpc-js has no public way to reset a call, so this finds the stream under
+ * the call's interceptors; returns false when it cannot (the caller then ends the call itself).
+ */
+export function resetCall(call: object): boolean {
+  let inner: unknown = (call as unknown as { call?: unknown }).call;
+  for (let depth = 0; inner && depth < 16; depth++) {
+    const stream = (inner as { stream?: { close?: (code: number) => void; destroyed?: boolean } }).stream;
+    if (stream && typeof stream.close === "function") {
+      if (!stream.destroyed) stream.close(http2.NGHTTP2_ENHANCE_YOUR_CALM);
+      return true;
+    }
+    inner = (inner as { nextCall?: unknown }).nextCall;
+  }
+  return false;
 }
 
 /** Per-call options of a typed client. */

@@ -43,7 +43,7 @@ const workerStates: Record<WorkerState, WireWorkerState> = {
   draining: WireWorkerState.DRAINING,
 };
 
-export function specFromWire(spec: WireTaskSpec | undefined): TaskSpec {
+export function specFromWire(spec: Omit<WireTaskSpec, "$typeName"> | undefined): TaskSpec {
   return {
     type: spec?.type ?? "",
     payload: spec?.payload ?? new Uint8Array(0),

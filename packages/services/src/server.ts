@@ -4,8 +4,8 @@
  * validates its input and answers a precise status; nothing a client sends can crash it.
  */
 import * as grpc from "@grpc/grpc-js";
-import { toBinary } from "@bufbuild/protobuf";
-import type { DescFile } from "@bufbuild/protobuf";
+import { create, toBinary } from "@bufbuild/protobuf";
+import type { DescFile, MessageInitShape } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
@@ -19,16 +19,20 @@ import {
   file_taskflow_v1_task,
   file_taskflow_v1_task_service,
   file_taskflow_v1_worker_service,
+  SubmitTaskStreamResponseSchema,
+  WatchEventsResponseSchema,
+  WatchTaskResponseSchema,
   type SessionRequest,
   type SessionResponse,
 } from "@taskflow/proto";
-import { decodeSessionRequest, decodeSubmitTaskStream, encodeAssign, encodeResults, encodeSubmitAck } from "@taskflow/proto/fast";
+import { decodeSessionRequest, decodeSubmitTaskStream, decodeSubmitTasks, encodeAssign, encodeResults, encodeSubmitAck } from "@taskflow/proto/fast";
 import { addService, rejectMalformedRequests } from "@taskflow/proto/grpc";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import { coreTaskState, outcomeToWire, specFromWire, storeToWire, taskToWire, wireTaskState, workerToWire } from "./convert.js";
 import { type ProcessLifecycleManager } from "./plm.js";
 import { type MainScheduler } from "./scheduler.js";
 import { type WorkerRegister, type OutgoingAssignment, type WorkerEntry, type WorkerSessionPort } from "./register.js";
+import { boundedWriter } from "./stream-budget.js";
 import { invalid, requireId } from "./validation.js";
 
 const MAX_BATCH = 10_000;
@@ -85,8 +89,8 @@ export class ControlServer {
     @inject(TOKENS.Logger) private readonly logger: Logger,
   ) {
     this.server = new grpc.Server({
-      // Payloads may be up to control.maxPayloadBytes, and a batch holds many.
-      "grpc.max_receive_message_length": Math.max(64 * 1024 * 1024, config.control.maxPayloadBytes * 2),
+      // Refused by grpc-js before any decoding: a bigger batch must be split (the SDK splits by bytes).
+      "grpc.max_receive_message_length": config.control.maxReceiveMessageBytes,
       "grpc.max_send_message_length": Math.max(64 * 1024 * 1024, config.control.maxPayloadBytes * 2),
       // Outermost last: a malformed request's INVALID_ARGUMENT passes countStatuses on its way out.
       interceptors: [this.countStatuses, rejectMalformedRequests],
@@ -149,6 +153,9 @@ export class ControlServer {
 
   private addTaskService(): void {
     const { plm, logger } = this;
+    const bufferLimit = this.config.control.maxStreamBufferBytes;
+    // Enforced while decoding: a request allocates no more specs or payload bytes than these.
+    const limits = { maxSpecs: MAX_BATCH, maxPayloadBytes: this.config.control.maxPayloadBytes };
     addService(this.server, TaskService, {
       submitTask: unary(logger, async (req) => {
         const { ids, deduplicated } = await plm.submit([specFromWire(req.spec)], req.clientId, req.requestId);
@@ -167,19 +174,23 @@ export class ControlServer {
         const endWhenSettled = () => {
           if (halfClosed && pending === 0 && call.writable) call.end();
         };
-        call.on("data", (req) => {
+        // A client that sends batches but never reads their acknowledgements is cut off too.
+        const out = boundedWriter(call, bufferLimit, logger, "SubmitTaskStream", () => {});
+        call.on("data", (raw) => {
+          const req = raw as ReturnType<typeof decodeSubmitTaskStream>;
           pending++;
           Promise.resolve()
             .then(() => {
+              if (req.refused) throw new TaskflowError(req.refused.code as Code, req.refused.message);
               checkBatch(req.specs.length);
               return plm.submit(req.specs.map(specFromWire), req.clientId, req.requestId);
             })
             .then(
               // Hand-encoded: an acknowledgement lists every task ID.
-              ({ ids, deduplicated }) => call.write(encodeSubmitAck(req.batchId, ids, deduplicated) as never),
+              ({ ids, deduplicated }) => out.write(encodeSubmitAck(req.batchId, ids, deduplicated)),
               (err: unknown) => {
                 const status = toStatus(err);
-                call.write({ batchId: req.batchId, errorCode: status.code, errorMessage: status.details });
+                out.write(ackBytes({ batchId: req.batchId, errorCode: status.code, errorMessage: status.details }));
               },
             )
             .finally(() => {
@@ -201,10 +212,11 @@ export class ControlServer {
         const taskId = call.request.taskId;
         let unsubscribe: (() => void) | undefined;
         call.on("cancelled", () => unsubscribe?.());
+        const out = boundedWriter(call, bufferLimit, logger, "WatchTask", () => unsubscribe?.());
         Promise.resolve()
           .then(() =>
             plm.watch(requireId(taskId, "task_id"), (task) => {
-              call.write({ task: taskToWire(task) });
+              if (!out.write(Buffer.from(toBinary(WatchTaskResponseSchema, create(WatchTaskResponseSchema, { task: taskToWire(task) }))))) return;
               if (task.state === "succeeded" || task.state === "failed" || task.state === "cancelled") {
                 unsubscribe?.();
                 call.end();
@@ -222,13 +234,15 @@ export class ControlServer {
       subscribeResults: (call) => {
         try {
           const clientId = requireId(call.request.clientId, "client_id");
-          const unsubscribe = plm.subscribeResults(clientId, (outcomes) => {
+          let unsubscribe = () => {};
+          const out = boundedWriter(call, bufferLimit, logger, `SubscribeResults of client ${clientId}`, () => unsubscribe());
+          unsubscribe = plm.subscribeResults(clientId, (outcomes) => {
             // Hand-encoded SubscribeResultsResponse: this runs once per finished task.
-            call.write(encodeResults(outcomes.map(outcomeToWire)) as never);
+            out.write(encodeResults(outcomes.map(outcomeToWire)));
           });
           call.on("cancelled", unsubscribe);
           call.on("close", unsubscribe);
-          call.write({ results: [] });
+          out.write(encodeResults([]));
         } catch (err) {
           call.emit("error", toStatus(err));
         }
@@ -256,7 +270,7 @@ export class ControlServer {
         });
         return { tasks: page.tasks.map(taskToWire), nextPageToken: page.nextPageToken, totalSize: BigInt(page.totalSize) };
       }),
-    }, { submitTaskStream: decodeSubmitTaskStream });
+    }, { submitTasks: (bytes) => decodeSubmitTasks(bytes, limits), submitTaskStream: (bytes) => decodeSubmitTaskStream(bytes, limits) });
   }
 
   private addWorkerService(): void {
@@ -366,6 +380,7 @@ export class ControlServer {
 
   private addClusterService(): void {
     const { plm, register, scheduler, events, logger } = this;
+    const bufferLimit = this.config.control.maxStreamBufferBytes;
     addService(this.server, ClusterService, {
       getClusterState: unary(logger, async () => {
         const counts = await plm.counts();
@@ -382,14 +397,17 @@ export class ControlServer {
       }),
       watchEvents: (call) => {
         const includeTasks = call.request.includeTasks;
-        const unsubscribe = events.subscribe((event) => {
-          if (!call.writable) return;
+        let unsubscribe = () => {};
+        const out = boundedWriter(call, bufferLimit, logger, "WatchEvents", () => unsubscribe());
+        const send = (init: MessageInitShape<typeof WatchEventsResponseSchema>) => out.write(Buffer.from(toBinary(WatchEventsResponseSchema, create(WatchEventsResponseSchema, init))));
+        unsubscribe = events.subscribe((event) => {
+          if (!call.writable || out.cutOff) return;
           const time = { seconds: BigInt(Math.floor(event.time / 1000)), nanos: (event.time % 1000) * 1e6 };
           if (event.kind === "worker") {
-            call.write({ time, event: { case: "worker", value: workerToWire(event.worker) } });
+            send({ time, event: { case: "worker", value: workerToWire(event.worker) } });
           } else if (includeTasks) {
             const t = event.task;
-            call.write({
+            send({
               time,
               event: { case: "task", value: { taskId: t.id, state: wireTaskState(t.state), workerId: t.workerId, epoch: BigInt(t.epoch), type: t.type } },
             });
@@ -400,7 +418,7 @@ export class ControlServer {
         // Start with the current workers so a watcher has a full picture.
         for (const w of register.workers()) {
           const now = Date.now();
-          call.write({ time: { seconds: BigInt(Math.floor(now / 1000)), nanos: 0 }, event: { case: "worker", value: workerToWire(w) } });
+          send({ time: { seconds: BigInt(Math.floor(now / 1000)), nanos: 0 }, event: { case: "worker", value: workerToWire(w) } });
         }
       },
       drainWorker: unary(logger, async (req) => {
@@ -409,6 +427,10 @@ export class ControlServer {
       }),
     });
   }
+}
+
+function ackBytes(init: MessageInitShape<typeof SubmitTaskStreamResponseSchema>): Buffer {
+  return Buffer.from(toBinary(SubmitTaskStreamResponseSchema, create(SubmitTaskStreamResponseSchema, init)));
 }
 
 function checkBatch(n: number): void {

@@ -340,7 +340,9 @@ export const WorkerStateSchema: GenEnum<WorkerState> = /*@__PURE__*/
   enumDesc(file_taskflow_v1_cluster_service, 0);
 
 /**
- * Monitoring and administration.
+ * Monitoring and administration. A request larger than control.maxReceiveMessageBytes (default
+ * 8 MiB) is refused with RESOURCE_EXHAUSTED before it is decoded; a WatchEvents stream whose client
+ * does not read is reset with RESOURCE_EXHAUSTED past control.maxStreamBufferBytes (default 8 MiB).
  *
  * @generated from service taskflow.v1.ClusterService
  */

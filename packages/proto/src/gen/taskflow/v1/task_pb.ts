@@ -28,7 +28,8 @@ export type TaskSpec = Message<"taskflow.v1.TaskSpec"> & {
   type: string;
 
   /**
-   * Opaque input for the handler. The SDK and CLI put JSON here.
+   * Opaque input for the handler. The SDK and CLI put JSON here. At most control.maxPayloadBytes
+   * (default 4 MiB); a larger one gets RESOURCE_EXHAUSTED.
    *
    * @generated from field: bytes payload = 2;
    */

@@ -76,6 +76,8 @@ export const SubmitTaskResponseSchema: GenMessage<SubmitTaskResponse> = /*@__PUR
  */
 export type SubmitTasksRequest = Message<"taskflow.v1.SubmitTasksRequest"> & {
   /**
+   * 1 to 10,000 specs; the whole message at most control.maxReceiveMessageBytes (default 8 MiB).
+   *
    * @generated from field: repeated taskflow.v1.TaskSpec specs = 1;
    */
   specs: TaskSpec[];
@@ -141,6 +143,9 @@ export type SubmitTaskStreamRequest = Message<"taskflow.v1.SubmitTaskStreamReque
   batchId: bigint;
 
   /**
+   * 1 to 10,000 specs; the whole message at most control.maxReceiveMessageBytes (default 8 MiB).
+   * A batch past a limit is refused in its acknowledgement; the stream goes on.
+   *
    * @generated from field: repeated taskflow.v1.TaskSpec specs = 2;
    */
   specs: TaskSpec[];
@@ -428,6 +433,15 @@ export const ListTasksResponseSchema: GenMessage<ListTasksResponse> = /*@__PURE_
 
 /**
  * Client <-> PLM: submit, observe and control tasks.
+ *
+ * Limits every call is held to (config keys of the control node in parentheses):
+ * - A request message larger than control.maxReceiveMessageBytes (default 8 MiB, never below
+ *   control.maxPayloadBytes + 64 KiB) is refused with RESOURCE_EXHAUSTED before it is decoded.
+ * - A task payload larger than control.maxPayloadBytes (default 4 MiB) gets RESOURCE_EXHAUSTED.
+ * - At most 10,000 specs per SubmitTasks call or SubmitTaskStream batch; more get
+ *   INVALID_ARGUMENT, found while decoding (the rest is never read).
+ * - A server stream whose client does not read is reset with RESOURCE_EXHAUSTED once more than
+ *   control.maxStreamBufferBytes (default 8 MiB) wait to be sent to it.
  *
  * @generated from service taskflow.v1.TaskService
  */

@@ -428,7 +428,9 @@ export const DrainSchema: GenMessage<Drain> = /*@__PURE__*/
   messageDesc(file_taskflow_v1_worker_service, 11);
 
 /**
- * Worker <-> Register/Scheduler: one bidirectional session per worker.
+ * Worker <-> Register/Scheduler: one bidirectional session per worker. A message larger than
+ * control.maxReceiveMessageBytes (default 8 MiB) ends the session with RESOURCE_EXHAUSTED before
+ * it is decoded: a worker sends its results in heartbeats of about 4 MiB at most.
  *
  * @generated from service taskflow.v1.WorkerService
  */
