@@ -110,8 +110,9 @@ describe("clients that never read their result streams", () => {
   let node: StartedNode;
   before(async () => {
     node = await startNode({ roles: ["control", "worker"], worker: { processes: 2, slots: 32 },
-      control: { maxStreamBufferBytes: 4 * 1024 * 1024 },
-      // Finished tasks are not kept beyond a few: what stays in memory is what the streams held.
+      // Finished tasks are kept 1 s and purged every second (the store's cap applies at purges,
+      // every min(resultRetentionMs, 60 s)): what stays in memory is what the streams held.
+      control: { maxStreamBufferBytes: 4 * 1024 * 1024, resultRetentionMs: 1000 },
       store: { maxFinishedTasks: 1000 },
     });
   });
