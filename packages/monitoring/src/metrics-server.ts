@@ -1,8 +1,8 @@
 import type { Registry } from "prom-client";
-import { listenHttp, type HttpListener } from "./http.js";
+import { listenHttp, type HttpListener, type HttpSecurity } from "./http.js";
 
 /** Serves `registry` on `GET /metrics` (Prometheus text format). */
-export function serveMetrics(registry: Registry, host: string, port: number): Promise<HttpListener> {
+export function serveMetrics(registry: Registry, host: string, port: number, security: HttpSecurity = {}): Promise<HttpListener> {
   return listenHttp(host, port, "metrics", (req, res) => {
     const route = new URL(req.url ?? "/", "http://localhost").pathname;
     if (route !== "/metrics" || (req.method !== "GET" && req.method !== "HEAD")) {
@@ -18,5 +18,5 @@ export function serveMetrics(registry: Registry, host: string, port: number): Pr
         res.writeHead(500, { "content-type": "text/plain; charset=utf-8" }).end(`collecting metrics failed: ${err instanceof Error ? err.message : String(err)}\n`);
       },
     );
-  });
+  }, security);
 }
