@@ -99,7 +99,7 @@ describe("a network cut between hosts (network namespaces)", { skip: unavailable
     setUpNetwork();
     dir = tempDir();
     const liveness = { heartbeatIntervalMs: 100, heartbeatTimeoutMs: 800 };
-    children.push(await startIn(NS.control, { roles: ["control"], control: { host: "0.0.0.0", port: 50051 }, liveness, log: { level: "warn" } }, dir));
+    children.push(await startIn(NS.control, { roles: ["control"], control: { host: "0.0.0.0", port: 50051 }, insecure: true, liveness, log: { level: "warn" } }, dir));
     for (const [ns, id, addr] of [[NS.w1, "hostA", NET.c1], [NS.w2, "hostB", NET.c2]] as const) {
       children.push(
         await startIn(ns, { roles: ["worker"], worker: { processes: 1, slots: 2, prefetch: 0, idPrefix: id, controlAddress: `${addr}:50051` }, log: { level: "warn" } }, dir),

@@ -5,7 +5,7 @@
 import "reflect-metadata";
 import { readFileSync } from "node:fs";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
-import { Code, TaskflowError } from "@taskflow/core";
+import { AUTH_ROLES, Code, TaskflowError, type AuthRole } from "@taskflow/core";
 import { TaskflowClient, TaskState, taskStateName } from "@taskflow/client";
 import { EXIT, exitCodeFor, table, taskJson, taskText, workerJson } from "./cli/output.js";
 import { runNode } from "./node-command.js";
@@ -19,6 +19,11 @@ const program = new Command("taskflow")
   .addOption(
     new Option("-a, --address <host:port>", "control node address for client commands").env("TASKFLOW_ADDRESS").default("127.0.0.1:50051"),
   )
+  .addOption(new Option("--token <token>", "bearer token for client commands (see `taskflow token create`)").env("TASKFLOW_TOKEN"))
+  .addOption(new Option("--ca <file>", "connect with TLS, trusting this CA certificate (PEM)").env("TASKFLOW_CA"))
+  .addOption(new Option("--cert <file>", "client certificate (PEM) for a node that requires one (mTLS)").env("TASKFLOW_CERT"))
+  .addOption(new Option("--key <file>", "private key (PEM) of --cert").env("TASKFLOW_KEY"))
+  .addOption(new Option("--tls", "connect with TLS, trusting the system's CAs (implied by --ca)").env("TASKFLOW_TLS"))
   .showHelpAfterError("(run with --help for usage)")
   .exitOverride()
   .addHelpText(
@@ -37,9 +42,39 @@ Examples:
 /** False while `taskflow node` runs: the hint about reaching a control node is for client commands. */
 let isClientCommand = true;
 
+interface GlobalOptions {
+  address: string;
+  token?: string;
+  ca?: string;
+  cert?: string;
+  key?: string;
+  tls?: boolean;
+}
+
+function readPem(flag: string, file: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    throw new TaskflowError(Code.INVALID_ARGUMENT, `${flag}: cannot read ${file}: ${(err as Error).message}`);
+  }
+}
+
 function client(): TaskflowClient {
-  // A command waits a little for a restarting node, not the SDK default of 30 s.
-  return new TaskflowClient({ address: program.opts<{ address: string }>().address, submitRetryTimeoutMs: 5_000 });
+  const { address, token, ca, cert, key, tls } = program.opts<GlobalOptions>();
+  if (Boolean(cert) !== Boolean(key)) throw new TaskflowError(Code.INVALID_ARGUMENT, "--cert and --key go together (TASKFLOW_CERT, TASKFLOW_KEY)");
+  const secure = tls || ca || cert;
+  return new TaskflowClient({
+    address,
+    // A command waits a little for a restarting node, not the SDK default of 30 s.
+    submitRetryTimeoutMs: 5_000,
+    ...(token && { token }),
+    ...(secure && {
+      tls: {
+        ...(ca && { ca: readPem("--ca", ca) }),
+        ...(cert && key && { cert: readPem("--cert", cert), key: readPem("--key", key) }),
+      },
+    }),
+  });
 }
 
 function parseInteger(name: string) {
@@ -284,6 +319,34 @@ program
     } finally {
       c.close();
     }
+  });
+
+const token = program.command("token").description("bearer tokens for a secured cluster");
+token
+  .command("create")
+  .description("print a new random token and the auth.tokens entry (its hash) to put in the control node's config")
+  .addOption(new Option("-r, --role <role>", "what the token may do").choices([...AUTH_ROLES]).makeOptionMandatory())
+  .option("-t, --tenant <tenant>", "the tenant its tasks belong to", "default")
+  .option("-n, --name <name>", "who holds it, shown in logs; worker IDs bind to it (default: <role>-<random>)")
+  .option("--task-types <types>", "worker tokens: only these task types, comma-separated")
+  .option("--json", "print JSON: { token, entry }")
+  .action(async (opts: { role: AuthRole; tenant: string; name?: string; taskTypes?: string; json?: boolean }) => {
+    const { createToken, hashToken } = await import("@taskflow/services");
+    const secret = createToken();
+    const entry = {
+      hash: hashToken(secret),
+      role: opts.role,
+      tenant: opts.tenant,
+      name: opts.name ?? `${opts.role}-${secret.slice(4, 12)}`,
+      ...(opts.taskTypes && { taskTypes: opts.taskTypes.split(",").map((t) => t.trim()).filter(Boolean) }),
+    };
+    print({ token: secret, entry }, Boolean(opts.json), () =>
+      [
+        `token (give it to the ${opts.role}; shown once, not stored anywhere): ${secret}`,
+        `add to auth.tokens in the control node's config:`,
+        JSON.stringify(entry),
+      ].join("\n"),
+    );
   });
 
 try {

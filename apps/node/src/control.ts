@@ -18,6 +18,7 @@ import {
 import { IndexedHeap } from "@taskflow/shm-heap";
 import path from "node:path";
 import { controlListenError, storeOpenError } from "./startup-errors.js";
+import { serverSecurity } from "./security.js";
 
 export interface ControlNode {
   readonly port: number;
@@ -36,6 +37,8 @@ export async function createStore(config: TaskflowConfig, baseDir: string): Prom
 }
 
 export async function startControl(config: TaskflowConfig, baseDir: string, logger: Logger): Promise<ControlNode> {
+  // First: a certificate or tokens file that cannot be read stops the node before anything opens.
+  const security = serverSecurity(config, baseDir, logger);
   const definition: PolicyDefinition = await loadPolicy(config.scheduler.policy, config.scheduler.policyOptions, baseDir);
   const policy = definition.create(definition.parseOptions(config.scheduler.policyOptions), {
     now: () => Date.now(),
@@ -63,6 +66,7 @@ export async function startControl(config: TaskflowConfig, baseDir: string, logg
   container.register(TOKENS.SchedulingPolicy, { useValue: policy });
   container.register(TOKENS.TaskHeap, { useValue: taskHeap });
   container.register(TOKENS.WorkerHeap, { useValue: workerHeap });
+  container.register(TOKENS.Security, { useValue: security });
   container.registerSingleton(TOKENS.EventBus, LocalEventBus);
   container.registerSingleton(TOKENS.Plm, ProcessLifecycleManager);
   container.registerSingleton(TOKENS.Register, WorkerRegister);

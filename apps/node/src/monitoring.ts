@@ -18,6 +18,9 @@ import {
   type HttpListener,
 } from "@taskflow/monitoring";
 import { collectDefaultMetrics, Registry } from "prom-client";
+import { Authenticator } from "@taskflow/services";
+import type { HttpSecurity } from "@taskflow/monitoring";
+import { loadTls, loadTokens } from "./security.js";
 
 export interface NodeMonitoring {
   /** `http://host:port/metrics`, when metrics are on. */
@@ -43,12 +46,24 @@ function controlView(control: ControlNode): ControlView {
     freeWorkers: () => workerHeap.size,
     schedulerStats: () => scheduler.stats,
     grpcErrors: () => server.errorsByCode(),
+    authFailures: () => server.auth.failureCounts(),
     store: () => plm.storeHealth(),
+  };
+}
+
+/** HTTPS with the node's certificate, and its tokens for the ports bound beyond loopback. */
+function httpSecurity(config: TaskflowConfig, baseDir: string, control: ControlNode | undefined): HttpSecurity {
+  const tls = loadTls(config, baseDir);
+  const auth = control ? control.container.resolve(ControlServer).auth : new Authenticator(loadTokens(config, baseDir));
+  return {
+    ...(tls && { tls: { cert: tls.cert, key: tls.key } }),
+    ...(auth.enabled && { roleOf: (token: string) => auth.verify(token)?.role }),
   };
 }
 
 export async function startMonitoring(
   config: TaskflowConfig,
+  baseDir: string,
   control: ControlNode | undefined,
   workers: WorkerNode | undefined,
   logger: Logger,
@@ -59,6 +74,7 @@ export async function startMonitoring(
   };
   try {
     const view = control && controlView(control);
+    const security = httpSecurity(config, baseDir, control);
     const bus = control?.container.resolve<EventBus>(TOKENS.EventBus);
     if (bus && (config.log.level === "debug" || config.log.level === "trace")) stops.push(logTaskTransitions(bus, logger.child({ role: "control" })));
 
@@ -72,7 +88,7 @@ export async function startMonitoring(
         stops.push(() => controlMetrics!.close());
       }
       if (workers) registerWorkerMetrics(registry, () => workers.stats());
-      metrics = await serveMetrics(registry, config.metrics.host, config.metrics.port, config.metrics.allowedHosts);
+      metrics = await serveMetrics(registry, config.metrics.host, config.metrics.port, { ...security, allowedHosts: config.metrics.allowedHosts });
       stops.push(() => metrics!.close());
     }
 
@@ -87,6 +103,7 @@ export async function startMonitoring(
         staticDir: dashboardDir,
         logger: logger.child({ role: "dashboard" }),
         ...(controlMetrics && { tally: controlMetrics.tally }),
+        security,
       });
       await dashboard.start();
       stops.push(() => dashboard!.close());

@@ -28,7 +28,7 @@ export async function runNode(configPath: string | undefined): Promise<RunningNo
   }
   let monitoring: NodeMonitoring | undefined;
   try {
-    monitoring = await startMonitoring(config, control, workers, logger);
+    monitoring = await startMonitoring(config, baseDir, control, workers, logger);
   } catch (err) {
     await workers?.stop();
     await control?.stop();

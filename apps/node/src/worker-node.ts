@@ -16,6 +16,7 @@ import { loadHandlers } from "./handlers.js";
 import type { StandbyOptions, WorkerProcessOptions } from "./worker-process.js";
 import type { WorkerProcessStats } from "@taskflow/monitoring";
 import { askStats } from "./worker-stats.js";
+import { workerTlsPaths, workerToken } from "./security.js";
 
 export interface WorkerNode {
   /** PIDs of the worker processes now running. */
@@ -44,6 +45,8 @@ export async function startWorkers(config: TaskflowConfig, baseDir: string, cont
   // Fail fast, in this process, on a handlers module that cannot load.
   await loadHandlers(handlersPath);
   const prefix = config.worker.idPrefix ?? `${hostname()}-${process.pid}`;
+  const token = workerToken(config, baseDir);
+  const tls = workerTlsPaths(config, baseDir);
   // Watchdogs leave the results of a stalled process here for the one that replaces it.
   const rescueDir = path.join(tmpdir(), "taskflow-rescue");
   mkdirSync(rescueDir, { recursive: true });
@@ -97,6 +100,8 @@ export async function startWorkers(config: TaskflowConfig, baseDir: string, cont
       stallTimeoutMs: config.worker.stallTimeoutMs,
       abortGraceMs: config.worker.abortGraceMs,
       rescueFile: path.join(rescueDir, `${workerId.replace(/[^\w.-]/g, "_")}.json`),
+      ...(token !== undefined && { token }),
+      ...(tls && { tls }),
     };
     let connected = false;
     let child: ChildProcess;

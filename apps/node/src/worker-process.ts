@@ -4,6 +4,7 @@
  * (TASKFLOW_WORKER_STANDBY) that loads everything and then waits for its options over IPC; SIGTERM
  * drains it (running tasks finish, no new ones start), then it exits 0.
  */
+import { readFileSync } from "node:fs";
 import { TaskflowWorker, type HeldResult, type WorkerHooks } from "@taskflow/client";
 import { loadHandlers } from "./handlers.js";
 import { createLogger, type LogFormat } from "./logger.js";
@@ -28,6 +29,10 @@ export interface WorkerProcessOptions {
   abortGraceMs: number;
   /** Where this worker ID's watchdog leaves rescued results for the process that replaces it. */
   rescueFile: string;
+  /** The worker token (`worker.token`, `worker.tokenFile` or TASKFLOW_WORKER_TOKEN). */
+  token?: string;
+  /** TLS to the control node: absolute PEM paths of the CA and, for mTLS, this node's certificate and key. */
+  tls?: { ca: string | undefined; cert: string | undefined; key: string | undefined };
 }
 
 /** Exit code of a process that asks to be replaced (EX_TEMPFAIL): the worker role starts a new one. */
@@ -74,6 +79,8 @@ async function main(): Promise<void> {
     abortGraceMs: options.abortGraceMs,
     hooks,
     address: options.address,
+    ...(options.token !== undefined && { token: options.token }),
+    ...(options.tls && { tls: readTls(options.tls) }),
     workerId: options.workerId,
     slots: options.slots,
     prefetch: options.prefetch,
@@ -112,6 +119,14 @@ async function main(): Promise<void> {
   process.send?.({ kind: "ready", workerId: options.workerId });
   await worker.drained;
   process.exit(exitCode);
+}
+
+function readTls(paths: NonNullable<WorkerProcessOptions["tls"]>): { ca?: Buffer; cert?: Buffer; key?: Buffer } {
+  const read = (p: string | undefined) => (p === undefined ? undefined : readFileSync(p));
+  const ca = read(paths.ca);
+  const cert = read(paths.cert);
+  const key = read(paths.key);
+  return { ...(ca && { ca }), ...(cert && key && { cert, key }) };
 }
 
 /** Results the watchdog of the process this one replaces saved; the file is left until they are stored. */

@@ -22,8 +22,9 @@ import {
 import { decodeResults, decodeSubmitAck, encodeSubmitTaskStream } from "@taskflow/proto/fast";
 import { createClient, type ServiceClient } from "@taskflow/proto/grpc";
 import { jsonCodec, type Codec } from "./codec.js";
+import { connection, type ConnectionOptions } from "./connection.js";
 
-export interface ClientOptions {
+export interface ClientOptions extends ConnectionOptions {
   /** The control node's address. @defaultValue "127.0.0.1:50051" */
   address?: string;
   /** Names this client's results stream; results of tasks it submits come back on it. @defaultValue a random UUID */
@@ -170,13 +171,15 @@ export class TaskflowClient {
     this.maxBatch = options.maxBatchSize ?? 1000;
     this.maxInFlight = options.maxInFlightBatches ?? 8;
     this.submitRetryTimeoutMs = options.submitRetryTimeoutMs ?? 30_000;
-    const channelOptions = options.channelOptions ?? {};
+    const { credentials, clientOptions } = connection(options);
+    const channelOptions = { ...options.channelOptions, ...clientOptions };
     // Result batches and submit acknowledgements carry every task: decoded by hand into the same fields.
     this.tasks = createClient(TaskService, this.address, {
+      credentials,
       channelOptions,
       responseDecoders: { subscribeResults: decodeResults, submitTaskStream: decodeSubmitAck },
     });
-    this.cluster = createClient(ClusterService, this.address, { channel: this.tasks.raw.getChannel() as never });
+    this.cluster = createClient(ClusterService, this.address, { credentials, channelOptions, channel: this.tasks.raw.getChannel() as never });
   }
 
   /** Submits a task; resolves with its ID once the control node has accepted it. */

@@ -2,3 +2,4 @@ export { TaskflowClient, taskStateName, type ClientOptions, type Outcome, type S
 export { TaskflowWorker, type HandlerMap, type HeldResult, type TaskContext, type TaskHandler, type WorkerHooks, type WorkerOptions } from "./worker.js";
 export { jsonCodec, type Codec } from "./codec.js";
 export { TaskState } from "@taskflow/proto";
+export { type ConnectionOptions, type TlsOptions } from "./connection.js";

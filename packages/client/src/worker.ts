@@ -16,6 +16,7 @@ import { WorkerService, type Assignment, type SessionRequest, type SessionRespon
 import { decodeSessionResponse, encodeHeartbeat } from "@taskflow/proto/fast";
 import { createClient, type ServiceClient } from "@taskflow/proto/grpc";
 import { jsonCodec, type Codec } from "./codec.js";
+import { connection, type ConnectionOptions } from "./connection.js";
 
 /** What a handler gets besides its payload. */
 export interface TaskContext {
@@ -35,7 +36,7 @@ export type TaskHandler<P = any, R = unknown> = (payload: P, context: TaskContex
 
 export type HandlerMap = Record<string, TaskHandler>;
 
-export interface WorkerOptions {
+export interface WorkerOptions extends ConnectionOptions {
   /** The control node's address. @defaultValue "127.0.0.1:50051" */
   address?: string;
   /** Handlers by task type. Required. */
@@ -203,8 +204,10 @@ export class TaskflowWorker {
     this.prefetch = options.prefetch ?? this.slots;
     this.codec = options.codec ?? jsonCodec;
     this.workerId = options.workerId ?? `${hostname()}-${process.pid}`;
+    const { credentials, clientOptions } = connection(options);
     this.client = createClient(WorkerService, options.address ?? "127.0.0.1:50051", {
-      channelOptions: options.channelOptions ?? {},
+      credentials,
+      channelOptions: { ...options.channelOptions, ...clientOptions },
       // Assignments arrive once per task: decoded by hand into the generated shape.
       responseDecoders: { session: decodeSessionResponse },
     });
@@ -381,7 +384,9 @@ export class TaskflowWorker {
     });
     call.on("error", (err: grpc.ServiceError) => {
       if (this.closed) return;
-      if (!welcomed && this.welcomed && (err.code as number) === Code.INVALID_ARGUMENT) {
+      // Refused outright (a bad hello, no or the wrong credentials): retrying cannot help.
+      const refused = [Code.INVALID_ARGUMENT, Code.UNAUTHENTICATED, Code.PERMISSION_DENIED].includes(err.code as number);
+      if (!welcomed && this.welcomed && refused) {
         this.welcomed.reject(TaskflowError.from(err));
         this.welcomed = undefined;
         this.stopping = true;

@@ -132,6 +132,10 @@ const workerSchema = z.strictObject({
    * them (they run again elsewhere), in ms. @defaultValue 30000
    */
   drainTimeoutMs: positiveInt.default(30_000),
+  /** The bearer token (role `worker`) worker processes present; prefer `worker.tokenFile` or TASKFLOW_WORKER_TOKEN. @defaultValue none (TASKFLOW_WORKER_TOKEN if set) */
+  token: z.string().min(1).optional(),
+  /** A file holding the worker token (one line), relative to the config file. @defaultValue none */
+  tokenFile: z.string().min(1).optional(),
   /** Worker ID prefix; each process appends its index. @defaultValue the host name */
   idPrefix: z.string().min(1).optional(),
   /**
@@ -193,6 +197,49 @@ const dashboardSchema = z.strictObject({
   allowedHosts,
 });
 
+/**
+ * TLS for the gRPC port and the HTTP ports (metrics, dashboard), and the certificates the worker
+ * role and its processes connect with. Paths are PEM files relative to the config file.
+ * @see docs/adr/0012-security.md
+ */
+const tlsSchema = z.strictObject({
+  /** This node's certificate chain (PEM): the server certificate, also shown as the client certificate of its worker role under mTLS. @defaultValue none (no TLS) */
+  cert: z.string().min(1).optional(),
+  /** The private key of `tls.cert` (PEM). @defaultValue none */
+  key: z.string().min(1).optional(),
+  /** CA certificates (PEM) that clients' certificates (mTLS) and, for the worker role, the control node's certificate must chain to. @defaultValue none (the system's CAs for the worker role) */
+  ca: z.string().min(1).optional(),
+  /** mTLS: refuse a gRPC or HTTPS connection without a client certificate signed by `tls.ca`. @defaultValue false */
+  requireClientCert: z.boolean().default(false),
+});
+
+/** Roles a bearer token can have; see {@link ROLES_BY_METHOD} in the services for what each may call. */
+export const AUTH_ROLES = ["client", "worker", "viewer", "admin"] as const;
+export type AuthRole = (typeof AUTH_ROLES)[number];
+
+/** One bearer token, stored as its hash (`taskflow token create` prints the line). */
+export const tokenEntrySchema = z.strictObject({
+  /** `sha256:<64 hex digits>` of the token; the token itself is never stored. */
+  hash: z.string().regex(/^sha256:[0-9a-f]{64}$/, "must be sha256:<64 lowercase hex digits>"),
+  /** `client` (submits and reads its tenant's tasks), `worker` (runs tasks), `viewer` (reads: dashboard, metrics, get/list/watch), `admin` (everything). */
+  role: z.enum(AUTH_ROLES),
+  /** The tenant its tasks belong to; tenants see only their own tasks. @defaultValue "default" */
+  tenant: z.string().min(1).max(64).default("default"),
+  /** Who holds it, for logs and for binding worker IDs; unique. */
+  name: z.string().min(1).max(128),
+  /** Worker tokens: the only task types its workers may take; absent = any. @defaultValue any */
+  taskTypes: z.array(z.string().min(1)).min(1).optional(),
+});
+export type TokenEntry = z.output<typeof tokenEntrySchema>;
+
+/** Bearer-token authentication on the gRPC port (and the HTTP ports beyond loopback). */
+const authSchema = z.strictObject({
+  /** Accepted tokens with their roles and tenants; empty (and no `auth.tokensFile`) = no authentication. @defaultValue [] */
+  tokens: z.array(tokenEntrySchema).default([]),
+  /** A JSON file holding more entries like `auth.tokens` (an array), relative to the config file. @defaultValue none */
+  tokensFile: z.string().min(1).optional(),
+});
+
 const logSchema = z.strictObject({
   /** `trace`, `debug`, `info`, `warn`, `error` or `silent`. @defaultValue "info" */
   level: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
@@ -214,6 +261,13 @@ export const configSchema = z.strictObject({
   log: logSchema.prefault({}),
   metrics: metricsSchema.prefault({}),
   dashboard: dashboardSchema.prefault({}),
+  tls: tlsSchema.optional(),
+  auth: authSchema.prefault({}),
+  /**
+   * Lets `control.host`, `metrics.host` or `dashboard.host` bind beyond loopback without TLS and
+   * tokens: anyone who reaches the port can then do anything. Logs a warning. @defaultValue false
+   */
+  insecure: z.boolean().default(false),
 });
 
 /** A validated configuration with every default applied. */
@@ -247,7 +301,17 @@ const hints: Record<string, string> = {
   "dashboard.host": 'use an address to bind such as "127.0.0.1"',
   "dashboard.allowedHosts": 'list host names without a port, such as ["taskflow.example.com"]',
   "metrics.allowedHosts": 'list host names without a port, such as ["node-1.internal"]',
+  "tls.cert": "give the path of a PEM certificate chain, relative to the config file",
+  "tls.key": "give the path of the PEM private key of tls.cert, relative to the config file",
+  "tls.ca": "give the path of a PEM CA certificate, relative to the config file",
+  "auth.tokens": 'add entries printed by `taskflow token create --role client --tenant acme --name app1`',
 };
+
+/** True for an address only this host reaches. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, "").toLowerCase();
+  return h === "localhost" || h === "::1" || /^127\.\d+\.\d+\.\d+$/.test(h);
+}
 
 /**
  * Validates a raw config object (as read from a file) and applies defaults.
@@ -278,7 +342,39 @@ export function parseConfig(raw: unknown, source = "config"): TaskflowConfig {
       { reason: Reason.CONFIG },
     );
   }
+  checkSecurity(config, source);
   return config;
+}
+
+/** Cross-key rules of `tls`, `auth` and `insecure`, each naming the key and the fix. */
+function checkSecurity(config: TaskflowConfig, source: string): void {
+  const problems: string[] = [];
+  const tls = config.tls;
+  if (tls && Boolean(tls.cert) !== Boolean(tls.key)) {
+    problems.push(`tls.${tls.cert ? "key" : "cert"}: required with tls.${tls.cert ? "cert" : "key"}; fix: give both the certificate and its private key`);
+  }
+  if (tls?.requireClientCert && !tls.ca) problems.push("tls.requireClientCert: needs tls.ca to check client certificates against; fix: set tls.ca to the CA that signs them");
+  const names = new Set<string>();
+  for (const [i, t] of config.auth.tokens.entries()) {
+    if (names.has(t.name)) problems.push(`auth.tokens.${i}.name: "${t.name}" is used by another token; fix: give every token its own name`);
+    names.add(t.name);
+  }
+  const serving = config.roles.includes("control");
+  const tlsOn = Boolean(tls?.cert);
+  const authOn = config.auth.tokens.length > 0 || Boolean(config.auth.tokensFile);
+  const exposed: string[] = [];
+  if (serving && !isLoopbackHost(config.control.host)) exposed.push(`control.host (${config.control.host})`);
+  if (config.metrics.enabled && !isLoopbackHost(config.metrics.host)) exposed.push(`metrics.host (${config.metrics.host})`);
+  if (serving && config.dashboard.enabled && !isLoopbackHost(config.dashboard.host)) exposed.push(`dashboard.host (${config.dashboard.host})`);
+  if (exposed.length && !(tlsOn && authOn) && !config.insecure) {
+    const missing = [tlsOn ? "" : "tls.cert/tls.key", authOn ? "" : "auth.tokens"].filter(Boolean).join(" and ");
+    problems.push(
+      `${exposed.join(", ")}: binds beyond loopback without ${missing}, so anyone on the network could run, read and cancel tasks; fix: set ${missing} (see README: Running a secure cluster), bind 127.0.0.1, or set "insecure": true to accept the risk`,
+    );
+  }
+  if (problems.length) {
+    throw new TaskflowError(Code.INVALID_ARGUMENT, `invalid config in ${source}:\n  - ${problems.join("\n  - ")}`, { reason: Reason.CONFIG });
+  }
 }
 
 /**

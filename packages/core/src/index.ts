@@ -43,7 +43,12 @@ export {
   type WorkerResult,
 } from "./contracts.js";
 export {
+  AUTH_ROLES,
   configSchema,
+  isLoopbackHost,
+  tokenEntrySchema,
+  type AuthRole,
+  type TokenEntry,
   defaultConfig,
   describeSystemError,
   parseConfig,

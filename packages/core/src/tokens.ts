@@ -15,4 +15,6 @@ export const TOKENS = {
   Scheduler: Symbol.for("taskflow:Scheduler"),
   Register: Symbol.for("taskflow:Register"),
   EventBus: Symbol.for("taskflow:EventBus"),
+  /** TLS material and accepted tokens of the control server (`ServerSecurity` in the services). */
+  Security: Symbol.for("taskflow:Security"),
 } as const;

@@ -160,5 +160,16 @@ export function registerControlMetrics(registry: Registry, view: ControlView, bu
     },
   });
 
+  new Counter({
+    name: "taskflow_auth_failures_total",
+    help: "calls refused by authentication or authorization, by reason (missing_token, bad_token, wrong_role, worker_id_taken, task_types)",
+    labelNames: ["reason"],
+    registers,
+    collect() {
+      this.reset();
+      for (const [reason, n] of view.authFailures()) this.inc({ reason }, n);
+    },
+  });
+
   return { tally, close: () => tally.close() };
 }

@@ -17,6 +17,8 @@ export interface ControlView {
   schedulerStats(): { readonly turns: number; readonly assigned: number; readonly busyNs: bigint };
   /** gRPC calls that ended in an error, by status code name. */
   grpcErrors(): ReadonlyMap<string, number>;
+  /** Calls refused by authentication or authorization, by reason. */
+  authFailures(): ReadonlyMap<string, number>;
   /** Whether the task store takes writes, and how many writes failed since the start. */
   store(): { readonly kind: string; readonly writable: boolean; readonly error: string; readonly failedWrites: number };
 }

@@ -12,7 +12,7 @@ import path from "node:path";
 import { Code, TASK_STATES, TaskflowError, type ClusterEvent, type EventBus, type Logger, type TaskRecord, type TaskState } from "@taskflow/core";
 import type { ClusterJson, ErrorJson, SampleJson, StatsEventJson, TaskCountsJson, TaskListJson, TasksEventJson } from "./api.js";
 import type { ControlView } from "./control-view.js";
-import { listenHttp, type HttpListener } from "./http.js";
+import { listenHttp, type HttpListener, type HttpSecurity } from "./http.js";
 import { taskDetailJson, taskSummaryJson, workerJson } from "./json.js";
 import { TaskTally } from "./task-tally.js";
 
@@ -29,6 +29,8 @@ export interface DashboardOptions {
   allowedHosts?: readonly string[];
   /** Counts shared with the metrics, when they are on; else the dashboard keeps its own. */
   tally?: TaskTally;
+  /** HTTPS and tokens (beyond loopback: viewer to read, admin to act). @defaultValue plain HTTP, no tokens */
+  security?: HttpSecurity;
 }
 
 const MAX_TASKS_PER_FLUSH = 200;
@@ -106,7 +108,10 @@ export class DashboardServer {
   }
 
   async start(): Promise<void> {
-    this.http = await listenHttp(this.options.host, this.options.port, "dashboard", (req, res) => void this.handle(req, res), this.options.allowedHosts);
+    this.http = await listenHttp(this.options.host, this.options.port, "dashboard", (req, res) => void this.handle(req, res), {
+      ...this.options.security,
+      ...(this.options.allowedHosts && { allowedHosts: this.options.allowedHosts }),
+    });
     this.last = { submitted: this.tally.submitted, succeeded: this.tally.succeeded, failed: this.tally.failed, time: Date.now() };
     this.sampler = setInterval(() => void this.sample(), SAMPLE_MS);
     this.sampler.unref();
@@ -287,7 +292,7 @@ function checkPost(req: IncomingMessage): void {
   const type = req.headers["content-type"] ?? "";
   if (!type.startsWith("application/json")) throw new TaskflowError(Code.INVALID_ARGUMENT, "actions take a JSON body (content-type: application/json)");
   const origin = req.headers.origin;
-  if (origin && origin !== `http://${req.headers.host}`) throw new TaskflowError(Code.PERMISSION_DENIED, `cross-origin action from ${origin} refused`);
+  if (origin && origin !== `http://${req.headers.host}` && origin !== `https://${req.headers.host}`) throw new TaskflowError(Code.PERMISSION_DENIED, `cross-origin action from ${origin} refused`);
 }
 
 async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {

@@ -1,6 +1,51 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
 import { isIP, type AddressInfo } from "node:net";
-import { describeSystemError, systemErrorCode, unusableConfig } from "@taskflow/core";
+import { describeSystemError, isLoopbackHost, systemErrorCode, unusableConfig, type AuthRole } from "@taskflow/core";
+
+/** TLS and tokens for an HTTP port. */
+export interface HttpSecurity {
+  /** Serve HTTPS with this certificate chain and key (PEM). @defaultValue plain HTTP */
+  tls?: { cert: Buffer; key: Buffer };
+  /**
+   * The role of a presented token (`Authorization: Bearer <token>`, or Basic with the token as the
+   * password, which browsers ask for), or undefined for none or an unknown one. Checked only when
+   * the port is bound beyond loopback: reading needs `viewer` or `admin`, actions (POST) `admin`.
+   * @defaultValue no tokens: everyone may read and act
+   */
+  roleOf?: (token: string) => AuthRole | undefined;
+  /** Host names besides this server's own that requests may carry in `Host` (others get 421). @defaultValue [] */
+  allowedHosts?: readonly string[];
+}
+
+/** The bearer token of a request: `Bearer <token>`, or the password of `Basic`. */
+function presentedToken(req: IncomingMessage): string | undefined {
+  const header = req.headers.authorization ?? "";
+  if (/^bearer /i.test(header)) return header.slice(7).trim() || undefined;
+  if (/^basic /i.test(header)) {
+    const decoded = Buffer.from(header.slice(6).trim(), "base64").toString("utf8");
+    const colon = decoded.indexOf(":");
+    return (colon >= 0 ? decoded.slice(colon + 1) : decoded) || undefined;
+  }
+  return undefined;
+}
+
+/** Answers 401/403 and returns false when `req` may not do what it asks. */
+function allowed(req: IncomingMessage, res: ServerResponse, roleOf: (token: string) => AuthRole | undefined): boolean {
+  const token = presentedToken(req);
+  const role = token === undefined ? undefined : roleOf(token);
+  if (!role) {
+    res.writeHead(401, { "content-type": "text/plain; charset=utf-8", "www-authenticate": 'Basic realm="taskflow", charset="UTF-8"' });
+    res.end(token === undefined ? "a viewer or admin token is required (Authorization: Bearer <token>)\n" : "the token is not valid here\n");
+    return false;
+  }
+  const acting = req.method !== "GET" && req.method !== "HEAD";
+  if (acting ? role !== "admin" : role !== "viewer" && role !== "admin") {
+    res.writeHead(403, { "content-type": "text/plain; charset=utf-8" }).end(`role ${role} may not ${acting ? "act (cancel, drain): that needs admin" : "read this: that needs viewer or admin"}\n`);
+    return false;
+  }
+  return true;
+}
 
 export interface HttpListener {
   /** The bound port (useful with port 0). */
@@ -42,14 +87,18 @@ export async function listenHttp(
   port: number,
   what: string,
   handler: (req: IncomingMessage, res: ServerResponse) => void,
-  allowedHosts: readonly string[] = [],
+  security: HttpSecurity = {},
 ): Promise<HttpListener & { readonly server: Server }> {
-  const server = createServer((req, res) => {
-    if (hostAllowed(req.headers.host, host, allowedHosts)) return handler(req, res);
+  const { roleOf, tls, allowedHosts = [] } = security;
+  const authorized = roleOf && !isLoopbackHost(host) ? (req: IncomingMessage, res: ServerResponse) => allowed(req, res, roleOf) && handler(req, res) : handler;
+  // The Host check comes first: a DNS-rebinding page must learn nothing, not even a 401.
+  const guarded = (req: IncomingMessage, res: ServerResponse) => {
+    if (hostAllowed(req.headers.host, host, allowedHosts)) return authorized(req, res);
     res
       .writeHead(421, { "content-type": "text/plain; charset=utf-8" })
       .end(`Host "${req.headers.host}" is not a name of this server; if it is, add it to ${what}.allowedHosts\n`);
-  });
+  };
+  const server: Server = tls ? (createHttpsServer({ cert: tls.cert, key: tls.key }, guarded) as unknown as Server) : createServer(guarded);
   // Keep-alive sockets (and event streams) must not hold the node open at shutdown.
   server.keepAliveTimeout = 5000;
   await new Promise<void>((resolve, reject) => {
@@ -72,7 +121,7 @@ export async function listenHttp(
   return {
     server,
     port: bound,
-    url: `http://${shown}:${bound}`,
+    url: `${tls ? "https" : "http"}://${shown}:${bound}`,
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());

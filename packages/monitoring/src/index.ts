@@ -4,7 +4,7 @@ export { TaskTally, type TaskTimings } from "./task-tally.js";
 export { registerControlMetrics, type ControlMetrics } from "./control-metrics.js";
 export { registerWorkerMetrics, type WorkerProcessStats } from "./worker-metrics.js";
 export { DashboardServer, type DashboardOptions } from "./dashboard-server.js";
-export { listenHttp, type HttpListener } from "./http.js";
+export { listenHttp, type HttpListener, type HttpSecurity } from "./http.js";
 export { logTaskTransitions } from "./task-log.js";
 export { TEXT_LIMIT, taskDetailJson, taskSummaryJson, workerJson } from "./json.js";
 export { serveMetrics } from "./metrics-server.js";

@@ -6,3 +6,15 @@ export { MemoryTaskStore } from "./memory-store.js";
 export { LocalEventBus } from "./events.js";
 export { validateSpec } from "./validation.js";
 export { loadPolicy, BUILT_IN_POLICIES } from "./policy-loader.js";
+export {
+  ANONYMOUS,
+  Authenticator,
+  ROLES_BY_METHOD,
+  createToken,
+  hashToken,
+  type AuthFailure,
+  type AuthFailureEvent,
+  type Principal,
+  type ServerSecurity,
+  type TlsMaterial,
+} from "./auth.js";

@@ -34,6 +34,7 @@ import { type MainScheduler } from "./scheduler.js";
 import { type WorkerRegister, type OutgoingAssignment, type WorkerEntry, type WorkerSessionPort } from "./register.js";
 import { boundedWriter } from "./stream-budget.js";
 import { invalid, requireId } from "./validation.js";
+import { Authenticator, type Principal, type ServerSecurity } from "./auth.js";
 
 const MAX_BATCH = 10_000;
 
@@ -63,6 +64,10 @@ function unary<Req, Res>(logger: Logger, fn: (req: Req) => Promise<Res> | Res): 
 @injectable()
 export class ControlServer {
   private readonly server: grpc.Server;
+  /** Worker ID → the identity that registered it; binding while the register knows the worker. */
+  private readonly workerOwners = new Map<string, string>();
+  /** Tokens and roles of the callers; every call is ANONYMOUS (an admin) when none are configured. */
+  readonly auth: Authenticator;
   private readonly health = new HealthImplementation({ "": "NOT_SERVING" });
   private boundPort = 0;
   private serving = false;
@@ -87,13 +92,17 @@ export class ControlServer {
     @inject(TOKENS.Scheduler) private readonly scheduler: MainScheduler,
     @inject(TOKENS.EventBus) private readonly events: EventBus,
     @inject(TOKENS.Logger) private readonly logger: Logger,
+    @inject(TOKENS.Security) private readonly security: ServerSecurity,
   ) {
+    this.auth = new Authenticator(security.tokens);
+    this.auth.onFailure((e) => logger.warn({ reason: e.reason, method: e.method, peer: e.peer, token: e.name }, "call refused"));
     this.server = new grpc.Server({
       // Refused by grpc-js before any decoding: a bigger batch must be split (the SDK splits by bytes).
       "grpc.max_receive_message_length": config.control.maxReceiveMessageBytes,
       "grpc.max_send_message_length": Math.max(64 * 1024 * 1024, config.control.maxPayloadBytes * 2),
       // Outermost last: a malformed request's INVALID_ARGUMENT passes countStatuses on its way out.
-      interceptors: [this.countStatuses, rejectMalformedRequests],
+      // The token check is outermost: a refused call never reaches the decoders or handlers.
+      interceptors: [this.countStatuses, rejectMalformedRequests, ...(this.auth.enabled ? [this.auth.interceptor] : [])],
     });
     this.addTaskService();
     this.addWorkerService();
@@ -116,7 +125,7 @@ export class ControlServer {
     const { host, port } = this.config.control;
     const address = host.includes(":") && !host.startsWith("[") ? `[${host}]:${port}` : `${host}:${port}`;
     this.boundPort = await new Promise<number>((resolve, reject) =>
-      this.server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound))),
+      this.server.bindAsync(address, this.credentials(), (err, bound) => (err ? reject(err) : resolve(bound))),
     ).catch((err: Error) => {
       throw new TaskflowError(Code.UNAVAILABLE, `cannot listen on ${address}: ${err.message}; fix: choose another control.port or stop what uses it`, {
         cause: err,
@@ -128,6 +137,12 @@ export class ControlServer {
       if (this.serving) this.setHealth(health.writable);
     });
     return this.boundPort;
+  }
+
+  private credentials(): grpc.ServerCredentials {
+    const tls = this.security.tls;
+    if (!tls) return grpc.ServerCredentials.createInsecure();
+    return grpc.ServerCredentials.createSsl(tls.ca ?? null, [{ cert_chain: tls.cert, private_key: tls.key }], tls.requireClientCert);
   }
 
   /** SERVING only while the store takes writes: a node that cannot save is no place to send work. */
@@ -283,8 +298,35 @@ export class ControlServer {
     );
   }
 
+  /**
+   * Whether `principal` may run as worker `workerId` taking `taskTypes`: a live worker's ID
+   * belongs to the identity (token name, certificate subject) that registered it, and a worker
+   * token limited to task types cannot offer others. Returns the refusal, or undefined.
+   */
+  private claimWorkerId(principal: Principal, workerId: string, taskTypes: readonly string[], peer: string): TaskflowError | undefined {
+    const method = `/${WorkerService.typeName}/Session`;
+    const allowed = principal.taskTypes;
+    const foreign = allowed && taskTypes.filter((t) => !allowed.has(t));
+    if (foreign?.length) {
+      return this.auth.refuse(
+        { reason: "task_types", method, peer, name: principal.name },
+        new TaskflowError(Code.PERMISSION_DENIED, `token ${principal.name} may take only task types ${[...allowed!].join(", ")}; hello offered ${foreign.join(", ")}`),
+      );
+    }
+    const owner = this.workerOwners.get(workerId);
+    if (owner !== undefined && owner !== principal.identity && this.register.entry(workerId)) {
+      return this.auth.refuse(
+        { reason: "worker_id_taken", method, peer, name: principal.name },
+        new TaskflowError(Code.PERMISSION_DENIED, `worker ID ${workerId} belongs to another credential while that worker lives; use your own worker ID`),
+      );
+    }
+    this.workerOwners.set(workerId, principal.identity);
+    return undefined;
+  }
+
   private workerSession(call: grpc.ServerDuplexStream<SessionRequest, SessionResponse>): void {
     const { register, plm, logger, config } = this;
+    const principal = this.auth.principalOf(call);
     let entry: WorkerEntry | undefined;
     const send = (kind: SessionResponse["kind"]) => {
       if (call.writable) call.write({ kind } as SessionResponse);
@@ -322,6 +364,8 @@ export class ControlServer {
           if (!hello.workerId) return fail("hello.worker_id is required");
           if (hello.slots < 1) return fail("hello.slots must be at least 1");
           if (hello.taskTypes.length === 0) return fail("hello.task_types must list at least one task type");
+          const refused = this.claimWorkerId(principal, hello.workerId, hello.taskTypes, call.getPeer());
+          if (refused) return call.emit("error", toStatus(refused));
           entry = register.connect(
             {
               workerId: hello.workerId,
