@@ -38,6 +38,9 @@ export class TaskTally {
     this.unsubscribe();
   }
 
+  /** Attempts whose run time was observed, so none counts twice. */
+  private readonly observedAttempts = new WeakSet<object>();
+
   private onEvent(event: ClusterEvent): void {
     if (event.kind !== "task") return;
     const task = event.task;
@@ -47,7 +50,7 @@ export class TaskTally {
           this.submitted++;
         } else {
           this.retried++;
-          this.observeRun(task, event.time);
+          this.observeRun(task);
         }
         return;
       case "assigned":
@@ -60,29 +63,31 @@ export class TaskTally {
         return;
       case "succeeded":
         this.succeeded++;
-        this.observeRun(task, task.finishedAt);
+        this.observeRun(task);
         this.timings?.latency((task.finishedAt - task.createdAt) / 1000);
         return;
       case "failed":
         this.failed++;
-        this.observeRun(task, task.finishedAt);
+        this.observeRun(task);
         this.timings?.latency((task.finishedAt - task.createdAt) / 1000);
         return;
       case "cancelled":
         this.cancelled++;
-        this.observeRun(task, task.finishedAt);
+        this.observeRun(task);
         return;
       default:
         return;
     }
   }
 
-  /** The attempt that closed at `closedAt` (this transition), if it had started. */
-  private observeRun(task: TaskRecord, closedAt: number): void {
+  /** The attempt this transition closed, if it had started. */
+  private observeRun(task: TaskRecord): void {
     if (!this.timings) return;
     const last = task.attempts[task.attempts.length - 1];
-    // Not when it closed earlier: a task cancelled while it waits out a retry backoff.
-    if (!last || last.epoch !== task.epoch || !last.finishedAt || closedAt - last.finishedAt > 1) return;
+    // Each attempt once: a task cancelled while it waits out a retry backoff closes no new one.
+    // (A time window here dropped attempts when the clock moved a few ms within one transition.)
+    if (!last || last.epoch !== task.epoch || !last.finishedAt || this.observedAttempts.has(last)) return;
+    this.observedAttempts.add(last);
     // startedAt: the worker's start notice, or the result's arrival for an attempt that finished
     // within one worker flush (it runs for microseconds then); assignment as a last resort.
     const began = last.startedAt || task.assignedAt;
