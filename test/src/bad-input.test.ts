@@ -1,19 +1,10 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { status, type ServiceError } from "@grpc/grpc-js";
+import { status } from "@grpc/grpc-js";
 import { TaskflowClient } from "@taskflow/client";
 import { ClusterService, TaskService, TaskState, WorkerService } from "@taskflow/proto";
 import { createClient } from "@taskflow/proto/grpc";
-import { eventually, startNode, type StartedNode } from "./harness.js";
-
-function code(expected: number, messagePattern?: RegExp) {
-  return (err: unknown) => {
-    const e = err as ServiceError;
-    assert.equal(e.code, expected, `expected code ${status[expected]}, got ${status[e.code]}: ${e.details}`);
-    if (messagePattern) assert.match(e.details, messagePattern);
-    return true;
-  };
-}
+import { code, eventually, startNode, type StartedNode } from "./harness.js";
 
 describe("bad input gets a precise status and loses nothing", () => {
   let node: StartedNode;

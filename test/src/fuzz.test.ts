@@ -12,20 +12,10 @@ import { ClusterService, TaskService, WorkerService } from "@taskflow/proto";
 import { createClient } from "@taskflow/proto/grpc";
 import { startNode, type StartedNode } from "./harness.js";
 import { scrape, sum } from "./prometheus.js";
+import { prng } from "@taskflow/core/testing";
 
 const MESSAGES = 2000;
 
-/** mulberry32: small, fast, and the same sequence for the same seed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Valid requests of each method, by method name, as starting points for mutations. */
 const seeds: Record<string, unknown[]> = {
@@ -86,7 +76,7 @@ describe("fuzzed requests to every RPC", () => {
   it("end with a precise status, never INTERNAL or UNKNOWN, and the node keeps serving", async () => {
     const seed = Number(process.env.TASKFLOW_FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31));
     console.log(`# fuzz seed ${seed} (TASKFLOW_FUZZ_SEED=${seed} replays it)`);
-    const random = rng(seed);
+    const random = prng(seed);
     const client = new grpc.Client(node.address, grpc.credentials.createInsecure());
     const identity = (b: Buffer) => b;
     const methods = [TaskService, WorkerService, ClusterService].flatMap((service) => service.methods.map((method) => ({ service, method })));

@@ -2,12 +2,14 @@
  * Starts real Taskflow nodes (`taskflow node`, the same binary users run) on 127.0.0.1:0 with
  * a config written to a temporary folder, and stops them. Every test gets its own node.
  */
+import assert from "node:assert/strict";
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { createServer } from "node:net";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { status, type ServiceError } from "@grpc/grpc-js";
 import type { TaskflowConfigInput } from "@taskflow/core";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -153,4 +155,14 @@ export function freePort(): Promise<number> {
       server.close(() => resolve(port));
     });
   });
+}
+
+/** An `assert.rejects` check: the call failed with gRPC status `expected` (and a matching message). */
+export function code(expected: number, messagePattern?: RegExp) {
+  return (err: unknown) => {
+    const e = err as ServiceError;
+    assert.equal(e.code, expected, `expected code ${status[expected]}, got ${status[e.code]}: ${e.details}`);
+    if (messagePattern) assert.match(e.details, messagePattern);
+    return true;
+  };
 }

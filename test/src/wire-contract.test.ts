@@ -5,20 +5,12 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
-import { status, type ServiceError } from "@grpc/grpc-js";
+import { status } from "@grpc/grpc-js";
 import { ClusterService, TaskService, TaskState, WorkerService, type SubmitTaskStreamResponse } from "@taskflow/proto";
 import { createClient } from "@taskflow/proto/grpc";
-import { cli, eventually, startNode, type StartedNode } from "./harness.js";
+import { cli, code, eventually, startNode, type StartedNode } from "./harness.js";
 import { scrape, sum } from "./prometheus.js";
 
-function code(expected: number, messagePattern?: RegExp) {
-  return (err: unknown) => {
-    const e = err as ServiceError;
-    assert.equal(e.code, expected, `expected code ${status[expected]}, got ${status[e.code]}: ${e.details}`);
-    if (messagePattern) assert.match(e.details, messagePattern);
-    return true;
-  };
-}
 
 describe("SubmitTaskStream with the SQLite store", () => {
   let node: StartedNode;

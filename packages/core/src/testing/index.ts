@@ -1,2 +1,3 @@
 export * from "./store.js";
 export * from "./policy.js";
+export * from "./random.js";

@@ -57,6 +57,7 @@ import {
 } from "../policy.js";
 import { CORE_VERSION } from "../version.js";
 import type { ConformanceTestApi } from "./store.js";
+import { prng } from "./random.js";
 
 /** The checks, in the order they run; see the module comment for what each one asks. */
 export type PolicyConformanceCheckId =
@@ -287,17 +288,6 @@ interface SemverSubset {
   satisfies(version: string, range: string, options?: { includePrerelease?: boolean }): boolean;
 }
 
-/** Mulberry32: small, fast, seedable; enough for a repeatable simulation. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Runs `fn` with `Date.now()` and argument-less `new Date()` pinned to `ms`. */
 function withWallClock<T>(ms: number, fn: () => T): T {
