@@ -213,6 +213,73 @@ const tlsSchema = z.strictObject({
   requireClientCert: z.boolean().default(false),
 });
 
+/** What a tenant's name may be: it appears in metric labels, logs and the config's keys. */
+export const TENANT_NAME_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
+const tenantName = z.string().regex(TENANT_NAME_PATTERN, "must be 1-64 letters, digits, _ . or -");
+
+/**
+ * One tenant's limits. A key left out of `tenants.quotas.<name>` takes `tenants.defaultQuota`'s.
+ * A refused submit gets RESOURCE_EXHAUSTED with reason `TASKFLOW_ERR_QUOTA` naming the key.
+ */
+const quotaSchema = z.strictObject({
+  /**
+   * Most tasks of the tenant accepted and not yet finished at once (queued, waiting out a retry
+   * backoff, or with a worker): each holds a place in the task heap, so this keeps one tenant
+   * from filling `control.taskHeapCapacity` for all. 0 = no limit but the heap's. @defaultValue 0
+   */
+  maxUnfinishedTasks: z.number().int().min(0).optional(),
+  /** Tasks (not calls: a batch of 100 counts 100) the tenant may submit per second, on average; 0 = no limit. @defaultValue 0 */
+  submitsPerSecond: z.number().min(0).max(10_000_000).optional(),
+  /**
+   * Tasks the tenant may submit at once beyond the average rate (a token bucket's size); also the
+   * largest batch it can ever submit in one call. @defaultValue one second's worth (`submitsPerSecond`, at least 1)
+   */
+  burst: z.number().int().min(1).optional(),
+});
+
+/** Per-tenant quotas; tenants come from tokens (`auth.tokens[].tenant`). @see docs/adr/0013-tenants.md */
+const tenantsSchema = z.strictObject({
+  /** Quota of every tenant without an entry in `tenants.quotas`, and of the keys an entry leaves out. @defaultValue {} (no limits) */
+  defaultQuota: quotaSchema.prefault({}),
+  /** Quotas by tenant name, such as `{"acme": {"maxUnfinishedTasks": 10000, "submitsPerSecond": 500}}`. @defaultValue {} */
+  quotas: z.record(tenantName, quotaSchema).default({}),
+});
+
+/** One tenant's effective quota, and the config key each limit came from (for refusal messages). */
+export interface TenantQuota {
+  /** 0 = no limit. */
+  maxUnfinishedTasks: number;
+  /** 0 = no limit. */
+  submitsPerSecond: number;
+  burst: number;
+  /** The key that set `maxUnfinishedTasks`, such as `tenants.quotas.acme.maxUnfinishedTasks`. */
+  maxUnfinishedTasksKey: string;
+  /** The key that set `submitsPerSecond`. */
+  submitsPerSecondKey: string;
+  /** The key that set `burst` (or `submitsPerSecond` when it was left to its default). */
+  burstKey: string;
+}
+
+/** The quota of `tenant`: its own entry's keys, the rest from `tenants.defaultQuota`. The one place that applies these defaults. */
+export function tenantQuota(config: TaskflowConfig, tenant: string): TenantQuota {
+  const own = Object.hasOwn(config.tenants.quotas, tenant) ? config.tenants.quotas[tenant] : undefined;
+  const base = config.tenants.defaultQuota;
+  const pick = <K extends keyof z.output<typeof quotaSchema>>(key: K) =>
+    own?.[key] !== undefined ? { value: own[key], key: `tenants.quotas.${tenant}.${key}` } : { value: base[key], key: `tenants.defaultQuota.${key}` };
+  const max = pick("maxUnfinishedTasks");
+  const rate = pick("submitsPerSecond");
+  const burst = pick("burst");
+  const ratePerSecond = rate.value ?? 0;
+  return {
+    maxUnfinishedTasks: max.value ?? 0,
+    submitsPerSecond: ratePerSecond,
+    burst: burst.value ?? Math.max(1, Math.ceil(ratePerSecond)),
+    maxUnfinishedTasksKey: max.key,
+    submitsPerSecondKey: rate.key,
+    burstKey: burst.value !== undefined ? burst.key : rate.key,
+  };
+}
+
 /** Roles a bearer token can have; see {@link ROLES_BY_METHOD} in the services for what each may call. */
 export const AUTH_ROLES = ["client", "worker", "viewer", "admin"] as const;
 export type AuthRole = (typeof AUTH_ROLES)[number];
@@ -224,7 +291,7 @@ export const tokenEntrySchema = z.strictObject({
   /** `client` (submits and reads its tenant's tasks), `worker` (runs tasks), `viewer` (reads: dashboard, metrics, get/list/watch), `admin` (everything). */
   role: z.enum(AUTH_ROLES),
   /** The tenant its tasks belong to; tenants see only their own tasks. @defaultValue "default" */
-  tenant: z.string().min(1).max(64).default("default"),
+  tenant: tenantName.default("default"),
   /** Who holds it, for logs and for binding worker IDs; unique. */
   name: z.string().min(1).max(128),
   /** Worker tokens: the only task types its workers may take; absent = any. @defaultValue any */
@@ -263,6 +330,7 @@ export const configSchema = z.strictObject({
   dashboard: dashboardSchema.prefault({}),
   tls: tlsSchema.optional(),
   auth: authSchema.prefault({}),
+  tenants: tenantsSchema.prefault({}),
   /**
    * Lets `control.host`, `metrics.host` or `dashboard.host` bind beyond loopback without TLS and
    * tokens: anyone who reaches the port can then do anything. Logs a warning. @defaultValue false
@@ -304,6 +372,13 @@ const hints: Record<string, string> = {
   "tls.cert": "give the path of a PEM certificate chain, relative to the config file",
   "tls.key": "give the path of the PEM private key of tls.cert, relative to the config file",
   "tls.ca": "give the path of a PEM CA certificate, relative to the config file",
+  "tenants.quotas.*.maxUnfinishedTasks": "use a whole number of tasks such as 10000, or 0 for no limit",
+  "tenants.defaultQuota.maxUnfinishedTasks": "use a whole number of tasks such as 10000, or 0 for no limit",
+  "tenants.quotas.*.submitsPerSecond": "use tasks per second such as 500, or 0 for no limit",
+  "tenants.defaultQuota.submitsPerSecond": "use tasks per second such as 500, or 0 for no limit",
+  "tenants.quotas.*.burst": "use a whole number of tasks of at least 1, such as 1000",
+  "tenants.defaultQuota.burst": "use a whole number of tasks of at least 1, such as 1000",
+  "tenants.quotas": "name tenants with 1-64 letters, digits, _ . or -, as in auth.tokens[].tenant",
   "auth.tokens": 'add entries printed by `taskflow token create --role client --tenant acme --name app1`',
 };
 
@@ -343,7 +418,25 @@ export function parseConfig(raw: unknown, source = "config"): TaskflowConfig {
     );
   }
   checkSecurity(config, source);
+  checkTenants(config, source);
   return config;
+}
+
+/** A `burst` needs a rate: without one it would silently do nothing. */
+function checkTenants(config: TaskflowConfig, source: string): void {
+  const problems: string[] = [];
+  const entries: [string, string | undefined][] = [["tenants.defaultQuota", undefined], ...Object.keys(config.tenants.quotas).map((name) => [`tenants.quotas.${name}`, name] as [string, string])];
+  for (const [key, name] of entries) {
+    const own = name === undefined ? config.tenants.defaultQuota : config.tenants.quotas[name]!;
+    if (own.burst === undefined) continue;
+    const quota = tenantQuota(config, name ?? "");
+    if (name === undefined ? !own.submitsPerSecond : !quota.submitsPerSecond) {
+      problems.push(`${key}.burst: has no effect without a submitsPerSecond; fix: set ${key}.submitsPerSecond${name === undefined ? "" : " (or tenants.defaultQuota.submitsPerSecond)"}, or remove the burst`);
+    }
+  }
+  if (problems.length) {
+    throw new TaskflowError(Code.INVALID_ARGUMENT, `invalid config in ${source}:\n  - ${problems.join("\n  - ")}`, { reason: Reason.CONFIG });
+  }
 }
 
 /** Cross-key rules of `tls`, `auth` and `insecure`, each naming the key and the fix. */
@@ -440,18 +533,40 @@ function describeIssue(issue: z.core.$ZodIssue): string {
       .join("\n  - ");
   }
   const where = path || "(top level)";
-  const hint = hints[path];
+  const hint = hints[path] ?? hints[tenantHintPath(issue.path)];
   return `${where}: ${issue.message}${hint ? `; fix: ${hint}` : ""}`;
+}
+
+/** A tenant's name is a key of its own: `tenants.quotas.acme.burst` takes the hint of `tenants.quotas.*.burst`, a bad name that of `tenants.quotas`. */
+function tenantHintPath(path: readonly PropertyKey[]): string {
+  if (path[0] !== "tenants" || path[1] !== "quotas" || path.length < 3) return "";
+  return path.length === 3 ? "tenants.quotas" : `tenants.quotas.*.${String(path[3])}`;
 }
 
 function knownKeys(path: readonly PropertyKey[]): string[] {
   let schema: z.ZodType = configSchema;
   for (const part of path) {
+    // A record (tenants.quotas): every key holds the same kind of object.
+    const values = recordValues(schema);
+    if (values) {
+      schema = values;
+      continue;
+    }
     const shape = objectShape(schema);
     if (!shape) return [];
     schema = shape[String(part)] as z.ZodType;
   }
   return Object.keys(objectShape(schema) ?? {});
+}
+
+function recordValues(schema: z.ZodType): z.ZodType | undefined {
+  let current: unknown = schema;
+  for (let i = 0; i < 5 && current; i++) {
+    const def = (current as { _zod?: { def?: { type?: string; valueType?: unknown; innerType?: unknown } } })._zod?.def;
+    if (def?.type === "record") return def.valueType as z.ZodType;
+    current = def?.innerType;
+  }
+  return undefined;
 }
 
 function objectShape(schema: z.ZodType): Record<string, unknown> | undefined {

@@ -2,7 +2,7 @@
  * The control plane's components, as DESIGN.md names them. `services` implements them;
  * `apps/node` wires them with DI. They talk to each other only through these interfaces.
  */
-import type { TaskOutcome, TaskRecord, TaskSpec, WorkerRecord } from "./model.js";
+import type { TaskOutcome, TaskRecord, TaskSpec, TenantScope, WorkerRecord } from "./model.js";
 import type { TaskPage, TaskQuery } from "./store.js";
 
 /** A pino-compatible logger subset. */
@@ -60,20 +60,22 @@ export interface Assignment {
  * the task-to-worker mapping, result delivery and retries.
  */
 export interface Plm {
-  /** Validates and accepts tasks; resolves once they are committed to the store. All or none. */
   /**
-   * Accepts tasks, all or none. With a `requestId`, a repeat of an accepted call (same client ID
-   * and request ID) creates nothing and answers the same IDs, deduplicated.
+   * Accepts tasks for `tenant`, all or none. With a `requestId`, a repeat of an accepted call
+   * (same tenant, client ID and request ID) creates nothing and answers the same IDs,
+   * deduplicated. Throws RESOURCE_EXHAUSTED (`TASKFLOW_ERR_QUOTA`) past the tenant's quota.
    */
-  submit(specs: readonly TaskSpec[], clientId: string, requestId?: string): Promise<SubmitResult>;
-  /** Throws NOT_FOUND for an unknown ID. */
-  get(taskId: string): Promise<TaskRecord>;
-  cancel(taskId: string, reason: string): Promise<TaskRecord>;
-  list(query: TaskQuery): Promise<TaskPage>;
-  /** Calls `listener` on every change of the task until it is final; returns unsubscribe. */
-  watch(taskId: string, listener: (task: TaskRecord) => void): Promise<() => void>;
-  /** Streams outcomes of tasks submitted with `clientId`; returns unsubscribe. */
-  subscribeResults(clientId: string, listener: (outcomes: readonly TaskOutcome[]) => void): () => void;
+  submit(specs: readonly TaskSpec[], clientId: string, requestId?: string, tenant?: string): Promise<SubmitResult>;
+  /** Throws NOT_FOUND for an unknown ID, and for a task outside `scope` (its existence is not revealed). */
+  get(taskId: string, scope: TenantScope): Promise<TaskRecord>;
+  /** Throws NOT_FOUND as {@link get} does. */
+  cancel(taskId: string, reason: string, scope: TenantScope): Promise<TaskRecord>;
+  /** Tasks in `scope` only, whatever `query.tenant` says when `scope` is one tenant. */
+  list(query: TaskQuery, scope: TenantScope): Promise<TaskPage>;
+  /** Calls `listener` on every change of the task until it is final; returns unsubscribe. NOT_FOUND as {@link get}. */
+  watch(taskId: string, listener: (task: TaskRecord) => void, scope: TenantScope): Promise<() => void>;
+  /** Streams outcomes of tasks `tenant` submitted with `clientId`; returns unsubscribe. */
+  subscribeResults(clientId: string, listener: (outcomes: readonly TaskOutcome[]) => void, tenant?: string): () => void;
   /** A worker started running a task (fenced by epoch). */
   started(workerId: string, taskId: string, epoch: number): void;
   /** A worker reports finished attempts (fenced by epoch: stale ones are dropped). */
@@ -81,6 +83,26 @@ export interface Plm {
   /** Puts a lost worker's tasks back in the queue, except those in `keep`; returns how many. */
   requeueWorkerTasks(workerId: string, reason: string, keep?: ReadonlySet<string>): number;
   counts(): Promise<Record<TaskRecord["state"], number>>;
+  /** Per-tenant counters for metrics, one entry per label (bounded; see {@link TenantUsage}). */
+  tenantUsage(): TenantUsage[];
+}
+
+/**
+ * One metrics label's share of the work. Tenants named in `tenants.quotas` or by a token (and
+ * `default`) have their own label, at most 100 of them; every other tenant counts under
+ * `other`, so a store full of old tenants cannot blow up the number of series.
+ */
+export interface TenantUsage {
+  /** The tenant's name, or `other`. */
+  label: string;
+  /** Tasks accepted since the start. */
+  submitted: number;
+  /** Tasks accepted and not finished now (what `maxUnfinishedTasks` limits). */
+  unfinished: number;
+  /** Submits refused by `maxUnfinishedTasks` since the start (tasks, not calls). */
+  refusedUnfinished: number;
+  /** Submits refused by `submitsPerSecond` since the start (tasks, not calls). */
+  refusedRate: number;
 }
 
 /** The Main Scheduler: pops the task heap, picks a worker through the policy, dispatches. */

@@ -34,6 +34,8 @@ export const Reason = {
   POLICY_OPTIONS: "TASKFLOW_ERR_POLICY_OPTIONS",
   HANDLERS: "TASKFLOW_ERR_HANDLERS",
   HEAP_FULL: "TASKFLOW_ERR_HEAP_FULL",
+  /** A tenant's quota (`tenants.*`: unfinished tasks, submit rate) refused a submit; the message names the key. */
+  QUOTA: "TASKFLOW_ERR_QUOTA",
   PAYLOAD_TOO_LARGE: "TASKFLOW_ERR_PAYLOAD_TOO_LARGE",
   STALE_EPOCH: "TASKFLOW_ERR_STALE_EPOCH",
   STORE: "TASKFLOW_ERR_STORE",

@@ -1,5 +1,7 @@
 export { Code, Reason, TaskflowError, type TaskflowErrorOptions } from "./errors.js";
 export {
+  ALL_TENANTS,
+  DEFAULT_TENANT,
   MAX_TIMEOUT_MS,
   TASK_STATES,
   WORKER_STATES,
@@ -9,6 +11,7 @@ export {
   type TaskRecord,
   type TaskSpec,
   type TaskState,
+  type TenantScope,
   type WorkerRecord,
   type WorkerState,
 } from "./model.js";
@@ -29,6 +32,7 @@ export {
 } from "./policy.js";
 export { PAGE_TOKEN_PATTERN, isWellFormedPageToken, type TaskCounts, type TaskPage, type TaskQuery, type TaskStore } from "./store.js";
 export { TOKENS } from "./tokens.js";
+export { TokenBucket } from "./token-bucket.js";
 export {
   systemClock,
   type Assignment,
@@ -40,6 +44,7 @@ export {
   type Register,
   type Scheduler,
   type SubmitResult,
+  type TenantUsage,
   type WorkerResult,
 } from "./contracts.js";
 export {
@@ -47,7 +52,10 @@ export {
   configSchema,
   isLoopbackHost,
   tokenEntrySchema,
+  tenantQuota,
+  TENANT_NAME_PATTERN,
   type AuthRole,
+  type TenantQuota,
   type TokenEntry,
   defaultConfig,
   describeSystemError,

@@ -8,7 +8,7 @@
  */
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import * as grpc from "@grpc/grpc-js";
-import { Code, TaskflowError, type AuthRole, type TokenEntry } from "@taskflow/core";
+import { ALL_TENANTS, Code, DEFAULT_TENANT, TaskflowError, type AuthRole, type TenantScope, type TokenEntry } from "@taskflow/core";
 import { ClusterService, TaskService, WorkerService } from "@taskflow/proto";
 
 /** PEM material of the node's TLS, read from the files the config names. */
@@ -30,7 +30,7 @@ export interface ServerSecurity {
 /** The authenticated caller of one call. */
 export interface Principal {
   role: AuthRole;
-  /** "" for {@link ANONYMOUS}: sees every tenant. */
+  /** The tenant its tasks belong to; "" for {@link ANONYMOUS} (see {@link tenantOf}). */
   tenant: string;
   /** The token's name ("" without authentication). */
   name: string;
@@ -45,6 +45,19 @@ export interface Principal {
 
 /** The caller when the node has no tokens: allowed everything, as before authentication existed. */
 export const ANONYMOUS: Principal = Object.freeze({ role: "admin", tenant: "", name: "", taskTypes: undefined, identity: "" });
+
+/** The tenant a caller's tasks belong to: its token's, or `default` without authentication. */
+export function tenantOf(principal: Principal): string {
+  return principal.tenant || DEFAULT_TENANT;
+}
+
+/**
+ * Whose tasks a caller may get, list, watch and cancel: a client only its own tenant's; viewers
+ * and admins, who operate the cluster (as on the dashboard), every tenant's.
+ */
+export function scopeOf(principal: Principal): TenantScope {
+  return principal.role === "client" ? tenantOf(principal) : ALL_TENANTS;
+}
 
 const READERS: readonly AuthRole[] = ["viewer", "client", "admin"];
 const CLIENTS: readonly AuthRole[] = ["client", "admin"];

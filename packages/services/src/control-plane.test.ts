@@ -5,7 +5,7 @@
 import "reflect-metadata";
 import assert from "node:assert/strict";
 import { afterEach, beforeEach, describe, it } from "node:test";
-import { parseConfig, systemClock, type Logger, type TaskOutcome, type TaskSpec } from "@taskflow/core";
+import { ALL_TENANTS, parseConfig, systemClock, type Logger, type TaskOutcome, type TaskSpec } from "@taskflow/core";
 import fifo from "@taskflow/policy-fifo";
 import { IndexedHeap } from "@taskflow/shm-heap";
 import { LocalEventBus } from "./events.js";
@@ -77,7 +77,7 @@ describe("the control plane (PLM, Register, Scheduler)", () => {
     assert.deepEqual(port.assigned.map((a) => [a.taskId, a.epoch, a.attempt]), [[ids[0], 1, 1]]);
     plm.completed("w1", [{ taskId: ids[0]!, epoch: 1, ok: true, result: new Uint8Array([7]), error: "" }]);
     await settle();
-    const done = await plm.get(ids[0]!);
+    const done = await plm.get(ids[0]!, ALL_TENANTS);
     assert.equal(done.state, "succeeded");
     // No start notice came (it started and finished within one worker flush): still stamped.
     assert.ok(done.startedAt > 0 && done.startedAt <= done.finishedAt, `startedAt ${done.startedAt}, finishedAt ${done.finishedAt}`);
@@ -95,21 +95,21 @@ describe("the control plane (PLM, Register, Scheduler)", () => {
     const reassigned = w2.assigned.find((a) => a.taskId === ids[0]);
     assert.equal(reassigned?.epoch, 2);
     plm.completed("w1", [{ taskId: ids[0]!, epoch: 1, ok: true, result: undefined, error: "" }]);
-    const task = await plm.get(ids[0]!);
+    const task = await plm.get(ids[0]!, ALL_TENANTS);
     assert.equal(task.state, "assigned", "the stale result changed nothing");
     assert.equal(task.attempts[0]!.error, "lost in a test");
     plm.completed("w2", [{ taskId: ids[0]!, epoch: 2, ok: true, result: undefined, error: "" }]);
-    assert.equal((await plm.get(ids[0]!)).state, "succeeded");
+    assert.equal((await plm.get(ids[0]!, ALL_TENANTS)).state, "succeeded");
   });
 
   it("parks a task no worker serves, says why, and runs it when such a worker joins", async () => {
     join("w1", ["echo"]);
     const { ids } = await plm.submit([spec("resize"), spec("echo")], "c1");
     await settle();
-    const waiting = await plm.get(ids[0]!);
+    const waiting = await plm.get(ids[0]!, ALL_TENANTS);
     assert.equal(waiting.state, "queued");
     assert.match(waiting.waitingReason, /no worker serves task type "resize"/);
-    assert.equal((await plm.get(ids[1]!)).state, "assigned", "the queue behind it moved on");
+    assert.equal((await plm.get(ids[1]!, ALL_TENANTS)).state, "assigned", "the queue behind it moved on");
     const w2 = join("w2", ["resize"]);
     await settle();
     assert.deepEqual(w2.assigned.map((a) => a.taskId), [ids[0]]);
@@ -120,14 +120,14 @@ describe("the control plane (PLM, Register, Scheduler)", () => {
     const { ids } = await plm.submit([spec("flaky")], "c1");
     await settle();
     plm.completed("w1", [{ taskId: ids[0]!, epoch: 1, ok: false, result: undefined, error: "first" }]);
-    const retrying = await plm.get(ids[0]!);
+    const retrying = await plm.get(ids[0]!, ALL_TENANTS);
     assert.equal(retrying.state, "queued");
     assert.ok(retrying.notBefore > Date.now() - 5, "waits out a backoff");
     await new Promise((r) => setTimeout(r, 150));
     await settle();
     assert.equal(port.assigned.at(-1)?.epoch, 2);
     plm.completed("w1", [{ taskId: ids[0]!, epoch: 2, ok: false, result: undefined, error: "second" }]);
-    const failed = await plm.get(ids[0]!);
+    const failed = await plm.get(ids[0]!, ALL_TENANTS);
     assert.equal(failed.state, "failed");
     assert.equal(failed.error, "second");
     assert.deepEqual(failed.attempts.map((a) => a.error), ["first", "second"]);
@@ -137,10 +137,10 @@ describe("the control plane (PLM, Register, Scheduler)", () => {
     join("w1", ["echo"], 1);
     const { ids } = await plm.submit([spec("echo"), spec("echo"), spec("echo"), spec("echo"), spec("echo")], "c1");
     await settle();
-    assert.equal((await plm.get(ids[0]!)).state, "assigned", "one slot, one task");
-    const last = await plm.get(ids[4]!);
+    assert.equal((await plm.get(ids[0]!, ALL_TENANTS)).state, "assigned", "one slot, one task");
+    const last = await plm.get(ids[4]!, ALL_TENANTS);
     assert.match(last.waitingReason, /^all 1 worker\(s\) that can take it are busy or unavailable; 3 task\(s\) ahead of it in fifo order$/);
-    assert.match((await plm.get(ids[1]!)).waitingReason, /busy or unavailable$/, "nothing ahead of the next in line");
+    assert.match((await plm.get(ids[1]!, ALL_TENANTS)).waitingReason, /busy or unavailable$/, "nothing ahead of the next in line");
   });
 
   it("frees the slot of a cancelled running task and tells its worker", async () => {
@@ -148,7 +148,7 @@ describe("the control plane (PLM, Register, Scheduler)", () => {
     const { ids } = await plm.submit([spec("sleep"), spec("sleep")], "c1");
     await settle();
     assert.equal(port.assigned.length, 1, "one slot, one task");
-    await plm.cancel(ids[0]!, "stop");
+    await plm.cancel(ids[0]!, "stop", ALL_TENANTS);
     await settle();
     assert.deepEqual(port.cancelled, [{ taskId: ids[0], epoch: 1 }]);
     assert.deepEqual(port.assigned.map((a) => a.taskId), [ids[0], ids[1]], "the freed slot took the next task");

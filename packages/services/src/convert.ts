@@ -85,6 +85,7 @@ export function taskToWire(rec: TaskRecord): Task {
     result: rec.result ?? new Uint8Array(0),
     error: rec.error,
     waitingReason: rec.waitingReason,
+    tenant: rec.tenant,
     attempts: rec.attempts.map((a) => ({
       attempt: a.attempt,
       epoch: BigInt(a.epoch),

@@ -10,6 +10,7 @@ import { createHash, randomUUID } from "node:crypto";
 import { inject, injectable } from "tsyringe";
 import {
   Code,
+  DEFAULT_TENANT,
   Reason,
   TOKENS,
   TASK_STATES,
@@ -30,14 +31,19 @@ import {
   type TaskSpec,
   type TaskState,
   type TaskStore,
+  type TenantScope,
+  type TenantUsage,
   type WorkerResult,
 } from "@taskflow/core";
 import type { IndexedHeap } from "@taskflow/shm-heap";
+import { Tenants, type ResultListener, type TenantAccount } from "./tenants.js";
 import { invalid, validateSpec } from "./validation.js";
 
 /** A task that has not finished, with its place in the heap. */
 export interface LiveTask {
   readonly rec: TaskRecord;
+  /** Its tenant's account: counts it while it is unfinished, and holds its result subscribers. */
+  readonly account: TenantAccount;
   /** Its id in the task heap. */
   readonly idx: number;
   /** Task heap handle while queued, else -1. */
@@ -89,12 +95,15 @@ export class ProcessLifecycleManager implements Plm {
   /** Heap id -> live task; ids are recycled through `freeIdx`. */
   private readonly byIdx: (LiveTask | undefined)[] = [];
   private readonly freeIdx: number[] = [];
+  /** By `<tenant>\n<idempotency key>` (keys are scoped per tenant; tenant names hold no newline). */
   private readonly liveByKey = new Map<string, LiveTask>();
   /** Worker ID → tasks it holds, so a lost worker's tasks are found without a scan. */
   private readonly held = new Map<string, Set<LiveTask>>();
   private readonly watchers = new Map<string, Set<(task: TaskRecord) => void>>();
-  private readonly resultSubscribers = new Map<string, Set<(outcomes: readonly TaskOutcome[]) => void>>();
-  private pendingOutcomes = new Map<string, TaskOutcome[]>();
+  /** Tenants' accounts, quotas and result subscribers. */
+  readonly tenants: Tenants;
+  /** Outcomes to deliver after the next store write, by tenant, then client ID. */
+  private pendingOutcomes = new Map<TenantAccount, Map<string, TaskOutcome[]>>();
   private pendingUpdates = new Map<string, TaskRecord>();
   /** Called once everything changed before them is durable (see afterDurable). */
   private pendingDurable: (() => void)[] = [];
@@ -127,6 +136,7 @@ export class ProcessLifecycleManager implements Plm {
     @inject(TOKENS.Clock) private readonly clock: Clock,
   ) {
     this.health = { kind: store.kind, writable: true, error: "", since: 0, failedWrites: 0 };
+    this.tenants = new Tenants(config, clock);
   }
 
   /** Loads the store's unfinished tasks back into the queue (after a restart) and starts housekeeping. */
@@ -182,16 +192,17 @@ export class ProcessLifecycleManager implements Plm {
 
   // ---- client-facing -------------------------------------------------------------------------
 
-  async submit(specs: readonly TaskSpec[], clientId: string, requestId = ""): Promise<SubmitResult> {
-    if (!requestId) return this.submitOnce(specs, clientId, undefined);
+  async submit(specs: readonly TaskSpec[], clientId: string, requestId = "", tenant = DEFAULT_TENANT): Promise<SubmitResult> {
+    const account = this.tenants.account(tenant);
+    if (!requestId) return this.submitOnce(specs, clientId, account, undefined);
     if (requestId.length > 128) throw invalid(`request_id must be at most 128 characters, got ${requestId.length}`);
-    const key = `${clientId}\n${requestId}`;
+    const key = `${tenant}\n${clientId}\n${requestId}`;
     const inflight = this.inflightRequests.get(key);
     if (inflight) {
       const { ids } = await inflight;
       return { ids, deduplicated: ids.map(() => true) };
     }
-    const attempt = this.submitOnce(specs, clientId, idDeriver(clientId, requestId));
+    const attempt = this.submitOnce(specs, clientId, account, idDeriver(tenant, clientId, requestId));
     this.inflightRequests.set(key, attempt);
     try {
       return await attempt;
@@ -201,7 +212,12 @@ export class ProcessLifecycleManager implements Plm {
   }
 
   /** `deriveId` is set for a submit with a request ID: task i gets `deriveId(i)`, the same on a retry. */
-  private async submitOnce(specs: readonly TaskSpec[], clientId: string, deriveId: ((index: number) => string) | undefined): Promise<SubmitResult> {
+  private async submitOnce(
+    specs: readonly TaskSpec[],
+    clientId: string,
+    account: TenantAccount,
+    deriveId: ((index: number) => string) | undefined,
+  ): Promise<SubmitResult> {
     if (this.closed) throw new TaskflowError(Code.UNAVAILABLE, "the control node is shutting down");
     if (!this.health.writable) {
       throw new TaskflowError(Code.UNAVAILABLE, `the task store cannot write (${this.health.error}); nothing was accepted, retry later`, {
@@ -211,7 +227,7 @@ export class ProcessLifecycleManager implements Plm {
     const limits = { maxPayloadBytes: this.config.control.maxPayloadBytes };
     for (let i = 0; i < specs.length; i++) validateSpec(specs[i]!, limits, specs.length > 1 ? i : -1);
     if (deriveId) {
-      const repeated = await this.repeatedRequest(specs, deriveId);
+      const repeated = await this.repeatedRequest(specs, account.name, deriveId);
       if (repeated) return repeated;
     }
 
@@ -222,7 +238,7 @@ export class ProcessLifecycleManager implements Plm {
     for (let i = 0; i < specs.length; i++) {
       const spec = specs[i]!;
       if (spec.idempotencyKey) {
-        const existing = this.liveByKey.get(spec.idempotencyKey)?.rec ?? (await this.store.findByIdempotencyKey(spec.idempotencyKey));
+        const existing = this.byIdempotencyKey(account.name, spec.idempotencyKey)?.rec ?? (await this.store.findByIdempotencyKey(account.name, spec.idempotencyKey));
         const earlier = seenKeys.get(spec.idempotencyKey);
         if (existing || earlier !== undefined) {
           ids[i] = existing ? existing.id : ids[earlier!]!;
@@ -231,7 +247,7 @@ export class ProcessLifecycleManager implements Plm {
         }
         seenKeys.set(spec.idempotencyKey, i);
       }
-      const rec = this.newRecord(spec, clientId, deriveId ? deriveId(i) : randomUUID());
+      const rec = this.newRecord(spec, account.name, clientId, deriveId ? deriveId(i) : randomUUID());
       ids[i] = rec.id;
       fresh.push(rec);
     }
@@ -246,14 +262,17 @@ export class ProcessLifecycleManager implements Plm {
         { reason: Reason.HEAP_FULL },
       );
     }
+    this.tenants.admit(account, fresh.length);
     try {
       await this.store.insert(fresh);
     } catch (err) {
+      this.tenants.settle(account, fresh.length, false);
       throw TaskflowError.from(err, Code.UNAVAILABLE);
     }
+    this.tenants.settle(account, fresh.length, true);
     this.stateCounts.queued += fresh.length;
     for (const rec of fresh) {
-      const live = this.track(rec);
+      const live = this.track(rec, account);
       this.enqueue(live);
       this.emit(rec);
     }
@@ -261,19 +280,21 @@ export class ProcessLifecycleManager implements Plm {
     return { ids, deduplicated };
   }
 
-  async get(taskId: string): Promise<TaskRecord> {
+  /** Another tenant's task answers the same NOT_FOUND as an unknown one: its existence stays hidden. */
+  async get(taskId: string, scope: TenantScope): Promise<TaskRecord> {
     const live = this.live.get(taskId);
     if (live) {
+      if (scope !== null && live.rec.tenant !== scope) throw notFound(taskId);
       if (live.rec.state === "queued" && live.handle >= 0) live.rec.waitingReason = this.hooks.explainWait(live);
       return live.rec;
     }
     const rec = await this.store.get(taskId);
-    if (!rec) throw new TaskflowError(Code.NOT_FOUND, `task ${taskId} not found (unknown, or finished longer ago than control.resultRetentionMs)`);
+    if (!rec || (scope !== null && rec.tenant !== scope)) throw notFound(taskId);
     return rec;
   }
 
-  async cancel(taskId: string, reason: string): Promise<TaskRecord> {
-    const rec = await this.get(taskId);
+  async cancel(taskId: string, reason: string, scope: TenantScope): Promise<TaskRecord> {
+    const rec = await this.get(taskId, scope);
     if (isFinal(rec.state)) {
       throw new TaskflowError(Code.FAILED_PRECONDITION, `task ${taskId} already finished (${rec.state}); nothing to cancel`);
     }
@@ -287,12 +308,12 @@ export class ProcessLifecycleManager implements Plm {
     return rec;
   }
 
-  async list(query: TaskQuery): Promise<TaskPage> {
-    return this.store.list(query);
+  async list(query: TaskQuery, scope: TenantScope): Promise<TaskPage> {
+    return this.store.list(scope === null ? query : { ...query, tenant: scope });
   }
 
-  async watch(taskId: string, listener: (task: TaskRecord) => void): Promise<() => void> {
-    const rec = await this.get(taskId);
+  async watch(taskId: string, listener: (task: TaskRecord) => void, scope: TenantScope): Promise<() => void> {
+    const rec = await this.get(taskId, scope);
     listener(rec);
     if (isFinal(rec.state)) return () => {};
     let set = this.watchers.get(taskId);
@@ -304,20 +325,25 @@ export class ProcessLifecycleManager implements Plm {
     };
   }
 
-  subscribeResults(clientId: string, listener: (outcomes: readonly TaskOutcome[]) => void): () => void {
-    let set = this.resultSubscribers.get(clientId);
-    if (!set) this.resultSubscribers.set(clientId, (set = new Set()));
+  subscribeResults(clientId: string, listener: ResultListener, tenant = DEFAULT_TENANT): () => void {
+    const subscribers = this.tenants.account(tenant).results;
+    let set = subscribers.get(clientId);
+    if (!set) subscribers.set(clientId, (set = new Set()));
     set.add(listener);
     return () => {
       set.delete(listener);
       // Only our own set: unsubscribe may run twice (cancelled, then close), after a newer
       // subscriber of the same client ID made a new one.
-      if (set.size === 0 && this.resultSubscribers.get(clientId) === set) this.resultSubscribers.delete(clientId);
+      if (set.size === 0 && subscribers.get(clientId) === set) subscribers.delete(clientId);
     };
   }
 
   async counts(): Promise<Record<TaskState, number>> {
     return { ...this.stateCounts };
+  }
+
+  tenantUsage(): TenantUsage[] {
+    return this.tenants.usage();
   }
 
   // ---- scheduler-facing ----------------------------------------------------------------------
@@ -549,21 +575,27 @@ export class ProcessLifecycleManager implements Plm {
    * The answer to a request already accepted, or undefined. A call is stored all or none, so its
    * first task without an idempotency key tells: if it exists, every task of the call does.
    */
-  private async repeatedRequest(specs: readonly TaskSpec[], deriveId: (index: number) => string): Promise<SubmitResult | undefined> {
+  private async repeatedRequest(specs: readonly TaskSpec[], tenant: string, deriveId: (index: number) => string): Promise<SubmitResult | undefined> {
     const probe = specs.findIndex((s) => !s.idempotencyKey);
     if (probe < 0) return undefined; // every task is deduplicated by its own key
     const probeId = deriveId(probe);
-    if (!this.live.has(probeId) && !(await this.store.get(probeId))) return undefined;
+    const earlier = this.live.get(probeId)?.rec ?? (await this.store.get(probeId));
+    // The tenant is part of the hash; checked again so that no path answers another tenant's IDs.
+    if (!earlier || earlier.tenant !== tenant) return undefined;
     const ids: string[] = [];
     for (let i = 0; i < specs.length; i++) {
       const key = specs[i]!.idempotencyKey;
-      const existing = key ? (this.liveByKey.get(key)?.rec ?? (await this.store.findByIdempotencyKey(key))) : undefined;
+      const existing = key ? (this.byIdempotencyKey(tenant, key)?.rec ?? (await this.store.findByIdempotencyKey(tenant, key))) : undefined;
       ids.push(existing ? existing.id : deriveId(i));
     }
     return { ids, deduplicated: ids.map(() => true) };
   }
 
-  private newRecord(spec: TaskSpec, clientId: string, id: string): TaskRecord {
+  private byIdempotencyKey(tenant: string, key: string): LiveTask | undefined {
+    return this.liveByKey.get(`${tenant}\n${key}`);
+  }
+
+  private newRecord(spec: TaskSpec, tenant: string, clientId: string, id: string): TaskRecord {
     const now = this.clock.now();
     // Every field spelled out: a spread here makes V8 build slow dictionary-mode objects (~25x slower).
     return {
@@ -577,6 +609,7 @@ export class ProcessLifecycleManager implements Plm {
       expectedDurationMs: spec.expectedDurationMs,
       id,
       seq: ++this.seq,
+      tenant,
       clientId,
       state: "queued",
       attempt: 0,
@@ -594,10 +627,12 @@ export class ProcessLifecycleManager implements Plm {
     };
   }
 
-  private track(rec: TaskRecord): LiveTask {
+  private track(rec: TaskRecord, account = this.tenants.account(rec.tenant)): LiveTask {
     const idx = this.freeIdx.length ? this.freeIdx.pop()! : this.byIdx.length;
+    account.unfinished++;
     const live: LiveTask = {
       rec,
+      account,
       idx,
       handle: -1,
       key: 0,
@@ -608,7 +643,7 @@ export class ProcessLifecycleManager implements Plm {
     };
     this.byIdx[idx] = live;
     this.live.set(rec.id, live);
-    if (rec.idempotencyKey) this.liveByKey.set(rec.idempotencyKey, live);
+    if (rec.idempotencyKey) this.liveByKey.set(`${rec.tenant}\n${rec.idempotencyKey}`, live);
     return live;
   }
 
@@ -616,8 +651,10 @@ export class ProcessLifecycleManager implements Plm {
     this.live.delete(live.rec.id);
     this.byIdx[live.idx] = undefined;
     this.freeIdx.push(live.idx);
-    if (live.rec.idempotencyKey && this.liveByKey.get(live.rec.idempotencyKey) === live) {
-      this.liveByKey.delete(live.rec.idempotencyKey);
+    live.account.unfinished--;
+    if (live.rec.idempotencyKey) {
+      const key = `${live.rec.tenant}\n${live.rec.idempotencyKey}`;
+      if (this.liveByKey.get(key) === live) this.liveByKey.delete(key);
     }
   }
 
@@ -689,9 +726,12 @@ export class ProcessLifecycleManager implements Plm {
     rec.finishedAt = this.clock.now();
     this.untrack(live);
     this.changed(rec);
-    if (rec.clientId && this.resultSubscribers.has(rec.clientId)) {
-      let batch = this.pendingOutcomes.get(rec.clientId);
-      if (!batch) this.pendingOutcomes.set(rec.clientId, (batch = []));
+    // Results go to subscribers of the task's own tenant with its client ID, no one else.
+    if (rec.clientId && live.account.results.has(rec.clientId)) {
+      let byClient = this.pendingOutcomes.get(live.account);
+      if (!byClient) this.pendingOutcomes.set(live.account, (byClient = new Map()));
+      let batch = byClient.get(rec.clientId);
+      if (!batch) byClient.set(rec.clientId, (batch = []));
       batch.push({ taskId: rec.id, state, result, error, attempt: rec.attempt, workerId: rec.workerId });
     }
   }
@@ -780,24 +820,35 @@ export class ProcessLifecycleManager implements Plm {
       }
       if (!this.health.writable) this.setHealth({ writable: true, error: "" });
     }
-    for (const [clientId, batch] of outcomes) {
-      const subscribers = this.resultSubscribers.get(clientId);
-      if (!subscribers) continue;
-      for (const listener of subscribers) listener(batch);
+    for (const [account, byClient] of outcomes) {
+      for (const [clientId, batch] of byClient) {
+        const subscribers = account.results.get(clientId);
+        if (!subscribers) continue;
+        for (const listener of subscribers) listener(batch);
+      }
     }
     for (const callback of durable) callback();
   }
 
   /** Puts a failed write's changes, results and callbacks back in front, and retries it later. */
-  private writeFailed(err: unknown, updates: Map<string, TaskRecord>, outcomes: Map<string, TaskOutcome[]>, durable: (() => void)[]): void {
+  private writeFailed(
+    err: unknown,
+    updates: Map<string, TaskRecord>,
+    outcomes: Map<TenantAccount, Map<string, TaskOutcome[]>>,
+    durable: (() => void)[],
+  ): void {
     this.health.failedWrites++;
     // Records are the live objects: one that changed again since is written in its newest state.
     for (const [id, rec] of this.pendingUpdates) updates.set(id, rec);
     this.pendingUpdates = updates;
-    for (const [clientId, batch] of this.pendingOutcomes) {
-      const earlier = outcomes.get(clientId);
-      if (earlier) earlier.push(...batch);
-      else outcomes.set(clientId, batch);
+    for (const [account, byClient] of this.pendingOutcomes) {
+      let earlierByClient = outcomes.get(account);
+      if (!earlierByClient) outcomes.set(account, (earlierByClient = new Map()));
+      for (const [clientId, batch] of byClient) {
+        const earlier = earlierByClient.get(clientId);
+        if (earlier) earlier.push(...batch);
+        else earlierByClient.set(clientId, batch);
+      }
     }
     this.pendingOutcomes = outcomes;
     this.pendingDurable = durable.concat(this.pendingDurable);
@@ -842,11 +893,19 @@ export class ProcessLifecycleManager implements Plm {
 
 /**
  * Task IDs for a submit with a request ID: UUID-shaped (version 8, "custom"), from a hash of the
- * client and request IDs plus the task's index, so a retried call names the same tasks. Random
- * IDs are version 4, so the two kinds never collide.
+ * tenant, client and request IDs plus the task's index, so a retried call names the same tasks
+ * and two tenants' equal request IDs name different ones. Random IDs are version 4, so the two
+ * kinds never collide.
+ *
+ * The default tenant hashes as IDs did before tenants existed (client and request ID only), so a
+ * retry across the upgrade still finds its tasks. Other tenants' input starts with the byte 0xFF
+ * and holds the tenant between two such bytes: UTF-8 text never contains 0xFF, so no tenant,
+ * client ID and request ID hash the same input as another triple.
  */
-export function idDeriver(clientId: string, requestId: string): (index: number) => string {
-  const base = createHash("sha256").update(clientId).update("\n").update(requestId).digest().subarray(0, 16);
+export function idDeriver(tenant: string, clientId: string, requestId: string): (index: number) => string {
+  const hash = createHash("sha256");
+  if (tenant !== DEFAULT_TENANT) hash.update(TENANT_MARK).update(tenant).update(TENANT_MARK);
+  const base = hash.update(clientId).update("\n").update(requestId).digest().subarray(0, 16);
   base[6] = (base[6]! & 0x0f) | 0x80;
   base[8] = (base[8]! & 0x3f) | 0x80;
   const low = base.readUInt32BE(12);
@@ -855,6 +914,12 @@ export function idDeriver(clientId: string, requestId: string): (index: number) 
     const hex = base.toString("hex");
     return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
   };
+}
+
+const TENANT_MARK = Buffer.from([0xff]);
+
+function notFound(taskId: string): TaskflowError {
+  return new TaskflowError(Code.NOT_FOUND, `task ${taskId} not found (unknown, or finished longer ago than control.resultRetentionMs)`);
 }
 
 /** Exponential backoff with full jitter: 100 ms, 200 ms, 400 ms … capped at 30 s. */

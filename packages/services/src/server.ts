@@ -34,7 +34,7 @@ import { type MainScheduler } from "./scheduler.js";
 import { type WorkerRegister, type OutgoingAssignment, type WorkerEntry, type WorkerSessionPort } from "./register.js";
 import { boundedWriter } from "./stream-budget.js";
 import { invalid, requireId } from "./validation.js";
-import { Authenticator, type Principal, type ServerSecurity } from "./auth.js";
+import { Authenticator, scopeOf, tenantOf, type Principal, type ServerSecurity } from "./auth.js";
 
 const MAX_BATCH = 10_000;
 
@@ -46,10 +46,10 @@ export function toStatus(err: unknown): Partial<grpc.StatusObject> & { code: grp
   return { code: e.code as number as grpc.status, details: e.message, metadata };
 }
 
-function unary<Req, Res>(logger: Logger, fn: (req: Req) => Promise<Res> | Res): grpc.handleUnaryCall<Req, Res> {
+function unary<Req, Res>(logger: Logger, fn: (req: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res> | Res): grpc.handleUnaryCall<Req, Res> {
   return (call, callback) => {
     Promise.resolve()
-      .then(() => fn(call.request))
+      .then(() => fn(call.request, call))
       .then(
         (res) => callback(null, res),
         (err: unknown) => {
@@ -95,6 +95,8 @@ export class ControlServer {
     @inject(TOKENS.Security) private readonly security: ServerSecurity,
   ) {
     this.auth = new Authenticator(security.tokens);
+    // Tenants of `auth.tokensFile` get their own metrics label too (config's are known already).
+    plm.tenants.addLabels(security.tokens.map((t) => t.tenant));
     this.auth.onFailure((e) => logger.warn({ reason: e.reason, method: e.method, peer: e.peer, token: e.name }, "call refused"));
     this.server = new grpc.Server({
       // Refused by grpc-js before any decoding: a bigger batch must be split (the SDK splits by bytes).
@@ -166,22 +168,28 @@ export class ControlServer {
     });
   }
 
+  /**
+   * Every TaskService call acts for the caller's tenant: submits store it on the tasks, reads
+   * see only its tasks (another tenant's answer NOT_FOUND), results come from its tasks only.
+   * Viewers and admins read every tenant's tasks.
+   */
   private addTaskService(): void {
-    const { plm, logger } = this;
+    const { plm, logger, auth } = this;
     const bufferLimit = this.config.control.maxStreamBufferBytes;
     // Enforced while decoding: a request allocates no more specs or payload bytes than these.
     const limits = { maxSpecs: MAX_BATCH, maxPayloadBytes: this.config.control.maxPayloadBytes };
     addService(this.server, TaskService, {
-      submitTask: unary(logger, async (req) => {
-        const { ids, deduplicated } = await plm.submit([specFromWire(req.spec)], req.clientId, req.requestId);
+      submitTask: unary(logger, async (req, call) => {
+        const { ids, deduplicated } = await plm.submit([specFromWire(req.spec)], req.clientId, req.requestId, tenantOf(auth.principalOf(call)));
         return { taskId: ids[0]!, deduplicated: deduplicated[0]! };
       }),
-      submitTasks: unary(logger, async (req) => {
+      submitTasks: unary(logger, async (req, call) => {
         checkBatch(req.specs.length);
-        const { ids, deduplicated } = await plm.submit(req.specs.map(specFromWire), req.clientId, req.requestId);
+        const { ids, deduplicated } = await plm.submit(req.specs.map(specFromWire), req.clientId, req.requestId, tenantOf(auth.principalOf(call)));
         return { taskIds: ids, deduplicated: deduplicated.includes(true) ? deduplicated : [] };
       }),
       submitTaskStream: (call) => {
+        const tenant = tenantOf(auth.principalOf(call));
         // A client may half-close right after its last batch; the call ends only once every
         // batch it sent is acknowledged, or a durable store's slower inserts lose their acks.
         let pending = 0;
@@ -198,7 +206,7 @@ export class ControlServer {
             .then(() => {
               if (req.refused) throw new TaskflowError(req.refused.code as Code, req.refused.message);
               checkBatch(req.specs.length);
-              return plm.submit(req.specs.map(specFromWire), req.clientId, req.requestId);
+              return plm.submit(req.specs.map(specFromWire), req.clientId, req.requestId, tenant);
             })
             .then(
               // Hand-encoded: an acknowledgement lists every task ID.
@@ -219,8 +227,8 @@ export class ControlServer {
         });
         call.on("error", () => {});
       },
-      getTask: unary(logger, async (req) => {
-        const task = await plm.get(requireId(req.taskId, "task_id"));
+      getTask: unary(logger, async (req, call) => {
+        const task = await plm.get(requireId(req.taskId, "task_id"), scopeOf(auth.principalOf(call)));
         return { task: taskToWire(task) };
       }),
       watchTask: (call) => {
@@ -230,13 +238,17 @@ export class ControlServer {
         const out = boundedWriter(call, bufferLimit, logger, "WatchTask", () => unsubscribe?.());
         Promise.resolve()
           .then(() =>
-            plm.watch(requireId(taskId, "task_id"), (task) => {
+            plm.watch(
+              requireId(taskId, "task_id"),
+              (task) => {
               if (!out.write(Buffer.from(toBinary(WatchTaskResponseSchema, create(WatchTaskResponseSchema, { task: taskToWire(task) }))))) return;
               if (task.state === "succeeded" || task.state === "failed" || task.state === "cancelled") {
                 unsubscribe?.();
                 call.end();
               }
-            }),
+              },
+              scopeOf(auth.principalOf(call)),
+            ),
           )
           .then(
             (unsub) => {
@@ -251,10 +263,14 @@ export class ControlServer {
           const clientId = requireId(call.request.clientId, "client_id");
           let unsubscribe = () => {};
           const out = boundedWriter(call, bufferLimit, logger, `SubscribeResults of client ${clientId}`, () => unsubscribe());
-          unsubscribe = plm.subscribeResults(clientId, (outcomes) => {
-            // Hand-encoded SubscribeResultsResponse: this runs once per finished task.
-            out.write(encodeResults(outcomes.map(outcomeToWire)));
-          });
+          unsubscribe = plm.subscribeResults(
+            clientId,
+            (outcomes) => {
+              // Hand-encoded SubscribeResultsResponse: this runs once per finished task.
+              out.write(encodeResults(outcomes.map(outcomeToWire)));
+            },
+            tenantOf(auth.principalOf(call)),
+          );
           call.on("cancelled", unsubscribe);
           call.on("close", unsubscribe);
           out.write(encodeResults([]));
@@ -262,11 +278,11 @@ export class ControlServer {
           call.emit("error", toStatus(err));
         }
       },
-      cancelTask: unary(logger, async (req) => {
-        const task = await plm.cancel(requireId(req.taskId, "task_id"), req.reason);
+      cancelTask: unary(logger, async (req, call) => {
+        const task = await plm.cancel(requireId(req.taskId, "task_id"), req.reason, scopeOf(auth.principalOf(call)));
         return { task: taskToWire(task) };
       }),
-      listTasks: unary(logger, async (req) => {
+      listTasks: unary(logger, async (req, call) => {
         if (req.pageSize > 1000) throw invalid(`page_size must be at most 1000, got ${req.pageSize}`);
         // Only the form here: what a token means is the store's, which refuses one it did not give out.
         if (req.pageToken && !isWellFormedPageToken(req.pageToken)) throw invalid("page_token is not one this server gave out");
@@ -282,7 +298,7 @@ export class ControlServer {
           clientId: req.clientId,
           pageSize: req.pageSize || 50,
           pageToken: req.pageToken,
-        });
+        }, scopeOf(auth.principalOf(call)));
         return { tasks: page.tasks.map(taskToWire), nextPageToken: page.nextPageToken, totalSize: BigInt(page.totalSize) };
       }),
     }, { submitTasks: (bytes) => decodeSubmitTasks(bytes, limits), submitTaskStream: (bytes) => decodeSubmitTaskStream(bytes, limits) });

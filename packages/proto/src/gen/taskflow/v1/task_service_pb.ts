@@ -32,7 +32,7 @@ export type SubmitTaskRequest = Message<"taskflow.v1.SubmitTaskRequest"> & {
 
   /**
    * Makes the call safe to retry: a call with the same request_id and client_id as one already
-   * accepted creates nothing and answers the task IDs that one created. Any unique string of at
+   * accepted in the same tenant creates nothing and answers the task IDs that one created. Any unique string of at
    * most 128 characters (a UUID, say). Optional; without it a retried call may create the tasks again.
    *
    * @generated from field: string request_id = 3;
@@ -89,7 +89,7 @@ export type SubmitTasksRequest = Message<"taskflow.v1.SubmitTasksRequest"> & {
 
   /**
    * Makes the call safe to retry: a call with the same request_id and client_id as one already
-   * accepted creates nothing and answers the task IDs that one created. Any unique string of at
+   * accepted in the same tenant creates nothing and answers the task IDs that one created. Any unique string of at
    * most 128 characters (a UUID, say). Optional; without it a retried call may create the tasks again.
    *
    * @generated from field: string request_id = 3;
@@ -157,7 +157,7 @@ export type SubmitTaskStreamRequest = Message<"taskflow.v1.SubmitTaskStreamReque
 
   /**
    * Makes the call safe to retry: a call with the same request_id and client_id as one already
-   * accepted creates nothing and answers the task IDs that one created. Any unique string of at
+   * accepted in the same tenant creates nothing and answers the task IDs that one created. Any unique string of at
    * most 128 characters (a UUID, say). Optional; without it a retried call may create the tasks again.
    *
    * @generated from field: string request_id = 4;
@@ -376,7 +376,8 @@ export type ListTasksRequest = Message<"taskflow.v1.ListTasksRequest"> & {
   type: string;
 
   /**
-   * Only tasks submitted with this client ID; empty means all.
+   * Only tasks submitted with this client ID; empty means all. A client token lists only its
+   * own tenant's tasks whatever the filters.
    *
    * @generated from field: string client_id = 3;
    */
@@ -443,6 +444,15 @@ export const ListTasksResponseSchema: GenMessage<ListTasksResponse> = /*@__PURE_
  * - A server stream whose client does not read is reset with RESOURCE_EXHAUSTED once more than
  *   control.maxStreamBufferBytes (default 8 MiB) wait to be sent to it.
  *
+ * Tenants: every call acts for the tenant of its bearer token ("default" on a node without
+ * authentication). Submitted tasks belong to that tenant (Task.tenant). A client token gets,
+ * watches, cancels and lists only its tenant's tasks: another tenant's task ID answers NOT_FOUND,
+ * as an unknown one does. Viewer and admin tokens read every tenant's tasks. Results,
+ * request_id and TaskSpec.idempotency_key are scoped per tenant. A submit past a tenant's quota
+ * (tenants.quotas.<tenant> or tenants.defaultQuota: maxUnfinishedTasks, submitsPerSecond,
+ * burst) is refused whole with RESOURCE_EXHAUSTED, metadata taskflow-reason TASKFLOW_ERR_QUOTA,
+ * and a message naming the quota's config key.
+ *
  * @generated from service taskflow.v1.TaskService
  */
 export const TaskService: GenService<{
@@ -497,7 +507,7 @@ export const TaskService: GenService<{
     output: typeof WatchTaskResponseSchema;
   },
   /**
-   * Streams the results of every task submitted with this client ID.
+   * Streams the results of every task the caller's tenant submitted with this client ID.
    *
    * @generated from rpc taskflow.v1.TaskService.SubscribeResults
    */
