@@ -11,7 +11,7 @@ import * as grpc from "@grpc/grpc-js";
 import { TaskflowClient } from "@taskflow/client";
 import { TaskService, TaskState, type SubscribeResultsResponse } from "@taskflow/proto";
 import { createClient } from "@taskflow/proto/grpc";
-import { code, eventually, startNode, type StartedNode } from "./harness.js";
+import { cli, code, eventually, startNode, type StartedNode } from "./harness.js";
 import { scrape, value } from "./prometheus.js";
 
 const sha = (token: string) => `sha256:${createHash("sha256").update(token).digest("hex")}`;
@@ -116,6 +116,11 @@ describe("tenants (tokens with tenants, quotas, per-tenant metrics)", () => {
       assert.equal((await viewer.get(idB)).tenant, "globex");
       const all = await admin.list({ pageSize: 1000 });
       for (const id of [idA, idB]) assert.ok(all.tasks.some((t) => t.id === id), `admin lists ${id}`);
+      const shown = await cli(["--address", node.address, "get", idA, "--json"], { TASKFLOW_TOKEN: T.admin });
+      assert.equal((JSON.parse(shown.stdout) as { tenant: string }).tenant, "acme", "the CLI shows the tenant");
+      const hidden = await cli(["--address", node.address, "get", idA, "--json"], { TASKFLOW_TOKEN: T.globex });
+      assert.notEqual(hidden.code, 0);
+      assert.match(hidden.stderr, /not found/);
 
       // The owner still can; an admin can cancel anyone's.
       assert.equal((await a.cancel(idA, "done")).tenant, "acme");

@@ -2,8 +2,8 @@
  * Who may call what: bearer tokens (stored as sha256 hashes) with a role and a tenant, checked by
  * one grpc-js server interceptor before any handler or request decoder runs, and an
  * {@link authorize}-style helper ({@link principalOf}) that handlers ask for the caller.
- * Without tokens in the config every caller is {@link ANONYMOUS}: an admin of no tenant, which is
- * what a node without security config always was.
+ * Without tokens in the config every caller is {@link ANONYMOUS}: an admin whose tasks go to the
+ * `default` tenant, which is what a node without security config always was.
  * @see docs/adr/0012-security.md
  */
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
