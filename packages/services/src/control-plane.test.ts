@@ -5,7 +5,7 @@
 import "reflect-metadata";
 import assert from "node:assert/strict";
 import { afterEach, beforeEach, describe, it } from "node:test";
-import { ALL_TENANTS, parseConfig, systemClock, type Logger, type TaskOutcome, type TaskSpec } from "@taskflow/core";
+import { ALL_TENANTS, Code, Reason, TaskflowError, parseConfig, systemClock, type Logger, type TaskOutcome, type TaskSpec } from "@taskflow/core";
 import fifo from "@taskflow/policy-fifo";
 import { IndexedHeap } from "@taskflow/shm-heap";
 import { LocalEventBus } from "./events.js";
@@ -45,7 +45,7 @@ describe("the control plane (PLM, Register, Scheduler)", () => {
   let heaps: IndexedHeap[];
 
   beforeEach(async () => {
-    const config = parseConfig({ control: { defaultMaxAttempts: 2 } });
+    const config = parseConfig({ control: { defaultMaxAttempts: 2 }, tenants: { quotas: { small: { maxUnfinishedTasks: 2 } } } });
     const policy = fifo.create(fifo.parseOptions(undefined), { now: () => Date.now(), logger: { debug() {}, info() {}, warn() {} } });
     const events = new LocalEventBus();
     heaps = [IndexedHeap.create({ capacity: 1000 }), IndexedHeap.create({ capacity: 16 })];
@@ -152,5 +152,66 @@ describe("the control plane (PLM, Register, Scheduler)", () => {
     await settle();
     assert.deepEqual(port.cancelled, [{ taskId: ids[0], epoch: 1 }]);
     assert.deepEqual(port.assigned.map((a) => a.taskId), [ids[0], ids[1]], "the freed slot took the next task");
+  });
+
+  describe("tenants", () => {
+    it("answers another tenant's task as unknown, and lists and watches only the scope's tasks", async () => {
+      const { ids } = await plm.submit([spec("echo")], "c1", "", "acme");
+      const notFound = (err: unknown) => TaskflowError.is(err) && err.code === Code.NOT_FOUND && err.message.startsWith(`task ${ids[0]} not found (unknown`);
+      await assert.rejects(plm.get(ids[0]!, "globex"), notFound);
+      await assert.rejects(plm.cancel(ids[0]!, "not yours", "globex"), notFound);
+      await assert.rejects(plm.watch(ids[0]!, () => assert.fail("globex saw acme's task"), "globex"), notFound);
+      assert.equal((await plm.get(ids[0]!, "acme")).tenant, "acme");
+      assert.deepEqual((await plm.list({}, "globex")).tasks, []);
+      assert.deepEqual((await plm.list({}, "acme")).tasks.map((t) => t.id), ids);
+      assert.deepEqual((await plm.list({ tenant: "acme" }, "globex")).tasks, [], "a query cannot widen the scope");
+      assert.equal((await plm.get(ids[0]!, ALL_TENANTS)).tenant, "acme");
+    });
+
+    it("delivers results to the task's tenant and client ID only", async () => {
+      join("w1", ["echo"]);
+      const got: Record<string, string[]> = { acme: [], globex: [], other: [] };
+      plm.subscribeResults("c1", (o) => got.acme!.push(...o.map((x) => x.taskId)), "acme");
+      plm.subscribeResults("c1", (o) => got.globex!.push(...o.map((x) => x.taskId)), "globex");
+      plm.subscribeResults("c2", (o) => got.other!.push(...o.map((x) => x.taskId)), "acme");
+      const { ids } = await plm.submit([spec("echo")], "c1", "", "acme");
+      await settle();
+      plm.completed("w1", [{ taskId: ids[0]!, epoch: 1, ok: true, result: undefined, error: "" }]);
+      await settle();
+      assert.deepEqual(got, { acme: ids, globex: [], other: [] });
+    });
+
+    it("scopes request IDs and idempotency keys per tenant", async () => {
+      const a = await plm.submit([spec("echo")], "c1", "req-1", "acme");
+      const b = await plm.submit([spec("echo")], "c1", "req-1", "globex");
+      assert.notDeepEqual(b.ids, a.ids);
+      assert.deepEqual(b.deduplicated, [false]);
+      assert.deepEqual(await plm.submit([spec("echo")], "c1", "req-1", "acme"), { ids: a.ids, deduplicated: [true] });
+      const keyed = spec("echo", { idempotencyKey: "k" });
+      const ka = await plm.submit([keyed], "c1", "", "acme");
+      const kb = await plm.submit([keyed], "c1", "", "globex");
+      assert.notEqual(kb.ids[0], ka.ids[0]);
+      assert.deepEqual(await plm.submit([keyed], "c9", "", "acme"), { ids: ka.ids, deduplicated: [true] });
+    });
+
+    it("counts a tenant's unfinished tasks through retries and requeues, and frees its quota as they finish", async () => {
+      join("w1", ["echo"]);
+      const { ids } = await plm.submit([spec("echo"), spec("echo")], "c1", "", "small");
+      const refused = (err: unknown) => TaskflowError.is(err) && err.code === Code.RESOURCE_EXHAUSTED && err.reason === Reason.QUOTA && /tenants\.quotas\.small\.maxUnfinishedTasks/.test(err.message);
+      await assert.rejects(plm.submit([spec("echo")], "c1", "", "small"), refused);
+      await plm.submit([spec("echo")], "c1", "", "acme"); // another tenant is not limited by it
+      await settle();
+      // A failed first attempt goes back to the queue (2 attempts): still unfinished, still counted.
+      plm.completed("w1", [{ taskId: ids[0]!, epoch: 1, ok: false, result: undefined, error: "boom" }]);
+      plm.requeueWorkerTasks("w1", "lost in a test");
+      await settle();
+      await assert.rejects(plm.submit([spec("echo")], "c1", "", "small"), refused);
+      const usage = () => plm.tenantUsage().find((u) => u.label === "small")!;
+      assert.deepEqual([usage().unfinished, usage().submitted, usage().refusedUnfinished], [2, 2, 2]);
+      await plm.cancel(ids[1]!, "make room", ALL_TENANTS);
+      assert.equal(usage().unfinished, 1);
+      await plm.submit([spec("echo")], "c1", "", "small");
+      assert.deepEqual([usage().unfinished, usage().submitted], [2, 3]);
+    });
   });
 });
