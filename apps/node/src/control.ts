@@ -5,7 +5,7 @@
  */
 import "reflect-metadata";
 import { container as rootContainer, type DependencyContainer } from "tsyringe";
-import { TOKENS, systemClock, type Logger, type PolicyDefinition, type TaskStore, type TaskflowConfig } from "@taskflow/core";
+import { TOKENS, systemClock, systemTimers, type Logger, type PolicyDefinition, type TaskStore, type TaskflowConfig } from "@taskflow/core";
 import {
   ControlServer,
   LocalEventBus,
@@ -61,6 +61,7 @@ export async function startControl(config: TaskflowConfig, baseDir: string, logg
   container.register(TOKENS.Config, { useValue: config });
   container.register(TOKENS.Logger, { useValue: logger });
   container.register(TOKENS.Clock, { useValue: systemClock });
+  container.register(TOKENS.Timers, { useValue: systemTimers });
   container.register(TOKENS.TaskStore, { useValue: store });
   container.register(TOKENS.PolicyDefinition, { useValue: definition });
   container.register(TOKENS.SchedulingPolicy, { useValue: policy });

@@ -15,11 +15,48 @@ export interface Logger {
   child(bindings: Record<string, unknown>): Logger;
 }
 
+/** The time every control-plane part reads, injected so tests can set it (see `FakeClock`). */
 export interface Clock {
+  /** Milliseconds since the epoch. */
   now(): number;
 }
 
 export const systemClock: Clock = { now: () => Date.now() };
+
+/** An opaque handle of a timer started through {@link Timers}. */
+export interface TimerHandle {
+  readonly __timerHandle?: never;
+}
+
+/**
+ * Every delay the control plane waits for (retry backoff, timeouts, liveness checks, store-write
+ * retries, purges) runs through these, injected, so a test drives them with a fake clock instead
+ * of sleeping. Timers never keep the process alive (the system ones are unref'd).
+ */
+export interface Timers {
+  setTimeout(callback: () => void, ms: number): TimerHandle;
+  setInterval(callback: () => void, ms: number): TimerHandle;
+  /** Stops a timeout or an interval; `undefined` and a handle that already fired are fine. */
+  clear(handle: TimerHandle | undefined): void;
+}
+
+/** Node's timers, unref'd: a pending retry or check never holds a stopping process open. */
+export const systemTimers: Timers = {
+  setTimeout(callback, ms) {
+    const t = setTimeout(callback, ms);
+    t.unref();
+    return t as TimerHandle;
+  },
+  setInterval(callback, ms) {
+    const t = setInterval(callback, ms);
+    t.unref();
+    return t as TimerHandle;
+  },
+  clear(handle) {
+    // clearTimeout also stops an interval in Node.
+    if (handle !== undefined) clearTimeout(handle as NodeJS.Timeout);
+  },
+};
 
 /** Every task transition and worker change, for watchers and monitoring. */
 export type ClusterEvent =

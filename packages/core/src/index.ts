@@ -31,6 +31,7 @@ export { PAGE_TOKEN_PATTERN, isWellFormedPageToken, type TaskCounts, type TaskPa
 export { TOKENS } from "./tokens.js";
 export {
   systemClock,
+  systemTimers,
   type Assignment,
   type Clock,
   type ClusterEvent,
@@ -40,6 +41,8 @@ export {
   type Register,
   type Scheduler,
   type SubmitResult,
+  type TimerHandle,
+  type Timers,
   type WorkerResult,
 } from "./contracts.js";
 export {

@@ -6,6 +6,7 @@ export const TOKENS = {
   Config: Symbol.for("taskflow:Config"),
   Logger: Symbol.for("taskflow:Logger"),
   Clock: Symbol.for("taskflow:Clock"),
+  Timers: Symbol.for("taskflow:Timers"),
   TaskStore: Symbol.for("taskflow:TaskStore"),
   PolicyDefinition: Symbol.for("taskflow:PolicyDefinition"),
   SchedulingPolicy: Symbol.for("taskflow:SchedulingPolicy"),

@@ -22,6 +22,8 @@ import {
   type PolicyTask,
   type SchedulingPolicy,
   type SubmitResult,
+  type TimerHandle,
+  type Timers,
   type TaskflowConfig,
   type TaskOutcome,
   type TaskPage,
@@ -47,8 +49,8 @@ export interface LiveTask {
   enqueuedAt: number;
   /** Set while it waits for a worker that can take it (see Scheduler). */
   parked: boolean;
-  retryTimer: NodeJS.Timeout | undefined;
-  timeoutTimer: NodeJS.Timeout | undefined;
+  retryTimer: TimerHandle | undefined;
+  timeoutTimer: TimerHandle | undefined;
 }
 
 /** What the PLM asks of the rest of the control plane, wired by the Scheduler. */
@@ -100,7 +102,7 @@ export class ProcessLifecycleManager implements Plm {
   private pendingDurable: (() => void)[] = [];
   private flushScheduled = false;
   /** Set while a failed store write waits for its retry; no flush runs before it. */
-  private retryFlushTimer: NodeJS.Timeout | undefined;
+  private retryFlushTimer: TimerHandle | undefined;
   private retryDelayMs = STORE_RETRY_MIN_MS;
   private health: StoreHealth;
   private readonly healthListeners = new Set<(health: StoreHealth) => void>();
@@ -111,11 +113,11 @@ export class ProcessLifecycleManager implements Plm {
     TaskState,
     number
   >;
-  private purgeTimer: NodeJS.Timeout | undefined;
+  private purgeTimer: TimerHandle | undefined;
   private closed = false;
   /** After a restart: tasks that were with a worker, kept out of the queue until it comes back. */
   private readonly awaitingAdoption = new Map<string, LiveTask>();
-  private adoptionTimer: NodeJS.Timeout | undefined;
+  private adoptionTimer: TimerHandle | undefined;
 
   constructor(
     @inject(TOKENS.Config) private readonly config: TaskflowConfig,
@@ -125,6 +127,7 @@ export class ProcessLifecycleManager implements Plm {
     @inject(TOKENS.EventBus) private readonly events: EventBus,
     @inject(TOKENS.Logger) private readonly logger: Logger,
     @inject(TOKENS.Clock) private readonly clock: Clock,
+    @inject(TOKENS.Timers) private readonly timers: Timers,
   ) {
     this.health = { kind: store.kind, writable: true, error: "", since: 0, failedWrites: 0 };
   }
@@ -155,27 +158,25 @@ export class ProcessLifecycleManager implements Plm {
       await this.store.update(requeued);
       // Workers reconnect within their backoff; whatever nobody re-adopts by then runs again.
       const grace = this.config.liveness.heartbeatTimeoutMs * 2;
-      this.adoptionTimer = setTimeout(() => this.giveUpAdoption(), grace);
-      this.adoptionTimer.unref();
+      this.adoptionTimer = this.timers.setTimeout(() => this.giveUpAdoption(), grace);
     }
     if (unfinished.length) {
       this.logger.info({ tasks: unfinished.length, awaitingWorkers: requeued.length }, "resumed unfinished tasks from the store");
       this.hooks.queued();
     }
     const retention = this.config.control.resultRetentionMs;
-    this.purgeTimer = setInterval(() => void this.purge(retention), Math.min(retention, 60_000));
-    this.purgeTimer.unref();
+    this.purgeTimer = this.timers.setInterval(() => void this.purge(retention), Math.min(retention, 60_000));
   }
 
   async stop(): Promise<void> {
     this.closed = true;
-    clearTimeout(this.adoptionTimer);
-    clearTimeout(this.retryFlushTimer);
+    this.timers.clear(this.adoptionTimer);
+    this.timers.clear(this.retryFlushTimer);
     this.retryFlushTimer = undefined;
-    if (this.purgeTimer) clearInterval(this.purgeTimer);
+    this.timers.clear(this.purgeTimer);
     for (const live of this.live.values()) {
-      clearTimeout(live.retryTimer);
-      clearTimeout(live.timeoutTimer);
+      this.timers.clear(live.retryTimer);
+      this.timers.clear(live.timeoutTimer);
     }
     await this.flushNow();
   }
@@ -383,8 +384,7 @@ export class ProcessLifecycleManager implements Plm {
       // The worker aborts the handler at the deadline; this is the backstop when it cannot.
       const epoch = rec.epoch;
       // Clamped: Node fires a timer above 2^31-1 ms at once (a record stored before the limit).
-      live.timeoutTimer = setTimeout(() => this.timedOut(live, epoch, timeoutMs), Math.min(timeoutMs + 1000, 2 ** 31 - 1));
-      live.timeoutTimer.unref();
+      live.timeoutTimer = this.timers.setTimeout(() => this.timedOut(live, epoch, timeoutMs), Math.min(timeoutMs + 1000, 2 ** 31 - 1));
     }
     this.changed(rec);
     return rec.epoch;
@@ -630,7 +630,7 @@ export class ProcessLifecycleManager implements Plm {
 
   private toQueue(live: LiveTask, reason: string, delayMs: number): void {
     const rec = live.rec;
-    clearTimeout(live.timeoutTimer);
+    this.timers.clear(live.timeoutTimer);
     live.timeoutTimer = undefined;
     this.unhold(live);
     this.count(rec.state, "queued");
@@ -640,14 +640,13 @@ export class ProcessLifecycleManager implements Plm {
     rec.notBefore = delayMs ? this.clock.now() + delayMs : 0;
     this.changed(rec);
     if (delayMs > 0) {
-      live.retryTimer = setTimeout(() => {
+      live.retryTimer = this.timers.setTimeout(() => {
         live.retryTimer = undefined;
         if (rec.state !== "queued" || this.closed) return;
         rec.notBefore = 0;
         this.enqueue(live);
         this.hooks.queued();
       }, delayMs);
-      live.retryTimer.unref();
     } else {
       this.enqueue(live);
       this.hooks.queued();
@@ -677,8 +676,8 @@ export class ProcessLifecycleManager implements Plm {
     if (live.handle >= 0) this.heap.remove(live.handle);
     live.handle = -1;
     live.parked = false;
-    clearTimeout(live.retryTimer);
-    clearTimeout(live.timeoutTimer);
+    this.timers.clear(live.retryTimer);
+    this.timers.clear(live.timeoutTimer);
     this.unhold(live);
     this.closeAttempt(rec, state === "succeeded" ? "" : error);
     this.count(rec.state, state);
@@ -812,8 +811,8 @@ export class ProcessLifecycleManager implements Plm {
       this.health.error = message;
     }
     if (this.closed) return;
-    clearTimeout(this.retryFlushTimer);
-    this.retryFlushTimer = setTimeout(() => {
+    this.timers.clear(this.retryFlushTimer);
+    this.retryFlushTimer = this.timers.setTimeout(() => {
       this.retryFlushTimer = undefined;
       void this.flushNow();
     }, this.retryDelayMs);

@@ -12,6 +12,8 @@ import {
   type Logger,
   type Register,
   type TaskflowConfig,
+  type TimerHandle,
+  type Timers,
   type WorkerRecord,
 } from "@taskflow/core";
 
@@ -85,23 +87,23 @@ export class WorkerRegister implements Register {
   private readonly byIdx: (WorkerEntry | undefined)[] = [];
   private readonly freeIdx: number[] = [];
   private joinCounter = 0;
-  private timer: NodeJS.Timeout | undefined;
+  private timer: TimerHandle | undefined;
 
   constructor(
     @inject(TOKENS.Config) private readonly config: TaskflowConfig,
     @inject(TOKENS.EventBus) private readonly events: EventBus,
     @inject(TOKENS.Logger) private readonly logger: Logger,
     @inject(TOKENS.Clock) private readonly clock: Clock,
+    @inject(TOKENS.Timers) private readonly timers: Timers,
   ) {}
 
   start(): void {
     const every = Math.max(10, Math.floor(this.config.liveness.heartbeatIntervalMs / 2));
-    this.timer = setInterval(() => this.checkLiveness(), every);
-    this.timer.unref();
+    this.timer = this.timers.setInterval(() => this.checkLiveness(), every);
   }
 
   stop(): void {
-    if (this.timer) clearInterval(this.timer);
+    this.timers.clear(this.timer);
     for (const entry of this.entries.values()) entry.session?.close();
   }
 
