@@ -14,6 +14,7 @@ import {
   loadPolicy,
   ProcessLifecycleManager,
   WorkerRegister,
+  WorkerSessions,
 } from "@taskflow/services";
 import { IndexedHeap } from "@taskflow/shm-heap";
 import path from "node:path";
@@ -72,6 +73,7 @@ export async function startControl(config: TaskflowConfig, baseDir: string, logg
   container.registerSingleton(TOKENS.Plm, ProcessLifecycleManager);
   container.registerSingleton(TOKENS.Register, WorkerRegister);
   container.registerSingleton(TOKENS.Scheduler, MainScheduler);
+  container.registerSingleton(TOKENS.WorkerSessions, WorkerSessions);
   container.registerSingleton(ControlServer);
 
   const plm = container.resolve<ProcessLifecycleManager>(TOKENS.Plm);

@@ -15,6 +15,7 @@ export const TOKENS = {
   Plm: Symbol.for("taskflow:Plm"),
   Scheduler: Symbol.for("taskflow:Scheduler"),
   Register: Symbol.for("taskflow:Register"),
+  WorkerSessions: Symbol.for("taskflow:WorkerSessions"),
   EventBus: Symbol.for("taskflow:EventBus"),
   /** TLS material and accepted tokens of the control server (`ServerSecurity` in the services). */
   Security: Symbol.for("taskflow:Security"),

@@ -5,7 +5,7 @@
  * covered by the end-to-end tests).
  */
 import "reflect-metadata";
-import { parseConfig, type Logger, type TaskflowConfigInput, type TaskRecord, type TaskSpec, type TaskStore } from "@taskflow/core";
+import { parseConfig, type Logger, type TaskflowError, type TaskflowConfigInput, type TaskRecord, type TaskSpec, type TaskStore } from "@taskflow/core";
 import { FakeClock } from "@taskflow/core/testing";
 import fifo from "@taskflow/policy-fifo";
 import { IndexedHeap } from "@taskflow/shm-heap";
@@ -14,6 +14,7 @@ import { MemoryTaskStore } from "./memory-store.js";
 import { ProcessLifecycleManager } from "./plm.js";
 import { WorkerRegister, type OutgoingAssignment, type WorkerEntry, type WorkerSessionPort } from "./register.js";
 import { MainScheduler } from "./scheduler.js";
+import { WorkerSessions, type SessionTransport } from "./worker-sessions.js";
 
 export const silent: Logger = { trace() {}, debug() {}, info() {}, warn() {}, error() {}, child: () => silent };
 
@@ -38,6 +39,22 @@ export class RecordingPort implements WorkerSessionPort {
   }
   close() {
     this.closed = true;
+  }
+}
+
+/** A session stream that records what the control plane sent the worker, and how it ended. */
+export class RecordingTransport extends RecordingPort implements SessionTransport {
+  welcomed: { workerId: string; heartbeatIntervalMs: number }[] = [];
+  storedSeqs: bigint[] = [];
+  failure: TaskflowError | undefined;
+  welcome(workerId: string, heartbeatIntervalMs: number) {
+    this.welcomed.push({ workerId, heartbeatIntervalMs });
+  }
+  stored(seqs: bigint[]) {
+    this.storedSeqs.push(...seqs);
+  }
+  fail(err: TaskflowError) {
+    this.failure = err;
   }
 }
 
@@ -106,6 +123,7 @@ export interface TestControlPlane {
   readonly plm: ProcessLifecycleManager;
   readonly register: WorkerRegister;
   readonly scheduler: MainScheduler;
+  readonly sessions: WorkerSessions;
   readonly events: LocalEventBus;
   /** A worker says hello on a new recording session. */
   join(id: string, types: string[], slots?: number): RecordingPort;
@@ -137,6 +155,7 @@ export async function startControlPlane(options: TestControlPlaneOptions = {}): 
   const plm = new ProcessLifecycleManager(config, store, policy, taskHeap, events, silent, clock, clock);
   const register = new WorkerRegister(config, events, silent, clock, clock);
   const scheduler = new MainScheduler(config, policy, workerHeap, plm, register, silent);
+  const sessions = new WorkerSessions(config, register, plm, silent);
   await plm.start();
   register.start();
   scheduler.start();
@@ -148,6 +167,7 @@ export async function startControlPlane(options: TestControlPlaneOptions = {}): 
     plm,
     register,
     scheduler,
+    sessions,
     events,
     join(id, types, slots = 4) {
       const port = new RecordingPort();

@@ -2,6 +2,7 @@ export { ProcessLifecycleManager, backoffMs, type LiveTask, type PlmHooks } from
 export { MainScheduler } from "./scheduler.js";
 export { WorkerRegister, type HelloInfo, type OutgoingAssignment, type RegisterHooks, type WorkerEntry, type WorkerSessionPort } from "./register.js";
 export { ControlServer, toStatus } from "./server.js";
+export { WorkerSession, WorkerSessions, type HelloCheck, type SessionTransport } from "./worker-sessions.js";
 export { MemoryTaskStore } from "./memory-store.js";
 export { LocalEventBus } from "./events.js";
 export { validateSpec } from "./validation.js";
