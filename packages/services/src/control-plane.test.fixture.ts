@@ -12,8 +12,15 @@ import { IndexedHeap } from "@taskflow/shm-heap";
 import { LocalEventBus } from "./events.js";
 import { MemoryTaskStore } from "./memory-store.js";
 import { ProcessLifecycleManager } from "./plm.js";
-import { WorkerRegister, type OutgoingAssignment, type WorkerEntry, type WorkerSessionPort } from "./register.js";
+import { Recovery } from "./recovery.js";
+import { WorkerRegister, type WorkerEntry } from "./register.js";
+import { ResultDelivery } from "./result-delivery.js";
 import { MainScheduler } from "./scheduler.js";
+import { LoopInbox } from "./scheduler-inbox.js";
+import { StoreWriteBehind } from "./store-write-behind.js";
+import { TaskLifecycle } from "./task-lifecycle.js";
+import { TaskTable } from "./task-table.js";
+import { WorkerPortDirectory, type OutgoingAssignment, type WorkerSessionPort } from "./worker-ports.js";
 import { WorkerSessions, type SessionTransport } from "./worker-sessions.js";
 
 export const silent: Logger = { trace() {}, debug() {}, info() {}, warn() {}, error() {}, child: () => silent };
@@ -121,6 +128,10 @@ export interface TestControlPlane {
   readonly clock: FakeClock;
   readonly store: TaskStore;
   readonly plm: ProcessLifecycleManager;
+  readonly table: TaskTable;
+  readonly lifecycle: TaskLifecycle;
+  readonly writer: StoreWriteBehind;
+  readonly recovery: Recovery;
   readonly register: WorkerRegister;
   readonly scheduler: MainScheduler;
   readonly sessions: WorkerSessions;
@@ -152,11 +163,20 @@ export async function startControlPlane(options: TestControlPlaneOptions = {}): 
   const events = new LocalEventBus();
   const taskHeap = IndexedHeap.create({ capacity: 1000 });
   const workerHeap = IndexedHeap.create({ capacity: 16 });
-  const plm = new ProcessLifecycleManager(config, store, policy, taskHeap, events, silent, clock, clock);
-  const register = new WorkerRegister(config, events, silent, clock, clock);
-  const scheduler = new MainScheduler(config, policy, workerHeap, plm, register, silent);
-  const sessions = new WorkerSessions(config, register, plm, silent);
-  await plm.start();
+  // In dependency order, as apps/node/src/control.ts has tsyringe build them.
+  const delivery = new ResultDelivery();
+  const inbox = new LoopInbox();
+  const ports = new WorkerPortDirectory();
+  const table = new TaskTable(policy, taskHeap, clock);
+  const writer = new StoreWriteBehind(config, store, delivery, inbox, silent, clock, clock);
+  const lifecycle = new TaskLifecycle(config, policy, table, writer, delivery, ports, inbox, events, silent, clock, clock);
+  const recovery = new Recovery(config, store, table, lifecycle, inbox, silent, clock);
+  const register = new WorkerRegister(config, events, silent, clock, clock, ports, lifecycle, inbox);
+  const scheduler = new MainScheduler(config, policy, workerHeap, table, lifecycle, register, writer, inbox, silent);
+  const plm = new ProcessLifecycleManager(config, store, policy, table, lifecycle, delivery, writer, scheduler);
+  const sessions = new WorkerSessions(config, register, lifecycle, recovery, writer, silent);
+  await recovery.start();
+  writer.start();
   register.start();
   scheduler.start();
   let stopped = false;
@@ -165,6 +185,10 @@ export async function startControlPlane(options: TestControlPlaneOptions = {}): 
     clock,
     store,
     plm,
+    table,
+    lifecycle,
+    writer,
+    recovery,
     register,
     scheduler,
     sessions,
@@ -187,7 +211,7 @@ export async function startControlPlane(options: TestControlPlaneOptions = {}): 
       }
       const step = config.liveness.heartbeatIntervalMs;
       for (let left = ms; left > 0; left -= step) {
-        for (const e of register.entriesList()) if (e.session) register.heartbeat(e, e.sent);
+        for (const e of register.entriesList()) if (e.link.port) register.heartbeat(e, e.sent);
         clock.advance(Math.min(step, left));
         await settle();
       }
@@ -197,7 +221,10 @@ export async function startControlPlane(options: TestControlPlaneOptions = {}): 
       stopped = true;
       await scheduler.stop();
       register.stop();
-      await plm.stop();
+      plm.stop();
+      lifecycle.stop();
+      recovery.stop();
+      await writer.stop();
       taskHeap.close();
       workerHeap.close();
     },

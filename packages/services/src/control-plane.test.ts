@@ -28,7 +28,7 @@ describe("the control plane (PLM, Register, Scheduler)", () => {
     const { ids } = await plm.submit([spec("echo")], "c1");
     await settle();
     assert.deepEqual(port.assigned.map((a) => [a.taskId, a.epoch, a.attempt]), [[ids[0], 1, 1]]);
-    plm.completed("w1", [{ taskId: ids[0]!, epoch: 1, ok: true, result: new Uint8Array([7]), error: "" }]);
+    cp.lifecycle.completed("w1", [{ taskId: ids[0]!, epoch: 1, ok: true, result: new Uint8Array([7]), error: "" }]);
     await settle();
     const done = await plm.get(ids[0]!);
     assert.equal(done.state, "succeeded");
@@ -43,15 +43,15 @@ describe("the control plane (PLM, Register, Scheduler)", () => {
     const { ids } = await plm.submit([spec("echo")], "c1");
     await settle();
     const w2 = join("w2", ["echo"]);
-    plm.requeueWorkerTasks("w1", "lost in a test");
+    cp.lifecycle.requeueWorkerTasks("w1", "lost in a test");
     await settle();
     const reassigned = w2.assigned.find((a) => a.taskId === ids[0]);
     assert.equal(reassigned?.epoch, 2);
-    plm.completed("w1", [{ taskId: ids[0]!, epoch: 1, ok: true, result: undefined, error: "" }]);
+    cp.lifecycle.completed("w1", [{ taskId: ids[0]!, epoch: 1, ok: true, result: undefined, error: "" }]);
     const task = await plm.get(ids[0]!);
     assert.equal(task.state, "assigned", "the stale result changed nothing");
     assert.equal(task.attempts[0]!.error, "lost in a test");
-    plm.completed("w2", [{ taskId: ids[0]!, epoch: 2, ok: true, result: undefined, error: "" }]);
+    cp.lifecycle.completed("w2", [{ taskId: ids[0]!, epoch: 2, ok: true, result: undefined, error: "" }]);
     assert.equal((await plm.get(ids[0]!)).state, "succeeded");
   });
 

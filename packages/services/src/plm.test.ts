@@ -9,7 +9,7 @@ import type { TaskOutcome } from "@taskflow/core";
 import { FakeClock } from "@taskflow/core/testing";
 import { MemoryTaskStore } from "./memory-store.js";
 import { SwitchableStore, settle, spec, startControlPlane, type TestControlPlane } from "./control-plane.test.fixture.js";
-import { backoffMs } from "./plm.js";
+import { backoffMs } from "./task-lifecycle.js";
 
 let cp: TestControlPlane | undefined;
 afterEach(async () => {
@@ -35,7 +35,7 @@ describe("retries", () => {
     const port = cp.join("w1", ["flaky"]);
     const { ids } = await cp.plm.submit([spec("flaky")], "c1");
     await settle();
-    cp.plm.completed("w1", [{ taskId: ids[0]!, epoch: 1, ok: false, result: undefined, error: "first" }]);
+    cp.lifecycle.completed("w1", [{ taskId: ids[0]!, epoch: 1, ok: false, result: undefined, error: "first" }]);
     const retrying = await cp.plm.get(ids[0]!);
     assert.equal(retrying.state, "queued");
     const wait = retrying.notBefore - cp.clock.now();
@@ -48,12 +48,12 @@ describe("retries", () => {
     assert.deepEqual(port.assigned.map((a) => [a.epoch, a.attempt]), [[1, 1], [2, 2]]);
     assert.equal((await cp.plm.get(ids[0]!)).notBefore, 0);
 
-    cp.plm.completed("w1", [{ taskId: ids[0]!, epoch: 2, ok: false, result: undefined, error: "second" }]);
+    cp.lifecycle.completed("w1", [{ taskId: ids[0]!, epoch: 2, ok: false, result: undefined, error: "second" }]);
     const second = await cp.plm.get(ids[0]!);
     const wait2 = second.notBefore - cp.clock.now();
     assert.ok(wait2 >= 100 && wait2 <= 200, `second backoff ${wait2} ms, expected 100-200`);
     await cp.advance(wait2);
-    cp.plm.completed("w1", [{ taskId: ids[0]!, epoch: 3, ok: false, result: undefined, error: "third" }]);
+    cp.lifecycle.completed("w1", [{ taskId: ids[0]!, epoch: 3, ok: false, result: undefined, error: "third" }]);
     const failed = await cp.plm.get(ids[0]!);
     assert.equal(failed.state, "failed");
     assert.equal(failed.error, "third");
@@ -65,7 +65,7 @@ describe("retries", () => {
     const port = cp.join("w1", ["flaky"]);
     const { ids } = await cp.plm.submit([spec("flaky")], "c1");
     await settle();
-    cp.plm.completed("w1", [{ taskId: ids[0]!, epoch: 1, ok: false, result: undefined, error: "boom" }]);
+    cp.lifecycle.completed("w1", [{ taskId: ids[0]!, epoch: 1, ok: false, result: undefined, error: "boom" }]);
     await cp.plm.cancel(ids[0]!, "changed my mind");
     await cp.advance(30_000);
     assert.equal(port.assigned.length, 1);
@@ -80,7 +80,7 @@ describe("timeouts", () => {
     const port = cp.join("w1", ["slow"], 1);
     const { ids } = await cp.plm.submit([spec("slow", { timeoutMs: 5_000 })], "c1");
     await settle();
-    cp.plm.started("w1", ids[0]!, 1);
+    cp.lifecycle.started("w1", ids[0]!, 1);
     // The worker stays alive meanwhile: only the task's deadline passes.
     await cp.advance(5_999, { heartbeats: true });
     assert.equal((await cp.plm.get(ids[0]!)).state, "running", "not before timeoutMs + 1 s");
@@ -100,7 +100,7 @@ describe("timeouts", () => {
     const { ids } = await cp.plm.submit([spec("t")], "c1");
     await settle();
     assert.equal(port.assigned[0]!.timeoutMs, 0, "the worker applies its own default");
-    cp.plm.completed("w1", [{ taskId: ids[0]!, epoch: 1, ok: true, result: undefined, error: "" }]);
+    cp.lifecycle.completed("w1", [{ taskId: ids[0]!, epoch: 1, ok: true, result: undefined, error: "" }]);
     await cp.advance(1_500, { heartbeats: true });
     assert.equal((await cp.plm.get(ids[0]!)).state, "succeeded");
     assert.deepEqual(port.cancelled, []);
@@ -115,15 +115,15 @@ describe("store write-behind", () => {
     const outcomes: TaskOutcome[] = [];
     cp.plm.subscribeResults("c1", (o) => outcomes.push(...o));
     const health: boolean[] = [];
-    cp.plm.onStoreHealth((h) => health.push(h.writable));
+    cp.writer.onStoreHealth((h) => health.push(h.writable));
     const { ids } = await cp.plm.submit([spec("echo")], "c1");
     await settle();
     store.failWrites = true;
-    cp.plm.completed("w1", [{ taskId: ids[0]!, epoch: 1, ok: true, result: new Uint8Array([1]), error: "" }]);
+    cp.lifecycle.completed("w1", [{ taskId: ids[0]!, epoch: 1, ok: true, result: new Uint8Array([1]), error: "" }]);
     await settle();
     assert.deepEqual(health, [false]);
-    assert.equal(cp.plm.storeHealth().writable, false);
-    assert.match(cp.plm.storeHealth().error, /disk full/);
+    assert.equal(cp.writer.storeHealth().writable, false);
+    assert.match(cp.writer.storeHealth().error, /disk full/);
     assert.equal(outcomes.length, 0, "not visible before it is durable");
     await assert.rejects(cp.plm.submit([spec("echo")], "c1"), /task store cannot write/);
 
@@ -138,7 +138,7 @@ describe("store write-behind", () => {
     assert.equal(calls(), before + 1);
     await cp.advance(1);
     assert.equal(calls(), before + 2);
-    assert.equal(cp.plm.storeHealth().failedWrites, 3);
+    assert.equal(cp.writer.storeHealth().failedWrites, 3);
 
     store.failWrites = false;
     await cp.advance(400);
@@ -154,9 +154,9 @@ describe("store write-behind", () => {
     const { ids } = await cp.plm.submit([spec("echo")], "c1");
     await settle();
     store.failWrites = true;
-    cp.plm.completed("w1", [{ taskId: ids[0]!, epoch: 1, ok: true, result: undefined, error: "" }]);
+    cp.lifecycle.completed("w1", [{ taskId: ids[0]!, epoch: 1, ok: true, result: undefined, error: "" }]);
     let ran = 0;
-    cp.plm.afterDurable(() => ran++);
+    cp.writer.afterDurable(() => ran++);
     await cp.advance(100);
     assert.equal(ran, 0);
     store.failWrites = false;
@@ -173,7 +173,7 @@ describe("recovery after a restart", () => {
     cp.join("w1", ["echo"]);
     const { ids } = await cp.plm.submit([spec("echo"), spec("echo")], "c1");
     await settle();
-    cp.plm.started("w1", ids[0]!, 1);
+    cp.lifecycle.started("w1", ids[0]!, 1);
     await settle();
     await cp.stop();
 
@@ -189,7 +189,7 @@ describe("recovery after a restart", () => {
     assert.equal(w2.assigned.length, 0, "nobody else runs them while w1 may come back");
 
     const w1 = cp.join("w1", ["echo"]);
-    const { adopted, lost, stale } = cp.plm.reconcile("w1", [{ taskId: ids[0]!, epoch: 1 }]);
+    const { adopted, lost, stale } = cp.recovery.reconcile("w1", [{ taskId: ids[0]!, epoch: 1 }]);
     assert.deepEqual({ adopted, lost, stale }, { adopted: 1, lost: 0, stale: [] });
     assert.equal((await cp.plm.get(ids[0]!)).state, "running");
     assert.equal(w1.assigned.length, 0);
@@ -208,7 +208,7 @@ describe("purge", () => {
     cp.join("w1", ["echo"]);
     const { ids } = await cp.plm.submit([spec("echo")], "c1");
     await settle();
-    cp.plm.completed("w1", [{ taskId: ids[0]!, epoch: 1, ok: true, result: undefined, error: "" }]);
+    cp.lifecycle.completed("w1", [{ taskId: ids[0]!, epoch: 1, ok: true, result: undefined, error: "" }]);
     await settle();
     await cp.advance(10_000);
     assert.equal((await cp.plm.get(ids[0]!)).state, "succeeded", "kept for its retention");

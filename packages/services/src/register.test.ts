@@ -97,7 +97,7 @@ describe("liveness", () => {
     await cp.advance(750, { heartbeats: true });
     assert.equal((await cp.plm.get(ids[0]!)).workerId, "w1", "it kept its task");
 
-    const again = cp.entry("w1").session!;
+    const again = cp.entry("w1").link.port!;
     cp.register.disconnected(cp.entry("w1"), again, "network");
     await cp.advance(1_000);
     assert.equal(cp.register.get("w1"), undefined, "dead after the grace");
@@ -113,7 +113,7 @@ describe("drain", () => {
     await settle();
     cp.register.drain("w1");
     assert.equal(w1.drained, true);
-    cp.plm.completed("w1", [{ taskId: ids[0]!, epoch: 1, ok: true, result: undefined, error: "" }]);
+    cp.lifecycle.completed("w1", [{ taskId: ids[0]!, epoch: 1, ok: true, result: undefined, error: "" }]);
     await settle();
     assert.equal(w1.assigned.length, 1);
     assert.equal(w1.closed, true);

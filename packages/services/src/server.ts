@@ -10,7 +10,19 @@ import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
 import { inject, injectable } from "tsyringe";
-import { Code, TOKENS, TaskflowError, isWellFormedPageToken, type EventBus, type Logger, type TaskflowConfig, type TaskState } from "@taskflow/core";
+import {
+  Code,
+  TOKENS,
+  TaskflowError,
+  isWellFormedPageToken,
+  type Clock,
+  type Durability,
+  type EventBus,
+  type Logger,
+  type Scheduler,
+  type TaskflowConfig,
+  type TaskState,
+} from "@taskflow/core";
 import {
   ClusterService,
   TaskService,
@@ -30,8 +42,8 @@ import { addService, rejectMalformedRequests } from "@taskflow/proto/grpc";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import { coreTaskState, outcomeToWire, specFromWire, storeToWire, taskToWire, wireTaskState, workerToWire } from "./convert.js";
 import { type ProcessLifecycleManager } from "./plm.js";
-import { type MainScheduler } from "./scheduler.js";
-import { type WorkerRegister, type OutgoingAssignment } from "./register.js";
+import { type WorkerRegister } from "./register.js";
+import type { OutgoingAssignment } from "./worker-ports.js";
 import { type WorkerSessions } from "./worker-sessions.js";
 import { boundedWriter } from "./stream-budget.js";
 import { invalid, requireId } from "./validation.js";
@@ -90,8 +102,10 @@ export class ControlServer {
     @inject(TOKENS.Config) private readonly config: TaskflowConfig,
     @inject(TOKENS.Plm) private readonly plm: ProcessLifecycleManager,
     @inject(TOKENS.Register) private readonly register: WorkerRegister,
-    @inject(TOKENS.Scheduler) private readonly scheduler: MainScheduler,
+    @inject(TOKENS.Scheduler) private readonly scheduler: Scheduler,
+    @inject(TOKENS.StoreWriteBehind) private readonly durability: Durability,
     @inject(TOKENS.WorkerSessions) private readonly sessions: WorkerSessions,
+    @inject(TOKENS.Clock) private readonly clock: Clock,
     @inject(TOKENS.EventBus) private readonly events: EventBus,
     @inject(TOKENS.Logger) private readonly logger: Logger,
     @inject(TOKENS.Security) private readonly security: ServerSecurity,
@@ -134,8 +148,8 @@ export class ControlServer {
       });
     });
     this.serving = true;
-    this.setHealth(this.plm.storeWritable);
-    this.plm.onStoreHealth((health) => {
+    this.setHealth(this.durability.storeWritable);
+    this.durability.onStoreHealth((health) => {
       if (this.serving) this.setHealth(health.writable);
     });
     return this.boundPort;
@@ -360,7 +374,7 @@ export class ControlServer {
   }
 
   private addClusterService(): void {
-    const { plm, register, scheduler, events, logger } = this;
+    const { plm, register, scheduler, durability, events, logger, clock } = this;
     const bufferLimit = this.config.control.maxStreamBufferBytes;
     addService(this.server, ClusterService, {
       getClusterState: unary(logger, async () => {
@@ -373,7 +387,7 @@ export class ControlServer {
           failed: BigInt(counts.failed),
           cancelled: BigInt(counts.cancelled),
           policy: scheduler.policyName,
-          store: storeToWire(plm.storeHealth()),
+          store: storeToWire(durability.storeHealth()),
         };
       }),
       watchEvents: (call) => {
@@ -398,7 +412,7 @@ export class ControlServer {
         call.on("close", unsubscribe);
         // Start with the current workers so a watcher has a full picture.
         for (const w of register.workers()) {
-          const now = Date.now();
+          const now = clock.now();
           send({ time: { seconds: BigInt(Math.floor(now / 1000)), nanos: 0 }, event: { case: "worker", value: workerToWire(w) } });
         }
       },

@@ -5,10 +5,11 @@
  * `stored` once durable. The gRPC server only moves these messages (see server.ts).
  */
 import { inject, injectable } from "tsyringe";
-import { TOKENS, type Logger, type TaskflowConfig, type TaskflowError } from "@taskflow/core";
+import { TOKENS, type Durability, type Logger, type TaskReports, type TaskflowConfig, type TaskflowError } from "@taskflow/core";
 import type { Heartbeat, Hello, SessionRequest } from "@taskflow/proto";
-import { type ProcessLifecycleManager } from "./plm.js";
-import { type WorkerEntry, type WorkerRegister, type WorkerSessionPort } from "./register.js";
+import { type Recovery } from "./recovery.js";
+import { type WorkerEntry, type WorkerRegister } from "./register.js";
+import type { WorkerSessionPort } from "./worker-ports.js";
 import { invalid } from "./validation.js";
 
 /** What a session needs from its stream, beyond what the control plane sends a worker. */
@@ -31,7 +32,9 @@ export class WorkerSessions {
   constructor(
     @inject(TOKENS.Config) private readonly config: TaskflowConfig,
     @inject(TOKENS.Register) private readonly register: WorkerRegister,
-    @inject(TOKENS.Plm) private readonly plm: ProcessLifecycleManager,
+    @inject(TOKENS.TaskLifecycle) private readonly reports: TaskReports,
+    @inject(TOKENS.Recovery) private readonly recovery: Recovery,
+    @inject(TOKENS.StoreWriteBehind) private readonly durability: Durability,
     @inject(TOKENS.Logger) private readonly logger: Logger,
   ) {}
 
@@ -60,32 +63,32 @@ export class WorkerSessions {
 
   /** The worker listed every task it holds: keep its own, re-adopt, stop the stale, rerun the lost. */
   private reconcile(entry: WorkerEntry, hello: Hello, transport: SessionTransport): void {
-    const { adopted, lost, stale } = this.plm.reconcile(
+    const { adopted, lost, stale } = this.recovery.reconcile(
       hello.workerId,
       hello.running.map((r) => ({ taskId: r.taskId, epoch: Number(r.epoch) })),
     );
     // Tasks it still holds that are no longer its own (reassigned meanwhile) stop on the worker.
     if (stale.length) transport.cancel(stale, "reassigned while this worker was away");
     if (adopted) this.register.adopted(entry, adopted);
-    if (lost) this.plm.hooks.released(hello.workerId, lost);
+    if (lost) this.register.released(entry, lost);
   }
 
   /** @internal */ heartbeat(session: WorkerSession, entry: WorkerEntry, hb: Heartbeat): void {
-    const { register, plm } = this;
+    const { register, reports } = this;
     register.heartbeat(entry, Number(hb.assignmentsReceived));
     const workerId = entry.record.id;
     if (hb.draining && entry.record.state !== "draining") register.drain(workerId);
-    if (hb.released.length) plm.release(workerId, hb.released.map((r) => ({ taskId: r.taskId, epoch: Number(r.epoch) })));
-    for (const s of hb.started) plm.started(workerId, s.taskId, Number(s.epoch));
+    if (hb.released.length) reports.handBack(workerId, hb.released.map((r) => ({ taskId: r.taskId, epoch: Number(r.epoch) })));
+    for (const s of hb.started) reports.started(workerId, s.taskId, Number(s.epoch));
     if (hb.results.length) {
-      plm.completed(
+      reports.completed(
         workerId,
         hb.results.map((r) => ({ taskId: r.taskId, epoch: Number(r.epoch), ok: r.ok, result: r.result, error: r.error })),
       );
     }
-    // Also for results the PLM dropped as stale: the worker need not keep those either.
+    // Also for results dropped as stale: the worker need not keep those either.
     const seq = hb.seq;
-    if (seq) plm.afterDurable(() => session.ackStored(seq));
+    if (seq) this.durability.afterDurable(() => session.ackStored(seq));
   }
 
   /** @internal */ ended(session: WorkerSession, entry: WorkerEntry, reason: string): void {
