@@ -153,6 +153,8 @@ export interface TestControlPlaneOptions {
   config?: TaskflowConfigInput;
   store?: TaskStore;
   clock?: FakeClock;
+  /** Unfinished tasks the task heap holds. @defaultValue 1000 */
+  heapCapacity?: number;
 }
 
 export async function startControlPlane(options: TestControlPlaneOptions = {}): Promise<TestControlPlane> {
@@ -161,7 +163,7 @@ export async function startControlPlane(options: TestControlPlaneOptions = {}): 
   const store = options.store ?? new MemoryTaskStore();
   const policy = fifo.create(fifo.parseOptions(undefined), { now: () => clock.now(), logger: { debug() {}, info() {}, warn() {} } });
   const events = new LocalEventBus();
-  const taskHeap = IndexedHeap.create({ capacity: 1000 });
+  const taskHeap = IndexedHeap.create({ capacity: options.heapCapacity ?? 1000 });
   const workerHeap = IndexedHeap.create({ capacity: 16 });
   // In dependency order, as apps/node/src/control.ts has tsyringe build them.
   const delivery = new ResultDelivery();

@@ -1,15 +1,8 @@
-/**
- * The task side of the control plane under a fake clock: retries and their backoff, timeouts,
- * store-write retries, recovery after a restart, purges. No test sleeps: time moves only when
- * a test advances the clock.
- */
+/** The PLM's client-facing task API over the in-process control plane: submit, get, cancel, watch. */
 import assert from "node:assert/strict";
 import { afterEach, describe, it } from "node:test";
-import type { TaskOutcome } from "@taskflow/core";
-import { FakeClock } from "@taskflow/core/testing";
-import { MemoryTaskStore } from "./memory-store.js";
-import { SwitchableStore, settle, spec, startControlPlane, type TestControlPlane } from "./control-plane.test.fixture.js";
-import { backoffMs } from "./task-lifecycle.js";
+import { Code, Reason, TaskflowError, type TaskRecord } from "@taskflow/core";
+import { settle, spec, startControlPlane, type TestControlPlane } from "./control-plane.test.fixture.js";
 
 let cp: TestControlPlane | undefined;
 afterEach(async () => {
@@ -17,202 +10,101 @@ afterEach(async () => {
   cp = undefined;
 });
 
-describe("backoffMs", () => {
-  it("doubles from 100 ms with jitter in the upper half, capped at 30 s", () => {
-    for (let attempt = 1; attempt <= 12; attempt++) {
-      const ceiling = Math.min(30_000, 100 * 2 ** (attempt - 1));
-      for (let i = 0; i < 50; i++) {
-        const d = backoffMs(attempt);
-        assert.ok(d >= ceiling / 2 && d <= ceiling, `attempt ${attempt}: ${d} not in [${ceiling / 2}, ${ceiling}]`);
-      }
-    }
+async function rejectsWith(p: Promise<unknown>, code: Code, pattern: RegExp, reason?: string): Promise<void> {
+  await assert.rejects(p, (err: unknown) => {
+    assert.ok(err instanceof TaskflowError, String(err));
+    assert.equal(err.code, code);
+    assert.match(err.message, pattern);
+    if (reason) assert.equal(err.reason, reason);
+    return true;
   });
-});
+}
 
-describe("retries", () => {
-  it("holds a failed attempt out of the queue for its backoff, then runs it again under a new epoch", async () => {
-    cp = await startControlPlane({ config: { control: { defaultMaxAttempts: 3 } } });
-    const port = cp.join("w1", ["flaky"]);
-    const { ids } = await cp.plm.submit([spec("flaky")], "c1");
-    await settle();
-    cp.lifecycle.completed("w1", [{ taskId: ids[0]!, epoch: 1, ok: false, result: undefined, error: "first" }]);
-    const retrying = await cp.plm.get(ids[0]!);
-    assert.equal(retrying.state, "queued");
-    const wait = retrying.notBefore - cp.clock.now();
-    assert.ok(wait >= 50 && wait <= 100, `first backoff ${wait} ms, expected 50-100`);
-    assert.match(retrying.waitingReason, /^retrying after attempt 1 failed: first$/);
+describe("ProcessLifecycleManager", () => {
+  describe("submit", () => {
+    it("accepts all or none: one invalid spec rejects the whole call, naming its index", async () => {
+      cp = await startControlPlane();
+      await rejectsWith(cp.plm.submit([spec("ok"), spec("")], "c1"), Code.INVALID_ARGUMENT, /specs\[1\]\.type is required/);
+      assert.equal((await cp.plm.counts()).queued, 0);
+      assert.equal((await cp.plm.list({ pageSize: 10 })).tasks.length, 0);
+    });
 
-    await cp.advance(wait - 1);
-    assert.equal(port.assigned.length, 1, "not before its backoff is over");
-    await cp.advance(1);
-    assert.deepEqual(port.assigned.map((a) => [a.epoch, a.attempt]), [[1, 1], [2, 2]]);
-    assert.equal((await cp.plm.get(ids[0]!)).notBefore, 0);
+    it("answers the same ID for a repeated idempotency key, within a call and across calls", async () => {
+      cp = await startControlPlane();
+      const first = await cp.plm.submit([spec("t", { idempotencyKey: "k" }), spec("t", { idempotencyKey: "k" })], "c1");
+      assert.equal(first.ids[0], first.ids[1]);
+      assert.deepEqual(first.deduplicated, [false, true]);
+      const again = await cp.plm.submit([spec("t", { idempotencyKey: "k" })], "c2");
+      assert.deepEqual(again, { ids: [first.ids[0]], deduplicated: [true] });
+      assert.equal((await cp.plm.counts()).queued, 1);
+    });
 
-    cp.lifecycle.completed("w1", [{ taskId: ids[0]!, epoch: 2, ok: false, result: undefined, error: "second" }]);
-    const second = await cp.plm.get(ids[0]!);
-    const wait2 = second.notBefore - cp.clock.now();
-    assert.ok(wait2 >= 100 && wait2 <= 200, `second backoff ${wait2} ms, expected 100-200`);
-    await cp.advance(wait2);
-    cp.lifecycle.completed("w1", [{ taskId: ids[0]!, epoch: 3, ok: false, result: undefined, error: "third" }]);
-    const failed = await cp.plm.get(ids[0]!);
-    assert.equal(failed.state, "failed");
-    assert.equal(failed.error, "third");
-    assert.deepEqual(failed.attempts.map((a) => a.error), ["first", "second", "third"]);
-  });
+    it("answers a repeated request ID with the same task IDs, and refuses a request ID over 128 characters", async () => {
+      cp = await startControlPlane();
+      const first = await cp.plm.submit([spec("t"), spec("t")], "c1", "req-1");
+      const repeat = await cp.plm.submit([spec("t"), spec("t")], "c1", "req-1");
+      assert.deepEqual(repeat, { ids: first.ids, deduplicated: [true, true] });
+      const other = await cp.plm.submit([spec("t")], "c2", "req-1");
+      assert.notEqual(other.ids[0], first.ids[0], "another client's request ID names other tasks");
+      await rejectsWith(cp.plm.submit([spec("t")], "c1", "r".repeat(129)), Code.INVALID_ARGUMENT, /request_id must be at most 128 characters, got 129/);
+    });
 
-  it("does not run a task cancelled during its backoff", async () => {
-    cp = await startControlPlane({ config: { control: { defaultMaxAttempts: 3 } } });
-    const port = cp.join("w1", ["flaky"]);
-    const { ids } = await cp.plm.submit([spec("flaky")], "c1");
-    await settle();
-    cp.lifecycle.completed("w1", [{ taskId: ids[0]!, epoch: 1, ok: false, result: undefined, error: "boom" }]);
-    await cp.plm.cancel(ids[0]!, "changed my mind");
-    await cp.advance(30_000);
-    assert.equal(port.assigned.length, 1);
-    assert.equal((await cp.plm.get(ids[0]!)).state, "cancelled");
-    assert.equal(cp.clock.pending, 2, "only the liveness check and the purge are left");
-  });
-});
+    it("refuses tasks beyond the heap's capacity with RESOURCE_EXHAUSTED, counting every unfinished task", async () => {
+      cp = await startControlPlane({ heapCapacity: 3 });
+      cp.join("w1", ["t"], 1);
+      await cp.plm.submit([spec("t"), spec("t")], "c1");
+      await settle();
+      await rejectsWith(
+        cp.plm.submit([spec("t"), spec("t")], "c1"),
+        Code.RESOURCE_EXHAUSTED,
+        /task queue is full \(2 of 3 unfinished tasks; control\.taskHeapCapacity\)/,
+        Reason.HEAP_FULL,
+      );
+      await cp.plm.submit([spec("t")], "c1");
+    });
 
-describe("timeouts", () => {
-  it("fails an attempt its worker does not finish within timeoutMs + 1 s, tells the worker, and retries elsewhere", async () => {
-    cp = await startControlPlane({ config: { control: { defaultMaxAttempts: 2 } } });
-    const port = cp.join("w1", ["slow"], 1);
-    const { ids } = await cp.plm.submit([spec("slow", { timeoutMs: 5_000 })], "c1");
-    await settle();
-    cp.lifecycle.started("w1", ids[0]!, 1);
-    // The worker stays alive meanwhile: only the task's deadline passes.
-    await cp.advance(5_999, { heartbeats: true });
-    assert.equal((await cp.plm.get(ids[0]!)).state, "running", "not before timeoutMs + 1 s");
-    await cp.advance(1, { heartbeats: true });
-    assert.deepEqual(port.cancelled, [{ taskId: ids[0], epoch: 1, reason: "timed out after 5000 ms" }]);
-    const task = await cp.plm.get(ids[0]!);
-    assert.equal(task.state, "queued");
-    assert.equal(task.attempts[0]!.error, "timed out after 5000 ms");
-    assert.equal(cp.entry("w1").record.running, 0, "its slot is free again");
-    await cp.advance(task.notBefore - cp.clock.now(), { heartbeats: true });
-    assert.equal(port.assigned.at(-1)?.epoch, 2);
+    it("refuses submits once stopped", async () => {
+      cp = await startControlPlane();
+      cp.plm.stop();
+      await rejectsWith(cp.plm.submit([spec("t")], "c1"), Code.UNAVAILABLE, /shutting down/);
+    });
   });
 
-  it("uses control.defaultTimeoutMs for a task without its own, and a result in time clears the timer", async () => {
-    cp = await startControlPlane({ config: { control: { defaultTimeoutMs: 1_000 } } });
-    const port = cp.join("w1", ["t"]);
-    const { ids } = await cp.plm.submit([spec("t")], "c1");
-    await settle();
-    assert.equal(port.assigned[0]!.timeoutMs, 0, "the worker applies its own default");
-    cp.lifecycle.completed("w1", [{ taskId: ids[0]!, epoch: 1, ok: true, result: undefined, error: "" }]);
-    await cp.advance(1_500, { heartbeats: true });
-    assert.equal((await cp.plm.get(ids[0]!)).state, "succeeded");
-    assert.deepEqual(port.cancelled, []);
-  });
-});
-
-describe("store write-behind", () => {
-  it("holds results back while writes fail, retries with a doubling backoff, then delivers them", async () => {
-    const store = new SwitchableStore();
-    cp = await startControlPlane({ store });
-    cp.join("w1", ["echo"]);
-    const outcomes: TaskOutcome[] = [];
-    cp.plm.subscribeResults("c1", (o) => outcomes.push(...o));
-    const health: boolean[] = [];
-    cp.writer.onStoreHealth((h) => health.push(h.writable));
-    const { ids } = await cp.plm.submit([spec("echo")], "c1");
-    await settle();
-    store.failWrites = true;
-    cp.lifecycle.completed("w1", [{ taskId: ids[0]!, epoch: 1, ok: true, result: new Uint8Array([1]), error: "" }]);
-    await settle();
-    assert.deepEqual(health, [false]);
-    assert.equal(cp.writer.storeHealth().writable, false);
-    assert.match(cp.writer.storeHealth().error, /disk full/);
-    assert.equal(outcomes.length, 0, "not visible before it is durable");
-    await assert.rejects(cp.plm.submit([spec("echo")], "c1"), /task store cannot write/);
-
-    const calls = () => store.updateCalls;
-    const before = calls();
-    // Retries after 100, then 200, then 400 ms: none in between.
-    await cp.advance(99);
-    assert.equal(calls(), before);
-    await cp.advance(1);
-    assert.equal(calls(), before + 1);
-    await cp.advance(199);
-    assert.equal(calls(), before + 1);
-    await cp.advance(1);
-    assert.equal(calls(), before + 2);
-    assert.equal(cp.writer.storeHealth().failedWrites, 3);
-
-    store.failWrites = false;
-    await cp.advance(400);
-    assert.deepEqual(health, [false, true]);
-    assert.deepEqual(outcomes.map((o) => [o.taskId, o.state]), [[ids[0], "succeeded"]]);
-    assert.equal((await store.get(ids[0]!))?.state, "succeeded");
+  describe("get", () => {
+    it("says NOT_FOUND for an unknown ID and why a queued task waits", async () => {
+      cp = await startControlPlane();
+      await rejectsWith(cp.plm.get("nope"), Code.NOT_FOUND, /task nope not found/);
+      const { ids } = await cp.plm.submit([spec("t"), spec("t")], "c1");
+      assert.equal((await cp.plm.get(ids[0]!)).waitingReason, 'no worker serves task type "t"');
+      assert.equal((await cp.plm.get(ids[1]!)).waitingReason, 'no worker serves task type "t"; 1 task(s) ahead of it in fifo order');
+    });
   });
 
-  it("runs afterDurable callbacks only once everything changed before them is stored", async () => {
-    const store = new SwitchableStore();
-    cp = await startControlPlane({ store });
-    cp.join("w1", ["echo"]);
-    const { ids } = await cp.plm.submit([spec("echo")], "c1");
-    await settle();
-    store.failWrites = true;
-    cp.lifecycle.completed("w1", [{ taskId: ids[0]!, epoch: 1, ok: true, result: undefined, error: "" }]);
-    let ran = 0;
-    cp.writer.afterDurable(() => ran++);
-    await cp.advance(100);
-    assert.equal(ran, 0);
-    store.failWrites = false;
-    await cp.advance(200);
-    assert.equal(ran, 1);
+  describe("cancel", () => {
+    it("cancels a queued task and refuses a finished one with FAILED_PRECONDITION", async () => {
+      cp = await startControlPlane();
+      const { ids } = await cp.plm.submit([spec("t")], "c1");
+      const cancelled = await cp.plm.cancel(ids[0]!, "");
+      assert.equal(cancelled.state, "cancelled");
+      assert.equal(cancelled.error, "cancelled by request");
+      await rejectsWith(cp.plm.cancel(ids[0]!, "again"), Code.FAILED_PRECONDITION, /already finished \(cancelled\)/);
+    });
   });
-});
 
-describe("recovery after a restart", () => {
-  it("keeps tasks that were with a worker out of the queue until it re-adopts them, and requeues the rest after the grace", async () => {
-    const store = new SwitchableStore(new MemoryTaskStore());
-    const clock = new FakeClock();
-    cp = await startControlPlane({ store, clock });
-    cp.join("w1", ["echo"]);
-    const { ids } = await cp.plm.submit([spec("echo"), spec("echo")], "c1");
-    await settle();
-    cp.lifecycle.started("w1", ids[0]!, 1);
-    await settle();
-    await cp.stop();
-
-    // A new control node over the same store.
-    cp = await startControlPlane({ store, clock });
-    for (const id of ids) {
-      const t = await cp.plm.get(id);
-      assert.equal(t.state, "queued");
-      assert.match(t.waitingReason, /waiting for worker w1 to reconnect and re-adopt it/);
-    }
-    const w2 = cp.join("w2", ["echo"]);
-    await settle();
-    assert.equal(w2.assigned.length, 0, "nobody else runs them while w1 may come back");
-
-    const w1 = cp.join("w1", ["echo"]);
-    const { adopted, lost, stale } = cp.recovery.reconcile("w1", [{ taskId: ids[0]!, epoch: 1 }]);
-    assert.deepEqual({ adopted, lost, stale }, { adopted: 1, lost: 0, stale: [] });
-    assert.equal((await cp.plm.get(ids[0]!)).state, "running");
-    assert.equal(w1.assigned.length, 0);
-
-    await cp.advance(cp.config.liveness.heartbeatTimeoutMs * 2 - 1, { heartbeats: true });
-    assert.equal((await cp.plm.get(ids[1]!)).state, "queued");
-    await cp.advance(1, { heartbeats: true });
-    const rerun = [...w1.assigned, ...w2.assigned].map((a) => [a.taskId, a.epoch]);
-    assert.deepEqual(rerun, [[ids[1], 2]], "the task no worker re-adopted runs again");
-  });
-});
-
-describe("purge", () => {
-  it("removes finished tasks past control.resultRetentionMs from the store", async () => {
-    cp = await startControlPlane({ config: { control: { resultRetentionMs: 10_000 } } });
-    cp.join("w1", ["echo"]);
-    const { ids } = await cp.plm.submit([spec("echo")], "c1");
-    await settle();
-    cp.lifecycle.completed("w1", [{ taskId: ids[0]!, epoch: 1, ok: true, result: undefined, error: "" }]);
-    await settle();
-    await cp.advance(10_000);
-    assert.equal((await cp.plm.get(ids[0]!)).state, "succeeded", "kept for its retention");
-    await cp.advance(10_000);
-    await assert.rejects(cp.plm.get(ids[0]!), /not found/);
+  describe("watch", () => {
+    it("sends the current state, then every change until the task is final", async () => {
+      cp = await startControlPlane();
+      cp.join("w1", ["t"]);
+      const { ids } = await cp.plm.submit([spec("t")], "c1");
+      const states: TaskRecord["state"][] = [];
+      await cp.plm.watch(ids[0]!, (t) => states.push(t.state));
+      await settle();
+      cp.lifecycle.started("w1", ids[0]!, 1);
+      cp.lifecycle.completed("w1", [{ taskId: ids[0]!, epoch: 1, ok: true, result: undefined, error: "" }]);
+      assert.deepEqual(states, ["queued", "assigned", "running", "succeeded"]);
+      const late: string[] = [];
+      await cp.plm.watch(ids[0]!, (t) => late.push(t.state));
+      assert.deepEqual(late, ["succeeded"]);
+    });
   });
 });
