@@ -41,6 +41,11 @@ export interface WaitReasons {
 /** explainWait counts the tasks ahead of one up to this many, then says "100,000+". */
 const AHEAD_LIMIT = 100_000;
 
+/** What the task API uses of each part, and nothing more. */
+type Tasks = Pick<TaskTable, "get" | "byIdempotencyKey" | "newRecord" | "size" | "capacity" | "counts" | "countAhead">;
+type Transitions = Pick<TaskLifecycle, "admit" | "cancel">;
+type Subscriptions = Pick<ResultDelivery, "watch" | "subscribeResults">;
+
 @injectable()
 export class ProcessLifecycleManager implements Plm {
   /** Submits with a request ID now being stored, so a retry that overtakes one waits for it. */
@@ -51,9 +56,9 @@ export class ProcessLifecycleManager implements Plm {
     @inject(TOKENS.Config) private readonly config: TaskflowConfig,
     @inject(TOKENS.TaskStore) private readonly store: TaskStore,
     @inject(TOKENS.SchedulingPolicy) private readonly policy: SchedulingPolicy,
-    @inject(TOKENS.TaskTable) private readonly table: TaskTable,
-    @inject(TOKENS.TaskLifecycle) private readonly lifecycle: TaskLifecycle,
-    @inject(TOKENS.ResultDelivery) private readonly delivery: ResultDelivery,
+    @inject(TOKENS.TaskTable) private readonly table: Tasks,
+    @inject(TOKENS.TaskLifecycle) private readonly lifecycle: Transitions,
+    @inject(TOKENS.ResultDelivery) private readonly delivery: Subscriptions,
     @inject(TOKENS.StoreWriteBehind) private readonly durability: Durability,
     @inject(TOKENS.Scheduler) private readonly waits: WaitReasons,
   ) {}

@@ -16,6 +16,10 @@ export interface Reconciled {
   stale: { taskId: string; epoch: number }[];
 }
 
+/** What recovery uses of each part, and nothing more. */
+type Tasks = Pick<TaskTable, "restore" | "track" | "enqueue" | "get" | "hold" | "count">;
+type Transitions = Pick<TaskLifecycle, "changed" | "requeueWorkerTasks">;
+
 @injectable()
 export class Recovery {
   /** After a restart: tasks that were with a worker, kept out of the queue until it comes back. */
@@ -25,8 +29,8 @@ export class Recovery {
   constructor(
     @inject(TOKENS.Config) private readonly config: TaskflowConfig,
     @inject(TOKENS.TaskStore) private readonly store: TaskStore,
-    @inject(TOKENS.TaskTable) private readonly table: TaskTable,
-    @inject(TOKENS.TaskLifecycle) private readonly lifecycle: TaskLifecycle,
+    @inject(TOKENS.TaskTable) private readonly table: Tasks,
+    @inject(TOKENS.TaskLifecycle) private readonly lifecycle: Transitions,
     @inject(TOKENS.SchedulerInbox) private readonly inbox: SchedulerInbox,
     @inject(TOKENS.Logger) private readonly logger: Logger,
     @inject(TOKENS.Timers) private readonly timers: Timers,

@@ -75,7 +75,7 @@ export class WorkerRegister implements Register {
     @inject(TOKENS.Logger) private readonly logger: Logger,
     @inject(TOKENS.Clock) private readonly clock: Clock,
     @inject(TOKENS.Timers) private readonly timers: Timers,
-    @inject(TOKENS.WorkerPorts) private readonly ports: WorkerPortDirectory,
+    @inject(TOKENS.WorkerPorts) private readonly ports: Pick<WorkerPortDirectory, "link" | "forget">,
     @inject(TOKENS.TaskLifecycle) private readonly lostTasks: LostWorkerTasks,
     @inject(TOKENS.SchedulerInbox) private readonly changes: WorkerChanges,
   ) {}

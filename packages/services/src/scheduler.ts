@@ -25,6 +25,12 @@ import { type LoopInbox } from "./scheduler-inbox.js";
 import { type TaskLifecycle } from "./task-lifecycle.js";
 import { type LiveTask, type TaskTable } from "./task-table.js";
 
+/** What the scheduler uses of each part, and nothing more. */
+type QueuedTasks = Pick<TaskTable, "popQueued" | "park" | "unpark" | "policyView" | "inHeap">;
+type Assigner = Pick<TaskLifecycle, "assign">;
+type Workers = Pick<WorkerRegister, "entry" | "entriesList" | "byHeapId" | "schedulable" | "assigned" | "released" | "sentAssignments">;
+type Inbox = Pick<LoopInbox, "drive" | "halt" | "wake" | "takeFreed" | "takeChanged">;
+
 @injectable()
 export class MainScheduler implements Scheduler, WaitReasons {
   readonly policyName: string;
@@ -41,11 +47,11 @@ export class MainScheduler implements Scheduler, WaitReasons {
     @inject(TOKENS.Config) config: TaskflowConfig,
     @inject(TOKENS.SchedulingPolicy) private readonly policy: SchedulingPolicy,
     @inject(TOKENS.WorkerHeap) private readonly workerHeap: IndexedHeap,
-    @inject(TOKENS.TaskTable) private readonly table: TaskTable,
-    @inject(TOKENS.TaskLifecycle) private readonly lifecycle: TaskLifecycle,
-    @inject(TOKENS.Register) private readonly register: WorkerRegister,
+    @inject(TOKENS.TaskTable) private readonly table: QueuedTasks,
+    @inject(TOKENS.TaskLifecycle) private readonly lifecycle: Assigner,
+    @inject(TOKENS.Register) private readonly register: Workers,
     @inject(TOKENS.StoreWriteBehind) private readonly durability: Durability,
-    @inject(TOKENS.SchedulerInbox) private readonly inbox: LoopInbox,
+    @inject(TOKENS.SchedulerInbox) private readonly inbox: Inbox,
     @inject(TOKENS.Logger) private readonly logger: Logger,
   ) {
     this.policyName = policy.name;

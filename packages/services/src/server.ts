@@ -19,6 +19,7 @@ import {
   type Durability,
   type EventBus,
   type Logger,
+  type Plm,
   type Scheduler,
   type TaskflowConfig,
   type TaskState,
@@ -41,7 +42,6 @@ import { decodeSessionRequest, decodeSubmitTaskStream, decodeSubmitTasks, encode
 import { addService, rejectMalformedRequests } from "@taskflow/proto/grpc";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import { coreTaskState, outcomeToWire, specFromWire, storeToWire, taskToWire, wireTaskState, workerToWire } from "./convert.js";
-import { type ProcessLifecycleManager } from "./plm.js";
 import { type WorkerRegister } from "./register.js";
 import type { OutgoingAssignment } from "./worker-ports.js";
 import { type WorkerSessions } from "./worker-sessions.js";
@@ -100,11 +100,11 @@ export class ControlServer {
 
   constructor(
     @inject(TOKENS.Config) private readonly config: TaskflowConfig,
-    @inject(TOKENS.Plm) private readonly plm: ProcessLifecycleManager,
-    @inject(TOKENS.Register) private readonly register: WorkerRegister,
+    @inject(TOKENS.Plm) private readonly plm: Plm,
+    @inject(TOKENS.Register) private readonly register: Pick<WorkerRegister, "entry" | "workers" | "drain">,
     @inject(TOKENS.Scheduler) private readonly scheduler: Scheduler,
     @inject(TOKENS.StoreWriteBehind) private readonly durability: Durability,
-    @inject(TOKENS.WorkerSessions) private readonly sessions: WorkerSessions,
+    @inject(TOKENS.WorkerSessions) private readonly sessions: Pick<WorkerSessions, "open">,
     @inject(TOKENS.Clock) private readonly clock: Clock,
     @inject(TOKENS.EventBus) private readonly events: EventBus,
     @inject(TOKENS.Logger) private readonly logger: Logger,

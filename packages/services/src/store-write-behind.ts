@@ -44,7 +44,7 @@ export class StoreWriteBehind implements Durability {
   constructor(
     @inject(TOKENS.Config) private readonly config: TaskflowConfig,
     @inject(TOKENS.TaskStore) private readonly store: TaskStore,
-    @inject(TOKENS.ResultDelivery) private readonly delivery: ResultDelivery,
+    @inject(TOKENS.ResultDelivery) private readonly delivery: Pick<ResultDelivery, "deliver">,
     @inject(TOKENS.SchedulerInbox) private readonly inbox: SchedulerInbox,
     @inject(TOKENS.Logger) private readonly logger: Logger,
     @inject(TOKENS.Clock) private readonly clock: Clock,

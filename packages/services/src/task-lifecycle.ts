@@ -25,6 +25,14 @@ import { type ResultDelivery } from "./result-delivery.js";
 import { type StoreWriteBehind } from "./store-write-behind.js";
 import { type LiveTask, type TaskTable } from "./task-table.js";
 
+/** What the lifecycle uses of each part, and nothing more. */
+type Tasks = Pick<
+  TaskTable,
+  "get" | "track" | "untrack" | "enqueue" | "hold" | "unhold" | "tasksOf" | "liveTasks" | "count" | "countNew" | "policyView"
+>;
+type Writes = Pick<StoreWriteBehind, "changed" | "outcome">;
+type Watchers = Pick<ResultDelivery, "changed" | "wantsOutcomes">;
+
 @injectable()
 export class TaskLifecycle implements TaskReports, LostWorkerTasks {
   private closed = false;
@@ -32,9 +40,9 @@ export class TaskLifecycle implements TaskReports, LostWorkerTasks {
   constructor(
     @inject(TOKENS.Config) private readonly config: TaskflowConfig,
     @inject(TOKENS.SchedulingPolicy) private readonly policy: SchedulingPolicy,
-    @inject(TOKENS.TaskTable) private readonly table: TaskTable,
-    @inject(TOKENS.StoreWriteBehind) private readonly writer: StoreWriteBehind,
-    @inject(TOKENS.ResultDelivery) private readonly delivery: ResultDelivery,
+    @inject(TOKENS.TaskTable) private readonly table: Tasks,
+    @inject(TOKENS.StoreWriteBehind) private readonly writer: Writes,
+    @inject(TOKENS.ResultDelivery) private readonly delivery: Watchers,
     @inject(TOKENS.WorkerPorts) private readonly ports: WorkerPorts,
     @inject(TOKENS.SchedulerInbox) private readonly inbox: SchedulerInbox,
     @inject(TOKENS.EventBus) private readonly events: EventBus,

@@ -27,13 +27,16 @@ export type HelloCheck = (hello: Hello) => TaskflowError | undefined;
 /** Prefetch beyond this is taken as this: it only sizes how much a worker may hold. */
 const MAX_PREFETCH = 100_000;
 
+/** What sessions use of the Register, and nothing more. */
+type Workers = Pick<WorkerRegister, "connect" | "heartbeat" | "drain" | "adopted" | "released" | "disconnected">;
+
 @injectable()
 export class WorkerSessions {
   constructor(
     @inject(TOKENS.Config) private readonly config: TaskflowConfig,
-    @inject(TOKENS.Register) private readonly register: WorkerRegister,
+    @inject(TOKENS.Register) private readonly register: Workers,
     @inject(TOKENS.TaskLifecycle) private readonly reports: TaskReports,
-    @inject(TOKENS.Recovery) private readonly recovery: Recovery,
+    @inject(TOKENS.Recovery) private readonly recovery: Pick<Recovery, "reconcile">,
     @inject(TOKENS.StoreWriteBehind) private readonly durability: Durability,
     @inject(TOKENS.Logger) private readonly logger: Logger,
   ) {}
