@@ -31,8 +31,15 @@ export { PAGE_TOKEN_PATTERN, isWellFormedPageToken, type TaskCounts, type TaskPa
 export { TOKENS } from "./tokens.js";
 export {
   systemClock,
+  systemTimers,
   type Assignment,
   type Clock,
+  type Durability,
+  type LostWorkerTasks,
+  type SchedulerInbox,
+  type StoreHealth,
+  type TaskReports,
+  type WorkerPorts,
   type ClusterEvent,
   type EventBus,
   type Logger,
@@ -40,6 +47,8 @@ export {
   type Register,
   type Scheduler,
   type SubmitResult,
+  type TimerHandle,
+  type Timers,
   type WorkerResult,
 } from "./contracts.js";
 export {
