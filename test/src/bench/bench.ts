@@ -5,7 +5,9 @@
  * - throughput: 100,000 no-op tasks from one client (SDK auto-batching), 2 worker processes,
  *   after 20,000 unmeasured warm-up tasks;
  * - latency: submit → result at an open-loop 500 tasks/s, p50/p95/p99;
- * - monitoring: the same with metrics and the dashboard on (scraped, watched) beside both off.
+ * - monitoring: the same with metrics and the dashboard on (scraped, watched) beside both off;
+ * - stores: the throughput run again on the SQLite store and on the Postgres store (a throwaway
+ *   local server started for it), beside the memory store.
  * The client side is the same SDK for both; only what sits behind the address differs.
  */
 import { spawn, type ChildProcess } from "node:child_process";
@@ -13,6 +15,7 @@ import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { TaskflowClient } from "@taskflow/client";
 import type { TaskflowConfigInput } from "@taskflow/core";
+import { startTestPostgres } from "@taskflow/store-postgres/testing";
 import { startNode } from "../harness.js";
 
 const N = Number(process.env["BENCH_TASKS"] ?? 100_000);
@@ -191,6 +194,29 @@ const durable = {
   controlCpuUsPerTask: durableRun.throughput.controlCpuUsPerTask,
   ratioToMemory: round(durableRun.throughput.tasksPerSec / taskflow.throughput.tasksPerSec),
 };
+// The Postgres store on a throwaway local server (fsync on, default settings), same settings:
+// the third row beside memory and SQLite. The server shares the machine's cores with the node.
+progress("starting a throwaway PostgreSQL server");
+const pgServer = await startTestPostgres();
+let postgresRun: Run;
+try {
+  postgresRun = await runTaskflow({ ...monitoringOn, store: { kind: "postgres", url: pgServer.url } }, "postgres store", { latency: false });
+} finally {
+  await pgServer.stop();
+}
+const postgres = {
+  what: "store.kind postgres (local server, group commit over UNNEST) vs SQLite and memory, monitoring on; target ratio to SQLite >= 0.5",
+  tasksPerSec: postgresRun.throughput.tasksPerSec,
+  controlCpuUsPerTask: postgresRun.throughput.controlCpuUsPerTask,
+  ratioToMemory: round(postgresRun.throughput.tasksPerSec / taskflow.throughput.tasksPerSec),
+  ratioToSqlite: round(postgresRun.throughput.tasksPerSec / durableRun.throughput.tasksPerSec),
+};
+const stores = {
+  what: "tasks/s by store in this run, monitoring on",
+  memory: taskflow.throughput.tasksPerSec,
+  sqlite: durable.tasksPerSec,
+  postgres: postgres.tasksPerSec,
+};
 progress("baseline: raw grpc-js relay");
 const relay = await startRelay();
 let baseline;
@@ -204,6 +230,8 @@ const result = {
   taskflow,
   monitoring,
   durable,
+  postgres,
+  stores,
   baseline: { what: "bare grpc-js relay, same message pattern and batching, no scheduler/store/heaps", ...baseline },
   ratio: {
     throughput: round(taskflow.throughput.tasksPerSec / baseline.throughput.tasksPerSec),
