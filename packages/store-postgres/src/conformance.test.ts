@@ -1,6 +1,6 @@
 import { after, before } from "node:test";
 import { storeConformance } from "@taskflow/core/testing";
-import { PostgresTaskStore, type PostgresTaskStoreOptions } from "./index.js";
+import { PostgresLeaderLease, PostgresTaskStore, type PostgresTaskStoreOptions } from "./index.js";
 import { startTestPostgres, type TestPostgres } from "./testing/index.js";
 
 // One real server for the file; every test gets a schema of its own in it.
@@ -22,3 +22,25 @@ for (const { name, options } of configurations) {
     reopen: (closed) => new PostgresTaskStore({ url: pg!.url, schema: closed.schema, ...options }),
   });
 }
+
+// Every write fenced by the leader epoch (standby control nodes, ADR 0016): the same contract.
+const leases = new Map<string, PostgresLeaderLease>();
+async function fencedStore(schema: string): Promise<PostgresTaskStore> {
+  let lease = leases.get(schema);
+  if (!lease) {
+    lease = new PostgresLeaderLease({ url: pg!.url, schema, holder: "conformance", ttlMs: 600_000 });
+    await lease.open();
+    if ((await lease.tryAcquire()) === undefined) throw new Error("a fresh schema's lease is free");
+    leases.set(schema, lease);
+  }
+  const held = lease;
+  return new PostgresTaskStore({ url: pg!.url, schema, leaderEpoch: () => held.epoch });
+}
+storeConformance("PostgresTaskStore (writes fenced by a held leader lease)", {
+  makeStore: () => fencedStore(`fenced_${++n}`),
+  reopen: (closed) => fencedStore(closed.schema),
+  dispose: async (store) => {
+    await leases.get(store.schema)?.close();
+    leases.delete(store.schema);
+  },
+});

@@ -71,6 +71,15 @@ export interface PostgresTaskStoreOptions {
    * @defaultValue 10000
    */
   connectTimeoutMs?: number;
+  /**
+   * Fencing for standby control nodes (ADR 0016): the leader epoch this node holds (from
+   * {@link PostgresLeaderLease.epoch}), or undefined when it does not lead. When set, every write
+   * (insert, update, purge) runs in a transaction that first locks the lease row (`FOR SHARE`)
+   * and checks that its epoch is this one; a node whose lease another node has taken since gets
+   * FAILED_PRECONDITION and writes nothing, even while it still believes it leads.
+   * @defaultValue none (no fencing: a single control node)
+   */
+  leaderEpoch?: () => number | undefined;
 }
 
 /** Counters for tests, benchmarks and `cluster state`. */
@@ -85,7 +94,7 @@ export interface PostgresStoreStats {
   splitGroups: number;
 }
 
-type ResolvedOptions = Required<Omit<PostgresTaskStoreOptions, "ssl">> & { ssl: PostgresTaskStoreOptions["ssl"] };
+type ResolvedOptions = Required<Omit<PostgresTaskStoreOptions, "ssl" | "leaderEpoch">> & Pick<PostgresTaskStoreOptions, "ssl" | "leaderEpoch">;
 
 function invalid(message: string): TaskflowError {
   return new TaskflowError(Code.INVALID_ARGUMENT, `postgres store: ${message}`, { reason: Reason.STORE });
@@ -101,7 +110,8 @@ function resolveOptions(options: PostgresTaskStoreOptions): ResolvedOptions {
   if (!Number.isFinite(groupCommitMaxDelayMs) || groupCommitMaxDelayMs < 0) throw invalid(`groupCommitMaxDelayMs must be a number ≥ 0, got ${groupCommitMaxDelayMs}`);
   const connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
   if (!Number.isInteger(connectTimeoutMs) || connectTimeoutMs <= 0) throw invalid(`connectTimeoutMs must be a whole number > 0, got ${connectTimeoutMs}`);
-  return { url: options.url, ssl: options.ssl, poolSize, schema, groupCommitMaxDelayMs, connectTimeoutMs };
+  if (options.leaderEpoch !== undefined && typeof options.leaderEpoch !== "function") throw invalid("leaderEpoch must be a function returning the epoch held");
+  return { url: options.url, ssl: options.ssl, leaderEpoch: options.leaderEpoch, poolSize, schema, groupCommitMaxDelayMs, connectTimeoutMs };
 }
 
 /** The URL without its password, for messages and logs. */
@@ -126,6 +136,52 @@ const TYPES = {
   },
 } as unknown as pg.CustomTypesConfig;
 
+/**
+ * A pool whose connections resolve table names in `schema` (so the SQL stays unqualified) and
+ * read bigints as numbers.
+ */
+export function makePool(options: { url: string; ssl?: boolean | PostgresSslOptions | undefined; schema: string; connectTimeoutMs: number }, max: number): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString: options.url,
+    ...(options.ssl !== undefined ? { ssl: options.ssl } : {}),
+    max,
+    connectionTimeoutMillis: options.connectTimeoutMs,
+    keepAlive: true,
+    application_name: "taskflow",
+    options: `-c search_path=${quoteIdent(options.schema)}`,
+    types: TYPES,
+  });
+  // An idle connection that breaks (server restart) is dropped by the pool; the next query
+  // opens a new one. Without a listener the 'error' event would end the process.
+  pool.on("error", () => {});
+  return pool;
+}
+
+/** The epoch a fenced write must carry, or the error that refuses it before it is sent. */
+function fenceEpoch(leaderEpoch: (() => number | undefined) | undefined): number | undefined {
+  if (!leaderEpoch) return undefined;
+  const epoch = leaderEpoch();
+  if (epoch === undefined) throw new TaskflowError(Code.FAILED_PRECONDITION, "postgres store: this node does not hold the leader lease; it may not write", { reason: Reason.STORE });
+  return epoch;
+}
+
+/**
+ * Locks the lease row until the end of the transaction and checks its epoch: a node taking the
+ * lease (an UPDATE of that row) waits for this transaction, so no write of an older epoch
+ * commits after a newer epoch began.
+ */
+async function checkFence(client: pg.PoolClient, epoch: number): Promise<void> {
+  const { rows } = await client.query<unknown[]>({ name: "tf_fence", text: "SELECT epoch, holder FROM taskflow_leader WHERE id = 1 FOR SHARE", values: [], rowMode: "array" });
+  const current = rows[0]?.[0] as number | undefined;
+  if (current !== epoch) {
+    throw new TaskflowError(
+      Code.FAILED_PRECONDITION,
+      `postgres store: fenced: this node's leader epoch ${epoch} is over; epoch ${current ?? "none"} (${String(rows[0]?.[1] ?? "")}) leads now`,
+      { reason: Reason.STORE },
+    );
+  }
+}
+
 const DEFAULT_PAGE_SIZE = 50;
 const MAX_PAGE_SIZE = 1000;
 
@@ -139,6 +195,9 @@ interface PendingWrite {
   resolve: () => void;
   reject: (err: TaskflowError) => void;
 }
+
+/** An error of the connection itself (no SQLSTATE, not one of ours): drop that connection. */
+const isBroken = (err: unknown): boolean => !sqlStateOf(err) && !TaskflowError.is(err);
 
 const sqlStateOf = (err: unknown): string => {
   const code = (err as { code?: unknown } | null)?.code;
@@ -189,20 +248,7 @@ export class PostgresTaskStore implements TaskStore {
   }
 
   private async doOpen(): Promise<void> {
-    const pool = new pg.Pool({
-      connectionString: this.options.url,
-      ...(this.options.ssl !== undefined ? { ssl: this.options.ssl } : {}),
-      max: this.options.poolSize,
-      connectionTimeoutMillis: this.options.connectTimeoutMs,
-      keepAlive: true,
-      application_name: "taskflow",
-      // Every connection resolves table names in our schema, so the SQL stays unqualified.
-      options: `-c search_path=${quoteIdent(this.options.schema)}`,
-      types: TYPES,
-    });
-    // An idle connection that breaks (server restart) is dropped by the pool; the next query
-    // opens a new one. Without a listener the 'error' event would end the process.
-    pool.on("error", () => {});
+    const pool = makePool(this.options, this.options.poolSize);
     try {
       const client = await pool.connect();
       try {
@@ -343,7 +389,8 @@ export class PostgresTaskStore implements TaskStore {
 
   /** Deletes tasks in a final state whose `finishedAt` is before `beforeMs`, in one statement. */
   async purgeFinished(beforeMs: number): Promise<number> {
-    const rows = await this.read("purgeFinished", {
+    const fenced = this.options.leaderEpoch ? fenceEpoch(this.options.leaderEpoch) : undefined;
+    const purge = {
       name: "tf_purge",
       text:
         `WITH gone AS (DELETE FROM tasks WHERE state IN ${FINAL_STATES_SQL} AND finished_at > 0 AND finished_at < $1 RETURNING seq), ` +
@@ -352,8 +399,28 @@ export class PostgresTaskStore implements TaskStore {
         "ON CONFLICT (key) DO UPDATE SET value = GREATEST(taskflow_meta.value, EXCLUDED.value)) " +
         "SELECT count(*) FROM gone",
       values: [beforeMs],
-    });
-    return rows[0]![0] as number;
+    };
+    if (fenced === undefined) return (await this.read("purgeFinished", purge))[0]![0] as number;
+    const pool = this.pool;
+    if (!pool) throw notOpen();
+    let client: pg.PoolClient | undefined;
+    try {
+      client = await pool.connect();
+      await client.query("BEGIN");
+      try {
+        await checkFence(client, fenced);
+        const { rows } = await client.query<unknown[]>({ ...purge, rowMode: "array" });
+        await client.query("COMMIT");
+        return rows[0]![0] as number;
+      } catch (err) {
+        await client.query("ROLLBACK").catch(() => {});
+        throw err;
+      }
+    } catch (err) {
+      throw toStoreError(err, "purgeFinished");
+    } finally {
+      client?.release();
+    }
   }
 
   async counts(): Promise<TaskCounts> {
@@ -414,7 +481,10 @@ export class PostgresTaskStore implements TaskStore {
 
   private async commitGroup(pool: pg.Pool, group: PendingWrite[]): Promise<void> {
     let client: pg.PoolClient;
+    let fenced: number | undefined;
     try {
+      // Read once per group: every call of the group is written under the same epoch.
+      fenced = fenceEpoch(this.options.leaderEpoch);
       client = await pool.connect();
     } catch (err) {
       for (const write of group) write.reject(toStoreError(err, write.inserted ? "insert" : "update"));
@@ -423,7 +493,7 @@ export class PostgresTaskStore implements TaskStore {
     let broken: Error | undefined;
     try {
       try {
-        await this.apply(client, group);
+        await this.apply(client, group, fenced);
         this.counters.commits++;
         for (const write of group) this.settled(write);
       } catch (err) {
@@ -433,16 +503,16 @@ export class PostgresTaskStore implements TaskStore {
           this.counters.splitGroups++;
           for (const write of group) {
             try {
-              await this.apply(client, [write]);
+              await this.apply(client, [write], fenced);
               this.counters.commits++;
               this.settled(write);
             } catch (e) {
-              if (!sqlStateOf(e)) broken = e as Error;
+              if (isBroken(e)) broken = e as Error;
               write.reject(toStoreError(e, write.inserted ? "insert" : "update"));
             }
           }
         } else {
-          if (!sqlStateOf(err)) broken = err as Error;
+          if (isBroken(err)) broken = err as Error;
           for (const write of group) write.reject(toStoreError(err, write.inserted ? "insert" : "update"));
         }
       }
@@ -458,8 +528,11 @@ export class PostgresTaskStore implements TaskStore {
     write.resolve();
   }
 
-  /** Writes a group: its inserts, then its updates; in one transaction when there are both. */
-  private async apply(client: pg.PoolClient, group: readonly PendingWrite[]): Promise<void> {
+  /**
+   * Writes a group: its inserts, then its updates; in one transaction when there are both, or
+   * when the writes are fenced (`fenced` is the leader epoch they must carry).
+   */
+  private async apply(client: pg.PoolClient, group: readonly PendingWrite[], fenced: number | undefined): Promise<void> {
     let inserted: ColumnArrays | undefined;
     for (const write of group) {
       if (!write.inserted) continue;
@@ -470,13 +543,14 @@ export class PostgresTaskStore implements TaskStore {
     const statements: { name: string; text: string; values: unknown[] }[] = [];
     if (inserted) statements.push({ name: "tf_insert", text: INSERT_SQL, values: inserted });
     if (updates.length) statements.push({ name: "tf_update", text: UPDATE_SQL, values: updateArrays(updates) });
-    if (statements.length === 1) {
+    if (statements.length === 1 && fenced === undefined) {
       // One statement is a transaction of its own: no BEGIN and COMMIT round trips.
       await client.query(statements[0]!);
       return;
     }
     await client.query("BEGIN");
     try {
+      if (fenced !== undefined) await checkFence(client, fenced);
       for (const s of statements) await client.query(s);
       await client.query("COMMIT");
     } catch (err) {

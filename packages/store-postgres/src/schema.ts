@@ -62,6 +62,19 @@ const MIGRATIONS: readonly { description: string; sql: string }[] = [
     CREATE TABLE taskflow_meta (key text PRIMARY KEY, value bigint NOT NULL);
     `,
   },
+  {
+    // The leader lease (ADR 0016): one row; `epoch` only grows, `expires_at` is server time.
+    description: "leader lease",
+    sql: `
+    CREATE TABLE taskflow_leader (
+      id         integer     PRIMARY KEY CHECK (id = 1),
+      holder     text        NOT NULL,
+      epoch      bigint      NOT NULL,
+      expires_at timestamptz NOT NULL
+    );
+    INSERT INTO taskflow_leader (id, holder, epoch, expires_at) VALUES (1, '', 0, '-infinity');
+    `,
+  },
 ];
 
 /** The schema version this package writes. */
