@@ -81,8 +81,78 @@ export const UPDATE_SQL =
   `FROM ${unnest(UPDATED)} AS u(${UPDATED.map((c) => c.name).join(", ")}) ` +
   "WHERE t.seq = u.seq AND t.id = u.id";
 
+/** One row at a time with binary parameters: for rows whose bytes would be costly as array text. */
+const INSERT_ONE_SQL = `INSERT INTO tasks (${INSERTED.map((c) => c.name).join(", ")}) VALUES (${INSERTED.map((c, i) => `$${i + 1}::${c.type}`).join(", ")})`;
+const UPDATE_ONE_SQL =
+  `UPDATE tasks SET ${MUTABLE.map((c, i) => `${c.name} = $${i + UPDATE_KEY.length + 1}::${c.type}`).join(", ")} ` + "WHERE seq = $1::bigint AND id = $2::text";
+
 /** Column-wise arrays for {@link INSERT_SQL} or {@link UPDATE_SQL}: one array per column, one element per record. */
 export type ColumnArrays = unknown[][];
+
+export interface Statement {
+  /** node-postgres prepares a named statement once per connection. */
+  name: string;
+  text: string;
+  values: unknown[];
+}
+
+/**
+ * Inside an array parameter, bytea travels as hex text (twice its size, parsed by the server),
+ * and one JavaScript string holds the whole array: a group of a thousand 4 MiB payloads would
+ * not fit in one. So a row with more than this many bytes (payload + result) goes alone, with
+ * binary parameters…
+ */
+const ALONE_BYTES = 64 * 1024;
+/** …and the other rows go in UNNEST statements of at most this many bytes and rows each. */
+const CHUNK_BYTES = 8 * 1024 * 1024;
+const CHUNK_ROWS = 10_000;
+
+function rowBytes(arrays: ColumnArrays, byteColumns: readonly number[], row: number): number {
+  let n = 0;
+  for (const c of byteColumns) n += (arrays[c]![row] as Buffer | null)?.byteLength ?? 0;
+  return n;
+}
+
+function statementsFor(
+  arrays: ColumnArrays,
+  columns: readonly Column[],
+  many: { name: string; text: string },
+  one: { name: string; text: string },
+): Statement[] {
+  const byteColumns = columns.flatMap((c, i) => (c.type === "bytea" ? [i] : []));
+  const rows = arrays[0]!.length;
+  const out: Statement[] = [];
+  let chunk: number[] = [];
+  let chunkBytes = 0;
+  const flush = () => {
+    if (!chunk.length) return;
+    // The common case, one chunk of every row: the arrays as they are, no copy.
+    const values = chunk.length === rows ? arrays : arrays.map((column) => chunk.map((r) => column[r]));
+    out.push({ ...many, values });
+    chunk = [];
+    chunkBytes = 0;
+  };
+  for (let r = 0; r < rows; r++) {
+    const bytes = rowBytes(arrays, byteColumns, r);
+    if (bytes > ALONE_BYTES) {
+      out.push({ ...one, values: arrays.map((column) => column[r]) });
+      continue;
+    }
+    if (chunk.length >= CHUNK_ROWS || chunkBytes + bytes > CHUNK_BYTES) flush();
+    chunk.push(r);
+    chunkBytes += bytes;
+  }
+  flush();
+  return out;
+}
+
+/** The statements that insert these rows (usually one). */
+export const insertStatements = (arrays: ColumnArrays): Statement[] =>
+  statementsFor(arrays, INSERTED, { name: "tf_insert", text: INSERT_SQL }, { name: "tf_insert_one", text: INSERT_ONE_SQL });
+
+/** The statements that update these rows (usually one). */
+export const updateStatements = (arrays: ColumnArrays): Statement[] =>
+  statementsFor(arrays, UPDATED, { name: "tf_update", text: UPDATE_SQL }, { name: "tf_update_one", text: UPDATE_ONE_SQL });
 
 function arrays(columns: readonly Column[], records: readonly TaskRecord[]): ColumnArrays {
   return columns.map((c) => records.map((t) => c.value(t)));

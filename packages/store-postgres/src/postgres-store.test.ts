@@ -169,6 +169,30 @@ describe("PostgresTaskStore", () => {
     });
   });
 
+  describe("large payloads and results", () => {
+    it("stores a group mixing large and small rows byte for byte", async () => {
+      const store = await opened();
+      try {
+        const big = (seed: number, size: number) => new Uint8Array(size).map((_, i) => (i * 31 + seed) & 0xff);
+        const large = Array.from({ length: 3 }, (_, i) => makeTaskRecord({ payload: big(i, 6 * 1024 * 1024) }));
+        const small = Array.from({ length: 300 }, (_, i) => makeTaskRecord({ payload: big(i, 1000) }));
+        await Promise.all([...large, ...small].map((r) => store.insert([r])));
+        const done = large.map((r, i) => ({ ...r, state: "succeeded" as const, finishedAt: 10, result: big(100 + i, 5 * 1024 * 1024) }));
+        await Promise.all([...done.map((r) => store.update([r])), store.update(small.map((r) => ({ ...r, state: "running" as const })))]);
+        for (const [i, r] of done.entries()) {
+          const got = await store.get(r.id);
+          assert.ok(got, `large task ${i} stored`);
+          assert.ok(Buffer.from(got.payload).equals(Buffer.from(large[i]!.payload)), `payload ${i}`);
+          assert.ok(Buffer.from(got.result!).equals(Buffer.from(r.result)), `result ${i}`);
+        }
+        assert.equal((await store.counts()).running, 300);
+        assert.ok(Buffer.from((await store.get(small[299]!.id))!.payload).equals(Buffer.from(small[299]!.payload)));
+      } finally {
+        await store.close();
+      }
+    });
+  });
+
   describe("update", () => {
     it("writes the newest version of a task updated by several calls in one group", async () => {
       const store = await opened();

@@ -9,7 +9,19 @@
  */
 import pg from "pg";
 import { Code, Reason, TASK_STATES, TaskflowError, type TaskCounts, type TaskPage, type TaskQuery, type TaskRecord, type TaskState, type TaskStore } from "@taskflow/core";
-import { INSERT_SQL, SELECT_COLUMNS, UNFINISHED_STATES_SQL, UPDATE_SQL, FINAL_STATES_SQL, appendArrays, insertArrays, toRecord, updateArrays, type ColumnArrays } from "./columns.js";
+import {
+  FINAL_STATES_SQL,
+  SELECT_COLUMNS,
+  UNFINISHED_STATES_SQL,
+  appendArrays,
+  insertArrays,
+  insertStatements,
+  toRecord,
+  updateArrays,
+  updateStatements,
+  type ColumnArrays,
+  type Statement,
+} from "./columns.js";
 import { notOpen, toStoreError } from "./pg-errors.js";
 import { migrate, quoteIdent } from "./schema.js";
 
@@ -540,9 +552,9 @@ export class PostgresTaskStore implements TaskStore {
       else inserted = write.inserted.map((column) => column.slice());
     }
     const updates = latestVersions(group);
-    const statements: { name: string; text: string; values: unknown[] }[] = [];
-    if (inserted) statements.push({ name: "tf_insert", text: INSERT_SQL, values: inserted });
-    if (updates.length) statements.push({ name: "tf_update", text: UPDATE_SQL, values: updateArrays(updates) });
+    const statements: Statement[] = [];
+    if (inserted) statements.push(...insertStatements(inserted));
+    if (updates.length) statements.push(...updateStatements(updateArrays(updates)));
     if (statements.length === 1 && fenced === undefined) {
       // One statement is a transaction of its own: no BEGIN and COMMIT round trips.
       await client.query(statements[0]!);

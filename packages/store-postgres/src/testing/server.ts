@@ -11,7 +11,7 @@
  * the Debian package) and the temp folder is handed to it.
  */
 import { execFileSync, spawn, spawnSync } from "node:child_process";
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -139,7 +139,9 @@ function installExitHook(): void {
 export async function startTestPostgres(options: TestPostgresOptions = {}): Promise<TestPostgres> {
   const bin = postgresBinDir();
   const user = serverUser();
-  const dir = mkdtempSync(join(tmpdir(), "taskflow-pg-"));
+  // The postgres user must reach the folder: a private TMPDIR (such as one under /root) would not do.
+  const base = user && (statSync(tmpdir()).mode & 0o001) === 0 ? "/tmp" : tmpdir();
+  const dir = mkdtempSync(join(base, "taskflow-pg-"));
   const data = join(dir, "data");
   const logFile = join(dir, "server.log");
   const pgCtl = join(bin, "pg_ctl");
