@@ -30,6 +30,7 @@ import type { ControlView } from "@taskflow/monitoring";
 import { IndexedHeap } from "@taskflow/shm-heap";
 import path from "node:path";
 import { controlListenError, storeOpenError } from "./startup-errors.js";
+import { postgresOpenError, postgresSsl } from "./postgres-config.js";
 import { serverSecurity } from "./security.js";
 
 /** A running control role, and what monitoring reads from it. */
@@ -51,6 +52,12 @@ export async function createStore(config: TaskflowConfig, baseDir: string): Prom
     const { synchronous, groupCommitMaxDelayMs, writer } = config.store;
     return new SqliteTaskStore({ path: path.resolve(baseDir, config.store.path), synchronous, groupCommitMaxDelayMs, writer });
   }
+  if (config.store.kind === "postgres") {
+    const { PostgresTaskStore } = await import("@taskflow/store-postgres");
+    const { url, poolSize, schema, groupCommitMaxDelayMs } = config.store;
+    // parseConfig refuses kind "postgres" without a url.
+    return new PostgresTaskStore({ url: url!, ssl: postgresSsl(config, baseDir), poolSize, schema, groupCommitMaxDelayMs });
+  }
   return new MemoryTaskStore({ maxFinishedTasks: config.store.maxFinishedTasks });
 }
 
@@ -68,7 +75,7 @@ export async function startControl(config: TaskflowConfig, baseDir: string, logg
   });
   const store = await createStore(config, baseDir);
   await store.open().catch((err: unknown) => {
-    throw storeOpenError(err, path.resolve(baseDir, config.store.path));
+    throw config.store.kind === "postgres" ? postgresOpenError(err, config.store.url!) : storeOpenError(err, path.resolve(baseDir, config.store.path));
   });
   const backing = config.control.heapBacking;
   const tag = `taskflow-${process.pid}-${Date.now().toString(36)}`;

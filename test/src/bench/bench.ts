@@ -6,7 +6,9 @@
  *   after 20,000 unmeasured warm-up tasks;
  * - latency: submit → result at an open-loop 500 tasks/s, p50/p95/p99;
  * - monitoring: the same with metrics and the dashboard on (scraped, watched) beside both off;
- * - security: TLS on the port and bearer tokens for clients and workers beside plaintext.
+ * - security: TLS on the port and bearer tokens for clients and workers beside plaintext;
+ * - stores: the throughput run again on the SQLite store and on the Postgres store (a throwaway
+ *   local server started for it), beside the memory store.
  * The client side is the same SDK for both; only what sits behind the address differs.
  */
 import { spawn, type ChildProcess } from "node:child_process";
@@ -15,6 +17,7 @@ import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { TaskflowClient, type ClientOptions } from "@taskflow/client";
 import type { TaskflowConfigInput } from "@taskflow/core";
+import { startTestPostgres } from "@taskflow/store-postgres/testing";
 import { makePki } from "../certs.js";
 import { startNode, tempDir } from "../harness.js";
 
@@ -240,6 +243,29 @@ const durable = {
   controlCpuUsPerTask: durableRun.throughput.controlCpuUsPerTask,
   ratioToMemory: round(durableRun.throughput.tasksPerSec / taskflow.throughput.tasksPerSec),
 };
+// The Postgres store on a throwaway local server (fsync on, default settings), same settings:
+// the third row beside memory and SQLite. The server shares the machine's cores with the node.
+progress("starting a throwaway PostgreSQL server");
+const pgServer = await startTestPostgres();
+let postgresRun: Run;
+try {
+  postgresRun = await runTaskflow({ ...monitoringOn, store: { kind: "postgres", url: pgServer.url } }, "postgres store", { latency: false });
+} finally {
+  await pgServer.stop();
+}
+const postgres = {
+  what: "store.kind postgres (local server, group commit over UNNEST) vs SQLite and memory, monitoring on; target ratio to SQLite >= 0.5",
+  tasksPerSec: postgresRun.throughput.tasksPerSec,
+  controlCpuUsPerTask: postgresRun.throughput.controlCpuUsPerTask,
+  ratioToMemory: round(postgresRun.throughput.tasksPerSec / taskflow.throughput.tasksPerSec),
+  ratioToSqlite: round(postgresRun.throughput.tasksPerSec / durableRun.throughput.tasksPerSec),
+};
+const stores = {
+  what: "tasks/s by store in this run, monitoring on",
+  memory: taskflow.throughput.tasksPerSec,
+  sqlite: durable.tasksPerSec,
+  postgres: postgres.tasksPerSec,
+};
 progress("baseline: raw grpc-js relay");
 const relay = await startRelay();
 let baseline;
@@ -254,6 +280,8 @@ const result = {
   monitoring,
   security,
   durable,
+  postgres,
+  stores,
   baseline: { what: "bare grpc-js relay, same message pattern and batching, no scheduler/store/heaps", ...baseline },
   ratio: {
     throughput: round(taskflow.throughput.tasksPerSec / baseline.throughput.tasksPerSec),
