@@ -72,9 +72,38 @@ const schedulerSchema = z.strictObject({
   maxAssignmentsPerTurn: positiveInt.default(4096),
 });
 
+/**
+ * Postgres: TLS to the server. Paths are PEM files relative to the config file.
+ * @see packages/store-postgres/README.md
+ */
+const postgresSslSchema = z.strictObject({
+  /** CA certificates (PEM) the server's certificate must chain to. @defaultValue the system's CAs */
+  ca: z.string().min(1).optional(),
+  /** A client certificate (PEM), for servers that authenticate clients by certificate. @defaultValue none */
+  cert: z.string().min(1).optional(),
+  /** The private key (PEM) of `store.ssl.cert`. @defaultValue none */
+  key: z.string().min(1).optional(),
+  /** Refuse a server whose certificate does not chain to the CA or does not name the host; off keeps encryption but not authentication. @defaultValue true */
+  rejectUnauthorized: z.boolean().default(true),
+  /** The name the server's certificate must carry, when it differs from the URL's host. @defaultValue the URL's host */
+  servername: z.string().min(1).optional(),
+});
+
 const storeSchema = z.strictObject({
-  /** `memory` (fast, lost on restart) or `sqlite` (durable, embedded). @defaultValue "memory" */
-  kind: z.enum(["memory", "sqlite"]).default("memory"),
+  /** `memory` (fast, lost on restart), `sqlite` (durable, embedded) or `postgres` (durable, on a PostgreSQL server). @defaultValue "memory" */
+  kind: z.enum(["memory", "sqlite", "postgres"]).default("memory"),
+  /**
+   * Postgres: the server, as `postgres://user@host:5432/database` (required with `kind: "postgres"`).
+   * Leave the password out: give it through `PGPASSWORD` or `~/.pgpass`. Use `store.ssl` rather
+   * than `sslmode` in the URL. @defaultValue none
+   */
+  url: z.string().regex(/^postgres(ql)?:\/\/\S+$/, "must be a postgres://user@host:port/database URL").optional(),
+  /** Postgres: TLS to the server (`{}` for TLS with the system's CAs). @defaultValue none (no TLS) */
+  ssl: postgresSslSchema.optional(),
+  /** Postgres: most connections the node opens to the server (one writes, the others read). @defaultValue 8 */
+  poolSize: z.number().int().min(2).max(1000).default(8),
+  /** Postgres: the schema holding Taskflow's tables, made when missing; one per cluster sharing a database. @defaultValue "taskflow" */
+  schema: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/, "must be a Postgres identifier: letters, digits and _, at most 63").default("taskflow"),
   /** SQLite database file, relative to the config file. @defaultValue ".taskflow/tasks.db" */
   path: z.string().min(1).default(".taskflow/tasks.db"),
   /**
@@ -83,7 +112,7 @@ const storeSchema = z.strictObject({
    * @defaultValue "normal"
    */
   synchronous: z.enum(["normal", "full"]).default("normal"),
-  /** SQLite: how long the first queued write waits for others to join its transaction, in ms. @defaultValue 0 */
+  /** SQLite and Postgres: how long the first queued write waits for others to join its transaction, in ms. @defaultValue 0 */
   groupCommitMaxDelayMs: z.number().min(0).max(1000).default(0),
   /** SQLite: `thread` writes on a worker thread (keeps the event loop free), `inline` on the main thread. @defaultValue "thread" */
   writer: z.enum(["thread", "inline"]).default("thread"),
@@ -354,7 +383,13 @@ const hints: Record<string, string> = {
   "control.maxStreamBufferBytes": "use a byte count such as 8388608 (8 MiB), at least 65536",
   "control.defaultTimeoutMs": `use a timeout in ms from 0 (none) to ${MAX_TIMEOUT_MS} (about 23 days)`,
   "scheduler.policy": 'use "fifo", "priority", "least-loaded" or an installed policy package name',
-  "store.kind": 'use "memory" or "sqlite"',
+  "store.kind": 'use "memory", "sqlite" or "postgres"',
+  "store.url": 'use a URL such as "postgres://taskflow@db.internal:5432/taskflow" (password in PGPASSWORD or ~/.pgpass)',
+  "store.poolSize": "use a whole number of connections from 2 to 1000, such as 8",
+  "store.schema": 'use a Postgres schema name such as "taskflow"',
+  "store.ssl.ca": "give the path of the PEM CA certificate that signs the server's certificate, relative to the config file",
+  "store.ssl.cert": "give the path of a PEM client certificate, relative to the config file",
+  "store.ssl.key": "give the path of the PEM private key of store.ssl.cert, relative to the config file",
   "store.synchronous": 'use "normal" or "full"',
   "store.groupCommitMaxDelayMs": "use a delay in ms from 0 to 1000, such as 0 or 2",
   "store.writer": 'use "thread" or "inline"',
@@ -419,6 +454,7 @@ export function parseConfig(raw: unknown, source = "config"): TaskflowConfig {
   }
   checkSecurity(config, source);
   checkTenants(config, source);
+  checkStore(config, source);
   return config;
 }
 
@@ -433,6 +469,23 @@ function checkTenants(config: TaskflowConfig, source: string): void {
     if (name === undefined ? !own.submitsPerSecond : !quota.submitsPerSecond) {
       problems.push(`${key}.burst: has no effect without a submitsPerSecond; fix: set ${key}.submitsPerSecond${name === undefined ? "" : " (or tenants.defaultQuota.submitsPerSecond)"}, or remove the burst`);
     }
+  }
+  if (problems.length) {
+    throw new TaskflowError(Code.INVALID_ARGUMENT, `invalid config in ${source}:\n  - ${problems.join("\n  - ")}`, { reason: Reason.CONFIG });
+  }
+}
+
+/** Cross-key rules of `store`: what `kind: "postgres"` needs. */
+function checkStore(config: TaskflowConfig, source: string): void {
+  const { kind, url, ssl } = config.store;
+  const problems: string[] = [];
+  if (kind === "postgres" && !url) problems.push(`store.url: required with store.kind "postgres"; fix: ${hints["store.url"]}`);
+  // node-postgres lets the URL's TLS parameters override the ssl options: one place only.
+  if (ssl && url && /[?&](sslmode|sslrootcert|sslcert|sslkey)=/.test(url)) {
+    problems.push("store.url: has TLS parameters (sslmode, sslrootcert, …) and store.ssl is set too, and the URL's would win; fix: remove them from store.url and keep store.ssl");
+  }
+  if (ssl && Boolean(ssl.cert) !== Boolean(ssl.key)) {
+    problems.push(`store.ssl.${ssl.cert ? "key" : "cert"}: required with store.ssl.${ssl.cert ? "cert" : "key"}; fix: give both the client certificate and its private key`);
   }
   if (problems.length) {
     throw new TaskflowError(Code.INVALID_ARGUMENT, `invalid config in ${source}:\n  - ${problems.join("\n  - ")}`, { reason: Reason.CONFIG });

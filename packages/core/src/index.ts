@@ -35,8 +35,15 @@ export { TOKENS } from "./tokens.js";
 export { TokenBucket } from "./token-bucket.js";
 export {
   systemClock,
+  systemTimers,
   type Assignment,
   type Clock,
+  type Durability,
+  type LostWorkerTasks,
+  type SchedulerInbox,
+  type StoreHealth,
+  type TaskReports,
+  type WorkerPorts,
   type ClusterEvent,
   type EventBus,
   type Logger,
@@ -45,6 +52,8 @@ export {
   type Scheduler,
   type SubmitResult,
   type TenantUsage,
+  type TimerHandle,
+  type Timers,
   type WorkerResult,
 } from "./contracts.js";
 export {

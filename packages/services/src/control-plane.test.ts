@@ -2,70 +2,23 @@
  * PLM + Register + Scheduler wired together in one process, as apps/node wires them, with the
  * worker sessions as recording ports (the gRPC edge is covered by the end-to-end tests).
  */
-import "reflect-metadata";
 import assert from "node:assert/strict";
 import { afterEach, beforeEach, describe, it } from "node:test";
-import { ALL_TENANTS, Code, Reason, TaskflowError, parseConfig, systemClock, type Logger, type TaskOutcome, type TaskSpec } from "@taskflow/core";
-import fifo from "@taskflow/policy-fifo";
-import { IndexedHeap } from "@taskflow/shm-heap";
-import { LocalEventBus } from "./events.js";
-import { MemoryTaskStore } from "./memory-store.js";
-import { ProcessLifecycleManager } from "./plm.js";
-import { WorkerRegister, type OutgoingAssignment, type WorkerSessionPort } from "./register.js";
-import { MainScheduler } from "./scheduler.js";
-
-const silent: Logger = { trace() {}, debug() {}, info() {}, warn() {}, error() {}, child: () => silent };
-
-function spec(type: string, overrides: Partial<TaskSpec> = {}): TaskSpec {
-  return { type, payload: new Uint8Array(0), priority: 0, requiredLabels: {}, maxAttempts: 0, timeoutMs: 0, idempotencyKey: "", expectedDurationMs: 0, ...overrides };
-}
-
-class RecordingPort implements WorkerSessionPort {
-  assigned: OutgoingAssignment[] = [];
-  cancelled: { taskId: string; epoch: number }[] = [];
-  assign(a: readonly OutgoingAssignment[]) {
-    this.assigned.push(...a);
-  }
-  cancel(tasks: readonly { taskId: string; epoch: number }[]) {
-    this.cancelled.push(...tasks);
-  }
-  drain() {}
-  close() {}
-}
-
-const tick = () => new Promise((r) => setImmediate(r));
-async function settle(): Promise<void> {
-  for (let i = 0; i < 5; i++) await tick();
-}
+import { ALL_TENANTS, Code, Reason, TaskflowError, type TaskOutcome } from "@taskflow/core";
+import { settle, spec, startControlPlane, type RecordingPort, type TestControlPlane } from "./control-plane.test.fixture.js";
 
 describe("the control plane (PLM, Register, Scheduler)", () => {
-  let plm: ProcessLifecycleManager;
-  let register: WorkerRegister;
-  let scheduler: MainScheduler;
-  let heaps: IndexedHeap[];
+  let cp: TestControlPlane;
+  let plm: TestControlPlane["plm"];
 
   beforeEach(async () => {
-    const config = parseConfig({ control: { defaultMaxAttempts: 2 }, tenants: { quotas: { small: { maxUnfinishedTasks: 2 } } } });
-    const policy = fifo.create(fifo.parseOptions(undefined), { now: () => Date.now(), logger: { debug() {}, info() {}, warn() {} } });
-    const events = new LocalEventBus();
-    heaps = [IndexedHeap.create({ capacity: 1000 }), IndexedHeap.create({ capacity: 16 })];
-    plm = new ProcessLifecycleManager(config, new MemoryTaskStore(), policy, heaps[0]!, events, silent, systemClock);
-    register = new WorkerRegister(config, events, silent, systemClock);
-    scheduler = new MainScheduler(config, policy, heaps[1]!, plm, register, silent);
-    await plm.start();
-    scheduler.start();
+    cp = await startControlPlane({ config: { control: { defaultMaxAttempts: 2 }, tenants: { quotas: { small: { maxUnfinishedTasks: 2 } } } } });
+    plm = cp.plm;
   });
-  afterEach(async () => {
-    await scheduler.stop();
-    register.stop();
-    await plm.stop();
-    for (const h of heaps) h.close();
-  });
+  afterEach(() => cp.stop());
 
   function join(id: string, types: string[], slots = 4): RecordingPort {
-    const port = new RecordingPort();
-    register.connect({ workerId: id, host: "h", pid: 1, slots, prefetch: 0, labels: {}, taskTypes: types }, port);
-    return port;
+    return cp.join(id, types, slots);
   }
 
   it("assigns with epoch 1, and delivers the result to the submitting client", async () => {
@@ -75,7 +28,7 @@ describe("the control plane (PLM, Register, Scheduler)", () => {
     const { ids } = await plm.submit([spec("echo")], "c1");
     await settle();
     assert.deepEqual(port.assigned.map((a) => [a.taskId, a.epoch, a.attempt]), [[ids[0], 1, 1]]);
-    plm.completed("w1", [{ taskId: ids[0]!, epoch: 1, ok: true, result: new Uint8Array([7]), error: "" }]);
+    cp.lifecycle.completed("w1", [{ taskId: ids[0]!, epoch: 1, ok: true, result: new Uint8Array([7]), error: "" }]);
     await settle();
     const done = await plm.get(ids[0]!, ALL_TENANTS);
     assert.equal(done.state, "succeeded");
@@ -90,15 +43,15 @@ describe("the control plane (PLM, Register, Scheduler)", () => {
     const { ids } = await plm.submit([spec("echo")], "c1");
     await settle();
     const w2 = join("w2", ["echo"]);
-    plm.requeueWorkerTasks("w1", "lost in a test");
+    cp.lifecycle.requeueWorkerTasks("w1", "lost in a test");
     await settle();
     const reassigned = w2.assigned.find((a) => a.taskId === ids[0]);
     assert.equal(reassigned?.epoch, 2);
-    plm.completed("w1", [{ taskId: ids[0]!, epoch: 1, ok: true, result: undefined, error: "" }]);
+    cp.lifecycle.completed("w1", [{ taskId: ids[0]!, epoch: 1, ok: true, result: undefined, error: "" }]);
     const task = await plm.get(ids[0]!, ALL_TENANTS);
     assert.equal(task.state, "assigned", "the stale result changed nothing");
     assert.equal(task.attempts[0]!.error, "lost in a test");
-    plm.completed("w2", [{ taskId: ids[0]!, epoch: 2, ok: true, result: undefined, error: "" }]);
+    cp.lifecycle.completed("w2", [{ taskId: ids[0]!, epoch: 2, ok: true, result: undefined, error: "" }]);
     assert.equal((await plm.get(ids[0]!, ALL_TENANTS)).state, "succeeded");
   });
 
@@ -113,24 +66,6 @@ describe("the control plane (PLM, Register, Scheduler)", () => {
     const w2 = join("w2", ["resize"]);
     await settle();
     assert.deepEqual(w2.assigned.map((a) => a.taskId), [ids[0]]);
-  });
-
-  it("retries a failed attempt after a backoff, then fails with the last error", async () => {
-    const port = join("w1", ["flaky"]);
-    const { ids } = await plm.submit([spec("flaky")], "c1");
-    await settle();
-    plm.completed("w1", [{ taskId: ids[0]!, epoch: 1, ok: false, result: undefined, error: "first" }]);
-    const retrying = await plm.get(ids[0]!, ALL_TENANTS);
-    assert.equal(retrying.state, "queued");
-    assert.ok(retrying.notBefore > Date.now() - 5, "waits out a backoff");
-    await new Promise((r) => setTimeout(r, 150));
-    await settle();
-    assert.equal(port.assigned.at(-1)?.epoch, 2);
-    plm.completed("w1", [{ taskId: ids[0]!, epoch: 2, ok: false, result: undefined, error: "second" }]);
-    const failed = await plm.get(ids[0]!, ALL_TENANTS);
-    assert.equal(failed.state, "failed");
-    assert.equal(failed.error, "second");
-    assert.deepEqual(failed.attempts.map((a) => a.error), ["first", "second"]);
   });
 
   it("says how many tasks are ahead of a waiting one, counting only the heap's front", async () => {
@@ -150,7 +85,7 @@ describe("the control plane (PLM, Register, Scheduler)", () => {
     assert.equal(port.assigned.length, 1, "one slot, one task");
     await plm.cancel(ids[0]!, "stop", ALL_TENANTS);
     await settle();
-    assert.deepEqual(port.cancelled, [{ taskId: ids[0], epoch: 1 }]);
+    assert.deepEqual(port.cancelled, [{ taskId: ids[0], epoch: 1, reason: "stop" }]);
     assert.deepEqual(port.assigned.map((a) => a.taskId), [ids[0], ids[1]], "the freed slot took the next task");
   });
 
@@ -176,7 +111,7 @@ describe("the control plane (PLM, Register, Scheduler)", () => {
       plm.subscribeResults("c2", (o) => got.other!.push(...o.map((x) => x.taskId)), "acme");
       const { ids } = await plm.submit([spec("echo")], "c1", "", "acme");
       await settle();
-      plm.completed("w1", [{ taskId: ids[0]!, epoch: 1, ok: true, result: undefined, error: "" }]);
+      cp.lifecycle.completed("w1", [{ taskId: ids[0]!, epoch: 1, ok: true, result: undefined, error: "" }]);
       await settle();
       assert.deepEqual(got, { acme: ids, globex: [], other: [] });
     });
@@ -202,8 +137,8 @@ describe("the control plane (PLM, Register, Scheduler)", () => {
       await plm.submit([spec("echo")], "c1", "", "acme"); // another tenant is not limited by it
       await settle();
       // A failed first attempt goes back to the queue (2 attempts): still unfinished, still counted.
-      plm.completed("w1", [{ taskId: ids[0]!, epoch: 1, ok: false, result: undefined, error: "boom" }]);
-      plm.requeueWorkerTasks("w1", "lost in a test");
+      cp.lifecycle.completed("w1", [{ taskId: ids[0]!, epoch: 1, ok: false, result: undefined, error: "boom" }]);
+      cp.lifecycle.requeueWorkerTasks("w1", "lost in a test");
       await settle();
       await assert.rejects(plm.submit([spec("echo")], "c1", "", "small"), refused);
       const usage = () => plm.tenantUsage().find((u) => u.label === "small")!;

@@ -2,7 +2,7 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs, type Timestamp } from "@bufbuild/protobuf/wkt";
 import type { TaskOutcome, TaskRecord, TaskSpec, TaskState, WorkerRecord, WorkerState } from "@taskflow/core";
-import type { StoreHealth } from "./plm.js";
+import type { StoreHealth } from "@taskflow/core";
 import {
   StoreStatusSchema,
   TaskSchema,

@@ -10,7 +10,20 @@ import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
 import { inject, injectable } from "tsyringe";
-import { Code, TOKENS, TaskflowError, isWellFormedPageToken, type EventBus, type Logger, type TaskflowConfig, type TaskState } from "@taskflow/core";
+import {
+  Code,
+  TOKENS,
+  TaskflowError,
+  isWellFormedPageToken,
+  type Clock,
+  type Durability,
+  type EventBus,
+  type Logger,
+  type Plm,
+  type Scheduler,
+  type TaskflowConfig,
+  type TaskState,
+} from "@taskflow/core";
 import {
   ClusterService,
   TaskService,
@@ -29,9 +42,9 @@ import { decodeSessionRequest, decodeSubmitTaskStream, decodeSubmitTasks, encode
 import { addService, rejectMalformedRequests } from "@taskflow/proto/grpc";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import { coreTaskState, outcomeToWire, specFromWire, storeToWire, taskToWire, wireTaskState, workerToWire } from "./convert.js";
-import { type ProcessLifecycleManager } from "./plm.js";
-import { type MainScheduler } from "./scheduler.js";
-import { type WorkerRegister, type OutgoingAssignment, type WorkerEntry, type WorkerSessionPort } from "./register.js";
+import { type WorkerRegister } from "./register.js";
+import type { OutgoingAssignment } from "./worker-ports.js";
+import { type WorkerSessions } from "./worker-sessions.js";
 import { boundedWriter } from "./stream-budget.js";
 import { invalid, requireId } from "./validation.js";
 import { Authenticator, scopeOf, tenantOf, type Principal, type ServerSecurity } from "./auth.js";
@@ -87,16 +100,17 @@ export class ControlServer {
 
   constructor(
     @inject(TOKENS.Config) private readonly config: TaskflowConfig,
-    @inject(TOKENS.Plm) private readonly plm: ProcessLifecycleManager,
-    @inject(TOKENS.Register) private readonly register: WorkerRegister,
-    @inject(TOKENS.Scheduler) private readonly scheduler: MainScheduler,
+    @inject(TOKENS.Plm) private readonly plm: Plm,
+    @inject(TOKENS.Register) private readonly register: Pick<WorkerRegister, "entry" | "workers" | "drain">,
+    @inject(TOKENS.Scheduler) private readonly scheduler: Scheduler,
+    @inject(TOKENS.StoreWriteBehind) private readonly durability: Durability,
+    @inject(TOKENS.WorkerSessions) private readonly sessions: Pick<WorkerSessions, "open">,
+    @inject(TOKENS.Clock) private readonly clock: Clock,
     @inject(TOKENS.EventBus) private readonly events: EventBus,
     @inject(TOKENS.Logger) private readonly logger: Logger,
     @inject(TOKENS.Security) private readonly security: ServerSecurity,
   ) {
     this.auth = new Authenticator(security.tokens);
-    // Tenants of `auth.tokensFile` get their own metrics label too (config's are known already).
-    plm.tenants.addLabels(security.tokens.map((t) => t.tenant));
     this.auth.onFailure((e) => logger.warn({ reason: e.reason, method: e.method, peer: e.peer, token: e.name }, "call refused"));
     this.server = new grpc.Server({
       // Refused by grpc-js before any decoding: a bigger batch must be split (the SDK splits by bytes).
@@ -134,8 +148,8 @@ export class ControlServer {
       });
     });
     this.serving = true;
-    this.setHealth(this.plm.storeWritable);
-    this.plm.onStoreHealth((health) => {
+    this.setHealth(this.durability.storeWritable);
+    this.durability.onStoreHealth((health) => {
       if (this.serving) this.setHealth(health.writable);
     });
     return this.boundPort;
@@ -340,106 +354,41 @@ export class ControlServer {
     return undefined;
   }
 
+  /** The session stream of one worker: messages in and out; what they mean is WorkerSessions'. */
   private workerSession(call: grpc.ServerDuplexStream<SessionRequest, SessionResponse>): void {
-    const { register, plm, logger, config } = this;
     const principal = this.auth.principalOf(call);
-    let entry: WorkerEntry | undefined;
     const send = (kind: SessionResponse["kind"]) => {
       if (call.writable) call.write({ kind } as SessionResponse);
     };
-    const port: WorkerSessionPort = {
-      // The hot path: hand-encoded, the same bytes as SessionResponse{assign}.
-      assign: (assignments: readonly OutgoingAssignment[]) => {
-        if (call.writable) call.write(encodeAssign(assignments) as never);
+    const session = this.sessions.open(
+      {
+        // The hot path: hand-encoded, the same bytes as SessionResponse{assign}.
+        assign: (assignments: readonly OutgoingAssignment[]) => {
+          if (call.writable) call.write(encodeAssign(assignments) as never);
+        },
+        cancel: (tasks, reason) =>
+          send({ case: "cancel", value: { tasks: tasks.map((t) => ({ taskId: t.taskId, epoch: BigInt(t.epoch) })), reason } as never }),
+        drain: () => send({ case: "drain", value: {} as never }),
+        close: () => {
+          if (call.writable) call.end();
+        },
+        welcome: (workerId, heartbeatIntervalMs) => send({ case: "welcome", value: { workerId, heartbeatIntervalMs, storesResults: true } as never }),
+        stored: (seqs) => send({ case: "stored", value: { seqs } as never }),
+        fail: (err) => call.emit("error", toStatus(err)),
       },
-      cancel: (tasks, reason) =>
-        send({ case: "cancel", value: { tasks: tasks.map((t) => ({ taskId: t.taskId, epoch: BigInt(t.epoch) })), reason } as never }),
-      drain: () => send({ case: "drain", value: {} as never }),
-      close: () => {
-        if (call.writable) call.end();
-      },
-    };
-    const fail = (message: string) => {
-      call.emit("error", toStatus(invalid(message)));
-    };
-    // Heartbeats whose results are durable, told to the worker once per turn so it may forget them.
-    let storedSeqs: bigint[] = [];
-    const ackStored = (seq: bigint) => {
-      if (storedSeqs.push(seq) > 1) return;
-      setImmediate(() => {
-        const seqs = storedSeqs;
-        storedSeqs = [];
-        send({ case: "stored", value: { seqs } as never });
-      });
-    };
-    call.on("data", (msg: SessionRequest) => {
-      try {
-        if (msg.kind.case === "hello") {
-          const hello = msg.kind.value;
-          if (entry) return fail("hello was already sent on this session");
-          if (!hello.workerId) return fail("hello.worker_id is required");
-          if (hello.slots < 1) return fail("hello.slots must be at least 1");
-          if (hello.taskTypes.length === 0) return fail("hello.task_types must list at least one task type");
-          const refused = this.claimWorkerId(principal, hello.workerId, hello.taskTypes, call.getPeer());
-          if (refused) return call.emit("error", toStatus(refused));
-          entry = register.connect(
-            {
-              workerId: hello.workerId,
-              host: hello.host,
-              pid: hello.pid,
-              slots: hello.slots,
-              prefetch: Math.min(hello.prefetch, 100_000),
-              labels: { ...hello.labels },
-              taskTypes: hello.taskTypes,
-            },
-            port,
-          );
-          send({ case: "welcome", value: { workerId: hello.workerId, heartbeatIntervalMs: config.liveness.heartbeatIntervalMs, storesResults: true } as never });
-          const { adopted, lost, stale } = plm.reconcile(
-            hello.workerId,
-            hello.running.map((r) => ({ taskId: r.taskId, epoch: Number(r.epoch) })),
-          );
-          // Tasks it still holds that are no longer its own (reassigned meanwhile) stop on the worker.
-          if (stale.length) port.cancel(stale, "reassigned while this worker was away");
-          if (adopted) register.adopted(entry, adopted);
-          if (lost) plm.hooks.released(hello.workerId, lost);
-          return;
-        }
-        if (!entry) return fail("the first message of a session must be hello");
-        if (msg.kind.case === "heartbeat") {
-          const hb = msg.kind.value;
-          register.heartbeat(entry, Number(hb.assignmentsReceived));
-          const workerId = entry.record.id;
-          if (hb.draining && entry.record.state !== "draining") register.drain(workerId);
-          if (hb.released.length) plm.release(workerId, hb.released.map((r) => ({ taskId: r.taskId, epoch: Number(r.epoch) })));
-          for (const s of hb.started) plm.started(workerId, s.taskId, Number(s.epoch));
-          if (hb.results.length) {
-            plm.completed(
-              workerId,
-              hb.results.map((r) => ({ taskId: r.taskId, epoch: Number(r.epoch), ok: r.ok, result: r.result, error: r.error })),
-            );
-          }
-          // Also for results the PLM dropped as stale: the worker need not keep those either.
-          const seq = hb.seq;
-          if (seq) plm.afterDurable(() => ackStored(seq));
-        }
-      } catch (err) {
-        logger.error({ err }, "worker session message failed");
-      }
-    });
-    const ended = (reason: string) => {
-      if (entry) register.disconnected(entry, port, reason);
-    };
+      (hello) => this.claimWorkerId(principal, hello.workerId, hello.taskTypes, call.getPeer()),
+    );
+    call.on("data", (msg: SessionRequest) => session.receive(msg));
     call.on("end", () => {
-      ended("worker closed the session");
+      session.ended("worker closed the session");
       if (call.writable) call.end();
     });
-    call.on("error", (err) => ended(err.message));
-    call.on("cancelled", () => ended("session cancelled"));
+    call.on("error", (err) => session.ended(err.message));
+    call.on("cancelled", () => session.ended("session cancelled"));
   }
 
   private addClusterService(): void {
-    const { plm, register, scheduler, events, logger } = this;
+    const { plm, register, scheduler, durability, events, logger, clock } = this;
     const bufferLimit = this.config.control.maxStreamBufferBytes;
     addService(this.server, ClusterService, {
       getClusterState: unary(logger, async () => {
@@ -452,7 +401,7 @@ export class ControlServer {
           failed: BigInt(counts.failed),
           cancelled: BigInt(counts.cancelled),
           policy: scheduler.policyName,
-          store: storeToWire(plm.storeHealth()),
+          store: storeToWire(durability.storeHealth()),
         };
       }),
       watchEvents: (call) => {
@@ -477,7 +426,7 @@ export class ControlServer {
         call.on("close", unsubscribe);
         // Start with the current workers so a watcher has a full picture.
         for (const w of register.workers()) {
-          const now = Date.now();
+          const now = clock.now();
           send({ time: { seconds: BigInt(Math.floor(now / 1000)), nanos: 0 }, event: { case: "worker", value: workerToWire(w) } });
         }
       },

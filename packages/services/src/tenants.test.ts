@@ -2,7 +2,7 @@ import "reflect-metadata";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { describe, it } from "node:test";
-import { Code, Reason, TaskflowError, parseConfig, type Clock, type TaskflowConfigInput } from "@taskflow/core";
+import { Code, Reason, TaskflowError, parseConfig, type Clock, type TaskflowConfigInput, type TokenEntry } from "@taskflow/core";
 import { idDeriver } from "./plm.js";
 import { MAX_TENANT_LABELS, Tenants } from "./tenants.js";
 
@@ -11,14 +11,17 @@ interface ManualClock extends Clock {
   t: number;
 }
 
-function tenants(input: TaskflowConfigInput): { tenants: Tenants; clock: ManualClock } {
+/** `fileTenants`: tenants of further tokens, as `auth.tokensFile` adds them to the server's. */
+function tenants(input: TaskflowConfigInput, fileTenants: string[] = []): { tenants: Tenants; clock: ManualClock } {
   const clock: ManualClock = {
     t: 1_000_000,
     now() {
       return this.t;
     },
   };
-  return { tenants: new Tenants(parseConfig(input), clock), clock };
+  const config = parseConfig(input);
+  const fromFile = fileTenants.map((tenant, i): TokenEntry => ({ hash: `sha256:${"2".repeat(64)}`, role: "client", tenant, name: `file-${i}` }));
+  return { tenants: new Tenants(config, clock, { tokens: [...config.auth.tokens, ...fromFile] }), clock };
 }
 
 function refusal(fn: () => void): TaskflowError {
@@ -78,24 +81,26 @@ describe("Tenants", () => {
   });
 
   describe("usage", () => {
-    it("labels tenants with a quota or a token, and folds the rest into other", () => {
-      const { tenants: t } = tenants({
-        tenants: { quotas: { acme: {} } },
-        auth: { tokens: [{ hash: `sha256:${"1".repeat(64)}`, role: "client", tenant: "globex", name: "g" }] },
-      });
+    it("labels tenants with a quota or a token (of auth.tokens or auth.tokensFile), and folds the rest into other", () => {
+      const { tenants: t } = tenants(
+        {
+          tenants: { quotas: { acme: {} } },
+          auth: { tokens: [{ hash: `sha256:${"1".repeat(64)}`, role: "client", tenant: "globex", name: "g" }] },
+        },
+        ["initech"],
+      );
       t.account("acme").submitted = 3;
       t.account("stranger-1").submitted = 1;
       t.account("stranger-2").unfinished = 2;
       const byLabel = Object.fromEntries(t.usage().map((u) => [u.label, u]));
-      assert.deepEqual(Object.keys(byLabel).sort(), ["acme", "default", "globex", "other"]);
+      assert.deepEqual(Object.keys(byLabel).sort(), ["acme", "default", "globex", "initech", "other"]);
       assert.equal(byLabel.acme!.submitted, 3);
       assert.equal(byLabel.globex!.submitted, 0, "a labelled tenant shows before its first task");
       assert.deepEqual([byLabel.other!.submitted, byLabel.other!.unfinished], [1, 2]);
     });
 
     it("gives at most MAX_TENANT_LABELS tenants a label of their own", () => {
-      const { tenants: t } = tenants({});
-      t.addLabels(Array.from({ length: MAX_TENANT_LABELS * 2 }, (_, i) => `t${i}`));
+      const { tenants: t } = tenants({}, Array.from({ length: MAX_TENANT_LABELS * 2 }, (_, i) => `t${i}`));
       for (let i = 0; i < MAX_TENANT_LABELS * 2; i++) t.account(`t${i}`).submitted = 1;
       const usage = t.usage();
       assert.equal(usage.length, MAX_TENANT_LABELS + 1, "the labels plus other");

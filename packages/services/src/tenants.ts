@@ -2,13 +2,16 @@
  * Tenants on the control node: each tenant's account (its unfinished tasks, its submit-rate
  * bucket, its result subscribers and its counters), the quota check of a submit, and the
  * bounded per-tenant usage that metrics read. Every live task points at its tenant's account, so
- * what a task costs here is a field increment, never a lookup by name.
+ * what a task costs here is a field increment, never a lookup by name. A part of the control
+ * plane's facts layer (docs/adr/0015-the-control-plane.md): it calls no other part.
  * @see docs/adr/0013-tenants.md
  */
+import { inject, injectable } from "tsyringe";
 import {
   Code,
   DEFAULT_TENANT,
   Reason,
+  TOKENS,
   TaskflowError,
   TokenBucket,
   tenantQuota,
@@ -17,6 +20,7 @@ import {
   type TaskflowConfig,
   type TenantQuota,
   type TenantUsage,
+  type TokenEntry,
 } from "@taskflow/core";
 
 /** Most tenants with a metrics label of their own; the rest count under {@link OTHER_LABEL}. */
@@ -32,34 +36,38 @@ export interface TenantAccount {
   readonly quota: TenantQuota;
   /** Undefined when `submitsPerSecond` is 0 (no limit). */
   readonly bucket: TokenBucket | undefined;
-  /** Tasks accepted and not finished (the PLM keeps this as tasks are tracked and untracked). */
+  /** Tasks accepted and not finished (the task table keeps this as tasks are tracked and untracked). */
   unfinished: number;
   /** Tasks of submits that passed the quota check and are being stored. */
   reserved: number;
   submitted: number;
   refusedUnfinished: number;
   refusedRate: number;
-  /** Result subscribers by client ID: results go to (tenant, client ID), never to a client ID alone. */
+  /**
+   * Result subscribers by client ID: results go to (tenant, client ID), never to a client ID
+   * alone. Kept by result delivery (result-delivery.ts), which owns subscriptions; here so that a
+   * finished task finds its subscribers through its own account, in one lookup.
+   */
   readonly results: Map<string, Set<ResultListener>>;
 }
 
+@injectable()
 export class Tenants {
   private readonly accounts = new Map<string, TenantAccount>();
   private readonly labelled = new Set<string>([DEFAULT_TENANT]);
 
+  /** `security.tokens`: every accepted token, `auth.tokens` and those of `auth.tokensFile`. */
   constructor(
-    private readonly config: TaskflowConfig,
-    private readonly clock: Clock,
+    @inject(TOKENS.Config) private readonly config: TaskflowConfig,
+    @inject(TOKENS.Clock) private readonly clock: Clock,
+    @inject(TOKENS.Security) security: { readonly tokens: readonly TokenEntry[] },
   ) {
+    // A metrics label of their own, up to MAX_TENANT_LABELS in all: tenants with a quota entry first, then those of tokens.
     this.addLabels(Object.keys(config.tenants.quotas));
-    this.addLabels(config.auth.tokens.map((t) => t.tenant));
+    this.addLabels(security.tokens.map((t) => t.tenant));
   }
 
-  /**
-   * Gives these tenants a metrics label of their own, up to {@link MAX_TENANT_LABELS} in all:
-   * those with a quota entry, then those of tokens (the server adds `auth.tokensFile`'s).
-   */
-  addLabels(names: Iterable<string>): void {
+  private addLabels(names: Iterable<string>): void {
     for (const name of names) {
       if (this.labelled.size >= MAX_TENANT_LABELS) return;
       this.labelled.add(name);

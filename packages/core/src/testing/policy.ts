@@ -50,14 +50,30 @@ import {
   type FilterResult,
   type PolicyContext,
   type PolicyDefinition,
-  type PolicyLogger,
   type PolicyTask,
   type PolicyWorker,
   type SchedulingPolicy,
 } from "../policy.js";
 import { CORE_VERSION } from "../version.js";
 import type { ConformanceTestApi } from "./store.js";
-import { prng } from "./random.js";
+import {
+  BASE_TIME,
+  builtInFits,
+  createPolicyTestContext,
+  makePolicyWorker,
+  describeTask,
+  describeWorker,
+  fail,
+  nameOf,
+  sampleTasks,
+  sampleWorkers,
+  show,
+  withWallClock,
+  type SemverSubset,
+} from "./policy-support.js";
+import { Simulation, type SimulationKit } from "./policy-simulation.js";
+
+export { createPolicyTestContext, makePolicyTask, makePolicyWorker, type PolicyTestContext } from "./policy-support.js";
 
 /** The checks, in the order they run; see the module comment for what each one asks. */
 export type PolicyConformanceCheckId =
@@ -188,182 +204,11 @@ export function assertPolicyConformance(definition: unknown, options: PolicyConf
   );
 }
 
-/** A PolicyContext for tests: a clock you set and a logger that keeps what it is given. */
-export interface PolicyTestContext extends PolicyContext {
-  /** Sets what `now()` returns, epoch milliseconds. */
-  setNow(ms: number): void;
-  readonly logs: { level: "debug" | "info" | "warn"; message: string; fields?: Record<string, unknown> }[];
-}
-
-export function createPolicyTestContext(startMs = Date.UTC(2026, 0, 1)): PolicyTestContext {
-  let now = startMs;
-  const logs: PolicyTestContext["logs"] = [];
-  const record =
-    (level: "debug" | "info" | "warn") =>
-    (message: string, fields?: Record<string, unknown>): void => {
-      logs.push(fields === undefined ? { level, message } : { level, message, fields });
-    };
-  const logger: PolicyLogger = { debug: record("debug"), info: record("info"), warn: record("warn") };
-  return { now: () => now, setNow: (ms) => (now = ms), logger, logs };
-}
-
-/** A frozen task with plausible values; override what a test is about. */
-export function makePolicyTask(overrides: Partial<PolicyTask> = {}): PolicyTask {
-  const base: PolicyTask = {
-    id: `t-${overrides.seq ?? 1}`,
-    type: "default",
-    priority: 0,
-    seq: 1,
-    attempt: 1,
-    createdAt: Date.UTC(2026, 0, 1),
-    enqueuedAt: overrides.createdAt ?? Date.UTC(2026, 0, 1),
-    requiredLabels: {},
-    expectedDurationMs: 0,
-  };
-  return Object.freeze({
-    ...base,
-    ...overrides,
-    requiredLabels: Object.freeze({ ...(overrides.requiredLabels ?? base.requiredLabels) }),
-  });
-}
-
-/** A frozen worker with plausible values; override what a test is about. */
-export function makePolicyWorker(overrides: Partial<PolicyWorker> = {}): PolicyWorker {
-  const base: PolicyWorker = {
-    id: `w-${overrides.joinSeq ?? 1}`,
-    host: "localhost",
-    slots: 4,
-    running: 0,
-    labels: {},
-    taskTypes: new Set(["default"]),
-    lastAssignedSeq: 0,
-    joinSeq: 1,
-  };
-  return Object.freeze({
-    ...base,
-    ...overrides,
-    labels: Object.freeze({ ...(overrides.labels ?? base.labels) }),
-    taskTypes: new Set(overrides.taskTypes ?? base.taskTypes),
-  });
-}
-
 function check(id: PolicyConformanceCheckId, name: string, run: () => void): PolicyConformanceCheck {
   return { id, name, run };
 }
 
-function nameOf(definition: unknown): string {
-  const name = (definition as { name?: unknown } | null)?.name;
-  return typeof name === "string" && name ? `"${name}"` : "(unnamed)";
-}
-
-class ConformanceError extends Error {
-  override readonly name = "ConformanceError";
-}
-
-function fail(message: string, cause?: unknown): never {
-  throw new ConformanceError(message, cause === undefined ? undefined : { cause });
-}
-
-function show(value: unknown): string {
-  if (typeof value === "number") return String(value);
-  if (typeof value === "function") return "a function";
-  if (value === undefined) return "undefined";
-  try {
-    return JSON.stringify(value, (_k, v: unknown) => (v instanceof Set ? [...v] : v)) ?? String(value);
-  } catch {
-    return String(value);
-  }
-}
-
-function describeTask(t: PolicyTask): string {
-  return `task ${show({ id: t.id, type: t.type, priority: t.priority, seq: t.seq, attempt: t.attempt, enqueuedAt: t.enqueuedAt })}`;
-}
-
-function describeWorker(w: PolicyWorker): string {
-  return `worker ${show({ id: w.id, slots: w.slots, running: w.running, lastAssignedSeq: w.lastAssignedSeq, joinSeq: w.joinSeq })}`;
-}
-
-interface SemverSubset {
-  validRange(range: string): string | null;
-  satisfies(version: string, range: string, options?: { includePrerelease?: boolean }): boolean;
-}
-
-
-/** Runs `fn` with `Date.now()` and argument-less `new Date()` pinned to `ms`. */
-function withWallClock<T>(ms: number, fn: () => T): T {
-  const RealDate = globalThis.Date;
-  class PinnedDate extends RealDate {
-    constructor(...args: unknown[]) {
-      if (args.length === 0) super(ms);
-      else super(...(args as [string | number | Date]));
-    }
-    static override now(): number {
-      return ms;
-    }
-  }
-  globalThis.Date = PinnedDate as DateConstructor;
-  try {
-    return fn();
-  } finally {
-    globalThis.Date = RealDate;
-  }
-}
-
-const BASE_TIME = Date.UTC(2026, 0, 1);
-
-/** Tasks an ordinary cluster sees: two types, several priorities and attempts, some needing a label. */
-function sampleTasks(): PolicyTask[] {
-  const tasks: PolicyTask[] = [];
-  const priorities = [-5, 0, 0, 1, 3, 10];
-  for (let i = 0; i < 24; i++) {
-    const createdAt = BASE_TIME + i * 750;
-    tasks.push(
-      makePolicyTask({
-        id: `sample-${i}`,
-        type: i % 3 === 0 ? "b" : "a",
-        priority: priorities[i % priorities.length] ?? 0,
-        seq: i + 1,
-        attempt: 1 + (i % 4 === 3 ? 2 : 0),
-        createdAt,
-        enqueuedAt: createdAt + (i % 4 === 3 ? 5_000 : 0),
-        requiredLabels: i % 5 === 0 ? { zone: "x" } : {},
-        expectedDurationMs: [0, 5, 120, 60_000][i % 4] ?? 0,
-      }),
-    );
-  }
-  return tasks;
-}
-
-/** Workers an ordinary cluster has: different slot counts, loads, labels and assignment histories. */
-function sampleWorkers(): PolicyWorker[] {
-  const workers: PolicyWorker[] = [];
-  const slots = [1, 2, 4, 16];
-  for (let i = 0; i < 8; i++) {
-    const s = slots[i % slots.length] ?? 1;
-    workers.push(
-      makePolicyWorker({
-        id: `sample-w${i}`,
-        host: `host-${i % 2}`,
-        slots: s,
-        running: i % 3 === 0 ? 0 : Math.min(s - 1, i % s),
-        labels: i % 2 === 0 ? { zone: "x" } : { zone: "y" },
-        taskTypes: new Set(i % 4 === 3 ? ["b"] : ["a", "b"]),
-        lastAssignedSeq: i < 2 ? 0 : 100 + i * 7,
-        joinSeq: i + 1,
-      }),
-    );
-  }
-  return workers;
-}
-
-/** The scheduler's own checks before a policy's filter: type, labels, a free slot. */
-function builtInFits(task: PolicyTask, worker: PolicyWorker): boolean {
-  if (!worker.taskTypes.has(task.type)) return false;
-  if (worker.running >= worker.slots) return false;
-  return Object.entries(task.requiredLabels).every(([k, v]) => worker.labels[k] === v);
-}
-
-class Kit {
+class Kit implements SimulationKit {
   private readonly def: PolicyDefinition;
   constructor(
     private readonly raw: unknown,
@@ -614,194 +459,5 @@ class Kit {
       return;
     }
     fail(`parseOptions(${show(raw)}) accepted it (returned ${show(parsed)}); it must be rejected with ${Reason.POLICY_OPTIONS}`);
-  }
-}
-
-interface SimTask {
-  task: PolicyTask;
-  key: number;
-  assignments: number;
-  completions: number;
-  worker: SimWorker | undefined;
-}
-
-interface SimWorker {
-  id: string;
-  slots: number;
-  labels: Readonly<Record<string, string>>;
-  taskTypes: ReadonlySet<string>;
-  joinSeq: number;
-  lastAssignedSeq: number;
-  running: Set<SimTask>;
-  alive: boolean;
-}
-
-/**
- * The scheduler's loop in miniature: a task heap ordered by (taskKey, seq), a worker list tried in
- * (workerKey, joinSeq) order among workers with a free slot, the built-in checks, then the
- * policy's filter. A task no worker takes stays queued and the next one is tried.
- */
-class Simulation {
-  private readonly random: () => number;
-  private readonly context = createPolicyTestContext(BASE_TIME);
-  private readonly policy: SchedulingPolicy;
-  private readonly tasks: SimTask[] = [];
-  private readonly queue: SimTask[] = [];
-  private readonly workers: SimWorker[] = [];
-  private assignSeq = 0;
-  private joinSeq = 0;
-  private now = BASE_TIME;
-
-  constructor(
-    private readonly kit: Kit,
-    seed: number,
-    private readonly taskCount: number,
-  ) {
-    this.random = prng(seed);
-    this.policy = kit.instance(this.context);
-  }
-
-  run(): void {
-    for (const [slots, labels, types] of [
-      [1, { zone: "x" }, ["a", "b"]],
-      [2, { zone: "y" }, ["a"]],
-      [4, { zone: "x" }, ["a", "b"]],
-      [3, {}, ["b"]],
-    ] as const) {
-      this.join(slots, labels, new Set(types));
-    }
-    let submitted = 0;
-    let lostOne = false;
-    for (let step = 0; step < 100_000; step++) {
-      this.tick(1 + Math.floor(this.random() * 50));
-      const burst = Math.min(this.taskCount - submitted, Math.floor(this.random() * 12));
-      for (let i = 0; i < burst; i++) this.submit(++submitted);
-      this.schedule();
-      if (!lostOne && submitted >= this.taskCount / 2) {
-        lostOne = this.loseBusiestWorker();
-      }
-      this.completeSome();
-      const done = this.tasks.every((t) => t.completions === 1);
-      if (submitted === this.taskCount && done) break;
-      if (submitted === this.taskCount && this.queue.length > 0 && this.workers.every((w) => w.running.size === 0)) {
-        this.schedule();
-        if (this.workers.every((w) => w.running.size === 0)) {
-          const stuck = this.queue.slice(0, 3).map((t) => describeTask(t.task));
-          fail(`${this.queue.length} task(s) stayed queued with every worker idle, for example ${stuck.join(", ")}`);
-        }
-      }
-    }
-    try {
-      this.policy.close?.();
-    } catch (error) {
-      fail(`close() threw: ${(error as Error)?.message ?? String(error)}`, error);
-    }
-    for (const t of this.tasks) {
-      if (t.completions !== 1) fail(`${describeTask(t.task)} completed ${t.completions} times, expected exactly once`);
-      if (t.assignments !== t.task.attempt) {
-        fail(`${describeTask(t.task)} was assigned ${t.assignments} times in ${t.task.attempt} attempt(s), expected once per attempt`);
-      }
-    }
-    if (this.tasks.length !== this.taskCount) fail(`submitted ${this.tasks.length} tasks, expected ${this.taskCount}`);
-  }
-
-  private tick(ms: number): void {
-    this.now += ms;
-    this.context.setNow(this.now);
-  }
-
-  private join(slots: number, labels: Readonly<Record<string, string>>, taskTypes: ReadonlySet<string>): void {
-    const joinSeq = ++this.joinSeq;
-    this.workers.push({ id: `sim-w${joinSeq}`, slots, labels, taskTypes, joinSeq, lastAssignedSeq: 0, running: new Set(), alive: true });
-  }
-
-  private submit(seq: number): void {
-    const task = makePolicyTask({
-      id: `sim-${seq}`,
-      type: this.random() < 0.7 ? "a" : "b",
-      priority: Math.floor(this.random() * 4),
-      seq,
-      createdAt: this.now,
-      enqueuedAt: this.now,
-      requiredLabels: this.random() < 0.2 ? { zone: "x" } : {},
-      expectedDurationMs: Math.floor(this.random() * 1000),
-    });
-    const entry: SimTask = { task, key: this.kit.taskKey(this.policy, task), assignments: 0, completions: 0, worker: undefined };
-    this.tasks.push(entry);
-    this.enqueue(entry);
-  }
-
-  private enqueue(entry: SimTask): void {
-    this.queue.push(entry);
-    this.queue.sort((x, y) => x.key - y.key || x.task.seq - y.task.seq);
-  }
-
-  private view(w: SimWorker): PolicyWorker {
-    return makePolicyWorker({
-      id: w.id,
-      host: "sim",
-      slots: w.slots,
-      running: w.running.size,
-      labels: w.labels,
-      taskTypes: w.taskTypes,
-      lastAssignedSeq: w.lastAssignedSeq,
-      joinSeq: w.joinSeq,
-    });
-  }
-
-  private schedule(): void {
-    const free = () =>
-      this.workers
-        .filter((w) => w.alive && w.running.size < w.slots)
-        .map((w) => ({ w, key: this.kit.workerKey(this.policy, this.view(w)) }))
-        .sort((x, y) => x.key - y.key || x.w.joinSeq - y.w.joinSeq);
-    let candidates = free();
-    for (const entry of [...this.queue]) {
-      if (candidates.length === 0) break;
-      const chosen = candidates.find(({ w }) => {
-        const view = this.view(w);
-        return builtInFits(entry.task, view) && this.kit.filterResult(this.policy, entry.task, view).fits;
-      });
-      if (!chosen) continue;
-      const w = chosen.w;
-      if (entry.worker !== undefined) fail(`${describeTask(entry.task)} was assigned while already on ${entry.worker.id}`);
-      this.queue.splice(this.queue.indexOf(entry), 1);
-      w.running.add(entry);
-      w.lastAssignedSeq = ++this.assignSeq;
-      entry.worker = w;
-      entry.assignments++;
-      if (w.running.size > w.slots) fail(`worker ${w.id} runs ${w.running.size} tasks with ${w.slots} slots`);
-      candidates = free();
-    }
-  }
-
-  private completeSome(): void {
-    for (const w of this.workers) {
-      for (const entry of [...w.running]) {
-        if (this.random() < 0.35) {
-          w.running.delete(entry);
-          entry.worker = undefined;
-          entry.completions++;
-        }
-      }
-    }
-  }
-
-  /** Takes the busiest worker away and requeues its tasks through onRequeue, then a replacement joins. */
-  private loseBusiestWorker(): boolean {
-    const victim = this.workers.filter((w) => w.alive).sort((a, b) => b.running.size - a.running.size)[0];
-    if (!victim || victim.running.size === 0) return false;
-    victim.alive = false;
-    for (const entry of victim.running) {
-      const priority = this.kit.requeuePriority(this.policy, entry.task) ?? entry.task.priority;
-      const task = makePolicyTask({ ...entry.task, priority, attempt: entry.task.attempt + 1, enqueuedAt: this.now });
-      entry.task = task;
-      entry.key = this.kit.taskKey(this.policy, task);
-      entry.worker = undefined;
-      this.enqueue(entry);
-    }
-    victim.running.clear();
-    this.join(victim.slots, victim.labels, victim.taskTypes);
-    return true;
   }
 }
