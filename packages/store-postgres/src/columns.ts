@@ -4,7 +4,7 @@
  * of the statement is the same for 1 row or 5,000 (prepared once per connection, planned once)
  * and a group of any size costs one round trip.
  */
-import { DEFAULT_TENANT, TASK_STATES, isFinal, type AttemptRecord, type TaskRecord, type TaskState } from "@taskflow/core";
+import { TASK_STATES, isFinal, type AttemptRecord, type TaskRecord, type TaskState } from "@taskflow/core";
 
 const sqlList = (states: readonly string[]) => `(${states.map((s) => `'${s}'`).join(", ")})`;
 export const FINAL_STATES_SQL = sqlList(TASK_STATES.filter(isFinal));
@@ -56,6 +56,7 @@ const FIXED: readonly Column[] = [
   column("seq", "bigint", (t) => t.seq),
   column("id", "text", (t) => t.id),
   column("type", "text", (t) => t.type),
+  column("tenant", "text", (t) => t.tenant),
   column("client_id", "text", (t) => t.clientId),
   column("idempotency_key", "text", (t) => t.idempotencyKey),
   column("created_at", "bigint", (t) => t.createdAt),
@@ -193,6 +194,7 @@ export const SELECT_COLUMNS = [
   "attempts",
   "result",
   "payload",
+  "tenant",
 ].join(", ");
 
 function bytes(value: Buffer): Uint8Array {
@@ -205,8 +207,7 @@ export function toRecord(row: unknown[]): TaskRecord {
   return {
     seq: row[0] as number,
     id: row[1] as string,
-    // No tenant column before migration 3 (next commit).
-    tenant: DEFAULT_TENANT,
+    tenant: row[24] as string,
     state: row[2] as TaskState,
     type: row[3] as string,
     clientId: row[4] as string,

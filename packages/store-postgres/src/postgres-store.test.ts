@@ -8,6 +8,7 @@ import pg from "pg";
 import { Code, Reason, TaskflowError } from "@taskflow/core";
 import { makeTaskRecord } from "@taskflow/core/testing";
 import { PostgresTaskStore, SCHEMA_VERSION, type PostgresTaskStoreOptions } from "./index.js";
+import { migrate } from "./schema.js";
 import { startTestPostgres, type TestPostgres } from "./testing/index.js";
 
 let server: TestPostgres;
@@ -77,6 +78,35 @@ describe("PostgresTaskStore", () => {
         rows.map((r: { version: number }) => r.version),
         Array.from({ length: SCHEMA_VERSION }, (_, i) => i + 1),
       );
+    });
+
+    it("upgrades a version 2 schema: its tasks belong to the default tenant, its keys become per tenant", async () => {
+      const schema = freshSchema();
+      await withClient(server.url, async (c) => {
+        await c.query(`CREATE SCHEMA ${schema}`);
+        await c.query(`SET search_path TO ${schema}`);
+        await migrate(c, schema, 2);
+        // A row as version 2 wrote it: no tenant column.
+        await c.query(
+          "INSERT INTO tasks (seq, id, state, type, client_id, idempotency_key, priority, max_attempts, timeout_ms, expected_duration_ms, attempt, epoch, " +
+            "worker_id, created_at, assigned_at, started_at, finished_at, not_before, error, waiting_reason, required_labels, attempts, result, payload) " +
+            "VALUES (1, 'old-1', 'queued', 't', 'c1', 'order-1', 0, 0, 0, 0, 0, 0, '', 1, 0, 0, 0, 0, '', '', '{}', '[]', NULL, '')",
+        );
+      });
+      const store = new PostgresTaskStore({ url: server.url, schema });
+      await store.open();
+      try {
+        const old = await store.get("old-1");
+        assert.equal(old?.tenant, "default");
+        assert.equal((await store.findByIdempotencyKey("default", "order-1"))?.id, "old-1");
+        assert.equal(await store.findByIdempotencyKey("acme", "order-1"), undefined);
+        await store.insert([makeTaskRecord({ seq: 2, tenant: "acme", idempotencyKey: "order-1" })]);
+        assert.deepEqual((await store.list({ tenant: "default" })).tasks.map((t) => t.id), ["old-1"]);
+        const versions = await withClient(server.url, async (c) => (await c.query(`SELECT max(version) AS v FROM ${schema}.taskflow_migrations`)).rows);
+        assert.equal(versions[0].v, SCHEMA_VERSION);
+      } finally {
+        await store.close();
+      }
     });
 
     it("refuses a schema written by a newer version with FAILED_PRECONDITION", async () => {

@@ -339,13 +339,14 @@ export class PostgresTaskStore implements TaskStore {
     return rows[0] ? toRecord(rows[0]) : undefined;
   }
 
-  async findByIdempotencyKey(_tenant: string, key: string): Promise<TaskRecord | undefined> {
+  /** Keys are scoped per tenant: another tenant's equal key is not this one's. */
+  async findByIdempotencyKey(tenant: string, key: string): Promise<TaskRecord | undefined> {
     // No key means no deduplication: the empty string matches nothing.
     if (key === "") return undefined;
     const rows = await this.read("findByIdempotencyKey", {
       name: "tf_by_key",
-      text: `SELECT ${SELECT_COLUMNS} FROM tasks WHERE idempotency_key = $1 AND idempotency_key <> ''`,
-      values: [key],
+      text: `SELECT ${SELECT_COLUMNS} FROM tasks WHERE tenant = $1 AND idempotency_key = $2 AND idempotency_key <> ''`,
+      values: [tenant, key],
     });
     return rows[0] ? toRecord(rows[0]) : undefined;
   }
@@ -363,7 +364,8 @@ export class PostgresTaskStore implements TaskStore {
     if (states.length) filters.push(`state = ANY($${values.push(states)}::text[])`);
     if (query.type) filters.push(`type = $${values.push(query.type)}`);
     if (query.clientId) filters.push(`client_id = $${values.push(query.clientId)}`);
-    const shape = `${states.length ? 1 : 0}${query.type ? 1 : 0}${query.clientId ? 1 : 0}`;
+    if (query.tenant) filters.push(`tenant = $${values.push(query.tenant)}`);
+    const shape = `${states.length ? 1 : 0}${query.type ? 1 : 0}${query.clientId ? 1 : 0}${query.tenant ? 1 : 0}`;
     const where = filters.length ? `WHERE ${filters.join(" AND ")}` : "";
     const pageWhere = `${where ? `${where} AND` : "WHERE"} seq < $${values.length + 1}`;
     // One row more than asked tells whether another page exists, so the last page says so.

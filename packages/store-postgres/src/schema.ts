@@ -3,14 +3,12 @@
  * migration applied; each migration runs in its own transaction under an advisory lock, so
  * several control nodes opening the same database at once apply each step exactly once.
  */
-import type { PoolClient } from "pg";
+import type { ClientBase } from "pg";
 import { Code, Reason, TaskflowError } from "@taskflow/core";
 
 /**
  * Each entry moves the schema from version `index` to `index + 1`; never edit a released one.
- * A later column (such as a `tenant`) is one more entry:
- * `ALTER TABLE tasks ADD COLUMN tenant text NOT NULL DEFAULT 'default'` (instant in Postgres 11+:
- * a constant default rewrites no rows), plus its index.
+ * A later column is one more entry, as `tenant` is (v3).
  *
  * v1 notes:
  * - `seq` is the primary key and `id` UNIQUE: "newest first" and "in submission order" walk the
@@ -75,6 +73,18 @@ const MIGRATIONS: readonly { description: string; sql: string }[] = [
     INSERT INTO taskflow_leader (id, holder, epoch, expires_at) VALUES (1, '', 0, '-infinity');
     `,
   },
+  {
+    // Tenants (ADR 0013). Rows stored before belong to the default tenant: ADD COLUMN with a
+    // constant default is instant (Postgres 11+ rewrites no row). Idempotency keys become unique
+    // per tenant, not cluster-wide; (tenant, seq) serves a tenant's seq-ordered `list`.
+    description: "tenants",
+    sql: `
+    ALTER TABLE tasks ADD COLUMN tenant text NOT NULL DEFAULT 'default';
+    DROP INDEX tasks_idempotency_key;
+    CREATE UNIQUE INDEX tasks_idempotency_key ON tasks (tenant, idempotency_key) WHERE idempotency_key <> '';
+    CREATE INDEX tasks_tenant ON tasks (tenant, seq);
+    `,
+  },
 ];
 
 /** The schema version this package writes. */
@@ -84,12 +94,14 @@ export const SCHEMA_VERSION = MIGRATIONS.length;
 const MIGRATION_LOCK = 0x7461736b; // "task"
 
 /**
- * Brings the schema to `SCHEMA_VERSION`, one migration per transaction; refuses a database
- * written by a newer version of this package.
+ * Brings the schema to `target`, one migration per transaction; refuses a database written by a
+ * newer version of this package.
  * @param schema the Postgres schema holding the tables (made when missing); the connection's
  *   `search_path` must name it.
+ * @param target the version to reach; only tests of an upgrade stop before the newest.
+ *   @defaultValue SCHEMA_VERSION
  */
-export async function migrate(client: PoolClient, schema: string): Promise<void> {
+export async function migrate(client: ClientBase, schema: string, target = SCHEMA_VERSION): Promise<void> {
   for (;;) {
     await client.query("BEGIN");
     try {
@@ -109,7 +121,7 @@ export async function migrate(client: PoolClient, schema: string): Promise<void>
           { reason: Reason.STORE },
         );
       }
-      if (current === SCHEMA_VERSION) {
+      if (current >= target) {
         await client.query("COMMIT");
         return;
       }
