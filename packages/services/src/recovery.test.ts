@@ -13,7 +13,8 @@ afterEach(async () => {
 });
 
 describe("recovery after a restart", () => {
-  it("keeps tasks that were with a worker out of the queue until it re-adopts them, and requeues the rest after the grace", async () => {
+  /** Two tasks given to w1 (the first reported started), then a new control node over the store. */
+  async function restartedWithTwoTasksOfW1(): Promise<{ ids: string[]; clock: FakeClock }> {
     const store = new SwitchableStore(new MemoryTaskStore());
     const clock = new FakeClock();
     cp = await startControlPlane({ store, clock });
@@ -23,28 +24,46 @@ describe("recovery after a restart", () => {
     cp.lifecycle.started("w1", ids[0]!, 1);
     await settle();
     await cp.stop();
-
-    // A new control node over the same store.
     cp = await startControlPlane({ store, clock });
     for (const id of ids) {
       const t = await cp.plm.get(id, ALL_TENANTS);
       assert.equal(t.state, "queued");
       assert.match(t.waitingReason, /waiting for worker w1 to reconnect and re-adopt it/);
     }
-    const w2 = cp.join("w2", ["echo"]);
+    return { ids, clock };
+  }
+
+  it("keeps tasks that were with a worker out of the queue until it comes back; what it no longer holds runs again at once, an assignment it never started without costing an attempt", async () => {
+    const { ids } = await restartedWithTwoTasksOfW1();
+    const c = cp!;
+    const w2 = c.join("w2", ["echo"]);
     await settle();
     assert.equal(w2.assigned.length, 0, "nobody else runs them while w1 may come back");
 
-    const w1 = cp.join("w1", ["echo"]);
-    const { adopted, lost, stale } = cp.recovery.reconcile("w1", [{ taskId: ids[0]!, epoch: 1 }]);
-    assert.deepEqual({ adopted, lost, stale }, { adopted: 1, lost: 0, stale: [] });
-    assert.equal((await cp.plm.get(ids[0]!, ALL_TENANTS)).state, "running");
-    assert.equal(w1.assigned.length, 0);
-
-    await cp.advance(cp.config.liveness.heartbeatTimeoutMs * 2 - 1, { heartbeats: true });
-    assert.equal((await cp.plm.get(ids[1]!, ALL_TENANTS)).state, "queued");
-    await cp.advance(1, { heartbeats: true });
+    const w1 = c.join("w1", ["echo"]);
+    const { adopted, lost, stale } = c.recovery.reconcile("w1", [{ taskId: ids[0]!, epoch: 1 }]);
+    assert.deepEqual({ adopted, lost, stale }, { adopted: 1, lost: 1, stale: [] });
+    assert.equal((await c.plm.get(ids[0]!, ALL_TENANTS)).state, "running");
+    await settle();
     const rerun = [...w1.assigned, ...w2.assigned].map((a) => [a.taskId, a.epoch]);
-    assert.deepEqual(rerun, [[ids[1], 2]], "the task no worker re-adopted runs again");
+    assert.deepEqual(rerun, [[ids[1], 2]], "the task w1 came back without runs again, before any grace, with a new epoch");
+    const again = await c.plm.get(ids[1]!, ALL_TENANTS);
+    assert.equal(again.attempt, 1, "its first assignment never reached w1, so this is still attempt 1");
+    assert.equal(again.attempts.length, 1);
+  });
+
+  it("runs again, as a new attempt, whatever no worker re-adopts within the grace", async () => {
+    const { ids } = await restartedWithTwoTasksOfW1();
+    const c = cp!;
+    const w2 = c.join("w2", ["echo"]);
+    await c.advance(c.config.liveness.heartbeatTimeoutMs * 2 - 1, { heartbeats: true });
+    assert.equal(w2.assigned.length, 0);
+    await c.advance(1, { heartbeats: true });
+    assert.deepEqual(
+      w2.assigned.map((a) => [a.taskId, a.epoch]).sort(),
+      ids.map((id) => [id, 2]).sort(),
+      "both run again on w2 once w1 did not come back",
+    );
+    for (const id of ids) assert.equal((await c.plm.get(id, ALL_TENANTS)).attempt, 2, "without w1's word, each assignment counts");
   });
 });

@@ -1,8 +1,9 @@
 /**
  * Recovery: after a restart, the store's unfinished tasks come back into the task table. Those
  * that were with a worker wait outside the queue for that worker to reconnect and re-adopt them
- * (it may still run them); whatever nobody re-adopts within the grace runs again. On every
- * hello, reconcile matches what a worker says it holds against what the table says it gave it.
+ * (it may still run them); a task its worker comes back without runs again at once, and whatever
+ * nobody re-adopts within the grace runs again then. On every hello, reconcile matches what a
+ * worker says it holds against what the table says it gave it.
  */
 import { inject, injectable } from "tsyringe";
 import { TOKENS, type Logger, type SchedulerInbox, type TaskStore, type TaskRecord, type TaskflowConfig, type TimerHandle, type Timers } from "@taskflow/core";
@@ -25,6 +26,12 @@ type Transitions = Pick<TaskLifecycle, "changed" | "requeueWorkerTasks">;
 export class Recovery {
   /** After a restart: tasks that were with a worker, kept out of the queue until it comes back. */
   private readonly awaitingAdoption = new Map<string, LiveTask>();
+  /**
+   * The same tasks by the worker they wait for, each with whether its last attempt ever started:
+   * an assignment written ahead (ADR 0011) that the worker never reported starting, and does not
+   * hold when it comes back, never reached it, so it does not count as an attempt.
+   */
+  private readonly awaitingByWorker = new Map<string, Map<LiveTask, boolean>>();
   private adoptionTimer: TimerHandle | undefined;
 
   constructor(
@@ -54,6 +61,10 @@ export class Recovery {
       // It was with a worker when the control node stopped. That worker may still run it and
       // will list it when it reconnects (see reconcile); until then it waits outside the heap.
       if (rec.state !== "queued") this.table.count(rec.state, "queued");
+      const neverStarted = rec.state === "assigned" && (rec.attempts.at(-1)?.startedAt ?? 0) === 0;
+      let ofWorker = this.awaitingByWorker.get(rec.workerId);
+      if (!ofWorker) this.awaitingByWorker.set(rec.workerId, (ofWorker = new Map()));
+      ofWorker.set(live, neverStarted);
       rec.state = "queued";
       rec.waitingReason = `control node restarted; waiting for worker ${rec.workerId} to reconnect and re-adopt it`;
       waiting.push(rec);
@@ -105,9 +116,38 @@ export class Recovery {
       }
       stale.push(h);
     }
-    const lost = this.lifecycle.requeueWorkerTasks(workerId, "the worker no longer holds it (it restarted, or the assignment was lost)", heldIds);
+    const lost = this.lifecycle.requeueWorkerTasks(workerId, "the worker no longer holds it (it restarted, or the assignment was lost)", heldIds) + this.notAdopted(workerId);
     if (adopted) this.logger.info({ workerId, adopted }, "re-adopted tasks a worker kept running across a control node restart");
     return { adopted, lost, stale };
+  }
+
+  /**
+   * Tasks that waited for `workerId` since the restart and that it came back without: they run
+   * again now rather than after the grace. One it never started gives its attempt back, so a
+   * control node crash between writing an assignment and sending it costs no attempt.
+   */
+  private notAdopted(workerId: string): number {
+    const waiting = this.awaitingByWorker.get(workerId);
+    if (!waiting) return 0;
+    this.awaitingByWorker.delete(workerId);
+    let requeued = 0;
+    for (const [live, neverStarted] of waiting) {
+      const rec = live.rec;
+      if (!this.awaitingAdoption.delete(rec.id) || rec.state !== "queued") continue;
+      if (neverStarted && rec.attempt > 0) {
+        rec.attempts.pop();
+        rec.attempt -= 1;
+        rec.waitingReason = `worker ${workerId} came back without it (the assignment never reached it before the control node restarted); queued again, not counted as an attempt`;
+      } else {
+        rec.waitingReason = `worker ${workerId} came back without it after the control node restarted; runs again`;
+      }
+      rec.workerId = "";
+      this.lifecycle.changed(rec);
+      this.table.enqueue(live);
+      requeued++;
+    }
+    if (requeued) this.inbox.wake();
+    return requeued;
   }
 
   private giveUpAdoption(): void {
@@ -119,6 +159,7 @@ export class Recovery {
     }
     if (this.awaitingAdoption.size) this.logger.warn({ tasks: this.awaitingAdoption.size }, "requeued tasks no worker re-adopted after the restart");
     this.awaitingAdoption.clear();
+    this.awaitingByWorker.clear();
     this.inbox.wake();
   }
 }
