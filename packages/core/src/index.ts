@@ -1,5 +1,6 @@
 export { Code, Reason, TaskflowError, type TaskflowErrorOptions } from "./errors.js";
 export {
+  MAX_DELAY_MS,
   MAX_TIMEOUT_MS,
   TASK_STATES,
   WORKER_STATES,

@@ -14,6 +14,7 @@ import {
   TOKENS,
   TaskflowError,
   isFinal,
+  type Clock,
   type Durability,
   type Plm,
   type SchedulingPolicy,
@@ -27,6 +28,8 @@ import {
   type TaskState,
   type TaskStore,
 } from "@taskflow/core";
+import { type DelayedTasks } from "./delayed-tasks.js";
+import { delayedUntil } from "./due-time.js";
 import { type ResultDelivery } from "./result-delivery.js";
 import { type TaskLifecycle } from "./task-lifecycle.js";
 import { type LiveTask, type TaskTable } from "./task-table.js";
@@ -45,6 +48,7 @@ const AHEAD_LIMIT = 100_000;
 type Tasks = Pick<TaskTable, "get" | "byIdempotencyKey" | "newRecord" | "size" | "capacity" | "counts" | "countAhead">;
 type Transitions = Pick<TaskLifecycle, "admit" | "cancel">;
 type Subscriptions = Pick<ResultDelivery, "watch" | "subscribeResults">;
+type Delays = Pick<DelayedTasks, "holds">;
 
 @injectable()
 export class ProcessLifecycleManager implements Plm {
@@ -61,6 +65,8 @@ export class ProcessLifecycleManager implements Plm {
     @inject(TOKENS.ResultDelivery) private readonly delivery: Subscriptions,
     @inject(TOKENS.StoreWriteBehind) private readonly durability: Durability,
     @inject(TOKENS.Scheduler) private readonly waits: WaitReasons,
+    @inject(TOKENS.DelayedTasks) private readonly delayed: Delays,
+    @inject(TOKENS.Clock) private readonly clock: Clock,
   ) {}
 
   /** Takes no more submits. */
@@ -96,7 +102,7 @@ export class ProcessLifecycleManager implements Plm {
         reason: Reason.STORE,
       });
     }
-    const limits = { maxPayloadBytes: this.config.control.maxPayloadBytes };
+    const limits = { maxPayloadBytes: this.config.control.maxPayloadBytes, now: this.clock.now() };
     for (let i = 0; i < specs.length; i++) validateSpec(specs[i]!, limits, specs.length > 1 ? i : -1);
     if (deriveId) {
       const repeated = await this.repeatedRequest(specs, deriveId);
@@ -146,8 +152,11 @@ export class ProcessLifecycleManager implements Plm {
   async get(taskId: string): Promise<TaskRecord> {
     const live = this.table.get(taskId);
     if (live) {
-      if (live.rec.state === "queued" && live.handle >= 0) live.rec.waitingReason = this.explainWait(live);
-      return live.rec;
+      const rec = live.rec;
+      if (rec.state === "queued" && live.handle >= 0) rec.waitingReason = this.explainWait(live);
+      // A retry waiting out its backoff after a restart keeps its own reason.
+      else if (rec.attempt === 0 && this.delayed.holds(live)) rec.waitingReason = delayedUntil(rec.notBefore, this.clock.now());
+      return rec;
     }
     const rec = await this.store.get(taskId);
     if (!rec) throw new TaskflowError(Code.NOT_FOUND, `task ${taskId} not found (unknown, or finished longer ago than control.resultRetentionMs)`);
