@@ -11,6 +11,7 @@ import { TaskflowClient } from "@taskflow/client";
 import { TaskService, TaskState, type SubmitTaskStreamResponse, type Task } from "@taskflow/proto";
 import { createClient } from "@taskflow/proto/grpc";
 import { cli, code, eventually, freePort, startNode, tempDir, type StartedNode } from "./harness.js";
+import { scrape, value } from "./prometheus.js";
 
 function ms(t: { seconds: bigint; nanos: number } | undefined): number {
   return t ? Number(t.seconds) * 1000 + Math.floor(t.nanos / 1e6) : 0;
@@ -133,6 +134,9 @@ describe("delayed tasks through the raw wire contract (not the SDK)", () => {
     assert.equal((await tasks.getTask({ taskId: taskIds[1]! })).task!.spec!.runAtMs, 0n, "an undelayed task has no due time");
     const listed = await tasks.listTasks({ states: [TaskState.QUEUED], pageSize: 10 });
     assert.ok(listed.tasks.some((t) => t.id === taskId && t.spec!.runAtMs === delayed.spec!.runAtMs), "ListTasks shows the due time");
+    const metrics = await scrape(node.metricsUrl!);
+    assert.equal(value(metrics, "taskflow_queue_depth", { where: "delayed" }), 2, "two delayed tasks, in the metrics");
+    assert.equal(value(metrics, "taskflow_queue_depth", { where: "heap" }), 1);
     for (const id of [taskId, ...taskIds]) await tasks.cancelTask({ taskId: id });
     assert.equal((await tasks.getTask({ taskId })).task!.state, TaskState.CANCELLED);
   });
