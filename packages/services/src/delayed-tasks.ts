@@ -86,7 +86,7 @@ export class DelayedTasks {
       if (!live || live.dueHandle !== this.heap.lastHandle) continue;
       live.dueHandle = -1;
       if (live.rec.state !== "queued") continue;
-      live.rec.waitingReason = "";
+      // The stored reason ("delayed until …") stays true of the past; `get` explains the heap now.
       this.table.enqueue(live);
       moved++;
     }
