@@ -4,9 +4,9 @@
  */
 import { readFileSync } from "node:fs";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
-import { AUTH_ROLES, Code, TaskflowError, type AuthRole } from "@taskflow/core";
+import { AUTH_ROLES, Code, MAX_DELAY_MS, TaskflowError, type AuthRole } from "@taskflow/core";
 import { TaskflowClient, TaskState, taskStateName } from "@taskflow/client";
-import { EXIT, exitCodeFor, table, taskJson, taskText, workerJson } from "./cli/output.js";
+import { EXIT, exitCodeFor, parseDelay, table, taskJson, taskText, workerJson } from "./cli/output.js";
 import { renderTop, runTop, sampleOf } from "./cli/top.js";
 
 const version = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version;
@@ -83,6 +83,21 @@ function parseInteger(name: string) {
   };
 }
 
+function parseDelayOption(value: string): number {
+  const ms = parseDelay(value);
+  if (ms === undefined) throw new InvalidArgumentError("--delay is a whole number with a unit: 250ms, 30s, 5m, 2h or 1d.");
+  if (ms > MAX_DELAY_MS) throw new InvalidArgumentError("--delay is at most 365d.");
+  return ms;
+}
+
+function parseAtOption(value: string): number {
+  const ms = Date.parse(value);
+  if (!/^\d{4}-\d{2}-\d{2}T/.test(value) || Number.isNaN(ms)) {
+    throw new InvalidArgumentError("--at is an ISO 8601 time, such as 2030-01-01T09:00:00Z or 2030-01-01T10:00:00+01:00.");
+  }
+  return ms;
+}
+
 function parseLabel(value: string, previous: Record<string, string> = {}): Record<string, string> {
   const eq = value.indexOf("=");
   if (eq <= 0) throw new InvalidArgumentError("labels look like key=value.");
@@ -137,11 +152,16 @@ program
   .option("--max-attempts <n>", "attempts before the task fails for good", parseInteger("--max-attempts"))
   .option("-l, --label <key=value>", "a label the worker must have (repeatable)", parseLabel)
   .option("--idempotency-key <key>", "a repeated key returns the existing task")
+  .option("--delay <duration>", "delayed task: enter the queue after this long, such as 250ms, 30s, 5m, 2h or 1d (at most 365d)", parseDelayOption)
+  .option("--at <time>", "delayed task: enter the queue at this ISO 8601 time, such as 2030-01-01T09:00:00Z (a past time runs now)", parseAtOption)
   .option("--json", "print JSON")
   .action(async (type: string, payloadText: string | undefined, opts) => {
+    if (opts.delay !== undefined && opts.at !== undefined) throw new TaskflowError(Code.INVALID_ARGUMENT, "--delay and --at are exclusive: give one");
     const c = client();
     try {
       const id = await c.submit(type, parsePayload(payloadText), {
+        ...(opts.delay !== undefined && { delayMs: opts.delay }),
+        ...(opts.at !== undefined && { runAt: opts.at }),
         priority: opts.priority,
         ...(opts.timeout !== undefined && { timeoutMs: opts.timeout }),
         ...(opts.maxAttempts !== undefined && { maxAttempts: opts.maxAttempts }),
@@ -242,8 +262,10 @@ program
       });
       const tasks = page.tasks.map(taskJson);
       print({ tasks, nextPageToken: page.nextPageToken || null, total: Number(page.totalSize) }, Boolean(opts.json), () => {
-        const rows = [["ID", "TYPE", "STATE", "ATTEMPT", "WORKER", "CREATED"]];
-        for (const t of tasks) rows.push([String(t["id"]), String(t["type"]), String(t["state"]), String(t["attempt"]), String(t["workerId"] ?? "-"), String(t["createdAt"])]);
+        const rows = [["ID", "TYPE", "STATE", "ATTEMPT", "WORKER", "CREATED", "DUE"]];
+        for (const t of tasks) {
+          rows.push([String(t["id"]), String(t["type"]), String(t["state"]), String(t["attempt"]), String(t["workerId"] ?? "-"), String(t["createdAt"]), String(t["runAt"] ?? "-")]);
+        }
         const more = page.nextPageToken ? `\nmore: --page-token ${page.nextPageToken}` : "";
         return `${table(rows)}\n${tasks.length} of ${page.totalSize} task(s)${more}`;
       });

@@ -10,6 +10,7 @@ import { container as rootContainer } from "tsyringe";
 import { TOKENS, systemClock, systemTimers, type EventBus, type Logger, type PolicyDefinition, type TaskStore, type TaskflowConfig } from "@taskflow/core";
 import {
   ControlServer,
+  DelayedTasks,
   LocalEventBus,
   LoopInbox,
   MainScheduler,
@@ -82,6 +83,8 @@ export async function startControl(config: TaskflowConfig, baseDir: string, logg
   const tag = `taskflow-${process.pid}-${Date.now().toString(36)}`;
   const taskHeap = IndexedHeap.create({ capacity: config.control.taskHeapCapacity, backing, name: `${tag}-tasks` });
   const workerHeap = IndexedHeap.create({ capacity: config.control.workerHeapCapacity, backing, name: `${tag}-workers` });
+  // Every delayed task is an unfinished task, which the PLM caps at the task heap's capacity.
+  const dueHeap = IndexedHeap.create({ capacity: config.control.taskHeapCapacity, backing, name: `${tag}-due` });
 
   const c = rootContainer.createChildContainer();
   // Values built above: config, time, the store, the policy, the shared-memory heaps, security.
@@ -94,6 +97,7 @@ export async function startControl(config: TaskflowConfig, baseDir: string, logg
   c.register(TOKENS.SchedulingPolicy, { useValue: policy });
   c.register(TOKENS.TaskHeap, { useValue: taskHeap });
   c.register(TOKENS.WorkerHeap, { useValue: workerHeap });
+  c.register(TOKENS.DueHeap, { useValue: dueHeap });
   c.register(TOKENS.Security, { useValue: security });
   // Parts that depend on no other part.
   c.registerSingleton(TOKENS.EventBus, LocalEventBus); //        every task and worker change
@@ -102,6 +106,7 @@ export async function startControl(config: TaskflowConfig, baseDir: string, logg
   c.registerSingleton(TOKENS.WorkerPorts, WorkerPortDirectory); // open sessions by worker ID
   c.registerSingleton(TOKENS.TaskTable, TaskTable); //           live tasks, task heap, state counts
   c.registerSingleton(TOKENS.Tenants, Tenants); //               tenants' accounts, quotas, their result subscribers
+  c.registerSingleton(TOKENS.DelayedTasks, DelayedTasks); //     delayed tasks until due: due-time heap, one timer
   // The PLM's parts, each on the ones above it.
   c.registerSingleton(TOKENS.StoreWriteBehind, StoreWriteBehind); // batched writes, store health (Durability)
   c.registerSingleton(TOKENS.TaskLifecycle, TaskLifecycle); //   the task state machine (TaskReports, LostWorkerTasks)
@@ -115,6 +120,7 @@ export async function startControl(config: TaskflowConfig, baseDir: string, logg
 
   const writer = c.resolve<StoreWriteBehind>(TOKENS.StoreWriteBehind);
   const lifecycle = c.resolve<TaskLifecycle>(TOKENS.TaskLifecycle);
+  const delayed = c.resolve<DelayedTasks>(TOKENS.DelayedTasks);
   const recovery = c.resolve<Recovery>(TOKENS.Recovery);
   const table = c.resolve<TaskTable>(TOKENS.TaskTable);
   const register = c.resolve<WorkerRegister>(TOKENS.Register);
@@ -139,7 +145,7 @@ export async function startControl(config: TaskflowConfig, baseDir: string, logg
     plm,
     register,
     policyName: scheduler.policyName,
-    queue: () => ({ inHeap: table.inHeap, parked: scheduler.parkedCount(), capacity: table.capacity }),
+    queue: () => ({ inHeap: table.inHeap, parked: scheduler.parkedCount(), delayed: delayed.size, capacity: table.capacity }),
     freeWorkers: () => workerHeap.size,
     schedulerStats: () => scheduler.stats,
     grpcErrors: () => server.errorsByCode(),
@@ -161,11 +167,13 @@ export async function startControl(config: TaskflowConfig, baseDir: string, logg
       register.stop();
       plm.stop();
       lifecycle.stop();
+      delayed.stop();
       recovery.stop();
       await writer.stop();
       await store.close();
       taskHeap.close();
       workerHeap.close();
+      dueHeap.close();
     },
   };
 }

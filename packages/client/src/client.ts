@@ -59,6 +59,18 @@ export interface SubmitOptions {
   idempotencyKey?: string;
   /** A hint for policies. @defaultValue 0 */
   expectedDurationMs?: number;
+  /**
+   * Delayed task: enters the queue this many ms after the control node accepts it, at most
+   * 365 days (`MAX_DELAY_MS`). The wait survives control node restarts; `cancel` works meanwhile.
+   * Not together with `runAt`. @defaultValue 0 (now)
+   */
+  delayMs?: number;
+  /**
+   * Delayed task: enters the queue at this time (a Date or epoch ms, at most 365 days ahead of
+   * the control node's clock); a time in the past runs now. Not together with `delayMs`.
+   * @defaultValue none (now)
+   */
+  runAt?: Date | number;
 }
 
 export interface TaskRequest extends SubmitOptions {
@@ -89,6 +101,12 @@ const STATE_NAMES: Record<number, string> = {
 /** The lower-case name of a wire task state, for example "queued". */
 export function taskStateName(state: TaskState): string {
   return STATE_NAMES[state] ?? "unspecified";
+}
+
+/** A delay or a time in whole ms for an int64 field; anything else is refused here, naming the option. */
+function int64Ms(value: number, option: string): bigint {
+  if (!Number.isSafeInteger(value)) throw new TaskflowError(Code.INVALID_ARGUMENT, `${option} must be a whole number of milliseconds, got ${value}`);
+  return BigInt(value);
 }
 
 function isFinalState(state: TaskState): boolean {
@@ -185,7 +203,12 @@ export class TaskflowClient {
   /** Submits a task; resolves with its ID once the control node has accepted it. */
   submit(type: string, payload?: unknown, options?: SubmitOptions): Promise<string> {
     if (this.closed) return Promise.reject(new TaskflowError(Code.FAILED_PRECONDITION, "the client is closed"));
-    const spec = this.toSpec(type, payload, options);
+    let spec: Spec;
+    try {
+      spec = this.toSpec(type, payload, options);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     return new Promise<string>((resolve, reject) => this.enqueue(spec, resolve, reject));
   }
 
@@ -290,6 +313,8 @@ export class TaskflowClient {
       timeoutMs: o?.timeoutMs ?? 0,
       idempotencyKey: o?.idempotencyKey ?? "",
       expectedDurationMs: o?.expectedDurationMs ?? 0,
+      delayMs: o?.delayMs ? int64Ms(o.delayMs, "delayMs") : 0n,
+      runAtMs: o?.runAt === undefined ? 0n : int64Ms(+o.runAt, "runAt"),
     };
   }
 

@@ -2,6 +2,7 @@ export { Code, Reason, TaskflowError, type TaskflowErrorOptions } from "./errors
 export {
   ALL_TENANTS,
   DEFAULT_TENANT,
+  MAX_DELAY_MS,
   MAX_TIMEOUT_MS,
   TASK_STATES,
   WORKER_STATES,

@@ -15,6 +15,12 @@ export function isFinal(state: TaskState): boolean {
  */
 export const MAX_TIMEOUT_MS = 2_000_000_000;
 
+/**
+ * The longest delay of a delayed task, in ms: 365 days. `delayMs` above it, or a `runAt` further
+ * ahead, is refused; the due-time heap re-arms its one timer in steps below Node's 2^31-1 ms.
+ */
+export const MAX_DELAY_MS = 365 * 24 * 60 * 60 * 1000;
+
 /** What a client asks to run. */
 export interface TaskSpec {
   type: string;
@@ -27,6 +33,13 @@ export interface TaskSpec {
   timeoutMs: number;
   idempotencyKey: string;
   expectedDurationMs: number;
+  /**
+   * Submit only (not stored): enter the queue this many ms after the submit; 0 or absent = now.
+   * The record keeps the resolved due time in {@link TaskRecord.notBefore}.
+   */
+  delayMs?: number;
+  /** Submit only (not stored): enter the queue at this epoch ms; 0, absent or past = now. */
+  runAt?: number;
 }
 
 /** One attempt of a task on one worker. */
@@ -74,7 +87,10 @@ export interface TaskRecord extends TaskSpec {
   assignedAt: number;
   startedAt: number;
   finishedAt: number;
-  /** When a retry may run, after a backoff. 0 = now. */
+  /**
+   * Not before this epoch ms does the task enter the queue: a delayed task's due time (from the
+   * submit's `delayMs`/`runAt`), or when a retry may run after its backoff. 0 = now.
+   */
   notBefore: number;
   result: Uint8Array | undefined;
   error: string;

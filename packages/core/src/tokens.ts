@@ -12,12 +12,16 @@ export const TOKENS = {
   PolicyDefinition: Symbol.for("taskflow:PolicyDefinition"),
   SchedulingPolicy: Symbol.for("taskflow:SchedulingPolicy"),
   TaskHeap: Symbol.for("taskflow:TaskHeap"),
+  /** Delayed tasks by due time, until they enter the task heap (an IndexedHeap keyed by epoch ms). */
+  DueHeap: Symbol.for("taskflow:DueHeap"),
   WorkerHeap: Symbol.for("taskflow:WorkerHeap"),
   EventBus: Symbol.for("taskflow:EventBus"),
   /** The task table: live tasks, their heap ids and indexes, state counts (services TaskTable). */
   TaskTable: Symbol.for("taskflow:TaskTable"),
   /** The task state machine: assign, start, finish, retry, time out, requeue (services TaskLifecycle). */
   TaskLifecycle: Symbol.for("taskflow:TaskLifecycle"),
+  /** Delayed tasks waiting for their due time, and the one timer for the earliest (services DelayedTasks). */
+  DelayedTasks: Symbol.for("taskflow:DelayedTasks"),
   /** Watchers and result subscribers (services ResultDelivery). */
   ResultDelivery: Symbol.for("taskflow:ResultDelivery"),
   /** Batched store writes, their retries and the store's health (`Durability`). */

@@ -39,6 +39,7 @@ function App() {
             <li>
               queued <b data-testid="count-queued">{c.counts.queued}</b>
               {c.queue.parked > 0 && <small> ({c.queue.parked} parked)</small>}
+              {c.queue.delayed > 0 && <small data-testid="count-delayed"> ({c.queue.delayed} delayed)</small>}
             </li>
             <li>
               running <b>{c.counts.running + c.counts.assigned}</b>

@@ -105,7 +105,7 @@ export function TaskPage({ id }: { id: string }) {
             </dd>
             {task.notBefore > 0 && (
               <>
-                <dt>Retry not before</dt>
+                <dt>{task.attempt === 0 ? "Delayed until" : "Retry not before"}</dt>
                 <dd>{clock(task.notBefore)}</dd>
               </>
             )}

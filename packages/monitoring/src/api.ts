@@ -85,8 +85,8 @@ export interface SampleJson {
 export interface ClusterJson {
   policy: string;
   counts: TaskCountsJson;
-  /** Tasks in the task heap and tasks parked because no worker can take them now. */
-  queue: { inHeap: number; parked: number };
+  /** Tasks in the task heap, tasks parked because no worker can take them now, and delayed tasks not yet due. */
+  queue: { inHeap: number; parked: number; delayed: number };
   workers: WorkerJson[];
   history: SampleJson[];
   now: number;
@@ -100,7 +100,7 @@ export interface ClusterJson {
  */
 export interface StatsEventJson {
   counts: TaskCountsJson;
-  queue: { inHeap: number; parked: number };
+  queue: { inHeap: number; parked: number; delayed: number };
   workers: WorkerJson[];
   sample: SampleJson;
 }

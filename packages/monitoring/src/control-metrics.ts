@@ -78,13 +78,14 @@ export function registerControlMetrics(registry: Registry, view: ControlView, bu
   });
   new Gauge({
     name: "taskflow_queue_depth",
-    help: "Queued tasks: in the task heap, or parked because no worker can take them now",
+    help: "Queued tasks: in the task heap, parked because no worker can take them now, or delayed until their due time",
     labelNames: ["where"],
     registers,
     collect() {
       const q = view.queue();
       this.set({ where: "heap" }, q.inHeap);
       this.set({ where: "parked" }, q.parked);
+      this.set({ where: "delayed" }, q.delayed);
     },
   });
   new Gauge({

@@ -9,8 +9,11 @@ export interface ControlView {
   readonly plm: Plm;
   readonly register: Register;
   readonly policyName: string;
-  /** Tasks waiting in the task heap, tasks parked because no worker can take them, and the heap's capacity. */
-  queue(): { inHeap: number; parked: number; capacity: number };
+  /**
+   * Tasks waiting in the task heap, tasks parked because no worker can take them, delayed tasks
+   * waiting for their due time (all three queued), and the heap's capacity.
+   */
+  queue(): { inHeap: number; parked: number; delayed: number; capacity: number };
   /** Workers in the worker heap: schedulable, with a free slot. */
   freeWorkers(): number;
   /** Scheduler loop totals since start. */

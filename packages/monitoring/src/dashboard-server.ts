@@ -177,7 +177,7 @@ export class DashboardServer {
     return {
       policy: this.view.policyName,
       counts: (await this.view.plm.counts()) as TaskCountsJson,
-      queue: { inHeap: q.inHeap, parked: q.parked },
+      queue: { inHeap: q.inHeap, parked: q.parked, delayed: q.delayed },
       workers: this.view.register.workers().map(workerJson),
       history: this.history,
       now: Date.now(),
@@ -275,7 +275,7 @@ export class DashboardServer {
       const q = this.view.queue();
       const stats: StatsEventJson = {
         counts: counts as TaskCountsJson,
-        queue: { inHeap: q.inHeap, parked: q.parked },
+        queue: { inHeap: q.inHeap, parked: q.parked, delayed: q.delayed },
         workers: this.view.register.workers().map(workerJson),
         sample,
       };

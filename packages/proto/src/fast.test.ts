@@ -80,6 +80,9 @@ describe("fast encoders write exactly what protobuf-es writes", () => {
       timeoutMs: i * 1000,
       idempotencyKey: i === 3 ? "order-42" : "",
       expectedDurationMs: i * 99_999,
+      // Delayed tasks: int64 fields, past 2^32 and negative (refused later, but it must decode).
+      delayMs: [0n, 31_536_000_000n, -1n, 250n, 0n][i]!,
+      runAtMs: [0n, 0n, 0n, 1_767_225_600_123n, -(2n ** 63n)][i]!,
     }));
     for (const [clientId, requestId] of [["", ""], ["client-1", ""], ["client-1", "req-✓-1"]] as const) {
       const encoded = encodeSubmitTasks(specs, clientId, requestId);
@@ -198,8 +201,9 @@ describe("fast decoders read what protobuf-es reads", () => {
 
   it("decodeSubmitTasks reads what protobuf-es reads", () => {
     const specs: FastSpec[] = [
-      { type: "echo", payload: bytes[1]!, priority: -5, requiredLabels: { gpu: "yes" }, maxAttempts: 3, timeoutMs: 1000, idempotencyKey: "k", expectedDurationMs: 7 },
-      { type: "", payload: bytes[0]!, priority: 0, requiredLabels: {}, maxAttempts: 0, timeoutMs: 0, idempotencyKey: "", expectedDurationMs: 0 },
+      { type: "echo", payload: bytes[1]!, priority: -5, requiredLabels: { gpu: "yes" }, maxAttempts: 3, timeoutMs: 1000, idempotencyKey: "k", expectedDurationMs: 7, delayMs: 300_000n, runAtMs: 0n },
+      { type: "", payload: bytes[0]!, priority: 0, requiredLabels: {}, maxAttempts: 0, timeoutMs: 0, idempotencyKey: "", expectedDurationMs: 0, delayMs: 0n, runAtMs: 2n ** 63n - 1n },
+      { type: "x", payload: bytes[0]!, priority: 0, requiredLabels: {}, maxAttempts: 0, timeoutMs: 0, idempotencyKey: "", expectedDurationMs: 0, delayMs: -86_400_000n, runAtMs: 0n },
     ];
     const wire = encodeSubmitTasks(specs, "client-✓", "req-1");
     const decoded = decodeSubmitTasks(wire);
@@ -215,7 +219,7 @@ describe("fast decoders read what protobuf-es reads", () => {
 
 describe("submit decoders stop at their limits", () => {
   const limits = { maxSpecs: 10_000, maxPayloadBytes: 1024 };
-  const empty: FastSpec = { type: "", payload: new Uint8Array(0), priority: 0, requiredLabels: {}, maxAttempts: 0, timeoutMs: 0, idempotencyKey: "", expectedDurationMs: 0 };
+  const empty: FastSpec = { type: "", payload: new Uint8Array(0), priority: 0, requiredLabels: {}, maxAttempts: 0, timeoutMs: 0, idempotencyKey: "", expectedDurationMs: 0, delayMs: 0n, runAtMs: 0n };
 
   function refusal(code: number, pattern: RegExp) {
     return (err: unknown) => {

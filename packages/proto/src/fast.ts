@@ -48,6 +48,27 @@ function writeInt32(buf: Buffer, pos: number, n: number): number {
   return pos;
 }
 
+/** Size of an int64 as protobuf writes it (two's complement over 64 bits: negatives take 10 bytes). */
+function int64Size(n: bigint): number {
+  let v = BigInt.asUintN(64, n);
+  let size = 1;
+  while (v >= 128n) {
+    v >>= 7n;
+    size++;
+  }
+  return size;
+}
+
+function writeInt64(buf: Buffer, pos: number, n: bigint): number {
+  let v = BigInt.asUintN(64, n);
+  while (v >= 128n) {
+    buf[pos++] = Number(v & 0x7fn) | 0x80;
+    v >>= 7n;
+  }
+  buf[pos++] = Number(v);
+  return pos;
+}
+
 function strSize(s: string): number {
   return Buffer.byteLength(s, "utf8");
 }
@@ -347,6 +368,9 @@ export interface FastSpec {
   timeoutMs: number;
   idempotencyKey: string;
   expectedDurationMs: number;
+  // ---- delayed tasks (int64 fields 9 and 10); the decoders always set both ----
+  delayMs?: bigint;
+  runAtMs?: bigint;
 }
 
 /** Encodes `SubmitTasksRequest{ specs, client_id, request_id }`. */
@@ -388,6 +412,8 @@ function encodeSpecs(
     if (s.timeoutMs) size += 1 + varintSize(s.timeoutMs);
     if (s.idempotencyKey) size += lenStrSize(strSize(s.idempotencyKey));
     if (s.expectedDurationMs) size += 1 + varintSize(s.expectedDurationMs);
+    if (s.delayMs) size += 1 + int64Size(s.delayMs);
+    if (s.runAtMs) size += 1 + int64Size(s.runAtMs);
     sizes[i] = size;
     total += 1 + varintSize(size) + size;
   }
@@ -442,6 +468,14 @@ function encodeSpecs(
     if (s.expectedDurationMs) {
       buf[pos++] = 0x40;
       pos = writeVarint(buf, pos, s.expectedDurationMs);
+    }
+    if (s.delayMs) {
+      buf[pos++] = 0x48; // delay_ms = 9
+      pos = writeInt64(buf, pos, s.delayMs);
+    }
+    if (s.runAtMs) {
+      buf[pos++] = 0x50; // run_at_ms = 10
+      pos = writeInt64(buf, pos, s.runAtMs);
     }
   }
   if (clientBytes) str(clientTag, clientId);
@@ -535,6 +569,11 @@ class HotReader extends BinaryReader {
       mul *= 128;
     }
     return BigInt(this.uint64());
+  }
+
+  /** Reads an int64 (a delay or a time in ms). */
+  i64(): bigint {
+    return BigInt.asIntN(64, this.u64());
   }
 }
 
@@ -727,6 +766,8 @@ function readSpec(reader: HotReader, index: number, limits: SubmitLimits): FastS
     timeoutMs: 0,
     idempotencyKey: "",
     expectedDurationMs: 0,
+    delayMs: 0n,
+    runAtMs: 0n,
   };
   while (reader.pos < end) {
     const f = reader.field();
@@ -775,6 +816,12 @@ function readSpec(reader: HotReader, index: number, limits: SubmitLimits): FastS
         break;
       case 8:
         spec.expectedDurationMs = reader.uint32();
+        break;
+      case 9:
+        spec.delayMs = reader.i64();
+        break;
+      case 10:
+        spec.runAtMs = reader.i64();
         break;
       default:
         reader.skip(reader.wireType, f);

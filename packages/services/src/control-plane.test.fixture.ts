@@ -9,6 +9,7 @@ import { parseConfig, type Logger, type TaskflowError, type TaskflowConfigInput,
 import { FakeClock } from "@taskflow/core/testing";
 import fifo from "@taskflow/policy-fifo";
 import { IndexedHeap } from "@taskflow/shm-heap";
+import { DelayedTasks } from "./delayed-tasks.js";
 import { LocalEventBus } from "./events.js";
 import { MemoryTaskStore } from "./memory-store.js";
 import { ProcessLifecycleManager } from "./plm.js";
@@ -132,6 +133,7 @@ export interface TestControlPlane {
   readonly table: TaskTable;
   readonly tenants: Tenants;
   readonly lifecycle: TaskLifecycle;
+  readonly delayed: DelayedTasks;
   readonly writer: StoreWriteBehind;
   readonly recovery: Recovery;
   readonly register: WorkerRegister;
@@ -167,6 +169,7 @@ export async function startControlPlane(options: TestControlPlaneOptions = {}): 
   const events = new LocalEventBus();
   const taskHeap = IndexedHeap.create({ capacity: options.heapCapacity ?? 1000 });
   const workerHeap = IndexedHeap.create({ capacity: 16 });
+  const dueHeap = IndexedHeap.create({ capacity: options.heapCapacity ?? 1000 });
   // In dependency order, as apps/node/src/control.ts has tsyringe build them.
   const delivery = new ResultDelivery();
   const inbox = new LoopInbox();
@@ -174,11 +177,12 @@ export async function startControlPlane(options: TestControlPlaneOptions = {}): 
   const table = new TaskTable(policy, taskHeap, clock);
   const tenants = new Tenants(config, clock, { tokens: config.auth.tokens });
   const writer = new StoreWriteBehind(config, store, delivery, inbox, silent, clock, clock);
-  const lifecycle = new TaskLifecycle(config, policy, table, writer, delivery, ports, inbox, events, silent, clock, clock);
-  const recovery = new Recovery(config, store, table, tenants, lifecycle, inbox, silent, clock);
+  const delayed = new DelayedTasks(dueHeap, table, inbox, clock, clock);
+  const lifecycle = new TaskLifecycle(config, policy, table, writer, delivery, ports, inbox, events, silent, clock, clock, delayed);
+  const recovery = new Recovery(config, store, table, tenants, lifecycle, inbox, silent, clock, delayed);
   const register = new WorkerRegister(config, events, silent, clock, clock, ports, lifecycle, inbox);
   const scheduler = new MainScheduler(config, policy, workerHeap, table, lifecycle, register, writer, inbox, silent);
-  const plm = new ProcessLifecycleManager(config, store, policy, table, tenants, lifecycle, delivery, writer, scheduler);
+  const plm = new ProcessLifecycleManager(config, store, policy, table, tenants, lifecycle, delivery, writer, scheduler, delayed, clock);
   const sessions = new WorkerSessions(config, register, lifecycle, recovery, writer, silent);
   await recovery.start();
   writer.start();
@@ -193,6 +197,7 @@ export async function startControlPlane(options: TestControlPlaneOptions = {}): 
     table,
     tenants,
     lifecycle,
+    delayed,
     writer,
     recovery,
     register,
@@ -229,10 +234,12 @@ export async function startControlPlane(options: TestControlPlaneOptions = {}): 
       register.stop();
       plm.stop();
       lifecycle.stop();
+      delayed.stop();
       recovery.stop();
       await writer.stop();
       taskHeap.close();
       workerHeap.close();
+      dueHeap.close();
     },
   };
 }

@@ -43,7 +43,10 @@ const workerStates: Record<WorkerState, WireWorkerState> = {
   draining: WireWorkerState.DRAINING,
 };
 
-export function specFromWire(spec: Omit<WireTaskSpec, "$typeName"> | undefined): TaskSpec {
+/** A generated spec, or one of the hot path's decoded specs (whose delay fields a sender may omit). */
+type AnyWireSpec = Omit<WireTaskSpec, "$typeName" | "delayMs" | "runAtMs"> & { delayMs?: bigint; runAtMs?: bigint };
+
+export function specFromWire(spec: AnyWireSpec | undefined): TaskSpec {
   return {
     type: spec?.type ?? "",
     payload: spec?.payload ?? new Uint8Array(0),
@@ -53,6 +56,9 @@ export function specFromWire(spec: Omit<WireTaskSpec, "$typeName"> | undefined):
     timeoutMs: spec?.timeoutMs ?? 0,
     idempotencyKey: spec?.idempotencyKey ?? "",
     expectedDurationMs: spec?.expectedDurationMs ?? 0,
+    // int64 on the wire; a value past 2^53 stays past every limit as a number, and is refused.
+    delayMs: spec?.delayMs ? Number(spec.delayMs) : 0,
+    runAt: spec?.runAtMs ? Number(spec.runAtMs) : 0,
   };
 }
 
@@ -72,6 +78,8 @@ export function taskToWire(rec: TaskRecord): Task {
       timeoutMs: rec.timeoutMs,
       idempotencyKey: rec.idempotencyKey,
       expectedDurationMs: rec.expectedDurationMs,
+      // The resolved due time of a delayed task (a retry's backoff is not part of the spec).
+      runAtMs: rec.attempt === 0 ? BigInt(rec.notBefore) : 0n,
     },
     state: toWireState[rec.state],
     clientId: rec.clientId,

@@ -17,6 +17,7 @@ import {
   TOKENS,
   TaskflowError,
   isFinal,
+  type Clock,
   type Durability,
   type Plm,
   type SchedulingPolicy,
@@ -31,6 +32,8 @@ import {
   type TenantScope,
   type TenantUsage,
 } from "@taskflow/core";
+import { type DelayedTasks } from "./delayed-tasks.js";
+import { delayedUntil } from "./due-time.js";
 import { type ResultDelivery } from "./result-delivery.js";
 import { type TaskLifecycle } from "./task-lifecycle.js";
 import { type LiveTask, type TaskTable } from "./task-table.js";
@@ -51,6 +54,7 @@ type Tasks = Pick<TaskTable, "get" | "byIdempotencyKey" | "newRecord" | "size" |
 type Transitions = Pick<TaskLifecycle, "admit" | "cancel">;
 type Subscriptions = Pick<ResultDelivery, "watch" | "subscribeResults">;
 type Accounts = Pick<Tenants, "account" | "admit" | "settle" | "usage">;
+type Delays = Pick<DelayedTasks, "holds">;
 
 @injectable()
 export class ProcessLifecycleManager implements Plm {
@@ -68,6 +72,8 @@ export class ProcessLifecycleManager implements Plm {
     @inject(TOKENS.ResultDelivery) private readonly delivery: Subscriptions,
     @inject(TOKENS.StoreWriteBehind) private readonly durability: Durability,
     @inject(TOKENS.Scheduler) private readonly waits: WaitReasons,
+    @inject(TOKENS.DelayedTasks) private readonly delayed: Delays,
+    @inject(TOKENS.Clock) private readonly clock: Clock,
   ) {}
 
   /** Takes no more submits. */
@@ -109,7 +115,7 @@ export class ProcessLifecycleManager implements Plm {
         reason: Reason.STORE,
       });
     }
-    const limits = { maxPayloadBytes: this.config.control.maxPayloadBytes };
+    const limits = { maxPayloadBytes: this.config.control.maxPayloadBytes, now: this.clock.now() };
     for (let i = 0; i < specs.length; i++) validateSpec(specs[i]!, limits, specs.length > 1 ? i : -1);
     if (deriveId) {
       const repeated = await this.repeatedRequest(specs, account.name, deriveId);
@@ -164,9 +170,12 @@ export class ProcessLifecycleManager implements Plm {
   async get(taskId: string, scope: TenantScope): Promise<TaskRecord> {
     const live = this.table.get(taskId);
     if (live) {
-      if (scope !== null && live.rec.tenant !== scope) throw notFound(taskId);
-      if (live.rec.state === "queued" && live.handle >= 0) live.rec.waitingReason = this.explainWait(live);
-      return live.rec;
+      const rec = live.rec;
+      if (scope !== null && rec.tenant !== scope) throw notFound(taskId);
+      if (rec.state === "queued" && live.handle >= 0) rec.waitingReason = this.explainWait(live);
+      // A retry waiting out its backoff after a restart keeps its own reason.
+      else if (rec.attempt === 0 && this.delayed.holds(live)) rec.waitingReason = delayedUntil(rec.notBefore, this.clock.now());
+      return rec;
     }
     const rec = await this.store.get(taskId);
     if (!rec || (scope !== null && rec.tenant !== scope)) throw notFound(taskId);

@@ -7,6 +7,7 @@
  */
 import { inject, injectable } from "tsyringe";
 import { TOKENS, type Logger, type SchedulerInbox, type TaskStore, type TaskRecord, type TaskflowConfig, type TimerHandle, type Timers } from "@taskflow/core";
+import { type DelayedTasks } from "./delayed-tasks.js";
 import { type TaskLifecycle } from "./task-lifecycle.js";
 import { type LiveTask, type TaskTable } from "./task-table.js";
 import { type Tenants } from "./tenants.js";
@@ -21,6 +22,7 @@ export interface Reconciled {
 /** What recovery uses of each part, and nothing more. */
 type Tasks = Pick<TaskTable, "restore" | "track" | "enqueue" | "get" | "hold" | "count">;
 type Transitions = Pick<TaskLifecycle, "changed" | "requeueWorkerTasks">;
+type Delays = Pick<DelayedTasks, "holdUntilDue">;
 
 @injectable()
 export class Recovery {
@@ -43,6 +45,7 @@ export class Recovery {
     @inject(TOKENS.SchedulerInbox) private readonly inbox: SchedulerInbox,
     @inject(TOKENS.Logger) private readonly logger: Logger,
     @inject(TOKENS.Timers) private readonly timers: Timers,
+    @inject(TOKENS.DelayedTasks) private readonly delayed: Delays,
   ) {}
 
   /** Loads the store's unfinished tasks back into the table and the queue. */
@@ -54,8 +57,9 @@ export class Recovery {
       // Tasks stored before tenants existed read back as the default tenant's (the stores' column default).
       const live = this.table.track(rec, this.tenants.account(rec.tenant));
       // Queued with a worker ID: it already waited for its worker after an earlier restart.
+      // A delayed task (or a retry in its backoff) not yet due waits for its time again.
       if (rec.state === "queued" && !rec.workerId) {
-        this.table.enqueue(live);
+        if (!(rec.notBefore && this.delayed.holdUntilDue(live))) this.table.enqueue(live);
         continue;
       }
       // It was with a worker when the control node stopped. That worker may still run it and

@@ -21,6 +21,7 @@ import {
   type WorkerPorts,
   type WorkerResult,
 } from "@taskflow/core";
+import { type DelayedTasks } from "./delayed-tasks.js";
 import { type ResultDelivery } from "./result-delivery.js";
 import { type StoreWriteBehind } from "./store-write-behind.js";
 import { type LiveTask, type TaskTable } from "./task-table.js";
@@ -33,6 +34,7 @@ type Tasks = Pick<
 >;
 type Writes = Pick<StoreWriteBehind, "changed" | "outcome">;
 type Watchers = Pick<ResultDelivery, "changed" | "wantsOutcomes">;
+type Delays = Pick<DelayedTasks, "holdUntilDue" | "remove">;
 
 @injectable()
 export class TaskLifecycle implements TaskReports, LostWorkerTasks {
@@ -50,6 +52,7 @@ export class TaskLifecycle implements TaskReports, LostWorkerTasks {
     @inject(TOKENS.Logger) private readonly logger: Logger,
     @inject(TOKENS.Clock) private readonly clock: Clock,
     @inject(TOKENS.Timers) private readonly timers: Timers,
+    @inject(TOKENS.DelayedTasks) private readonly delayed: Delays,
   ) {}
 
   /** Stops every retry and timeout timer; no task is requeued after this. */
@@ -61,12 +64,12 @@ export class TaskLifecycle implements TaskReports, LostWorkerTasks {
     }
   }
 
-  /** New tasks of one tenant (its `account`), just inserted in the store, enter the queue. */
+  /** New tasks of one tenant (its `account`), just inserted in the store, enter the queue (a delayed one at its due time). */
   admit(fresh: readonly TaskRecord[], account: TenantAccount): void {
     this.table.countNew(fresh.length);
     for (const rec of fresh) {
       const live = this.table.track(rec, account);
-      this.table.enqueue(live);
+      if (!(rec.notBefore && this.delayed.holdUntilDue(live))) this.table.enqueue(live);
       this.emit(rec);
     }
     this.inbox.wake();
@@ -255,6 +258,7 @@ export class TaskLifecycle implements TaskReports, LostWorkerTasks {
     const rec = live.rec;
     this.timers.clear(live.retryTimer);
     this.timers.clear(live.timeoutTimer);
+    this.delayed.remove(live);
     this.closeAttempt(rec, state === "succeeded" ? "" : error);
     this.table.count(rec.state, state);
     rec.state = state;

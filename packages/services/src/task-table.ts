@@ -19,6 +19,7 @@ import {
 } from "@taskflow/core";
 import type { IndexedHeap } from "@taskflow/shm-heap";
 import { type TenantAccount } from "./tenants.js";
+import { delayedUntil, dueTime } from "./due-time.js";
 
 /** A task that has not finished, with its place in the heap. */
 export interface LiveTask {
@@ -32,6 +33,8 @@ export interface LiveTask {
   /** Its task heap key, kept to push it back after parking. */
   key: number;
   enqueuedAt: number;
+  /** Due-time heap handle while a delayed task waits for its time (see DelayedTasks), else -1. */
+  dueHandle: number;
   /** Set while it waits for a worker that can take it (see Scheduler). */
   parked: boolean;
   retryTimer: TimerHandle | undefined;
@@ -110,6 +113,7 @@ export class TaskTable {
   /** A new task record with the next sequence number, queued. */
   newRecord(spec: TaskSpec, tenant: string, clientId: string, id: string): TaskRecord {
     const now = this.clock.now();
+    const notBefore = spec.delayMs || spec.runAt ? dueTime(spec, now) : 0;
     // Every field spelled out: a spread here makes V8 build slow dictionary-mode objects (~25x slower).
     return {
       type: spec.type,
@@ -132,10 +136,10 @@ export class TaskTable {
       assignedAt: 0,
       startedAt: 0,
       finishedAt: 0,
-      notBefore: 0,
+      notBefore,
       result: undefined,
       error: "",
-      waitingReason: "",
+      waitingReason: notBefore ? delayedUntil(notBefore) : "",
       attempts: [],
     };
   }
@@ -149,6 +153,7 @@ export class TaskTable {
       account,
       idx,
       handle: -1,
+      dueHandle: -1,
       key: 0,
       enqueuedAt: 0,
       parked: false,
@@ -185,6 +190,11 @@ export class TaskTable {
     live.key = this.policy.taskKey(this.policyView(live));
     live.parked = false;
     live.handle = this.heap.push(live.key, live.idx);
+  }
+
+  /** The live task with this heap id (the task heap's and the due-time heap's), if any. */
+  byHeapId(idx: number): LiveTask | undefined {
+    return this.byIdx[idx];
   }
 
   /** Takes the next task in policy order out of the heap, skipping ids of tasks no longer queued. */

@@ -1,5 +1,5 @@
 /** Input checks shared by every RPC that accepts tasks; each failure is a precise TaskflowError. */
-import { Code, MAX_TIMEOUT_MS, Reason, TaskflowError, type TaskSpec } from "@taskflow/core";
+import { Code, MAX_DELAY_MS, MAX_TIMEOUT_MS, Reason, TaskflowError, type TaskSpec } from "@taskflow/core";
 
 const TYPE_PATTERN = /^[A-Za-z0-9_.:/-]{1,128}$/;
 const INT32_MIN = -(2 ** 31);
@@ -7,6 +7,8 @@ const INT32_MAX = 2 ** 31 - 1;
 
 export interface SpecLimits {
   maxPayloadBytes: number;
+  /** The control node's clock, epoch ms: `run_at_ms` may be at most {@link MAX_DELAY_MS} ahead of it. */
+  now: number;
 }
 
 /**
@@ -16,7 +18,8 @@ export interface SpecLimits {
  */
 export function validateSpec(spec: TaskSpec, limits: SpecLimits, index = -1): void {
   if (spec.type && TYPE_PATTERN.test(spec.type) && spec.payload.byteLength <= limits.maxPayloadBytes && Number.isInteger(spec.priority) &&
-      spec.priority >= INT32_MIN && spec.priority <= INT32_MAX && spec.maxAttempts <= 100 && spec.timeoutMs <= MAX_TIMEOUT_MS && spec.idempotencyKey.length <= 256 && labelsOk(spec.requiredLabels)) {
+      spec.priority >= INT32_MIN && spec.priority <= INT32_MAX && spec.maxAttempts <= 100 && spec.timeoutMs <= MAX_TIMEOUT_MS && spec.idempotencyKey.length <= 256 && labelsOk(spec.requiredLabels) &&
+      ((!spec.delayMs && !spec.runAt) || delayOk(spec, limits.now))) {
     return;
   }
   const where = index >= 0 ? `specs[${index}]` : "spec";
@@ -43,6 +46,23 @@ export function validateSpec(spec: TaskSpec, limits: SpecLimits, index = -1): vo
     if (!key) throw invalid(`${where}.required_labels has an empty key`);
     if (key.length > 128 || value.length > 256) throw invalid(`${where}.required_labels "${truncate(key)}" is too long`);
   }
+  const delayMs = spec.delayMs ?? 0;
+  const runAt = spec.runAt ?? 0;
+  if (delayMs && runAt) throw invalid(`${where}.delay_ms and ${where}.run_at_ms are exclusive: set one (delay_ms ${delayMs}, run_at_ms ${runAt})`);
+  if (!Number.isSafeInteger(delayMs) || delayMs < 0 || delayMs > MAX_DELAY_MS) {
+    throw invalid(`${where}.delay_ms must be 0 … ${MAX_DELAY_MS} (365 days), got ${delayMs}`);
+  }
+  if (!Number.isSafeInteger(runAt) || runAt < 0) throw invalid(`${where}.run_at_ms must be epoch milliseconds (0 or more), got ${runAt}`);
+  if (runAt > limits.now + MAX_DELAY_MS) {
+    throw invalid(`${where}.run_at_ms ${new Date(runAt).toISOString()} is more than 365 days ahead of the control node's clock (${new Date(limits.now).toISOString()})`);
+  }
+}
+
+function delayOk(spec: TaskSpec, now: number): boolean {
+  const delayMs = spec.delayMs ?? 0;
+  const runAt = spec.runAt ?? 0;
+  if (delayMs && runAt) return false;
+  return Number.isSafeInteger(delayMs) && delayMs >= 0 && delayMs <= MAX_DELAY_MS && Number.isSafeInteger(runAt) && runAt >= 0 && runAt <= now + MAX_DELAY_MS;
 }
 
 function labelsOk(labels: Readonly<Record<string, string>>): boolean {

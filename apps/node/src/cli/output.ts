@@ -98,6 +98,8 @@ export function taskJson(task: Task): Record<string, unknown> {
     tenant: task.tenant,
     clientId: task.clientId || null,
     createdAt: time(task.createdAt),
+    // A delayed task's due time (run_at_ms of the Task's spec), else null.
+    runAt: task.spec?.runAtMs ? new Date(Number(task.spec.runAtMs)).toISOString() : null,
     assignedAt: time(task.assignedAt),
     startedAt: time(task.startedAt),
     finishedAt: time(task.finishedAt),
@@ -129,6 +131,7 @@ export function taskText(task: Task): string {
   if (j["workerId"]) lines.push(`worker:    ${j["workerId"]}`);
   if (j["waitingReason"]) lines.push(`waiting:   ${j["waitingReason"]}`);
   lines.push(`created:   ${j["createdAt"]}`);
+  if (j["runAt"]) lines.push(`due:       ${j["runAt"]}`);
   if (j["startedAt"]) lines.push(`started:   ${j["startedAt"]}`);
   if (j["finishedAt"]) lines.push(`finished:  ${j["finishedAt"]}`);
   if (task.state === 4) lines.push(`result:    ${JSON.stringify(j["result"])}`);
@@ -161,4 +164,12 @@ export function workerJson(w: WorkerInfo): Record<string, unknown> {
 export function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length)));
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  ")).join("\n");
+}
+
+/** Parses a `--delay` value: a whole number with a unit, ms, s, m, h or d ("250ms", "30s", "5m"). Returns ms, or undefined. */
+export function parseDelay(text: string): number | undefined {
+  const m = /^(\d+)(ms|s|m|h|d)$/.exec(text.trim());
+  if (!m) return undefined;
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as "ms" | "s" | "m" | "h" | "d"];
+  return Number(m[1]) * unit;
 }
