@@ -143,10 +143,10 @@ describe("control.maxReceiveMessageBytes", () => {
   });
 });
 
-describe("control.taskHeapCapacity", () => {
+describe("control.taskHeapCapacity and control.workerHeapCapacity", () => {
   it("take the heap's real range: up to 2^24 records, what its handles address", () => {
     assert.equal(MAX_HEAP_CAPACITY, 2 ** 24);
-    for (const key of ["taskHeapCapacity"] as const) {
+    for (const key of ["taskHeapCapacity", "workerHeapCapacity"] as const) {
       assert.equal(parseConfig({ control: { [key]: MAX_HEAP_CAPACITY } }).control[key], MAX_HEAP_CAPACITY);
       assert.throws(
         () => parseConfig({ control: { [key]: MAX_HEAP_CAPACITY + 1 } }),
@@ -154,6 +154,12 @@ describe("control.taskHeapCapacity", () => {
           err.reason === "TASKFLOW_ERR_CONFIG" && err.message.includes(`control.${key}:`) && err.message.includes("from 1 to 16777216"),
       );
     }
+  });
+
+  it("default to room for a million tasks and 131072 workers", () => {
+    const { control } = parseConfig({});
+    assert.equal(control.taskHeapCapacity, 1024 * 1024);
+    assert.equal(control.workerHeapCapacity, 131072);
   });
 
   it("a heap the host cannot allocate is a config error naming the key, its size and the fix", () => {

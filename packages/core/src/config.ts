@@ -37,8 +37,13 @@ const controlSchema = z.strictObject({
    * @defaultValue 1048576
    */
   taskHeapCapacity: positiveInt.max(MAX_HEAP_CAPACITY).default(1024 * 1024),
-  /** Most workers connected at once (the worker heap's capacity). @defaultValue 4096 */
-  workerHeapCapacity: positiveInt.max(1024 * 1024).default(4096),
+  /**
+   * Most workers registered at once (the worker heap's capacity), counting those within their
+   * reconnect grace; a hello past it ends with RESOURCE_EXHAUSTED (`TASKFLOW_ERR_WORKER_CAPACITY`).
+   * The heap is allocated at start: 44 bytes a worker (5.8 MB for the default).
+   * @defaultValue 131072
+   */
+  workerHeapCapacity: positiveInt.max(MAX_HEAP_CAPACITY).default(128 * 1024),
   /** How long finished tasks stay retrievable, in ms. @defaultValue 3600000 (1 hour) */
   resultRetentionMs: positiveInt.default(3_600_000),
   /** Attempts a task gets when its spec says 0. @defaultValue 3 */
@@ -290,6 +295,7 @@ const hints: Record<string, string> = {
   "control.maxPayloadBytes": "use a byte count such as 4194304 (4 MiB)",
   "control.heapBacking": 'use "sab" or "shm"',
   "control.taskHeapCapacity": "use a whole number of tasks from 1 to 16777216, such as 1048576",
+  "control.workerHeapCapacity": "use a whole number of workers from 1 to 16777216, such as 131072",
   "control.maxReceiveMessageBytes": "use a byte count such as 8388608 (8 MiB), at least control.maxPayloadBytes + 65536",
   "control.maxStreamBufferBytes": "use a byte count such as 8388608 (8 MiB), at least 65536",
   "control.defaultTimeoutMs": `use a timeout in ms from 0 (none) to ${MAX_TIMEOUT_MS} (about 23 days)`,
