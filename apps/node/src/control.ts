@@ -148,6 +148,8 @@ export async function startControl(config: TaskflowConfig, baseDir: string, logg
     schedulerStats: () => scheduler.stats,
     grpcErrors: () => server.errorsByCode(),
     authFailures: () => server.auth.failureCounts(),
+    submitRejections: () => server.submitsRejected(),
+    workersRefused: () => register.refusedHellos,
     store: () => writer.storeHealth(),
   };
 
