@@ -205,7 +205,7 @@ export class WorkerRegister implements Register {
     }
     return new TaskflowError(
       Code.RESOURCE_EXHAUSTED,
-      `the control node has ${capacity} workers registered, its most (control.workerHeapCapacity); ` +
+      `the control node already has its most workers, ${capacity} (control.workerHeapCapacity); ` +
         "fix: raise control.workerHeapCapacity on the control node (44 bytes of shared memory a worker), or run fewer workers",
       { reason: Reason.WORKER_CAPACITY },
     );

@@ -104,7 +104,7 @@ describe("WorkerSessions", () => {
 
       assert.equal(t.failure?.code, Code.RESOURCE_EXHAUSTED);
       assert.equal(t.failure?.reason, "TASKFLOW_ERR_WORKER_CAPACITY");
-      assert.match(t.failure?.message ?? "", /2 workers registered, its most \(control\.workerHeapCapacity\); fix: raise control\.workerHeapCapacity/);
+      assert.match(t.failure?.message ?? "", /already has its most workers, 2 \(control\.workerHeapCapacity\); fix: raise control\.workerHeapCapacity/);
       assert.deepEqual(t.welcomed, [], "no welcome");
       assert.equal(cp.register.get("w3"), undefined);
       assert.deepEqual(cp.register.workers().map((w) => w.id).sort(), ["w1", "w2"]);
