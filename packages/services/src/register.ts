@@ -73,7 +73,7 @@ export class WorkerRegister implements Register {
   /** Refused worker ID → when its refusal was logged, oldest first. */
   private readonly refusalsLogged = new Map<string, number>();
   /** Hellos refused because the register was full, since the start. */
-  refusedHellos = 0;
+  private refused = 0;
   private readonly byIdx: (WorkerEntry | undefined)[] = [];
   private readonly freeIdx: number[] = [];
   private joinCounter = 0;
@@ -118,6 +118,11 @@ export class WorkerRegister implements Register {
 
   byHeapId(idx: number): WorkerEntry | undefined {
     return this.byIdx[idx];
+  }
+
+  /** Hellos refused because the register was full, since the start. */
+  get refusedHellos(): number {
+    return this.refused;
   }
 
   /**
@@ -192,14 +197,14 @@ export class WorkerRegister implements Register {
 
   private refuse(hello: HelloInfo, now: number): TaskflowError {
     const capacity = this.config.control.workerHeapCapacity;
-    this.refusedHellos++;
+    this.refused++;
     const logged = this.refusalsLogged.get(hello.workerId);
     if (logged === undefined || now - logged >= REFUSAL_LOG_INTERVAL_MS) {
       this.refusalsLogged.delete(hello.workerId);
       if (this.refusalsLogged.size >= REFUSAL_LOG_IDS) this.refusalsLogged.delete(this.refusalsLogged.keys().next().value!);
       this.refusalsLogged.set(hello.workerId, now);
       this.logger.warn(
-        { workerId: hello.workerId, host: hello.host, capacity, refusedHellos: this.refusedHellos },
+        { workerId: hello.workerId, host: hello.host, capacity, refusedHellos: this.refused },
         "worker refused: the register is full (control.workerHeapCapacity)",
       );
     }
