@@ -7,12 +7,14 @@ import { Code, TaskflowError, configSchema, parseConfig, type TaskStore } from "
 import { makeTaskRecord } from "@taskflow/core/testing";
 import { create } from "@bufbuild/protobuf";
 import { TaskSchema, TaskState } from "@taskflow/proto";
+import { MAX_HEAP_CAPACITY } from "@taskflow/shm-heap";
 import { EXIT, MAX_PRINTED_JSON_DEPTH, bytesAsJson, exitCodeFor, taskText } from "./cli/output.js";
 import { loadConfigFile } from "./config-file.js";
 import { createStore } from "./control.js";
 import { postgresOpenError } from "./postgres-config.js";
 import { loadHandlers } from "./handlers.js";
 import { prettyLine } from "./logger.js";
+import { heapCreateError } from "./startup-errors.js";
 
 const dir = mkdtempSync(path.join(tmpdir(), "taskflow-node-unit-"));
 function file(name: string, text: string): string {
@@ -139,6 +141,36 @@ describe("control.maxReceiveMessageBytes", () => {
 
   it("still suggests a close key inside control", () => {
     assert.throws(() => parseConfig({ control: { maxRecieveMessageBytes: 1 } }), /did you mean "maxReceiveMessageBytes"/);
+  });
+});
+
+describe("control.taskHeapCapacity and control.workerHeapCapacity", () => {
+  it("take the heap's real range: up to 2^24 records, what its handles address", () => {
+    assert.equal(MAX_HEAP_CAPACITY, 2 ** 24);
+    for (const key of ["taskHeapCapacity", "workerHeapCapacity"] as const) {
+      assert.equal(parseConfig({ control: { [key]: MAX_HEAP_CAPACITY } }).control[key], MAX_HEAP_CAPACITY);
+      assert.throws(
+        () => parseConfig({ control: { [key]: MAX_HEAP_CAPACITY + 1 } }),
+        (err: TaskflowError) =>
+          err.reason === "TASKFLOW_ERR_CONFIG" && err.message.includes(`control.${key}:`) && err.message.includes("from 1 to 16777216"),
+      );
+    }
+  });
+
+  it("default to room for a million tasks and 131072 workers", () => {
+    const { control } = parseConfig({});
+    assert.equal(control.taskHeapCapacity, 1024 * 1024);
+    assert.equal(control.workerHeapCapacity, 131072);
+  });
+
+  it("a heap the host cannot allocate is a config error naming the key, its size and the fix", () => {
+    const err = heapCreateError(new RangeError("Array buffer allocation failed"), "control.taskHeapCapacity", MAX_HEAP_CAPACITY, "sab");
+    assert.equal(err.code, Code.FAILED_PRECONDITION);
+    assert.equal(err.reason, "TASKFLOW_ERR_CONFIG");
+    assert.equal(
+      err.message,
+      'control.taskHeapCapacity: cannot allocate a heap of 16777216 records (739 MB, control.heapBacking "sab"): Array buffer allocation failed; fix: lower control.taskHeapCapacity, or give this node more memory',
+    );
   });
 });
 

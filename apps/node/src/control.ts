@@ -31,7 +31,7 @@ import type { Authenticator } from "@taskflow/services/auth";
 import type { ControlView } from "@taskflow/monitoring";
 import { IndexedHeap } from "@taskflow/shm-heap";
 import path from "node:path";
-import { controlListenError, storeOpenError } from "./startup-errors.js";
+import { controlListenError, heapCreateError, storeOpenError } from "./startup-errors.js";
 import { postgresOpenError, postgresSsl } from "./postgres-config.js";
 import { serverSecurity } from "./security.js";
 
@@ -81,10 +81,23 @@ export async function startControl(config: TaskflowConfig, baseDir: string, logg
   });
   const backing = config.control.heapBacking;
   const tag = `taskflow-${process.pid}-${Date.now().toString(36)}`;
-  const taskHeap = IndexedHeap.create({ capacity: config.control.taskHeapCapacity, backing, name: `${tag}-tasks` });
-  const workerHeap = IndexedHeap.create({ capacity: config.control.workerHeapCapacity, backing, name: `${tag}-workers` });
+  // Allocated in full now: a capacity this host cannot hold stops the start, naming its key.
+  const heaps: IndexedHeap[] = [];
+  const heap = (key: "taskHeapCapacity" | "workerHeapCapacity", name: string): IndexedHeap => {
+    try {
+      const created = IndexedHeap.create({ capacity: config.control[key], backing, name: `${tag}-${name}` });
+      heaps.push(created);
+      return created;
+    } catch (err) {
+      for (const h of heaps) h.close();
+      store.close().catch(() => {});
+      throw heapCreateError(err, `control.${key}`, config.control[key], backing);
+    }
+  };
+  const taskHeap = heap("taskHeapCapacity", "tasks");
+  const workerHeap = heap("workerHeapCapacity", "workers");
   // Every delayed task is an unfinished task, which the PLM caps at the task heap's capacity.
-  const dueHeap = IndexedHeap.create({ capacity: config.control.taskHeapCapacity, backing, name: `${tag}-due` });
+  const dueHeap = heap("taskHeapCapacity", "due");
 
   const c = rootContainer.createChildContainer();
   // Values built above: config, time, the store, the policy, the shared-memory heaps, security.
@@ -150,6 +163,8 @@ export async function startControl(config: TaskflowConfig, baseDir: string, logg
     schedulerStats: () => scheduler.stats,
     grpcErrors: () => server.errorsByCode(),
     authFailures: () => server.auth.failureCounts(),
+    submitRejections: () => server.submitsRejected(),
+    workersRefused: () => register.refusedHellos,
     store: () => writer.storeHealth(),
   };
 

@@ -36,6 +36,21 @@ export function controlListenError(err: unknown, host: string, port: number): Ta
   );
 }
 
+/** Bytes a heap record takes in shared memory (shm-heap's layout: 2 Float64 + 7 Int32 fields). */
+const HEAP_RECORD_BYTES = 44;
+
+/** A shared-memory heap of `capacity` records (the config key `key`) could not be made. */
+export function heapCreateError(err: unknown, key: string, capacity: number, backing: string): TaskflowError {
+  const mb = Math.ceil((capacity * HEAP_RECORD_BYTES) / 1e6);
+  const room = backing === "shm" ? "room in /dev/shm" : "memory";
+  return unusableConfig(
+    key,
+    `cannot allocate a heap of ${capacity} records (${mb} MB, control.heapBacking "${backing}"): ${innermostMessage(err)}`,
+    `lower ${key}, or give this node more ${room}`,
+    err,
+  );
+}
+
 function findCause(err: unknown, match: (e: Error) => boolean): Error | undefined {
   for (let e: unknown = err, depth = 0; e instanceof Error && depth < 10; e = e.cause, depth++) if (match(e)) return e;
   return undefined;

@@ -216,7 +216,12 @@ export class TaskflowWorker {
     for (const r of options.heldResults ?? []) this.hold(r);
   }
 
-  /** Connects and says hello; resolves once the control node welcomed this worker. */
+  /**
+   * Connects and says hello; resolves once the control node welcomed this worker. Rejects, and
+   * stops reconnecting, when the control node refuses the hello: INVALID_ARGUMENT,
+   * UNAUTHENTICATED, PERMISSION_DENIED, or RESOURCE_EXHAUSTED (reason
+   * `TASKFLOW_ERR_WORKER_CAPACITY`: it has `control.workerHeapCapacity` workers already).
+   */
   start(): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       this.welcomed = { resolve, reject };
@@ -384,8 +389,8 @@ export class TaskflowWorker {
     });
     call.on("error", (err: grpc.ServiceError) => {
       if (this.closed) return;
-      // Refused outright (a bad hello, no or the wrong credentials): retrying cannot help.
-      const refused = [Code.INVALID_ARGUMENT, Code.UNAUTHENTICATED, Code.PERMISSION_DENIED].includes(err.code as number);
+      // Refused outright (a bad hello, no or the wrong credentials, a full register): retrying cannot help.
+      const refused = [Code.INVALID_ARGUMENT, Code.UNAUTHENTICATED, Code.PERMISSION_DENIED, Code.RESOURCE_EXHAUSTED].includes(err.code as number);
       if (!welcomed && this.welcomed && refused) {
         this.welcomed.reject(TaskflowError.from(err));
         this.welcomed = undefined;

@@ -7,6 +7,8 @@ import { Code, Reason, TaskflowError } from "./errors.js";
 import { MAX_TIMEOUT_MS } from "./model.js";
 
 const MiB = 1024 * 1024;
+/** Most records a shared-memory heap holds (`@taskflow/shm-heap`'s MAX_HEAP_CAPACITY, 2^24). */
+export const MAX_HEAP_CAPACITY = 16 * MiB;
 
 /**
  * Room a request needs beside one task's payload (type, labels, IDs, framing): the control node's
@@ -28,10 +30,20 @@ const controlSchema = z.strictObject({
   port: port.default(50051),
   /** Largest accepted task payload in bytes; bigger submits get RESOURCE_EXHAUSTED. @defaultValue 4 MiB */
   maxPayloadBytes: positiveInt.max(64 * MiB).default(4 * MiB),
-  /** Most unfinished tasks at once (the task heap's capacity); more submits get RESOURCE_EXHAUSTED. @defaultValue 1048576 */
-  taskHeapCapacity: positiveInt.max(16 * MiB).default(1024 * 1024),
-  /** Most workers connected at once (the worker heap's capacity). @defaultValue 4096 */
-  workerHeapCapacity: positiveInt.max(1024 * 1024).default(4096),
+  /**
+   * Most unfinished tasks at once (the task heap's capacity); more submits get RESOURCE_EXHAUSTED.
+   * At most 16777216 (2^24, what the heap's handles address). The heap is allocated at start:
+   * 44 bytes a task (46 MB for the default, 738 MB for the maximum).
+   * @defaultValue 1048576
+   */
+  taskHeapCapacity: positiveInt.max(MAX_HEAP_CAPACITY).default(1024 * 1024),
+  /**
+   * Most workers registered at once (the worker heap's capacity), counting those within their
+   * reconnect grace; a hello past it ends with RESOURCE_EXHAUSTED (`TASKFLOW_ERR_WORKER_CAPACITY`).
+   * The heap is allocated at start: 44 bytes a worker (5.8 MB for the default).
+   * @defaultValue 131072
+   */
+  workerHeapCapacity: positiveInt.max(MAX_HEAP_CAPACITY).default(128 * 1024),
   /** How long finished tasks stay retrievable, in ms. @defaultValue 3600000 (1 hour) */
   resultRetentionMs: positiveInt.default(3_600_000),
   /** Attempts a task gets when its spec says 0. @defaultValue 3 */
@@ -379,6 +391,8 @@ const hints: Record<string, string> = {
   "control.host": 'use an address to bind such as "127.0.0.1" or "0.0.0.0"',
   "control.maxPayloadBytes": "use a byte count such as 4194304 (4 MiB)",
   "control.heapBacking": 'use "sab" or "shm"',
+  "control.taskHeapCapacity": "use a whole number of tasks from 1 to 16777216, such as 1048576",
+  "control.workerHeapCapacity": "use a whole number of workers from 1 to 16777216, such as 131072",
   "control.maxReceiveMessageBytes": "use a byte count such as 8388608 (8 MiB), at least control.maxPayloadBytes + 65536",
   "control.maxStreamBufferBytes": "use a byte count such as 8388608 (8 MiB), at least 65536",
   "control.defaultTimeoutMs": `use a timeout in ms from 0 (none) to ${MAX_TIMEOUT_MS} (about 23 days)`,

@@ -36,6 +36,8 @@ export const Reason = {
   HEAP_FULL: "TASKFLOW_ERR_HEAP_FULL",
   /** A tenant's quota (`tenants.*`: unfinished tasks, submit rate) refused a submit; the message names the key. */
   QUOTA: "TASKFLOW_ERR_QUOTA",
+  /** A worker's hello found the register full (`control.workerHeapCapacity`). */
+  WORKER_CAPACITY: "TASKFLOW_ERR_WORKER_CAPACITY",
   PAYLOAD_TOO_LARGE: "TASKFLOW_ERR_PAYLOAD_TOO_LARGE",
   STALE_EPOCH: "TASKFLOW_ERR_STALE_EPOCH",
   STORE: "TASKFLOW_ERR_STORE",
@@ -80,10 +82,21 @@ export class TaskflowError extends Error {
   /** Wraps anything thrown into a TaskflowError, keeping TaskflowErrors as they are. */
   static from(value: unknown, code: Code = Code.INTERNAL): TaskflowError {
     if (TaskflowError.is(value)) return value;
-    if (isGrpcStatusError(value)) return new TaskflowError(value.code as Code, value.details || value.message, { cause: value });
+    if (isGrpcStatusError(value)) {
+      // The server's reason travels in the `taskflow-reason` trailer.
+      const reason = trailerReason(value);
+      return new TaskflowError(value.code as Code, value.details || value.message, typeof reason === "string" ? { cause: value, reason } : { cause: value });
+    }
     const message = value instanceof Error ? value.message : String(value);
     return new TaskflowError(code, message, { cause: value });
   }
+}
+
+/** The `taskflow-reason` trailer of a grpc-js status error (its `metadata`), if any. */
+function trailerReason(err: Error): unknown {
+  const metadata = (err as { metadata?: { get?: unknown } }).metadata;
+  if (typeof metadata?.get !== "function") return undefined;
+  return (metadata as { get(key: string): unknown[] }).get("taskflow-reason")[0];
 }
 
 function isGrpcStatusError(value: unknown): value is Error & { code: number; details: string } {

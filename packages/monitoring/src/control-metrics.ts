@@ -191,6 +191,18 @@ export function registerControlMetrics(registry: Registry, view: ControlView, bu
   });
 
   new Counter({
+    name: "taskflow_submit_rejected_total",
+    help: "Submit requests refused (a SubmitTask or SubmitTasks call, or one SubmitTaskStream batch, whose refusal is its acknowledgement), by status code and TASKFLOW_ERR_* reason",
+    labelNames: ["code", "reason"],
+    registers,
+    collect() {
+      this.reset();
+      for (const { code, reason, count } of view.submitRejections()) this.inc({ code, reason }, count);
+    },
+  });
+  counter("taskflow_workers_refused_total", "Worker hellos refused because the register was full (control.workerHeapCapacity)", () => view.workersRefused());
+
+  new Counter({
     name: "taskflow_auth_failures_total",
     help: "calls refused by authentication or authorization, by reason (missing_token, bad_token, wrong_role, worker_id_taken, task_types)",
     labelNames: ["reason"],

@@ -22,6 +22,14 @@ export interface ControlView {
   grpcErrors(): ReadonlyMap<string, number>;
   /** Calls refused by authentication or authorization, by reason. */
   authFailures(): ReadonlyMap<string, number>;
+  /**
+   * Submit requests refused (a SubmitTask or SubmitTasks call, one SubmitTaskStream batch), by
+   * status code name and `TASKFLOW_ERR_*` reason (`""` when none): a stream batch's refusal
+   * travels in its acknowledgement, so `grpcErrors` does not see it.
+   */
+  submitRejections(): Iterable<{ readonly code: string; readonly reason: string; readonly count: number }>;
+  /** Worker hellos refused because the register was full (`control.workerHeapCapacity`). */
+  workersRefused(): number;
   /** Whether the task store takes writes, and how many writes failed since the start. */
   store(): { readonly kind: string; readonly writable: boolean; readonly error: string; readonly failedWrites: number };
 }

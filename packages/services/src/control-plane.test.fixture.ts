@@ -27,6 +27,30 @@ import { WorkerSessions, type SessionTransport } from "./worker-sessions.js";
 
 export const silent: Logger = { trace() {}, debug() {}, info() {}, warn() {}, error() {}, child: () => silent };
 
+/** A logger that keeps every line at warn and above, as `[level, message, fields]`. */
+export class RecordingLogger implements Logger {
+  readonly lines: [level: string, message: string, fields: object][] = [];
+  trace() {}
+  debug() {}
+  info() {}
+  warn(obj: object | string, msg?: string) {
+    this.record("warn", obj, msg);
+  }
+  error(obj: object | string, msg?: string) {
+    this.record("error", obj, msg);
+  }
+  child() {
+    return this;
+  }
+  /** Messages logged at `level`. */
+  messages(level = "warn"): string[] {
+    return this.lines.filter((l) => l[0] === level).map((l) => l[1]);
+  }
+  private record(level: string, obj: object | string, msg?: string) {
+    this.lines.push(typeof obj === "string" ? [level, obj, {}] : [level, msg ?? "", obj]);
+  }
+}
+
 export function spec(type: string, overrides: Partial<TaskSpec> = {}): TaskSpec {
   return { type, payload: new Uint8Array(0), priority: 0, requiredLabels: {}, maxAttempts: 0, timeoutMs: 0, idempotencyKey: "", expectedDurationMs: 0, ...overrides };
 }
@@ -159,6 +183,8 @@ export interface TestControlPlaneOptions {
   clock?: FakeClock;
   /** Unfinished tasks the task heap holds. @defaultValue 1000 */
   heapCapacity?: number;
+  /** Where the parts log. @defaultValue nowhere */
+  logger?: Logger;
 }
 
 export async function startControlPlane(options: TestControlPlaneOptions = {}): Promise<TestControlPlane> {
@@ -167,8 +193,9 @@ export async function startControlPlane(options: TestControlPlaneOptions = {}): 
   const store = options.store ?? new MemoryTaskStore();
   const policy = fifo.create(fifo.parseOptions(undefined), { now: () => clock.now(), logger: { debug() {}, info() {}, warn() {} } });
   const events = new LocalEventBus();
+  const log = options.logger ?? silent;
   const taskHeap = IndexedHeap.create({ capacity: options.heapCapacity ?? 1000 });
-  const workerHeap = IndexedHeap.create({ capacity: 16 });
+  const workerHeap = IndexedHeap.create({ capacity: config.control.workerHeapCapacity });
   const dueHeap = IndexedHeap.create({ capacity: options.heapCapacity ?? 1000 });
   // In dependency order, as apps/node/src/control.ts has tsyringe build them.
   const delivery = new ResultDelivery();
@@ -176,14 +203,14 @@ export async function startControlPlane(options: TestControlPlaneOptions = {}): 
   const ports = new WorkerPortDirectory();
   const table = new TaskTable(policy, taskHeap, clock);
   const tenants = new Tenants(config, clock, { tokens: config.auth.tokens });
-  const writer = new StoreWriteBehind(config, store, delivery, inbox, silent, clock, clock);
+  const writer = new StoreWriteBehind(config, store, delivery, inbox, log, clock, clock);
   const delayed = new DelayedTasks(dueHeap, table, inbox, clock, clock);
-  const lifecycle = new TaskLifecycle(config, policy, table, writer, delivery, ports, inbox, events, silent, clock, clock, delayed);
-  const recovery = new Recovery(config, store, table, tenants, lifecycle, inbox, silent, clock, delayed);
-  const register = new WorkerRegister(config, events, silent, clock, clock, ports, lifecycle, inbox);
-  const scheduler = new MainScheduler(config, policy, workerHeap, table, lifecycle, register, writer, inbox, silent);
+  const lifecycle = new TaskLifecycle(config, policy, table, writer, delivery, ports, inbox, events, log, clock, clock, delayed);
+  const recovery = new Recovery(config, store, table, tenants, lifecycle, inbox, log, clock, delayed);
+  const register = new WorkerRegister(config, events, log, clock, clock, ports, lifecycle, inbox);
+  const scheduler = new MainScheduler(config, policy, workerHeap, table, lifecycle, register, writer, inbox, log);
   const plm = new ProcessLifecycleManager(config, store, policy, table, tenants, lifecycle, delivery, writer, scheduler, delayed, clock);
-  const sessions = new WorkerSessions(config, register, lifecycle, recovery, writer, silent);
+  const sessions = new WorkerSessions(config, register, lifecycle, recovery, writer, log);
   await recovery.start();
   writer.start();
   register.start();

@@ -7,6 +7,7 @@
 import { inject, injectable } from "tsyringe";
 import {
   Code,
+  Reason,
   TOKENS,
   TaskflowError,
   type Clock,
@@ -61,9 +62,18 @@ export interface WorkerChanges {
   workerChanged(worker: WorkerEntry): void;
 }
 
+/** A refused worker ID is logged again only after this long: a worker retrying its hello is one line. */
+export const REFUSAL_LOG_INTERVAL_MS = 10 * 60_000;
+/** Refused worker IDs remembered for that; past it the oldest is forgotten (and may log again). */
+const REFUSAL_LOG_IDS = 10_000;
+
 @injectable()
 export class WorkerRegister implements Register {
   private readonly entries = new Map<string, WorkerEntry>();
+  /** Refused worker ID → when its refusal was logged, oldest first. */
+  private readonly refusalsLogged = new Map<string, number>();
+  /** Hellos refused because the register was full, since the start. */
+  private refused = 0;
   private readonly byIdx: (WorkerEntry | undefined)[] = [];
   private readonly freeIdx: number[] = [];
   private joinCounter = 0;
@@ -110,10 +120,21 @@ export class WorkerRegister implements Register {
     return this.byIdx[idx];
   }
 
-  /** A session said hello. A known worker ID resumes (its running tasks stay its own). */
+  /** Hellos refused because the register was full, since the start. */
+  get refusedHellos(): number {
+    return this.refused;
+  }
+
+  /**
+   * A session said hello. A known worker ID resumes (its running tasks stay its own). A new one
+   * past `control.workerHeapCapacity` is refused before anything of it is kept.
+   * @throws TaskflowError RESOURCE_EXHAUSTED (`TASKFLOW_ERR_WORKER_CAPACITY`) when the register is full
+   */
   connect(hello: HelloInfo, session: WorkerSessionPort): WorkerEntry {
     const now = this.clock.now();
     let entry = this.entries.get(hello.workerId);
+    // Every registered worker may sit in the worker heap at once: refusing here keeps it from overflowing.
+    if (!entry && this.entries.size >= this.config.control.workerHeapCapacity) throw this.refuse(hello, now);
     if (entry && entry.link.port && entry.link.port !== session) {
       // A second session with the same ID: the newer one wins, the old stream is closed.
       entry.link.port.close();
@@ -172,6 +193,27 @@ export class WorkerRegister implements Register {
     this.emit(entry);
     this.changes.workerChanged(entry);
     return entry;
+  }
+
+  private refuse(hello: HelloInfo, now: number): TaskflowError {
+    const capacity = this.config.control.workerHeapCapacity;
+    this.refused++;
+    const logged = this.refusalsLogged.get(hello.workerId);
+    if (logged === undefined || now - logged >= REFUSAL_LOG_INTERVAL_MS) {
+      this.refusalsLogged.delete(hello.workerId);
+      if (this.refusalsLogged.size >= REFUSAL_LOG_IDS) this.refusalsLogged.delete(this.refusalsLogged.keys().next().value!);
+      this.refusalsLogged.set(hello.workerId, now);
+      this.logger.warn(
+        { workerId: hello.workerId, host: hello.host, capacity, refusedHellos: this.refused },
+        "worker refused: the register is full (control.workerHeapCapacity)",
+      );
+    }
+    return new TaskflowError(
+      Code.RESOURCE_EXHAUSTED,
+      `the control node already has its most workers, ${capacity} (control.workerHeapCapacity); ` +
+        "fix: raise control.workerHeapCapacity on the control node (44 bytes of shared memory a worker), or run fewer workers",
+      { reason: Reason.WORKER_CAPACITY },
+    );
   }
 
   heartbeat(entry: WorkerEntry, assignmentsReceived: number): void {

@@ -51,6 +51,13 @@ import { Authenticator, scopeOf, tenantOf, type Principal, type ServerSecurity }
 
 const MAX_BATCH = 10_000;
 
+/** Submit requests refused with one status code and reason (`""` when the error has none). */
+export interface SubmitRejections {
+  code: string;
+  reason: string;
+  count: number;
+}
+
 /** Converts anything thrown into a grpc-js status error. */
 export function toStatus(err: unknown): Partial<grpc.StatusObject> & { code: grpc.status; details: string } {
   const e = TaskflowError.from(err);
@@ -59,13 +66,14 @@ export function toStatus(err: unknown): Partial<grpc.StatusObject> & { code: grp
   return { code: e.code as number as grpc.status, details: e.message, metadata };
 }
 
-function unary<Req, Res>(logger: Logger, fn: (req: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res> | Res): grpc.handleUnaryCall<Req, Res> {
+function unary<Req, Res>(logger: Logger, fn: (req: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res> | Res, refused?: (err: unknown) => void): grpc.handleUnaryCall<Req, Res> {
   return (call, callback) => {
     Promise.resolve()
       .then(() => fn(call.request, call))
       .then(
         (res) => callback(null, res),
         (err: unknown) => {
+          refused?.(err);
           const status = toStatus(err);
           if (status.code === grpc.status.INTERNAL || status.code === grpc.status.UNKNOWN) logger.error({ err }, "request failed");
           callback(status);
@@ -86,6 +94,17 @@ export class ControlServer {
   private serving = false;
   /** Calls that ended with an error, by status code name (for metrics). */
   private readonly errorCounts = new Map<string, number>();
+  /** Submit requests refused, by "code reason": stream batches too, whose refusal is an ack, not a status. */
+  private readonly submitRejections = new Map<string, SubmitRejections>();
+  private readonly submitRefused = (err: unknown) => {
+    const e = TaskflowError.from(err);
+    const code = Code[e.code] ?? String(e.code);
+    const reason = e.reason ?? "";
+    const key = `${code} ${reason}`;
+    const counted = this.submitRejections.get(key);
+    if (counted) counted.count++;
+    else this.submitRejections.set(key, { code, reason, count: 1 });
+  };
   /** Counts every call's final status; streams and unary calls alike. */
   private readonly countStatuses: grpc.ServerInterceptor = (_method, call) =>
     new grpc.ServerInterceptingCall(call, {
@@ -130,6 +149,11 @@ export class ControlServer {
   /** Calls answered with an error status so far, by code name (`NOT_FOUND`, …). */
   errorsByCode(): ReadonlyMap<string, number> {
     return this.errorCounts;
+  }
+
+  /** Submit requests refused so far (SubmitTask, SubmitTasks, each SubmitTaskStream batch), by code and reason. */
+  submitsRejected(): Iterable<Readonly<SubmitRejections>> {
+    return this.submitRejections.values();
   }
 
   /** The bound port (useful with port 0). */
@@ -193,15 +217,23 @@ export class ControlServer {
     // Enforced while decoding: a request allocates no more specs or payload bytes than these.
     const limits = { maxSpecs: MAX_BATCH, maxPayloadBytes: this.config.control.maxPayloadBytes };
     addService(this.server, TaskService, {
-      submitTask: unary(logger, async (req, call) => {
-        const { ids, deduplicated } = await plm.submit([specFromWire(req.spec)], req.clientId, req.requestId, tenantOf(auth.principalOf(call)));
-        return { taskId: ids[0]!, deduplicated: deduplicated[0]! };
-      }),
-      submitTasks: unary(logger, async (req, call) => {
-        checkBatch(req.specs.length);
-        const { ids, deduplicated } = await plm.submit(req.specs.map(specFromWire), req.clientId, req.requestId, tenantOf(auth.principalOf(call)));
-        return { taskIds: ids, deduplicated: deduplicated.includes(true) ? deduplicated : [] };
-      }),
+      submitTask: unary(
+        logger,
+        async (req, call) => {
+          const { ids, deduplicated } = await plm.submit([specFromWire(req.spec)], req.clientId, req.requestId, tenantOf(auth.principalOf(call)));
+          return { taskId: ids[0]!, deduplicated: deduplicated[0]! };
+        },
+        this.submitRefused,
+      ),
+      submitTasks: unary(
+        logger,
+        async (req, call) => {
+          checkBatch(req.specs.length);
+          const { ids, deduplicated } = await plm.submit(req.specs.map(specFromWire), req.clientId, req.requestId, tenantOf(auth.principalOf(call)));
+          return { taskIds: ids, deduplicated: deduplicated.includes(true) ? deduplicated : [] };
+        },
+        this.submitRefused,
+      ),
       submitTaskStream: (call) => {
         const tenant = tenantOf(auth.principalOf(call));
         // A client may half-close right after its last batch; the call ends only once every
@@ -226,6 +258,7 @@ export class ControlServer {
               // Hand-encoded: an acknowledgement lists every task ID.
               ({ ids, deduplicated }) => out.write(encodeSubmitAck(req.batchId, ids, deduplicated)),
               (err: unknown) => {
+                this.submitRefused(err);
                 const status = toStatus(err);
                 out.write(ackBytes({ batchId: req.batchId, errorCode: status.code, errorMessage: status.details }));
               },

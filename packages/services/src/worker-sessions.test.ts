@@ -7,7 +7,8 @@ import assert from "node:assert/strict";
 import { afterEach, describe, it } from "node:test";
 import { ALL_TENANTS, Code, TaskflowError } from "@taskflow/core";
 import { create, SessionRequestSchema, type SessionRequest } from "@taskflow/proto";
-import { RecordingTransport, SwitchableStore, settle, spec, startControlPlane, type TestControlPlane } from "./control-plane.test.fixture.js";
+import { RecordingLogger, RecordingTransport, SwitchableStore, settle, spec, startControlPlane, type TestControlPlane } from "./control-plane.test.fixture.js";
+import { REFUSAL_LOG_INTERVAL_MS } from "./register.js";
 
 let cp: TestControlPlane | undefined;
 afterEach(async () => {
@@ -88,6 +89,94 @@ describe("WorkerSessions", () => {
       cp.sessions.open(refused, () => new TaskflowError(Code.PERMISSION_DENIED, "not yours")).receive(hello("w2"));
       assert.equal(refused.failure?.code, Code.PERMISSION_DENIED);
       assert.equal(cp.register.get("w2"), undefined);
+    });
+  });
+
+  describe("hello past control.workerHeapCapacity", () => {
+    const capacity = { control: { workerHeapCapacity: 2 } };
+
+    it("ends the session with RESOURCE_EXHAUSTED naming the key and the fix, and keeps no trace of the worker", async () => {
+      cp = await startControlPlane({ config: capacity });
+      cp.sessions.open(new RecordingTransport()).receive(hello("w1", { slots: 1 }));
+      cp.sessions.open(new RecordingTransport()).receive(hello("w2", { slots: 1 }));
+      const t = new RecordingTransport();
+      cp.sessions.open(t).receive(hello("w3", { slots: 1 }));
+
+      assert.equal(t.failure?.code, Code.RESOURCE_EXHAUSTED);
+      assert.equal(t.failure?.reason, "TASKFLOW_ERR_WORKER_CAPACITY");
+      assert.match(t.failure?.message ?? "", /already has its most workers, 2 \(control\.workerHeapCapacity\); fix: raise control\.workerHeapCapacity/);
+      assert.deepEqual(t.welcomed, [], "no welcome");
+      assert.equal(cp.register.get("w3"), undefined);
+      assert.deepEqual(cp.register.workers().map((w) => w.id).sort(), ["w1", "w2"]);
+      assert.equal(cp.register.refusedHellos, 1);
+    });
+
+    it("sets no liveness clock for a refused worker: no death, no requeue, and the others keep taking tasks", async () => {
+      const logger = new RecordingLogger();
+      cp = await startControlPlane({ config: capacity, logger });
+      const t1 = new RecordingTransport();
+      const t2 = new RecordingTransport();
+      cp.sessions.open(t1).receive(hello("w1", { slots: 1 }));
+      cp.sessions.open(t2).receive(hello("w2", { slots: 1 }));
+      const refused = new RecordingTransport();
+      cp.sessions.open(refused).receive(hello("w3", { slots: 1 }));
+      // Well past the heartbeat timeout and the reconnect grace, the two admitted workers beating.
+      await cp.advance(cp.config.liveness.heartbeatTimeoutMs + cp.config.liveness.reconnectGraceMs + 5_000, { heartbeats: true });
+      const { ids } = await cp.plm.submit([spec("echo"), spec("echo")], "c1");
+      await settle();
+
+      assert.deepEqual(logger.messages().filter((m) => m.includes("dead")), []);
+      assert.deepEqual(cp.register.workers().map((w) => [w.id, w.state]).sort(), [["w1", "alive"], ["w2", "alive"]]);
+      assert.deepEqual([...t1.assigned, ...t2.assigned].map((a) => a.taskId).sort(), [...ids].sort(), "the full worker heap still schedules");
+      assert.equal(refused.assigned.length, 0);
+    });
+
+    it("logs a refused worker ID once however often it retries, and again after REFUSAL_LOG_INTERVAL_MS", async () => {
+      const logger = new RecordingLogger();
+      cp = await startControlPlane({ config: capacity, logger });
+      cp.join("w1", ["echo"]);
+      cp.join("w2", ["echo"]);
+      const retry = (id: string) => {
+        const t = new RecordingTransport();
+        cp!.sessions.open(t).receive(hello(id));
+        assert.equal(t.failure?.code, Code.RESOURCE_EXHAUSTED);
+      };
+      for (let i = 0; i < 20; i++) {
+        retry("w3");
+        await cp.advance(1_000, { heartbeats: true });
+      }
+      retry("w4");
+      const refusals = () => logger.lines.filter((l) => l[1].startsWith("worker refused"));
+      assert.deepEqual(refusals().map((l) => (l[2] as { workerId: string }).workerId), ["w3", "w4"]);
+      assert.equal(cp.register.refusedHellos, 21);
+      assert.deepEqual(logger.messages("error"), [], "a refusal is not an error of the control node");
+
+      await cp.advance(REFUSAL_LOG_INTERVAL_MS, { heartbeats: true });
+      retry("w3");
+      assert.equal(refusals().length, 3);
+    });
+
+    it("lets a registered worker resume while the register is full, and admits a new one once a worker left", async () => {
+      cp = await startControlPlane({ config: capacity });
+      const s1 = cp.sessions.open(new RecordingTransport());
+      s1.receive(hello("w1"));
+      cp.sessions.open(new RecordingTransport()).receive(hello("w2"));
+      s1.ended("network");
+      const back = new RecordingTransport();
+      cp.sessions.open(back).receive(hello("w1"));
+      assert.equal(back.failure, undefined);
+      assert.equal(back.welcomed.length, 1, "its own ID resumes: it is already counted");
+
+      // w2 falls silent and is declared dead: its place is free.
+      for (let t = 0; t < cp.config.liveness.heartbeatTimeoutMs + 500; t += 250) {
+        cp.register.heartbeat(cp.entry("w1"), 0);
+        await cp.advance(250);
+      }
+      assert.equal(cp.register.get("w2"), undefined);
+      const next = new RecordingTransport();
+      cp.sessions.open(next).receive(hello("w3"));
+      assert.equal(next.failure, undefined);
+      assert.deepEqual(cp.register.workers().map((w) => w.id).sort(), ["w1", "w3"]);
     });
   });
 

@@ -5,7 +5,7 @@
  * `stored` once durable. The gRPC server only moves these messages (see server.ts).
  */
 import { inject, injectable } from "tsyringe";
-import { TOKENS, type Durability, type Logger, type TaskReports, type TaskflowConfig, type TaskflowError } from "@taskflow/core";
+import { Code, TOKENS, TaskflowError, type Durability, type Logger, type TaskReports, type TaskflowConfig } from "@taskflow/core";
 import type { Heartbeat, Hello, SessionRequest } from "@taskflow/proto";
 import { type Recovery } from "./recovery.js";
 import { type WorkerEntry, type WorkerRegister } from "./register.js";
@@ -46,19 +46,29 @@ export class WorkerSessions {
     return new WorkerSession(this, transport, check);
   }
 
-  /** @internal */ hello(session: WorkerSession, hello: Hello): WorkerEntry {
-    const entry = this.register.connect(
-      {
-        workerId: hello.workerId,
-        host: hello.host,
-        pid: hello.pid,
-        slots: hello.slots,
-        prefetch: Math.min(hello.prefetch, MAX_PREFETCH),
-        labels: { ...hello.labels },
-        taskTypes: hello.taskTypes,
-      },
-      session.transport,
-    );
+  /** @internal The worker's entry, or undefined when the register refused it (the session is ended). */
+  hello(session: WorkerSession, hello: Hello): WorkerEntry | undefined {
+    let entry: WorkerEntry;
+    try {
+      entry = this.register.connect(
+        {
+          workerId: hello.workerId,
+          host: hello.host,
+          pid: hello.pid,
+          slots: hello.slots,
+          prefetch: Math.min(hello.prefetch, MAX_PREFETCH),
+          labels: { ...hello.labels },
+          taskTypes: hello.taskTypes,
+        },
+        session.transport,
+      );
+    } catch (err) {
+      // Refused (the register is full; it logged why): the worker hears the status, nothing is kept.
+      const refused = TaskflowError.from(err);
+      if (refused.code === Code.INTERNAL) this.failed(err);
+      session.transport.fail(refused);
+      return undefined;
+    }
     session.transport.welcome(hello.workerId, this.config.liveness.heartbeatIntervalMs);
     this.reconcile(entry, hello, session.transport);
     return entry;

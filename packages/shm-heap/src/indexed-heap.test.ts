@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { Worker } from "node:worker_threads";
-import { HeapAttachError, HeapFullError, IndexedHeap, type Handle } from "./index.js";
+import { HeapAttachError, HeapFullError, IndexedHeap, MAX_HEAP_CAPACITY, type Handle } from "./index.js";
+import { GEN_LIMIT, SLOT_SPAN, slotOf } from "./ordering.js";
 
 /** Deterministic PRNG so a failing fuzz run can be replayed from its seed. */
 function rng(seed: number): () => number {
@@ -228,8 +229,23 @@ describe("IndexedHeap", () => {
 
   describe("create and attach", () => {
     it("rejects bad capacities", () => {
-      for (const capacity of [0, -1, 1.5, 2 ** 24, NaN]) {
-        assert.throws(() => IndexedHeap.create({ capacity }), HeapAttachError);
+      for (const capacity of [0, -1, 1.5, 2 ** 24 + 1, NaN]) {
+        assert.throws(
+          () => IndexedHeap.create({ capacity }),
+          (e: unknown) => e instanceof HeapAttachError && e.message.includes(`1..${2 ** 24}`),
+        );
+      }
+    });
+
+    it("allows 2^24 records: every slot of the largest heap has handles, up to the last generation", () => {
+      // A heap of 2^24 records is 738 MB; the handle arithmetic is what bounds it, checked here.
+      assert.equal(MAX_HEAP_CAPACITY, 2 ** 24);
+      const last = MAX_HEAP_CAPACITY - 1;
+      for (const gen of [1, GEN_LIMIT - 1]) {
+        const handle = gen * SLOT_SPAN + last;
+        assert.ok(Number.isSafeInteger(handle));
+        assert.equal(slotOf(handle, MAX_HEAP_CAPACITY), last);
+        assert.equal((handle - last) / SLOT_SPAN, gen);
       }
     });
 

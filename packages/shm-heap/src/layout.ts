@@ -23,8 +23,11 @@ export const SLOT_BYTES = 64;
 export const SLOT_PID_OFFSET = 48;
 /** Bytes before the record arrays. */
 export const HEADER_BYTES = SLOTS_OFFSET + SLOT_COUNT * SLOT_BYTES;
-/** Handles keep the slot in the low 24 bits' worth of value, hence this ceiling on capacity. */
-export const MAX_CAPACITY = 0xffffff;
+/**
+ * Most records a heap holds: 2^24. A handle is `gen × 2^24 + slot`, so slots 0..2^24 − 1 fit
+ * (the old ceiling, 0xffffff, was one short of what the handles allow).
+ */
+export const MAX_CAPACITY = 0x1000000;
 
 /** Int32 indexes into the header. */
 export const H = {
