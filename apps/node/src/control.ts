@@ -14,6 +14,7 @@ import {
   LocalEventBus,
   LoopInbox,
   MainScheduler,
+  MemoryAdmission,
   MemoryTaskStore,
   ProcessLifecycleManager,
   Recovery,
@@ -26,6 +27,7 @@ import {
   WorkerRegister,
   WorkerSessions,
   loadPolicy,
+  processMemorySampler,
 } from "@taskflow/services";
 import type { Authenticator } from "@taskflow/services/auth";
 import type { ControlView } from "@taskflow/monitoring";
@@ -112,6 +114,7 @@ export async function startControl(config: TaskflowConfig, baseDir: string, logg
   c.register(TOKENS.WorkerHeap, { useValue: workerHeap });
   c.register(TOKENS.DueHeap, { useValue: dueHeap });
   c.register(TOKENS.Security, { useValue: security });
+  c.register(TOKENS.MemorySampler, { useValue: processMemorySampler() });
   // Parts that depend on no other part.
   c.registerSingleton(TOKENS.EventBus, LocalEventBus); //        every task and worker change
   c.registerSingleton(TOKENS.ResultDelivery, ResultDelivery); // watchers, result subscribers
@@ -120,6 +123,7 @@ export async function startControl(config: TaskflowConfig, baseDir: string, logg
   c.registerSingleton(TOKENS.TaskTable, TaskTable); //           live tasks, task heap, state counts
   c.registerSingleton(TOKENS.Tenants, Tenants); //               tenants' accounts, quotas, their result subscribers
   c.registerSingleton(TOKENS.DelayedTasks, DelayedTasks); //     delayed tasks until due: due-time heap, one timer
+  c.registerSingleton(TOKENS.MemoryAdmission, MemoryAdmission); // memory against control.memoryBudget, sampled
   // The PLM's parts, each on the ones above it.
   c.registerSingleton(TOKENS.StoreWriteBehind, StoreWriteBehind); // batched writes, store health (Durability)
   c.registerSingleton(TOKENS.TaskLifecycle, TaskLifecycle); //   the task state machine (TaskReports, LostWorkerTasks)
@@ -139,6 +143,7 @@ export async function startControl(config: TaskflowConfig, baseDir: string, logg
   const register = c.resolve<WorkerRegister>(TOKENS.Register);
   const scheduler = c.resolve<MainScheduler>(TOKENS.Scheduler);
   const plm = c.resolve<ProcessLifecycleManager>(TOKENS.Plm);
+  const memory = c.resolve<MemoryAdmission>(TOKENS.MemoryAdmission);
   const server = c.resolve(ControlServer);
   const events = c.resolve<EventBus>(TOKENS.EventBus);
 
@@ -146,6 +151,7 @@ export async function startControl(config: TaskflowConfig, baseDir: string, logg
   writer.start();
   register.start();
   scheduler.start();
+  memory.start();
   const port = await server.listen().catch((err: unknown) => {
     throw controlListenError(err, config.control.host, config.control.port);
   });
@@ -165,6 +171,7 @@ export async function startControl(config: TaskflowConfig, baseDir: string, logg
     authFailures: () => server.auth.failureCounts(),
     submitRejections: () => server.submitsRejected(),
     workersRefused: () => register.refusedHellos,
+    memory: () => memory.use(),
     store: () => writer.storeHealth(),
   };
 
@@ -181,6 +188,7 @@ export async function startControl(config: TaskflowConfig, baseDir: string, logg
       await scheduler.stop();
       register.stop();
       plm.stop();
+      memory.stop();
       lifecycle.stop();
       delayed.stop();
       recovery.stop();

@@ -22,6 +22,29 @@ const allowedHosts = z.array(z.string().min(1).regex(/^[^\s/:]+$|^\[[0-9A-Fa-f:.
 const positiveInt = z.number().int().positive();
 const labels = z.record(z.string().min(1), z.string());
 
+/**
+ * How much memory queued tasks may bring the control node to before submits are refused with
+ * RESOURCE_EXHAUSTED (`TASKFLOW_ERR_MEMORY`), so that it never dies of an out-of-memory error
+ * holding them. Two budgets, each checked on a sample taken every `sampleIntervalMs` plus an
+ * estimate of what was accepted since: the V8 heap in use against its limit, and the process's
+ * resident memory against the host's (or its cgroup's) memory. Submits resume once both are
+ * below `resumeFraction` of their budget. @see docs/adr/0021-memory-admission.md
+ */
+const memoryBudgetSchema = z.strictObject({
+  /** Share of the V8 heap limit (`--max-old-space-size`) the heap in use may reach. @defaultValue 0.7 */
+  heapFraction: z.number().gt(0).max(1).default(0.7),
+  /** Share of the host's memory, or of the cgroup's `memory.max` when lower, the process's resident memory may reach. @defaultValue 0.8 */
+  systemFraction: z.number().gt(0).max(1).default(0.8),
+  /** The heap budget in bytes, instead of `heapFraction` of the limit. @defaultValue none (`heapFraction` applies) */
+  heapBytes: positiveInt.optional(),
+  /** The resident memory budget in bytes, instead of `systemFraction` of the host's. @defaultValue none (`systemFraction` applies) */
+  rssBytes: positiveInt.optional(),
+  /** Once refusing, submits are accepted again when both are below this share of their budget. @defaultValue 0.9 */
+  resumeFraction: z.number().gt(0).lt(1).default(0.9),
+  /** How often memory is sampled, in ms (the submits between two samples are estimated). @defaultValue 200 */
+  sampleIntervalMs: positiveInt.min(10).max(10_000).default(200),
+});
+
 /** The control role: PLM, Scheduler and Register behind one gRPC server. */
 const controlSchema = z.strictObject({
   /** Address the gRPC server binds. @defaultValue "127.0.0.1" */
@@ -67,6 +90,11 @@ const controlSchema = z.strictObject({
    * goes out when nothing else waits. @defaultValue 8 MiB
    */
   maxStreamBufferBytes: positiveInt.min(64 * 1024).max(1024 * MiB).default(8 * MiB),
+  /**
+   * Memory budget past which submits are refused with RESOURCE_EXHAUSTED (`TASKFLOW_ERR_MEMORY`).
+   * @defaultValue `{ heapFraction: 0.7, systemFraction: 0.8, resumeFraction: 0.9, sampleIntervalMs: 200 }`
+   */
+  memoryBudget: memoryBudgetSchema.prefault({}),
 }).transform((control) => ({
   ...control,
   maxReceiveMessageBytes: control.maxReceiveMessageBytes ?? Math.max(8 * MiB, control.maxPayloadBytes + MESSAGE_OVERHEAD_BYTES),
@@ -395,6 +423,12 @@ const hints: Record<string, string> = {
   "control.workerHeapCapacity": "use a whole number of workers from 1 to 16777216, such as 131072",
   "control.maxReceiveMessageBytes": "use a byte count such as 8388608 (8 MiB), at least control.maxPayloadBytes + 65536",
   "control.maxStreamBufferBytes": "use a byte count such as 8388608 (8 MiB), at least 65536",
+  "control.memoryBudget.heapFraction": "use a share of the heap limit above 0 and at most 1, such as 0.7",
+  "control.memoryBudget.systemFraction": "use a share of the host's memory above 0 and at most 1, such as 0.8",
+  "control.memoryBudget.heapBytes": "use a byte count below the heap limit (--max-old-space-size), such as 1073741824 (1 GiB), or leave it out to use heapFraction",
+  "control.memoryBudget.rssBytes": "use a byte count below the host's memory, such as 2147483648 (2 GiB), or leave it out to use systemFraction",
+  "control.memoryBudget.resumeFraction": "use a share of the budget above 0 and below 1, such as 0.9",
+  "control.memoryBudget.sampleIntervalMs": "use an interval in ms from 10 to 10000, such as 200",
   "control.defaultTimeoutMs": `use a timeout in ms from 0 (none) to ${MAX_TIMEOUT_MS} (about 23 days)`,
   "scheduler.policy": 'use "fifo", "priority", "least-loaded" or an installed policy package name',
   "store.kind": 'use "memory", "sqlite" or "postgres"',

@@ -58,6 +58,23 @@ export const systemTimers: Timers = {
   },
 };
 
+/** One reading of the process's memory, in bytes. */
+export interface MemorySample {
+  /** V8 heap in use (`used_heap_size`), garbage not yet collected included. */
+  readonly heapUsed: number;
+  /** The V8 heap's limit (`heap_size_limit`): past it the process dies "out of memory". */
+  readonly heapLimit: number;
+  /** The process's resident set. */
+  readonly rss: number;
+  /** The memory the process may use: the host's, or its cgroup's `memory.max` when lower. */
+  readonly systemLimit: number;
+}
+
+/** Reads the process's memory; injected so tests can play any memory pressure. */
+export interface MemorySampler {
+  sample(): MemorySample;
+}
+
 /** Every task transition and worker change, for watchers and monitoring. */
 export type ClusterEvent =
   | { readonly kind: "task"; readonly time: number; readonly task: TaskRecord }

@@ -38,6 +38,8 @@ export const Reason = {
   QUOTA: "TASKFLOW_ERR_QUOTA",
   /** A worker's hello found the register full (`control.workerHeapCapacity`). */
   WORKER_CAPACITY: "TASKFLOW_ERR_WORKER_CAPACITY",
+  /** The control node's memory is near its budget (`control.memoryBudget`); submits resume once it falls. */
+  MEMORY: "TASKFLOW_ERR_MEMORY",
   PAYLOAD_TOO_LARGE: "TASKFLOW_ERR_PAYLOAD_TOO_LARGE",
   STALE_EPOCH: "TASKFLOW_ERR_STALE_EPOCH",
   STORE: "TASKFLOW_ERR_STORE",

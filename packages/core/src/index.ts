@@ -41,6 +41,8 @@ export {
   type Clock,
   type Durability,
   type LostWorkerTasks,
+  type MemorySample,
+  type MemorySampler,
   type SchedulerInbox,
   type StoreHealth,
   type TaskReports,

@@ -30,6 +30,10 @@ export const TOKENS = {
   Tenants: Symbol.for("taskflow:Tenants"),
   /** Reloading unfinished tasks after a restart, and re-adopting them from returning workers. */
   Recovery: Symbol.for("taskflow:Recovery"),
+  /** Reads the process's memory: V8 heap, resident set, the host's limit (`MemorySampler`). */
+  MemorySampler: Symbol.for("taskflow:MemorySampler"),
+  /** Refuses submits near the memory budget, `control.memoryBudget` (services MemoryAdmission). */
+  MemoryAdmission: Symbol.for("taskflow:MemoryAdmission"),
   /** The client-facing task API (`Plm`). */
   Plm: Symbol.for("taskflow:Plm"),
   /** What the scheduler's loop is told between turns (`SchedulerInbox`). */

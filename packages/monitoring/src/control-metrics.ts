@@ -200,6 +200,27 @@ export function registerControlMetrics(registry: Registry, view: ControlView, bu
       for (const { code, reason, count } of view.submitRejections()) this.inc({ code, reason }, count);
     },
   });
+  new Gauge({
+    name: "taskflow_memory_bytes",
+    help: "Control node memory against control.memoryBudget, by kind (heap: V8 heap in use, rss: resident set) and what (used, budget); submits are refused with TASKFLOW_ERR_MEMORY past the budget",
+    labelNames: ["kind", "what"],
+    registers,
+    collect() {
+      const m = view.memory();
+      this.set({ kind: "heap", what: "used" }, m.heapUsed);
+      this.set({ kind: "heap", what: "budget" }, Math.round(m.heapBudget));
+      this.set({ kind: "rss", what: "used" }, m.rss);
+      this.set({ kind: "rss", what: "budget" }, Math.round(m.rssBudget));
+    },
+  });
+  new Gauge({
+    name: "taskflow_memory_refusing",
+    help: "1 while submits are refused because memory reached control.memoryBudget (until it falls below its resumeFraction), else 0",
+    registers,
+    collect() {
+      this.set(view.memory().refusing ? 1 : 0);
+    },
+  });
   counter("taskflow_workers_refused_total", "Worker hellos refused because the register was full (control.workerHeapCapacity)", () => view.workersRefused());
 
   new Counter({

@@ -30,6 +30,8 @@ export interface ControlView {
   submitRejections(): Iterable<{ readonly code: string; readonly reason: string; readonly count: number }>;
   /** Worker hellos refused because the register was full (`control.workerHeapCapacity`). */
   workersRefused(): number;
+  /** Memory in use against `control.memoryBudget` (last sample), and whether submits are refused for it. */
+  memory(): { readonly heapUsed: number; readonly heapBudget: number; readonly rss: number; readonly rssBudget: number; readonly refusing: boolean };
   /** Whether the task store takes writes, and how many writes failed since the start. */
   store(): { readonly kind: string; readonly writable: boolean; readonly error: string; readonly failedWrites: number };
 }

@@ -5,12 +5,13 @@
  * covered by the end-to-end tests).
  */
 import "reflect-metadata";
-import { parseConfig, type Logger, type TaskflowError, type TaskflowConfigInput, type TaskRecord, type TaskSpec, type TaskStore } from "@taskflow/core";
+import { parseConfig, type Logger, type MemorySampler, type TaskflowError, type TaskflowConfigInput, type TaskRecord, type TaskSpec, type TaskStore } from "@taskflow/core";
 import { FakeClock } from "@taskflow/core/testing";
 import fifo from "@taskflow/policy-fifo";
 import { IndexedHeap } from "@taskflow/shm-heap";
 import { DelayedTasks } from "./delayed-tasks.js";
 import { LocalEventBus } from "./events.js";
+import { MemoryAdmission } from "./memory-admission.js";
 import { MemoryTaskStore } from "./memory-store.js";
 import { ProcessLifecycleManager } from "./plm.js";
 import { Recovery } from "./recovery.js";
@@ -164,6 +165,7 @@ export interface TestControlPlane {
   readonly scheduler: MainScheduler;
   readonly sessions: WorkerSessions;
   readonly events: LocalEventBus;
+  readonly memory: MemoryAdmission;
   /** A worker says hello on a new recording session. */
   join(id: string, types: string[], slots?: number): RecordingPort;
   entry(id: string): WorkerEntry;
@@ -185,7 +187,12 @@ export interface TestControlPlaneOptions {
   heapCapacity?: number;
   /** Where the parts log. @defaultValue nowhere */
   logger?: Logger;
+  /** What memory the admission control sees, sampled on the fake clock. @defaultValue a process far below every budget, never sampled again */
+  memory?: MemorySampler;
 }
+
+/** A process far below every memory budget: 10 MB used of a 4 GB heap and 16 GB of host memory. */
+const roomyMemory: MemorySampler = { sample: () => ({ heapUsed: 10e6, heapLimit: 4e9, rss: 50e6, systemLimit: 16e9 }) };
 
 export async function startControlPlane(options: TestControlPlaneOptions = {}): Promise<TestControlPlane> {
   const config = parseConfig(options.config ?? {});
@@ -209,12 +216,15 @@ export async function startControlPlane(options: TestControlPlaneOptions = {}): 
   const recovery = new Recovery(config, store, table, tenants, lifecycle, inbox, log, clock, delayed);
   const register = new WorkerRegister(config, events, log, clock, clock, ports, lifecycle, inbox);
   const scheduler = new MainScheduler(config, policy, workerHeap, table, lifecycle, register, writer, inbox, log);
-  const plm = new ProcessLifecycleManager(config, store, policy, table, tenants, lifecycle, delivery, writer, scheduler, delayed, clock);
+  const memory = new MemoryAdmission(config, options.memory ?? roomyMemory, clock, log);
+  const plm = new ProcessLifecycleManager(config, store, policy, table, tenants, lifecycle, delivery, writer, scheduler, delayed, clock, memory);
   const sessions = new WorkerSessions(config, register, lifecycle, recovery, writer, log);
   await recovery.start();
   writer.start();
   register.start();
   scheduler.start();
+  // Sampling only when the test plays memory: other tests count the fake clock's pending timers.
+  if (options.memory) memory.start();
   let stopped = false;
   return {
     config,
@@ -231,6 +241,7 @@ export async function startControlPlane(options: TestControlPlaneOptions = {}): 
     scheduler,
     sessions,
     events,
+    memory,
     join(id, types, slots = 4) {
       const port = new RecordingPort();
       register.connect({ workerId: id, host: "h", pid: 1, slots, prefetch: 0, labels: {}, taskTypes: types }, port);
@@ -257,6 +268,7 @@ export async function startControlPlane(options: TestControlPlaneOptions = {}): 
     async stop() {
       if (stopped) return;
       stopped = true;
+      memory.stop();
       await scheduler.stop();
       register.stop();
       plm.stop();

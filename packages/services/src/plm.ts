@@ -33,6 +33,7 @@ import {
   type TenantUsage,
 } from "@taskflow/core";
 import { type DelayedTasks } from "./delayed-tasks.js";
+import { type MemoryAdmission } from "./memory-admission.js";
 import { delayedUntil } from "./due-time.js";
 import { type ResultDelivery } from "./result-delivery.js";
 import { type TaskLifecycle } from "./task-lifecycle.js";
@@ -55,6 +56,7 @@ type Transitions = Pick<TaskLifecycle, "admit" | "cancel">;
 type Subscriptions = Pick<ResultDelivery, "watch" | "subscribeResults">;
 type Accounts = Pick<Tenants, "account" | "admit" | "settle" | "usage">;
 type Delays = Pick<DelayedTasks, "holds">;
+type Memory = Pick<MemoryAdmission, "admit">;
 
 @injectable()
 export class ProcessLifecycleManager implements Plm {
@@ -74,6 +76,7 @@ export class ProcessLifecycleManager implements Plm {
     @inject(TOKENS.Scheduler) private readonly waits: WaitReasons,
     @inject(TOKENS.DelayedTasks) private readonly delayed: Delays,
     @inject(TOKENS.Clock) private readonly clock: Clock,
+    @inject(TOKENS.MemoryAdmission) private readonly memory: Memory,
   ) {}
 
   /** Takes no more submits. */
@@ -153,7 +156,10 @@ export class ProcessLifecycleManager implements Plm {
         { reason: Reason.HEAP_FULL },
       );
     }
+    let payloadBytes = 0;
+    for (const rec of fresh) payloadBytes += rec.payload.byteLength;
     // Checked and reserved synchronously: concurrent submits cannot overshoot while the store commits.
+    this.memory.admit(fresh.length, payloadBytes);
     this.tenants.admit(account, fresh.length);
     try {
       await this.store.insert(fresh);
