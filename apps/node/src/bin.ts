@@ -6,8 +6,8 @@ import "reflect-metadata";
 import { readFileSync } from "node:fs";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { AUTH_ROLES, Code, TaskflowError, type AuthRole } from "@taskflow/core";
-import { TaskflowClient, TaskState, taskStateName } from "@taskflow/client";
-import { EXIT, exitCodeFor, table, taskJson, taskText, workerJson } from "./cli/output.js";
+import { TaskflowClient, TaskState, taskStateName, wireError } from "@taskflow/client";
+import { EXIT, errorLine, exitCodeFor, table, taskJson, taskText, workerJson } from "./cli/output.js";
 import { runNode } from "./node-command.js";
 import { renderTop, runTop, sampleOf } from "./cli/top.js";
 
@@ -355,9 +355,9 @@ try {
   if (err instanceof CommanderError) {
     process.exitCode = err.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
   } else {
-    const e = TaskflowError.from(err);
+    const e = wireError(err);
     const hint = isClientCommand && e.code === Code.UNAVAILABLE ? ` (is a control node running at ${program.opts<{ address: string }>().address}?)` : "";
-    process.stderr.write(`taskflow: ${e.message}${hint}\n`);
+    process.stderr.write(`taskflow: ${errorLine(e, isClientCommand)}${hint}\n`);
     process.exitCode = exitCodeFor(e);
   }
 }

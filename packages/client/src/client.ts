@@ -7,7 +7,7 @@
  */
 import { randomUUID } from "node:crypto";
 import type * as grpc from "@grpc/grpc-js";
-import { Code, Reason, TaskflowError } from "@taskflow/core";
+import { Code, TaskflowError } from "@taskflow/core";
 import {
   ClusterService,
   TaskService,
@@ -19,10 +19,14 @@ import {
   type TaskResult,
   type WorkerInfo,
 } from "@taskflow/proto";
-import { decodeResults, decodeSubmitAck, encodeSubmitTaskStream } from "@taskflow/proto/fast";
+import { decodeResults, decodeSubmitAck, encodeSubmitTaskStream, type FastSpec } from "@taskflow/proto/fast";
 import { createClient, type ServiceClient } from "@taskflow/proto/grpc";
 import { jsonCodec, type Codec } from "./codec.js";
 import { connection, type ConnectionOptions } from "./connection.js";
+import { statusError, wireError } from "./errors.js";
+import { Backoff } from "./backoff.js";
+import { batchCount } from "./batching.js";
+import { hand, isFinalState, resultFromTask, settle, taskStateName, type Outcome, type TaskResultFields, type Waiter } from "./outcome.js";
 
 export interface ClientOptions extends ConnectionOptions {
   /** The control node's address. @defaultValue "127.0.0.1:50051" */
@@ -66,36 +70,7 @@ export interface TaskRequest extends SubmitOptions {
   payload?: unknown;
 }
 
-/** A finished task's outcome as the SDK gives it. */
-export interface Outcome<T = unknown> {
-  taskId: string;
-  state: "succeeded" | "failed" | "cancelled";
-  /** Decoded result when succeeded. */
-  value: T | undefined;
-  error: string;
-  attempt: number;
-  workerId: string;
-}
-
-const STATE_NAMES: Record<number, string> = {
-  [TaskState.QUEUED]: "queued",
-  [TaskState.ASSIGNED]: "assigned",
-  [TaskState.RUNNING]: "running",
-  [TaskState.SUCCEEDED]: "succeeded",
-  [TaskState.FAILED]: "failed",
-  [TaskState.CANCELLED]: "cancelled",
-};
-
-/** The lower-case name of a wire task state, for example "queued". */
-export function taskStateName(state: TaskState): string {
-  return STATE_NAMES[state] ?? "unspecified";
-}
-
-function isFinalState(state: TaskState): boolean {
-  return state === TaskState.SUCCEEDED || state === TaskState.FAILED || state === TaskState.CANCELLED;
-}
-
-type Spec = ReturnType<TaskflowClient["toSpec"]>;
+type Spec = FastSpec;
 type Resolve<T> = (value: T) => void;
 type Reject = (err: unknown) => void;
 
@@ -109,18 +84,9 @@ interface SubmitBatch {
   firstSentAt: number;
 }
 
-/** Someone awaiting a task: `result()` wants the value (or a thrown error), `outcome()` the outcome. */
-interface Waiter {
-  resolve: Resolve<unknown>;
-  reject: Reject;
-  wantsValue: boolean;
-}
-
 const NO_LABELS: Readonly<Record<string, string>> = Object.freeze({});
 
 const RESULT_CACHE_LIMIT = 100_000;
-const RETRY_MIN_MS = 100;
-const RETRY_MAX_MS = 2_000;
 
 export class TaskflowClient {
   readonly clientId: string;
@@ -134,7 +100,8 @@ export class TaskflowClient {
   /** Makes this client's request IDs unique, also against an earlier client with the same client ID. */
   private readonly requestPrefix = randomUUID();
   private resendTimer: NodeJS.Timeout | undefined;
-  private resendDelayMs = RETRY_MIN_MS;
+  /** Paces resends and reconnects of submits; reset by an acknowledgement. */
+  private readonly submitBackoff = new Backoff();
   private connecting = false;
   /** When submits first found the control node unreachable; 0 while it is reachable. */
   private unreachableSince = 0;
@@ -225,7 +192,7 @@ export class TaskflowClient {
       }
     } catch (err) {
       if (signal?.aborted) return;
-      throw TaskflowError.from(err);
+      throw wireError(err);
     } finally {
       call.cancel();
     }
@@ -327,7 +294,7 @@ export class TaskflowClient {
     try {
       return await fn();
     } catch (err) {
-      throw TaskflowError.from(err);
+      throw wireError(err);
     }
   }
 
@@ -382,7 +349,7 @@ export class TaskflowClient {
       },
       (err: unknown) => {
         this.connecting = false;
-        const e = TaskflowError.from(err, Code.UNAVAILABLE);
+        const e = wireError(err, Code.UNAVAILABLE);
         const now = Date.now();
         this.unreachableSince ||= now;
         if (e.code !== Code.UNAVAILABLE || now - this.unreachableSince >= this.submitRetryTimeoutMs) {
@@ -398,9 +365,7 @@ export class TaskflowClient {
           for (const reject of rejects) reject(failure);
           return;
         }
-        const delay = this.resendDelayMs;
-        this.resendDelayMs = Math.min(delay * 2, RETRY_MAX_MS);
-        setTimeout(() => this.flush(), delay).unref();
+        setTimeout(() => this.flush(), this.submitBackoff.next()).unref();
       },
     );
   }
@@ -411,8 +376,6 @@ export class TaskflowClient {
    */
   private scheduleResend(cause: TaskflowError): void {
     if (this.closed || this.resendTimer) return;
-    const delay = this.resendDelayMs;
-    this.resendDelayMs = Math.min(delay * 2, RETRY_MAX_MS);
     this.resendTimer = setTimeout(() => {
       this.resendTimer = undefined;
       const now = Date.now();
@@ -423,7 +386,7 @@ export class TaskflowClient {
         const err = new TaskflowError(
           Code.UNAVAILABLE,
           `could not submit for ${this.submitRetryTimeoutMs} ms (submitRetryTimeoutMs): ${cause.message}`,
-          { cause, ...(cause.reason ? { reason: cause.reason } : {}) },
+          { cause, ...(cause.reason ? { reason: cause.reason, metadata: cause.metadata } : {}) },
         );
         for (const reject of batch.rejects) reject(err);
       }
@@ -434,9 +397,9 @@ export class TaskflowClient {
           for (const batch of this.batches.values()) stream.write(batch.bytes);
           this.flush();
         },
-        (err: unknown) => this.scheduleResend(TaskflowError.from(err, Code.UNAVAILABLE)),
+        (err: unknown) => this.scheduleResend(wireError(err, Code.UNAVAILABLE)),
       );
-    }, delay);
+    }, this.submitBackoff.next());
     this.resendTimer.unref();
   }
 
@@ -450,14 +413,14 @@ export class TaskflowClient {
       if (!batch) return;
       if (ack.errorCode === Code.UNAVAILABLE) {
         // Not accepted (the node is stopping, or its store cannot write): the batch waits and goes again.
-        this.scheduleResend(new TaskflowError(Code.UNAVAILABLE, ack.errorMessage));
+        this.scheduleResend(statusError(Code.UNAVAILABLE, ack.errorMessage, ack.errorStatus));
         return;
       }
       this.batches.delete(batchId);
       this.inFlight--;
-      this.resendDelayMs = RETRY_MIN_MS;
+      this.submitBackoff.reset();
       if (ack.errorCode) {
-        const err = new TaskflowError(ack.errorCode as Code, ack.errorMessage);
+        const err = statusError(ack.errorCode, ack.errorMessage, ack.errorStatus);
         for (const reject of batch.rejects) reject(err);
       } else {
         const { resolves } = batch;
@@ -478,7 +441,7 @@ export class TaskflowClient {
       this.submits = undefined;
       // Whether these batches were accepted is unknown: they go again with the same request
       // IDs, so the server answers the tasks it already made instead of making them twice.
-      if (this.batches.size) this.scheduleResend(TaskflowError.from(err, Code.UNAVAILABLE));
+      if (this.batches.size) this.scheduleResend(wireError(err, Code.UNAVAILABLE));
       else if (this.queuedSpecs.length) this.scheduleFlush();
     };
     stream.on("error", broken);
@@ -491,7 +454,7 @@ export class TaskflowClient {
     if (!this.subscription) {
       this.subscription = this.subscribe().catch((err: unknown) => {
         this.subscription = undefined;
-        throw TaskflowError.from(err);
+        throw wireError(err);
       });
     }
     return this.subscription;
@@ -526,16 +489,17 @@ export class TaskflowClient {
     this.subscription = undefined;
     this.subscribed = false;
     this.stream = undefined;
-    const retry = (delay: number) => {
+    const backoff = new Backoff();
+    const retry = () => {
       setTimeout(() => {
         if (this.closed) return;
         this.ensureSubscribed().then(
           () => void this.catchUp(),
-          () => retry(Math.min(delay * 2, 2000)),
+          () => retry(),
         );
-      }, delay).unref();
+      }, backoff.next()).unref();
     };
-    retry(100);
+    retry();
   }
 
   private async catchUp(): Promise<void> {
@@ -602,53 +566,4 @@ export class TaskflowClient {
     };
   }
 
-}
-
-/** The fields of a `TaskResult` the SDK reads (the hand decoder gives them without `$typeName`). */
-type TaskResultFields = Omit<TaskResult, "$typeName">;
-
-function resultFromTask(task: Task): TaskResultFields {
-  return { taskId: task.id, state: task.state, result: task.result, error: task.error, attempt: task.attempt, workerId: task.workerId };
-}
-
-/** A finished outcome as result() gives it: the value, or the failure thrown. */
-function settle(outcome: Outcome): Promise<unknown> {
-  if (outcome.state === "succeeded") return Promise.resolve(outcome.value);
-  return Promise.reject(failure(outcome));
-}
-
-function failure(outcome: Outcome): TaskflowError {
-  if (outcome.state === "cancelled") {
-    return new TaskflowError(Code.CANCELLED, `task ${outcome.taskId} was cancelled: ${outcome.error}`, { reason: Reason.TASK_CANCELLED });
-  }
-  return new TaskflowError(Code.ABORTED, `task ${outcome.taskId} failed after ${outcome.attempt} attempt(s): ${outcome.error}`, {
-    reason: Reason.TASK_FAILED,
-  });
-}
-
-function hand(w: Waiter, outcome: Outcome): void {
-  if (!w.wantsValue) w.resolve(outcome);
-  else if (outcome.state === "succeeded") w.resolve(outcome.value);
-  else w.reject(failure(outcome));
-}
-
-/**
- * Bytes of specs one batch carries at most (one spec alone may carry more): under the control
- * node's receive limit (`control.maxReceiveMessageBytes`, 8 MiB by default and never below the
- * largest payload plus 64 KiB), which refuses a bigger message whole.
- */
-const MAX_BATCH_BYTES = 4 * 1024 * 1024;
-
-/** How many of the queued specs go in the next batch: at most `max`, and at most `MAX_BATCH_BYTES`. */
-function batchCount(specs: readonly Spec[], max: number): number {
-  let bytes = 0;
-  let n = 0;
-  while (n < specs.length && n < max) {
-    const s = specs[n]!;
-    bytes += s.payload.byteLength + s.type.length + s.idempotencyKey.length + 32;
-    for (const key in s.requiredLabels) bytes += key.length + s.requiredLabels[key]!.length + 8;
-    if (n > 0 && bytes > MAX_BATCH_BYTES) break;
-    n++;
-  }
-  return n;
 }

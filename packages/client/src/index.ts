@@ -1,5 +1,8 @@
-export { TaskflowClient, taskStateName, type ClientOptions, type Outcome, type SubmitOptions, type TaskRequest } from "./client.js";
-export { TaskflowWorker, type HandlerMap, type HeldResult, type TaskContext, type TaskHandler, type WorkerHooks, type WorkerOptions } from "./worker.js";
+export { TaskflowClient, type ClientOptions, type SubmitOptions, type TaskRequest } from "./client.js";
+export { taskStateName, type Outcome } from "./outcome.js";
+export { TaskflowWorker } from "./worker.js";
+export { type HandlerMap, type HeldResult, type TaskContext, type TaskHandler, type WorkerHooks, type WorkerOptions } from "./worker-options.js";
+export { UnrecoverableError, wireError } from "./errors.js";
 export { jsonCodec, type Codec } from "./codec.js";
 export { TaskState } from "@taskflow/proto";
 export { type ConnectionOptions, type TlsOptions } from "./connection.js";

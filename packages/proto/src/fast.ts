@@ -8,6 +8,7 @@
  */
 import { fromBinary } from "@bufbuild/protobuf";
 import { BinaryReader, WireType, configureTextEncoding } from "@bufbuild/protobuf/wire";
+import { StatusSchema } from "./gen/google/rpc/status_pb.js";
 import type { SubmitTaskStreamResponse } from "./gen/taskflow/v1/task_service_pb.js";
 import { SessionRequestSchema, SessionResponseSchema, type SessionRequest, type SessionResponse } from "./gen/taskflow/v1/worker_service_pb.js";
 
@@ -222,6 +223,8 @@ export interface FastWorkerResult extends FastTaskRef {
   ok: boolean;
   result: Uint8Array;
   error: string;
+  /** The failure must not be retried (`WorkerTaskResult.unrecoverable`). */
+  unrecoverable?: boolean;
 }
 
 export interface FastHeartbeat {
@@ -252,7 +255,8 @@ export function encodeHeartbeat(hb: FastHeartbeat): Buffer {
       (epoch ? 1 + varintSize(epoch) : 0) +
       (r.ok ? 2 : 0) +
       (r.result.byteLength ? lenStrSize(r.result.byteLength) : 0) +
-      (resultErrs[i] ? lenStrSize(resultErrs[i]!) : 0)
+      (resultErrs[i] ? lenStrSize(resultErrs[i]!) : 0) +
+      (r.unrecoverable ? 2 : 0)
     );
   });
   const startedIds = hb.started.map((r) => strSize(r.taskId));
@@ -304,6 +308,10 @@ export function encodeHeartbeat(hb: FastHeartbeat): Buffer {
       pos = writeVarint(buf, pos, resultErrs[i]!);
       pos = writeStr(buf, pos, r.error, resultErrs[i]!);
     }
+    if (r.unrecoverable) {
+      buf[pos++] = 0x30; // unrecoverable = 6
+      buf[pos++] = 1;
+    }
   });
   const writeRef = (tag: number, r: FastTaskRef, size: number, idBytes: number) => {
     buf[pos++] = tag;
@@ -336,7 +344,7 @@ export function encodeHeartbeat(hb: FastHeartbeat): Buffer {
   return buf;
 }
 
-// ---- SubmitTasksRequest -------------------------------------------------------------------
+// ---- SubmitTaskStreamRequest --------------------------------------------------------------
 
 export interface FastSpec {
   type: string;
@@ -347,11 +355,6 @@ export interface FastSpec {
   timeoutMs: number;
   idempotencyKey: string;
   expectedDurationMs: number;
-}
-
-/** Encodes `SubmitTasksRequest{ specs, client_id, request_id }`. */
-export function encodeSubmitTasks(specs: readonly FastSpec[], clientId: string, requestId = ""): Buffer {
-  return encodeSpecs(specs, clientId, 0x0a, 0x12, 0, requestId, 0x1a);
 }
 
 /** Encodes `SubmitTaskStreamRequest{ batch_id, specs, client_id, request_id }`. */
@@ -588,7 +591,7 @@ const EMPTY = new Uint8Array(0);
 /** A decoded heartbeat, shaped like the generated `Heartbeat`. */
 export interface DecodedHeartbeat {
   running: number;
-  results: { taskId: string; epoch: bigint; ok: boolean; result: Uint8Array<ArrayBufferLike>; error: string }[];
+  results: { taskId: string; epoch: bigint; ok: boolean; result: Uint8Array<ArrayBufferLike>; error: string; unrecoverable: boolean }[];
   started: { taskId: string; epoch: bigint }[];
   assignmentsReceived: bigint;
   draining: boolean;
@@ -628,7 +631,7 @@ export function decodeHeartbeat(bytes: Uint8Array): DecodedHeartbeat | undefined
         break;
       case 2: {
         const stop = reader.uint32() + reader.pos;
-        const r: DecodedHeartbeat["results"][number] = { taskId: "", epoch: 0n, ok: false, result: EMPTY, error: "" };
+        const r: DecodedHeartbeat["results"][number] = { taskId: "", epoch: 0n, ok: false, result: EMPTY, error: "", unrecoverable: false };
         while (reader.pos < stop) {
           const g = reader.field();
           if (g === 1) r.taskId = reader.string();
@@ -636,6 +639,7 @@ export function decodeHeartbeat(bytes: Uint8Array): DecodedHeartbeat | undefined
           else if (g === 3) r.ok = reader.bool();
           else if (g === 4) r.result = reader.bytes();
           else if (g === 5) r.error = reader.string();
+          else if (g === 6) r.unrecoverable = reader.bool();
           else reader.skip(reader.wireType, g);
         }
         hb.results.push(r);
@@ -679,8 +683,10 @@ export class RequestRefused extends Error {
     /** The gRPC status code to end the call with, such as 3 (INVALID_ARGUMENT). */
     readonly code: number,
     message: string,
-    /** A `TASKFLOW_ERR_*` reason for the `taskflow-reason` trailer, if any. */
+    /** A `TASKFLOW_ERR_*` reason for the status details, if any. */
     readonly reason?: string,
+    /** Facts sent with the reason (`ErrorInfo.metadata`). */
+    readonly metadata?: Readonly<Record<string, string>>,
   ) {
     super(message);
     this.name = "RequestRefused";
@@ -742,6 +748,7 @@ function readSpec(reader: HotReader, index: number, limits: SubmitLimits): FastS
             RESOURCE_EXHAUSTED,
             `specs[${index}].payload is ${size} bytes, over the limit of ${limits.maxPayloadBytes} (control.maxPayloadBytes)`,
             "TASKFLOW_ERR_PAYLOAD_TOO_LARGE",
+            { index: String(index), sizeBytes: String(size), limitBytes: String(limits.maxPayloadBytes) },
           );
         }
         reader.pos = start;
@@ -784,7 +791,12 @@ function readSpec(reader: HotReader, index: number, limits: SubmitLimits): FastS
 }
 
 function tooManySpecs(limits: SubmitLimits): RequestRefused {
-  return new RequestRefused(INVALID_ARGUMENT, `specs holds more than ${limits.maxSpecs} tasks; at most ${limits.maxSpecs} per call (split it into batches)`);
+  return new RequestRefused(
+    INVALID_ARGUMENT,
+    `specs holds more than ${limits.maxSpecs} tasks; at most ${limits.maxSpecs} per call (split it into batches)`,
+    "TASKFLOW_ERR_INVALID_REQUEST",
+    { maxSpecs: String(limits.maxSpecs) },
+  );
 }
 
 /**
@@ -941,6 +953,7 @@ export function decodeSubmitAck(bytes: Uint8Array): SubmitTaskStreamResponse {
     else if (f === 2) out.taskIds.push(reader.string());
     else if (f === 3) out.errorCode = reader.int32();
     else if (f === 4) out.errorMessage = reader.string();
+    else if (f === 6) out.errorStatus = fromBinary(StatusSchema, reader.bytes());
     else if (f === 5 && reader.wireType === WireType.LengthDelimited) {
       const end = reader.uint32() + reader.pos;
       while (reader.pos < end) out.deduplicated.push(reader.bool());

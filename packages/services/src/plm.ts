@@ -243,7 +243,7 @@ export class ProcessLifecycleManager implements Plm {
       throw new TaskflowError(
         Code.RESOURCE_EXHAUSTED,
         `the task queue is full (${unfinished} of ${this.heap.capacity} unfinished tasks; control.taskHeapCapacity); retry later`,
-        { reason: Reason.HEAP_FULL },
+        { reason: Reason.HEAP_FULL, metadata: { capacity: String(this.heap.capacity) } },
       );
     }
     try {
@@ -268,7 +268,12 @@ export class ProcessLifecycleManager implements Plm {
       return live.rec;
     }
     const rec = await this.store.get(taskId);
-    if (!rec) throw new TaskflowError(Code.NOT_FOUND, `task ${taskId} not found (unknown, or finished longer ago than control.resultRetentionMs)`);
+    if (!rec) {
+      throw new TaskflowError(Code.NOT_FOUND, `task ${taskId} not found (unknown, or finished longer ago than control.resultRetentionMs)`, {
+        reason: Reason.TASK_NOT_FOUND,
+        metadata: { taskId },
+      });
+    }
     return rec;
   }
 
@@ -433,7 +438,7 @@ export class ProcessLifecycleManager implements Plm {
       if (result.ok) {
         this.finish(live, "succeeded", result.result, "");
       } else {
-        this.failAttempt(live, result.error || "handler failed");
+        this.failAttempt(live, result.error || "handler failed", result.unrecoverable === true);
       }
     }
     if (released) this.hooks.released(workerId, released);
@@ -447,12 +452,12 @@ export class ProcessLifecycleManager implements Plm {
     if (attempt) attempt.startedAt = now;
   }
 
-  /** The task went back to the queue or failed for good. */
-  private failAttempt(live: LiveTask, error: string): void {
+  /** The task went back to the queue or failed for good (no attempts left, or `unrecoverable`). */
+  private failAttempt(live: LiveTask, error: string, unrecoverable = false): void {
     const rec = live.rec;
     const maxAttempts = rec.maxAttempts || this.config.control.defaultMaxAttempts;
     this.closeAttempt(rec, error);
-    if (rec.attempt >= maxAttempts) {
+    if (unrecoverable || rec.attempt >= maxAttempts) {
       this.finish(live, "failed", undefined, error);
       return;
     }

@@ -20,13 +20,14 @@ import {
   file_taskflow_v1_task_service,
   file_taskflow_v1_worker_service,
   SubmitTaskStreamResponseSchema,
+  statusMessage,
   WatchEventsResponseSchema,
   WatchTaskResponseSchema,
   type SessionRequest,
   type SessionResponse,
 } from "@taskflow/proto";
 import { decodeSessionRequest, decodeSubmitTaskStream, decodeSubmitTasks, encodeAssign, encodeResults, encodeSubmitAck } from "@taskflow/proto/fast";
-import { addService, rejectMalformedRequests } from "@taskflow/proto/grpc";
+import { addService, rejectMalformedRequests, statusTrailers } from "@taskflow/proto/grpc";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import { coreTaskState, outcomeToWire, specFromWire, storeToWire, taskToWire, wireTaskState, workerToWire } from "./convert.js";
 import { type ProcessLifecycleManager } from "./plm.js";
@@ -38,12 +39,13 @@ import { Authenticator, type Principal, type ServerSecurity } from "./auth.js";
 
 const MAX_BATCH = 10_000;
 
-/** Converts anything thrown into a grpc-js status error. */
+/**
+ * Converts anything thrown into a grpc-js status error whose trailers carry the reason as a
+ * `google.rpc.Status` with an `ErrorInfo` (`grpc-status-details-bin`), for any gRPC client.
+ */
 export function toStatus(err: unknown): Partial<grpc.StatusObject> & { code: grpc.status; details: string } {
   const e = TaskflowError.from(err);
-  const metadata = new grpc.Metadata();
-  if (e.reason) metadata.set("taskflow-reason", e.reason);
-  return { code: e.code as number as grpc.status, details: e.message, metadata };
+  return { code: e.code as number as grpc.status, details: e.message, metadata: statusTrailers(e.code, e.message, e.reason, e.metadata) };
 }
 
 function unary<Req, Res>(logger: Logger, fn: (req: Req) => Promise<Res> | Res): grpc.handleUnaryCall<Req, Res> {
@@ -196,7 +198,10 @@ export class ControlServer {
           pending++;
           Promise.resolve()
             .then(() => {
-              if (req.refused) throw new TaskflowError(req.refused.code as Code, req.refused.message);
+              if (req.refused) {
+                const { reason, metadata } = req.refused;
+                throw new TaskflowError(req.refused.code as Code, req.refused.message, { ...(reason && { reason }), ...(metadata && { metadata }) });
+              }
               checkBatch(req.specs.length);
               return plm.submit(req.specs.map(specFromWire), req.clientId, req.requestId);
             })
@@ -204,8 +209,9 @@ export class ControlServer {
               // Hand-encoded: an acknowledgement lists every task ID.
               ({ ids, deduplicated }) => out.write(encodeSubmitAck(req.batchId, ids, deduplicated)),
               (err: unknown) => {
-                const status = toStatus(err);
-                out.write(ackBytes({ batchId: req.batchId, errorCode: status.code, errorMessage: status.details }));
+                const e = TaskflowError.from(err);
+                const errorStatus = statusMessage(e.code, e.message, e.reason, e.metadata);
+                out.write(ackBytes({ batchId: req.batchId, errorCode: e.code, errorMessage: e.message, errorStatus }));
               },
             )
             .finally(() => {
@@ -400,7 +406,7 @@ export class ControlServer {
           if (hb.results.length) {
             plm.completed(
               workerId,
-              hb.results.map((r) => ({ taskId: r.taskId, epoch: Number(r.epoch), ok: r.ok, result: r.result, error: r.error })),
+              hb.results.map((r) => ({ taskId: r.taskId, epoch: Number(r.epoch), ok: r.ok, result: r.result, error: r.error, unrecoverable: r.unrecoverable })),
             );
           }
           // Also for results the PLM dropped as stale: the worker need not keep those either.

@@ -39,6 +39,16 @@ export function exitCodeFor(err: unknown): number {
   }
 }
 
+/**
+ * How the CLI states an error. A client command's shows the status code and the reason a script
+ * can match on, such as `error: RESOURCE_EXHAUSTED (TASKFLOW_ERR_HEAP_FULL): the task queue is
+ * full …`; the node's own start-up errors are their message alone (it names the key and the fix).
+ */
+export function errorLine(e: TaskflowError, clientCommand: boolean): string {
+  if (!clientCommand) return e.message;
+  return `error: ${e.codeName}${e.reason ? ` (${e.reason})` : ""}: ${e.message}`;
+}
+
 const decoder = new TextDecoder();
 
 /**

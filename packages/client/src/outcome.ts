@@ -1,0 +1,64 @@
+/** How a finished task is handed to whoever awaits it: an outcome, or a value or a thrown error. */
+import { Code, Reason, TaskflowError } from "@taskflow/core";
+import { TaskState, TaskStateSchema, type Task, type TaskResult } from "@taskflow/proto";
+
+/** A finished task's outcome as the SDK gives it. */
+export interface Outcome<T = unknown> {
+  taskId: string;
+  state: "succeeded" | "failed" | "cancelled";
+  /** Decoded result when succeeded. */
+  value: T | undefined;
+  error: string;
+  attempt: number;
+  workerId: string;
+}
+
+// From the enum's descriptor, so a state added to the proto is named without a table to keep.
+const STATE_NAMES = new Map(TaskStateSchema.values.map((v) => [v.number, v.localName.toLowerCase()]));
+
+/** The lower-case name of a wire task state, for example "queued". */
+export function taskStateName(state: TaskState): string {
+  return STATE_NAMES.get(state) ?? "unspecified";
+}
+
+export function isFinalState(state: TaskState): boolean {
+  return state === TaskState.SUCCEEDED || state === TaskState.FAILED || state === TaskState.CANCELLED;
+}
+
+/** Someone awaiting a task: `result()` wants the value (or a thrown error), `outcome()` the outcome. */
+export interface Waiter {
+  resolve: Resolve<unknown>;
+  reject: Reject;
+  wantsValue: boolean;
+}
+
+type Resolve<T> = (value: T) => void;
+type Reject = (err: unknown) => void;
+
+/** The fields of a `TaskResult` the SDK reads (the hand decoder gives them without `$typeName`). */
+export type TaskResultFields = Omit<TaskResult, "$typeName">;
+
+export function resultFromTask(task: Task): TaskResultFields {
+  return { taskId: task.id, state: task.state, result: task.result, error: task.error, attempt: task.attempt, workerId: task.workerId };
+}
+
+/** A finished outcome as result() gives it: the value, or the failure thrown. */
+export function settle(outcome: Outcome): Promise<unknown> {
+  if (outcome.state === "succeeded") return Promise.resolve(outcome.value);
+  return Promise.reject(failure(outcome));
+}
+
+function failure(outcome: Outcome): TaskflowError {
+  if (outcome.state === "cancelled") {
+    return new TaskflowError(Code.CANCELLED, `task ${outcome.taskId} was cancelled: ${outcome.error}`, { reason: Reason.TASK_CANCELLED });
+  }
+  return new TaskflowError(Code.ABORTED, `task ${outcome.taskId} failed after ${outcome.attempt} attempt(s): ${outcome.error}`, {
+    reason: Reason.TASK_FAILED,
+  });
+}
+
+export function hand(w: Waiter, outcome: Outcome): void {
+  if (!w.wantsValue) w.resolve(outcome);
+  else if (outcome.state === "succeeded") w.resolve(outcome.value);
+  else w.reject(failure(outcome));
+}
