@@ -62,7 +62,6 @@ export async function startControl(config: TaskflowConfig, baseDir: string, logg
   container.register(TOKENS.Logger, { useValue: logger });
   container.register(TOKENS.Clock, { useValue: systemClock });
   container.register(TOKENS.TaskStore, { useValue: store });
-  container.register(TOKENS.PolicyDefinition, { useValue: definition });
   container.register(TOKENS.SchedulingPolicy, { useValue: policy });
   container.register(TOKENS.TaskHeap, { useValue: taskHeap });
   container.register(TOKENS.WorkerHeap, { useValue: workerHeap });

@@ -186,7 +186,7 @@ export class StallReader {
           epoch: this.view.getBigUint64(at + 16, true),
           ok: (this.view.getUint8(at + 5) & 1) === 1,
           error: this.bytes.toString("utf8", body + idLen, body + idLen + errLen),
-          unrecoverable: (this.view.getUint8(at + 5) & 2) === 2,
+          ...((this.view.getUint8(at + 5) & 2) === 2 && { unrecoverable: true }),
           result: copy(this.bytes.subarray(body + idLen + errLen, body + idLen + errLen + resLen)),
         });
       }
@@ -217,7 +217,7 @@ export function writeRescueFile(file: string, workerId: string, results: readonl
     workerId,
     pid: process.pid,
     writtenAt: new Date().toISOString(),
-    results: results.map((r) => ({ taskId: r.taskId, epoch: r.epoch.toString(), ok: r.ok, result: Buffer.from(r.result).toString("base64"), error: r.error, unrecoverable: r.unrecoverable === true })),
+    results: results.map((r) => ({ taskId: r.taskId, epoch: r.epoch.toString(), ok: r.ok, result: Buffer.from(r.result).toString("base64"), error: r.error, ...(r.unrecoverable && { unrecoverable: true }) })),
   };
   const tmp = `${file}.${process.pid}.tmp`;
   writeFileSync(tmp, JSON.stringify(body));
@@ -235,7 +235,7 @@ export function readRescueFile(file: string, workerId: string): HeldResult[] {
   }
   const body = JSON.parse(text) as RescueFile;
   if (body.workerId !== workerId) return [];
-  return body.results.map((r) => ({ taskId: r.taskId, epoch: BigInt(r.epoch), ok: r.ok, result: new Uint8Array(Buffer.from(r.result, "base64")), error: r.error, unrecoverable: r.unrecoverable === true }));
+  return body.results.map((r) => ({ taskId: r.taskId, epoch: BigInt(r.epoch), ok: r.ok, result: new Uint8Array(Buffer.from(r.result, "base64")), error: r.error, ...(r.unrecoverable && { unrecoverable: true }) }));
 }
 
 export function removeRescueFile(file: string): void {

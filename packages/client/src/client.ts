@@ -12,6 +12,7 @@ import {
   ClusterService,
   TaskService,
   TaskState,
+  taskStateName,
   type GetClusterStateResponse,
   type ListTasksResponse,
   type SubmitTaskStreamResponse,
@@ -26,7 +27,7 @@ import { connection, type ConnectionOptions } from "./connection.js";
 import { statusError, wireError } from "./errors.js";
 import { Backoff } from "./backoff.js";
 import { batchCount } from "./batching.js";
-import { hand, isFinalState, resultFromTask, settle, taskStateName, type Outcome, type TaskResultFields, type Waiter } from "./outcome.js";
+import { hand, isFinalState, resultFromTask, settle, type Outcome, type TaskResultFields, type Waiter } from "./outcome.js";
 
 export interface ClientOptions extends ConnectionOptions {
   /** The control node's address. @defaultValue "127.0.0.1:50051" */

@@ -1,8 +1,8 @@
 export { TaskflowClient, type ClientOptions, type SubmitOptions, type TaskRequest } from "./client.js";
-export { taskStateName, type Outcome } from "./outcome.js";
+export { type Outcome } from "./outcome.js";
 export { TaskflowWorker } from "./worker.js";
 export { type HandlerMap, type HeldResult, type TaskContext, type TaskHandler, type WorkerHooks, type WorkerOptions } from "./worker-options.js";
 export { UnrecoverableError, wireError } from "./errors.js";
 export { jsonCodec, type Codec } from "./codec.js";
-export { TaskState } from "@taskflow/proto";
+export { TaskState, taskStateName } from "@taskflow/proto";
 export { type ConnectionOptions, type TlsOptions } from "./connection.js";

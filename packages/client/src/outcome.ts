@@ -1,6 +1,6 @@
 /** How a finished task is handed to whoever awaits it: an outcome, or a value or a thrown error. */
 import { Code, Reason, TaskflowError } from "@taskflow/core";
-import { TaskState, TaskStateSchema, type Task, type TaskResult } from "@taskflow/proto";
+import { TaskState, type Task, type TaskResult } from "@taskflow/proto";
 
 /** A finished task's outcome as the SDK gives it. */
 export interface Outcome<T = unknown> {
@@ -11,14 +11,6 @@ export interface Outcome<T = unknown> {
   error: string;
   attempt: number;
   workerId: string;
-}
-
-// From the enum's descriptor, so a state added to the proto is named without a table to keep.
-const STATE_NAMES = new Map(TaskStateSchema.values.map((v) => [v.number, v.localName.toLowerCase()]));
-
-/** The lower-case name of a wire task state, for example "queued". */
-export function taskStateName(state: TaskState): string {
-  return STATE_NAMES.get(state) ?? "unspecified";
 }
 
 export function isFinalState(state: TaskState): boolean {

@@ -7,7 +7,6 @@ export const TOKENS = {
   Logger: Symbol.for("taskflow:Logger"),
   Clock: Symbol.for("taskflow:Clock"),
   TaskStore: Symbol.for("taskflow:TaskStore"),
-  PolicyDefinition: Symbol.for("taskflow:PolicyDefinition"),
   SchedulingPolicy: Symbol.for("taskflow:SchedulingPolicy"),
   TaskHeap: Symbol.for("taskflow:TaskHeap"),
   WorkerHeap: Symbol.for("taskflow:WorkerHeap"),

@@ -28,7 +28,7 @@ import {
 } from "@taskflow/proto";
 import { decodeSessionRequest, decodeSubmitTaskStream, decodeSubmitTasks, encodeAssign, encodeResults, encodeSubmitAck } from "@taskflow/proto/fast";
 import { addService, rejectMalformedRequests, statusTrailers } from "@taskflow/proto/grpc";
-import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_timestamp, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { coreTaskState, outcomeToWire, specFromWire, storeToWire, taskToWire, wireTaskState, workerToWire } from "./convert.js";
 import { type ProcessLifecycleManager } from "./plm.js";
 import { type MainScheduler } from "./scheduler.js";
@@ -452,7 +452,7 @@ export class ControlServer {
         const send = (init: MessageInitShape<typeof WatchEventsResponseSchema>) => out.write(Buffer.from(toBinary(WatchEventsResponseSchema, create(WatchEventsResponseSchema, init))));
         unsubscribe = events.subscribe((event) => {
           if (!call.writable || out.cutOff) return;
-          const time = { seconds: BigInt(Math.floor(event.time / 1000)), nanos: (event.time % 1000) * 1e6 };
+          const time = timestampFromMs(event.time);
           if (event.kind === "worker") {
             send({ time, event: { case: "worker", value: workerToWire(event.worker) } });
           } else if (includeTasks) {
@@ -466,10 +466,7 @@ export class ControlServer {
         call.on("cancelled", unsubscribe);
         call.on("close", unsubscribe);
         // Start with the current workers so a watcher has a full picture.
-        for (const w of register.workers()) {
-          const now = Date.now();
-          send({ time: { seconds: BigInt(Math.floor(now / 1000)), nanos: 0 }, event: { case: "worker", value: workerToWire(w) } });
-        }
+        for (const w of register.workers()) send({ time: timestampFromMs(Date.now()), event: { case: "worker", value: workerToWire(w) } });
       },
       drainWorker: unary(logger, async (req) => {
         const worker = register.drain(requireId(req.workerId, "worker_id"));

@@ -1,8 +1,6 @@
 /** How the CLI prints tasks and workers, and the exit codes scripts can rely on. */
 import { Code, Reason, TaskflowError } from "@taskflow/core";
-import { taskStateName } from "@taskflow/client";
-import type { Task, WorkerInfo } from "@taskflow/proto";
-import { WorkerState } from "@taskflow/proto";
+import { TaskState, taskStateName, timestampDate, workerStateName, type Task, type Timestamp, type WorkerInfo } from "@taskflow/proto";
 
 export const EXIT = {
   OK: 0,
@@ -90,9 +88,8 @@ function nestsDeeperThan(text: string, limit: number): boolean {
   return false;
 }
 
-function time(ts: { seconds: bigint; nanos: number } | undefined): string | null {
-  if (!ts) return null;
-  return new Date(Number(ts.seconds) * 1000 + Math.floor(ts.nanos / 1e6)).toISOString();
+function time(ts: Timestamp | undefined): string | null {
+  return ts ? timestampDate(ts).toISOString() : null;
 }
 
 /** A task as plain JSON for `get --json` and `list --json`. */
@@ -139,24 +136,17 @@ export function taskText(task: Task): string {
   lines.push(`created:   ${j["createdAt"]}`);
   if (j["startedAt"]) lines.push(`started:   ${j["startedAt"]}`);
   if (j["finishedAt"]) lines.push(`finished:  ${j["finishedAt"]}`);
-  if (task.state === 4) lines.push(`result:    ${JSON.stringify(j["result"])}`);
+  if (task.state === TaskState.SUCCEEDED) lines.push(`result:    ${JSON.stringify(j["result"])}`);
   if (j["error"]) lines.push(`error:     ${j["error"]}`);
   return lines.join("\n");
 }
-
-const workerStateNames: Record<number, string> = {
-  [WorkerState.ALIVE]: "alive",
-  [WorkerState.SUSPECT]: "suspect",
-  [WorkerState.DEAD]: "dead",
-  [WorkerState.DRAINING]: "draining",
-};
 
 export function workerJson(w: WorkerInfo): Record<string, unknown> {
   return {
     workerId: w.workerId,
     host: w.host,
     pid: w.pid,
-    state: workerStateNames[w.state] ?? "unknown",
+    state: workerStateName(w.state),
     slots: w.slots,
     running: w.running,
     labels: { ...w.labels },
