@@ -19,6 +19,7 @@ import { IndexedHeap } from "@taskflow/shm-heap";
 import path from "node:path";
 import { controlListenError, storeOpenError } from "./startup-errors.js";
 import { serverSecurity } from "./security.js";
+import { BUILT_IN_POLICIES } from "./policies.js";
 
 export interface ControlNode {
   readonly port: number;
@@ -39,7 +40,7 @@ export async function createStore(config: TaskflowConfig, baseDir: string): Prom
 export async function startControl(config: TaskflowConfig, baseDir: string, logger: Logger): Promise<ControlNode> {
   // First: a certificate or tokens file that cannot be read stops the node before anything opens.
   const security = serverSecurity(config, baseDir, logger);
-  const definition: PolicyDefinition = await loadPolicy(config.scheduler.policy, config.scheduler.policyOptions, baseDir);
+  const definition: PolicyDefinition = await loadPolicy(config.scheduler.policy, config.scheduler.policyOptions, baseDir, BUILT_IN_POLICIES);
   const policy = definition.create(definition.parseOptions(config.scheduler.policyOptions), {
     now: () => Date.now(),
     logger: {

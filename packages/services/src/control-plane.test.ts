@@ -5,8 +5,7 @@
 import "reflect-metadata";
 import assert from "node:assert/strict";
 import { afterEach, beforeEach, describe, it } from "node:test";
-import { parseConfig, systemClock, type Logger, type TaskOutcome, type TaskSpec } from "@taskflow/core";
-import fifo from "@taskflow/policy-fifo";
+import { parseConfig, systemClock, type Logger, type SchedulingPolicy, type TaskOutcome, type TaskSpec } from "@taskflow/core";
 import { IndexedHeap } from "@taskflow/shm-heap";
 import { LocalEventBus } from "./events.js";
 import { MemoryTaskStore } from "./memory-store.js";
@@ -15,6 +14,16 @@ import { WorkerRegister, type OutgoingAssignment, type WorkerSessionPort } from 
 import { MainScheduler } from "./scheduler.js";
 
 const silent: Logger = { trace() {}, debug() {}, info() {}, warn() {}, error() {}, child: () => silent };
+
+/**
+ * Submission order, workers least recently assigned first: the built-in fifo policy's keys,
+ * written out because the services know no policy package (apps/node wires those).
+ */
+const fifo: SchedulingPolicy = {
+  name: "fifo",
+  taskKey: (task) => task.seq,
+  workerKey: (worker) => (worker.lastAssignedSeq > 0 ? worker.lastAssignedSeq : -(2 ** 53) + Math.max(0, worker.joinSeq)),
+};
 
 function spec(type: string, overrides: Partial<TaskSpec> = {}): TaskSpec {
   return { type, payload: new Uint8Array(0), priority: 0, requiredLabels: {}, maxAttempts: 0, timeoutMs: 0, idempotencyKey: "", expectedDurationMs: 0, ...overrides };
@@ -46,7 +55,7 @@ describe("the control plane (PLM, Register, Scheduler)", () => {
 
   beforeEach(async () => {
     const config = parseConfig({ control: { defaultMaxAttempts: 2 } });
-    const policy = fifo.create(fifo.parseOptions(undefined), { now: () => Date.now(), logger: { debug() {}, info() {}, warn() {} } });
+    const policy = fifo;
     const events = new LocalEventBus();
     heaps = [IndexedHeap.create({ capacity: 1000 }), IndexedHeap.create({ capacity: 16 })];
     plm = new ProcessLifecycleManager(config, new MemoryTaskStore(), policy, heaps[0]!, events, silent, systemClock);
