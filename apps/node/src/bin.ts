@@ -5,7 +5,7 @@
 import "reflect-metadata";
 import { readFileSync } from "node:fs";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
-import { AUTH_ROLES, Code, TaskflowError, type AuthRole } from "@taskflow/core";
+import { AUTH_ROLES, Code, DEFAULT_CONTROL_ADDRESS, TaskflowError, type AuthRole } from "@taskflow/core";
 import { TaskflowClient, TaskState, taskStateName, wireError } from "@taskflow/client";
 import { EXIT, errorLine, exitCodeFor, table, taskJson, taskText, workerJson } from "./cli/output.js";
 import { runNode } from "./node-command.js";
@@ -17,7 +17,7 @@ const program = new Command("taskflow")
   .description("Taskflow: a distributed task scheduler for Node.js")
   .version(version)
   .addOption(
-    new Option("-a, --address <host:port>", "control node address for client commands").env("TASKFLOW_ADDRESS").default("127.0.0.1:50051"),
+    new Option("-a, --address <host:port>", "control node address for client commands").env("TASKFLOW_ADDRESS").default(DEFAULT_CONTROL_ADDRESS),
   )
   .addOption(new Option("--token <token>", "bearer token for client commands (see `taskflow token create`)").env("TASKFLOW_TOKEN"))
   .addOption(new Option("--ca <file>", "connect with TLS, trusting this CA certificate (PEM)").env("TASKFLOW_CA"))

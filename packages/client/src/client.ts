@@ -26,6 +26,7 @@ import { jsonCodec, type Codec } from "./codec.js";
 import { connection, type ConnectionOptions } from "./connection.js";
 import { statusError, wireError } from "./errors.js";
 import { Backoff } from "./backoff.js";
+import { CLIENT_DEFAULTS } from "./defaults.js";
 import { batchCount } from "./batching.js";
 import { hand, isFinalState, resultFromTask, settle, type Outcome, type TaskResultFields, type Waiter } from "./outcome.js";
 
@@ -133,12 +134,12 @@ export class TaskflowClient {
   private closed = false;
 
   constructor(options: ClientOptions = {}) {
-    this.address = options.address ?? "127.0.0.1:50051";
+    this.address = options.address ?? CLIENT_DEFAULTS.address;
     this.clientId = options.clientId ?? randomUUID();
     this.codec = options.codec ?? jsonCodec;
-    this.maxBatch = options.maxBatchSize ?? 1000;
-    this.maxInFlight = options.maxInFlightBatches ?? 8;
-    this.submitRetryTimeoutMs = options.submitRetryTimeoutMs ?? 30_000;
+    this.maxBatch = options.maxBatchSize ?? CLIENT_DEFAULTS.maxBatchSize;
+    this.maxInFlight = options.maxInFlightBatches ?? CLIENT_DEFAULTS.maxInFlightBatches;
+    this.submitRetryTimeoutMs = options.submitRetryTimeoutMs ?? CLIENT_DEFAULTS.submitRetryTimeoutMs;
     const { credentials, clientOptions } = connection(options);
     const channelOptions = { ...options.channelOptions, ...clientOptions };
     // Result batches and submit acknowledgements carry every task: decoded by hand into the same fields.

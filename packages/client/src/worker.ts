@@ -19,6 +19,7 @@ import { jsonCodec, type Codec } from "./codec.js";
 import { connection } from "./connection.js";
 import { UnrecoverableError, wireError } from "./errors.js";
 import { Backoff } from "./backoff.js";
+import { WORKER_DEFAULTS } from "./defaults.js";
 import { chunkResults } from "./batching.js";
 import type { HandlerMap, HeldResult, TaskContext, WorkerHooks, WorkerOptions } from "./worker-options.js";
 
@@ -110,13 +111,13 @@ export class TaskflowWorker {
     }
     this.options = options;
     this.handlers = options.handlers;
-    this.slots = options.slots ?? 16;
+    this.slots = options.slots ?? WORKER_DEFAULTS.slots;
     this.prefetch = options.prefetch ?? this.slots;
     this.codec = options.codec ?? jsonCodec;
     this.workerId = options.workerId ?? `${hostname()}-${process.pid}`;
-    this.reconnectBackoff = new Backoff(100, options.maxReconnectDelayMs ?? 1000);
+    this.reconnectBackoff = new Backoff(100, options.maxReconnectDelayMs ?? WORKER_DEFAULTS.maxReconnectDelayMs);
     const { credentials, clientOptions } = connection(options);
-    this.client = createClient(WorkerService, options.address ?? "127.0.0.1:50051", {
+    this.client = createClient(WorkerService, options.address ?? WORKER_DEFAULTS.address, {
       credentials,
       channelOptions: { ...options.channelOptions, ...clientOptions },
       // Assignments arrive once per task: decoded by hand into the generated shape.
@@ -434,7 +435,7 @@ export class TaskflowWorker {
     this.finish(entry, false, new Uint8Array(0), reason.message);
     const ignored = this.hooks?.handlerIgnoredAbort;
     if (ignored && entry.pending && !this.stopping) {
-      const graceMs = this.options.abortGraceMs ?? 5000;
+      const graceMs = this.options.abortGraceMs ?? WORKER_DEFAULTS.abortGraceMs;
       setTimeout(() => {
         if (entry.pending) ignored(entry.taskId, entry.type, graceMs);
       }, graceMs).unref();
