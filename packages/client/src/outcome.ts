@@ -1,6 +1,7 @@
 /** How a finished task is handed to whoever awaits it: an outcome, or a value or a thrown error. */
 import { Code, Reason, TaskflowError } from "@taskflow/core";
-import { TaskState, type Task, type TaskResult } from "@taskflow/proto";
+import { TaskState, taskStateName, type Task, type TaskResult } from "@taskflow/proto";
+import type { Codec } from "./codec.js";
 
 /** A finished task's outcome as the SDK gives it. */
 export interface Outcome<T = unknown> {
@@ -32,6 +33,19 @@ export type TaskResultFields = Omit<TaskResult, "$typeName">;
 
 export function resultFromTask(task: Task): TaskResultFields {
   return { taskId: task.id, state: task.state, result: task.result, error: task.error, attempt: task.attempt, workerId: task.workerId };
+}
+
+/** How a finished task ended, its result decoded with `codec`. */
+export function outcomeOf(codec: Codec, r: TaskResultFields): Outcome {
+  const state = taskStateName(r.state) as Outcome["state"];
+  return {
+    taskId: r.taskId,
+    state,
+    value: state === "succeeded" ? codec.decode(r.result) : undefined,
+    error: r.error,
+    attempt: r.attempt,
+    workerId: r.workerId,
+  };
 }
 
 /** A finished outcome as result() gives it: the value, or the failure thrown. */
