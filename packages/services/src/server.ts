@@ -15,6 +15,8 @@ import {
   ClusterService,
   TaskService,
   WorkerService,
+  file_google_rpc_error_details,
+  file_google_rpc_status,
   file_taskflow_v1_cluster_service,
   file_taskflow_v1_task,
   file_taskflow_v1_task_service,
@@ -28,7 +30,7 @@ import {
 } from "@taskflow/proto";
 import { decodeSessionRequest, decodeSubmitTaskStream, decodeSubmitTasks, encodeAssign, encodeResults, encodeSubmitAck } from "@taskflow/proto/fast";
 import { addService, rejectMalformedRequests, statusTrailers } from "@taskflow/proto/grpc";
-import { file_google_protobuf_timestamp, timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_any, file_google_protobuf_timestamp, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { coreTaskState, outcomeToWire, specFromWire, storeToWire, taskToWire, wireTaskState, workerToWire } from "./convert.js";
 import { type ProcessLifecycleManager } from "./plm.js";
 import { type MainScheduler } from "./scheduler.js";
@@ -487,8 +489,13 @@ function checkBatch(n: number): void {
 
 /** The shape @grpc/reflection reads: services mapped to the encoded files that define them. */
 function reflectionPackage(): Record<string, { fileDescriptorProtos: Buffer[] }> {
+  // Every file the services' files import, in dependency order, or reflection cannot resolve
+  // their types; error_details too, so a reflecting client can decode the ErrorInfo it gets.
   const files: DescFile[] = [
     file_google_protobuf_timestamp,
+    file_google_protobuf_any,
+    file_google_rpc_status,
+    file_google_rpc_error_details,
     file_taskflow_v1_task,
     file_taskflow_v1_task_service,
     file_taskflow_v1_worker_service,
