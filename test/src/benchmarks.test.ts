@@ -24,7 +24,7 @@ async function bench(script: string, env: Record<string, string>): Promise<Recor
 const positive = (x: unknown, what: string) => assert.ok(typeof x === "number" && Number.isFinite(x) && x > 0, `${what}: ${String(x)}`);
 
 describe("benchmarks run and print their figures", { timeout: 300_000 }, () => {
-  it("npm run bench: Taskflow, monitoring on/off, SQLite and the relay baseline", async () => {
+  it("npm run bench: Taskflow, monitoring on/off, SQLite, Postgres and the relay baseline", async () => {
     const out = (await bench("bench.js", {
       BENCH_TASKS: "2000",
       BENCH_WARMUP_TASKS: "200",
@@ -34,6 +34,8 @@ describe("benchmarks run and print their figures", { timeout: 300_000 }, () => {
       taskflow: { throughput: { tasks: number; tasksPerSec: number; controlCpuUsPerTask: number }; latency: { tasks: number; p50Ms: number; p99Ms: number } };
       monitoring: { ratio: { throughput: number } };
       durable: { tasksPerSec: number; ratioToMemory: number };
+      postgres: { tasksPerSec: number; ratioToSqlite: number };
+      stores: { what: string; memory: number; sqlite: number; postgres: number };
       baseline: { throughput: { tasksPerSec: number }; latency: { p50Ms: number } };
       ratio: { throughput: number; p50: number };
     };
@@ -45,6 +47,9 @@ describe("benchmarks run and print their figures", { timeout: 300_000 }, () => {
     assert.ok(out.taskflow.latency.p99Ms >= out.taskflow.latency.p50Ms, "p99 >= p50");
     positive(out.monitoring.ratio.throughput, "monitoring ratio");
     positive(out.durable.tasksPerSec, "durable tasks/s");
+    positive(out.postgres.tasksPerSec, "postgres tasks/s");
+    assert.equal(out.postgres.ratioToSqlite, Math.round((out.postgres.tasksPerSec / out.durable.tasksPerSec) * 1000) / 1000);
+    assert.deepEqual(out.stores, { what: "tasks/s by store in this run, monitoring on", memory: out.taskflow.throughput.tasksPerSec, sqlite: out.durable.tasksPerSec, postgres: out.postgres.tasksPerSec });
     positive(out.baseline.throughput.tasksPerSec, "relay tasks/s");
     positive(out.baseline.latency.p50Ms, "relay p50");
     assert.equal(out.ratio.throughput, Math.round((out.taskflow.throughput.tasksPerSec / out.baseline.throughput.tasksPerSec) * 1000) / 1000);

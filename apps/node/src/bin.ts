@@ -2,13 +2,11 @@
 /**
  * `taskflow`: run a node, or talk to a cluster (submit, get, watch, cancel, list, workers, drain).
  */
-import "reflect-metadata";
 import { readFileSync } from "node:fs";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { AUTH_ROLES, Code, DEFAULT_CONTROL_ADDRESS, TaskflowError, type AuthRole } from "@taskflow/core";
 import { TaskflowClient, TaskState, taskStateName, wireError } from "@taskflow/client";
 import { EXIT, errorLine, exitCodeFor, table, taskJson, taskText, workerJson } from "./cli/output.js";
-import { runNode } from "./node-command.js";
 import { renderTop, runTop, sampleOf } from "./cli/top.js";
 
 const version = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version;
@@ -118,6 +116,8 @@ program
     };
     process.once("SIGTERM", () => onSignal());
     process.once("SIGINT", () => onSignal());
+    // Loaded here, not above: client commands need none of the control plane (nor reflect-metadata).
+    const { runNode } = await import("./node-command.js");
     const node = await runNode(opts.config);
     await new Promise<void>((resolve) => {
       onSignal = () => void node.stop().then(resolve);
@@ -331,7 +331,7 @@ token
   .option("--task-types <types>", "worker tokens: only these task types, comma-separated")
   .option("--json", "print JSON: { token, entry }")
   .action(async (opts: { role: AuthRole; tenant: string; name?: string; taskTypes?: string; json?: boolean }) => {
-    const { createToken, hashToken } = await import("@taskflow/services");
+    const { createToken, hashToken } = await import("@taskflow/services/auth");
     const secret = createToken();
     const entry = {
       hash: hashToken(secret),

@@ -10,6 +10,7 @@ import { TaskSchema, TaskState, timestampFromMs } from "@taskflow/proto";
 import { EXIT, MAX_PRINTED_JSON_DEPTH, bytesAsJson, exitCodeFor, taskText } from "./cli/output.js";
 import { loadConfigFile } from "./config-file.js";
 import { createStore } from "./control.js";
+import { postgresOpenError } from "./postgres-config.js";
 import { loadHandlers } from "./handlers.js";
 import { prettyLine } from "./logger.js";
 
@@ -215,5 +216,53 @@ describe("bytesAsJson", () => {
   it("gives text that is not JSON as it is, and no bytes as null", () => {
     assert.equal(bytesAsJson(bytes("not json [")), "not json [");
     assert.equal(bytesAsJson(new Uint8Array(0)), null);
+  });
+});
+
+describe("store.kind postgres", () => {
+  it("needs store.url, and says so with the fix", () => {
+    assert.throws(() => parseConfig({ store: { kind: "postgres" } }), /store\.url: required with store\.kind "postgres"; fix: use a URL such as "postgres:\/\//);
+  });
+
+  it("refuses a url that is not a postgres:// URL, naming the key", () => {
+    assert.throws(() => parseConfig({ store: { kind: "postgres", url: "mysql://db/x" } }), /store\.url: must be a postgres:\/\/user@host:port\/database URL; fix: /);
+  });
+
+  it("refuses TLS parameters in the url beside store.ssl, and half a client certificate", () => {
+    assert.throws(
+      () => parseConfig({ store: { kind: "postgres", url: "postgres://u@h/db?sslmode=require", ssl: { ca: "ca.pem" } } }),
+      /store\.url: has TLS parameters .* fix: remove them from store\.url and keep store\.ssl/,
+    );
+    assert.throws(() => parseConfig({ store: { kind: "postgres", url: "postgres://u@h/db", ssl: { cert: "c.pem" } } }), /store\.ssl\.key: required with store\.ssl\.cert/);
+  });
+
+  it("applies the defaults", () => {
+    const { store } = parseConfig({ store: { kind: "postgres", url: "postgres://u@h/db", ssl: {} } });
+    assert.equal(store.poolSize, 8);
+    assert.equal(store.schema, "taskflow");
+    assert.equal(store.ssl?.rejectUnauthorized, true);
+  });
+
+  it("names store.ssl.ca when its file cannot be read", async () => {
+    const config = parseConfig({ store: { kind: "postgres", url: "postgres://u@127.0.0.1:1/db", ssl: { ca: "no-such-ca.pem" } } });
+    await assert.rejects(createStore(config, dir), (err: unknown) => {
+      assert.ok(TaskflowError.is(err));
+      assert.equal(err.code, Code.FAILED_PRECONDITION);
+      assert.match(err.message, /^store\.ssl\.ca: cannot read .*no-such-ca\.pem: no such file or folder.*; fix: give the path of a readable PEM file/);
+      return true;
+    });
+  });
+
+  it("says which key to fix when no server answers, without the password", async () => {
+    const config = parseConfig({ store: { kind: "postgres", url: "postgres://taskflow:secret@127.0.0.1:1/db" } });
+    const store = await createStore(config, dir);
+    assert.equal(store.kind, "postgres");
+    const err = await store.open().then(
+      () => assert.fail("opened a store on port 1"),
+      (e: unknown) => postgresOpenError(e, config.store.url!),
+    );
+    assert.equal(err.code, Code.FAILED_PRECONDITION);
+    assert.match(err.message, /^store\.url: cannot open the Postgres store at postgres:\/\/taskflow:\*\*\*@127\.0\.0\.1:1\/db: .*ECONNREFUSED.*; fix: start the server or correct the host and port/);
+    assert.doesNotMatch(err.message, /secret/);
   });
 });

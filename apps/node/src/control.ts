@@ -1,29 +1,49 @@
 /**
- * Assembles the control role from its parts with tsyringe: config, logger, store, policy,
- * heaps, PLM, Register, Scheduler and the gRPC server. This is the only place that knows which
- * implementation backs each contract.
+ * The composition root of the control plane: the one place that knows which implementation
+ * backs each contract, and builds them all with tsyringe. Every part gets its collaborators
+ * through its constructor (`@inject(TOKENS.X)`), as narrow interfaces; no part mutates another
+ * or looks anything up later. Reading the registrations below top to bottom shows the whole
+ * control plane, in dependency order (docs/adr/0015-the-control-plane.md draws it).
  */
 import "reflect-metadata";
-import { container as rootContainer, type DependencyContainer } from "tsyringe";
-import { TOKENS, systemClock, type Logger, type PolicyDefinition, type TaskStore, type TaskflowConfig } from "@taskflow/core";
+import { container as rootContainer } from "tsyringe";
+import { TOKENS, systemClock, systemTimers, type EventBus, type Logger, type PolicyDefinition, type TaskStore, type TaskflowConfig } from "@taskflow/core";
 import {
   ControlServer,
   LocalEventBus,
+  LoopInbox,
   MainScheduler,
   MemoryTaskStore,
-  loadPolicy,
   ProcessLifecycleManager,
+  Recovery,
+  ResultDelivery,
+  StoreWriteBehind,
+  TaskLifecycle,
+  TaskTable,
+  Tenants,
+  WorkerPortDirectory,
   WorkerRegister,
+  WorkerSessions,
+  loadPolicy,
 } from "@taskflow/services";
+import type { Authenticator } from "@taskflow/services/auth";
+import type { ControlView } from "@taskflow/monitoring";
 import { IndexedHeap } from "@taskflow/shm-heap";
 import path from "node:path";
 import { controlListenError, storeOpenError } from "./startup-errors.js";
+import { postgresOpenError, postgresSsl } from "./postgres-config.js";
 import { serverSecurity } from "./security.js";
 import { BUILT_IN_POLICIES } from "./policies.js";
 
+/** A running control role, and what monitoring reads from it. */
 export interface ControlNode {
   readonly port: number;
-  readonly container: DependencyContainer;
+  /** The parts monitoring reads (metrics, dashboard), as a narrow view. */
+  readonly view: ControlView;
+  /** Every task transition and worker change. */
+  readonly events: EventBus;
+  /** The control server's tokens: the dashboard and metrics accept the same ones. */
+  readonly auth: Authenticator;
   stop(): Promise<void>;
 }
 
@@ -34,6 +54,12 @@ export async function createStore(config: TaskflowConfig, baseDir: string): Prom
     const { synchronous, groupCommitMaxDelayMs, writer } = config.store;
     return new SqliteTaskStore({ path: path.resolve(baseDir, config.store.path), synchronous, groupCommitMaxDelayMs, writer });
   }
+  if (config.store.kind === "postgres") {
+    const { PostgresTaskStore } = await import("@taskflow/store-postgres");
+    const { url, poolSize, schema, groupCommitMaxDelayMs } = config.store;
+    // parseConfig refuses kind "postgres" without a url.
+    return new PostgresTaskStore({ url: url!, ssl: postgresSsl(config, baseDir), poolSize, schema, groupCommitMaxDelayMs });
+  }
   return new MemoryTaskStore({ maxFinishedTasks: config.store.maxFinishedTasks });
 }
 
@@ -42,7 +68,7 @@ export async function startControl(config: TaskflowConfig, baseDir: string, logg
   const security = serverSecurity(config, baseDir, logger);
   const definition: PolicyDefinition = await loadPolicy(config.scheduler.policy, config.scheduler.policyOptions, baseDir, BUILT_IN_POLICIES);
   const policy = definition.create(definition.parseOptions(config.scheduler.policyOptions), {
-    now: () => Date.now(),
+    now: () => systemClock.now(),
     logger: {
       debug: (message, fields) => logger.debug(fields ?? {}, message),
       info: (message, fields) => logger.info(fields ?? {}, message),
@@ -51,34 +77,54 @@ export async function startControl(config: TaskflowConfig, baseDir: string, logg
   });
   const store = await createStore(config, baseDir);
   await store.open().catch((err: unknown) => {
-    throw storeOpenError(err, path.resolve(baseDir, config.store.path));
+    throw config.store.kind === "postgres" ? postgresOpenError(err, config.store.url!) : storeOpenError(err, path.resolve(baseDir, config.store.path));
   });
   const backing = config.control.heapBacking;
   const tag = `taskflow-${process.pid}-${Date.now().toString(36)}`;
   const taskHeap = IndexedHeap.create({ capacity: config.control.taskHeapCapacity, backing, name: `${tag}-tasks` });
   const workerHeap = IndexedHeap.create({ capacity: config.control.workerHeapCapacity, backing, name: `${tag}-workers` });
 
-  const container = rootContainer.createChildContainer();
-  container.register(TOKENS.Config, { useValue: config });
-  container.register(TOKENS.Logger, { useValue: logger });
-  container.register(TOKENS.Clock, { useValue: systemClock });
-  container.register(TOKENS.TaskStore, { useValue: store });
-  container.register(TOKENS.SchedulingPolicy, { useValue: policy });
-  container.register(TOKENS.TaskHeap, { useValue: taskHeap });
-  container.register(TOKENS.WorkerHeap, { useValue: workerHeap });
-  container.register(TOKENS.Security, { useValue: security });
-  container.registerSingleton(TOKENS.EventBus, LocalEventBus);
-  container.registerSingleton(TOKENS.Plm, ProcessLifecycleManager);
-  container.registerSingleton(TOKENS.Register, WorkerRegister);
-  container.registerSingleton(TOKENS.Scheduler, MainScheduler);
-  container.registerSingleton(ControlServer);
+  const c = rootContainer.createChildContainer();
+  // Values built above: config, time, the store, the policy, the shared-memory heaps, security.
+  c.register(TOKENS.Config, { useValue: config });
+  c.register(TOKENS.Logger, { useValue: logger });
+  c.register(TOKENS.Clock, { useValue: systemClock });
+  c.register(TOKENS.Timers, { useValue: systemTimers });
+  c.register(TOKENS.TaskStore, { useValue: store });
+  c.register(TOKENS.SchedulingPolicy, { useValue: policy });
+  c.register(TOKENS.TaskHeap, { useValue: taskHeap });
+  c.register(TOKENS.WorkerHeap, { useValue: workerHeap });
+  c.register(TOKENS.Security, { useValue: security });
+  // Parts that depend on no other part.
+  c.registerSingleton(TOKENS.EventBus, LocalEventBus); //        every task and worker change
+  c.registerSingleton(TOKENS.ResultDelivery, ResultDelivery); // watchers, result subscribers
+  c.registerSingleton(TOKENS.SchedulerInbox, LoopInbox); //      what the scheduler acts on next turn
+  c.registerSingleton(TOKENS.WorkerPorts, WorkerPortDirectory); // open sessions by worker ID
+  c.registerSingleton(TOKENS.TaskTable, TaskTable); //           live tasks, task heap, state counts
+  c.registerSingleton(TOKENS.Tenants, Tenants); //               tenants' accounts, quotas, their result subscribers
+  // The PLM's parts, each on the ones above it.
+  c.registerSingleton(TOKENS.StoreWriteBehind, StoreWriteBehind); // batched writes, store health (Durability)
+  c.registerSingleton(TOKENS.TaskLifecycle, TaskLifecycle); //   the task state machine (TaskReports, LostWorkerTasks)
+  c.registerSingleton(TOKENS.Recovery, Recovery); //             restart reload, re-adoption, reconcile
+  // Workers, the scheduler, and the edges.
+  c.registerSingleton(TOKENS.Register, WorkerRegister); //       workers, liveness, their load
+  c.registerSingleton(TOKENS.Scheduler, MainScheduler); //       the loop: tasks onto workers
+  c.registerSingleton(TOKENS.Plm, ProcessLifecycleManager); //   the client-facing task API
+  c.registerSingleton(TOKENS.WorkerSessions, WorkerSessions); // hello, heartbeats, reconcile
+  c.registerSingleton(ControlServer); //                         gRPC: transport only
 
-  const plm = container.resolve<ProcessLifecycleManager>(TOKENS.Plm);
-  const register = container.resolve<WorkerRegister>(TOKENS.Register);
-  const scheduler = container.resolve<MainScheduler>(TOKENS.Scheduler);
-  const server = container.resolve(ControlServer);
+  const writer = c.resolve<StoreWriteBehind>(TOKENS.StoreWriteBehind);
+  const lifecycle = c.resolve<TaskLifecycle>(TOKENS.TaskLifecycle);
+  const recovery = c.resolve<Recovery>(TOKENS.Recovery);
+  const table = c.resolve<TaskTable>(TOKENS.TaskTable);
+  const register = c.resolve<WorkerRegister>(TOKENS.Register);
+  const scheduler = c.resolve<MainScheduler>(TOKENS.Scheduler);
+  const plm = c.resolve<ProcessLifecycleManager>(TOKENS.Plm);
+  const server = c.resolve(ControlServer);
+  const events = c.resolve<EventBus>(TOKENS.EventBus);
 
-  await plm.start();
+  await recovery.start();
+  writer.start();
   register.start();
   scheduler.start();
   const port = await server.listen().catch((err: unknown) => {
@@ -89,17 +135,34 @@ export async function startControl(config: TaskflowConfig, baseDir: string, logg
     "control node listening",
   );
 
+  const view: ControlView = {
+    plm,
+    register,
+    policyName: scheduler.policyName,
+    queue: () => ({ inHeap: table.inHeap, parked: scheduler.parkedCount(), capacity: table.capacity }),
+    freeWorkers: () => workerHeap.size,
+    schedulerStats: () => scheduler.stats,
+    grpcErrors: () => server.errorsByCode(),
+    authFailures: () => server.auth.failureCounts(),
+    store: () => writer.storeHealth(),
+  };
+
   let stopped = false;
   return {
     port,
-    container,
+    view,
+    events,
+    auth: server.auth,
     async stop() {
       if (stopped) return;
       stopped = true;
       await server.close();
       await scheduler.stop();
       register.stop();
-      await plm.stop();
+      plm.stop();
+      lifecycle.stop();
+      recovery.stop();
+      await writer.stop();
       await store.close();
       taskHeap.close();
       workerHeap.close();

@@ -4,9 +4,7 @@
  */
 import type { ControlNode } from "./control.js";
 import type { WorkerNode } from "./worker-node.js";
-import { TOKENS, type EventBus, type Logger, type TaskflowConfig } from "@taskflow/core";
-import { ControlServer, type MainScheduler, type ProcessLifecycleManager, type WorkerRegister } from "@taskflow/services";
-import type { IndexedHeap } from "@taskflow/shm-heap";
+import type { Logger, TaskflowConfig } from "@taskflow/core";
 import {
   DashboardServer,
   logTaskTransitions,
@@ -14,11 +12,10 @@ import {
   registerWorkerMetrics,
   serveMetrics,
   type ControlMetrics,
-  type ControlView,
   type HttpListener,
 } from "@taskflow/monitoring";
 import { collectDefaultMetrics, Registry } from "prom-client";
-import { Authenticator } from "@taskflow/services";
+import { Authenticator } from "@taskflow/services/auth";
 import type { HttpSecurity } from "@taskflow/monitoring";
 import { loadTls, loadTokens } from "./security.js";
 
@@ -30,31 +27,10 @@ export interface NodeMonitoring {
   stop(): Promise<void>;
 }
 
-/** The control role's parts monitoring reads, from the DI container. */
-function controlView(control: ControlNode): ControlView {
-  const c = control.container;
-  const plm = c.resolve<ProcessLifecycleManager>(TOKENS.Plm);
-  const register = c.resolve<WorkerRegister>(TOKENS.Register);
-  const scheduler = c.resolve<MainScheduler>(TOKENS.Scheduler);
-  const workerHeap = c.resolve<IndexedHeap>(TOKENS.WorkerHeap);
-  const server = c.resolve(ControlServer);
-  return {
-    plm,
-    register,
-    policyName: scheduler.policyName,
-    queue: () => ({ inHeap: plm.heap.size, parked: scheduler.parkedCount(), capacity: plm.heap.capacity }),
-    freeWorkers: () => workerHeap.size,
-    schedulerStats: () => scheduler.stats,
-    grpcErrors: () => server.errorsByCode(),
-    authFailures: () => server.auth.failureCounts(),
-    store: () => plm.storeHealth(),
-  };
-}
-
 /** HTTPS with the node's certificate, and its tokens for the ports bound beyond loopback. */
 function httpSecurity(config: TaskflowConfig, baseDir: string, control: ControlNode | undefined): HttpSecurity {
   const tls = loadTls(config, baseDir);
-  const auth = control ? control.container.resolve(ControlServer).auth : new Authenticator(loadTokens(config, baseDir));
+  const auth = control ? control.auth : new Authenticator(loadTokens(config, baseDir));
   return {
     ...(tls && { tls: { cert: tls.cert, key: tls.key } }),
     ...(auth.enabled && { roleOf: (token: string) => auth.verify(token)?.role }),
@@ -73,9 +49,9 @@ export async function startMonitoring(
     for (const s of stops.reverse()) await s();
   };
   try {
-    const view = control && controlView(control);
+    const view = control?.view;
     const security = httpSecurity(config, baseDir, control);
-    const bus = control?.container.resolve<EventBus>(TOKENS.EventBus);
+    const bus = control?.events;
     if (bus && (config.log.level === "debug" || config.log.level === "trace")) stops.push(logTaskTransitions(bus, logger.child({ role: "control" })));
 
     let metrics: HttpListener | undefined;

@@ -1,4 +1,6 @@
 /** `taskflow node`: runs the roles the config names, until SIGTERM/SIGINT. */
+// Before anything that loads tsyringe (the control plane, and the services monitoring uses).
+import "reflect-metadata";
 import { DEFAULT_CONTROL_ADDRESS } from "@taskflow/core";
 import { loadConfigFile } from "./config-file.js";
 import { startControl, type ControlNode } from "./control.js";

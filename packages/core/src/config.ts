@@ -78,9 +78,38 @@ const schedulerSchema = z.strictObject({
   maxAssignmentsPerTurn: positiveInt.default(4096),
 });
 
+/**
+ * Postgres: TLS to the server. Paths are PEM files relative to the config file.
+ * @see packages/store-postgres/README.md
+ */
+const postgresSslSchema = z.strictObject({
+  /** CA certificates (PEM) the server's certificate must chain to. @defaultValue the system's CAs */
+  ca: z.string().min(1).optional(),
+  /** A client certificate (PEM), for servers that authenticate clients by certificate. @defaultValue none */
+  cert: z.string().min(1).optional(),
+  /** The private key (PEM) of `store.ssl.cert`. @defaultValue none */
+  key: z.string().min(1).optional(),
+  /** Refuse a server whose certificate does not chain to the CA or does not name the host; off keeps encryption but not authentication. @defaultValue true */
+  rejectUnauthorized: z.boolean().default(true),
+  /** The name the server's certificate must carry, when it differs from the URL's host. @defaultValue the URL's host */
+  servername: z.string().min(1).optional(),
+});
+
 const storeSchema = z.strictObject({
-  /** `memory` (fast, lost on restart) or `sqlite` (durable, embedded). @defaultValue "memory" */
-  kind: z.enum(["memory", "sqlite"]).default("memory"),
+  /** `memory` (fast, lost on restart), `sqlite` (durable, embedded) or `postgres` (durable, on a PostgreSQL server). @defaultValue "memory" */
+  kind: z.enum(["memory", "sqlite", "postgres"]).default("memory"),
+  /**
+   * Postgres: the server, as `postgres://user@host:5432/database` (required with `kind: "postgres"`).
+   * Leave the password out: give it through `PGPASSWORD` or `~/.pgpass`. Use `store.ssl` rather
+   * than `sslmode` in the URL. @defaultValue none
+   */
+  url: z.string().regex(/^postgres(ql)?:\/\/\S+$/, "must be a postgres://user@host:port/database URL").optional(),
+  /** Postgres: TLS to the server (`{}` for TLS with the system's CAs). @defaultValue none (no TLS) */
+  ssl: postgresSslSchema.optional(),
+  /** Postgres: most connections the node opens to the server (one writes, the others read). @defaultValue 8 */
+  poolSize: z.number().int().min(2).max(1000).default(8),
+  /** Postgres: the schema holding Taskflow's tables, made when missing; one per cluster sharing a database. @defaultValue "taskflow" */
+  schema: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/, "must be a Postgres identifier: letters, digits and _, at most 63").default("taskflow"),
   /** SQLite database file, relative to the config file. @defaultValue ".taskflow/tasks.db" */
   path: z.string().min(1).default(".taskflow/tasks.db"),
   /**
@@ -89,7 +118,7 @@ const storeSchema = z.strictObject({
    * @defaultValue "normal"
    */
   synchronous: z.enum(["normal", "full"]).default("normal"),
-  /** SQLite: how long the first queued write waits for others to join its transaction, in ms. @defaultValue 0 */
+  /** SQLite and Postgres: how long the first queued write waits for others to join its transaction, in ms. @defaultValue 0 */
   groupCommitMaxDelayMs: z.number().min(0).max(1000).default(0),
   /** SQLite: `thread` writes on a worker thread (keeps the event loop free), `inline` on the main thread. @defaultValue "thread" */
   writer: z.enum(["thread", "inline"]).default("thread"),
@@ -219,6 +248,73 @@ const tlsSchema = z.strictObject({
   requireClientCert: z.boolean().default(false),
 });
 
+/** What a tenant's name may be: it appears in metric labels, logs and the config's keys. */
+export const TENANT_NAME_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
+const tenantName = z.string().regex(TENANT_NAME_PATTERN, "must be 1-64 letters, digits, _ . or -");
+
+/**
+ * One tenant's limits. A key left out of `tenants.quotas.<name>` takes `tenants.defaultQuota`'s.
+ * A refused submit gets RESOURCE_EXHAUSTED with reason `TASKFLOW_ERR_QUOTA` naming the key.
+ */
+const quotaSchema = z.strictObject({
+  /**
+   * Most tasks of the tenant accepted and not yet finished at once (queued, waiting out a retry
+   * backoff, or with a worker): each holds a place in the task heap, so this keeps one tenant
+   * from filling `control.taskHeapCapacity` for all. 0 = no limit but the heap's. @defaultValue 0
+   */
+  maxUnfinishedTasks: z.number().int().min(0).optional(),
+  /** Tasks (not calls: a batch of 100 counts 100) the tenant may submit per second, on average; 0 = no limit. @defaultValue 0 */
+  submitsPerSecond: z.number().min(0).max(10_000_000).optional(),
+  /**
+   * Tasks the tenant may submit at once beyond the average rate (a token bucket's size); also the
+   * largest batch it can ever submit in one call. @defaultValue one second's worth (`submitsPerSecond`, at least 1)
+   */
+  burst: z.number().int().min(1).optional(),
+});
+
+/** Per-tenant quotas; tenants come from tokens (`auth.tokens[].tenant`). @see docs/adr/0013-tenants.md */
+const tenantsSchema = z.strictObject({
+  /** Quota of every tenant without an entry in `tenants.quotas`, and of the keys an entry leaves out. @defaultValue {} (no limits) */
+  defaultQuota: quotaSchema.prefault({}),
+  /** Quotas by tenant name, such as `{"acme": {"maxUnfinishedTasks": 10000, "submitsPerSecond": 500}}`. @defaultValue {} */
+  quotas: z.record(tenantName, quotaSchema).default({}),
+});
+
+/** One tenant's effective quota, and the config key each limit came from (for refusal messages). */
+export interface TenantQuota {
+  /** 0 = no limit. */
+  maxUnfinishedTasks: number;
+  /** 0 = no limit. */
+  submitsPerSecond: number;
+  burst: number;
+  /** The key that set `maxUnfinishedTasks`, such as `tenants.quotas.acme.maxUnfinishedTasks`. */
+  maxUnfinishedTasksKey: string;
+  /** The key that set `submitsPerSecond`. */
+  submitsPerSecondKey: string;
+  /** The key that set `burst` (or `submitsPerSecond` when it was left to its default). */
+  burstKey: string;
+}
+
+/** The quota of `tenant`: its own entry's keys, the rest from `tenants.defaultQuota`. The one place that applies these defaults. */
+export function tenantQuota(config: TaskflowConfig, tenant: string): TenantQuota {
+  const own = Object.hasOwn(config.tenants.quotas, tenant) ? config.tenants.quotas[tenant] : undefined;
+  const base = config.tenants.defaultQuota;
+  const pick = <K extends keyof z.output<typeof quotaSchema>>(key: K) =>
+    own?.[key] !== undefined ? { value: own[key], key: `tenants.quotas.${tenant}.${key}` } : { value: base[key], key: `tenants.defaultQuota.${key}` };
+  const max = pick("maxUnfinishedTasks");
+  const rate = pick("submitsPerSecond");
+  const burst = pick("burst");
+  const ratePerSecond = rate.value ?? 0;
+  return {
+    maxUnfinishedTasks: max.value ?? 0,
+    submitsPerSecond: ratePerSecond,
+    burst: burst.value ?? Math.max(1, Math.ceil(ratePerSecond)),
+    maxUnfinishedTasksKey: max.key,
+    submitsPerSecondKey: rate.key,
+    burstKey: burst.value !== undefined ? burst.key : rate.key,
+  };
+}
+
 /** Roles a bearer token can have; see {@link ROLES_BY_METHOD} in the services for what each may call. */
 export const AUTH_ROLES = ["client", "worker", "viewer", "admin"] as const;
 export type AuthRole = (typeof AUTH_ROLES)[number];
@@ -230,7 +326,7 @@ export const tokenEntrySchema = z.strictObject({
   /** `client` (submits and reads its tenant's tasks), `worker` (runs tasks), `viewer` (reads: dashboard, metrics, get/list/watch), `admin` (everything). */
   role: z.enum(AUTH_ROLES),
   /** The tenant its tasks belong to; tenants see only their own tasks. @defaultValue "default" */
-  tenant: z.string().min(1).max(64).default("default"),
+  tenant: tenantName.default("default"),
   /** Who holds it, for logs and for binding worker IDs; unique. */
   name: z.string().min(1).max(128),
   /** Worker tokens: the only task types its workers may take; absent = any. @defaultValue any */
@@ -269,6 +365,7 @@ export const configSchema = z.strictObject({
   dashboard: dashboardSchema.prefault({}),
   tls: tlsSchema.optional(),
   auth: authSchema.prefault({}),
+  tenants: tenantsSchema.prefault({}),
   /**
    * Lets `control.host`, `metrics.host` or `dashboard.host` bind beyond loopback without TLS and
    * tokens: anyone who reaches the port can then do anything. Logs a warning. @defaultValue false
@@ -292,7 +389,13 @@ const hints: Record<string, string> = {
   "control.maxStreamBufferBytes": "use a byte count such as 8388608 (8 MiB), at least 65536",
   "control.defaultTimeoutMs": `use a timeout in ms from 0 (none) to ${MAX_TIMEOUT_MS} (about 23 days)`,
   "scheduler.policy": 'use "fifo", "priority", "least-loaded" or an installed policy package name',
-  "store.kind": 'use "memory" or "sqlite"',
+  "store.kind": 'use "memory", "sqlite" or "postgres"',
+  "store.url": 'use a URL such as "postgres://taskflow@db.internal:5432/taskflow" (password in PGPASSWORD or ~/.pgpass)',
+  "store.poolSize": "use a whole number of connections from 2 to 1000, such as 8",
+  "store.schema": 'use a Postgres schema name such as "taskflow"',
+  "store.ssl.ca": "give the path of the PEM CA certificate that signs the server's certificate, relative to the config file",
+  "store.ssl.cert": "give the path of a PEM client certificate, relative to the config file",
+  "store.ssl.key": "give the path of the PEM private key of store.ssl.cert, relative to the config file",
   "store.synchronous": 'use "normal" or "full"',
   "store.groupCommitMaxDelayMs": "use a delay in ms from 0 to 1000, such as 0 or 2",
   "store.writer": 'use "thread" or "inline"',
@@ -310,6 +413,13 @@ const hints: Record<string, string> = {
   "tls.cert": "give the path of a PEM certificate chain, relative to the config file",
   "tls.key": "give the path of the PEM private key of tls.cert, relative to the config file",
   "tls.ca": "give the path of a PEM CA certificate, relative to the config file",
+  "tenants.quotas.*.maxUnfinishedTasks": "use a whole number of tasks such as 10000, or 0 for no limit",
+  "tenants.defaultQuota.maxUnfinishedTasks": "use a whole number of tasks such as 10000, or 0 for no limit",
+  "tenants.quotas.*.submitsPerSecond": "use tasks per second such as 500, or 0 for no limit",
+  "tenants.defaultQuota.submitsPerSecond": "use tasks per second such as 500, or 0 for no limit",
+  "tenants.quotas.*.burst": "use a whole number of tasks of at least 1, such as 1000",
+  "tenants.defaultQuota.burst": "use a whole number of tasks of at least 1, such as 1000",
+  "tenants.quotas": "name tenants with 1-64 letters, digits, _ . or -, as in auth.tokens[].tenant",
   "auth.tokens": 'add entries printed by `taskflow token create --role client --tenant acme --name app1`',
 };
 
@@ -349,7 +459,43 @@ export function parseConfig(raw: unknown, source = "config"): TaskflowConfig {
     );
   }
   checkSecurity(config, source);
+  checkTenants(config, source);
+  checkStore(config, source);
   return config;
+}
+
+/** A `burst` needs a rate: without one it would silently do nothing. */
+function checkTenants(config: TaskflowConfig, source: string): void {
+  const problems: string[] = [];
+  const entries: [string, string | undefined][] = [["tenants.defaultQuota", undefined], ...Object.keys(config.tenants.quotas).map((name) => [`tenants.quotas.${name}`, name] as [string, string])];
+  for (const [key, name] of entries) {
+    const own = name === undefined ? config.tenants.defaultQuota : config.tenants.quotas[name]!;
+    if (own.burst === undefined) continue;
+    const quota = tenantQuota(config, name ?? "");
+    if (name === undefined ? !own.submitsPerSecond : !quota.submitsPerSecond) {
+      problems.push(`${key}.burst: has no effect without a submitsPerSecond; fix: set ${key}.submitsPerSecond${name === undefined ? "" : " (or tenants.defaultQuota.submitsPerSecond)"}, or remove the burst`);
+    }
+  }
+  if (problems.length) {
+    throw new TaskflowError(Code.INVALID_ARGUMENT, `invalid config in ${source}:\n  - ${problems.join("\n  - ")}`, { reason: Reason.CONFIG });
+  }
+}
+
+/** Cross-key rules of `store`: what `kind: "postgres"` needs. */
+function checkStore(config: TaskflowConfig, source: string): void {
+  const { kind, url, ssl } = config.store;
+  const problems: string[] = [];
+  if (kind === "postgres" && !url) problems.push(`store.url: required with store.kind "postgres"; fix: ${hints["store.url"]}`);
+  // node-postgres lets the URL's TLS parameters override the ssl options: one place only.
+  if (ssl && url && /[?&](sslmode|sslrootcert|sslcert|sslkey)=/.test(url)) {
+    problems.push("store.url: has TLS parameters (sslmode, sslrootcert, …) and store.ssl is set too, and the URL's would win; fix: remove them from store.url and keep store.ssl");
+  }
+  if (ssl && Boolean(ssl.cert) !== Boolean(ssl.key)) {
+    problems.push(`store.ssl.${ssl.cert ? "key" : "cert"}: required with store.ssl.${ssl.cert ? "cert" : "key"}; fix: give both the client certificate and its private key`);
+  }
+  if (problems.length) {
+    throw new TaskflowError(Code.INVALID_ARGUMENT, `invalid config in ${source}:\n  - ${problems.join("\n  - ")}`, { reason: Reason.CONFIG });
+  }
 }
 
 /** Cross-key rules of `tls`, `auth` and `insecure`, each naming the key and the fix. */
@@ -446,18 +592,40 @@ function describeIssue(issue: z.core.$ZodIssue): string {
       .join("\n  - ");
   }
   const where = path || "(top level)";
-  const hint = hints[path];
+  const hint = hints[path] ?? hints[tenantHintPath(issue.path)];
   return `${where}: ${issue.message}${hint ? `; fix: ${hint}` : ""}`;
+}
+
+/** A tenant's name is a key of its own: `tenants.quotas.acme.burst` takes the hint of `tenants.quotas.*.burst`, a bad name that of `tenants.quotas`. */
+function tenantHintPath(path: readonly PropertyKey[]): string {
+  if (path[0] !== "tenants" || path[1] !== "quotas" || path.length < 3) return "";
+  return path.length === 3 ? "tenants.quotas" : `tenants.quotas.*.${String(path[3])}`;
 }
 
 function knownKeys(path: readonly PropertyKey[]): string[] {
   let schema: z.ZodType = configSchema;
   for (const part of path) {
+    // A record (tenants.quotas): every key holds the same kind of object.
+    const values = recordValues(schema);
+    if (values) {
+      schema = values;
+      continue;
+    }
     const shape = objectShape(schema);
     if (!shape) return [];
     schema = shape[String(part)] as z.ZodType;
   }
   return Object.keys(objectShape(schema) ?? {});
+}
+
+function recordValues(schema: z.ZodType): z.ZodType | undefined {
+  let current: unknown = schema;
+  for (let i = 0; i < 5 && current; i++) {
+    const def = (current as { _zod?: { def?: { type?: string; valueType?: unknown; innerType?: unknown } } })._zod?.def;
+    if (def?.type === "record") return def.valueType as z.ZodType;
+    current = def?.innerType;
+  }
+  return undefined;
 }
 
 function objectShape(schema: z.ZodType): Record<string, unknown> | undefined {

@@ -2,7 +2,7 @@
  * The control plane's components, as DESIGN.md names them. `services` implements them;
  * `apps/node` wires them with DI. They talk to each other only through these interfaces.
  */
-import type { TaskOutcome, TaskRecord, TaskSpec, WorkerRecord } from "./model.js";
+import type { TaskOutcome, TaskRecord, TaskSpec, TenantScope, WorkerRecord } from "./model.js";
 import type { TaskPage, TaskQuery } from "./store.js";
 
 /** A pino-compatible logger subset. */
@@ -15,11 +15,48 @@ export interface Logger {
   child(bindings: Record<string, unknown>): Logger;
 }
 
+/** The time every control-plane part reads, injected so tests can set it (see `FakeClock`). */
 export interface Clock {
+  /** Milliseconds since the epoch. */
   now(): number;
 }
 
 export const systemClock: Clock = { now: () => Date.now() };
+
+/** An opaque handle of a timer started through {@link Timers}. */
+export interface TimerHandle {
+  readonly __timerHandle?: never;
+}
+
+/**
+ * Every delay the control plane waits for (retry backoff, timeouts, liveness checks, store-write
+ * retries, purges) runs through these, injected, so a test drives them with a fake clock instead
+ * of sleeping. Timers never keep the process alive (the system ones are unref'd).
+ */
+export interface Timers {
+  setTimeout(callback: () => void, ms: number): TimerHandle;
+  setInterval(callback: () => void, ms: number): TimerHandle;
+  /** Stops a timeout or an interval; `undefined` and a handle that already fired are fine. */
+  clear(handle: TimerHandle | undefined): void;
+}
+
+/** Node's timers, unref'd: a pending retry or check never holds a stopping process open. */
+export const systemTimers: Timers = {
+  setTimeout(callback, ms) {
+    const t = setTimeout(callback, ms);
+    t.unref();
+    return t as TimerHandle;
+  },
+  setInterval(callback, ms) {
+    const t = setInterval(callback, ms);
+    t.unref();
+    return t as TimerHandle;
+  },
+  clear(handle) {
+    // clearTimeout also stops an interval in Node.
+    if (handle !== undefined) clearTimeout(handle as NodeJS.Timeout);
+  },
+};
 
 /** Every task transition and worker change, for watchers and monitoring. */
 export type ClusterEvent =
@@ -58,31 +95,111 @@ export interface Assignment {
 }
 
 /**
- * The Process Lifecycle Manager: task IDs, the task table and its state machine, the task heap,
- * the task-to-worker mapping, result delivery and retries.
+ * The client-facing task API of the Process Lifecycle Manager: submit, get, cancel, list,
+ * watch, results. Behind it the PLM is parts (see docs/adr/0015-the-control-plane.md): the task
+ * table, the task lifecycle, result delivery, store write-behind and recovery.
  */
 export interface Plm {
-  /** Validates and accepts tasks; resolves once they are committed to the store. All or none. */
   /**
-   * Accepts tasks, all or none. With a `requestId`, a repeat of an accepted call (same client ID
-   * and request ID) creates nothing and answers the same IDs, deduplicated.
+   * Accepts tasks for `tenant`, all or none; resolves once they are committed to the store.
+   * With a `requestId`, a repeat of an accepted call (same tenant, client ID and request ID)
+   * creates nothing and answers the same IDs, deduplicated. Throws RESOURCE_EXHAUSTED (`TASKFLOW_ERR_QUOTA`) past the tenant's quota.
    */
-  submit(specs: readonly TaskSpec[], clientId: string, requestId?: string): Promise<SubmitResult>;
-  /** Throws NOT_FOUND for an unknown ID. */
-  get(taskId: string): Promise<TaskRecord>;
-  cancel(taskId: string, reason: string): Promise<TaskRecord>;
-  list(query: TaskQuery): Promise<TaskPage>;
-  /** Calls `listener` on every change of the task until it is final; returns unsubscribe. */
-  watch(taskId: string, listener: (task: TaskRecord) => void): Promise<() => void>;
-  /** Streams outcomes of tasks submitted with `clientId`; returns unsubscribe. */
-  subscribeResults(clientId: string, listener: (outcomes: readonly TaskOutcome[]) => void): () => void;
-  /** A worker started running a task (fenced by epoch). */
-  started(workerId: string, taskId: string, epoch: number): void;
-  /** A worker reports finished attempts (fenced by epoch: stale ones are dropped). */
-  completed(workerId: string, results: readonly WorkerResult[]): void;
-  /** Puts a lost worker's tasks back in the queue, except those in `keep`; returns how many. */
-  requeueWorkerTasks(workerId: string, reason: string, keep?: ReadonlySet<string>): number;
+  submit(specs: readonly TaskSpec[], clientId: string, requestId?: string, tenant?: string): Promise<SubmitResult>;
+  /** Throws NOT_FOUND for an unknown ID, and for a task outside `scope` (its existence is not revealed). */
+  get(taskId: string, scope: TenantScope): Promise<TaskRecord>;
+  /** Throws NOT_FOUND as {@link get} does. */
+  cancel(taskId: string, reason: string, scope: TenantScope): Promise<TaskRecord>;
+  /** Tasks in `scope` only, whatever `query.tenant` says when `scope` is one tenant. */
+  list(query: TaskQuery, scope: TenantScope): Promise<TaskPage>;
+  /** Calls `listener` on every change of the task until it is final; returns unsubscribe. NOT_FOUND as {@link get}. */
+  watch(taskId: string, listener: (task: TaskRecord) => void, scope: TenantScope): Promise<() => void>;
+  /** Streams outcomes of tasks `tenant` submitted with `clientId`; returns unsubscribe. */
+  subscribeResults(clientId: string, listener: (outcomes: readonly TaskOutcome[]) => void, tenant?: string): () => void;
   counts(): Promise<Record<TaskRecord["state"], number>>;
+  /** Per-tenant counters for metrics, one entry per label (bounded; see {@link TenantUsage}). */
+  tenantUsage(): TenantUsage[];
+}
+
+/**
+ * One metrics label's share of the work. Tenants named in `tenants.quotas` or by a token (and
+ * `default`) have their own label, at most 100 of them; every other tenant counts under
+ * `other`, so a store full of old tenants cannot blow up the number of series.
+ */
+export interface TenantUsage {
+  /** The tenant's name, or `other`. */
+  label: string;
+  /** Tasks accepted since the start. */
+  submitted: number;
+  /** Tasks accepted and not finished now (what `maxUnfinishedTasks` limits). */
+  unfinished: number;
+  /** Submits refused by `maxUnfinishedTasks` since the start (tasks, not calls). */
+  refusedUnfinished: number;
+  /** Submits refused by `submitsPerSecond` since the start (tasks, not calls). */
+  refusedRate: number;
+}
+
+/** What workers report about their tasks, fenced by epoch (stale reports are dropped). */
+export interface TaskReports {
+  /** A worker started running a task. */
+  started(workerId: string, taskId: string, epoch: number): void;
+  /** A worker reports finished attempts. */
+  completed(workerId: string, results: readonly WorkerResult[]): void;
+  /** A draining worker hands back tasks it never started: they run elsewhere, not counted as an attempt. */
+  handBack(workerId: string, tasks: readonly { taskId: string; epoch: number }[]): number;
+}
+
+/** The task lifecycle, as the Register sees it when a worker is lost. */
+export interface LostWorkerTasks {
+  /** Requeues a lost worker's tasks, except those in `keep` (or fails those out of attempts); returns how many. */
+  requeueWorkerTasks(workerId: string, reason: string, keep?: ReadonlySet<string>): number;
+}
+
+/** How the control plane reaches a worker's open session, by worker ID. */
+export interface WorkerPorts {
+  /** Tells the worker to stop a task it runs; nothing happens when it has no open session. */
+  cancel(workerId: string, taskId: string, epoch: number, reason: string): void;
+}
+
+/**
+ * What the scheduler's loop is told between turns. Parts below the scheduler (the task
+ * lifecycle, the Register, store write-behind) only note what changed; the scheduler acts on it
+ * in its next turn, so no part below it calls up into it.
+ */
+export interface SchedulerInbox {
+  /** Something changed that may let the scheduler assign (tasks queued, the store writable again): run a turn soon. */
+  wake(): void;
+  /** `count` tasks left a worker's hands (finished, cancelled, timed out, handed back): free their slots. */
+  released(workerId: string, count: number): void;
+}
+
+/** Whether the task store takes writes; while it does not, the node takes no new work. */
+export interface StoreHealth {
+  /** The store's kind, for example `sqlite`. */
+  kind: string;
+  writable: boolean;
+  /** The last write error while not writable, else "". */
+  error: string;
+  /** Since when (ms since the epoch) it is in this state; 0 = since the start. */
+  since: number;
+  /** Writes that failed since the start. */
+  failedWrites: number;
+}
+
+/** Store write-behind as the rest of the control plane sees it: durability and health. */
+export interface Durability {
+  /**
+   * Runs `callback` once every change made so far is durable in the store (results are
+   * acknowledged to workers, and assignments sent, only then).
+   */
+  afterDurable(callback: () => void): void;
+  /** True with a durable store that keeps copies: assignments go out only once stored (ADR 0011). */
+  readonly assignmentsWaitForStore: boolean;
+  /** False while store writes fail: the scheduler then assigns nothing. */
+  readonly storeWritable: boolean;
+  storeHealth(): StoreHealth;
+  /** Calls `listener` whenever the store stops or starts taking writes; returns the unsubscribe. */
+  onStoreHealth(listener: (health: StoreHealth) => void): () => void;
 }
 
 /** The Main Scheduler: pops the task heap, picks a worker through the policy, dispatches. */
@@ -90,8 +207,6 @@ export interface Scheduler {
   readonly policyName: string;
   start(): void;
   stop(): Promise<void>;
-  /** Something changed (a task queued, a slot freed, a worker joined): run a loop turn soon. */
-  wake(): void;
 }
 
 /** The Register: workers, their sessions, heartbeats and liveness. */

@@ -41,6 +41,8 @@ export const Reason = {
   TASK_NOT_FOUND: "TASKFLOW_ERR_TASK_NOT_FOUND",
   WORKER_NOT_FOUND: "TASKFLOW_ERR_WORKER_NOT_FOUND",
   HEAP_FULL: "TASKFLOW_ERR_HEAP_FULL",
+  /** A tenant's quota (`tenants.*`: unfinished tasks, submit rate) refused a submit; the message names the key. */
+  QUOTA: "TASKFLOW_ERR_QUOTA",
   PAYLOAD_TOO_LARGE: "TASKFLOW_ERR_PAYLOAD_TOO_LARGE",
   STORE: "TASKFLOW_ERR_STORE",
   TASK_FAILED: "TASKFLOW_ERR_TASK_FAILED",

@@ -1,5 +1,7 @@
 export { Code, Reason, TaskflowError, type TaskflowErrorOptions } from "./errors.js";
 export {
+  ALL_TENANTS,
+  DEFAULT_TENANT,
   MAX_TIMEOUT_MS,
   TASK_STATES,
   WORKER_STATES,
@@ -9,6 +11,7 @@ export {
   type TaskRecord,
   type TaskSpec,
   type TaskState,
+  type TenantScope,
   type WorkerRecord,
   type WorkerState,
 } from "./model.js";
@@ -29,10 +32,18 @@ export {
 } from "./policy.js";
 export { PAGE_TOKEN_PATTERN, isWellFormedPageToken, type TaskCounts, type TaskPage, type TaskQuery, type TaskStore } from "./store.js";
 export { TOKENS } from "./tokens.js";
+export { TokenBucket } from "./token-bucket.js";
 export {
   systemClock,
+  systemTimers,
   type Assignment,
   type Clock,
+  type Durability,
+  type LostWorkerTasks,
+  type SchedulerInbox,
+  type StoreHealth,
+  type TaskReports,
+  type WorkerPorts,
   type ClusterEvent,
   type EventBus,
   type Logger,
@@ -40,6 +51,9 @@ export {
   type Register,
   type Scheduler,
   type SubmitResult,
+  type TenantUsage,
+  type TimerHandle,
+  type Timers,
   type WorkerResult,
 } from "./contracts.js";
 export { DEFAULT_CONTROL_ADDRESS, DEFAULT_CONTROL_HOST, DEFAULT_CONTROL_PORT } from "./config.js";
@@ -48,7 +62,10 @@ export {
   configSchema,
   isLoopbackHost,
   tokenEntrySchema,
+  tenantQuota,
+  TENANT_NAME_PATTERN,
   type AuthRole,
+  type TenantQuota,
   type TokenEntry,
   defaultConfig,
   describeSystemError,

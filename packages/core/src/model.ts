@@ -39,11 +39,31 @@ export interface AttemptRecord {
   error: string;
 }
 
+/**
+ * The tenant of every task submitted without authentication (no tokens configured), of tasks
+ * stored before tenants existed, and of tokens whose entry names none.
+ */
+export const DEFAULT_TENANT = "default";
+
+/**
+ * Whose tasks a read may see: one tenant's (a client token's), or every tenant's (`ALL_TENANTS`:
+ * admins, viewers and the dashboard, which operate the whole cluster).
+ */
+export type TenantScope = string | null;
+
+/** The {@link TenantScope} of cluster-wide operators. */
+export const ALL_TENANTS: TenantScope = null;
+
 /** A task as the PLM and the store keep it. */
 export interface TaskRecord extends TaskSpec {
   id: string;
   /** Submission order across the cluster; FIFO tie-break. */
   seq: number;
+  /**
+   * The tenant it belongs to: the submitter's credential's, {@link DEFAULT_TENANT} without
+   * authentication. Fixed at submission; only that tenant (and operators) may see it.
+   */
+  tenant: string;
   clientId: string;
   state: TaskState;
   attempt: number;

@@ -13,6 +13,8 @@ export interface TaskQuery {
   states?: readonly TaskState[];
   type?: string;
   clientId?: string;
+  /** Only tasks of this tenant; absent = every tenant. */
+  tenant?: string;
   /** Default 50, at most 1000. */
   pageSize?: number;
   /**
@@ -61,7 +63,11 @@ export interface TaskStore {
   /** Persists the current state of existing tasks (whole records). */
   update(tasks: readonly TaskRecord[]): Promise<void>;
   get(id: string): Promise<TaskRecord | undefined>;
-  findByIdempotencyKey(key: string): Promise<TaskRecord | undefined>;
+  /**
+   * The task of `tenant` with this idempotency key. Keys are scoped per tenant: two tenants may
+   * use the same key for different tasks. The empty key matches nothing.
+   */
+  findByIdempotencyKey(tenant: string, key: string): Promise<TaskRecord | undefined>;
   /** Newest first. */
   list(query: TaskQuery): Promise<TaskPage>;
   /** Every task not in a final state, in submission order: what a restarted control node resumes. */

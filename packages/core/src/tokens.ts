@@ -1,19 +1,39 @@
 /**
  * Dependency-injection tokens. `Symbol.for` so two copies of core agree on them, and explicit
- * tokens everywhere because tsx emits no decorator metadata.
+ * tokens everywhere because tsx emits no decorator metadata. apps/node/src/control.ts
+ * registers every one of them; that file is the whole control plane.
  */
 export const TOKENS = {
   Config: Symbol.for("taskflow:Config"),
   Logger: Symbol.for("taskflow:Logger"),
   Clock: Symbol.for("taskflow:Clock"),
+  Timers: Symbol.for("taskflow:Timers"),
   TaskStore: Symbol.for("taskflow:TaskStore"),
   SchedulingPolicy: Symbol.for("taskflow:SchedulingPolicy"),
   TaskHeap: Symbol.for("taskflow:TaskHeap"),
   WorkerHeap: Symbol.for("taskflow:WorkerHeap"),
+  EventBus: Symbol.for("taskflow:EventBus"),
+  /** The task table: live tasks, their heap ids and indexes, state counts (services TaskTable). */
+  TaskTable: Symbol.for("taskflow:TaskTable"),
+  /** The task state machine: assign, start, finish, retry, time out, requeue (services TaskLifecycle). */
+  TaskLifecycle: Symbol.for("taskflow:TaskLifecycle"),
+  /** Watchers and result subscribers (services ResultDelivery). */
+  ResultDelivery: Symbol.for("taskflow:ResultDelivery"),
+  /** Batched store writes, their retries and the store's health (`Durability`). */
+  StoreWriteBehind: Symbol.for("taskflow:StoreWriteBehind"),
+  /** Tenants' accounts: quotas, unfinished counts, result subscribers, metrics (services Tenants). */
+  Tenants: Symbol.for("taskflow:Tenants"),
+  /** Reloading unfinished tasks after a restart, and re-adopting them from returning workers. */
+  Recovery: Symbol.for("taskflow:Recovery"),
+  /** The client-facing task API (`Plm`). */
   Plm: Symbol.for("taskflow:Plm"),
+  /** What the scheduler's loop is told between turns (`SchedulerInbox`). */
+  SchedulerInbox: Symbol.for("taskflow:SchedulerInbox"),
   Scheduler: Symbol.for("taskflow:Scheduler"),
   Register: Symbol.for("taskflow:Register"),
-  EventBus: Symbol.for("taskflow:EventBus"),
+  /** Open worker sessions by worker ID (`WorkerPorts`). */
+  WorkerPorts: Symbol.for("taskflow:WorkerPorts"),
+  WorkerSessions: Symbol.for("taskflow:WorkerSessions"),
   /** TLS material and accepted tokens of the control server (`ServerSecurity` in the services). */
   Security: Symbol.for("taskflow:Security"),
 } as const;

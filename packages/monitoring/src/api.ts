@@ -43,6 +43,8 @@ export interface AttemptJson {
 /** Everything the task page shows. */
 export interface TaskDetailJson extends TaskSummaryJson {
   seq: number;
+  /** The tenant it belongs to (the dashboard shows every tenant's tasks). */
+  tenant: string;
   clientId: string;
   epoch: number;
   maxAttempts: number;

@@ -4,7 +4,7 @@
  * callbacks when a scrape asks, so an idle scraper costs nothing.
  */
 import { Counter, Gauge, type Registry } from "prom-client";
-import { TASK_STATES, WORKER_STATES, type EventBus } from "@taskflow/core";
+import { TASK_STATES, WORKER_STATES, type EventBus, type TenantUsage } from "@taskflow/core";
 import type { ControlView } from "./control-view.js";
 import { FastHistogram } from "./fast-histogram.js";
 import { TaskTally } from "./task-tally.js";
@@ -157,6 +157,35 @@ export function registerControlMetrics(registry: Registry, view: ControlView, bu
     collect() {
       this.reset();
       for (const [code, n] of view.grpcErrors()) this.inc({ code }, n);
+    },
+  });
+
+  // Per tenant, with one label value per tenant named in tenants.quotas or a token (at most 100)
+  // and "other" for the rest: the series stay bounded whatever tenants the store holds.
+  const perTenant = (make: typeof Counter | typeof Gauge, name: string, help: string, read: (u: TenantUsage) => number) =>
+    new make({
+      name,
+      help,
+      labelNames: ["tenant"],
+      registers,
+      collect(this: Counter | Gauge) {
+        this.reset();
+        for (const usage of view.plm.tenantUsage()) (this as Gauge).inc({ tenant: usage.label }, read(usage));
+      },
+    });
+  perTenant(Counter, "taskflow_tenant_tasks_submitted_total", "Tasks accepted, by tenant", (u) => u.submitted);
+  perTenant(Gauge, "taskflow_tenant_tasks_unfinished", "Tasks accepted and not finished (queued, waiting for a retry, or with a worker), by tenant: what tenants.*.maxUnfinishedTasks limits", (u) => u.unfinished);
+  new Counter({
+    name: "taskflow_tenant_quota_refusals_total",
+    help: "Tasks in submits refused by a tenant quota, by tenant and quota (max_unfinished_tasks, submits_per_second)",
+    labelNames: ["tenant", "quota"],
+    registers,
+    collect() {
+      this.reset();
+      for (const u of view.plm.tenantUsage()) {
+        this.inc({ tenant: u.label, quota: "max_unfinished_tasks" }, u.refusedUnfinished);
+        this.inc({ tenant: u.label, quota: "submits_per_second" }, u.refusedRate);
+      }
     },
   });
 

@@ -9,7 +9,7 @@
 import { readFileSync, existsSync } from "node:fs";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import path from "node:path";
-import { Code, TASK_STATES, TaskflowError, type ClusterEvent, type EventBus, type Logger, type TaskRecord, type TaskState } from "@taskflow/core";
+import { ALL_TENANTS, Code, TASK_STATES, TaskflowError, type ClusterEvent, type EventBus, type Logger, type TaskRecord, type TaskState } from "@taskflow/core";
 import type { ClusterJson, ErrorJson, SampleJson, StatsEventJson, TaskCountsJson, TaskListJson, TasksEventJson } from "./api.js";
 import type { ControlView } from "./control-view.js";
 import { listenHttp, type HttpListener, type HttpSecurity } from "./http.js";
@@ -162,11 +162,11 @@ export class DashboardServer {
     if (method === "GET" && resource === "state" && !id) return this.json(res, 200, await this.clusterJson());
     if (method === "GET" && resource === "events" && !id) return this.openStream(req, res);
     if (method === "GET" && resource === "tasks" && !id) return this.json(res, 200, await this.listJson(url.searchParams));
-    if (method === "GET" && resource === "tasks" && id && !action) return this.json(res, 200, taskDetailJson(await this.view.plm.get(id)));
+    if (method === "GET" && resource === "tasks" && id && !action) return this.json(res, 200, taskDetailJson(await this.view.plm.get(id, ALL_TENANTS)));
     if (method === "POST" && resource === "tasks" && id && action === "cancel") {
       const body = await readJson(req);
       const reason = typeof body["reason"] === "string" && body["reason"] ? body["reason"] : "cancelled from the dashboard";
-      return this.json(res, 200, taskDetailJson(await this.view.plm.cancel(id, reason)));
+      return this.json(res, 200, taskDetailJson(await this.view.plm.cancel(id, reason, ALL_TENANTS)));
     }
     if (method === "POST" && resource === "workers" && id && action === "drain") return this.json(res, 200, workerJson(this.view.register.drain(id)));
     throw new TaskflowError(Code.NOT_FOUND, `no API route ${method} ${url.pathname}`);
@@ -196,9 +196,11 @@ export class DashboardServer {
       states,
       type: params.get("type") ?? "",
       clientId: params.get("client") ?? "",
+      tenant: params.get("tenant") ?? "",
       pageSize,
       pageToken: params.get("pageToken") ?? "",
-    });
+      // Viewers and admins operate the whole cluster: the dashboard shows every tenant's tasks.
+    }, ALL_TENANTS);
     return { tasks: page.tasks.map(taskSummaryJson), nextPageToken: page.nextPageToken, total: page.totalSize };
   }
 

@@ -44,6 +44,7 @@ export function taskDetailJson(t: TaskRecord): TaskDetailJson {
   return {
     ...taskSummaryJson(t),
     seq: t.seq,
+    tenant: t.tenant,
     clientId: t.clientId,
     epoch: t.epoch,
     maxAttempts: t.maxAttempts,

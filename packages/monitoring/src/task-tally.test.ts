@@ -18,7 +18,7 @@ function bus(): EventBus & { listeners: Set<(e: ClusterEvent) => void> } {
 function task(patch: Partial<TaskRecord>): TaskRecord {
   return {
     type: "t", payload: new Uint8Array(), priority: 0, requiredLabels: {}, maxAttempts: 0, timeoutMs: 0, idempotencyKey: "",
-    expectedDurationMs: 0, id: "a", seq: 1, clientId: "", state: "queued", attempt: 0, epoch: 0, workerId: "", createdAt: 1000,
+    expectedDurationMs: 0, id: "a", seq: 1, tenant: "default", clientId: "", state: "queued", attempt: 0, epoch: 0, workerId: "", createdAt: 1000,
     assignedAt: 0, startedAt: 0, finishedAt: 0, notBefore: 0, result: undefined, error: "", waitingReason: "", attempts: [],
     ...patch,
   };

@@ -2,13 +2,13 @@
  * Who may call what: bearer tokens (stored as sha256 hashes) with a role and a tenant, checked by
  * one grpc-js server interceptor before any handler or request decoder runs, and an
  * {@link authorize}-style helper ({@link principalOf}) that handlers ask for the caller.
- * Without tokens in the config every caller is {@link ANONYMOUS}: an admin of no tenant, which is
- * what a node without security config always was.
+ * Without tokens in the config every caller is {@link ANONYMOUS}: an admin whose tasks go to the
+ * `default` tenant, which is what a node without security config always was.
  * @see docs/adr/0012-security.md
  */
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import * as grpc from "@grpc/grpc-js";
-import { Code, TaskflowError, type AuthRole, type TokenEntry } from "@taskflow/core";
+import { ALL_TENANTS, Code, DEFAULT_TENANT, TaskflowError, type AuthRole, type TenantScope, type TokenEntry } from "@taskflow/core";
 import { ClusterService, TaskService, WorkerService } from "@taskflow/proto";
 import { statusTrailers } from "@taskflow/proto/grpc";
 
@@ -31,7 +31,7 @@ export interface ServerSecurity {
 /** The authenticated caller of one call. */
 export interface Principal {
   role: AuthRole;
-  /** "" for {@link ANONYMOUS}: sees every tenant. */
+  /** The tenant its tasks belong to; "" for {@link ANONYMOUS} (see {@link tenantOf}). */
   tenant: string;
   /** The token's name ("" without authentication). */
   name: string;
@@ -46,6 +46,19 @@ export interface Principal {
 
 /** The caller when the node has no tokens: allowed everything, as before authentication existed. */
 export const ANONYMOUS: Principal = Object.freeze({ role: "admin", tenant: "", name: "", taskTypes: undefined, identity: "" });
+
+/** The tenant a caller's tasks belong to: its token's, or `default` without authentication. */
+export function tenantOf(principal: Principal): string {
+  return principal.tenant || DEFAULT_TENANT;
+}
+
+/**
+ * Whose tasks a caller may get, list, watch and cancel: a client only its own tenant's; viewers
+ * and admins, who operate the cluster (as on the dashboard), every tenant's.
+ */
+export function scopeOf(principal: Principal): TenantScope {
+  return principal.role === "client" ? tenantOf(principal) : ALL_TENANTS;
+}
 
 const READERS: readonly AuthRole[] = ["viewer", "client", "admin"];
 const CLIENTS: readonly AuthRole[] = ["client", "admin"];

@@ -2,79 +2,23 @@
  * PLM + Register + Scheduler wired together in one process, as apps/node wires them, with the
  * worker sessions as recording ports (the gRPC edge is covered by the end-to-end tests).
  */
-import "reflect-metadata";
 import assert from "node:assert/strict";
 import { afterEach, beforeEach, describe, it } from "node:test";
-import { parseConfig, systemClock, type Logger, type SchedulingPolicy, type TaskOutcome, type TaskSpec } from "@taskflow/core";
-import { IndexedHeap } from "@taskflow/shm-heap";
-import { LocalEventBus } from "./events.js";
-import { MemoryTaskStore } from "./memory-store.js";
-import { ProcessLifecycleManager } from "./plm.js";
-import { WorkerRegister, type OutgoingAssignment, type WorkerSessionPort } from "./register.js";
-import { MainScheduler } from "./scheduler.js";
-
-const silent: Logger = { trace() {}, debug() {}, info() {}, warn() {}, error() {}, child: () => silent };
-
-/**
- * Submission order, workers least recently assigned first: the built-in fifo policy's keys,
- * written out because the services know no policy package (apps/node wires those).
- */
-const fifo: SchedulingPolicy = {
-  name: "fifo",
-  taskKey: (task) => task.seq,
-  workerKey: (worker) => (worker.lastAssignedSeq > 0 ? worker.lastAssignedSeq : -(2 ** 53) + Math.max(0, worker.joinSeq)),
-};
-
-function spec(type: string, overrides: Partial<TaskSpec> = {}): TaskSpec {
-  return { type, payload: new Uint8Array(0), priority: 0, requiredLabels: {}, maxAttempts: 0, timeoutMs: 0, idempotencyKey: "", expectedDurationMs: 0, ...overrides };
-}
-
-class RecordingPort implements WorkerSessionPort {
-  assigned: OutgoingAssignment[] = [];
-  cancelled: { taskId: string; epoch: number }[] = [];
-  assign(a: readonly OutgoingAssignment[]) {
-    this.assigned.push(...a);
-  }
-  cancel(tasks: readonly { taskId: string; epoch: number }[]) {
-    this.cancelled.push(...tasks);
-  }
-  drain() {}
-  close() {}
-}
-
-const tick = () => new Promise((r) => setImmediate(r));
-async function settle(): Promise<void> {
-  for (let i = 0; i < 5; i++) await tick();
-}
+import { ALL_TENANTS, Code, Reason, TaskflowError, type TaskOutcome } from "@taskflow/core";
+import { settle, spec, startControlPlane, type RecordingPort, type TestControlPlane } from "./control-plane.test.fixture.js";
 
 describe("the control plane (PLM, Register, Scheduler)", () => {
-  let plm: ProcessLifecycleManager;
-  let register: WorkerRegister;
-  let scheduler: MainScheduler;
-  let heaps: IndexedHeap[];
+  let cp: TestControlPlane;
+  let plm: TestControlPlane["plm"];
 
   beforeEach(async () => {
-    const config = parseConfig({ control: { defaultMaxAttempts: 2 } });
-    const policy = fifo;
-    const events = new LocalEventBus();
-    heaps = [IndexedHeap.create({ capacity: 1000 }), IndexedHeap.create({ capacity: 16 })];
-    plm = new ProcessLifecycleManager(config, new MemoryTaskStore(), policy, heaps[0]!, events, silent, systemClock);
-    register = new WorkerRegister(config, events, silent, systemClock);
-    scheduler = new MainScheduler(config, policy, heaps[1]!, plm, register, silent);
-    await plm.start();
-    scheduler.start();
+    cp = await startControlPlane({ config: { control: { defaultMaxAttempts: 2 }, tenants: { quotas: { small: { maxUnfinishedTasks: 2 } } } } });
+    plm = cp.plm;
   });
-  afterEach(async () => {
-    await scheduler.stop();
-    register.stop();
-    await plm.stop();
-    for (const h of heaps) h.close();
-  });
+  afterEach(() => cp.stop());
 
   function join(id: string, types: string[], slots = 4): RecordingPort {
-    const port = new RecordingPort();
-    register.connect({ workerId: id, host: "h", pid: 1, slots, prefetch: 0, labels: {}, taskTypes: types }, port);
-    return port;
+    return cp.join(id, types, slots);
   }
 
   it("assigns with epoch 1, and delivers the result to the submitting client", async () => {
@@ -84,9 +28,9 @@ describe("the control plane (PLM, Register, Scheduler)", () => {
     const { ids } = await plm.submit([spec("echo")], "c1");
     await settle();
     assert.deepEqual(port.assigned.map((a) => [a.taskId, a.epoch, a.attempt]), [[ids[0], 1, 1]]);
-    plm.completed("w1", [{ taskId: ids[0]!, epoch: 1, ok: true, result: new Uint8Array([7]), error: "" }]);
+    cp.lifecycle.completed("w1", [{ taskId: ids[0]!, epoch: 1, ok: true, result: new Uint8Array([7]), error: "" }]);
     await settle();
-    const done = await plm.get(ids[0]!);
+    const done = await plm.get(ids[0]!, ALL_TENANTS);
     assert.equal(done.state, "succeeded");
     // No start notice came (it started and finished within one worker flush): still stamped.
     assert.ok(done.startedAt > 0 && done.startedAt <= done.finishedAt, `startedAt ${done.startedAt}, finishedAt ${done.finishedAt}`);
@@ -99,57 +43,39 @@ describe("the control plane (PLM, Register, Scheduler)", () => {
     const { ids } = await plm.submit([spec("echo")], "c1");
     await settle();
     const w2 = join("w2", ["echo"]);
-    plm.requeueWorkerTasks("w1", "lost in a test");
+    cp.lifecycle.requeueWorkerTasks("w1", "lost in a test");
     await settle();
     const reassigned = w2.assigned.find((a) => a.taskId === ids[0]);
     assert.equal(reassigned?.epoch, 2);
-    plm.completed("w1", [{ taskId: ids[0]!, epoch: 1, ok: true, result: undefined, error: "" }]);
-    const task = await plm.get(ids[0]!);
+    cp.lifecycle.completed("w1", [{ taskId: ids[0]!, epoch: 1, ok: true, result: undefined, error: "" }]);
+    const task = await plm.get(ids[0]!, ALL_TENANTS);
     assert.equal(task.state, "assigned", "the stale result changed nothing");
     assert.equal(task.attempts[0]!.error, "lost in a test");
-    plm.completed("w2", [{ taskId: ids[0]!, epoch: 2, ok: true, result: undefined, error: "" }]);
-    assert.equal((await plm.get(ids[0]!)).state, "succeeded");
+    cp.lifecycle.completed("w2", [{ taskId: ids[0]!, epoch: 2, ok: true, result: undefined, error: "" }]);
+    assert.equal((await plm.get(ids[0]!, ALL_TENANTS)).state, "succeeded");
   });
 
   it("parks a task no worker serves, says why, and runs it when such a worker joins", async () => {
     join("w1", ["echo"]);
     const { ids } = await plm.submit([spec("resize"), spec("echo")], "c1");
     await settle();
-    const waiting = await plm.get(ids[0]!);
+    const waiting = await plm.get(ids[0]!, ALL_TENANTS);
     assert.equal(waiting.state, "queued");
     assert.match(waiting.waitingReason, /no worker serves task type "resize"/);
-    assert.equal((await plm.get(ids[1]!)).state, "assigned", "the queue behind it moved on");
+    assert.equal((await plm.get(ids[1]!, ALL_TENANTS)).state, "assigned", "the queue behind it moved on");
     const w2 = join("w2", ["resize"]);
     await settle();
     assert.deepEqual(w2.assigned.map((a) => a.taskId), [ids[0]]);
-  });
-
-  it("retries a failed attempt after a backoff, then fails with the last error", async () => {
-    const port = join("w1", ["flaky"]);
-    const { ids } = await plm.submit([spec("flaky")], "c1");
-    await settle();
-    plm.completed("w1", [{ taskId: ids[0]!, epoch: 1, ok: false, result: undefined, error: "first" }]);
-    const retrying = await plm.get(ids[0]!);
-    assert.equal(retrying.state, "queued");
-    assert.ok(retrying.notBefore > Date.now() - 5, "waits out a backoff");
-    await new Promise((r) => setTimeout(r, 150));
-    await settle();
-    assert.equal(port.assigned.at(-1)?.epoch, 2);
-    plm.completed("w1", [{ taskId: ids[0]!, epoch: 2, ok: false, result: undefined, error: "second" }]);
-    const failed = await plm.get(ids[0]!);
-    assert.equal(failed.state, "failed");
-    assert.equal(failed.error, "second");
-    assert.deepEqual(failed.attempts.map((a) => a.error), ["first", "second"]);
   });
 
   it("says how many tasks are ahead of a waiting one, counting only the heap's front", async () => {
     join("w1", ["echo"], 1);
     const { ids } = await plm.submit([spec("echo"), spec("echo"), spec("echo"), spec("echo"), spec("echo")], "c1");
     await settle();
-    assert.equal((await plm.get(ids[0]!)).state, "assigned", "one slot, one task");
-    const last = await plm.get(ids[4]!);
+    assert.equal((await plm.get(ids[0]!, ALL_TENANTS)).state, "assigned", "one slot, one task");
+    const last = await plm.get(ids[4]!, ALL_TENANTS);
     assert.match(last.waitingReason, /^all 1 worker\(s\) that can take it are busy or unavailable; 3 task\(s\) ahead of it in fifo order$/);
-    assert.match((await plm.get(ids[1]!)).waitingReason, /busy or unavailable$/, "nothing ahead of the next in line");
+    assert.match((await plm.get(ids[1]!, ALL_TENANTS)).waitingReason, /busy or unavailable$/, "nothing ahead of the next in line");
   });
 
   it("frees the slot of a cancelled running task and tells its worker", async () => {
@@ -157,9 +83,70 @@ describe("the control plane (PLM, Register, Scheduler)", () => {
     const { ids } = await plm.submit([spec("sleep"), spec("sleep")], "c1");
     await settle();
     assert.equal(port.assigned.length, 1, "one slot, one task");
-    await plm.cancel(ids[0]!, "stop");
+    await plm.cancel(ids[0]!, "stop", ALL_TENANTS);
     await settle();
-    assert.deepEqual(port.cancelled, [{ taskId: ids[0], epoch: 1 }]);
+    assert.deepEqual(port.cancelled, [{ taskId: ids[0], epoch: 1, reason: "stop" }]);
     assert.deepEqual(port.assigned.map((a) => a.taskId), [ids[0], ids[1]], "the freed slot took the next task");
+  });
+
+  describe("tenants", () => {
+    it("answers another tenant's task as unknown, and lists and watches only the scope's tasks", async () => {
+      const { ids } = await plm.submit([spec("echo")], "c1", "", "acme");
+      const notFound = (err: unknown) => TaskflowError.is(err) && err.code === Code.NOT_FOUND && err.message.startsWith(`task ${ids[0]} not found (unknown`);
+      await assert.rejects(plm.get(ids[0]!, "globex"), notFound);
+      await assert.rejects(plm.cancel(ids[0]!, "not yours", "globex"), notFound);
+      await assert.rejects(plm.watch(ids[0]!, () => assert.fail("globex saw acme's task"), "globex"), notFound);
+      assert.equal((await plm.get(ids[0]!, "acme")).tenant, "acme");
+      assert.deepEqual((await plm.list({}, "globex")).tasks, []);
+      assert.deepEqual((await plm.list({}, "acme")).tasks.map((t) => t.id), ids);
+      assert.deepEqual((await plm.list({ tenant: "acme" }, "globex")).tasks, [], "a query cannot widen the scope");
+      assert.equal((await plm.get(ids[0]!, ALL_TENANTS)).tenant, "acme");
+    });
+
+    it("delivers results to the task's tenant and client ID only", async () => {
+      join("w1", ["echo"]);
+      const got: Record<string, string[]> = { acme: [], globex: [], other: [] };
+      plm.subscribeResults("c1", (o) => got.acme!.push(...o.map((x) => x.taskId)), "acme");
+      plm.subscribeResults("c1", (o) => got.globex!.push(...o.map((x) => x.taskId)), "globex");
+      plm.subscribeResults("c2", (o) => got.other!.push(...o.map((x) => x.taskId)), "acme");
+      const { ids } = await plm.submit([spec("echo")], "c1", "", "acme");
+      await settle();
+      cp.lifecycle.completed("w1", [{ taskId: ids[0]!, epoch: 1, ok: true, result: undefined, error: "" }]);
+      await settle();
+      assert.deepEqual(got, { acme: ids, globex: [], other: [] });
+    });
+
+    it("scopes request IDs and idempotency keys per tenant", async () => {
+      const a = await plm.submit([spec("echo")], "c1", "req-1", "acme");
+      const b = await plm.submit([spec("echo")], "c1", "req-1", "globex");
+      assert.notDeepEqual(b.ids, a.ids);
+      assert.deepEqual(b.deduplicated, [false]);
+      assert.deepEqual(await plm.submit([spec("echo")], "c1", "req-1", "acme"), { ids: a.ids, deduplicated: [true] });
+      const keyed = spec("echo", { idempotencyKey: "k" });
+      const ka = await plm.submit([keyed], "c1", "", "acme");
+      const kb = await plm.submit([keyed], "c1", "", "globex");
+      assert.notEqual(kb.ids[0], ka.ids[0]);
+      assert.deepEqual(await plm.submit([keyed], "c9", "", "acme"), { ids: ka.ids, deduplicated: [true] });
+    });
+
+    it("counts a tenant's unfinished tasks through retries and requeues, and frees its quota as they finish", async () => {
+      join("w1", ["echo"]);
+      const { ids } = await plm.submit([spec("echo"), spec("echo")], "c1", "", "small");
+      const refused = (err: unknown) => TaskflowError.is(err) && err.code === Code.RESOURCE_EXHAUSTED && err.reason === Reason.QUOTA && /tenants\.quotas\.small\.maxUnfinishedTasks/.test(err.message);
+      await assert.rejects(plm.submit([spec("echo")], "c1", "", "small"), refused);
+      await plm.submit([spec("echo")], "c1", "", "acme"); // another tenant is not limited by it
+      await settle();
+      // A failed first attempt goes back to the queue (2 attempts): still unfinished, still counted.
+      cp.lifecycle.completed("w1", [{ taskId: ids[0]!, epoch: 1, ok: false, result: undefined, error: "boom" }]);
+      cp.lifecycle.requeueWorkerTasks("w1", "lost in a test");
+      await settle();
+      await assert.rejects(plm.submit([spec("echo")], "c1", "", "small"), refused);
+      const usage = () => plm.tenantUsage().find((u) => u.label === "small")!;
+      assert.deepEqual([usage().unfinished, usage().submitted, usage().refusedUnfinished], [2, 2, 2]);
+      await plm.cancel(ids[1]!, "make room", ALL_TENANTS);
+      assert.equal(usage().unfinished, 1);
+      await plm.submit([spec("echo")], "c1", "", "small");
+      assert.deepEqual([usage().unfinished, usage().submitted], [2, 3]);
+    });
   });
 });

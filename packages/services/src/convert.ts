@@ -2,7 +2,7 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs, type Timestamp } from "@bufbuild/protobuf/wkt";
 import type { TaskOutcome, TaskRecord, TaskSpec, TaskState, WorkerRecord, WorkerState } from "@taskflow/core";
-import type { StoreHealth } from "./plm.js";
+import type { StoreHealth } from "@taskflow/core";
 import {
   StoreStatusSchema,
   TaskSchema,
@@ -78,6 +78,7 @@ export function taskToWire(rec: TaskRecord): Task {
     result: rec.result ?? new Uint8Array(0),
     error: rec.error,
     waitingReason: rec.waitingReason,
+    tenant: rec.tenant,
     attempts: rec.attempts.map((a) => ({
       attempt: a.attempt,
       epoch: BigInt(a.epoch),

@@ -1,7 +1,16 @@
-export { ProcessLifecycleManager, backoffMs, type LiveTask, type PlmHooks } from "./plm.js";
+export { ProcessLifecycleManager, idDeriver, type WaitReasons } from "./plm.js";
+export { TaskTable, type LiveTask } from "./task-table.js";
+export { TaskLifecycle, backoffMs } from "./task-lifecycle.js";
+export { ResultDelivery } from "./result-delivery.js";
+export { Tenants, MAX_TENANT_LABELS, OTHER_LABEL, type TenantAccount } from "./tenants.js";
+export { StoreWriteBehind } from "./store-write-behind.js";
+export { Recovery, type Reconciled } from "./recovery.js";
 export { MainScheduler } from "./scheduler.js";
-export { WorkerRegister, type HelloInfo, type OutgoingAssignment, type RegisterHooks, type WorkerEntry, type WorkerSessionPort } from "./register.js";
+export { LoopInbox } from "./scheduler-inbox.js";
+export { WorkerRegister, type HelloInfo, type WorkerChanges, type WorkerEntry } from "./register.js";
+export { WorkerPortDirectory, type OutgoingAssignment, type PortLink, type WorkerSessionPort } from "./worker-ports.js";
 export { ControlServer, toStatus } from "./server.js";
+export { WorkerSession, WorkerSessions, type HelloCheck, type SessionTransport } from "./worker-sessions.js";
 export { MemoryTaskStore } from "./memory-store.js";
 export { LocalEventBus } from "./events.js";
 export { validateSpec } from "./validation.js";

@@ -27,6 +27,7 @@ export class MemoryTaskStore implements TaskStore {
   }
 
   private readonly byId = new Map<string, TaskRecord>();
+  /** By `<tenant>\n<idempotency key>`: keys are scoped per tenant (tenant names hold no newline). */
   private readonly byKey = new Map<string, TaskRecord>();
   /** Insertion order = seq order, which is what list and loadUnfinished walk. */
   private readonly ordered: TaskRecord[] = [];
@@ -38,7 +39,7 @@ export class MemoryTaskStore implements TaskStore {
   async insert(tasks: readonly TaskRecord[]): Promise<void> {
     for (const task of tasks) {
       this.byId.set(task.id, task);
-      if (task.idempotencyKey) this.byKey.set(task.idempotencyKey, task);
+      if (task.idempotencyKey) this.byKey.set(keyOf(task.tenant, task.idempotencyKey), task);
       this.ordered.push(task);
       if (task.seq > this.highestSeq) this.highestSeq = task.seq;
     }
@@ -55,18 +56,19 @@ export class MemoryTaskStore implements TaskStore {
     return this.byId.get(id);
   }
 
-  async findByIdempotencyKey(key: string): Promise<TaskRecord | undefined> {
-    return this.byKey.get(key);
+  async findByIdempotencyKey(tenant: string, key: string): Promise<TaskRecord | undefined> {
+    return key ? this.byKey.get(keyOf(tenant, key)) : undefined;
   }
 
   async list(query: TaskQuery): Promise<TaskPage> {
     const pageSize = Math.min(Math.max(query.pageSize || DEFAULT_PAGE, 1), MAX_PAGE);
-    if (!query.states?.length && !query.type && !query.clientId) return this.unfilteredPage(query.pageToken, pageSize);
+    if (!query.states?.length && !query.type && !query.clientId && !query.tenant) return this.unfilteredPage(query.pageToken, pageSize);
     const states = query.states?.length ? new Set(query.states) : undefined;
     const matches = (t: TaskRecord) =>
       (!states || states.has(t.state)) &&
       (!query.type || t.type === query.type) &&
-      (!query.clientId || t.clientId === query.clientId);
+      (!query.clientId || t.clientId === query.clientId) &&
+      (!query.tenant || t.tenant === query.tenant);
     const before = query.pageToken ? seqOfToken(query.pageToken) : Infinity;
     const tasks: TaskRecord[] = [];
     let totalSize = 0;
@@ -127,7 +129,10 @@ export class MemoryTaskStore implements TaskStore {
       const t = this.ordered[read]!;
       if (isFinal(t.state) && (t.finishedAt < beforeMs || excess-- > 0)) {
         this.byId.delete(t.id);
-        if (t.idempotencyKey && this.byKey.get(t.idempotencyKey) === t) this.byKey.delete(t.idempotencyKey);
+        if (t.idempotencyKey) {
+          const key = keyOf(t.tenant, t.idempotencyKey);
+          if (this.byKey.get(key) === t) this.byKey.delete(key);
+        }
         removed++;
       } else {
         this.ordered[write++] = t;
@@ -142,6 +147,10 @@ export class MemoryTaskStore implements TaskStore {
     for (const t of this.byId.values()) counts[t.state]++;
     return counts;
   }
+}
+
+function keyOf(tenant: string, idempotencyKey: string): string {
+  return `${tenant}\n${idempotencyKey}`;
 }
 
 /**

@@ -1,6 +1,8 @@
 /**
- * The Register: workers, their session streams, heartbeats and liveness
- * (alive → suspect → dead, draining), and each worker's load for the worker heap.
+ * The Register: workers, their sessions (through worker ports), heartbeats and liveness
+ * (alive → suspect → dead, draining), and each worker's load: the one count of the tasks a
+ * worker holds (`running`). A lost worker's tasks go straight to the task lifecycle to be
+ * requeued; changes of a worker's load or state are noted in the scheduler's inbox.
  */
 import { inject, injectable } from "tsyringe";
 import {
@@ -11,33 +13,20 @@ import {
   type Clock,
   type EventBus,
   type Logger,
+  type LostWorkerTasks,
   type Register,
   type TaskflowConfig,
+  type TimerHandle,
+  type Timers,
   type WorkerRecord,
 } from "@taskflow/core";
-
-/** What the Register needs from a worker's open session. */
-export interface WorkerSessionPort {
-  assign(assignments: readonly OutgoingAssignment[]): void;
-  cancel(tasks: readonly { taskId: string; epoch: number }[], reason: string): void;
-  drain(): void;
-  /** Ends the session from the control side. */
-  close(): void;
-}
-
-export interface OutgoingAssignment {
-  taskId: string;
-  epoch: number;
-  type: string;
-  payload: Uint8Array;
-  attempt: number;
-  timeoutMs: number;
-}
+import type { OutgoingAssignment, PortLink, WorkerPortDirectory, WorkerSessionPort } from "./worker-ports.js";
 
 /** A worker as the Register and Scheduler keep it. */
 export interface WorkerEntry {
   readonly record: WorkerRecord & { running: number };
-  session: WorkerSessionPort | undefined;
+  /** Its session while one is open (`link.port`). */
+  readonly link: PortLink;
   /** Worker heap handle while it has a free slot and takes tasks, else -1. */
   handle: number;
   /** Its id in the worker heap. */
@@ -68,42 +57,38 @@ export interface HelloInfo {
   taskTypes: string[];
 }
 
-export interface RegisterHooks {
-  /** A worker joined, came back, or got free slots. */
-  capacity(worker: WorkerEntry): void;
-  /** A worker was declared dead (or left): requeue its tasks. */
-  lost(worker: WorkerEntry, reason: string): void;
-  /** A worker left the set of schedulable workers (dead, draining). */
-  unschedulable(worker: WorkerEntry): void;
+/** Where the Register notes that a worker's load or state changed (the scheduler's inbox). */
+export interface WorkerChanges {
+  workerChanged(worker: WorkerEntry): void;
 }
-
-const noHooks: RegisterHooks = { capacity() {}, lost() {}, unschedulable() {} };
 
 @injectable()
 export class WorkerRegister implements Register {
-  hooks: RegisterHooks = noHooks;
   private readonly entries = new Map<string, WorkerEntry>();
   private readonly byIdx: (WorkerEntry | undefined)[] = [];
   private readonly freeIdx: number[] = [];
   private joinCounter = 0;
-  private timer: NodeJS.Timeout | undefined;
+  private timer: TimerHandle | undefined;
 
   constructor(
     @inject(TOKENS.Config) private readonly config: TaskflowConfig,
     @inject(TOKENS.EventBus) private readonly events: EventBus,
     @inject(TOKENS.Logger) private readonly logger: Logger,
     @inject(TOKENS.Clock) private readonly clock: Clock,
+    @inject(TOKENS.Timers) private readonly timers: Timers,
+    @inject(TOKENS.WorkerPorts) private readonly ports: Pick<WorkerPortDirectory, "link" | "forget">,
+    @inject(TOKENS.TaskLifecycle) private readonly lostTasks: LostWorkerTasks,
+    @inject(TOKENS.SchedulerInbox) private readonly changes: WorkerChanges,
   ) {}
 
   start(): void {
     const every = Math.max(10, Math.floor(this.config.liveness.heartbeatIntervalMs / 2));
-    this.timer = setInterval(() => this.checkLiveness(), every);
-    this.timer.unref();
+    this.timer = this.timers.setInterval(() => this.checkLiveness(), every);
   }
 
   stop(): void {
-    if (this.timer) clearInterval(this.timer);
-    for (const entry of this.entries.values()) entry.session?.close();
+    this.timers.clear(this.timer);
+    for (const entry of this.entries.values()) entry.link.port?.close();
   }
 
   workers(): WorkerRecord[] {
@@ -130,12 +115,12 @@ export class WorkerRegister implements Register {
   connect(hello: HelloInfo, session: WorkerSessionPort): WorkerEntry {
     const now = this.clock.now();
     let entry = this.entries.get(hello.workerId);
-    if (entry && entry.session && entry.session !== session) {
+    if (entry && entry.link.port && entry.link.port !== session) {
       // A second session with the same ID: the newer one wins, the old stream is closed.
-      entry.session.close();
+      entry.link.port.close();
     }
     if (entry && entry.record.state !== "dead") {
-      entry.session = session;
+      entry.link.port = session;
       entry.disconnectedAt = 0;
       entry.capacity = hello.slots + hello.prefetch;
       entry.sent = 0;
@@ -168,7 +153,7 @@ export class WorkerRegister implements Register {
           lastHeartbeat: now,
           connectedAt: now,
         },
-        session,
+        link: this.ports.link(hello.workerId),
         handle: -1,
         idx,
         joinSeq: ++this.joinCounter,
@@ -180,12 +165,13 @@ export class WorkerRegister implements Register {
         acked: 0,
         unackedSince: 0,
       };
+      entry.link.port = session;
       this.byIdx[idx] = entry;
       this.entries.set(hello.workerId, entry);
       this.logger.info({ workerId: hello.workerId, host: hello.host, slots: hello.slots, types: hello.taskTypes }, "worker joined");
     }
     this.emit(entry);
-    this.hooks.capacity(entry);
+    this.changes.workerChanged(entry);
     return entry;
   }
 
@@ -196,7 +182,7 @@ export class WorkerRegister implements Register {
     if (entry.record.state === "suspect" && entry.unackedSince === 0) {
       entry.record.state = "alive";
       this.emit(entry);
-      this.hooks.capacity(entry);
+      this.changes.workerChanged(entry);
     }
   }
 
@@ -206,23 +192,38 @@ export class WorkerRegister implements Register {
     entry.sent += count;
   }
 
+  /** The scheduler gave the worker a task. */
+  assigned(entry: WorkerEntry): void {
+    entry.record.running++;
+  }
+
   /** A worker re-adopted tasks after a control node restart: they count toward its load. */
   adopted(entry: WorkerEntry, count: number): void {
     entry.record.running += count;
-    this.hooks.capacity(entry);
+    this.changes.workerChanged(entry);
+  }
+
+  /** Tasks left the worker's hands; a draining worker with none left is told to go. */
+  released(entry: WorkerEntry, count: number): void {
+    entry.record.running = Math.max(0, entry.record.running - count);
+    if (entry.record.state === "draining" && entry.record.running === 0) {
+      entry.link.port?.close();
+      return;
+    }
+    this.changes.workerChanged(entry);
   }
 
   /** The session stream ended; the worker gets a grace period to reconnect. */
   disconnected(entry: WorkerEntry, session: WorkerSessionPort, reason: string): void {
-    if (entry.session !== session) return;
-    entry.session = undefined;
+    if (entry.link.port !== session) return;
+    entry.link.port = undefined;
     entry.disconnectedAt = this.clock.now();
     if (entry.record.state === "draining" && entry.record.running === 0) {
       this.left(entry);
       return;
     }
     this.logger.warn({ workerId: entry.record.id, reason }, "worker session ended; waiting for it to reconnect");
-    this.hooks.unschedulable(entry);
+    this.changes.workerChanged(entry);
   }
 
   drain(workerId: string): WorkerRecord {
@@ -232,8 +233,8 @@ export class WorkerRegister implements Register {
     }
     if (entry.record.state !== "draining") {
       entry.record.state = "draining";
-      this.hooks.unschedulable(entry);
-      entry.session?.drain();
+      this.changes.workerChanged(entry);
+      entry.link.port?.drain();
       this.emit(entry);
       this.logger.info({ workerId }, "draining worker");
     }
@@ -242,7 +243,7 @@ export class WorkerRegister implements Register {
 
   /** True when the worker takes new tasks. */
   schedulable(entry: WorkerEntry): boolean {
-    return entry.session !== undefined && entry.record.state === "alive" && entry.record.running < entry.capacity;
+    return entry.link.port !== undefined && entry.record.state === "alive" && entry.record.running < entry.capacity;
   }
 
   private checkLiveness(): void {
@@ -251,7 +252,7 @@ export class WorkerRegister implements Register {
     for (const entry of this.entries.values()) {
       const record = entry.record;
       if (record.state === "dead") continue;
-      if (!entry.session) {
+      if (!entry.link.port) {
         if (now - entry.disconnectedAt >= this.config.liveness.reconnectGraceMs) this.declareDead(entry, "session lost and not resumed in time");
         continue;
       }
@@ -261,12 +262,12 @@ export class WorkerRegister implements Register {
       const { ackTimeoutMs } = this.config.liveness;
       if (silent >= heartbeatTimeoutMs || unacked >= ackTimeoutMs * 2) {
         const why = silent >= heartbeatTimeoutMs ? `no heartbeat for ${silent} ms` : `assignments unacknowledged for ${unacked} ms`;
-        const session = entry.session;
+        const session = entry.link.port;
         this.declareDead(entry, why);
         session?.close();
       } else if ((silent >= heartbeatIntervalMs * 2 || unacked >= ackTimeoutMs) && record.state === "alive") {
         record.state = "suspect";
-        this.hooks.unschedulable(entry);
+        this.changes.workerChanged(entry);
         this.emit(entry);
       }
     }
@@ -274,10 +275,10 @@ export class WorkerRegister implements Register {
 
   private declareDead(entry: WorkerEntry, reason: string): void {
     entry.record.state = "dead";
-    this.hooks.unschedulable(entry);
+    this.changes.workerChanged(entry);
     this.emit(entry);
     this.logger.warn({ workerId: entry.record.id, reason }, "worker is dead");
-    this.hooks.lost(entry, `worker ${entry.record.id} lost: ${reason}`);
+    this.lostTasks.requeueWorkerTasks(entry.record.id, `worker ${entry.record.id} lost: ${reason}`);
     entry.record.running = 0;
     this.remove(entry);
   }
@@ -285,13 +286,14 @@ export class WorkerRegister implements Register {
   /** A drained worker left: nothing to requeue. */
   private left(entry: WorkerEntry): void {
     entry.record.state = "dead";
-    this.hooks.unschedulable(entry);
+    this.changes.workerChanged(entry);
     this.emit(entry);
     this.logger.info({ workerId: entry.record.id }, "drained worker left");
     this.remove(entry);
   }
 
   private remove(entry: WorkerEntry): void {
+    this.ports.forget(entry.record.id, entry.link);
     this.entries.delete(entry.record.id);
     this.byIdx[entry.idx] = undefined;
     this.freeIdx.push(entry.idx);

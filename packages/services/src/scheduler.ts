@@ -8,18 +8,32 @@
  * a free slot, so it never blocks the tasks behind it.
  */
 import { inject, injectable } from "tsyringe";
-import { TOKENS, type Logger, type PolicyTask, type PolicyWorker, type Scheduler, type SchedulingPolicy, type TaskflowConfig } from "@taskflow/core";
+import {
+  TOKENS,
+  type Durability,
+  type Logger,
+  type PolicyTask,
+  type PolicyWorker,
+  type Scheduler,
+  type SchedulingPolicy,
+  type TaskflowConfig,
+} from "@taskflow/core";
 import type { IndexedHeap } from "@taskflow/shm-heap";
-import { type ProcessLifecycleManager, type LiveTask } from "./plm.js";
+import { type WaitReasons } from "./plm.js";
 import { type WorkerRegister, type WorkerEntry } from "./register.js";
+import { type LoopInbox } from "./scheduler-inbox.js";
+import { type TaskLifecycle } from "./task-lifecycle.js";
+import { type LiveTask, type TaskTable } from "./task-table.js";
 
-/** explainWait counts the tasks ahead of one up to this many, then says "100,000+". */
-const AHEAD_LIMIT = 100_000;
+/** What the scheduler uses of each part, and nothing more. */
+type QueuedTasks = Pick<TaskTable, "popQueued" | "park" | "unpark" | "policyView" | "inHeap">;
+type Assigner = Pick<TaskLifecycle, "assign">;
+type Workers = Pick<WorkerRegister, "entry" | "entriesList" | "byHeapId" | "schedulable" | "assigned" | "released" | "sentAssignments">;
+type Inbox = Pick<LoopInbox, "drive" | "halt" | "wake" | "takeFreed" | "takeChanged">;
 
 @injectable()
-export class MainScheduler implements Scheduler {
+export class MainScheduler implements Scheduler, WaitReasons {
   readonly policyName: string;
-  private scheduled = false;
   private running = false;
   private assignCounter = 0;
   /** Parked tasks by shape. */
@@ -33,43 +47,27 @@ export class MainScheduler implements Scheduler {
     @inject(TOKENS.Config) config: TaskflowConfig,
     @inject(TOKENS.SchedulingPolicy) private readonly policy: SchedulingPolicy,
     @inject(TOKENS.WorkerHeap) private readonly workerHeap: IndexedHeap,
-    @inject(TOKENS.Plm) private readonly plm: ProcessLifecycleManager,
-    @inject(TOKENS.Register) private readonly register: WorkerRegister,
+    @inject(TOKENS.TaskTable) private readonly table: QueuedTasks,
+    @inject(TOKENS.TaskLifecycle) private readonly lifecycle: Assigner,
+    @inject(TOKENS.Register) private readonly register: Workers,
+    @inject(TOKENS.StoreWriteBehind) private readonly durability: Durability,
+    @inject(TOKENS.SchedulerInbox) private readonly inbox: Inbox,
     @inject(TOKENS.Logger) private readonly logger: Logger,
   ) {
     this.policyName = policy.name;
     this.maxPerTurn = config.scheduler.maxAssignmentsPerTurn;
-    plm.hooks = {
-      queued: () => this.wake(),
-      released: (workerId, count) => this.release(workerId, count),
-      cancelOnWorker: (workerId, taskId, epoch, reason) =>
-        this.register.entry(workerId)?.session?.cancel([{ taskId, epoch }], reason),
-      explainWait: (live) => this.explainWait(live),
-    };
-    register.hooks = {
-      capacity: (worker) => this.capacityChanged(worker),
-      lost: (worker, reason) => {
-        this.plm.requeueWorkerTasks(worker.record.id, reason);
-      },
-      unschedulable: (worker) => this.dropFromHeap(worker),
-    };
   }
 
   start(): void {
     this.running = true;
-    this.wake();
+    this.inbox.drive(() => this.turn());
   }
 
   async stop(): Promise<void> {
     this.running = false;
+    this.inbox.halt();
     this.policy.close?.();
     this.logger.debug({ ...this.stats, busyNs: String(this.stats.busyNs) }, "scheduler stopped");
-  }
-
-  wake(): void {
-    if (this.scheduled || !this.running) return;
-    this.scheduled = true;
-    setImmediate(() => this.turn());
   }
 
   /** Number of tasks parked because no worker can take them now. */
@@ -79,22 +77,22 @@ export class MainScheduler implements Scheduler {
     return n;
   }
 
-  /** One loop turn: assign until out of tasks, free workers, or the per-turn budget. */
+  /** One loop turn: take in what changed, then assign until out of tasks, free workers, or the per-turn budget. */
   private turn(): void {
-    this.scheduled = false;
-    // Assignments would be changes the store cannot save; the PLM wakes us when it can again.
-    if (!this.running || !this.plm.storeWritable) return;
+    // First, always: freed slots and worker changes keep the worker heap true, and a drained
+    // worker is let go even while the store cannot write.
+    this.applyChanges();
+    // Assignments would be changes the store cannot save; store write-behind wakes us when it can again.
+    if (!this.running || !this.durability.storeWritable) return;
     const started = process.hrtime.bigint();
-    const taskHeap = this.plm.heap;
     let assigned = 0;
     while (assigned < this.maxPerTurn && this.workerHeap.size > 0) {
-      const idx = taskHeap.pop();
-      if (idx < 0) break;
-      const live = this.plm.byHeapId(idx);
-      if (!live || live.rec.state !== "queued") continue;
+      const live = this.table.popQueued();
+      if (live === null) break;
+      if (!live) continue;
       const worker = this.pickWorker(live);
       if (!worker) continue;
-      const epoch = this.plm.assign(live, worker.record.id);
+      const epoch = this.lifecycle.assign(live, worker.record.id);
       const rec = live.rec;
       worker.outbox.push({
         taskId: rec.id,
@@ -104,33 +102,42 @@ export class MainScheduler implements Scheduler {
         attempt: rec.attempt,
         timeoutMs: rec.timeoutMs || 0,
       });
-      worker.record.running++;
+      this.register.assigned(worker);
       worker.lastAssignedSeq = ++this.assignCounter;
       this.dirty.add(worker);
       this.rekey(worker);
       assigned++;
     }
     for (const worker of this.dirty) {
-      const session = worker.session;
+      const session = worker.link.port;
       const outbox = worker.outbox;
       worker.outbox = [];
       if (!outbox.length || !session) continue;
       const send = () => {
         // A session that broke meanwhile gets nothing: its hello requeued these tasks.
-        if (worker.session !== session) return;
+        if (worker.link.port !== session) return;
         session.assign(outbox);
         this.register.sentAssignments(worker, outbox.length);
       };
       // Write-ahead: a worker never runs an assignment a restarted control node would not know
       // of (it would run the task again, under the same epoch).
-      if (this.plm.assignmentsWaitForStore) this.plm.afterDurable(send);
+      if (this.durability.assignmentsWaitForStore) this.durability.afterDurable(send);
       else send();
     }
     this.dirty.clear();
     this.stats.turns++;
     this.stats.assigned += assigned;
     this.stats.busyNs += process.hrtime.bigint() - started;
-    if (assigned >= this.maxPerTurn && taskHeap.size > 0) this.wake();
+    if (assigned >= this.maxPerTurn && this.table.inHeap > 0) this.inbox.wake();
+  }
+
+  /** Slots freed and workers changed since the last turn. */
+  private applyChanges(): void {
+    for (const [workerId, count] of this.inbox.takeFreed()) {
+      const worker = this.register.entry(workerId);
+      if (worker) this.register.released(worker, count);
+    }
+    for (const worker of this.inbox.takeChanged()) this.capacityChanged(worker);
   }
 
   /** The first worker, in the policy's order, that passes every filter; parks the task if none. */
@@ -146,7 +153,7 @@ export class MainScheduler implements Scheduler {
       if (!worker) continue;
       worker.handle = -1;
       const why = this.builtinFilter(live, worker);
-      const verdict = why || !this.policy.filter ? undefined : this.policy.filter((task ??= this.plm.policyView(live)), this.policyView(worker));
+      const verdict = why || !this.policy.filter ? undefined : this.policy.filter((task ??= this.table.policyView(live)), this.policyView(worker));
       if (!why && (!verdict || verdict.fits)) {
         chosen = worker;
         break;
@@ -168,7 +175,8 @@ export class MainScheduler implements Scheduler {
     return "";
   }
 
-  private waitingReason(live: LiveTask, fallback: string): string {
+  /** Why no worker takes the task now, from the workers' side; `fallback` when they all could. */
+  waitingReason(live: LiveTask, fallback: string): string {
     const rec = live.rec;
     const all = this.register.entriesList().filter((w) => w.record.state !== "dead");
     const serving = all.filter((w) => w.record.taskTypes.has(rec.type));
@@ -184,22 +192,8 @@ export class MainScheduler implements Scheduler {
     return fallback || "waiting for a worker";
   }
 
-  /**
-   * Why a task in the heap waits: the workers that could take it are busy (or there are none),
-   * and how many tasks the policy puts before it. The count walks only the part of the heap
-   * ahead of the task, up to {@link AHEAD_LIMIT}: `get` stays cheap with a million queued.
-   */
-  explainWait(live: LiveTask): string {
-    const counted = this.plm.heap.countAhead(live.handle, AHEAD_LIMIT);
-    const ahead = counted >= AHEAD_LIMIT ? `${AHEAD_LIMIT.toLocaleString("en-US")}+` : counted > 0 ? String(counted) : "";
-    const behind = ahead ? `; ${ahead} task(s) ahead of it in ${this.policyName} order` : "";
-    const why = this.waitingReason(live, "");
-    if (why) return `${why}${behind}`;
-    return ahead ? `behind ${ahead} task(s) in ${this.policyName} order` : "next in line";
-  }
-
   private park(live: LiveTask, reason: string): void {
-    this.plm.park(live, reason);
+    this.table.park(live, reason);
     const shape = shapeOf(live);
     let list = this.parked.get(shape);
     if (!list) this.parked.set(shape, (list = []));
@@ -217,22 +211,11 @@ export class MainScheduler implements Scheduler {
         continue;
       }
       if (this.builtinFilter(sample, worker)) continue;
-      for (const live of list) this.plm.unpark(live);
+      for (const live of list) this.table.unpark(live);
       this.parked.delete(shape);
       any = true;
     }
-    if (any) this.wake();
-  }
-
-  private release(workerId: string, count: number): void {
-    const worker = this.register.entry(workerId);
-    if (!worker) return;
-    worker.record.running = Math.max(0, worker.record.running - count);
-    if (worker.record.state === "draining" && worker.record.running === 0) {
-      worker.session?.close();
-      return;
-    }
-    this.capacityChanged(worker);
+    if (any) this.inbox.wake();
   }
 
   private capacityChanged(worker: WorkerEntry): void {
@@ -242,7 +225,7 @@ export class MainScheduler implements Scheduler {
     }
     this.rekey(worker);
     this.unparkFor(worker);
-    this.wake();
+    this.inbox.wake();
   }
 
   /** Re-key a worker after its load changed, or take it out of the heap when it is full. */

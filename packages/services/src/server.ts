@@ -10,7 +10,20 @@ import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
 import { inject, injectable } from "tsyringe";
-import { Code, TOKENS, TaskflowError, isWellFormedPageToken, type EventBus, type Logger, type TaskflowConfig, type TaskState } from "@taskflow/core";
+import {
+  Code,
+  TOKENS,
+  TaskflowError,
+  isWellFormedPageToken,
+  type Clock,
+  type Durability,
+  type EventBus,
+  type Logger,
+  type Plm,
+  type Scheduler,
+  type TaskflowConfig,
+  type TaskState,
+} from "@taskflow/core";
 import {
   ClusterService,
   TaskService,
@@ -32,12 +45,12 @@ import { decodeSessionRequest, decodeSubmitTaskStream, decodeSubmitTasks, encode
 import { addService, rejectMalformedRequests, statusTrailers } from "@taskflow/proto/grpc";
 import { file_google_protobuf_any, file_google_protobuf_timestamp, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { coreTaskState, outcomeToWire, specFromWire, storeToWire, taskToWire, wireTaskState, workerToWire } from "./convert.js";
-import { type ProcessLifecycleManager } from "./plm.js";
-import { type MainScheduler } from "./scheduler.js";
-import { type WorkerRegister, type OutgoingAssignment, type WorkerEntry, type WorkerSessionPort } from "./register.js";
+import { type WorkerRegister } from "./register.js";
+import type { OutgoingAssignment } from "./worker-ports.js";
+import { type WorkerSessions } from "./worker-sessions.js";
 import { boundedWriter } from "./stream-budget.js";
 import { invalid, requireId } from "./validation.js";
-import { Authenticator, type Principal, type ServerSecurity } from "./auth.js";
+import { Authenticator, scopeOf, tenantOf, type Principal, type ServerSecurity } from "./auth.js";
 
 const MAX_BATCH = 10_000;
 
@@ -50,10 +63,10 @@ export function toStatus(err: unknown): Partial<grpc.StatusObject> & { code: grp
   return { code: e.code as number as grpc.status, details: e.message, metadata: statusTrailers(e.code, e.message, e.reason, e.metadata) };
 }
 
-function unary<Req, Res>(logger: Logger, fn: (req: Req) => Promise<Res> | Res): grpc.handleUnaryCall<Req, Res> {
+function unary<Req, Res>(logger: Logger, fn: (req: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res> | Res): grpc.handleUnaryCall<Req, Res> {
   return (call, callback) => {
     Promise.resolve()
-      .then(() => fn(call.request))
+      .then(() => fn(call.request, call))
       .then(
         (res) => callback(null, res),
         (err: unknown) => {
@@ -91,9 +104,12 @@ export class ControlServer {
 
   constructor(
     @inject(TOKENS.Config) private readonly config: TaskflowConfig,
-    @inject(TOKENS.Plm) private readonly plm: ProcessLifecycleManager,
-    @inject(TOKENS.Register) private readonly register: WorkerRegister,
-    @inject(TOKENS.Scheduler) private readonly scheduler: MainScheduler,
+    @inject(TOKENS.Plm) private readonly plm: Plm,
+    @inject(TOKENS.Register) private readonly register: Pick<WorkerRegister, "entry" | "workers" | "drain">,
+    @inject(TOKENS.Scheduler) private readonly scheduler: Scheduler,
+    @inject(TOKENS.StoreWriteBehind) private readonly durability: Durability,
+    @inject(TOKENS.WorkerSessions) private readonly sessions: Pick<WorkerSessions, "open">,
+    @inject(TOKENS.Clock) private readonly clock: Clock,
     @inject(TOKENS.EventBus) private readonly events: EventBus,
     @inject(TOKENS.Logger) private readonly logger: Logger,
     @inject(TOKENS.Security) private readonly security: ServerSecurity,
@@ -136,8 +152,8 @@ export class ControlServer {
       });
     });
     this.serving = true;
-    this.setHealth(this.plm.storeWritable);
-    this.plm.onStoreHealth((health) => {
+    this.setHealth(this.durability.storeWritable);
+    this.durability.onStoreHealth((health) => {
       if (this.serving) this.setHealth(health.writable);
     });
     return this.boundPort;
@@ -170,22 +186,28 @@ export class ControlServer {
     });
   }
 
+  /**
+   * Every TaskService call acts for the caller's tenant: submits store it on the tasks, reads
+   * see only its tasks (another tenant's answer NOT_FOUND), results come from its tasks only.
+   * Viewers and admins read every tenant's tasks.
+   */
   private addTaskService(): void {
-    const { plm, logger } = this;
+    const { plm, logger, auth } = this;
     const bufferLimit = this.config.control.maxStreamBufferBytes;
     // Enforced while decoding: a request allocates no more specs or payload bytes than these.
     const limits = { maxSpecs: MAX_BATCH, maxPayloadBytes: this.config.control.maxPayloadBytes };
     addService(this.server, TaskService, {
-      submitTask: unary(logger, async (req) => {
-        const { ids, deduplicated } = await plm.submit([specFromWire(req.spec)], req.clientId, req.requestId);
+      submitTask: unary(logger, async (req, call) => {
+        const { ids, deduplicated } = await plm.submit([specFromWire(req.spec)], req.clientId, req.requestId, tenantOf(auth.principalOf(call)));
         return { taskId: ids[0]!, deduplicated: deduplicated[0]! };
       }),
-      submitTasks: unary(logger, async (req) => {
+      submitTasks: unary(logger, async (req, call) => {
         checkBatch(req.specs.length);
-        const { ids, deduplicated } = await plm.submit(req.specs.map(specFromWire), req.clientId, req.requestId);
+        const { ids, deduplicated } = await plm.submit(req.specs.map(specFromWire), req.clientId, req.requestId, tenantOf(auth.principalOf(call)));
         return { taskIds: ids, deduplicated: deduplicated.includes(true) ? deduplicated : [] };
       }),
       submitTaskStream: (call) => {
+        const tenant = tenantOf(auth.principalOf(call));
         // A client may half-close right after its last batch; the call ends only once every
         // batch it sent is acknowledged, or a durable store's slower inserts lose their acks.
         let pending = 0;
@@ -205,7 +227,7 @@ export class ControlServer {
                 throw new TaskflowError(req.refused.code as Code, req.refused.message, { ...(reason && { reason }), ...(metadata && { metadata }) });
               }
               checkBatch(req.specs.length);
-              return plm.submit(req.specs.map(specFromWire), req.clientId, req.requestId);
+              return plm.submit(req.specs.map(specFromWire), req.clientId, req.requestId, tenant);
             })
             .then(
               // Hand-encoded: an acknowledgement lists every task ID.
@@ -227,8 +249,8 @@ export class ControlServer {
         });
         call.on("error", () => {});
       },
-      getTask: unary(logger, async (req) => {
-        const task = await plm.get(requireId(req.taskId, "task_id"));
+      getTask: unary(logger, async (req, call) => {
+        const task = await plm.get(requireId(req.taskId, "task_id"), scopeOf(auth.principalOf(call)));
         return { task: taskToWire(task) };
       }),
       watchTask: (call) => {
@@ -238,13 +260,17 @@ export class ControlServer {
         const out = boundedWriter(call, bufferLimit, logger, "WatchTask", () => unsubscribe?.());
         Promise.resolve()
           .then(() =>
-            plm.watch(requireId(taskId, "task_id"), (task) => {
+            plm.watch(
+              requireId(taskId, "task_id"),
+              (task) => {
               if (!out.write(Buffer.from(toBinary(WatchTaskResponseSchema, create(WatchTaskResponseSchema, { task: taskToWire(task) }))))) return;
               if (task.state === "succeeded" || task.state === "failed" || task.state === "cancelled") {
                 unsubscribe?.();
                 call.end();
               }
-            }),
+              },
+              scopeOf(auth.principalOf(call)),
+            ),
           )
           .then(
             (unsub) => {
@@ -259,10 +285,14 @@ export class ControlServer {
           const clientId = requireId(call.request.clientId, "client_id");
           let unsubscribe = () => {};
           const out = boundedWriter(call, bufferLimit, logger, `SubscribeResults of client ${clientId}`, () => unsubscribe());
-          unsubscribe = plm.subscribeResults(clientId, (outcomes) => {
-            // Hand-encoded SubscribeResultsResponse: this runs once per finished task.
-            out.write(encodeResults(outcomes.map(outcomeToWire)));
-          });
+          unsubscribe = plm.subscribeResults(
+            clientId,
+            (outcomes) => {
+              // Hand-encoded SubscribeResultsResponse: this runs once per finished task.
+              out.write(encodeResults(outcomes.map(outcomeToWire)));
+            },
+            tenantOf(auth.principalOf(call)),
+          );
           call.on("cancelled", unsubscribe);
           call.on("close", unsubscribe);
           out.write(encodeResults([]));
@@ -270,11 +300,11 @@ export class ControlServer {
           call.emit("error", toStatus(err));
         }
       },
-      cancelTask: unary(logger, async (req) => {
-        const task = await plm.cancel(requireId(req.taskId, "task_id"), req.reason);
+      cancelTask: unary(logger, async (req, call) => {
+        const task = await plm.cancel(requireId(req.taskId, "task_id"), req.reason, scopeOf(auth.principalOf(call)));
         return { task: taskToWire(task) };
       }),
-      listTasks: unary(logger, async (req) => {
+      listTasks: unary(logger, async (req, call) => {
         if (req.pageSize > 1000) throw invalid(`page_size must be at most 1000, got ${req.pageSize}`);
         // Only the form here: what a token means is the store's, which refuses one it did not give out.
         if (req.pageToken && !isWellFormedPageToken(req.pageToken)) throw invalid("page_token is not one this server gave out");
@@ -290,7 +320,7 @@ export class ControlServer {
           clientId: req.clientId,
           pageSize: req.pageSize || 50,
           pageToken: req.pageToken,
-        });
+        }, scopeOf(auth.principalOf(call)));
         return { tasks: page.tasks.map(taskToWire), nextPageToken: page.nextPageToken, totalSize: BigInt(page.totalSize) };
       }),
     }, { submitTasks: (bytes) => decodeSubmitTasks(bytes, limits), submitTaskStream: (bytes) => decodeSubmitTaskStream(bytes, limits) });
@@ -332,106 +362,41 @@ export class ControlServer {
     return undefined;
   }
 
+  /** The session stream of one worker: messages in and out; what they mean is WorkerSessions'. */
   private workerSession(call: grpc.ServerDuplexStream<SessionRequest, SessionResponse>): void {
-    const { register, plm, logger, config } = this;
     const principal = this.auth.principalOf(call);
-    let entry: WorkerEntry | undefined;
     const send = (kind: SessionResponse["kind"]) => {
       if (call.writable) call.write({ kind } as SessionResponse);
     };
-    const port: WorkerSessionPort = {
-      // The hot path: hand-encoded, the same bytes as SessionResponse{assign}.
-      assign: (assignments: readonly OutgoingAssignment[]) => {
-        if (call.writable) call.write(encodeAssign(assignments) as never);
+    const session = this.sessions.open(
+      {
+        // The hot path: hand-encoded, the same bytes as SessionResponse{assign}.
+        assign: (assignments: readonly OutgoingAssignment[]) => {
+          if (call.writable) call.write(encodeAssign(assignments) as never);
+        },
+        cancel: (tasks, reason) =>
+          send({ case: "cancel", value: { tasks: tasks.map((t) => ({ taskId: t.taskId, epoch: BigInt(t.epoch) })), reason } as never }),
+        drain: () => send({ case: "drain", value: {} as never }),
+        close: () => {
+          if (call.writable) call.end();
+        },
+        welcome: (workerId, heartbeatIntervalMs) => send({ case: "welcome", value: { workerId, heartbeatIntervalMs, storesResults: true } as never }),
+        stored: (seqs) => send({ case: "stored", value: { seqs } as never }),
+        fail: (err) => call.emit("error", toStatus(err)),
       },
-      cancel: (tasks, reason) =>
-        send({ case: "cancel", value: { tasks: tasks.map((t) => ({ taskId: t.taskId, epoch: BigInt(t.epoch) })), reason } as never }),
-      drain: () => send({ case: "drain", value: {} as never }),
-      close: () => {
-        if (call.writable) call.end();
-      },
-    };
-    const fail = (message: string) => {
-      call.emit("error", toStatus(invalid(message)));
-    };
-    // Heartbeats whose results are durable, told to the worker once per turn so it may forget them.
-    let storedSeqs: bigint[] = [];
-    const ackStored = (seq: bigint) => {
-      if (storedSeqs.push(seq) > 1) return;
-      setImmediate(() => {
-        const seqs = storedSeqs;
-        storedSeqs = [];
-        send({ case: "stored", value: { seqs } as never });
-      });
-    };
-    call.on("data", (msg: SessionRequest) => {
-      try {
-        if (msg.kind.case === "hello") {
-          const hello = msg.kind.value;
-          if (entry) return fail("hello was already sent on this session");
-          if (!hello.workerId) return fail("hello.worker_id is required");
-          if (hello.slots < 1) return fail("hello.slots must be at least 1");
-          if (hello.taskTypes.length === 0) return fail("hello.task_types must list at least one task type");
-          const refused = this.claimWorkerId(principal, hello.workerId, hello.taskTypes, call.getPeer());
-          if (refused) return call.emit("error", toStatus(refused));
-          entry = register.connect(
-            {
-              workerId: hello.workerId,
-              host: hello.host,
-              pid: hello.pid,
-              slots: hello.slots,
-              prefetch: Math.min(hello.prefetch, 100_000),
-              labels: { ...hello.labels },
-              taskTypes: hello.taskTypes,
-            },
-            port,
-          );
-          send({ case: "welcome", value: { workerId: hello.workerId, heartbeatIntervalMs: config.liveness.heartbeatIntervalMs, storesResults: true } as never });
-          const { adopted, lost, stale } = plm.reconcile(
-            hello.workerId,
-            hello.running.map((r) => ({ taskId: r.taskId, epoch: Number(r.epoch) })),
-          );
-          // Tasks it still holds that are no longer its own (reassigned meanwhile) stop on the worker.
-          if (stale.length) port.cancel(stale, "reassigned while this worker was away");
-          if (adopted) register.adopted(entry, adopted);
-          if (lost) plm.hooks.released(hello.workerId, lost);
-          return;
-        }
-        if (!entry) return fail("the first message of a session must be hello");
-        if (msg.kind.case === "heartbeat") {
-          const hb = msg.kind.value;
-          register.heartbeat(entry, Number(hb.assignmentsReceived));
-          const workerId = entry.record.id;
-          if (hb.draining && entry.record.state !== "draining") register.drain(workerId);
-          if (hb.released.length) plm.release(workerId, hb.released.map((r) => ({ taskId: r.taskId, epoch: Number(r.epoch) })));
-          for (const s of hb.started) plm.started(workerId, s.taskId, Number(s.epoch));
-          if (hb.results.length) {
-            plm.completed(
-              workerId,
-              hb.results.map((r) => ({ taskId: r.taskId, epoch: Number(r.epoch), ok: r.ok, result: r.result, error: r.error, unrecoverable: r.unrecoverable })),
-            );
-          }
-          // Also for results the PLM dropped as stale: the worker need not keep those either.
-          const seq = hb.seq;
-          if (seq) plm.afterDurable(() => ackStored(seq));
-        }
-      } catch (err) {
-        logger.error({ err }, "worker session message failed");
-      }
-    });
-    const ended = (reason: string) => {
-      if (entry) register.disconnected(entry, port, reason);
-    };
+      (hello) => this.claimWorkerId(principal, hello.workerId, hello.taskTypes, call.getPeer()),
+    );
+    call.on("data", (msg: SessionRequest) => session.receive(msg));
     call.on("end", () => {
-      ended("worker closed the session");
+      session.ended("worker closed the session");
       if (call.writable) call.end();
     });
-    call.on("error", (err) => ended(err.message));
-    call.on("cancelled", () => ended("session cancelled"));
+    call.on("error", (err) => session.ended(err.message));
+    call.on("cancelled", () => session.ended("session cancelled"));
   }
 
   private addClusterService(): void {
-    const { plm, register, scheduler, events, logger } = this;
+    const { plm, register, scheduler, durability, events, logger, clock } = this;
     const bufferLimit = this.config.control.maxStreamBufferBytes;
     addService(this.server, ClusterService, {
       getClusterState: unary(logger, async () => {
@@ -444,7 +409,7 @@ export class ControlServer {
           failed: BigInt(counts.failed),
           cancelled: BigInt(counts.cancelled),
           policy: scheduler.policyName,
-          store: storeToWire(plm.storeHealth()),
+          store: storeToWire(durability.storeHealth()),
         };
       }),
       watchEvents: (call) => {
@@ -468,7 +433,7 @@ export class ControlServer {
         call.on("cancelled", unsubscribe);
         call.on("close", unsubscribe);
         // Start with the current workers so a watcher has a full picture.
-        for (const w of register.workers()) send({ time: timestampFromMs(Date.now()), event: { case: "worker", value: workerToWire(w) } });
+        for (const w of register.workers()) send({ time: timestampFromMs(clock.now()), event: { case: "worker", value: workerToWire(w) } });
       },
       drainWorker: unary(logger, async (req) => {
         const worker = register.drain(requireId(req.workerId, "worker_id"));

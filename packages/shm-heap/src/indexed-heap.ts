@@ -1,106 +1,29 @@
+/**
+ * The heap object: its public operations, each under the heap's lock. The parts live beside it:
+ * ordering.ts (sifts, handles), lock.ts (the lock's slow path), waiting.ts (sleeping for a
+ * record), region.ts (creating, attaching, checking and repairing the shared region).
+ */
 import { GrpcCode, HeapAttachError, HeapFullError } from "./errors.js";
-import {
-  FLAG_NO_LOCK,
-  H,
-  H_SEQ_F64,
-  LAYOUT_VERSION,
-  MAGIC,
-  MAX_CAPACITY,
-  SLOT_BYTES,
-  SLOT_COUNT,
-  SLOT_PID_OFFSET,
-  SLOTS_OFFSET,
-  STATE_READY,
-  makeViews,
-  regionBytes,
-  type Views,
-} from "./layout.js";
+import { H, H_SEQ_F64, MAX_CAPACITY, SLOT_BYTES, SLOT_PID_OFFSET, SLOTS_OFFSET, STATE_READY, FLAG_NO_LOCK, makeViews, regionBytes, type Views } from "./layout.js";
 import { loadShmBinding, type ShmBinding, type ShmMapping } from "./native.js";
+import { LOCK_CLOSED, LOCK_NONE, LOCK_OWNER_MASK, LOCK_SAB, LOCK_SHM, LOCK_WAITERS, lockContended, wakeLockSleeper } from "./lock.js";
+import { GEN_LIMIT, SLOT_SPAN, countBefore, holeDown, siftDown, siftUp, slotOf } from "./ordering.js";
+import {
+  DEFAULT_INIT_TIMEOUT_MS,
+  checkHeader,
+  checkRegion,
+  claimSlot,
+  forgetShmHeap,
+  initRegion,
+  normaliseName,
+  repairViews,
+  validateViews,
+  waitReady,
+} from "./region.js";
+import { waitEvent, waitEventAsync, wakeOne } from "./waiting.js";
+import type { Handle, HeapOptions, InternalHeapOptions, SharedHeapRef } from "./options.js";
 
-/** Options of {@link IndexedHeap.create}. */
-export interface HeapOptions {
-  /** Most records the heap holds (1 … 16,777,215). */
-  capacity: number;
-  /**
-   * Where the heap lives.
-   * - `"sab"`: a `SharedArrayBuffer`, shared with worker threads through {@link IndexedHeap.shared}.
-   * - `"shm"`: a named POSIX shared memory segment, shared with other processes (and threads) by name.
-   * @defaultValue `"sab"`
-   */
-  backing?: "sab" | "shm";
-  /**
-   * Segment name for backing `"shm"` (required there), e.g. `"/taskflow-tasks"`; a leading `/`
-   * is added when missing. The first process to create the name initialises the segment; the
-   * others attach to it (their capacity must match).
-   */
-  name?: string;
-}
-
-/**
- * What another thread or process needs to attach to a heap; structured-cloneable, so it can
- * travel through `postMessage` or `workerData`.
- */
-export type SharedHeapRef =
-  | { readonly backing: "sab"; readonly buffer: SharedArrayBuffer }
-  | { readonly backing: "shm"; readonly name: string };
-
-/**
- * A record handle: encodes slot and generation so a handle to a popped or removed record is
- * recognised as stale even after its slot is reused.
- */
-export type Handle = number;
-
-/** @internal Options only tests use. */
-export interface InternalHeapOptions {
-  /** Skip the lock entirely (stored in the header, so attachers skip it too). */
-  unlocked?: boolean;
-  /** How long an attacher waits for a creator to finish initialising, ms. @defaultValue 2000 */
-  initTimeoutMs?: number;
-}
-
-// Handles are gen * SLOT_SPAN + slot: exact doubles up to 2^53 since gen < 2^29.
-const SLOT_SPAN = 16777216;
-const GEN_LIMIT = 0x20000000;
-// Lock attempts before sleeping, each after a pause that doubles from BACKOFF_MIN to BACKOFF_MAX
-// spinPause steps (~1.5 ns each here): about 45 us in all. A waiter that hammered the lock word
-// (the previous scheme: 100 tight loads) pulled the header line away from the owner on every
-// probe, and won the lock right after each unlock, so two cores took turns op by op and every
-// op missed on all the lines the other had written (~65 ns per line on the 2-core VM). Pausing
-// without touching shared memory lets the owner run a burst of ops on hot lines.
-// Measured (three runs of 7-9 alternating rounds): 2 processes +15-50 % ops/s, 2 threads +20-55 %,
-// 4 threads within noise; the smaller contender's share sometimes drops (0.43 to 0.28 in one
-// run). See ADR 0003, "Cross-process throughput".
-const SPIN = 20;
-const BACKOFF_MIN = 32;
-const BACKOFF_MAX = 2048;
-/** Sink for spinPause's result, so the optimiser cannot drop the loop. */
-let pauseSink = 0;
-/** Busy-waits `n` dependent integer steps, touching no shared memory (Node 20 has no Atomics.pause). */
-function spinPause(n: number): void {
-  let x = pauseSink;
-  for (let i = 0; i < n; i++) x = (Math.imul(x, 31) + i) | 0;
-  pauseSink = x;
-}
-// Lock modes; sab and shm share the fast path, so they are the two lowest values.
-const LOCK_SAB = 0;
-const LOCK_SHM = 1;
-const LOCK_NONE = 2;
-const LOCK_CLOSED = 3;
-/**
- * How long a waiter sleeps on the lock word of an shm heap before it asks the kernel (through
- * the owner's liveness slot) whether the owner still lives: the recovery time after a kill.
- */
-const LIVENESS_CHECK_MS = 10;
-/** Lock word: owner (liveness slot + 1) in the low byte, and this bit while someone may sleep. */
-const LOCK_OWNER_MASK = 0xff;
-const LOCK_WAITERS = 0x40000000;
-const DEFAULT_INIT_TIMEOUT_MS = 2000;
-
-// Atomics.waitAsync is in Node 20 (V8 11) but only in TypeScript's ES2024 lib, which the
-// workspace does not target.
-const waitAsync = (Atomics as unknown as {
-  waitAsync(a: Int32Array, i: number, v: number, ms: number): { value: Promise<string> | string };
-}).waitAsync;
+export type { Handle, HeapOptions, InternalHeapOptions, SharedHeapRef } from "./options.js";
 
 /**
  * An indexed binary min-heap of fixed-size records in shared memory: smallest key first,
@@ -121,6 +44,7 @@ export class IndexedHeap {
   /** Field `b` of the record the last successful `pop` returned. */
   lastB = 0;
 
+  private readonly views: Views;
   private readonly h: Int32Array;
   private readonly hf: Float64Array;
   private readonly key: Float64Array;
@@ -151,6 +75,7 @@ export class IndexedHeap {
   ) {
     this.shared = shared;
     this.capacity = capacity;
+    this.views = views;
     this.h = views.header;
     this.hf = views.headerF64;
     this.key = views.key;
@@ -167,10 +92,9 @@ export class IndexedHeap {
     this.creator = creator;
     const unlocked = (Atomics.load(this.h, H.FLAGS) & FLAG_NO_LOCK) !== 0;
     this.lockMode = unlocked ? LOCK_NONE : native === null ? LOCK_SAB : LOCK_SHM;
-    this.slot = native === null ? -1 : claimSlot(native, mapping!, shared);
+    this.slot = native === null ? -1 : claimSlot(native, mapping!, shared, this);
     this.me = this.slot + 1 || 1;
     if (native !== null) {
-      openShmHeaps.add(this);
       // The previous holder of our slot died holding the heap lock: the lock is ours now.
       if ((Atomics.load(this.h, H.LOCK) & LOCK_OWNER_MASK) === this.me) {
         this.repairAfterOwnerDied();
@@ -322,11 +246,11 @@ export class IndexedHeap {
     // costs as much as a whole sift step here.)
     this.pos[slot] = n;
     h[H.SIZE] = n + 1;
-    this.siftUp(n, slot, key, s);
+    siftUp(this.heap, this.key, this.seq, this.pos, n, slot, key, s);
     const wake = h[H.SLEEPERS]! > 0;
     if (wake) Atomics.add(h, H.EVENT, 1);
     this.unlock();
-    if (wake) this.wakeOne();
+    if (wake) wakeOne(h, this.native, this.mapping);
     return g * SLOT_SPAN + slot;
   }
 
@@ -356,7 +280,7 @@ export class IndexedHeap {
 
   /** Removes the record in O(log n); false if the handle is stale. */
   remove(handle: Handle): boolean {
-    const slot = this.slotOf(handle);
+    const slot = slotOf(handle, this.capacity);
     if (slot < 0) return false;
     this.lock();
     // Read the position once: the test-only unlocked mode must not turn a racing -1 into an endless sift.
@@ -373,7 +297,7 @@ export class IndexedHeap {
   /** Gives the record a new key in O(log n), keeping its FIFO sequence; false if the handle is stale. */
   update(handle: Handle, newKey: number): boolean {
     if (newKey !== newKey) throw new RangeError("heap key must not be NaN");
-    const slot = this.slotOf(handle);
+    const slot = slotOf(handle, this.capacity);
     if (slot < 0) return false;
     this.lock();
     const i = this.pos[slot]!;
@@ -383,8 +307,8 @@ export class IndexedHeap {
     }
     const old = this.key[slot]!;
     this.key[slot] = newKey;
-    if (newKey < old) this.siftUp(i, slot, newKey, this.seq[slot]!);
-    else if (newKey > old) this.siftDown(i, slot, newKey, this.seq[slot]!);
+    if (newKey < old) siftUp(this.heap, this.key, this.seq, this.pos, i, slot, newKey, this.seq[slot]!);
+    else if (newKey > old) siftDown(this.heap, this.key, this.seq, this.pos, i, slot, newKey, this.seq[slot]!, this.h[H.SIZE]!);
     this.unlock();
     return true;
   }
@@ -398,34 +322,19 @@ export class IndexedHeap {
    * @param limit - stop counting here @defaultValue Infinity
    */
   countAhead(handle: Handle, limit = Infinity): number {
-    const slot = this.slotOf(handle);
+    const slot = slotOf(handle, this.capacity);
     if (slot < 0) return -1;
     this.lock();
     try {
       if (!this.liveLocked(handle, slot)) return -1;
-      const key = this.key[slot]!;
-      const seq = this.seq[slot]!;
-      const n = this.h[H.SIZE]!;
-      let count = 0;
-      const stack = [0];
-      while (stack.length > 0 && count < limit) {
-        const i = stack.pop()!;
-        if (i >= n) continue;
-        const s = this.heap[i]!;
-        const k = this.key[s]!;
-        if (k < key || (k === key && this.seq[s]! < seq)) {
-          count++;
-          stack.push(2 * i + 1, 2 * i + 2);
-        }
-      }
-      return count;
+      return countBefore(this.heap, this.key, this.seq, this.h[H.SIZE]!, this.key[slot]!, this.seq[slot]!, limit);
     } finally {
       this.unlock();
     }
   }
 
   has(handle: Handle): boolean {
-    const slot = this.slotOf(handle);
+    const slot = slotOf(handle, this.capacity);
     if (slot < 0) return false;
     this.lock();
     const live = this.liveLocked(handle, slot);
@@ -435,7 +344,7 @@ export class IndexedHeap {
 
   /** The record's id, or -1 if the handle is stale. */
   idOf(handle: Handle): number {
-    const slot = this.slotOf(handle);
+    const slot = slotOf(handle, this.capacity);
     if (slot < 0) return -1;
     this.lock();
     const id = this.liveLocked(handle, slot) ? this.ids[slot]! : -1;
@@ -445,7 +354,7 @@ export class IndexedHeap {
 
   /** The record's key, or NaN if the handle is stale. */
   keyOf(handle: Handle): number {
-    const slot = this.slotOf(handle);
+    const slot = slotOf(handle, this.capacity);
     if (slot < 0) return NaN;
     this.lock();
     const k = this.liveLocked(handle, slot) ? this.key[slot]! : NaN;
@@ -498,7 +407,7 @@ export class IndexedHeap {
       h[H.SLEEPERS] = h[H.SLEEPERS]! + 1;
       const ev = Atomics.load(h, H.EVENT);
       this.unlock();
-      this.waitEvent(ev, left);
+      waitEvent(h, this.native, this.mapping, ev, left);
       this.lock();
       h[H.SLEEPERS] = h[H.SLEEPERS]! - 1;
     }
@@ -524,7 +433,7 @@ export class IndexedHeap {
       const ev = Atomics.load(h, H.EVENT);
       this.unlock();
       try {
-        await this.waitEventAsync(ev, left);
+        await waitEventAsync(h, this.native, this.mapping, ev, left);
       } finally {
         this.lock();
         h[H.SLEEPERS] = h[H.SLEEPERS]! - 1;
@@ -554,7 +463,7 @@ export class IndexedHeap {
   close(): void {
     if (this.lockMode === LOCK_CLOSED || this.native === null || this.mapping === null || this.shared.backing !== "shm") return;
     this.lockMode = LOCK_CLOSED;
-    openShmHeaps.delete(this);
+    forgetShmHeap(this);
     this.native.releaseSlot(this.mapping.index, this.slot);
     if (this.creator) this.native.unlink(this.shared.name);
   }
@@ -581,7 +490,7 @@ export class IndexedHeap {
   validate(): string | null {
     this.lock();
     try {
-      return validateViews(this.viewsForRepair(), this.capacity);
+      return validateViews(this.views, this.capacity);
     } finally {
       this.unlock();
     }
@@ -602,132 +511,17 @@ export class IndexedHeap {
   private unlock(): void {
     // One atomic: the WAITERS bit travels in the lock word, so no separate sleeper count is
     // read (each Atomics call costs ~10-30 ns) and none goes stale when a sleeper is killed.
-    if (this.lockMode <= LOCK_SHM && (Atomics.exchange(this.h, H.LOCK, 0) & LOCK_WAITERS) !== 0) this.wakeLockSleeper();
+    if (this.lockMode <= LOCK_SHM && (Atomics.exchange(this.h, H.LOCK, 0) & LOCK_WAITERS) !== 0) wakeLockSleeper(this.h, this.native, this.mapping);
   }
 
   private lockContended(): void {
-    const h = this.h;
-    const me = this.me;
-    let pause = BACKOFF_MIN;
-    for (let i = 0; i < SPIN; i++) {
-      spinPause(pause);
-      if (Atomics.load(h, H.LOCK) === 0 && Atomics.compareExchange(h, H.LOCK, 0, me) === 0) return;
-      if (pause < BACKOFF_MAX) pause <<= 1;
-    }
-    // Drepper-style: a sleeper sets WAITERS so the unlocker wakes someone; a thread that has
-    // slept takes the lock with WAITERS set, since others may still sleep. Unlocking clears
-    // the bit, so it does not stick; wakeLockSleeper keeps one wake in flight at a time.
-    for (;;) {
-      let w = Atomics.load(h, H.LOCK);
-      if ((w & LOCK_OWNER_MASK) === 0) {
-        if (Atomics.compareExchange(h, H.LOCK, w, me | LOCK_WAITERS) === w) return;
-        continue;
-      }
-      if ((w & LOCK_WAITERS) === 0) {
-        const marked = w | LOCK_WAITERS;
-        if (Atomics.compareExchange(h, H.LOCK, w, marked) !== w) continue;
-        w = marked;
-      }
-      let timedOut = false;
-      if (this.native === null) Atomics.wait(h, H.LOCK, w);
-      else timedOut = this.native.wait(this.mapping!.index, H.LOCK * 4, w, LIVENESS_CHECK_MS) === 1;
-      Atomics.store(h, H.LOCK_WAKING, 0);
-      for (let i = 0; i < SPIN; i++) {
-        if (Atomics.load(h, H.LOCK) === 0 && Atomics.compareExchange(h, H.LOCK, 0, me | LOCK_WAITERS) === 0) return;
-      }
-      if (timedOut && this.takeOverFromDeadOwner()) return;
-    }
-  }
-
-  /**
-   * The lock has been held for a while: if its owner's thread or process died (the kernel
-   * marked its robust liveness mutex), take the lock over and repair the heap. Pid checks
-   * would be fooled by pid reuse and namespaces; the kernel's robust-futex list is not.
-   */
-  private takeOverFromDeadOwner(): boolean {
-    const h = this.h;
-    const w = Atomics.load(h, H.LOCK);
-    const owner = w & LOCK_OWNER_MASK;
-    if (owner === 0 || owner === this.me) return false;
-    const index = this.mapping!.index;
-    if (this.native!.probeSlot(index, owner - 1) === 0) return false;
-    try {
-      // Retry while only the WAITERS bit changes under us: the dead owner is still named.
-      for (let cur = w; (cur & LOCK_OWNER_MASK) === owner; cur = Atomics.load(h, H.LOCK)) {
-        if (Atomics.compareExchange(h, H.LOCK, cur, this.me | LOCK_WAITERS) === cur) {
-          this.repairAfterOwnerDied();
-          return true;
-        }
-      }
-      return false;
-    } finally {
-      this.native!.releaseSlot(index, owner - 1);
-    }
-  }
-
-  /**
-   * Wakes one lock sleeper unless one is already on its way: with more threads than cores,
-   * a notify per unlock kept waking threads that only went back to sleep, and throughput
-   * collapsed (4 threads: 0.5 M ops/s instead of the single-thread figure).
-   */
-  private wakeLockSleeper(): void {
-    const h = this.h;
-    if (Atomics.load(h, H.LOCK_WAKING) !== 0 || Atomics.compareExchange(h, H.LOCK_WAKING, 0, 1) !== 0) return;
-    // Nobody was asleep yet (a sleeper between counting itself and waiting): it will see the
-    // lock free, so clear the flag or later unlocks would never wake anyone.
-    const woken = this.native === null ? Atomics.notify(h, H.LOCK, 1) : this.native.wake(this.mapping!.index, H.LOCK * 4, 1);
-    if (woken === 0) Atomics.store(h, H.LOCK_WAKING, 0);
+    lockContended(this.h, this.me, this.native, this.mapping, () => this.repairAfterOwnerDied());
   }
 
   /** We hold the lock its previous owner died holding: rebuild from `pos`. */
   private repairAfterOwnerDied(): void {
-    repairViews(this.viewsForRepair(), this.capacity);
+    repairViews(this.views, this.capacity);
     Atomics.add(this.h, H.REPAIRS, 1);
-  }
-
-  private viewsForRepair(): Views {
-    return {
-      header: this.h,
-      headerF64: this.hf,
-      key: this.key,
-      seq: this.seq,
-      heap: this.heap,
-      pos: this.pos,
-      next: this.next,
-      gen: this.gen,
-      id: this.ids,
-      a: this.fa,
-      b: this.fb,
-    };
-  }
-
-  private wakeOne(): void {
-    if (this.native === null) Atomics.notify(this.h, H.EVENT, 1);
-    else this.native.wake(this.mapping!.index, H.EVENT * 4, 1);
-  }
-
-  private waitEvent(ev: number, ms: number): void {
-    if (this.native === null) Atomics.wait(this.h, H.EVENT, ev, ms);
-    else this.native.wait(this.mapping!.index, H.EVENT * 4, ev, ms);
-  }
-
-  private waitEventAsync(ev: number, ms: number): Promise<unknown> {
-    if (this.native === null) {
-      const r = waitAsync(this.h, H.EVENT, ev, ms);
-      if (typeof r.value === "string") return Promise.resolve(r.value);
-      // Node does not count a pending Atomics.waitAsync as work: without a referenced timer
-      // the process may exit (or a test runner give up) while we wait.
-      const wait = r.value;
-      return new Promise((resolve) => {
-        // setTimeout turns delays beyond 2^31-1 ms into 1 ms; the outer loop waits again anyway.
-        const timer = setTimeout(resolve, Math.min(ms + 1, 0x7fffffff));
-        void wait.then((v) => {
-          clearTimeout(timer);
-          resolve(v);
-        });
-      });
-    }
-    return this.native.waitAsync(this.mapping!.index, H.EVENT * 4, ev, ms);
   }
 
   private popLocked(): number {
@@ -754,278 +548,15 @@ export class IndexedHeap {
       const k = this.key[moved]!;
       const s = this.seq[moved]!;
       const ks = this.key[slot]!;
-      if (k < ks || (k === ks && s < this.seq[slot]!)) this.siftUp(i, moved, k, s);
-      else this.holeDown(i, moved, k, s, last);
+      if (k < ks || (k === ks && s < this.seq[slot]!)) siftUp(this.heap, this.key, this.seq, this.pos, i, moved, k, s);
+      else holeDown(this.heap, this.key, this.seq, this.pos, i, moved, k, s, last);
     }
     this.pos[slot] = -1; // the commit point, written last (see push)
     this.next[slot] = h[H.FREE]!;
     h[H.FREE] = slot;
   }
 
-  /**
-   * Floyd's bottom-up sift for a record that belongs at or below `i`: walk the hole down to a
-   * leaf along the smaller children (one comparison per level), then sift the record up from
-   * there. The last record of a heap nearly always belongs near the bottom, so this does about
-   * half the comparisons of a plain sift-down on pop.
-   */
-  private holeDown(i: number, slot: number, k: number, s: number, n: number): void {
-    const heap = this.heap;
-    const key = this.key;
-    const seq = this.seq;
-    const pos = this.pos;
-    for (;;) {
-      let c = 2 * i + 1;
-      if (c >= n) break;
-      let cs = heap[c]!;
-      const r = c + 1;
-      if (r < n) {
-        const rs = heap[r]!;
-        const rk = key[rs]!;
-        const ck = key[cs]!;
-        if (rk < ck || (rk === ck && seq[rs]! < seq[cs]!)) {
-          c = r;
-          cs = rs;
-        }
-      }
-      heap[i] = cs;
-      pos[cs] = i;
-      i = c;
-    }
-    this.siftUp(i, slot, k, s);
-  }
-
-  private siftUp(i: number, slot: number, k: number, s: number): void {
-    const heap = this.heap;
-    const key = this.key;
-    const pos = this.pos;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      const ps = heap[p]!;
-      const pk = key[ps]!;
-      if (pk < k || (pk === k && this.seq[ps]! < s)) break;
-      heap[i] = ps;
-      pos[ps] = i;
-      i = p;
-    }
-    heap[i] = slot;
-    pos[slot] = i;
-  }
-
-  private siftDown(i: number, slot: number, k: number, s: number, n = this.h[H.SIZE]!): void {
-    const heap = this.heap;
-    const key = this.key;
-    const seq = this.seq;
-    const pos = this.pos;
-    for (;;) {
-      let c = 2 * i + 1;
-      if (c >= n) break;
-      let cs = heap[c]!;
-      let ck = key[cs]!;
-      const r = c + 1;
-      if (r < n) {
-        const rs = heap[r]!;
-        const rk = key[rs]!;
-        if (rk < ck || (rk === ck && seq[rs]! < seq[cs]!)) {
-          c = r;
-          cs = rs;
-          ck = rk;
-        }
-      }
-      if (k < ck || (k === ck && s < seq[cs]!)) break;
-      heap[i] = cs;
-      pos[cs] = i;
-      i = c;
-    }
-    heap[i] = slot;
-    pos[slot] = i;
-  }
-
-  /** Slot of a well-formed handle, or -1 (also for values no handle can have). */
-  private slotOf(handle: Handle): number {
-    if (!(handle >= SLOT_SPAN) || handle !== Math.floor(handle)) return -1;
-    const slot = handle % SLOT_SPAN;
-    return slot < this.capacity ? slot : -1;
-  }
-
   private liveLocked(handle: Handle, slot: number): boolean {
     return this.pos[slot]! >= 0 && this.gen[slot]! === (handle - slot) / SLOT_SPAN;
   }
-}
-
-/** shm heaps of this thread still open, closed on normal exit so their names do not linger. */
-const openShmHeaps = new Set<IndexedHeap>();
-let exitHookInstalled = false;
-
-function claimSlot(native: ShmBinding, mapping: ShmMapping, shared: SharedHeapRef): number {
-  const slot = native.claimSlot(mapping.index);
-  if (slot < 0) {
-    throw new HeapAttachError(
-      GrpcCode.RESOURCE_EXHAUSTED,
-      `segment ${shared.backing === "shm" ? shared.name : ""} already has ${SLOT_COUNT} attached threads; close some heaps first`,
-      { reason: "TASKFLOW_ERR_HEAP_ATTACH" },
-    );
-  }
-  if (!exitHookInstalled) {
-    exitHookInstalled = true;
-    process.once("exit", () => {
-      for (const heap of [...openShmHeaps]) heap.close();
-    });
-  }
-  return slot;
-}
-
-function normaliseName(name: string | undefined): string {
-  if (typeof name !== "string" || name.length === 0) {
-    throw new HeapAttachError(GrpcCode.INVALID_ARGUMENT, 'backing "shm" needs a segment name', { reason: "TASKFLOW_ERR_HEAP_OPTIONS" });
-  }
-  const n = name.startsWith("/") ? name : `/${name}`;
-  if (n.length > 250 || n.indexOf("/", 1) !== -1) {
-    throw new HeapAttachError(GrpcCode.INVALID_ARGUMENT, `invalid shm segment name "${name}": at most 250 characters, no "/" after the first`, {
-      reason: "TASKFLOW_ERR_HEAP_OPTIONS",
-    });
-  }
-  return n;
-}
-
-function initRegion(v: Views, capacity: number, unlocked: boolean): void {
-  const h = v.header;
-  h[H.MAGIC] = MAGIC;
-  h[H.VERSION] = LAYOUT_VERSION;
-  h[H.CAPACITY] = capacity;
-  h[H.LOCK] = 0;
-  h[H.SIZE] = 0;
-  h[H.FREE] = 0;
-  h[H.EVENT] = 0;
-  h[H.SLEEPERS] = 0;
-  h[H.FLAGS] = unlocked ? FLAG_NO_LOCK : 0;
-  h[H.CREATOR_PID] = process.pid;
-  h[H.REPAIRS] = 0;
-  v.headerF64[H_SEQ_F64] = 0;
-  for (let s = 0; s < capacity; s++) {
-    v.pos[s] = -1;
-    v.next[s] = s + 1 < capacity ? s + 1 : -1;
-    v.gen[s] = 0;
-  }
-}
-
-function checkHeader(header: Int32Array, what: string): void {
-  const magic = Atomics.load(header, H.MAGIC);
-  if (magic !== MAGIC) {
-    throw new HeapAttachError(
-      GrpcCode.FAILED_PRECONDITION,
-      `${what} is not a Taskflow heap (magic 0x${(magic >>> 0).toString(16)}, expected 0x${MAGIC.toString(16)})`,
-    );
-  }
-  const version = Atomics.load(header, H.VERSION);
-  if (version !== LAYOUT_VERSION) {
-    throw new HeapAttachError(
-      GrpcCode.FAILED_PRECONDITION,
-      `${what} has heap layout version ${version}; this @taskflow/shm-heap reads version ${LAYOUT_VERSION} (restart every process on one version)`,
-      { reason: "TASKFLOW_ERR_HEAP_VERSION" },
-    );
-  }
-}
-
-/** Waits, bounded, for the creator to mark the segment ready: a dead creator must not hang us. */
-function waitReady(native: ShmBinding, mapping: ShmMapping, header: Int32Array, name: string, timeoutMs: number): void {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    const state = Atomics.load(header, H.STATE);
-    if (state === STATE_READY) return;
-    const left = deadline - performance.now();
-    if (left <= 0) {
-      throw new HeapAttachError(
-        GrpcCode.UNAVAILABLE,
-        `segment ${name} was never initialised (state ${state} after ${timeoutMs} ms): its creator probably died; unlink it and create it again`,
-        { reason: "TASKFLOW_ERR_HEAP_NOT_READY" },
-      );
-    }
-    native.wait(mapping.index, H.STATE * 4, state, Math.min(left, 50));
-  }
-}
-
-function checkRegion(native: ShmBinding, mapping: ShmMapping, name: string, capacity: number, timeoutMs: number): void {
-  const header = new Int32Array(mapping.buffer, 0, 16);
-  waitReady(native, mapping, header, name, timeoutMs);
-  checkHeader(header, `segment ${name}`);
-  const theirs = header[H.CAPACITY]!;
-  if (theirs !== capacity) {
-    throw new HeapAttachError(
-      GrpcCode.FAILED_PRECONDITION,
-      `segment ${name} already exists with capacity ${theirs}, not ${capacity}`,
-      { reason: "TASKFLOW_ERR_HEAP_CAPACITY" },
-    );
-  }
-  if (regionBytes(capacity) > mapping.buffer.byteLength) {
-    throw new HeapAttachError(
-      GrpcCode.FAILED_PRECONDITION,
-      `segment ${name} is too small: ${mapping.buffer.byteLength} bytes, capacity ${capacity} needs ${regionBytes(capacity)}`,
-    );
-  }
-}
-
-/**
- * Rebuilds the heap after its lock owner died mid-operation. `pos >= 0` marks a live record
- * (push sets it after writing the record, pop/remove clear it last), so live records are exactly
- * the ones whose operation committed; heap order, size and free list are derived from them.
- */
-export function repairViews(v: Views, capacity: number): void {
-  let n = 0;
-  let free = -1;
-  let maxSeq = -1;
-  for (let s = capacity - 1; s >= 0; s--) {
-    if (v.pos[s]! >= 0) {
-      v.heap[n++] = s;
-      if (v.seq[s]! > maxSeq) maxSeq = v.seq[s]!;
-    } else {
-      v.next[s] = free;
-      free = s;
-    }
-  }
-  const less = (x: number, y: number): boolean => v.key[x]! < v.key[y]! || (v.key[x]! === v.key[y]! && v.seq[x]! < v.seq[y]!);
-  for (let i = 0; i < n; i++) v.pos[v.heap[i]!] = i;
-  for (let start = (n >> 1) - 1; start >= 0; start--) {
-    let i = start;
-    const slot = v.heap[i]!;
-    for (;;) {
-      let c = 2 * i + 1;
-      if (c >= n) break;
-      if (c + 1 < n && less(v.heap[c + 1]!, v.heap[c]!)) c++;
-      if (!less(v.heap[c]!, slot)) break;
-      v.heap[i] = v.heap[c]!;
-      v.pos[v.heap[i]!] = i;
-      i = c;
-    }
-    v.heap[i] = slot;
-    v.pos[slot] = i;
-  }
-  v.header[H.SIZE] = n;
-  v.header[H.FREE] = free;
-  if (v.headerF64[H_SEQ_F64]! <= maxSeq) v.headerF64[H_SEQ_F64] = maxSeq + 1;
-}
-
-/** Checks heap order, the pos/heap bijection and the free list. */
-export function validateViews(v: Views, capacity: number): string | null {
-  const n = v.header[H.SIZE]!;
-  if (n < 0 || n > capacity) return `size ${n} out of range`;
-  for (let i = 0; i < n; i++) {
-    const s = v.heap[i]!;
-    if (s < 0 || s >= capacity) return `heap[${i}] = ${s} is not a slot`;
-    if (v.pos[s] !== i) return `pos[${s}] = ${v.pos[s]} but heap[${i}] = ${s}`;
-    if (i > 0) {
-      const p = v.heap[(i - 1) >> 1]!;
-      if (v.key[p]! > v.key[s]! || (v.key[p] === v.key[s] && v.seq[p]! > v.seq[s]!)) return `heap order broken at ${i}`;
-    }
-  }
-  let live = 0;
-  for (let s = 0; s < capacity; s++) if (v.pos[s]! >= 0) live++;
-  if (live !== n) return `${live} slots live but size ${n}`;
-  let free = 0;
-  for (let s = v.header[H.FREE]!; s !== -1; s = v.next[s]!) {
-    if (s < 0 || s >= capacity) return `free list holds ${s}`;
-    if (v.pos[s]! >= 0) return `free list holds live slot ${s}`;
-    if (++free > capacity) return "free list loops";
-  }
-  if (free !== capacity - n) return `free list has ${free} slots, expected ${capacity - n}`;
-  return null;
 }

@@ -9,7 +9,7 @@ export const UNFINISHED_STATES_SQL = sqlList(TASK_STATES.filter((s) => !isFinal(
 export const TASK_COLUMNS =
   "seq, id, state, type, client_id, idempotency_key, priority, max_attempts, timeout_ms, expected_duration_ms, " +
   "attempt, epoch, worker_id, created_at, assigned_at, started_at, finished_at, not_before, error, waiting_reason, " +
-  "required_labels, attempts, result";
+  "required_labels, attempts, result, tenant";
 
 /** Selected in this order everywhere, read back by position (raw rows are cheaper than objects). */
 export const SELECT_COLUMNS =
@@ -47,12 +47,13 @@ export function insertParams(t: TaskRecord): unknown[] {
     labelsJson(t.requiredLabels),
     JSON.stringify(t.attempts),
     t.result ?? null,
+    t.tenant,
   ];
 }
 
 /**
  * An update rewrites what can change after submission. The identity and submission fields
- * (`seq`, `type`, `clientId`, `idempotencyKey`, `createdAt`, `payload`) are left out on purpose:
+ * (`seq`, `type`, `tenant`, `clientId`, `idempotencyKey`, `createdAt`, `payload`) are left out on purpose:
  * they never change, and SQLite skips maintaining an index whose columns an UPDATE does not set,
  * so leaving out `type` and `client_id` keeps their indexes untouched on the hottest path.
  */
@@ -128,7 +129,8 @@ export function toRecord(row: unknown[]): TaskRecord {
     waitingReason: row[19] as string,
     requiredLabels: JSON.parse(row[20] as string) as Record<string, string>,
     attempts: JSON.parse(row[21] as string) as AttemptRecord[],
-    payload: bytes(row[23] as Buffer),
+    tenant: row[23] as string,
+    payload: bytes(row[24] as Buffer),
     result: result === null ? undefined : bytes(result),
   };
 }

@@ -72,7 +72,7 @@ async function verify(path: string, acked: Acked, previouslyAcked: Set<number>):
       const task = await store.get(`crash-${seq}`);
       assert.ok(task, `acknowledged task ${seq} survived`);
       assert.equal(task.seq, seq);
-      assert.equal((await store.findByIdempotencyKey(`crash-key-${seq}`))?.id, task.id);
+      assert.equal((await store.findByIdempotencyKey("default", `crash-key-${seq}`))?.id, task.id);
       const expected = new Uint8Array(32).map((_, i) => (seq * 31 + i) & 0xff);
       assert.deepEqual(new Uint8Array(task.payload), expected, `payload of ${seq}`);
     }

@@ -22,7 +22,7 @@ import { Code, Reason, TaskflowError } from "@taskflow/core";
  *   payload never changes, so it is written once.
  * - `meta.max_seq` remembers the highest seq a purge deleted, so `maxSeq` never goes back.
  */
-const MIGRATIONS: readonly string[] = [
+export const MIGRATIONS: readonly string[] = [
   `
   CREATE TABLE tasks (
     seq                  INTEGER PRIMARY KEY,
@@ -59,6 +59,14 @@ const MIGRATIONS: readonly string[] = [
   CREATE UNIQUE INDEX tasks_idempotency_key ON tasks (idempotency_key) WHERE idempotency_key <> '';
   CREATE INDEX tasks_finished ON tasks (finished_at) WHERE finished_at > 0;
   CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+  `,
+  // v2: tenants. Rows stored before belong to the default tenant (ADD COLUMN with a constant
+  // default rewrites no row), and idempotency keys become unique per tenant, not cluster-wide.
+  `
+  ALTER TABLE tasks ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default';
+  DROP INDEX tasks_idempotency_key;
+  CREATE UNIQUE INDEX tasks_idempotency_key ON tasks (tenant, idempotency_key) WHERE idempotency_key <> '';
+  CREATE INDEX tasks_tenant ON tasks (tenant);
   `,
 ];
 

@@ -230,7 +230,7 @@ describe("SqliteTaskStore", () => {
         assert.ok(await store.get(before.id));
         assert.ok(await store.get(after.id));
         assert.equal(await store.get(innocent.id), undefined, "the failed call stored nothing");
-        assert.equal(await store.findByIdempotencyKey("same"), undefined);
+        assert.equal(await store.findByIdempotencyKey("default", "same"), undefined);
         assert.equal((await store.list({})).totalSize, 3);
       } finally {
         await store.close();

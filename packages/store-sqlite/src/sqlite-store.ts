@@ -108,7 +108,7 @@ interface ListStatements {
 
 interface Reads {
   get: Database.Statement<[string], unknown[]>;
-  byKey: Database.Statement<[string], unknown[]>;
+  byKey: Database.Statement<[string, string], unknown[]>;
   unfinished: Database.Statement<[], unknown[]>;
   maxSeq: Database.Statement<[], number | null>;
   purgedMaxSeq: Database.Statement<[], number | undefined>;
@@ -234,11 +234,11 @@ export class SqliteTaskStore implements TaskStore {
     });
   }
 
-  async findByIdempotencyKey(key: string): Promise<TaskRecord | undefined> {
+  async findByIdempotencyKey(tenant: string, key: string): Promise<TaskRecord | undefined> {
     // No key means no deduplication: the empty string matches nothing.
     if (key === "") return undefined;
     return this.read("findByIdempotencyKey", (r) => {
-      const row = r.byKey.get(key);
+      const row = r.byKey.get(tenant, key);
       return row ? toRecord(row) : undefined;
     });
   }
@@ -254,11 +254,12 @@ export class SqliteTaskStore implements TaskStore {
     const others: string[] = [];
     if (query.type) others.push(query.type);
     if (query.clientId) others.push(query.clientId);
+    if (query.tenant) others.push(query.tenant);
     return this.read("list", (r) => {
-      const shape = `${states.length}:${query.type ? 1 : 0}:${query.clientId ? 1 : 0}`;
+      const shape = `${states.length}:${query.type ? 1 : 0}:${query.clientId ? 1 : 0}:${query.tenant ? 1 : 0}`;
       let stmts = r.list.get(shape);
       if (!stmts) {
-        stmts = prepareList(this.db!, states.length, !!query.type, !!query.clientId);
+        stmts = prepareList(this.db!, states.length, !!query.type, !!query.clientId, !!query.tenant);
         r.list.set(shape, stmts);
       }
       // One row more than asked tells whether another page exists, so the last page says so.
@@ -399,7 +400,7 @@ function updateRows(group: readonly PendingWrite[]): void {
 function prepareReads(db: Database.Database): Reads {
   return {
     get: db.prepare<[string], unknown[]>(`SELECT ${SELECT_COLUMNS} FROM ${FROM} WHERE t.id = ?`).raw(),
-    byKey: db.prepare<[string], unknown[]>(`SELECT ${SELECT_COLUMNS} FROM ${FROM} WHERE t.idempotency_key = ? AND t.idempotency_key <> ''`).raw(),
+    byKey: db.prepare<[string, string], unknown[]>(`SELECT ${SELECT_COLUMNS} FROM ${FROM} WHERE t.tenant = ? AND t.idempotency_key = ? AND t.idempotency_key <> ''`).raw(),
     // Through the state index: after a restart most of the table is usually finished tasks kept
     // for their retention, and only the unfinished rows need reading.
     unfinished: db.prepare<[], unknown[]>(`SELECT ${SELECT_COLUMNS} FROM ${FROM} WHERE t.state IN ${UNFINISHED_STATES_SQL} ORDER BY t.seq`).raw(),
@@ -411,16 +412,17 @@ function prepareReads(db: Database.Database): Reads {
 }
 
 /**
- * The page and count statements for one shape of filter. Bound as: the states, then type and
- * client when set, then the seq to start below and the limit. With several states the page is a
+ * The page and count statements for one shape of filter. Bound as: the states, then type,
+ * client and tenant when set, then the seq to start below and the limit. With several states the page is a
  * UNION ALL of one branch per state (bound state, type, client, seq, limit each, then the outer
  * limit): `state IN (…) ORDER BY seq` would read and sort every matching row for each page,
  * while each branch walks its (state, seq) index and stops after a page.
  */
-function prepareList(db: Database.Database, states: number, type: boolean, client: boolean): ListStatements {
+function prepareList(db: Database.Database, states: number, type: boolean, client: boolean, tenant: boolean): ListStatements {
   const others: string[] = [];
   if (type) others.push("t.type = ?");
   if (client) others.push("t.client_id = ?");
+  if (tenant) others.push("t.tenant = ?");
   const branch = (state: string) =>
     `SELECT ${SELECT_COLUMNS} FROM ${FROM} WHERE ${[state, ...others, "t.seq < ?"].join(" AND ")} ORDER BY t.seq DESC LIMIT ?`;
   let page: string;

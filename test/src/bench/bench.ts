@@ -5,15 +5,21 @@
  * - throughput: 100,000 no-op tasks from one client (SDK auto-batching), 2 worker processes,
  *   after 20,000 unmeasured warm-up tasks;
  * - latency: submit → result at an open-loop 500 tasks/s, p50/p95/p99;
- * - monitoring: the same with metrics and the dashboard on (scraped, watched) beside both off.
+ * - monitoring: the same with metrics and the dashboard on (scraped, watched) beside both off;
+ * - security: TLS on the port and bearer tokens for clients and workers beside plaintext;
+ * - stores: the throughput run again on the SQLite store and on the Postgres store (a throwaway
+ *   local server started for it), beside the memory store.
  * The client side is the same SDK for both; only what sits behind the address differs.
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { TaskflowClient } from "@taskflow/client";
+import { TaskflowClient, type ClientOptions } from "@taskflow/client";
 import type { TaskflowConfigInput } from "@taskflow/core";
-import { startNode } from "../harness.js";
+import { startTestPostgres } from "@taskflow/store-postgres/testing";
+import { makePki } from "../certs.js";
+import { startNode, tempDir } from "../harness.js";
 
 const N = Number(process.env["BENCH_TASKS"] ?? 100_000);
 const RATE = Number(process.env["BENCH_RATE"] ?? 500);
@@ -30,8 +36,8 @@ function progress(message: string): void {
 }
 
 /** Throughput of N no-op tasks after a warm-up; with `pid`, also that process's CPU µs per task. */
-async function throughput(address: string, pid?: number): Promise<{ tasks: number; seconds: number; tasksPerSec: number; cpuUsPerTask?: number }> {
-  const client = new TaskflowClient({ address });
+async function throughput(address: string, pid?: number, connect: Partial<ClientOptions> = {}): Promise<{ tasks: number; seconds: number; tasksPerSec: number; cpuUsPerTask?: number }> {
+  const client = new TaskflowClient({ address, ...connect });
   try {
     await client.run("noop"); // open the channel and the results stream
     await Promise.all(Array.from({ length: WARMUP }, () => client.run("noop")));
@@ -55,8 +61,8 @@ async function throughput(address: string, pid?: number): Promise<{ tasks: numbe
   }
 }
 
-async function latency(address: string): Promise<{ ratePerSec: number; tasks: number; p50Ms: number; p95Ms: number; p99Ms: number; maxMs: number }> {
-  const client = new TaskflowClient({ address });
+async function latency(address: string, connect: Partial<ClientOptions> = {}): Promise<{ ratePerSec: number; tasks: number; p50Ms: number; p95Ms: number; p99Ms: number; maxMs: number }> {
+  const client = new TaskflowClient({ address, ...connect });
   try {
     for (let i = 0; i < 200; i++) await client.run("noop"); // warm up
     const samples: number[] = [];
@@ -132,17 +138,17 @@ function watch(node: { metricsUrl: string | undefined; dashboardUrl: string | un
   return { scrapes: () => scrapes, stop: () => (clearInterval(timer), abort.abort()) };
 }
 
-async function runTaskflow(config: TaskflowConfigInput, label: string, what: { latency: boolean }) {
+async function runTaskflow(config: TaskflowConfigInput, label: string, what: { latency: boolean; connect?: Partial<ClientOptions> }) {
   const node = await startNode(config);
   const watcher = watch(node);
   try {
     progress(`taskflow ${label} (${config.store?.kind ?? "memory"} store): throughput of ${N} no-op tasks`);
-    const { cpuUsPerTask, ...tp } = await throughput(node.address, node.process.pid!);
+    const { cpuUsPerTask, ...tp } = await throughput(node.address, node.process.pid!, what.connect);
     const controlCpuUsPerTask = cpuUsPerTask!;
     let lat;
     if (what.latency) {
       progress(`taskflow ${label}: latency at ${RATE} tasks/s`);
-      lat = await latency(node.address);
+      lat = await latency(node.address, what.connect);
     }
     return { throughput: { ...tp, controlCpuUsPerTask }, latency: lat, metricsScrapes: watcher.scrapes() };
   } finally {
@@ -183,6 +189,52 @@ const monitoring = {
   },
   target: { throughputRatio: 0.9 },
 };
+// Security on (TLS on the gRPC port, a client token and a worker token, checked on every call and
+// stream) beside plaintext without tokens, alternating rounds as above; monitoring off in both.
+const pki = makePki(tempDir("taskflow-bench-pki-"));
+const secret = (role: string) => `tfk_bench_${role}_${randomBytes(16).toString("hex")}`;
+const clientToken = secret("client");
+const workerToken = secret("worker");
+const hash = (token: string) => `sha256:${createHash("sha256").update(token).digest("hex")}`;
+const secured: TaskflowConfigInput = {
+  ...monitoringOff,
+  worker: { processes: 2, token: workerToken },
+  tls: { cert: pki.serverCert, key: pki.serverKey, ca: pki.ca },
+  auth: {
+    tokens: [
+      { hash: hash(clientToken), role: "client", tenant: "bench", name: "bench-client" },
+      { hash: hash(workerToken), role: "worker", tenant: "bench", name: "bench-workers" },
+    ],
+  },
+};
+const securedConnect: Partial<ClientOptions> = { tls: { ca: pki.read(pki.ca) }, token: clientToken };
+const SECURITY_ROUNDS = Number(process.env["BENCH_SECURITY_ROUNDS"] ?? 2);
+const plainRuns: Run[] = [];
+const securedRuns: Run[] = [];
+for (let round = 0; round < SECURITY_ROUNDS; round++) {
+  plainRuns.push(await runTaskflow(monitoringOff, "plaintext", { latency: true }));
+  securedRuns.push(await runTaskflow(secured, "TLS + tokens", { latency: true, connect: securedConnect }));
+}
+/** The median of the rounds' p99s: one noisy round should not decide a 1 ms budget. */
+const medianP99 = (runs: Run[]) => {
+  const p99s = runs.map((r) => r.latency!.p99Ms).sort((a, b) => a - b);
+  return p99s[Math.floor((p99s.length - 1) / 2)]!;
+};
+const bestPlain = best(plainRuns);
+const bestSecured = best(securedRuns);
+const security = {
+  what: "TLS (ECDSA P-256 server certificate) + bearer tokens for client and workers vs plaintext without tokens; monitoring off; best throughput of the rounds, median p99",
+  rounds: SECURITY_ROUNDS,
+  plaintextTasksPerSec: plainRuns.map((r) => r.throughput.tasksPerSec),
+  securedTasksPerSec: securedRuns.map((r) => r.throughput.tasksPerSec),
+  plaintextP99Ms: plainRuns.map((r) => r.latency!.p99Ms),
+  securedP99Ms: securedRuns.map((r) => r.latency!.p99Ms),
+  plaintextControlCpuUsPerTask: plainRuns.map((r) => r.throughput.controlCpuUsPerTask),
+  securedControlCpuUsPerTask: securedRuns.map((r) => r.throughput.controlCpuUsPerTask),
+  ratio: { throughput: round(bestSecured.throughput.tasksPerSec / bestPlain.throughput.tasksPerSec) },
+  p99DeltaMs: round(medianP99(securedRuns) - medianP99(plainRuns)),
+  target: { throughputRatio: 0.85, p99DeltaMs: 1 },
+};
 // The durable store (SQLite in the node's temp folder) beside the in-memory one, same settings.
 const durableRun = await runTaskflow({ ...monitoringOn, store: { kind: "sqlite", path: "bench-tasks.db" } }, "durable store", { latency: false });
 const durable = {
@@ -190,6 +242,29 @@ const durable = {
   tasksPerSec: durableRun.throughput.tasksPerSec,
   controlCpuUsPerTask: durableRun.throughput.controlCpuUsPerTask,
   ratioToMemory: round(durableRun.throughput.tasksPerSec / taskflow.throughput.tasksPerSec),
+};
+// The Postgres store on a throwaway local server (fsync on, default settings), same settings:
+// the third row beside memory and SQLite. The server shares the machine's cores with the node.
+progress("starting a throwaway PostgreSQL server");
+const pgServer = await startTestPostgres();
+let postgresRun: Run;
+try {
+  postgresRun = await runTaskflow({ ...monitoringOn, store: { kind: "postgres", url: pgServer.url } }, "postgres store", { latency: false });
+} finally {
+  await pgServer.stop();
+}
+const postgres = {
+  what: "store.kind postgres (local server, group commit over UNNEST) vs SQLite and memory, monitoring on; target ratio to SQLite >= 0.5",
+  tasksPerSec: postgresRun.throughput.tasksPerSec,
+  controlCpuUsPerTask: postgresRun.throughput.controlCpuUsPerTask,
+  ratioToMemory: round(postgresRun.throughput.tasksPerSec / taskflow.throughput.tasksPerSec),
+  ratioToSqlite: round(postgresRun.throughput.tasksPerSec / durableRun.throughput.tasksPerSec),
+};
+const stores = {
+  what: "tasks/s by store in this run, monitoring on",
+  memory: taskflow.throughput.tasksPerSec,
+  sqlite: durable.tasksPerSec,
+  postgres: postgres.tasksPerSec,
 };
 progress("baseline: raw grpc-js relay");
 const relay = await startRelay();
@@ -203,7 +278,10 @@ const result = {
   machine: { cpus: (await import("node:os")).cpus().length, node: process.version },
   taskflow,
   monitoring,
+  security,
   durable,
+  postgres,
+  stores,
   baseline: { what: "bare grpc-js relay, same message pattern and batching, no scheduler/store/heaps", ...baseline },
   ratio: {
     throughput: round(taskflow.throughput.tasksPerSec / baseline.throughput.tasksPerSec),

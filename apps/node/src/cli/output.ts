@@ -102,6 +102,7 @@ export function taskJson(task: Task): Record<string, unknown> {
     attempt: task.attempt,
     epoch: Number(task.epoch),
     workerId: task.workerId || null,
+    tenant: task.tenant,
     clientId: task.clientId || null,
     createdAt: time(task.createdAt),
     assignedAt: time(task.assignedAt),
@@ -128,6 +129,7 @@ export function taskText(task: Task): string {
     `id:        ${j["id"]}`,
     `type:      ${j["type"]}`,
     `state:     ${j["state"]}`,
+    `tenant:    ${j["tenant"]}`,
     `priority:  ${j["priority"]}`,
     `attempt:   ${j["attempt"]} (epoch ${j["epoch"]})`,
   ];

@@ -1,3 +1,4 @@
 export * from "./store.js";
 export * from "./policy.js";
 export * from "./random.js";
+export * from "./clock.js";

@@ -15,6 +15,7 @@ export function makeTaskRecord(overrides: Partial<TaskRecord> = {}): TaskRecord 
   return {
     id: `task-${n}`,
     seq: n,
+    tenant: "default",
     clientId: "client-a",
     state: "queued",
     type: "resize",
@@ -46,6 +47,7 @@ export function fullRecord(overrides: Partial<TaskRecord> = {}): TaskRecord {
   const base = makeTaskRecord();
   return {
     ...base,
+    tenant: "acme-corp.eu_1",
     clientId: "client-ü",
     state: "running",
     type: "thumbnail.v2",

@@ -172,6 +172,7 @@ export function storeConformance<S extends TaskStore>(name: string, options: Sto
           id: a.id,
           seq: a.seq,
           type: a.type,
+          tenant: a.tenant,
           clientId: a.clientId,
           idempotencyKey: a.idempotencyKey,
           createdAt: a.createdAt,
@@ -184,7 +185,7 @@ export function storeConformance<S extends TaskStore>(name: string, options: Sto
         await store.update([copy(a2), copy(b2)]);
         assertSameRecord(await store.get(a.id), a2);
         assertSameRecord(await store.get(b.id), b2);
-        assertSameRecord(await store.findByIdempotencyKey("k-a"), a2);
+        assertSameRecord(await store.findByIdempotencyKey(a2.tenant, "k-a"), a2);
         const counts = await store.counts();
         assert.equal(counts.succeeded, 1);
         assert.equal(counts.assigned, 1);
@@ -270,14 +271,35 @@ export function storeConformance<S extends TaskStore>(name: string, options: Sto
         const a = makeTaskRecord({ idempotencyKey: "order-17" });
         const b = makeTaskRecord({ idempotencyKey: "order-18" });
         await store.insert([copy(a), copy(b), makeTaskRecord()]);
-        assertSameRecord(await store.findByIdempotencyKey("order-17"), a);
-        assertSameRecord(await store.findByIdempotencyKey("order-18"), b);
-        assert.equal(await store.findByIdempotencyKey("order-19"), undefined);
+        assertSameRecord(await store.findByIdempotencyKey("default", "order-17"), a);
+        assertSameRecord(await store.findByIdempotencyKey("default", "order-18"), b);
+        assert.equal(await store.findByIdempotencyKey("default", "order-19"), undefined);
       });
 
       test("never matches the empty key", async ({ store }) => {
         await store.insert([makeTaskRecord(), makeTaskRecord()]);
-        assert.equal(await store.findByIdempotencyKey(""), undefined);
+        assert.equal(await store.findByIdempotencyKey("default", ""), undefined);
+      });
+
+      test("scopes keys per tenant: two tenants may use the same key", async ({ store }) => {
+        const a = makeTaskRecord({ tenant: "acme", idempotencyKey: "order-1" });
+        const b = makeTaskRecord({ tenant: "globex", idempotencyKey: "order-1" });
+        await store.insert([copy(a)]);
+        await store.insert([copy(b)]);
+        assertSameRecord(await store.findByIdempotencyKey("acme", "order-1"), a);
+        assertSameRecord(await store.findByIdempotencyKey("globex", "order-1"), b);
+        assert.equal(await store.findByIdempotencyKey("initech", "order-1"), undefined, "a third tenant finds neither");
+      });
+    });
+
+    describe("tenant", () => {
+      test("is stored and read back with the task", async ({ store }) => {
+        const a = makeTaskRecord({ tenant: "acme" });
+        const b = makeTaskRecord();
+        await store.insert([copy(a), copy(b)]);
+        assert.equal((await store.get(a.id))?.tenant, "acme");
+        assert.equal((await store.get(b.id))?.tenant, "default");
+        assert.deepEqual((await store.loadUnfinished()).map((t) => t.tenant), ["acme", "default"]);
       });
     });
 
@@ -289,6 +311,7 @@ export function storeConformance<S extends TaskStore>(name: string, options: Sto
           return makeTaskRecord({
             type: ["a", "b", "c"][i % 3]!,
             clientId: i % 2 === 0 ? "even" : "odd",
+            tenant: i % 5 === 0 ? "acme" : "default",
             state,
             finishedAt: isFinal(state) ? 1_000 + i : 0,
             // Not in seq order, so an order by creation time would show.
@@ -307,7 +330,7 @@ export function storeConformance<S extends TaskStore>(name: string, options: Sto
         for (const t of page.tasks) assertSameRecord(t, records.find((r) => r.id === t.id)!);
       });
 
-      test("filters by state, type and client, alone and together", async ({ store }) => {
+      test("filters by state, type, client and tenant, alone and together", async ({ store }) => {
         const records = mixed();
         await store.insert(records);
         const cases: TaskQuery[] = [
@@ -321,6 +344,11 @@ export function storeConformance<S extends TaskStore>(name: string, options: Sto
           { type: "c", clientId: "even" },
           { states: ["failed", "queued"], type: "a", clientId: "odd" },
           { type: "no-such-type" },
+          { tenant: "acme" },
+          { tenant: "default", clientId: "odd" },
+          { states: ["queued", "running"], tenant: "acme" },
+          { states: ["succeeded"], type: "c", clientId: "even", tenant: "default" },
+          { tenant: "no-such-tenant" },
         ];
         for (const query of cases) {
           const expected = records
@@ -328,7 +356,8 @@ export function storeConformance<S extends TaskStore>(name: string, options: Sto
               (r) =>
                 (!query.states?.length || query.states.includes(r.state)) &&
                 (!query.type || r.type === query.type) &&
-                (!query.clientId || r.clientId === query.clientId),
+                (!query.clientId || r.clientId === query.clientId) &&
+                (!query.tenant || r.tenant === query.tenant),
             )
             .sort((x, y) => y.seq - x.seq);
           const page = await store.list({ ...query, pageSize: 1000 });
@@ -477,7 +506,7 @@ export function storeConformance<S extends TaskStore>(name: string, options: Sto
         assert.equal(await store.purgeFinished(1_000), 3);
         for (const r of old) assert.equal(await store.get(r.id), undefined, r.id);
         for (const r of kept) assertSameRecord(await store.get(r.id), r);
-        assert.equal(await store.findByIdempotencyKey("purged-key"), undefined);
+        assert.equal(await store.findByIdempotencyKey("default", "purged-key"), undefined);
         assert.equal((await store.list({})).totalSize, kept.length);
         const counts = await store.counts();
         assert.equal(counts.succeeded, 1);
@@ -518,7 +547,7 @@ export function storeConformance<S extends TaskStore>(name: string, options: Sto
           assertSameRecord(await store.get(running.id), runningLater);
           assertSameRecord(await store.get(done.id), done);
           assert.equal(await store.get(purged.id), undefined);
-          assertSameRecord(await store.findByIdempotencyKey("durable-key"), queued);
+          assertSameRecord(await store.findByIdempotencyKey("default", "durable-key"), queued);
           assert.deepEqual(ids(await store.loadUnfinished()), [queued.id, running.id]);
           assert.deepEqual({ ...(await store.counts()) }, { ...before.counts });
           assert.equal(await store.maxSeq(), before.maxSeq);

@@ -34,7 +34,7 @@ export type SubmitTaskRequest = Message<"taskflow.v1.SubmitTaskRequest"> & {
 
   /**
    * Makes the call safe to retry: a call with the same request_id and client_id as one already
-   * accepted creates nothing and answers the task IDs that one created. Any unique string of at
+   * accepted in the same tenant creates nothing and answers the task IDs that one created. Any unique string of at
    * most 128 characters (a UUID, say). Optional; without it a retried call may create the tasks again.
    *
    * @generated from field: string request_id = 3;
@@ -91,7 +91,7 @@ export type SubmitTasksRequest = Message<"taskflow.v1.SubmitTasksRequest"> & {
 
   /**
    * Makes the call safe to retry: a call with the same request_id and client_id as one already
-   * accepted creates nothing and answers the task IDs that one created. Any unique string of at
+   * accepted in the same tenant creates nothing and answers the task IDs that one created. Any unique string of at
    * most 128 characters (a UUID, say). Optional; without it a retried call may create the tasks again.
    *
    * @generated from field: string request_id = 3;
@@ -159,7 +159,7 @@ export type SubmitTaskStreamRequest = Message<"taskflow.v1.SubmitTaskStreamReque
 
   /**
    * Makes the call safe to retry: a call with the same request_id and client_id as one already
-   * accepted creates nothing and answers the task IDs that one created. Any unique string of at
+   * accepted in the same tenant creates nothing and answers the task IDs that one created. Any unique string of at
    * most 128 characters (a UUID, say). Optional; without it a retried call may create the tasks again.
    *
    * @generated from field: string request_id = 4;
@@ -386,7 +386,8 @@ export type ListTasksRequest = Message<"taskflow.v1.ListTasksRequest"> & {
   type: string;
 
   /**
-   * Only tasks submitted with this client ID; empty means all.
+   * Only tasks submitted with this client ID; empty means all. A client token lists only its
+   * own tenant's tasks whatever the filters.
    *
    * @generated from field: string client_id = 3;
    */
@@ -470,6 +471,9 @@ export const ListTasksResponseSchema: GenMessage<ListTasksResponse> = /*@__PURE_
  *   control.resultRetentionMs. Metadata: taskId.
  * - TASKFLOW_ERR_WORKER_NOT_FOUND (NOT_FOUND): DrainWorker names no connected worker. Metadata:
  *   workerId.
+ * - TASKFLOW_ERR_QUOTA (RESOURCE_EXHAUSTED): a submit past its tenant's quota, refused whole;
+ *   the message names the quota's config key. Metadata: tenant, key (the config key), limit,
+ *   and retryAfterMs when the submit rate refused it.
  * - TASKFLOW_ERR_STORE (UNAVAILABLE, INVALID_ARGUMENT, ...): the durable store refused or failed
  *   (a full disk, a page_token it did not give out).
  * - TASKFLOW_ERR_TASK_FAILED, TASKFLOW_ERR_TASK_CANCELLED: never on the wire; the SDK's
@@ -477,6 +481,16 @@ export const ListTasksResponseSchema: GenMessage<ListTasksResponse> = /*@__PURE_
  * Calls refused for credentials (UNAUTHENTICATED, PERMISSION_DENIED) carry the status without a
  * reason. The node's own configuration and plugin errors (TASKFLOW_ERR_CONFIG, _CONFIG_FILE,
  * _POLICY_*, _HANDLERS) are printed by the CLI when it starts; the README lists them all.
+ *
+ * Tenants: every call acts for the tenant of its bearer token ("default" on a node without
+ * authentication). Submitted tasks belong to that tenant (Task.tenant). A client token gets,
+ * watches, cancels and lists only its tenant's tasks: another tenant's task ID answers NOT_FOUND,
+ * as an unknown one does. Viewer and admin tokens read every tenant's tasks. Results,
+ * request_id and TaskSpec.idempotency_key are scoped per tenant. A submit past a tenant's quota
+ * (tenants.quotas.<tenant> or tenants.defaultQuota: maxUnfinishedTasks, submitsPerSecond,
+ * burst) is refused whole with RESOURCE_EXHAUSTED, reason TASKFLOW_ERR_QUOTA (above), and a
+ * message naming the quota's config key; on SubmitTaskStream, in the acknowledgement's
+ * error_status.
  *
  * @generated from service taskflow.v1.TaskService
  */
@@ -532,7 +546,7 @@ export const TaskService: GenService<{
     output: typeof WatchTaskResponseSchema;
   },
   /**
-   * Streams the results of every task submitted with this client ID.
+   * Streams the results of every task the caller's tenant submitted with this client ID.
    *
    * @generated from rpc taskflow.v1.TaskService.SubscribeResults
    */

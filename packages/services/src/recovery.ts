@@ -1,0 +1,124 @@
+/**
+ * Recovery: after a restart, the store's unfinished tasks come back into the task table. Those
+ * that were with a worker wait outside the queue for that worker to reconnect and re-adopt them
+ * (it may still run them); whatever nobody re-adopts within the grace runs again. On every
+ * hello, reconcile matches what a worker says it holds against what the table says it gave it.
+ */
+import { inject, injectable } from "tsyringe";
+import { TOKENS, type Logger, type SchedulerInbox, type TaskStore, type TaskRecord, type TaskflowConfig, type TimerHandle, type Timers } from "@taskflow/core";
+import { type TaskLifecycle } from "./task-lifecycle.js";
+import { type LiveTask, type TaskTable } from "./task-table.js";
+import { type Tenants } from "./tenants.js";
+
+/** What reconcile found: tasks re-adopted, tasks the worker lost (requeued), tasks it must stop. */
+export interface Reconciled {
+  adopted: number;
+  lost: number;
+  stale: { taskId: string; epoch: number }[];
+}
+
+/** What recovery uses of each part, and nothing more. */
+type Tasks = Pick<TaskTable, "restore" | "track" | "enqueue" | "get" | "hold" | "count">;
+type Transitions = Pick<TaskLifecycle, "changed" | "requeueWorkerTasks">;
+
+@injectable()
+export class Recovery {
+  /** After a restart: tasks that were with a worker, kept out of the queue until it comes back. */
+  private readonly awaitingAdoption = new Map<string, LiveTask>();
+  private adoptionTimer: TimerHandle | undefined;
+
+  constructor(
+    @inject(TOKENS.Config) private readonly config: TaskflowConfig,
+    @inject(TOKENS.TaskStore) private readonly store: TaskStore,
+    @inject(TOKENS.TaskTable) private readonly table: Tasks,
+    @inject(TOKENS.Tenants) private readonly tenants: Pick<Tenants, "account">,
+    @inject(TOKENS.TaskLifecycle) private readonly lifecycle: Transitions,
+    @inject(TOKENS.SchedulerInbox) private readonly inbox: SchedulerInbox,
+    @inject(TOKENS.Logger) private readonly logger: Logger,
+    @inject(TOKENS.Timers) private readonly timers: Timers,
+  ) {}
+
+  /** Loads the store's unfinished tasks back into the table and the queue. */
+  async start(): Promise<void> {
+    this.table.restore(await this.store.maxSeq(), await this.store.counts());
+    const unfinished = await this.store.loadUnfinished();
+    const waiting: TaskRecord[] = [];
+    for (const rec of unfinished) {
+      // Tasks stored before tenants existed read back as the default tenant's (the stores' column default).
+      const live = this.table.track(rec, this.tenants.account(rec.tenant));
+      // Queued with a worker ID: it already waited for its worker after an earlier restart.
+      if (rec.state === "queued" && !rec.workerId) {
+        this.table.enqueue(live);
+        continue;
+      }
+      // It was with a worker when the control node stopped. That worker may still run it and
+      // will list it when it reconnects (see reconcile); until then it waits outside the heap.
+      if (rec.state !== "queued") this.table.count(rec.state, "queued");
+      rec.state = "queued";
+      rec.waitingReason = `control node restarted; waiting for worker ${rec.workerId} to reconnect and re-adopt it`;
+      waiting.push(rec);
+      this.awaitingAdoption.set(rec.id, live);
+    }
+    if (waiting.length) {
+      await this.store.update(waiting);
+      // Workers reconnect within their backoff; whatever nobody re-adopts by then runs again.
+      const grace = this.config.liveness.heartbeatTimeoutMs * 2;
+      this.adoptionTimer = this.timers.setTimeout(() => this.giveUpAdoption(), grace);
+    }
+    if (unfinished.length) {
+      this.logger.info({ tasks: unfinished.length, awaitingWorkers: waiting.length }, "resumed unfinished tasks from the store");
+      this.inbox.wake();
+    }
+  }
+
+  stop(): void {
+    this.timers.clear(this.adoptionTimer);
+  }
+
+  /**
+   * A worker said hello listing every task it holds. Tasks it holds that are still its own stay;
+   * tasks it held before a control node restart are re-adopted; tasks we gave it that it no
+   * longer holds run again. Returns what it must stop (`stale`) and how its load changed.
+   */
+  reconcile(workerId: string, held: readonly { taskId: string; epoch: number }[]): Reconciled {
+    const heldIds = new Set<string>();
+    const stale: { taskId: string; epoch: number }[] = [];
+    let adopted = 0;
+    for (const h of held) {
+      const live = this.table.get(h.taskId);
+      const rec = live?.rec;
+      if (live && rec && rec.workerId === workerId && rec.epoch === h.epoch) {
+        if (rec.state === "assigned" || rec.state === "running") {
+          heldIds.add(h.taskId);
+          continue;
+        }
+        if (this.awaitingAdoption.delete(h.taskId)) {
+          this.table.count("queued", "running");
+          rec.state = "running";
+          rec.waitingReason = "";
+          heldIds.add(h.taskId);
+          this.lifecycle.changed(rec);
+          this.table.hold(live, workerId);
+          adopted++;
+          continue;
+        }
+      }
+      stale.push(h);
+    }
+    const lost = this.lifecycle.requeueWorkerTasks(workerId, "the worker no longer holds it (it restarted, or the assignment was lost)", heldIds);
+    if (adopted) this.logger.info({ workerId, adopted }, "re-adopted tasks a worker kept running across a control node restart");
+    return { adopted, lost, stale };
+  }
+
+  private giveUpAdoption(): void {
+    for (const live of this.awaitingAdoption.values()) {
+      if (live.rec.state !== "queued") continue;
+      live.rec.waitingReason = "its worker did not come back after the control node restarted; runs again";
+      live.rec.workerId = "";
+      this.table.enqueue(live);
+    }
+    if (this.awaitingAdoption.size) this.logger.warn({ tasks: this.awaitingAdoption.size }, "requeued tasks no worker re-adopted after the restart");
+    this.awaitingAdoption.clear();
+    this.inbox.wake();
+  }
+}

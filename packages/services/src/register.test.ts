@@ -1,0 +1,122 @@
+/**
+ * Worker liveness under a fake clock: alive → suspect → dead, the reconnect grace, unacknowledged
+ * assignments, draining, and what happens to a lost worker's tasks. No test sleeps.
+ */
+import assert from "node:assert/strict";
+import { afterEach, describe, it } from "node:test";
+import { ALL_TENANTS, type ClusterEvent } from "@taskflow/core";
+import { settle, spec, startControlPlane, type TestControlPlane } from "./control-plane.test.fixture.js";
+
+let cp: TestControlPlane | undefined;
+afterEach(async () => {
+  await cp?.stop();
+  cp = undefined;
+});
+
+describe("liveness", () => {
+  it("marks a silent worker suspect after 2 heartbeat intervals, dead at heartbeatTimeoutMs, and reruns its tasks elsewhere", async () => {
+    cp = await startControlPlane({ config: { liveness: { heartbeatIntervalMs: 500, heartbeatTimeoutMs: 2_000 } } });
+    const states: string[] = [];
+    cp.events.subscribe((e: ClusterEvent) => {
+      if (e.kind === "worker" && e.worker.id === "w1") states.push(e.worker.state);
+    });
+    const w1 = cp.join("w1", ["echo"], 1);
+    const { ids } = await cp.plm.submit([spec("echo")], "c1");
+    await settle();
+    assert.equal(w1.assigned.length, 1);
+    cp.register.heartbeat(cp.entry("w1"), 1);
+    const w2 = cp.join("w2", ["echo"], 1);
+
+    // w2 keeps beating by hand; w1 falls silent.
+    const beatW2 = () => cp!.register.heartbeat(cp!.entry("w2"), cp!.entry("w2").sent);
+    for (let t = 0; t < 999; t += 250) {
+      beatW2();
+      await cp.advance(Math.min(250, 999 - t));
+    }
+    assert.equal(cp.register.get("w1")?.state, "alive", "silent for less than 2 intervals");
+    beatW2();
+    await cp.advance(250);
+    assert.equal(cp.register.get("w1")?.state, "suspect");
+    assert.equal(w2.assigned.length, 0, "a suspect worker keeps its tasks");
+    for (let t = 0; t < 1_000; t += 250) {
+      beatW2();
+      await cp.advance(250);
+    }
+    assert.equal(cp.register.get("w1"), undefined, "dead workers leave the register");
+    assert.equal(w1.closed, true, "its session is closed");
+    assert.deepEqual(states, ["alive", "suspect", "dead"]);
+    assert.deepEqual(w2.assigned.map((a) => [a.taskId, a.epoch]), [[ids[0], 2]]);
+    const task = await cp.plm.get(ids[0]!, ALL_TENANTS);
+    assert.match(task.attempts[0]!.error, /^worker w1 lost: no heartbeat for 2\d\d\d ms$/);
+  });
+
+  it("brings a suspect worker back to alive on its next heartbeat, and it takes tasks again", async () => {
+    cp = await startControlPlane();
+    const w1 = cp.join("w1", ["echo"], 1);
+    await cp.advance(1_000);
+    assert.equal(cp.register.get("w1")?.state, "suspect");
+    await cp.plm.submit([spec("echo")], "c1");
+    await settle();
+    assert.equal(w1.assigned.length, 0, "no tasks for a suspect worker");
+    cp.register.heartbeat(cp.entry("w1"), 0);
+    await settle();
+    assert.equal(cp.register.get("w1")?.state, "alive");
+    assert.equal(w1.assigned.length, 1);
+  });
+
+  it("suspects a worker that beats but does not acknowledge its assignments, and declares it dead at twice ackTimeoutMs", async () => {
+    cp = await startControlPlane({ config: { liveness: { ackTimeoutMs: 1_000 } } });
+    const w1 = cp.join("w1", ["echo"]);
+    await cp.plm.submit([spec("echo")], "c1");
+    await settle();
+    assert.equal(w1.assigned.length, 1);
+    const beatWithoutAck = async (ms: number) => {
+      for (let t = 0; t < ms; t += 250) {
+        cp!.register.heartbeat(cp!.entry("w1"), 0);
+        await cp!.advance(250);
+      }
+    };
+    await beatWithoutAck(750);
+    assert.equal(cp.register.get("w1")?.state, "alive");
+    await beatWithoutAck(250);
+    assert.equal(cp.register.get("w1")?.state, "suspect");
+    await beatWithoutAck(1_000);
+    assert.equal(cp.register.get("w1"), undefined);
+  });
+
+  it("gives a worker whose session broke reconnectGraceMs to come back with its tasks", async () => {
+    cp = await startControlPlane({ config: { liveness: { reconnectGraceMs: 1_000 } } });
+    const w1 = cp.join("w1", ["echo"]);
+    const { ids } = await cp.plm.submit([spec("echo")], "c1");
+    await settle();
+    cp.register.disconnected(cp.entry("w1"), w1, "network");
+    await cp.advance(750);
+    assert.equal(cp.register.get("w1")?.state, "alive", "within the grace");
+    cp.join("w1", ["echo"]);
+    cp.register.heartbeat(cp.entry("w1"), 1);
+    await cp.advance(750, { heartbeats: true });
+    assert.equal((await cp.plm.get(ids[0]!, ALL_TENANTS)).workerId, "w1", "it kept its task");
+
+    const again = cp.entry("w1").link.port!;
+    cp.register.disconnected(cp.entry("w1"), again, "network");
+    await cp.advance(1_000);
+    assert.equal(cp.register.get("w1"), undefined, "dead after the grace");
+    assert.equal((await cp.plm.get(ids[0]!, ALL_TENANTS)).state, "queued");
+  });
+});
+
+describe("drain", () => {
+  it("sends no new tasks to a draining worker and ends its session once its last task finishes", async () => {
+    cp = await startControlPlane();
+    const w1 = cp.join("w1", ["echo"], 1);
+    const { ids } = await cp.plm.submit([spec("echo"), spec("echo")], "c1");
+    await settle();
+    cp.register.drain("w1");
+    assert.equal(w1.drained, true);
+    cp.lifecycle.completed("w1", [{ taskId: ids[0]!, epoch: 1, ok: true, result: undefined, error: "" }]);
+    await settle();
+    assert.equal(w1.assigned.length, 1);
+    assert.equal(w1.closed, true);
+    assert.throws(() => cp!.register.drain("nobody"), /worker nobody not found/);
+  });
+});

@@ -1,0 +1,121 @@
+/** The task table with a real shm heap: indexes, the queue in policy order, parking, counts. */
+import "reflect-metadata";
+import assert from "node:assert/strict";
+import { afterEach, beforeEach, describe, it } from "node:test";
+import { parseConfig } from "@taskflow/core";
+import { FakeClock } from "@taskflow/core/testing";
+import { IndexedHeap } from "@taskflow/shm-heap";
+import { fifo as policy, spec } from "./control-plane.test.fixture.js";
+import { TaskTable } from "./task-table.js";
+import { Tenants, type TenantAccount } from "./tenants.js";
+
+describe("TaskTable", () => {
+  let heap: IndexedHeap;
+  let table: TaskTable;
+  let tenants: Tenants;
+  let acme: TenantAccount;
+  beforeEach(() => {
+    heap = IndexedHeap.create({ capacity: 8 });
+    const clock = new FakeClock(1_000);
+    table = new TaskTable(policy, heap, clock);
+    tenants = new Tenants(parseConfig({}), clock, { tokens: [] });
+    acme = tenants.account("acme");
+  });
+  afterEach(() => heap.close());
+
+  function add(id: string, key = "", account = acme) {
+    const live = table.track(table.newRecord(spec("t", { idempotencyKey: key }), account.name, "c1", id), account);
+    table.enqueue(live);
+    return live;
+  }
+
+  describe("newRecord", () => {
+    it("numbers records in sequence after the restored maximum, queued, stamped with the clock", () => {
+      table.restore(41, { queued: 0, assigned: 0, running: 0, succeeded: 0, failed: 0, cancelled: 0 });
+      const rec = table.newRecord(spec("t"), "acme", "c1", "a");
+      assert.deepEqual([rec.seq, rec.state, rec.createdAt, rec.tenant, rec.clientId], [42, "queued", 1_000, "acme", "c1"]);
+    });
+  });
+
+  describe("popQueued", () => {
+    it("pops in policy (fifo) order, null when empty, and skips tasks no longer queued", () => {
+      const a = add("a");
+      add("b");
+      a.rec.state = "cancelled";
+      assert.equal(table.popQueued(), undefined, "a stale heap entry is skipped");
+      assert.equal(table.popQueued()?.rec.id, "b");
+      assert.equal(table.popQueued(), null);
+    });
+  });
+
+  describe("park and unpark", () => {
+    it("keeps a parked task out of the heap with its reason, and puts it back at its old key", () => {
+      add("a");
+      add("b");
+      const a = table.popQueued()!;
+      table.park(a, "no worker serves it");
+      assert.equal(a.parked, true);
+      assert.equal(a.rec.waitingReason, "no worker serves it");
+      assert.equal(table.inHeap, 1);
+      table.unpark(a);
+      assert.equal(table.popQueued()?.rec.id, "a", "back ahead of b: same key, earlier sequence");
+    });
+  });
+
+  describe("countAhead", () => {
+    it("counts the tasks that pop first, -1 for a task not in the heap", () => {
+      add("a");
+      add("b");
+      const c = add("c");
+      assert.equal(table.countAhead(c, 100), 2);
+      assert.equal(table.countAhead(c, 1), 1, "stops at the limit");
+      const a = table.popQueued()!;
+      assert.equal(table.countAhead(a, 100), -1);
+    });
+  });
+
+  describe("track and untrack", () => {
+    it("indexes by ID and idempotency key, reuses heap ids, and forgets a finished task everywhere", () => {
+      const a = add("a", "key-a");
+      assert.equal(table.get("a"), a);
+      assert.equal(table.byIdempotencyKey("acme", "key-a"), a);
+      assert.equal(table.byIdempotencyKey("globex", "key-a"), undefined, "keys are per tenant");
+      table.hold(a, "w1");
+      assert.deepEqual(table.tasksOf("w1"), [a]);
+      a.rec.workerId = "w1";
+      table.untrack(a);
+      assert.equal(table.get("a"), undefined);
+      assert.equal(table.byIdempotencyKey("acme", "key-a"), undefined);
+      assert.deepEqual(table.tasksOf("w1"), []);
+      assert.equal(table.inHeap, 0, "it left the heap too");
+      const b = add("b");
+      assert.equal(b.idx, a.idx, "its heap id is reused");
+      assert.equal(table.size, 1);
+    });
+
+    it("counts each task in its tenant's account while tracked, and keeps equal keys of two tenants apart", () => {
+      const globex = tenants.account("globex");
+      const a = add("a", "k");
+      const b = add("b", "k", globex);
+      add("c");
+      assert.deepEqual([acme.unfinished, globex.unfinished], [2, 1]);
+      assert.equal(table.byIdempotencyKey("acme", "k"), a);
+      assert.equal(table.byIdempotencyKey("globex", "k"), b);
+      table.untrack(a);
+      assert.deepEqual([acme.unfinished, globex.unfinished], [1, 1]);
+      assert.equal(table.byIdempotencyKey("globex", "k"), b, "the other tenant's entry stays");
+    });
+  });
+
+  describe("count", () => {
+    it("moves a task between states and counts new ones as queued", () => {
+      table.countNew(3);
+      table.count("queued", "assigned");
+      const counts = table.counts();
+      assert.equal(counts.queued, 2);
+      assert.equal(counts.assigned, 1);
+      counts.queued = 99;
+      assert.equal(table.counts().queued, 2, "a copy");
+    });
+  });
+});

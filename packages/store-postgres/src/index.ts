@@ -1,0 +1,3 @@
+export { PostgresTaskStore, redactUrl, type PostgresSslOptions, type PostgresStoreStats, type PostgresTaskStoreOptions } from "./postgres-store.js";
+export { PostgresLeaderLease, type LeaseHandlers, type LeaseState, type PostgresLeaderLeaseOptions } from "./lease.js";
+export { SCHEMA_VERSION } from "./schema.js";

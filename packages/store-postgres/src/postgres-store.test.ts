@@ -1,0 +1,344 @@
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import pg from "pg";
+import { Code, Reason, TaskflowError } from "@taskflow/core";
+import { makeTaskRecord } from "@taskflow/core/testing";
+import { PostgresTaskStore, SCHEMA_VERSION, type PostgresTaskStoreOptions } from "./index.js";
+import { migrate } from "./schema.js";
+import { startTestPostgres, type TestPostgres } from "./testing/index.js";
+
+let server: TestPostgres;
+before(async () => {
+  server = await startTestPostgres();
+});
+after(() => server?.stop());
+
+let n = 0;
+const freshSchema = () => `unit_${++n}`;
+
+async function opened(options: Partial<PostgresTaskStoreOptions> = {}): Promise<PostgresTaskStore> {
+  const store = new PostgresTaskStore({ url: server.url, schema: freshSchema(), ...options });
+  await store.open();
+  return store;
+}
+
+/** A plain connection of its own, to look at what is committed from outside the store. */
+async function withClient<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+async function rejectsWith(promise: Promise<unknown>, code: Code): Promise<TaskflowError> {
+  const err = await promise.then(
+    () => assert.fail("expected a rejection"),
+    (e: unknown) => e,
+  );
+  assert.ok(TaskflowError.is(err), `a TaskflowError, got ${String(err)}`);
+  assert.equal(err.codeName, Code[code], err.message);
+  assert.equal(err.reason, Reason.STORE);
+  return err;
+}
+
+function throwsCode(fn: () => unknown, code: Code, pattern: RegExp): void {
+  assert.throws(fn, (err: unknown) => TaskflowError.is(err) && err.code === code && pattern.test(err.message));
+}
+
+describe("PostgresTaskStore", () => {
+  describe("constructor", () => {
+    it("refuses bad options with INVALID_ARGUMENT naming the option", () => {
+      throwsCode(() => new PostgresTaskStore({ url: "mysql://x" }), Code.INVALID_ARGUMENT, /url must be a postgres:\/\//);
+      throwsCode(() => new PostgresTaskStore({ url: server.url, poolSize: 1 }), Code.INVALID_ARGUMENT, /poolSize must be a whole number from 2 to 1000, got 1/);
+      throwsCode(() => new PostgresTaskStore({ url: server.url, schema: "a;drop" }), Code.INVALID_ARGUMENT, /schema must be a Postgres identifier/);
+      throwsCode(() => new PostgresTaskStore({ url: server.url, groupCommitMaxDelayMs: -1 }), Code.INVALID_ARGUMENT, /groupCommitMaxDelayMs must be a number ≥ 0/);
+      throwsCode(() => new PostgresTaskStore({ url: server.url, connectTimeoutMs: 0 }), Code.INVALID_ARGUMENT, /connectTimeoutMs must be a whole number > 0/);
+    });
+  });
+
+  describe("open", () => {
+    it("records each migration once in taskflow_migrations, also when two nodes open at once", async () => {
+      const schema = freshSchema();
+      const a = new PostgresTaskStore({ url: server.url, schema });
+      const b = new PostgresTaskStore({ url: server.url, schema });
+      await Promise.all([a.open(), b.open()]);
+      await Promise.all([a.close(), b.close()]);
+      const again = new PostgresTaskStore({ url: server.url, schema });
+      await again.open();
+      await again.close();
+      const rows = await withClient(server.url, async (c) => (await c.query(`SELECT version FROM ${schema}.taskflow_migrations ORDER BY version`)).rows);
+      assert.deepEqual(
+        rows.map((r: { version: number }) => r.version),
+        Array.from({ length: SCHEMA_VERSION }, (_, i) => i + 1),
+      );
+    });
+
+    it("upgrades a version 2 schema: its tasks belong to the default tenant, its keys become per tenant", async () => {
+      const schema = freshSchema();
+      await withClient(server.url, async (c) => {
+        await c.query(`CREATE SCHEMA ${schema}`);
+        await c.query(`SET search_path TO ${schema}`);
+        await migrate(c, schema, 2);
+        // A row as version 2 wrote it: no tenant column.
+        await c.query(
+          "INSERT INTO tasks (seq, id, state, type, client_id, idempotency_key, priority, max_attempts, timeout_ms, expected_duration_ms, attempt, epoch, " +
+            "worker_id, created_at, assigned_at, started_at, finished_at, not_before, error, waiting_reason, required_labels, attempts, result, payload) " +
+            "VALUES (1, 'old-1', 'queued', 't', 'c1', 'order-1', 0, 0, 0, 0, 0, 0, '', 1, 0, 0, 0, 0, '', '', '{}', '[]', NULL, '')",
+        );
+      });
+      const store = new PostgresTaskStore({ url: server.url, schema });
+      await store.open();
+      try {
+        const old = await store.get("old-1");
+        assert.equal(old?.tenant, "default");
+        assert.equal((await store.findByIdempotencyKey("default", "order-1"))?.id, "old-1");
+        assert.equal(await store.findByIdempotencyKey("acme", "order-1"), undefined);
+        await store.insert([makeTaskRecord({ seq: 2, tenant: "acme", idempotencyKey: "order-1" })]);
+        assert.deepEqual((await store.list({ tenant: "default" })).tasks.map((t) => t.id), ["old-1"]);
+        const versions = await withClient(server.url, async (c) => (await c.query(`SELECT max(version) AS v FROM ${schema}.taskflow_migrations`)).rows);
+        assert.equal(versions[0].v, SCHEMA_VERSION);
+      } finally {
+        await store.close();
+      }
+    });
+
+    it("refuses a schema written by a newer version with FAILED_PRECONDITION", async () => {
+      const store = await opened();
+      await store.close();
+      await withClient(server.url, (c) => c.query(`INSERT INTO ${store.schema}.taskflow_migrations (version, description) VALUES (${SCHEMA_VERSION + 1}, 'from the future')`));
+      const err = await rejectsWith(new PostgresTaskStore({ url: server.url, schema: store.schema }).open(), Code.FAILED_PRECONDITION);
+      assert.match(err.message, new RegExp(`version ${SCHEMA_VERSION + 1}.*knows up to ${SCHEMA_VERSION}; upgrade it`));
+    });
+
+    it("fails with UNAVAILABLE when no server answers, without showing the password", async () => {
+      // A port nothing listens on: the server's own port while it is up is taken, so ask the OS.
+      const { createServer } = await import("node:net");
+      const port = await new Promise<number>((resolve) => {
+        const s = createServer().listen(0, "127.0.0.1", () => {
+          const p = (s.address() as { port: number }).port;
+          s.close(() => resolve(p));
+        });
+      });
+      const store = new PostgresTaskStore({ url: `postgres://someone:hunter2@127.0.0.1:${port}/db`, connectTimeoutMs: 5_000 });
+      const err = await rejectsWith(store.open(), Code.UNAVAILABLE);
+      assert.doesNotMatch(err.message, /hunter2/);
+      assert.match(err.message, /postgres:\/\/someone:\*\*\*@127\.0\.0\.1/);
+      assert.equal(store.location.includes("hunter2"), false);
+    });
+
+    it("fails with UNAVAILABLE for a database that does not exist", async () => {
+      const url = server.url.replace(/\/postgres$/, "/no_such_db");
+      const err = await rejectsWith(new PostgresTaskStore({ url }).open(), Code.UNAVAILABLE);
+      assert.match(err.message, /no_such_db/);
+    });
+  });
+
+  describe("insert", () => {
+    it("is committed when it resolves: another connection sees it at once", async () => {
+      const store = await opened();
+      try {
+        const records = Array.from({ length: 50 }, () => makeTaskRecord());
+        await Promise.all(records.map((r) => store.insert([r])));
+        const count = await withClient(server.url, async (c) => (await c.query(`SELECT count(*)::int AS n FROM ${store.schema}.tasks`)).rows[0].n as number);
+        assert.equal(count, 50);
+      } finally {
+        await store.close();
+      }
+    });
+
+    it("sends concurrent calls together: 300 calls in a handful of commits", async () => {
+      const store = await opened();
+      try {
+        await Promise.all(Array.from({ length: 300 }, () => store.insert([makeTaskRecord()])));
+        const stats = store.stats();
+        assert.equal(stats.writeCalls, 300);
+        assert.equal(stats.rows, 300);
+        // The first call goes alone at the end of its tick; the rest gather while it commits.
+        assert.ok(stats.commits <= 3, `300 calls made ${stats.commits} commits`);
+      } finally {
+        await store.close();
+      }
+    });
+
+    it("fails only the call with a duplicate, not the rest of its group", async () => {
+      const store = await opened();
+      try {
+        const existing = makeTaskRecord({ idempotencyKey: "dup-key" });
+        await store.insert([existing]);
+        const fine = Array.from({ length: 20 }, () => makeTaskRecord());
+        const byId = makeTaskRecord({ id: existing.id });
+        const byKey = makeTaskRecord({ idempotencyKey: "dup-key" });
+        const withinCall = makeTaskRecord();
+        const results = await Promise.allSettled([
+          ...fine.slice(0, 10).map((r) => store.insert([r])),
+          store.insert([byId]),
+          store.insert([byKey]),
+          store.insert([withinCall, { ...withinCall }]),
+          ...fine.slice(10).map((r) => store.insert([r])),
+        ]);
+        const rejected = results.flatMap((r, i) => (r.status === "rejected" ? [i] : []));
+        assert.deepEqual(rejected, [10, 11, 12]);
+        for (const i of rejected) {
+          const reason = (results[i] as PromiseRejectedResult).reason as TaskflowError;
+          assert.equal(reason.code, Code.ALREADY_EXISTS, reason.message);
+        }
+        for (const r of fine) assert.ok(await store.get(r.id), `${r.id} stored`);
+        assert.equal(await store.get(byKey.id), undefined, "a failed call stores nothing");
+        assert.equal(await store.get(withinCall.id), undefined, "a call is all or nothing");
+        assert.ok(store.stats().splitGroups >= 1);
+      } finally {
+        await store.close();
+      }
+    });
+  });
+
+  describe("large payloads and results", () => {
+    it("stores a group mixing large and small rows byte for byte", async () => {
+      const store = await opened();
+      try {
+        const big = (seed: number, size: number) => new Uint8Array(size).map((_, i) => (i * 31 + seed) & 0xff);
+        const large = Array.from({ length: 3 }, (_, i) => makeTaskRecord({ payload: big(i, 6 * 1024 * 1024) }));
+        const small = Array.from({ length: 300 }, (_, i) => makeTaskRecord({ payload: big(i, 1000) }));
+        await Promise.all([...large, ...small].map((r) => store.insert([r])));
+        const done = large.map((r, i) => ({ ...r, state: "succeeded" as const, finishedAt: 10, result: big(100 + i, 5 * 1024 * 1024) }));
+        await Promise.all([...done.map((r) => store.update([r])), store.update(small.map((r) => ({ ...r, state: "running" as const })))]);
+        for (const [i, r] of done.entries()) {
+          const got = await store.get(r.id);
+          assert.ok(got, `large task ${i} stored`);
+          assert.ok(Buffer.from(got.payload).equals(Buffer.from(large[i]!.payload)), `payload ${i}`);
+          assert.ok(Buffer.from(got.result!).equals(Buffer.from(r.result)), `result ${i}`);
+        }
+        assert.equal((await store.counts()).running, 300);
+        assert.ok(Buffer.from((await store.get(small[299]!.id))!.payload).equals(Buffer.from(small[299]!.payload)));
+      } finally {
+        await store.close();
+      }
+    });
+  });
+
+  describe("update", () => {
+    it("writes the newest version of a task updated by several calls in one group", async () => {
+      const store = await opened();
+      try {
+        const a = makeTaskRecord();
+        await store.insert([a]);
+        const versions = (["assigned", "running", "succeeded", "failed"] as const).map((state, i) => ({ ...a, state, epoch: i + 1 }));
+        await Promise.all(versions.map((v) => store.update([v])));
+        const got = await store.get(a.id);
+        assert.equal(got?.state, "failed");
+        assert.equal(got?.epoch, 4);
+      } finally {
+        await store.close();
+      }
+    });
+  });
+
+  describe("list", () => {
+    it("answers INVALID_ARGUMENT for a token that decodes to a seq beyond 2^53", async () => {
+      const store = await opened();
+      try {
+        const token = Buffer.from("s99999999999999999999").toString("base64url");
+        await rejectsWith(store.list({ pageToken: token }), Code.INVALID_ARGUMENT);
+      } finally {
+        await store.close();
+      }
+    });
+  });
+
+  describe("when the server restarts", () => {
+    it("fails writes with UNAVAILABLE while it is down and works again once it is back", async () => {
+      const own = await startTestPostgres();
+      const store = new PostgresTaskStore({ url: own.url, connectTimeoutMs: 3_000 });
+      try {
+        await store.open();
+        const before = makeTaskRecord();
+        await store.insert([before]);
+        await own.crash();
+        await rejectsWith(store.insert([makeTaskRecord()]), Code.UNAVAILABLE);
+        await rejectsWith(store.get(before.id), Code.UNAVAILABLE);
+        await own.restart();
+        const afterRestart = makeTaskRecord();
+        // The pool drops the broken connections and opens new ones; the first query after a
+        // restart can still meet one that has not noticed yet.
+        for (let attempt = 0; ; attempt++) {
+          try {
+            await store.insert([afterRestart]);
+            break;
+          } catch (err) {
+            assert.ok(attempt < 10 && TaskflowError.is(err) && err.code === Code.UNAVAILABLE, String(err));
+          }
+        }
+        assert.ok(await store.get(before.id), "what was acknowledged before the crash is there");
+        assert.ok(await store.get(afterRestart.id));
+      } finally {
+        await store.close().catch(() => {});
+        await own.stop();
+      }
+    });
+  });
+
+  describe("TLS", () => {
+    let pki: string;
+    let tlsServer: TestPostgres;
+    const openssl = (args: string[]) => execFileSync("openssl", args, { cwd: pki, stdio: ["ignore", "ignore", "pipe"] });
+    const newCa = (name: string) =>
+      openssl(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", `${name}.key`, "-out", `${name}.pem`, "-days", "2", "-subj", `/CN=${name}`]);
+
+    before(async () => {
+      pki = mkdtempSync(join(tmpdir(), "taskflow-pg-pki-"));
+      newCa("ca");
+      newCa("other-ca");
+      writeFileSync(join(pki, "server.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n");
+      openssl(["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=postgres-test"]);
+      openssl(["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "server.ext"]);
+      tlsServer = await startTestPostgres({ tls: { cert: readFileSync(join(pki, "server.pem"), "utf8"), key: readFileSync(join(pki, "server.key"), "utf8") } });
+    });
+    after(async () => {
+      await tlsServer?.stop();
+      rmSync(pki, { recursive: true, force: true });
+    });
+
+    it("connects with TLS, checking the server's certificate against the given CA", async () => {
+      const ca = readFileSync(join(pki, "ca.pem"), "utf8");
+      const store = new PostgresTaskStore({ url: tlsServer.url, ssl: { ca } });
+      await store.open();
+      try {
+        const a = makeTaskRecord();
+        await store.insert([a]);
+        assert.equal((await store.get(a.id))?.id, a.id);
+        // The store's own connections (application_name taskflow), as the server sees them.
+        const client = new pg.Client({ connectionString: tlsServer.url, ssl: { ca } });
+        await client.connect();
+        try {
+          const { rows } = await client.query<{ ssl: boolean }>(
+            "SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.application_name = 'taskflow'",
+          );
+          assert.ok(rows.length > 0, "the store has connections open");
+          assert.ok(rows.every((r) => r.ssl), "every one of them uses TLS");
+        } finally {
+          await client.end();
+        }
+      } finally {
+        await store.close();
+      }
+    });
+
+    it("refuses a server whose certificate another CA signed (UNAVAILABLE)", async () => {
+      const store = new PostgresTaskStore({ url: tlsServer.url, ssl: { ca: readFileSync(join(pki, "other-ca.pem"), "utf8") }, connectTimeoutMs: 5_000 });
+      const err = await rejectsWith(store.open(), Code.UNAVAILABLE);
+      assert.match(err.message, /certificate/i);
+    });
+
+    it("is refused by a TLS-only server when it connects without TLS (UNAVAILABLE)", async () => {
+      const err = await rejectsWith(new PostgresTaskStore({ url: tlsServer.url, connectTimeoutMs: 5_000 }).open(), Code.UNAVAILABLE);
+      assert.match(err.message, /no pg_hba\.conf entry|SSL off/);
+    });
+  });
+});

@@ -1,0 +1,1 @@
+export { postgresBinDir, startTestPostgres, type TestPostgres, type TestPostgresOptions } from "./server.js";
