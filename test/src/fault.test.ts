@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { TaskflowClient } from "@taskflow/client";
-import { ClusterService, TaskService, TaskState, WorkerService, type SessionResponse } from "@taskflow/proto";
+import { ClusterService, TaskService, TaskState, WorkerService, timestampMs, type SessionResponse } from "@taskflow/proto";
 import { createClient } from "@taskflow/proto/grpc";
 import { cli, eventually, freePort, startNode, tempDir, type StartedNode } from "./harness.js";
 
@@ -151,8 +151,7 @@ describe("timeouts, retries, idempotency, drain and liveness", () => {
       const task = await client.get(id);
       assert.equal(task.attempts.length, 3);
       for (let i = 1; i < task.attempts.length; i++) {
-        const gap = Number(task.attempts[i]!.startedAt!.seconds) * 1000 + task.attempts[i]!.startedAt!.nanos / 1e6 -
-          (Number(task.attempts[i - 1]!.finishedAt!.seconds) * 1000 + task.attempts[i - 1]!.finishedAt!.nanos / 1e6);
+        const gap = timestampMs(task.attempts[i]!.startedAt!) - timestampMs(task.attempts[i - 1]!.finishedAt!);
         assert.ok(gap >= 40, `attempt ${i + 1} waited out a backoff (${gap} ms)`);
       }
       // The slot was reclaimed: the worker runs the next task at once.

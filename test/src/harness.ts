@@ -60,7 +60,17 @@ export async function startNode(config: TaskflowConfigInput, options: { dir?: st
   let dashboardUrl: string | undefined;
   const port = await new Promise<number>((resolve, reject) => {
     let stdout = "";
-    const timer = setTimeout(() => reject(new Error(`node did not start in time; stderr:\n${stderr}`)), options.timeoutMs ?? 20_000);
+    const timer = setTimeout(() => {
+      // A node that is not ready must not outlive the test: its pipes (which its worker
+      // processes inherit) would keep this process, and so the suite, alive.
+      const workers = childPids(child.pid);
+      child.kill("SIGKILL");
+      for (const pid of workers) killQuietly(pid);
+      child.stdout!.destroy();
+      child.stderr!.destroy();
+      if (!options.dir) rmSync(dir, { recursive: true, force: true });
+      reject(new Error(`node did not start in ${options.timeoutMs ?? 20_000} ms (killed); stderr:\n${stderr}`));
+    }, options.timeoutMs ?? 20_000);
     child.stdout!.on("data", (d: Buffer) => {
       stdout += d.toString();
       const m = /taskflow node ready(?: on [^\s]+:(\d+))?(?: metrics (\S+))?(?: dashboard (\S+))?\n/.exec(stdout);
@@ -84,14 +94,7 @@ export async function startNode(config: TaskflowConfigInput, options: { dir?: st
       return gone;
     },
     workerPids() {
-      try {
-        return execFileSync("pgrep", ["-P", String(child.pid)], { encoding: "utf8" })
-          .split("\n")
-          .filter(Boolean)
-          .map(Number);
-      } catch {
-        return [];
-      }
+      return childPids(child.pid);
     },
     address: `127.0.0.1:${port}`,
     port,
@@ -114,6 +117,27 @@ export async function startNode(config: TaskflowConfigInput, options: { dir?: st
       return exited;
     },
   };
+}
+
+/** The direct children of a process (a node's worker processes); none when it is gone. */
+function childPids(pid: number | undefined): number[] {
+  if (pid === undefined) return [];
+  try {
+    return execFileSync("pgrep", ["-P", String(pid)], { encoding: "utf8" })
+      .split("\n")
+      .filter(Boolean)
+      .map(Number);
+  } catch {
+    return [];
+  }
+}
+
+function killQuietly(pid: number): void {
+  try {
+    process.kill(pid, "SIGKILL");
+  } catch {
+    // Already gone.
+  }
 }
 
 export interface CliResult {

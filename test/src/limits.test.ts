@@ -11,8 +11,8 @@ import { after, before, describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
 import { status } from "@grpc/grpc-js";
 import { TaskflowClient } from "@taskflow/client";
-import { ClusterService, TaskService, TaskState } from "@taskflow/proto";
-import { encodeSubmitTaskStream, encodeSubmitTasks, decodeSubmitAck, type FastSpec } from "@taskflow/proto/fast";
+import { ClusterService, SubmitTasksRequestSchema, TaskService, TaskState, create, toBinary } from "@taskflow/proto";
+import { encodeSubmitTaskStream, decodeSubmitAck, type FastSpec } from "@taskflow/proto/fast";
 import { createClient } from "@taskflow/proto/grpc";
 import { eventually, startNode, type StartedNode } from "./harness.js";
 
@@ -85,7 +85,7 @@ describe("the receive limit and the specs limit", () => {
   it("answers INVALID_ARGUMENT to 10,001 specs in SubmitTasks and in a SubmitTaskStream batch", async () => {
     const raw = new grpc.Client(node.address, grpc.credentials.createInsecure());
     try {
-      const unary = await unaryRaw(raw, "/taskflow.v1.TaskService/SubmitTasks", encodeSubmitTasks(Array<FastSpec>(10_001).fill({ ...empty, type: "echo" }), "c"));
+      const unary = await unaryRaw(raw, "/taskflow.v1.TaskService/SubmitTasks", Buffer.from(toBinary(SubmitTasksRequestSchema, create(SubmitTasksRequestSchema, { specs: Array<FastSpec>(10_001).fill({ ...empty, type: "echo" }), clientId: "c" }))));
       assert.equal(unary.code, status.INVALID_ARGUMENT, unary.details);
       assert.match(unary.details, /at most 10000 per call/);
       const call = raw.makeBidiStreamRequest("/taskflow.v1.TaskService/SubmitTaskStream", identity, identity);

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { TaskflowClient } from "@taskflow/client";
+import { TaskState, TaskflowClient } from "@taskflow/client";
 import { cli, eventually, startNode, type StartedNode } from "./harness.js";
 import { scrape, sum, value } from "./prometheus.js";
 
@@ -27,7 +27,7 @@ describe("metrics after a workload", () => {
     const ok = await Promise.all(Array.from({ length: OK }, (_, i) => client.submit(i % 2 ? "noop" : "echo", { i })));
     const failing = await Promise.all(Array.from({ length: FAILING }, () => client.submit("fail", undefined, { maxAttempts: 2 })));
     const long = await client.submit("sleep", { ms: 30_000 });
-    await eventually(async () => ((await client.get(long)).state === 3 ? true : undefined), 10_000, "the sleep task to run");
+    await eventually(async () => ((await client.get(long)).state === TaskState.RUNNING ? true : undefined), 10_000, "the sleep task to run");
     await client.cancel(long, "test");
     for (const id of ok) assert.equal((await client.outcome(id)).state, "succeeded");
     for (const id of failing) assert.equal((await client.outcome(id)).state, "failed");

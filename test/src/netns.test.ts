@@ -10,7 +10,7 @@ import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { TaskflowClient } from "@taskflow/client";
-import { TaskState } from "@taskflow/proto";
+import { TaskState, WorkerState } from "@taskflow/proto";
 import { bin, eventually, tempDir } from "./harness.js";
 
 const suffix = String(process.pid % 10000);
@@ -140,7 +140,7 @@ describe("a network cut between hosts (network namespaces)", { skip: unavailable
       assert.equal(final.epoch, onA.epoch + 1n, "exactly one reassignment");
       await eventually(async () => {
         const w = (await client.clusterState()).workers.find((x) => x.workerId.startsWith("hostA"));
-        return w && w.state === 1 ? true : undefined;
+        return w && w.state === WorkerState.ALIVE ? true : undefined;
       }, 15_000, "host A to rejoin");
       // Host A takes work again.
       const again = await Promise.all(Array.from({ length: 6 }, (_, i) => client.run<{ slept: number }>("sleep", { ms: 200 + i })));

@@ -8,7 +8,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { promisify } from "node:util";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import { timestampMs, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { repoRoot } from "./harness.js";
 
 const run = promisify(execFile);
@@ -48,7 +48,7 @@ export interface Step {
 
 /** A protobuf Timestamp in epoch milliseconds (0 when unset). */
 export function ms(ts: Timestamp | undefined): number {
-  return ts ? Number(ts.seconds) * 1000 + Math.floor(ts.nanos / 1e6) : 0;
+  return ts ? timestampMs(ts) : 0;
 }
 
 export const sleep = (millis: number) => new Promise<void>((resolve) => setTimeout(resolve, millis));

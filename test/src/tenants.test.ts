@@ -8,7 +8,8 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
-import { TaskflowClient } from "@taskflow/client";
+import { TaskflowClient, wireError } from "@taskflow/client";
+import { TaskflowError } from "@taskflow/core";
 import { TaskService, TaskState, type SubscribeResultsResponse } from "@taskflow/proto";
 import { createClient } from "@taskflow/proto/grpc";
 import { cli, code, eventually, startNode, type StartedNode } from "./harness.js";
@@ -45,13 +46,28 @@ function bearer(token: string): grpc.Metadata {
   return metadata;
 }
 
-/** `assert.rejects` check of a status error's `taskflow-reason` metadata, besides its code and message. */
-function quotaRefusal(messagePattern: RegExp) {
+/**
+ * `assert.rejects` check of a quota refusal: code and message, the `taskflow-reason` trailer,
+ * and the reason and facts of the `google.rpc.ErrorInfo` in `grpc-status-details-bin`.
+ */
+function quotaRefusal(messagePattern: RegExp, metadata: Record<string, string | RegExp>) {
   return (err: unknown) => {
     code(grpc.status.RESOURCE_EXHAUSTED, messagePattern)(err);
     assert.deepEqual((err as grpc.ServiceError).metadata.get("taskflow-reason"), ["TASKFLOW_ERR_QUOTA"]);
+    const read = wireError(err);
+    assert.equal(read.reason, "TASKFLOW_ERR_QUOTA");
+    assertFacts(read.metadata, metadata);
     return true;
   };
+}
+
+/** The ErrorInfo metadata has exactly these keys, each equal to or matching its expectation. */
+function assertFacts(actual: Readonly<Record<string, string>>, expected: Record<string, string | RegExp>): void {
+  assert.deepEqual(Object.keys(actual).sort(), Object.keys(expected).sort(), JSON.stringify(actual));
+  for (const [key, want] of Object.entries(expected)) {
+    if (typeof want === "string") assert.equal(actual[key], want, key);
+    else assert.match(actual[key]!, want, key);
+  }
 }
 
 describe("tenants (tokens with tenants, quotas, per-tenant metrics)", () => {
@@ -181,10 +197,21 @@ describe("tenants (tokens with tenants, quotas, per-tenant metrics)", () => {
       const ids = await Promise.all([0, 1, 2].map(() => limited.submit("sleep", LONG)));
       await assert.rejects(
         raw.submitTask({ spec: { type: "echo" } }, { metadata: bearer(T.limited) }),
-        quotaRefusal(/^tenant limited has 3 unfinished tasks and this submit adds 1, over its quota of 3 \(tenants\.quotas\.limited\.maxUnfinishedTasks\)/),
+        quotaRefusal(/^tenant limited has 3 unfinished tasks and this submit adds 1, over its quota of 3 \(tenants\.quotas\.limited\.maxUnfinishedTasks\)/, {
+          tenant: "limited",
+          key: "tenants.quotas.limited.maxUnfinishedTasks",
+          limit: "3",
+        }),
       );
-      // The SDK's bulk path gets the same status.
-      await assert.rejects(limited.submit("echo", {}), (err: { code: number; message: string }) => err.code === grpc.status.RESOURCE_EXHAUSTED && /maxUnfinishedTasks/.test(err.message));
+      // The SDK's bulk path (SubmitTaskStream) gets the same status through the ack's error_status.
+      await assert.rejects(limited.submit("echo", {}), (err: unknown) => {
+        assert.ok(TaskflowError.is(err), String(err));
+        assert.equal(err.code, grpc.status.RESOURCE_EXHAUSTED);
+        assert.match(err.message, /maxUnfinishedTasks/);
+        assert.equal(err.reason, "TASKFLOW_ERR_QUOTA");
+        assertFacts(err.metadata, { tenant: "limited", key: "tenants.quotas.limited.maxUnfinishedTasks", limit: "3" });
+        return true;
+      });
       assert.deepEqual(await a.run("echo", "acme is not limited"), "acme is not limited");
       // A finished task frees its place.
       await limited.cancel(ids[0]!, "make room");
@@ -200,14 +227,23 @@ describe("tenants (tokens with tenants, quotas, per-tenant metrics)", () => {
     const specs = (n: number) => Array.from({ length: n }, () => ({ type: "echo" }));
     await assert.rejects(
       raw.submitTasks({ specs: specs(5) }, { metadata: bearer(T.throttled) }),
-      quotaRefusal(/^a submit of 5 tasks is over tenant throttled's burst of 4 \(tenants\.quotas\.throttled\.burst\); .*split it into batches of at most 4/),
+      quotaRefusal(/^a submit of 5 tasks is over tenant throttled's burst of 4 \(tenants\.quotas\.throttled\.burst\); .*split it into batches of at most 4/, {
+        tenant: "throttled",
+        key: "tenants.quotas.throttled.burst",
+        limit: "4",
+      }),
     );
     const burst = { specs: specs(4), clientId: "c", requestId: "the-burst" };
     const accepted = await raw.submitTasks(burst, { metadata: bearer(T.throttled) });
     assert.equal(accepted.taskIds.length, 4, "the burst goes through at once");
     await assert.rejects(
       raw.submitTasks({ specs: specs(1) }, { metadata: bearer(T.throttled) }),
-      quotaRefusal(/^tenant throttled may submit 0\.01 tasks per second \(tenants\.quotas\.throttled\.submitsPerSecond\) with bursts of 4; nothing was accepted, retry in \d+ ms/),
+      quotaRefusal(/^tenant throttled may submit 0\.01 tasks per second \(tenants\.quotas\.throttled\.submitsPerSecond\) with bursts of 4; nothing was accepted, retry in \d+ ms/, {
+        tenant: "throttled",
+        key: "tenants.quotas.throttled.submitsPerSecond",
+        limit: "0.01",
+        retryAfterMs: /^\d+$/,
+      }),
     );
     // A retry of the accepted call creates nothing, so it costs no quota and is not refused.
     const retried = await raw.submitTasks(burst, { metadata: bearer(T.throttled) });

@@ -4,9 +4,9 @@
  */
 import { readFileSync } from "node:fs";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
-import { AUTH_ROLES, Code, MAX_DELAY_MS, TaskflowError, type AuthRole } from "@taskflow/core";
-import { TaskflowClient, TaskState, taskStateName } from "@taskflow/client";
-import { EXIT, exitCodeFor, parseDelay, table, taskJson, taskText, workerJson } from "./cli/output.js";
+import { AUTH_ROLES, Code, DEFAULT_CONTROL_ADDRESS, MAX_DELAY_MS, TaskflowError, type AuthRole } from "@taskflow/core";
+import { TaskflowClient, TaskState, taskStateName, wireError } from "@taskflow/client";
+import { EXIT, errorLine, exitCodeFor, parseDelay, table, taskJson, taskText, workerJson } from "./cli/output.js";
 import { renderTop, runTop, sampleOf } from "./cli/top.js";
 
 const version = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version;
@@ -15,7 +15,7 @@ const program = new Command("taskflow")
   .description("Taskflow: a distributed task scheduler for Node.js")
   .version(version)
   .addOption(
-    new Option("-a, --address <host:port>", "control node address for client commands").env("TASKFLOW_ADDRESS").default("127.0.0.1:50051"),
+    new Option("-a, --address <host:port>", "control node address for client commands").env("TASKFLOW_ADDRESS").default(DEFAULT_CONTROL_ADDRESS),
   )
   .addOption(new Option("--token <token>", "bearer token for client commands (see `taskflow token create`)").env("TASKFLOW_TOKEN"))
   .addOption(new Option("--ca <file>", "connect with TLS, trusting this CA certificate (PEM)").env("TASKFLOW_CA"))
@@ -377,9 +377,9 @@ try {
   if (err instanceof CommanderError) {
     process.exitCode = err.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
   } else {
-    const e = TaskflowError.from(err);
+    const e = wireError(err);
     const hint = isClientCommand && e.code === Code.UNAVAILABLE ? ` (is a control node running at ${program.opts<{ address: string }>().address}?)` : "";
-    process.stderr.write(`taskflow: ${e.message}${hint}\n`);
+    process.stderr.write(`taskflow: ${errorLine(e, isClientCommand)}${hint}\n`);
     process.exitCode = exitCodeFor(e);
   }
 }

@@ -6,7 +6,7 @@ import { describe, it } from "node:test";
 import { Code, TaskflowError, configSchema, parseConfig, type TaskStore } from "@taskflow/core";
 import { makeTaskRecord } from "@taskflow/core/testing";
 import { create } from "@bufbuild/protobuf";
-import { TaskSchema, TaskState } from "@taskflow/proto";
+import { TaskSchema, TaskState, timestampFromMs } from "@taskflow/proto";
 import { MAX_HEAP_CAPACITY } from "@taskflow/shm-heap";
 import { EXIT, MAX_PRINTED_JSON_DEPTH, bytesAsJson, exitCodeFor, taskText } from "./cli/output.js";
 import { loadConfigFile } from "./config-file.js";
@@ -220,7 +220,7 @@ describe("createStore", () => {
 
 describe("taskText", () => {
   it("shows when a task was created, started and finished", () => {
-    const at = (ms: number) => ({ seconds: BigInt(Math.floor(ms / 1000)), nanos: (ms % 1000) * 1e6 });
+    const at = timestampFromMs;
     const text = taskText(
       create(TaskSchema, { id: "t1", spec: { type: "sleep" }, state: TaskState.SUCCEEDED, attempt: 1, epoch: 1n, createdAt: at(1_000), startedAt: at(2_500), finishedAt: at(4_000) }),
     );

@@ -36,6 +36,7 @@ import path from "node:path";
 import { controlListenError, heapCreateError, storeOpenError } from "./startup-errors.js";
 import { postgresOpenError, postgresSsl } from "./postgres-config.js";
 import { serverSecurity } from "./security.js";
+import { BUILT_IN_POLICIES } from "./policies.js";
 
 /** A running control role, and what monitoring reads from it. */
 export interface ControlNode {
@@ -68,7 +69,7 @@ export async function createStore(config: TaskflowConfig, baseDir: string): Prom
 export async function startControl(config: TaskflowConfig, baseDir: string, logger: Logger): Promise<ControlNode> {
   // First: a certificate or tokens file that cannot be read stops the node before anything opens.
   const security = serverSecurity(config, baseDir, logger);
-  const definition: PolicyDefinition = await loadPolicy(config.scheduler.policy, config.scheduler.policyOptions, baseDir);
+  const definition: PolicyDefinition = await loadPolicy(config.scheduler.policy, config.scheduler.policyOptions, baseDir, BUILT_IN_POLICIES);
   const policy = definition.create(definition.parseOptions(config.scheduler.policyOptions), {
     now: () => systemClock.now(),
     logger: {
@@ -108,7 +109,6 @@ export async function startControl(config: TaskflowConfig, baseDir: string, logg
   c.register(TOKENS.Clock, { useValue: systemClock });
   c.register(TOKENS.Timers, { useValue: systemTimers });
   c.register(TOKENS.TaskStore, { useValue: store });
-  c.register(TOKENS.PolicyDefinition, { useValue: definition });
   c.register(TOKENS.SchedulingPolicy, { useValue: policy });
   c.register(TOKENS.TaskHeap, { useValue: taskHeap });
   c.register(TOKENS.WorkerHeap, { useValue: workerHeap });

@@ -1,6 +1,7 @@
 /** `taskflow node`: runs the roles the config names, until SIGTERM/SIGINT. */
 // Before anything that loads tsyringe (the control plane, and the services monitoring uses).
 import "reflect-metadata";
+import { DEFAULT_CONTROL_ADDRESS } from "@taskflow/core";
 import { loadConfigFile } from "./config-file.js";
 import { startControl, type ControlNode } from "./control.js";
 import { createLogger } from "./logger.js";
@@ -23,7 +24,7 @@ export async function runNode(configPath: string | undefined): Promise<RunningNo
   if (config.roles.includes("control")) control = await startControl(config, baseDir, logger.child({ role: "control" }));
   if (config.roles.includes("worker")) {
     const address =
-      config.worker.controlAddress ?? (control ? `${connectHost(config.control.host)}:${control.port}` : "127.0.0.1:50051");
+      config.worker.controlAddress ?? (control ? `${connectHost(config.control.host)}:${control.port}` : DEFAULT_CONTROL_ADDRESS);
     workers = await startWorkers(config, baseDir, address, logger.child({ role: "worker" }));
     await workers.ready;
     logger.info({ processes: config.worker.processes, slots: config.worker.slots, control: address }, "worker processes running");

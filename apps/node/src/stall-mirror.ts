@@ -26,7 +26,7 @@ const REGION_OFFSET = CURRENT_ID_OFFSET + CURRENT_ID_MAX;
 /** Room for held results. A result too big for it is not copied (its task reruns after a stall). */
 export const DEFAULT_REGION_BYTES = 1 << 20;
 
-// One record: u32 length, u8 live, u8 ok, u16 ID bytes, u32 error bytes, u32 result bytes,
+// One record: u32 length, u8 live, u8 flags (1 ok, 2 unrecoverable), u16 ID bytes, u32 error bytes, u32 result bytes,
 // u64 epoch, then the ID, the error and the result.
 const RECORD_HEADER = 24;
 const LIVE = 1;
@@ -105,7 +105,7 @@ export class StallMirror {
     const length = RECORD_HEADER + idLen + errLen + resLen;
     view.setUint32(at, length, true);
     view.setUint8(at + 4, LIVE);
-    view.setUint8(at + 5, result.ok ? 1 : 0);
+    view.setUint8(at + 5, (result.ok ? 1 : 0) | (result.unrecoverable ? 2 : 0));
     view.setUint16(at + 6, idLen, true);
     view.setUint32(at + 8, errLen, true);
     view.setUint32(at + 12, resLen, true);
@@ -184,8 +184,9 @@ export class StallReader {
         out.push({
           taskId: this.bytes.toString("utf8", body, body + idLen),
           epoch: this.view.getBigUint64(at + 16, true),
-          ok: this.view.getUint8(at + 5) === 1,
+          ok: (this.view.getUint8(at + 5) & 1) === 1,
           error: this.bytes.toString("utf8", body + idLen, body + idLen + errLen),
+          ...((this.view.getUint8(at + 5) & 2) === 2 && { unrecoverable: true }),
           result: copy(this.bytes.subarray(body + idLen + errLen, body + idLen + errLen + resLen)),
         });
       }
@@ -207,7 +208,7 @@ interface RescueFile {
   workerId: string;
   pid: number;
   writtenAt: string;
-  results: { taskId: string; epoch: string; ok: boolean; result: string; error: string }[];
+  results: { taskId: string; epoch: string; ok: boolean; result: string; error: string; unrecoverable?: boolean }[];
 }
 
 /** Writes the rescue file whole or not at all (a temporary file, then a rename). */
@@ -216,7 +217,7 @@ export function writeRescueFile(file: string, workerId: string, results: readonl
     workerId,
     pid: process.pid,
     writtenAt: new Date().toISOString(),
-    results: results.map((r) => ({ taskId: r.taskId, epoch: r.epoch.toString(), ok: r.ok, result: Buffer.from(r.result).toString("base64"), error: r.error })),
+    results: results.map((r) => ({ taskId: r.taskId, epoch: r.epoch.toString(), ok: r.ok, result: Buffer.from(r.result).toString("base64"), error: r.error, ...(r.unrecoverable && { unrecoverable: true }) })),
   };
   const tmp = `${file}.${process.pid}.tmp`;
   writeFileSync(tmp, JSON.stringify(body));
@@ -234,7 +235,7 @@ export function readRescueFile(file: string, workerId: string): HeldResult[] {
   }
   const body = JSON.parse(text) as RescueFile;
   if (body.workerId !== workerId) return [];
-  return body.results.map((r) => ({ taskId: r.taskId, epoch: BigInt(r.epoch), ok: r.ok, result: new Uint8Array(Buffer.from(r.result, "base64")), error: r.error }));
+  return body.results.map((r) => ({ taskId: r.taskId, epoch: BigInt(r.epoch), ok: r.ok, result: new Uint8Array(Buffer.from(r.result, "base64")), error: r.error, ...(r.unrecoverable && { unrecoverable: true }) }));
 }
 
 export function removeRescueFile(file: string): void {

@@ -7,22 +7,26 @@
  */
 import { randomUUID } from "node:crypto";
 import type * as grpc from "@grpc/grpc-js";
-import { Code, Reason, TaskflowError } from "@taskflow/core";
+import { Code, TaskflowError } from "@taskflow/core";
 import {
   ClusterService,
   TaskService,
   TaskState,
   type GetClusterStateResponse,
   type ListTasksResponse,
-  type SubmitTaskStreamResponse,
   type Task,
   type TaskResult,
   type WorkerInfo,
 } from "@taskflow/proto";
-import { decodeResults, decodeSubmitAck, encodeSubmitTaskStream } from "@taskflow/proto/fast";
+import { decodeResults, decodeSubmitAck, type FastSpec } from "@taskflow/proto/fast";
 import { createClient, type ServiceClient } from "@taskflow/proto/grpc";
 import { jsonCodec, type Codec } from "./codec.js";
 import { connection, type ConnectionOptions } from "./connection.js";
+import { wireError } from "./errors.js";
+import { Backoff } from "./backoff.js";
+import { CLIENT_DEFAULTS } from "./defaults.js";
+import { SubmitQueue } from "./submit-queue.js";
+import { hand, isFinalState, outcomeOf, resultFromTask, settle, type Outcome, type TaskResultFields, type Waiter } from "./outcome.js";
 
 export interface ClientOptions extends ConnectionOptions {
   /** The control node's address. @defaultValue "127.0.0.1:50051" */
@@ -78,67 +82,10 @@ export interface TaskRequest extends SubmitOptions {
   payload?: unknown;
 }
 
-/** A finished task's outcome as the SDK gives it. */
-export interface Outcome<T = unknown> {
-  taskId: string;
-  state: "succeeded" | "failed" | "cancelled";
-  /** Decoded result when succeeded. */
-  value: T | undefined;
-  error: string;
-  attempt: number;
-  workerId: string;
-}
-
-const STATE_NAMES: Record<number, string> = {
-  [TaskState.QUEUED]: "queued",
-  [TaskState.ASSIGNED]: "assigned",
-  [TaskState.RUNNING]: "running",
-  [TaskState.SUCCEEDED]: "succeeded",
-  [TaskState.FAILED]: "failed",
-  [TaskState.CANCELLED]: "cancelled",
-};
-
-/** The lower-case name of a wire task state, for example "queued". */
-export function taskStateName(state: TaskState): string {
-  return STATE_NAMES[state] ?? "unspecified";
-}
-
-/** A delay or a time in whole ms for an int64 field; anything else is refused here, naming the option. */
-function int64Ms(value: number, option: string): bigint {
-  if (!Number.isSafeInteger(value)) throw new TaskflowError(Code.INVALID_ARGUMENT, `${option} must be a whole number of milliseconds, got ${value}`);
-  return BigInt(value);
-}
-
-function isFinalState(state: TaskState): boolean {
-  return state === TaskState.SUCCEEDED || state === TaskState.FAILED || state === TaskState.CANCELLED;
-}
-
-type Spec = ReturnType<TaskflowClient["toSpec"]>;
-type Resolve<T> = (value: T) => void;
-type Reject = (err: unknown) => void;
-
-/** Submits of one batch, as parallel arrays: one object fewer per task while it is in flight. */
-interface SubmitBatch {
-  resolves: Resolve<string>[];
-  rejects: Reject[];
-  /** The encoded request, sent again as it is (same request ID) after a failure. */
-  bytes: Buffer;
-  /** When it was first sent; it is retried until `submitRetryTimeoutMs` after. */
-  firstSentAt: number;
-}
-
-/** Someone awaiting a task: `result()` wants the value (or a thrown error), `outcome()` the outcome. */
-interface Waiter {
-  resolve: Resolve<unknown>;
-  reject: Reject;
-  wantsValue: boolean;
-}
 
 const NO_LABELS: Readonly<Record<string, string>> = Object.freeze({});
 
 const RESULT_CACHE_LIMIT = 100_000;
-const RETRY_MIN_MS = 100;
-const RETRY_MAX_MS = 2_000;
 
 export class TaskflowClient {
   readonly clientId: string;
@@ -146,29 +93,12 @@ export class TaskflowClient {
   private readonly tasks: ServiceClient<typeof TaskService.method>;
   private readonly cluster: ServiceClient<typeof ClusterService.method>;
   private readonly codec: Codec;
-  private readonly maxBatch: number;
-  private readonly maxInFlight: number;
-  private readonly submitRetryTimeoutMs: number;
-  /** Makes this client's request IDs unique, also against an earlier client with the same client ID. */
-  private readonly requestPrefix = randomUUID();
-  private resendTimer: NodeJS.Timeout | undefined;
-  private resendDelayMs = RETRY_MIN_MS;
-  private connecting = false;
-  /** When submits first found the control node unreachable; 0 while it is reachable. */
-  private unreachableSince = 0;
+  private readonly submits: SubmitQueue;
   /**
    * Tasks submitted before the results stream last broke whose results nobody awaited yet: their
    * result may have gone out while no stream listened, so awaiting one also asks the server.
    */
   private readonly mayHaveMissed = new Set<string>();
-  private queuedSpecs: Spec[] = [];
-  private queuedResolves: Resolve<string>[] = [];
-  private queuedRejects: Reject[] = [];
-  private flushScheduled = false;
-  private submits: grpc.ClientDuplexStream<unknown, SubmitTaskStreamResponse> | undefined;
-  private readonly batches = new Map<number, SubmitBatch>();
-  private batchSeq = 0;
-  private inFlight = 0;
   private subscription: Promise<void> | undefined;
   /** True while the results stream is live, so submits skip waiting for it. */
   private subscribed = false;
@@ -183,12 +113,9 @@ export class TaskflowClient {
   private closed = false;
 
   constructor(options: ClientOptions = {}) {
-    this.address = options.address ?? "127.0.0.1:50051";
+    this.address = options.address ?? CLIENT_DEFAULTS.address;
     this.clientId = options.clientId ?? randomUUID();
     this.codec = options.codec ?? jsonCodec;
-    this.maxBatch = options.maxBatchSize ?? 1000;
-    this.maxInFlight = options.maxInFlightBatches ?? 8;
-    this.submitRetryTimeoutMs = options.submitRetryTimeoutMs ?? 30_000;
     const { credentials, clientOptions } = connection(options);
     const channelOptions = { ...options.channelOptions, ...clientOptions };
     // Result batches and submit acknowledgements carry every task: decoded by hand into the same fields.
@@ -198,18 +125,33 @@ export class TaskflowClient {
       responseDecoders: { subscribeResults: decodeResults, submitTaskStream: decodeSubmitAck },
     });
     this.cluster = createClient(ClusterService, this.address, { credentials, channelOptions, channel: this.tasks.raw.getChannel() as never });
+    const settings = {
+      clientId: this.clientId,
+      maxBatch: options.maxBatchSize ?? CLIENT_DEFAULTS.maxBatchSize,
+      maxInFlight: options.maxInFlightBatches ?? CLIENT_DEFAULTS.maxInFlightBatches,
+      submitRetryTimeoutMs: options.submitRetryTimeoutMs ?? CLIENT_DEFAULTS.submitRetryTimeoutMs,
+    };
+    this.submits = new SubmitQueue(this.tasks, settings, {
+      subscribed: () => this.subscribed,
+      ensureSubscribed: () => this.ensureSubscribed(),
+      // A new task's result may already be here: it can overtake the acknowledgement.
+      accepted: (id) => {
+        if (!this.outcomes.has(id)) this.unfinished.set(id, null);
+      },
+      closed: () => this.closed,
+    });
   }
 
   /** Submits a task; resolves with its ID once the control node has accepted it. */
   submit(type: string, payload?: unknown, options?: SubmitOptions): Promise<string> {
     if (this.closed) return Promise.reject(new TaskflowError(Code.FAILED_PRECONDITION, "the client is closed"));
-    let spec: Spec;
+    let spec: FastSpec;
     try {
-      spec = this.toSpec(type, payload, options);
+      spec = specOf(this.codec, type, payload, options);
     } catch (err) {
       return Promise.reject(err);
     }
-    return new Promise<string>((resolve, reject) => this.enqueue(spec, resolve, reject));
+    return new Promise<string>((resolve, reject) => this.submits.enqueue(spec, resolve, reject));
   }
 
   /** Submits many tasks; resolves with their IDs in order. */
@@ -235,7 +177,7 @@ export class TaskflowClient {
 
   /** The task as the control node sees it now. */
   async get(taskId: string): Promise<Task> {
-    const res = await this.call(() => this.tasks.getTask({ taskId }));
+    const res = await call(() => this.tasks.getTask({ taskId }));
     return res.task!;
   }
 
@@ -248,27 +190,27 @@ export class TaskflowClient {
       }
     } catch (err) {
       if (signal?.aborted) return;
-      throw TaskflowError.from(err);
+      throw wireError(err);
     } finally {
       call.cancel();
     }
   }
 
   async cancel(taskId: string, reason = ""): Promise<Task> {
-    const res = await this.call(() => this.tasks.cancelTask({ taskId, reason }));
+    const res = await call(() => this.tasks.cancelTask({ taskId, reason }));
     return res.task!;
   }
 
   async list(filter: { states?: TaskState[]; type?: string; clientId?: string; pageSize?: number; pageToken?: string } = {}): Promise<ListTasksResponse> {
-    return this.call(() => this.tasks.listTasks(filter));
+    return call(() => this.tasks.listTasks(filter));
   }
 
   async clusterState(): Promise<GetClusterStateResponse> {
-    return this.call(() => this.cluster.getClusterState({}));
+    return call(() => this.cluster.getClusterState({}));
   }
 
   async drainWorker(workerId: string): Promise<WorkerInfo> {
-    const res = await this.call(() => this.cluster.drainWorker({ workerId }));
+    const res = await call(() => this.cluster.drainWorker({ workerId }));
     return res.worker!;
   }
 
@@ -281,49 +223,18 @@ export class TaskflowClient {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    clearTimeout(this.resendTimer);
     this.stream?.cancel();
-    const submits = this.submits;
-    this.submits = undefined;
-    submits?.cancel();
     const err = new TaskflowError(Code.CANCELLED, "the client was closed");
-    for (const batch of this.batches.values()) for (const reject of batch.rejects) reject(err);
-    this.batches.clear();
+    this.submits.close(err);
     for (const w of this.unfinished.values()) {
       if (Array.isArray(w)) for (const one of w) one.reject(err);
       else w?.reject(err);
     }
     this.unfinished.clear();
-    for (const reject of this.queuedRejects) reject(err);
-    this.queuedSpecs = [];
-    this.queuedResolves = [];
-    this.queuedRejects = [];
     this.tasks.raw.close();
   }
 
   // ---- internals -----------------------------------------------------------------------------
-
-  private toSpec(type: string, payload: unknown, o: SubmitOptions | undefined) {
-    return {
-      type,
-      payload: this.codec.encode(payload),
-      priority: o?.priority ?? 0,
-      requiredLabels: o?.requiredLabels ?? NO_LABELS,
-      maxAttempts: o?.maxAttempts ?? 0,
-      timeoutMs: o?.timeoutMs ?? 0,
-      idempotencyKey: o?.idempotencyKey ?? "",
-      expectedDurationMs: o?.expectedDurationMs ?? 0,
-      delayMs: o?.delayMs ? int64Ms(o.delayMs, "delayMs") : 0n,
-      runAtMs: o?.runAt === undefined ? 0n : int64Ms(+o.runAt, "runAt"),
-    };
-  }
-
-  private enqueue(spec: Spec, resolve: Resolve<string>, reject: Reject): void {
-    this.queuedSpecs.push(spec);
-    this.queuedResolves.push(resolve);
-    this.queuedRejects.push(reject);
-    this.scheduleFlush();
-  }
 
   /** result() (wantsValue) and outcome(): a cached outcome, a wait for one of ours, or a watch. */
   private await(taskId: string, wantsValue: boolean): Promise<unknown> {
@@ -348,175 +259,12 @@ export class TaskflowClient {
     return wantsValue ? followed.then(settle) : followed;
   }
 
-  private async call<T>(fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (err) {
-      throw TaskflowError.from(err);
-    }
-  }
-
-  private scheduleFlush(): void {
-    if (this.flushScheduled) return;
-    this.flushScheduled = true;
-    setImmediate(() => {
-      this.flushScheduled = false;
-      this.flush();
-    });
-  }
-
-  /**
-   * Sends queued submits as batches on one SubmitTaskStream: a message on an open stream costs
-   * far less than a unary call, in CPU and in latency. Acknowledgements match by batch ID.
-   */
-  private flush(): void {
-    // While batches wait for a retry, new ones wait too, so submits stay in order.
-    if (this.resendTimer || !this.queuedSpecs.length) return;
-    // Nothing goes out before the results stream is live, so no result can be missed.
-    if (!this.subscribed) {
-      this.connectThenFlush();
-      return;
-    }
-    while (this.queuedSpecs.length && this.inFlight < this.maxInFlight) {
-      const count = batchCount(this.queuedSpecs, this.maxBatch);
-      const specs = this.queuedSpecs.splice(0, count);
-      const batchId = ++this.batchSeq;
-      this.inFlight++;
-      // Hand-encoded SubmitTaskStreamRequest: the adapter sends the bytes as they are. Its request
-      // ID makes a resend after a broken stream safe: the server answers the same task IDs.
-      const bytes = encodeSubmitTaskStream(batchId, specs, this.clientId, `${this.requestPrefix}-${batchId}`);
-      this.batches.set(batchId, {
-        resolves: this.queuedResolves.splice(0, count),
-        rejects: this.queuedRejects.splice(0, count),
-        bytes,
-        firstSentAt: Date.now(),
-      });
-      this.submitStream().write(bytes);
-    }
-  }
-
-  /** Opens the results stream, then sends what is queued; while the node is unreachable, retries. */
-  private connectThenFlush(): void {
-    if (this.connecting) return;
-    this.connecting = true;
-    this.ensureSubscribed().then(
-      () => {
-        this.connecting = false;
-        this.unreachableSince = 0;
-        this.flush();
-      },
-      (err: unknown) => {
-        this.connecting = false;
-        const e = TaskflowError.from(err, Code.UNAVAILABLE);
-        const now = Date.now();
-        this.unreachableSince ||= now;
-        if (e.code !== Code.UNAVAILABLE || now - this.unreachableSince >= this.submitRetryTimeoutMs) {
-          this.unreachableSince = 0;
-          const failure =
-            e.code === Code.UNAVAILABLE && this.submitRetryTimeoutMs > 0
-              ? new TaskflowError(Code.UNAVAILABLE, `could not reach the control node for ${this.submitRetryTimeoutMs} ms (submitRetryTimeoutMs): ${e.message}`, { cause: e })
-              : e;
-          const rejects = this.queuedRejects;
-          this.queuedSpecs = [];
-          this.queuedResolves = [];
-          this.queuedRejects = [];
-          for (const reject of rejects) reject(failure);
-          return;
-        }
-        const delay = this.resendDelayMs;
-        this.resendDelayMs = Math.min(delay * 2, RETRY_MAX_MS);
-        setTimeout(() => this.flush(), delay).unref();
-      },
-    );
-  }
-
-  /**
-   * Sends every unacknowledged batch again once the results stream is live again, after a
-   * backoff; a batch that has tried for `submitRetryTimeoutMs` fails with UNAVAILABLE.
-   */
-  private scheduleResend(cause: TaskflowError): void {
-    if (this.closed || this.resendTimer) return;
-    const delay = this.resendDelayMs;
-    this.resendDelayMs = Math.min(delay * 2, RETRY_MAX_MS);
-    this.resendTimer = setTimeout(() => {
-      this.resendTimer = undefined;
-      const now = Date.now();
-      for (const [batchId, batch] of this.batches) {
-        if (now - batch.firstSentAt < this.submitRetryTimeoutMs) continue;
-        this.batches.delete(batchId);
-        this.inFlight--;
-        const err = new TaskflowError(
-          Code.UNAVAILABLE,
-          `could not submit for ${this.submitRetryTimeoutMs} ms (submitRetryTimeoutMs): ${cause.message}`,
-          { cause, ...(cause.reason ? { reason: cause.reason } : {}) },
-        );
-        for (const reject of batch.rejects) reject(err);
-      }
-      this.ensureSubscribed().then(
-        () => {
-          if (this.resendTimer || this.closed) return;
-          const stream = this.submitStream();
-          for (const batch of this.batches.values()) stream.write(batch.bytes);
-          this.flush();
-        },
-        (err: unknown) => this.scheduleResend(TaskflowError.from(err, Code.UNAVAILABLE)),
-      );
-    }, delay);
-    this.resendTimer.unref();
-  }
-
-  private submitStream(): grpc.ClientDuplexStream<unknown, SubmitTaskStreamResponse> {
-    if (this.submits) return this.submits;
-    const stream = this.tasks.submitTaskStream() as grpc.ClientDuplexStream<unknown, SubmitTaskStreamResponse>;
-    this.submits = stream;
-    stream.on("data", (ack: SubmitTaskStreamResponse) => {
-      const batchId = Number(ack.batchId);
-      const batch = this.batches.get(batchId);
-      if (!batch) return;
-      if (ack.errorCode === Code.UNAVAILABLE) {
-        // Not accepted (the node is stopping, or its store cannot write): the batch waits and goes again.
-        this.scheduleResend(new TaskflowError(Code.UNAVAILABLE, ack.errorMessage));
-        return;
-      }
-      this.batches.delete(batchId);
-      this.inFlight--;
-      this.resendDelayMs = RETRY_MIN_MS;
-      if (ack.errorCode) {
-        const err = new TaskflowError(ack.errorCode as Code, ack.errorMessage);
-        for (const reject of batch.rejects) reject(err);
-      } else {
-        const { resolves } = batch;
-        const deduplicated = ack.deduplicated;
-        for (let i = 0; i < resolves.length; i++) {
-          const id = ack.taskIds[i]!;
-          // An existing task (idempotency key, or a resent batch) may not report to this client,
-          // or may have finished already: it is followed on the server when awaited. A new
-          // task's result may already be here: it can overtake the acknowledgement.
-          if (!deduplicated[i] && !this.outcomes.has(id)) this.unfinished.set(id, null);
-          resolves[i]!(id);
-        }
-      }
-      this.flush();
-    });
-    const broken = (err: unknown) => {
-      if (this.submits !== stream) return;
-      this.submits = undefined;
-      // Whether these batches were accepted is unknown: they go again with the same request
-      // IDs, so the server answers the tasks it already made instead of making them twice.
-      if (this.batches.size) this.scheduleResend(TaskflowError.from(err, Code.UNAVAILABLE));
-      else if (this.queuedSpecs.length) this.scheduleFlush();
-    };
-    stream.on("error", broken);
-    stream.on("end", () => broken(new TaskflowError(Code.UNAVAILABLE, "the control node closed the submit stream")));
-    return stream;
-  }
-
   /** Opens the results stream once, before the first submit, so no result can be missed. */
   private ensureSubscribed(): Promise<void> {
     if (!this.subscription) {
       this.subscription = this.subscribe().catch((err: unknown) => {
         this.subscription = undefined;
-        throw TaskflowError.from(err);
+        throw wireError(err);
       });
     }
     return this.subscription;
@@ -551,16 +299,17 @@ export class TaskflowClient {
     this.subscription = undefined;
     this.subscribed = false;
     this.stream = undefined;
-    const retry = (delay: number) => {
+    const backoff = new Backoff();
+    const retry = () => {
       setTimeout(() => {
         if (this.closed) return;
         this.ensureSubscribed().then(
           () => void this.catchUp(),
-          () => retry(Math.min(delay * 2, 2000)),
+          () => retry(),
         );
-      }, delay).unref();
+      }, backoff.next()).unref();
     };
-    retry(100);
+    retry();
   }
 
   private async catchUp(): Promise<void> {
@@ -589,18 +338,18 @@ export class TaskflowClient {
     if (waiting) {
       this.unfinished.delete(r.taskId);
       if (Array.isArray(waiting)) {
-        const outcome = this.toOutcome(r);
+        const outcome = outcomeOf(this.codec, r);
         for (const w of waiting) hand(w, outcome);
       } else if (waiting.wantsValue && r.state === TaskState.SUCCEEDED) {
         // The common case, result() of a success: no Outcome object is built.
         waiting.resolve(this.codec.decode(r.result));
       } else {
-        hand(waiting, this.toOutcome(r));
+        hand(waiting, outcomeOf(this.codec, r));
       }
       return;
     }
     if (waiting === null) this.unfinished.delete(r.taskId);
-    const outcome = this.toOutcome(r);
+    const outcome = outcomeOf(this.codec, r);
     this.outcomes.set(outcome.taskId, outcome);
     if (this.outcomes.size > RESULT_CACHE_LIMIT) {
       const oldest = this.outcomes.keys().next().value as string;
@@ -610,70 +359,40 @@ export class TaskflowClient {
 
   private async followToEnd(taskId: string): Promise<Outcome> {
     for await (const task of this.watch(taskId)) {
-      if (isFinalState(task.state)) return this.toOutcome(resultFromTask(task));
+      if (isFinalState(task.state)) return outcomeOf(this.codec, resultFromTask(task));
     }
-    return this.toOutcome(resultFromTask(await this.get(taskId)));
-  }
-
-  private toOutcome(r: TaskResultFields): Outcome {
-    const state = taskStateName(r.state) as Outcome["state"];
-    return {
-      taskId: r.taskId,
-      state,
-      value: state === "succeeded" ? this.codec.decode(r.result) : undefined,
-      error: r.error,
-      attempt: r.attempt,
-      workerId: r.workerId,
-    };
+    return outcomeOf(this.codec, resultFromTask(await this.get(taskId)));
   }
 
 }
 
-/** The fields of a `TaskResult` the SDK reads (the hand decoder gives them without `$typeName`). */
-type TaskResultFields = Omit<TaskResult, "$typeName">;
-
-function resultFromTask(task: Task): TaskResultFields {
-  return { taskId: task.id, state: task.state, result: task.result, error: task.error, attempt: task.attempt, workerId: task.workerId };
+/** The wire spec of a submit; its payload encoded with `codec`. */
+function specOf(codec: Codec, type: string, payload: unknown, o: SubmitOptions | undefined): FastSpec {
+  return {
+    type,
+    payload: codec.encode(payload),
+    priority: o?.priority ?? 0,
+    requiredLabels: o?.requiredLabels ?? NO_LABELS,
+    maxAttempts: o?.maxAttempts ?? 0,
+    timeoutMs: o?.timeoutMs ?? 0,
+    idempotencyKey: o?.idempotencyKey ?? "",
+    expectedDurationMs: o?.expectedDurationMs ?? 0,
+    delayMs: o?.delayMs ? int64Ms(o.delayMs, "delayMs") : 0n,
+    runAtMs: o?.runAt === undefined ? 0n : int64Ms(+o.runAt, "runAt"),
+  };
 }
 
-/** A finished outcome as result() gives it: the value, or the failure thrown. */
-function settle(outcome: Outcome): Promise<unknown> {
-  if (outcome.state === "succeeded") return Promise.resolve(outcome.value);
-  return Promise.reject(failure(outcome));
+/** A delay or a time in whole ms for an int64 field; anything else is refused here, naming the option. */
+function int64Ms(value: number, option: string): bigint {
+  if (!Number.isSafeInteger(value)) throw new TaskflowError(Code.INVALID_ARGUMENT, `${option} must be a whole number of milliseconds, got ${value}`);
+  return BigInt(value);
 }
 
-function failure(outcome: Outcome): TaskflowError {
-  if (outcome.state === "cancelled") {
-    return new TaskflowError(Code.CANCELLED, `task ${outcome.taskId} was cancelled: ${outcome.error}`, { reason: Reason.TASK_CANCELLED });
+/** A unary call whose failure is thrown as a TaskflowError with the reason it carried. */
+async function call<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw wireError(err);
   }
-  return new TaskflowError(Code.ABORTED, `task ${outcome.taskId} failed after ${outcome.attempt} attempt(s): ${outcome.error}`, {
-    reason: Reason.TASK_FAILED,
-  });
-}
-
-function hand(w: Waiter, outcome: Outcome): void {
-  if (!w.wantsValue) w.resolve(outcome);
-  else if (outcome.state === "succeeded") w.resolve(outcome.value);
-  else w.reject(failure(outcome));
-}
-
-/**
- * Bytes of specs one batch carries at most (one spec alone may carry more): under the control
- * node's receive limit (`control.maxReceiveMessageBytes`, 8 MiB by default and never below the
- * largest payload plus 64 KiB), which refuses a bigger message whole.
- */
-const MAX_BATCH_BYTES = 4 * 1024 * 1024;
-
-/** How many of the queued specs go in the next batch: at most `max`, and at most `MAX_BATCH_BYTES`. */
-function batchCount(specs: readonly Spec[], max: number): number {
-  let bytes = 0;
-  let n = 0;
-  while (n < specs.length && n < max) {
-    const s = specs[n]!;
-    bytes += s.payload.byteLength + s.type.length + s.idempotencyKey.length + 32;
-    for (const key in s.requiredLabels) bytes += key.length + s.requiredLabels[key]!.length + 8;
-    if (n > 0 && bytes > MAX_BATCH_BYTES) break;
-    n++;
-  }
-  return n;
 }

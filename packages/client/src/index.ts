@@ -1,5 +1,9 @@
-export { TaskflowClient, taskStateName, type ClientOptions, type Outcome, type SubmitOptions, type TaskRequest } from "./client.js";
-export { TaskflowWorker, type HandlerMap, type HeldResult, type TaskContext, type TaskHandler, type WorkerHooks, type WorkerOptions } from "./worker.js";
+export { TaskflowClient, type ClientOptions, type SubmitOptions, type TaskRequest } from "./client.js";
+export { type Outcome } from "./outcome.js";
+export { TaskflowWorker } from "./worker.js";
+export { type HandlerMap, type HeldResult, type TaskContext, type TaskHandler, type WorkerHooks, type WorkerOptions } from "./worker-options.js";
+export { UnrecoverableError, wireError } from "./errors.js";
+export { CLIENT_DEFAULTS, WORKER_DEFAULTS } from "./defaults.js";
 export { jsonCodec, type Codec } from "./codec.js";
-export { TaskState } from "@taskflow/proto";
+export { TaskState, taskStateName } from "@taskflow/proto";
 export { type ConnectionOptions, type TlsOptions } from "./connection.js";

@@ -4,7 +4,9 @@ import * as grpc from "@grpc/grpc-js";
 import { WorkerService, type Heartbeat, type Hello, type SessionRequest } from "@taskflow/proto";
 import { addService } from "@taskflow/proto/grpc";
 import { jsonCodec } from "./codec.js";
-import { TaskflowWorker, type HeldResult } from "./worker.js";
+import { TaskflowWorker } from "./worker.js";
+import { UnrecoverableError } from "./errors.js";
+import type { HeldResult } from "./worker-options.js";
 
 /** One worker session as the control node saw it. */
 interface Session {
@@ -163,6 +165,40 @@ describe("TaskflowWorker", () => {
           assert.match(byId.get(id)!.error, /result cannot be encoded: .*BigInt/);
         }
         assert.equal(byId.get("ok")!.ok, true);
+      } finally {
+        await worker.stop(1000);
+      }
+    });
+
+    it("marks the result of a handler that threw UnrecoverableError, sync or async, and only that one", async () => {
+      const worker = newWorker("unrecoverable", {
+        handlers: {
+          now: () => {
+            throw new UnrecoverableError("bad input");
+          },
+          later: async () => {
+            throw new UnrecoverableError("bad input, later");
+          },
+          retry: async () => {
+            throw new Error("try again");
+          },
+        },
+      });
+      await worker.start();
+      try {
+        const session = control.last;
+        control.assign(session, "n", null, { type: "now" });
+        control.assign(session, "l", null, { type: "later" });
+        control.assign(session, "r", null, { type: "retry" });
+        const results = await until(() => {
+          const all = session.heartbeats.flatMap((h) => h.results);
+          return all.length === 3 ? all : undefined;
+        }, "three results");
+        const byId = new Map(results.map((r) => [r.taskId, r]));
+        assert.deepEqual([byId.get("n")!.unrecoverable, byId.get("n")!.error], [true, "bad input"]);
+        assert.deepEqual([byId.get("l")!.unrecoverable, byId.get("l")!.error], [true, "bad input, later"]);
+        assert.deepEqual([byId.get("r")!.unrecoverable, byId.get("r")!.error], [false, "try again"]);
+        for (const r of results) assert.equal(r.ok, false);
       } finally {
         await worker.stop(1000);
       }

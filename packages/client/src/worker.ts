@@ -16,101 +16,12 @@ import { WorkerService, type Assignment, type SessionRequest, type SessionRespon
 import { decodeSessionResponse, encodeHeartbeat } from "@taskflow/proto/fast";
 import { createClient, type ServiceClient } from "@taskflow/proto/grpc";
 import { jsonCodec, type Codec } from "./codec.js";
-import { connection, type ConnectionOptions } from "./connection.js";
-
-/** What a handler gets besides its payload. */
-export interface TaskContext {
-  readonly taskId: string;
-  readonly type: string;
-  /** 1 on the first run. */
-  readonly attempt: number;
-  /** Fires when the task is cancelled, times out, or the worker stops. */
-  readonly signal: AbortSignal;
-  /** The payload's raw bytes. */
-  readonly rawPayload: Uint8Array;
-}
-
-// Handlers receive decoded JSON, whose shape only the application knows.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type TaskHandler<P = any, R = unknown> = (payload: P, context: TaskContext) => R | Promise<R>;
-
-export type HandlerMap = Record<string, TaskHandler>;
-
-export interface WorkerOptions extends ConnectionOptions {
-  /** The control node's address. @defaultValue "127.0.0.1:50051" */
-  address?: string;
-  /** Handlers by task type. Required. */
-  handlers: HandlerMap;
-  /** Tasks run at once. @defaultValue 16 */
-  slots?: number;
-  /**
-   * Tasks the control node may send beyond `slots`; they wait here for a free slot. Hides the
-   * round trip between a result and the next assignment, at the cost of holding tasks another
-   * idle worker could have run. @defaultValue equal to `slots`
-   */
-  prefetch?: number;
-  /** Labels tasks can require. @defaultValue {} */
-  labels?: Record<string, string>;
-  /** Stable ID; a worker that reconnects with the same ID keeps its tasks. @defaultValue `${hostname}-${pid}` */
-  workerId?: string;
-  /** @defaultValue os.hostname() */
-  host?: string;
-  /** How payloads and results are encoded. @defaultValue JSON */
-  codec?: Codec;
-  /** Longest wait between reconnect attempts, in ms. @defaultValue 1000 */
-  maxReconnectDelayMs?: number;
-  /** Extra grpc-js channel options. */
-  channelOptions?: grpc.ChannelOptions;
-  /** Called for session problems and handler crashes worth logging. */
-  onLog?: (level: "info" | "warn" | "error", message: string, fields?: Record<string, unknown>) => void;
-  /**
-   * Results that an earlier incarnation of this worker (the same `workerId`) finished but the
-   * control node may not have stored, for example rescued from a process that was killed. They are
-   * held like results of this worker's own tasks: listed in the hello, sent after the welcome, and
-   * kept until stored (`hooks.resultsStored` receives these very objects). @defaultValue []
-   */
-  heldResults?: readonly HeldResult[];
-  /**
-   * A handler whose signal aborted (timeout or cancellation) and whose promise has still not
-   * settled this long after is reported to `hooks.handlerIgnoredAbort`, in ms. Its slot was freed
-   * at the abort either way. @defaultValue 5000
-   */
-  abortGraceMs?: number;
-  /** Hooks for a supervisor that watches this worker from outside its event loop. @defaultValue none */
-  hooks?: WorkerHooks;
-}
-
-/** A finished task's outcome, held by the worker until the control node has stored it. */
-export interface HeldResult {
-  readonly taskId: string;
-  readonly epoch: bigint;
-  readonly ok: boolean;
-  /** The encoded result when `ok`; empty otherwise. */
-  readonly result: Uint8Array;
-  /** Why it failed when not `ok`; empty otherwise. */
-  readonly error: string;
-}
-
-/**
- * What a supervisor may follow, for example to keep a copy of held results where a watchdog thread
- * can reach them while a handler blocks the event loop. Every hook is optional and is called
- * synchronously on the worker's hot path, so keep them cheap and never throw from them.
- */
-export interface WorkerHooks {
-  /** A handler's synchronous part starts now (`handlerExited` follows when it returns or throws). */
-  handlerEntered?(taskId: string, epoch: bigint): void;
-  /** The handler's synchronous part has returned or thrown. */
-  handlerExited?(): void;
-  /** A result is held from now on: its task finished (or was refused) and is not yet stored. */
-  resultHeld?(result: HeldResult): void;
-  /** The control node stored these held results; the worker has forgotten them. */
-  resultsStored?(results: readonly HeldResult[]): void;
-  /**
-   * A handler ignored its abort: `graceMs` (`abortGraceMs`) after its timeout or cancellation its
-   * promise has not settled. It still holds whatever it holds; a supervisor may replace the process.
-   */
-  handlerIgnoredAbort?(taskId: string, type: string, graceMs: number): void;
-}
+import { connection } from "./connection.js";
+import { UnrecoverableError, wireError } from "./errors.js";
+import { Backoff } from "./backoff.js";
+import { WORKER_DEFAULTS } from "./defaults.js";
+import { chunkResults } from "./batching.js";
+import type { HandlerMap, HeldResult, TaskContext, WorkerHooks, WorkerOptions } from "./worker-options.js";
 
 interface Running {
   taskId: string;
@@ -186,7 +97,7 @@ export class TaskflowWorker {
   private heartbeatIntervalMs = 500;
   private stopping = false;
   private draining = false;
-  private reconnectDelay = 100;
+  private readonly reconnectBackoff: Backoff;
   private welcomed: { resolve: () => void; reject: (e: unknown) => void } | undefined;
   private drainedResolve: (() => void) | undefined;
   /** Resolves when the control node asked this worker to drain and it has. */
@@ -200,12 +111,13 @@ export class TaskflowWorker {
     }
     this.options = options;
     this.handlers = options.handlers;
-    this.slots = options.slots ?? 16;
+    this.slots = options.slots ?? WORKER_DEFAULTS.slots;
     this.prefetch = options.prefetch ?? this.slots;
     this.codec = options.codec ?? jsonCodec;
     this.workerId = options.workerId ?? `${hostname()}-${process.pid}`;
+    this.reconnectBackoff = new Backoff(100, options.maxReconnectDelayMs ?? WORKER_DEFAULTS.maxReconnectDelayMs);
     const { credentials, clientOptions } = connection(options);
-    this.client = createClient(WorkerService, options.address ?? "127.0.0.1:50051", {
+    this.client = createClient(WorkerService, options.address ?? WORKER_DEFAULTS.address, {
       credentials,
       channelOptions: { ...options.channelOptions, ...clientOptions },
       // Assignments arrive once per task: decoded by hand into the generated shape.
@@ -331,7 +243,7 @@ export class TaskflowWorker {
           this.sessionOpen = true;
           this.seq = 0n;
           this.received = 0n;
-          this.reconnectDelay = 100;
+          this.reconnectBackoff.reset();
           this.heartbeatIntervalMs = msg.kind.value.heartbeatIntervalMs || 500;
           this.controlStoresResults = msg.kind.value.storesResults;
           clearInterval(this.heartbeatTimer);
@@ -392,7 +304,7 @@ export class TaskflowWorker {
       // Refused outright (a bad hello, no or the wrong credentials, a full register): retrying cannot help.
       const refused = [Code.INVALID_ARGUMENT, Code.UNAUTHENTICATED, Code.PERMISSION_DENIED, Code.RESOURCE_EXHAUSTED].includes(err.code as number);
       if (!welcomed && this.welcomed && refused) {
-        this.welcomed.reject(TaskflowError.from(err));
+        this.welcomed.reject(wireError(err));
         this.welcomed = undefined;
         this.stopping = true;
         this.closed = true;
@@ -448,9 +360,7 @@ export class TaskflowWorker {
       this.session.cancel();
       this.session = undefined;
     }
-    const delay = this.reconnectDelay;
-    this.reconnectDelay = Math.min(delay * 2, this.options.maxReconnectDelayMs ?? 1000);
-    setTimeout(() => this.connect(), delay).unref();
+    setTimeout(() => this.connect(), this.reconnectBackoff.next()).unref();
   }
 
   /** Starts waiting tasks while slots are free; a loop, not recursion, as handlers may finish synchronously. */
@@ -495,14 +405,14 @@ export class TaskflowWorker {
           },
           (err: unknown) => {
             entry.pending = false;
-            this.finish(entry, false, new Uint8Array(0), errorText(err));
+            this.finish(entry, false, new Uint8Array(0), errorText(err), UnrecoverableError.is(err));
           },
         );
       } else {
         this.succeed(entry, value);
       }
     } catch (err) {
-      this.finish(entry, false, new Uint8Array(0), errorText(err));
+      this.finish(entry, false, new Uint8Array(0), errorText(err), UnrecoverableError.is(err));
     }
   }
 
@@ -530,21 +440,21 @@ export class TaskflowWorker {
     this.finish(entry, false, new Uint8Array(0), reason.message);
     const ignored = this.hooks?.handlerIgnoredAbort;
     if (ignored && entry.pending && !this.stopping) {
-      const graceMs = this.options.abortGraceMs ?? 5000;
+      const graceMs = this.options.abortGraceMs ?? WORKER_DEFAULTS.abortGraceMs;
       setTimeout(() => {
         if (entry.pending) ignored(entry.taskId, entry.type, graceMs);
       }, graceMs).unref();
     }
   }
 
-  private finish(entry: Running, ok: boolean, result: Uint8Array, error: string): void {
+  private finish(entry: Running, ok: boolean, result: Uint8Array, error: string, unrecoverable = false): void {
     if (this.running.get(entry.taskId) !== entry) return;
     clearTimeout(entry.timer);
     this.running.delete(entry.taskId);
     if (ok) this.stats.completed++;
     else if (entry.aborted) this.stats.cancelled++;
     else this.stats.failed++;
-    this.hold({ taskId: entry.taskId, epoch: entry.epoch, ok, result, error });
+    this.hold(unrecoverable ? { taskId: entry.taskId, epoch: entry.epoch, ok, result, error, unrecoverable } : { taskId: entry.taskId, epoch: entry.epoch, ok, result, error });
     this.pump();
     this.scheduleFlush();
   }
@@ -606,25 +516,6 @@ export class TaskflowWorker {
     }
     if (results.length && !this.controlStoresResults) this.hooks?.resultsStored?.(results);
   }
-}
-
-/** Bytes of results one heartbeat carries at most, under any control node's receive limit (8 MiB by default). */
-const MAX_HEARTBEAT_BYTES = 4 * 1024 * 1024;
-
-/** `results` in groups of at most `MAX_HEARTBEAT_BYTES`; one group, maybe empty, when they fit. */
-function chunkResults(results: HeldResult[]): HeldResult[][] {
-  const chunks: HeldResult[][] = [[]];
-  let bytes = 0;
-  for (const r of results) {
-    const size = r.result.byteLength + r.error.length + r.taskId.length + 16;
-    if (bytes > 0 && bytes + size > MAX_HEARTBEAT_BYTES) {
-      chunks.push([]);
-      bytes = 0;
-    }
-    chunks[chunks.length - 1]!.push(r);
-    bytes += size;
-  }
-  return chunks;
 }
 
 function errorText(err: unknown): string {

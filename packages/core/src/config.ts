@@ -44,13 +44,18 @@ const memoryBudgetSchema = z.strictObject({
   /** How often memory is sampled, in ms (the submits between two samples are estimated). @defaultValue 200 */
   sampleIntervalMs: positiveInt.min(10).max(10_000).default(200),
 });
+/** The control node's default host and port: the config's defaults, and the SDK's and CLI's address. */
+export const DEFAULT_CONTROL_HOST = "127.0.0.1";
+export const DEFAULT_CONTROL_PORT = 50051;
+/** `DEFAULT_CONTROL_HOST:DEFAULT_CONTROL_PORT`, where clients and workers look unless told otherwise. */
+export const DEFAULT_CONTROL_ADDRESS = `${DEFAULT_CONTROL_HOST}:${DEFAULT_CONTROL_PORT}`;
 
 /** The control role: PLM, Scheduler and Register behind one gRPC server. */
 const controlSchema = z.strictObject({
   /** Address the gRPC server binds. @defaultValue "127.0.0.1" */
-  host: z.string().min(1).default("127.0.0.1"),
+  host: z.string().min(1).default(DEFAULT_CONTROL_HOST),
   /** Port the gRPC server binds; 0 picks a free one. @defaultValue 50051 */
-  port: port.default(50051),
+  port: port.default(DEFAULT_CONTROL_PORT),
   /** Largest accepted task payload in bytes; bigger submits get RESOURCE_EXHAUSTED. @defaultValue 4 MiB */
   maxPayloadBytes: positiveInt.max(64 * MiB).default(4 * MiB),
   /**

@@ -101,6 +101,8 @@ export interface WorkerResult {
   ok: boolean;
   result: Uint8Array | undefined;
   error: string;
+  /** The handler said the task must not run again: a failure is final, attempts left or not. */
+  unrecoverable?: boolean;
 }
 
 /** The work the scheduler hands a worker's session. */

@@ -24,7 +24,11 @@ export enum Code {
   UNAUTHENTICATED = 16,
 }
 
-/** Stable reason strings for errors a user or a script may want to match on. */
+/**
+ * Stable reason strings for errors a user or a script may want to match on. Those an RPC may
+ * answer travel in the `google.rpc.ErrorInfo` of the status details (proto/taskflow/v1/
+ * task_service.proto lists them); the rest are the node's own start-up errors and the SDK's.
+ */
 export const Reason = {
   CONFIG: "TASKFLOW_ERR_CONFIG",
   CONFIG_FILE: "TASKFLOW_ERR_CONFIG_FILE",
@@ -33,6 +37,9 @@ export const Reason = {
   POLICY_VERSION: "TASKFLOW_ERR_POLICY_VERSION",
   POLICY_OPTIONS: "TASKFLOW_ERR_POLICY_OPTIONS",
   HANDLERS: "TASKFLOW_ERR_HANDLERS",
+  INVALID_REQUEST: "TASKFLOW_ERR_INVALID_REQUEST",
+  TASK_NOT_FOUND: "TASKFLOW_ERR_TASK_NOT_FOUND",
+  WORKER_NOT_FOUND: "TASKFLOW_ERR_WORKER_NOT_FOUND",
   HEAP_FULL: "TASKFLOW_ERR_HEAP_FULL",
   /** A tenant's quota (`tenants.*`: unfinished tasks, submit rate) refused a submit; the message names the key. */
   QUOTA: "TASKFLOW_ERR_QUOTA",
@@ -41,7 +48,6 @@ export const Reason = {
   /** The control node's memory is near its budget (`control.memoryBudget`); submits resume once it falls. */
   MEMORY: "TASKFLOW_ERR_MEMORY",
   PAYLOAD_TOO_LARGE: "TASKFLOW_ERR_PAYLOAD_TOO_LARGE",
-  STALE_EPOCH: "TASKFLOW_ERR_STALE_EPOCH",
   STORE: "TASKFLOW_ERR_STORE",
   TASK_FAILED: "TASKFLOW_ERR_TASK_FAILED",
   TASK_CANCELLED: "TASKFLOW_ERR_TASK_CANCELLED",
@@ -54,17 +60,27 @@ export interface TaskflowErrorOptions {
   cause?: unknown;
   /** A stable `TASKFLOW_ERR_*` reason, when there is one. */
   reason?: Reason | string;
+  /**
+   * Facts about the error a program may read, such as `{ limitBytes: "4194304" }`; they travel
+   * with the reason in the status details' `google.rpc.ErrorInfo`. @defaultValue {}
+   */
+  metadata?: Readonly<Record<string, string>>;
 }
+
+const NO_METADATA: Readonly<Record<string, string>> = Object.freeze({});
 
 export class TaskflowError extends Error {
   override readonly name = "TaskflowError";
   readonly code: Code;
   readonly reason: string | undefined;
+  /** Facts about the error, sent and read back with the reason (see {@link TaskflowErrorOptions.metadata}). */
+  readonly metadata: Readonly<Record<string, string>>;
 
   constructor(code: Code, message: string, options: TaskflowErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.reason = options.reason;
+    this.metadata = options.metadata ?? NO_METADATA;
     Object.defineProperty(this, brand, { value: true });
   }
 

@@ -59,6 +59,7 @@ export {
   type Timers,
   type WorkerResult,
 } from "./contracts.js";
+export { DEFAULT_CONTROL_ADDRESS, DEFAULT_CONTROL_HOST, DEFAULT_CONTROL_PORT } from "./config.js";
 export {
   AUTH_ROLES,
   configSchema,

@@ -9,7 +9,6 @@ export const TOKENS = {
   Clock: Symbol.for("taskflow:Clock"),
   Timers: Symbol.for("taskflow:Timers"),
   TaskStore: Symbol.for("taskflow:TaskStore"),
-  PolicyDefinition: Symbol.for("taskflow:PolicyDefinition"),
   SchedulingPolicy: Symbol.for("taskflow:SchedulingPolicy"),
   TaskHeap: Symbol.for("taskflow:TaskHeap"),
   /** Delayed tasks by due time, until they enter the task heap (an IndexedHeap keyed by epoch ms). */

@@ -26,9 +26,13 @@ import {
   encodeHeartbeat,
   encodeResults,
   encodeSubmitTaskStream,
-  encodeSubmitTasks,
   installFastTextEncoding,
 } from "./fast.js";
+
+/** SubmitTasks is encoded by protobuf-es: only SubmitTaskStream is on the hot path. */
+function encodeSubmitTasks(specs: readonly FastSpec[], clientId: string, requestId = ""): Uint8Array {
+  return toBinary(SubmitTasksRequestSchema, create(SubmitTasksRequestSchema, { specs: [...specs], clientId, requestId }));
+}
 
 const ids = ["0b7c2a43-5f7e-4c1a-9a51-8f0e3d2b1c4a", "", "ünïcødé-✓", "x".repeat(200)];
 const bytes = [new Uint8Array(0), new Uint8Array([1, 2, 3]), new Uint8Array(300).fill(7)];
@@ -59,7 +63,7 @@ describe("fast encoders write exactly what protobuf-es writes", () => {
     for (const draining of [false, true]) {
       const hb = {
         running: draining ? 0 : 300,
-        results: ids.map((taskId, i) => ({ taskId, epoch: BigInt(i), ok: i % 2 === 0, result: bytes[i % 3]!, error: i % 2 ? "failed: ✗" : "" })),
+        results: ids.map((taskId, i) => ({ taskId, epoch: BigInt(i), ok: i % 2 === 0, result: bytes[i % 3]!, error: i % 2 ? "failed: ✗" : "", unrecoverable: i === 3 })),
         started: ids.map((taskId, i) => ({ taskId, epoch: BigInt(i * 3) })),
         assignmentsReceived: draining ? 0n : 123_456_789n,
         draining,
@@ -70,7 +74,7 @@ describe("fast encoders write exactly what protobuf-es writes", () => {
     }
   });
 
-  it("encodeSubmitTasks, with negative priorities and labels", () => {
+  it("encodeSubmitTaskStream, with negative priorities and labels", () => {
     const specs = [-2_147_483_648, -1, 0, 5, 2_147_483_647].map((priority, i) => ({
       type: i === 2 ? "" : "resize",
       payload: bytes[i % 3]!,
@@ -85,8 +89,6 @@ describe("fast encoders write exactly what protobuf-es writes", () => {
       runAtMs: [0n, 0n, 0n, 1_767_225_600_123n, -(2n ** 63n)][i]!,
     }));
     for (const [clientId, requestId] of [["", ""], ["client-1", ""], ["client-1", "req-✓-1"]] as const) {
-      const encoded = encodeSubmitTasks(specs, clientId, requestId);
-      same(encoded, toBinary(SubmitTasksRequestSchema, create(SubmitTasksRequestSchema, { specs, clientId, requestId })));
       same(
         encodeSubmitTaskStream(300, specs, clientId, requestId),
         toBinary(SubmitTaskStreamRequestSchema, create(SubmitTaskStreamRequestSchema, { batchId: 300n, specs, clientId, requestId })),
@@ -96,7 +98,7 @@ describe("fast encoders write exactly what protobuf-es writes", () => {
       assert.equal(streamed.clientId, clientId);
       assert.equal(streamed.requestId, requestId);
       assert.deepEqual(streamed.specs.map((s) => ({ ...s, payload: [...s.payload] })), specs.map((s) => ({ ...s, payload: [...s.payload] })));
-      const back = fromBinary(SubmitTasksRequestSchema, encoded);
+      const back = fromBinary(SubmitTaskStreamRequestSchema, encodeSubmitTaskStream(1, specs, clientId, requestId));
       assert.deepEqual(back.specs.map((s) => s.priority), specs.map((s) => s.priority));
     }
   });
@@ -127,7 +129,7 @@ describe("fast decoders read what protobuf-es reads", () => {
   it("decodeHeartbeat and decodeSessionRequest", () => {
     const value = {
       running: 3,
-      results: ids.map((taskId, i) => ({ taskId, epoch: BigInt(i + 1), ok: i % 2 === 0, result: bytes[i % 3]!, error: i % 2 ? "e" : "" })),
+      results: ids.map((taskId, i) => ({ taskId, epoch: BigInt(i + 1), ok: i % 2 === 0, result: bytes[i % 3]!, error: i % 2 ? "e" : "", unrecoverable: i === 1 })),
       started: [{ taskId: "a", epoch: 9n }],
       assignmentsReceived: 77n,
       draining: true,

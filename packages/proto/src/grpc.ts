@@ -18,6 +18,7 @@ import {
 } from "@bufbuild/protobuf";
 import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
 import { RequestRefused, installFastTextEncoding } from "./fast.js";
+import { REASON_KEY, STATUS_DETAILS_KEY, encodeStatus, reasonFromStatusBytes, type ErrorReason } from "./status.js";
 
 // Every process that talks gRPC through this adapter gets the faster short-string codec.
 installFastTextEncoding();
@@ -96,10 +97,39 @@ export class MalformedRequest {
   ) {
     this.code = refused ? (refused.code as grpc.status) : grpc.status.INVALID_ARGUMENT;
     this.details = refused ? refused.message : `request is not a valid ${typeName} message: ${reason}`;
-    this.taskflowReason = refused?.reason;
+    this.refused = refused;
   }
-  /** The `taskflow-reason` trailer, when the decoder gave one. */
-  readonly taskflowReason: string | undefined;
+  private readonly refused: RequestRefused | undefined;
+  /** The trailers the call ends with: the status details, with the decoder's reason if it gave one. */
+  trailers(): grpc.Metadata {
+    if (this.refused) return statusTrailers(this.code, this.details, this.refused.reason, this.refused.metadata);
+    return statusTrailers(this.code, this.details, "TASKFLOW_ERR_INVALID_REQUEST", { messageType: this.typeName });
+  }
+}
+
+/**
+ * Trailers for a failed call: `grpc-status-details-bin` with a `google.rpc.Status` (its details
+ * hold an `ErrorInfo` when there is a reason), and the reason alone in `taskflow-reason` as well.
+ */
+export function statusTrailers(code: number, message: string, reason?: string, metadata?: Readonly<Record<string, string>>): grpc.Metadata {
+  const trailers = new grpc.Metadata();
+  const bytes = encodeStatus(code, message, reason, metadata);
+  trailers.set(STATUS_DETAILS_KEY, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+  if (reason) trailers.set(REASON_KEY, reason);
+  return trailers;
+}
+
+/**
+ * The reason a failed call's trailers give: the `ErrorInfo` in `grpc-status-details-bin`, else the
+ * `taskflow-reason` trailer (an older control node sends only that one, without metadata).
+ */
+export function reasonFromTrailers(trailers: grpc.Metadata | undefined): ErrorReason | undefined {
+  if (!trailers) return undefined;
+  const details = trailers.get(STATUS_DETAILS_KEY)[0];
+  const fromDetails = details instanceof Uint8Array ? reasonFromStatusBytes(details) : undefined;
+  if (fromDetails) return fromDetails;
+  const reason = trailers.get(REASON_KEY)[0];
+  return typeof reason === "string" && reason ? { reason, metadata: {} } : undefined;
 }
 
 function tolerant(typeName: string, decode: (bytes: Buffer) => unknown): (bytes: Buffer) => unknown {
@@ -129,9 +159,7 @@ export const rejectMalformedRequests: grpc.ServerInterceptor = (_method, call) =
           if (rejected) return;
           if (!(message instanceof MalformedRequest)) return nextMessage(message);
           rejected = true;
-          const metadata = new grpc.Metadata();
-          if (message.taskflowReason) metadata.set("taskflow-reason", message.taskflowReason);
-          intercepted.sendStatus({ code: message.code, details: message.details, metadata });
+          intercepted.sendStatus({ code: message.code, details: message.details, metadata: message.trailers() });
         },
         // The call is over once rejected: a half-close must not start a handler on no request.
         onReceiveHalfClose: (nextHalfClose) => {

@@ -10,6 +10,7 @@ import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import * as grpc from "@grpc/grpc-js";
 import { ALL_TENANTS, Code, DEFAULT_TENANT, TaskflowError, type AuthRole, type TenantScope, type TokenEntry } from "@taskflow/core";
 import { ClusterService, TaskService, WorkerService } from "@taskflow/proto";
+import { statusTrailers } from "@taskflow/proto/grpc";
 
 /** PEM material of the node's TLS, read from the files the config names. */
 export interface TlsMaterial {
@@ -199,7 +200,7 @@ export class Authenticator {
               principal = this.authorize(method.path, metadata, call.getAuthContext(), call.getPeer());
             } catch (err) {
               const e = TaskflowError.from(err);
-              intercepted.sendStatus({ code: e.code as number as grpc.status, details: e.message, metadata: new grpc.Metadata() });
+              intercepted.sendStatus({ code: e.code as number as grpc.status, details: e.message, metadata: statusTrailers(e.code, e.message, e.reason, e.metadata) });
               return;
             }
             // The token has done its work; handlers never see it.

@@ -5,9 +5,8 @@
  * covered by the end-to-end tests).
  */
 import "reflect-metadata";
-import { parseConfig, type Logger, type MemorySampler, type TaskflowError, type TaskflowConfigInput, type TaskRecord, type TaskSpec, type TaskStore } from "@taskflow/core";
+import { parseConfig, type Logger, type MemorySampler, type SchedulingPolicy, type TaskflowError, type TaskflowConfigInput, type TaskRecord, type TaskSpec, type TaskStore } from "@taskflow/core";
 import { FakeClock } from "@taskflow/core/testing";
-import fifo from "@taskflow/policy-fifo";
 import { IndexedHeap } from "@taskflow/shm-heap";
 import { DelayedTasks } from "./delayed-tasks.js";
 import { LocalEventBus } from "./events.js";
@@ -25,6 +24,16 @@ import { TaskTable } from "./task-table.js";
 import { Tenants } from "./tenants.js";
 import { WorkerPortDirectory, type OutgoingAssignment, type WorkerSessionPort } from "./worker-ports.js";
 import { WorkerSessions, type SessionTransport } from "./worker-sessions.js";
+
+/**
+ * Submission order, workers least recently assigned first: the built-in fifo policy's keys,
+ * written out because the services know no policy package (apps/node names those).
+ */
+export const fifo: SchedulingPolicy = {
+  name: "fifo",
+  taskKey: (task) => task.seq,
+  workerKey: (worker) => (worker.lastAssignedSeq > 0 ? worker.lastAssignedSeq : -(2 ** 53) + Math.max(0, worker.joinSeq)),
+};
 
 export const silent: Logger = { trace() {}, debug() {}, info() {}, warn() {}, error() {}, child: () => silent };
 
@@ -198,7 +207,7 @@ export async function startControlPlane(options: TestControlPlaneOptions = {}): 
   const config = parseConfig(options.config ?? {});
   const clock = options.clock ?? new FakeClock();
   const store = options.store ?? new MemoryTaskStore();
-  const policy = fifo.create(fifo.parseOptions(undefined), { now: () => clock.now(), logger: { debug() {}, info() {}, warn() {} } });
+  const policy = fifo;
   const events = new LocalEventBus();
   const log = options.logger ?? silent;
   const taskHeap = IndexedHeap.create({ capacity: options.heapCapacity ?? 1000 });

@@ -6,9 +6,12 @@ import type { StoreHealth } from "@taskflow/core";
 import {
   StoreStatusSchema,
   TaskSchema,
-  TaskState as WireTaskState,
+  TaskStateSchema,
   WorkerInfoSchema,
-  WorkerState as WireWorkerState,
+  WorkerStateSchema,
+  enumNames,
+  type TaskState as WireTaskState,
+  type WorkerState as WireWorkerState,
   type StoreStatus,
   type Task,
   type TaskResult,
@@ -16,14 +19,9 @@ import {
   type WorkerInfo,
 } from "@taskflow/proto";
 
-const toWireState: Record<TaskState, WireTaskState> = {
-  queued: WireTaskState.QUEUED,
-  assigned: WireTaskState.ASSIGNED,
-  running: WireTaskState.RUNNING,
-  succeeded: WireTaskState.SUCCEEDED,
-  failed: WireTaskState.FAILED,
-  cancelled: WireTaskState.CANCELLED,
-};
+// Core's state names are the wire enums' value names in lower case: both maps come from the
+// enum descriptors, so there is no table to keep in step with the proto.
+const toWireState = Object.fromEntries([...enumNames(TaskStateSchema)].map(([n, name]) => [name, n])) as Record<TaskState, WireTaskState>;
 
 const fromWire = new Map<WireTaskState, TaskState>(Object.entries(toWireState).map(([k, v]) => [v, k as TaskState]));
 
@@ -36,12 +34,7 @@ export function coreTaskState(state: WireTaskState): TaskState | undefined {
   return fromWire.get(state);
 }
 
-const workerStates: Record<WorkerState, WireWorkerState> = {
-  alive: WireWorkerState.ALIVE,
-  suspect: WireWorkerState.SUSPECT,
-  dead: WireWorkerState.DEAD,
-  draining: WireWorkerState.DRAINING,
-};
+const workerStates = Object.fromEntries([...enumNames(WorkerStateSchema)].map(([n, name]) => [name, n])) as Record<WorkerState, WireWorkerState>;
 
 /** A generated spec, or one of the hot path's decoded specs (whose delay fields a sender may omit). */
 type AnyWireSpec = Omit<WireTaskSpec, "$typeName" | "delayMs" | "runAtMs"> & { delayMs?: bigint; runAtMs?: bigint };

@@ -17,7 +17,7 @@ export { WorkerSession, WorkerSessions, type HelloCheck, type SessionTransport }
 export { MemoryTaskStore } from "./memory-store.js";
 export { LocalEventBus } from "./events.js";
 export { validateSpec } from "./validation.js";
-export { loadPolicy, BUILT_IN_POLICIES } from "./policy-loader.js";
+export { loadPolicy, type BuiltInPolicies } from "./policy-loader.js";
 export {
   ANONYMOUS,
   Authenticator,

@@ -153,7 +153,7 @@ export class ProcessLifecycleManager implements Plm {
       throw new TaskflowError(
         Code.RESOURCE_EXHAUSTED,
         `the task queue is full (${unfinished} of ${this.table.capacity} unfinished tasks; control.taskHeapCapacity); retry later`,
-        { reason: Reason.HEAP_FULL },
+        { reason: Reason.HEAP_FULL, metadata: { capacity: String(this.table.capacity) } },
       );
     }
     let payloadBytes = 0;
@@ -286,5 +286,8 @@ export function idDeriver(tenant: string, clientId: string, requestId: string): 
 const TENANT_MARK = Buffer.from([0xff]);
 
 function notFound(taskId: string): TaskflowError {
-  return new TaskflowError(Code.NOT_FOUND, `task ${taskId} not found (unknown, or finished longer ago than control.resultRetentionMs)`);
+  return new TaskflowError(Code.NOT_FOUND, `task ${taskId} not found (unknown, or finished longer ago than control.resultRetentionMs)`, {
+    reason: Reason.TASK_NOT_FOUND,
+    metadata: { taskId },
+  });
 }

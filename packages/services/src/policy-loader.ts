@@ -1,8 +1,12 @@
 /**
  * Loads the scheduling policy named in `scheduler.policy`. A short name (`fifo`, `priority`,
- * `least-loaded`) means the built-in package this package depends on; any other name is an npm
- * package (or a `./relative` file) resolved from the config file's folder, the way Babel and
- * fastify resolve plugins, so an app can `npm install @acme/taskflow-policy-x` and name it.
+ * `least-loaded`) means a built-in package, which the caller names and resolves from its own
+ * folder (`apps/node` is the one package that depends on them); any other name is an npm package
+ * (or a `./relative` file) resolved from the config file's folder, the way Babel and fastify
+ * resolve plugins, so an app can `npm install @acme/taskflow-policy-x` and name it. Resolution is
+ * Node's own: `require.resolve`, then the ESM resolver (import-meta-resolve, the same algorithm as
+ * `import.meta.resolve`, which Node 20 cannot run from another folder) for a package whose
+ * `exports` only has an `import` condition.
  *
  * Every failure is a TaskflowError with a stable reason that says what was looked for and what to
  * try: `TASKFLOW_ERR_POLICY_NOT_FOUND`, `_INVALID`, `_VERSION` and `_OPTIONS`.
@@ -10,15 +14,19 @@
 import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
-import { pathToFileURL } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { resolve as esmResolve } from "import-meta-resolve";
 import { CORE_VERSION, Code, Reason, TaskflowError, isPolicyDefinition, type PolicyDefinition } from "@taskflow/core";
 
-/** Short names and the packages they stand for. */
-export const BUILT_IN_POLICIES: Readonly<Record<string, string>> = Object.freeze({
-  fifo: "@taskflow/policy-fifo",
-  priority: "@taskflow/policy-priority",
-  "least-loaded": "@taskflow/policy-least-loaded",
-});
+/** The policies a Taskflow installation brings along, for short names in `scheduler.policy`. */
+export interface BuiltInPolicies {
+  /** Short names and the packages they stand for, such as `fifo` → `@taskflow/policy-fifo`. */
+  readonly packages: Readonly<Record<string, string>>;
+  /** A module (file URL or path) of the package that depends on them: they are resolved from it. */
+  readonly resolveFrom: string;
+}
+
+const NO_BUILT_INS: BuiltInPolicies = { packages: {}, resolveFrom: import.meta.url };
 
 interface SemverSubset {
   validRange(range: string): string | null;
@@ -43,26 +51,28 @@ interface Located {
  * @param name `scheduler.policy`: a short name, a package name, or a path starting with `.`/`/`.
  * @param options `scheduler.policyOptions`, checked with the policy's `parseOptions`.
  * @param fromDir the config file's folder; package names are resolved from its `node_modules`.
+ * @param builtIns the short names this installation knows. @defaultValue none
  * @returns the policy definition; create it with `definition.parseOptions(options)`.
  * @throws TaskflowError with reason POLICY_NOT_FOUND, POLICY_INVALID, POLICY_VERSION or POLICY_OPTIONS.
  */
-export async function loadPolicy(name: string, options: unknown, fromDir: string): Promise<PolicyDefinition> {
-  const located = locate(name, path.resolve(fromDir));
+export async function loadPolicy(name: string, options: unknown, fromDir: string, builtIns: BuiltInPolicies = NO_BUILT_INS): Promise<PolicyDefinition> {
+  const located = locate(name, path.resolve(fromDir), builtIns);
   const definition = pickDefinition(await importModule(located), located);
   checkCoreVersion(definition, located);
   checkOptions(definition, options, located);
   return definition;
 }
 
-function locate(name: string, fromDir: string): Located {
-  const builtIn = BUILT_IN_POLICIES[name] ?? (Object.values(BUILT_IN_POLICIES).includes(name) ? name : undefined);
+function locate(name: string, fromDir: string, builtIns: BuiltInPolicies): Located {
+  const packages = builtIns.packages;
+  const builtIn = Object.hasOwn(packages, name) ? packages[name] : Object.values(packages).includes(name) ? name : undefined;
   if (builtIn !== undefined) {
     try {
-      return { name, packageName: builtIn, file: createRequire(import.meta.url).resolve(builtIn), builtIn: true };
+      return { name, packageName: builtIn, file: createRequire(builtIns.resolveFrom).resolve(builtIn), builtIn: true };
     } catch (error) {
       throw new TaskflowError(
         Code.NOT_FOUND,
-        `policy "${name}": the built-in package ${builtIn} is missing from this installation of @taskflow/services. ` +
+        `policy "${name}": the built-in package ${builtIn} is missing from this installation of Taskflow. ` +
           `Reinstall Taskflow (npm install) so its dependencies are complete`,
         { reason: Reason.POLICY_NOT_FOUND, cause: error },
       );
@@ -78,8 +88,8 @@ function locate(name: string, fromDir: string): Located {
   } catch (error) {
     failure = error;
     // An ESM-only package ("exports" with an "import" condition only) is invisible to
-    // require.resolve; Node 20 has no stable import.meta.resolve from another folder.
-    if (errorCode(error) === "ERR_PACKAGE_PATH_NOT_EXPORTED") file = resolveImportExport(name, require);
+    // require.resolve: Node's ESM resolver finds it.
+    if (errorCode(error) === "ERR_PACKAGE_PATH_NOT_EXPORTED") file = resolveAsImport(name, fromDir);
   }
   if (file !== undefined) return { name, packageName, file, builtIn: false };
   if (errorCode(failure) === "ERR_PACKAGE_PATH_NOT_EXPORTED") {
@@ -90,7 +100,7 @@ function locate(name: string, fromDir: string): Located {
       { reason: Reason.POLICY_INVALID, cause: failure },
     );
   }
-  throw notFound(name, packageName, isPath, fromDir, require, failure);
+  throw notFound(name, packageName, isPath, fromDir, require, failure, Object.keys(builtIns.packages));
 }
 
 function notFound(
@@ -100,8 +110,8 @@ function notFound(
   fromDir: string,
   require: NodeJS.Require,
   cause: unknown,
+  builtIns: readonly string[],
 ): TaskflowError {
-  const builtIns = Object.keys(BUILT_IN_POLICIES);
   if (isPath) {
     return new TaskflowError(
       Code.NOT_FOUND,
@@ -117,7 +127,7 @@ function notFound(
   const normalized = name.toLowerCase().replace(/[_\s]+/g, "-").replace(/^(@taskflow\/)?(taskflow-)?policy-/, "");
   const fix = builtIns.includes(normalized)
     ? `Did you mean the built-in "${normalized}"? Write "${normalized}" in scheduler.policy`
-    : `Fix: run "npm install ${packageName}" in ${fromDir}, or use a built-in policy: ${builtIns.join(", ")}`;
+    : `Fix: run "npm install ${packageName}" in ${fromDir}` + (builtIns.length ? `, or use a built-in policy: ${builtIns.join(", ")}` : "");
   return new TaskflowError(
     Code.NOT_FOUND,
     `policy "${name}": package ${packageName} is not installed where the config is ` +
@@ -210,48 +220,14 @@ function errorCode(error: unknown): string | undefined {
   return typeof code === "string" ? code : undefined;
 }
 
-function resolveImportExport(specifier: string, require: NodeJS.Require): string | undefined {
-  const name = packageNameOf(specifier);
-  const subpath = `.${specifier.slice(name.length)}`;
-  for (const dir of require.resolve.paths(specifier) ?? []) {
-    const manifestPath = path.join(dir, name, "package.json");
-    if (!existsSync(manifestPath)) continue;
-    const manifest = JSON.parse(readFileSync(manifestPath, "utf8")) as { exports?: unknown };
-    const target = exportTarget(manifest.exports, subpath);
-    return target === undefined ? undefined : path.resolve(dir, name, target);
-  }
-  return undefined;
-}
-
-/** The "exports" target for a subpath under the import conditions; no subpath patterns. */
-function exportTarget(exports: unknown, subpath: string): string | undefined {
-  let entry = exports;
-  if (typeof exports === "object" && exports !== null && !Array.isArray(exports)) {
-    const map = exports as Record<string, unknown>;
-    if (Object.keys(map).some((key) => key.startsWith("."))) entry = map[subpath];
-    else if (subpath !== ".") return undefined;
-  }
-  return pickCondition(entry);
-}
-
-function pickCondition(entry: unknown): string | undefined {
-  if (typeof entry === "string") return entry;
-  if (Array.isArray(entry)) {
-    for (const item of entry) {
-      const target = pickCondition(item);
-      if (target !== undefined) return target;
-    }
+/** Where `import(specifier)` from a module in `fromDir` would load from; undefined when it cannot. */
+function resolveAsImport(specifier: string, fromDir: string): string | undefined {
+  try {
+    const url = esmResolve(specifier, pathToFileURL(path.join(fromDir, "noop.js")).href);
+    return url.startsWith("file:") ? fileURLToPath(url) : undefined;
+  } catch {
     return undefined;
   }
-  if (typeof entry === "object" && entry !== null) {
-    for (const [condition, value] of Object.entries(entry)) {
-      if (condition === "import" || condition === "node" || condition === "default") {
-        const target = pickCondition(value);
-        if (target !== undefined) return target;
-      }
-    }
-  }
-  return undefined;
 }
 
 /** The version of the package the file belongs to, for messages; undefined for a plain file. */

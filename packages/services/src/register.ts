@@ -270,7 +270,7 @@ export class WorkerRegister implements Register {
   drain(workerId: string): WorkerRecord {
     const entry = this.entries.get(workerId);
     if (!entry || entry.record.state === "dead") {
-      throw new TaskflowError(Code.NOT_FOUND, `worker ${workerId} not found; \`taskflow workers\` lists them`);
+      throw new TaskflowError(Code.NOT_FOUND, `worker ${workerId} not found; \`taskflow workers\` lists them`, { reason: Reason.WORKER_NOT_FOUND, metadata: { workerId } });
     }
     if (entry.record.state !== "draining") {
       entry.record.state = "draining";

@@ -28,19 +28,22 @@ import {
   ClusterService,
   TaskService,
   WorkerService,
+  file_google_rpc_error_details,
+  file_google_rpc_status,
   file_taskflow_v1_cluster_service,
   file_taskflow_v1_task,
   file_taskflow_v1_task_service,
   file_taskflow_v1_worker_service,
   SubmitTaskStreamResponseSchema,
+  statusMessage,
   WatchEventsResponseSchema,
   WatchTaskResponseSchema,
   type SessionRequest,
   type SessionResponse,
 } from "@taskflow/proto";
 import { decodeSessionRequest, decodeSubmitTaskStream, decodeSubmitTasks, encodeAssign, encodeResults, encodeSubmitAck } from "@taskflow/proto/fast";
-import { addService, rejectMalformedRequests } from "@taskflow/proto/grpc";
-import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import { addService, rejectMalformedRequests, statusTrailers } from "@taskflow/proto/grpc";
+import { file_google_protobuf_any, file_google_protobuf_timestamp, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { coreTaskState, outcomeToWire, specFromWire, storeToWire, taskToWire, wireTaskState, workerToWire } from "./convert.js";
 import { type WorkerRegister } from "./register.js";
 import type { OutgoingAssignment } from "./worker-ports.js";
@@ -58,12 +61,13 @@ export interface SubmitRejections {
   count: number;
 }
 
-/** Converts anything thrown into a grpc-js status error. */
+/**
+ * Converts anything thrown into a grpc-js status error whose trailers carry the reason as a
+ * `google.rpc.Status` with an `ErrorInfo` (`grpc-status-details-bin`), for any gRPC client.
+ */
 export function toStatus(err: unknown): Partial<grpc.StatusObject> & { code: grpc.status; details: string } {
   const e = TaskflowError.from(err);
-  const metadata = new grpc.Metadata();
-  if (e.reason) metadata.set("taskflow-reason", e.reason);
-  return { code: e.code as number as grpc.status, details: e.message, metadata };
+  return { code: e.code as number as grpc.status, details: e.message, metadata: statusTrailers(e.code, e.message, e.reason, e.metadata) };
 }
 
 function unary<Req, Res>(logger: Logger, fn: (req: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res> | Res, refused?: (err: unknown) => void): grpc.handleUnaryCall<Req, Res> {
@@ -250,7 +254,10 @@ export class ControlServer {
           pending++;
           Promise.resolve()
             .then(() => {
-              if (req.refused) throw new TaskflowError(req.refused.code as Code, req.refused.message);
+              if (req.refused) {
+                const { reason, metadata } = req.refused;
+                throw new TaskflowError(req.refused.code as Code, req.refused.message, { ...(reason && { reason }), ...(metadata && { metadata }) });
+              }
               checkBatch(req.specs.length);
               return plm.submit(req.specs.map(specFromWire), req.clientId, req.requestId, tenant);
             })
@@ -259,8 +266,9 @@ export class ControlServer {
               ({ ids, deduplicated }) => out.write(encodeSubmitAck(req.batchId, ids, deduplicated)),
               (err: unknown) => {
                 this.submitRefused(err);
-                const status = toStatus(err);
-                out.write(ackBytes({ batchId: req.batchId, errorCode: status.code, errorMessage: status.details }));
+                const e = TaskflowError.from(err);
+                const errorStatus = statusMessage(e.code, e.message, e.reason, e.metadata);
+                out.write(ackBytes({ batchId: req.batchId, errorCode: e.code, errorMessage: e.message, errorStatus }));
               },
             )
             .finally(() => {
@@ -444,7 +452,7 @@ export class ControlServer {
         const send = (init: MessageInitShape<typeof WatchEventsResponseSchema>) => out.write(Buffer.from(toBinary(WatchEventsResponseSchema, create(WatchEventsResponseSchema, init))));
         unsubscribe = events.subscribe((event) => {
           if (!call.writable || out.cutOff) return;
-          const time = { seconds: BigInt(Math.floor(event.time / 1000)), nanos: (event.time % 1000) * 1e6 };
+          const time = timestampFromMs(event.time);
           if (event.kind === "worker") {
             send({ time, event: { case: "worker", value: workerToWire(event.worker) } });
           } else if (includeTasks) {
@@ -458,10 +466,7 @@ export class ControlServer {
         call.on("cancelled", unsubscribe);
         call.on("close", unsubscribe);
         // Start with the current workers so a watcher has a full picture.
-        for (const w of register.workers()) {
-          const now = clock.now();
-          send({ time: { seconds: BigInt(Math.floor(now / 1000)), nanos: 0 }, event: { case: "worker", value: workerToWire(w) } });
-        }
+        for (const w of register.workers()) send({ time: timestampFromMs(clock.now()), event: { case: "worker", value: workerToWire(w) } });
       },
       drainWorker: unary(logger, async (req) => {
         const worker = register.drain(requireId(req.workerId, "worker_id"));
@@ -482,8 +487,13 @@ function checkBatch(n: number): void {
 
 /** The shape @grpc/reflection reads: services mapped to the encoded files that define them. */
 function reflectionPackage(): Record<string, { fileDescriptorProtos: Buffer[] }> {
+  // Every file the services' files import, in dependency order, or reflection cannot resolve
+  // their types; error_details too, so a reflecting client can decode the ErrorInfo it gets.
   const files: DescFile[] = [
     file_google_protobuf_timestamp,
+    file_google_protobuf_any,
+    file_google_rpc_status,
+    file_google_rpc_error_details,
     file_taskflow_v1_task,
     file_taskflow_v1_task_service,
     file_taskflow_v1_worker_service,

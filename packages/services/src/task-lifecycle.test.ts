@@ -58,6 +58,21 @@ describe("retries", () => {
     assert.deepEqual(failed.attempts.map((a) => a.error), ["first", "second", "third"]);
   });
 
+  it("fails an unrecoverable attempt for good, with attempts left, and runs it no more", async () => {
+    cp = await startControlPlane({ config: { control: { defaultMaxAttempts: 5 } } });
+    const port = cp.join("w1", ["strict"]);
+    const { ids } = await cp.plm.submit([spec("strict")], "c1");
+    await settle();
+    cp.lifecycle.completed("w1", [{ taskId: ids[0]!, epoch: 1, ok: false, result: undefined, error: "no order ID", unrecoverable: true }]);
+    const failed = await cp.plm.get(ids[0]!, ALL_TENANTS);
+    assert.equal(failed.state, "failed");
+    assert.equal(failed.error, "no order ID");
+    assert.equal(failed.notBefore, 0, "no backoff");
+    assert.deepEqual(failed.attempts.map((a) => [a.attempt, a.error]), [[1, "no order ID"]]);
+    await cp.advance(30_000);
+    assert.equal(port.assigned.length, 1, "never assigned again");
+  });
+
   it("does not run a task cancelled during its backoff", async () => {
     cp = await startControlPlane({ config: { control: { defaultMaxAttempts: 3 } } });
     const port = cp.join("w1", ["flaky"]);

@@ -127,7 +127,7 @@ export class TaskLifecycle implements TaskReports, LostWorkerTasks {
       if (result.ok) {
         this.finish(live, "succeeded", result.result, "");
       } else {
-        this.failAttempt(live, result.error || "handler failed");
+        this.failAttempt(live, result.error || "handler failed", result.unrecoverable === true);
       }
     }
     if (released) this.inbox.released(workerId, released);
@@ -222,12 +222,15 @@ export class TaskLifecycle implements TaskReports, LostWorkerTasks {
     if (attempt) attempt.startedAt = now;
   }
 
-  /** The task goes back to the queue after a backoff, or fails for good. */
-  private failAttempt(live: LiveTask, error: string): void {
+  /**
+   * The task goes back to the queue after a backoff, or fails for good: no attempts left, or
+   * the handler threw an `UnrecoverableError` (`unrecoverable`), which no retry can fix.
+   */
+  private failAttempt(live: LiveTask, error: string, unrecoverable = false): void {
     const rec = live.rec;
     const maxAttempts = rec.maxAttempts || this.config.control.defaultMaxAttempts;
     this.closeAttempt(rec, error);
-    if (rec.attempt >= maxAttempts) {
+    if (unrecoverable || rec.attempt >= maxAttempts) {
       this.finish(live, "failed", undefined, error);
       return;
     }

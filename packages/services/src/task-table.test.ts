@@ -4,9 +4,8 @@ import assert from "node:assert/strict";
 import { afterEach, beforeEach, describe, it } from "node:test";
 import { parseConfig } from "@taskflow/core";
 import { FakeClock } from "@taskflow/core/testing";
-import fifo from "@taskflow/policy-fifo";
 import { IndexedHeap } from "@taskflow/shm-heap";
-import { spec } from "./control-plane.test.fixture.js";
+import { fifo as policy, spec } from "./control-plane.test.fixture.js";
 import { TaskTable } from "./task-table.js";
 import { Tenants, type TenantAccount } from "./tenants.js";
 
@@ -17,7 +16,6 @@ describe("TaskTable", () => {
   let acme: TenantAccount;
   beforeEach(() => {
     heap = IndexedHeap.create({ capacity: 8 });
-    const policy = fifo.create(fifo.parseOptions(undefined), { now: () => 0, logger: { debug() {}, info() {}, warn() {} } });
     const clock = new FakeClock(1_000);
     table = new TaskTable(policy, heap, clock);
     tenants = new Tenants(parseConfig({}), clock, { tokens: [] });

@@ -108,7 +108,7 @@ export class Tenants {
       throw new TaskflowError(
         Code.RESOURCE_EXHAUSTED,
         `tenant ${account.name} has ${held} unfinished tasks and this submit adds ${n}, over its quota of ${quota.maxUnfinishedTasks} (${quota.maxUnfinishedTasksKey}); nothing was accepted, retry once some finish`,
-        { reason: Reason.QUOTA },
+        { reason: Reason.QUOTA, metadata: { tenant: account.name, key: quota.maxUnfinishedTasksKey, limit: String(quota.maxUnfinishedTasks) } },
       );
     }
     if (bucket) {
@@ -118,7 +118,7 @@ export class Tenants {
         throw new TaskflowError(
           Code.RESOURCE_EXHAUSTED,
           `a submit of ${n} tasks is over tenant ${account.name}'s burst of ${bucket.burst} (${quota.burstKey}); nothing was accepted, split it into batches of at most ${bucket.burst}`,
-          { reason: Reason.QUOTA },
+          { reason: Reason.QUOTA, metadata: { tenant: account.name, key: quota.burstKey, limit: String(bucket.burst) } },
         );
       }
       if (!bucket.take(n, now)) {
@@ -126,7 +126,10 @@ export class Tenants {
         throw new TaskflowError(
           Code.RESOURCE_EXHAUSTED,
           `tenant ${account.name} may submit ${quota.submitsPerSecond} tasks per second (${quota.submitsPerSecondKey}) with bursts of ${bucket.burst}; nothing was accepted, retry in ${bucket.waitMs(n, now)} ms`,
-          { reason: Reason.QUOTA },
+          {
+            reason: Reason.QUOTA,
+            metadata: { tenant: account.name, key: quota.submitsPerSecondKey, limit: String(quota.submitsPerSecond), retryAfterMs: String(bucket.waitMs(n, now)) },
+          },
         );
       }
     }

@@ -31,7 +31,10 @@ export function validateSpec(spec: TaskSpec, limits: SpecLimits, index = -1): vo
     throw new TaskflowError(
       Code.RESOURCE_EXHAUSTED,
       `${where}.payload is ${spec.payload.byteLength} bytes, over the limit of ${limits.maxPayloadBytes} (control.maxPayloadBytes)`,
-      { reason: Reason.PAYLOAD_TOO_LARGE },
+      {
+        reason: Reason.PAYLOAD_TOO_LARGE,
+        metadata: { index: String(Math.max(index, 0)), sizeBytes: String(spec.payload.byteLength), limitBytes: String(limits.maxPayloadBytes) },
+      },
     );
   }
   if (!Number.isInteger(spec.priority) || spec.priority < INT32_MIN || spec.priority > INT32_MAX) {
@@ -79,7 +82,7 @@ export function requireId(value: string, field: string): string {
 }
 
 export function invalid(message: string): TaskflowError {
-  return new TaskflowError(Code.INVALID_ARGUMENT, message);
+  return new TaskflowError(Code.INVALID_ARGUMENT, message, { reason: Reason.INVALID_REQUEST });
 }
 
 function truncate(s: string): string {

@@ -96,7 +96,7 @@ export class WorkerSessions {
     if (hb.results.length) {
       reports.completed(
         workerId,
-        hb.results.map((r) => ({ taskId: r.taskId, epoch: Number(r.epoch), ok: r.ok, result: r.result, error: r.error })),
+        hb.results.map((r) => ({ taskId: r.taskId, epoch: Number(r.epoch), ok: r.ok, result: r.result, error: r.error, unrecoverable: r.unrecoverable })),
       );
     }
     // Also for results dropped as stale: the worker need not keep those either.

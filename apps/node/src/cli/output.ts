@@ -1,8 +1,6 @@
 /** How the CLI prints tasks and workers, and the exit codes scripts can rely on. */
 import { Code, Reason, TaskflowError } from "@taskflow/core";
-import { taskStateName } from "@taskflow/client";
-import type { Task, WorkerInfo } from "@taskflow/proto";
-import { WorkerState } from "@taskflow/proto";
+import { TaskState, taskStateName, timestampDate, workerStateName, type Task, type Timestamp, type WorkerInfo } from "@taskflow/proto";
 
 export const EXIT = {
   OK: 0,
@@ -37,6 +35,16 @@ export function exitCodeFor(err: unknown): number {
     default:
       return EXIT.ERROR;
   }
+}
+
+/**
+ * How the CLI states an error. A client command's shows the status code and the reason a script
+ * can match on, such as `error: RESOURCE_EXHAUSTED (TASKFLOW_ERR_HEAP_FULL): the task queue is
+ * full …`; the node's own start-up errors are their message alone (it names the key and the fix).
+ */
+export function errorLine(e: TaskflowError, clientCommand: boolean): string {
+  if (!clientCommand) return e.message;
+  return `error: ${e.codeName}${e.reason ? ` (${e.reason})` : ""}: ${e.message}`;
 }
 
 const decoder = new TextDecoder();
@@ -80,9 +88,8 @@ function nestsDeeperThan(text: string, limit: number): boolean {
   return false;
 }
 
-function time(ts: { seconds: bigint; nanos: number } | undefined): string | null {
-  if (!ts) return null;
-  return new Date(Number(ts.seconds) * 1000 + Math.floor(ts.nanos / 1e6)).toISOString();
+function time(ts: Timestamp | undefined): string | null {
+  return ts ? timestampDate(ts).toISOString() : null;
 }
 
 /** A task as plain JSON for `get --json` and `list --json`. */
@@ -134,24 +141,17 @@ export function taskText(task: Task): string {
   if (j["runAt"]) lines.push(`due:       ${j["runAt"]}`);
   if (j["startedAt"]) lines.push(`started:   ${j["startedAt"]}`);
   if (j["finishedAt"]) lines.push(`finished:  ${j["finishedAt"]}`);
-  if (task.state === 4) lines.push(`result:    ${JSON.stringify(j["result"])}`);
+  if (task.state === TaskState.SUCCEEDED) lines.push(`result:    ${JSON.stringify(j["result"])}`);
   if (j["error"]) lines.push(`error:     ${j["error"]}`);
   return lines.join("\n");
 }
-
-const workerStateNames: Record<number, string> = {
-  [WorkerState.ALIVE]: "alive",
-  [WorkerState.SUSPECT]: "suspect",
-  [WorkerState.DEAD]: "dead",
-  [WorkerState.DRAINING]: "draining",
-};
 
 export function workerJson(w: WorkerInfo): Record<string, unknown> {
   return {
     workerId: w.workerId,
     host: w.host,
     pid: w.pid,
-    state: workerStateNames[w.state] ?? "unknown",
+    state: workerStateName(w.state),
     slots: w.slots,
     running: w.running,
     labels: { ...w.labels },

@@ -76,6 +76,9 @@ describe("runTop", () => {
     const output = { columns: 100, rows: 30, write: (s: string) => ((written += s), true) };
     let polls = 0;
     const state = { workers: [], queued: 3n, running: 1n, succeeded: 10n, failed: 0n, cancelled: 0n, policy: "fifo" };
+    // A real terminal's stdin holds the event loop open; this fake does not, and runTop's own
+    // timers are unref'd: without this the loop could end between two polls and cancel the test.
+    const keepAlive = setInterval(() => {}, 1000);
     const done = runTop({
       poll: async () => {
         if (++polls === 2) setImmediate(() => input.emit("data", Buffer.from("q")));
@@ -86,7 +89,7 @@ describe("runTop", () => {
       output: output as never,
       input: input as never,
     });
-    await done;
+    await done.finally(() => clearInterval(keepAlive));
     assert.ok(polls >= 2);
     assert.equal(input.raw, false, "raw mode is switched off again");
     assert.equal(input.listenerCount("data"), 0);

@@ -4,7 +4,7 @@
  * `GetClusterState` and redraws until `q` or Ctrl-C.
  */
 import type { GetClusterStateResponse } from "@taskflow/proto";
-import { WorkerState } from "@taskflow/proto";
+import { timestampMs, workerStateName } from "@taskflow/proto";
 
 export interface TopWorker {
   id: string;
@@ -38,13 +38,6 @@ export interface TopView {
   height: number;
 }
 
-const STATE_NAMES: Record<number, string> = {
-  [WorkerState.ALIVE]: "alive",
-  [WorkerState.SUSPECT]: "suspect",
-  [WorkerState.DEAD]: "dead",
-  [WorkerState.DRAINING]: "draining",
-};
-
 export function sampleOf(state: GetClusterStateResponse, time: number): TopSample {
   return {
     time,
@@ -56,12 +49,12 @@ export function sampleOf(state: GetClusterStateResponse, time: number): TopSampl
     cancelled: Number(state.cancelled),
     workers: state.workers.map((w) => ({
       id: w.workerId,
-      state: STATE_NAMES[w.state] ?? "unknown",
+      state: workerStateName(w.state),
       running: w.running,
       slots: w.slots,
       host: w.host,
       pid: w.pid,
-      lastHeartbeat: w.lastHeartbeat ? Number(w.lastHeartbeat.seconds) * 1000 + Math.floor(w.lastHeartbeat.nanos / 1e6) : 0,
+      lastHeartbeat: w.lastHeartbeat ? timestampMs(w.lastHeartbeat) : 0,
       labels: { ...w.labels },
     })),
   };

@@ -1,19 +1,8 @@
-/**
- * The conformance kit's simulation: the scheduler's loop in miniature, run against a policy
- * (check "simulation" of policy.ts).
- */
-import type { FilterResult, PolicyContext, PolicyTask, PolicyWorker, SchedulingPolicy } from "../policy.js";
+/** The conformance kit's last check: the scheduler's loop in miniature, run through a policy. */
+import type { PolicyTask, PolicyWorker, SchedulingPolicy } from "../policy.js";
+import { createPolicyTestContext, makePolicyTask, makePolicyWorker } from "./policy-fixtures.js";
+import { BASE_TIME, builtInFits, describeTask, fail, type Kit } from "./policy-kit.js";
 import { prng } from "./random.js";
-import { BASE_TIME, builtInFits, createPolicyTestContext, describeTask, fail, makePolicyTask, makePolicyWorker } from "./policy-support.js";
-
-/** What the simulation asks of the kit: the policy, and its answers checked as they come. */
-export interface SimulationKit {
-  instance(context: PolicyContext): SchedulingPolicy;
-  taskKey(policy: SchedulingPolicy, task: PolicyTask): number;
-  workerKey(policy: SchedulingPolicy, worker: PolicyWorker): number;
-  filterResult(policy: SchedulingPolicy, task: PolicyTask, worker: PolicyWorker): FilterResult;
-  requeuePriority(policy: SchedulingPolicy, task: PolicyTask): number | undefined;
-}
 
 interface SimTask {
   task: PolicyTask;
@@ -51,7 +40,7 @@ export class Simulation {
   private now = BASE_TIME;
 
   constructor(
-    private readonly kit: SimulationKit,
+    private readonly kit: Kit,
     seed: number,
     private readonly taskCount: number,
   ) {

@@ -4,6 +4,8 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { Status } from "../../google/rpc/status_pb.js";
+import { file_google_rpc_status } from "../../google/rpc/status_pb.js";
 import type { Task, TaskResult, TaskSpec, TaskState } from "./task_pb.js";
 import { file_taskflow_v1_task } from "./task_pb.js";
 import type { Message } from "@bufbuild/protobuf";
@@ -12,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file taskflow/v1/task_service.proto.
  */
 export const file_taskflow_v1_task_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch50YXNrZmxvdy92MS90YXNrX3NlcnZpY2UucHJvdG8SC3Rhc2tmbG93LnYxIl8KEVN1Ym1pdFRhc2tSZXF1ZXN0EiMKBHNwZWMYASABKAsyFS50YXNrZmxvdy52MS5UYXNrU3BlYxIRCgljbGllbnRfaWQYAiABKAkSEgoKcmVxdWVzdF9pZBgDIAEoCSI7ChJTdWJtaXRUYXNrUmVzcG9uc2USDwoHdGFza19pZBgBIAEoCRIUCgxkZWR1cGxpY2F0ZWQYAiABKAgiYQoSU3VibWl0VGFza3NSZXF1ZXN0EiQKBXNwZWNzGAEgAygLMhUudGFza2Zsb3cudjEuVGFza1NwZWMSEQoJY2xpZW50X2lkGAIgASgJEhIKCnJlcXVlc3RfaWQYAyABKAkiPQoTU3VibWl0VGFza3NSZXNwb25zZRIQCgh0YXNrX2lkcxgBIAMoCRIUCgxkZWR1cGxpY2F0ZWQYAiADKAgieAoXU3VibWl0VGFza1N0cmVhbVJlcXVlc3QSEAoIYmF0Y2hfaWQYASABKAQSJAoFc3BlY3MYAiADKAsyFS50YXNrZmxvdy52MS5UYXNrU3BlYxIRCgljbGllbnRfaWQYAyABKAkSEgoKcmVxdWVzdF9pZBgEIAEoCSJ/ChhTdWJtaXRUYXNrU3RyZWFtUmVzcG9uc2USEAoIYmF0Y2hfaWQYASABKAQSEAoIdGFza19pZHMYAiADKAkSEgoKZXJyb3JfY29kZRgDIAEoBRIVCg1lcnJvcl9tZXNzYWdlGAQgASgJEhQKDGRlZHVwbGljYXRlZBgFIAMoCCIhCg5HZXRUYXNrUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJIjIKD0dldFRhc2tSZXNwb25zZRIfCgR0YXNrGAEgASgLMhEudGFza2Zsb3cudjEuVGFzayIjChBXYXRjaFRhc2tSZXF1ZXN0Eg8KB3Rhc2tfaWQYASABKAkiNAoRV2F0Y2hUYXNrUmVzcG9uc2USHwoEdGFzaxgBIAEoCzIRLnRhc2tmbG93LnYxLlRhc2siLAoXU3Vic2NyaWJlUmVzdWx0c1JlcXVlc3QSEQoJY2xpZW50X2lkGAEgASgJIkQKGFN1YnNjcmliZVJlc3VsdHNSZXNwb25zZRIoCgdyZXN1bHRzGAEgAygLMhcudGFza2Zsb3cudjEuVGFza1Jlc3VsdCI0ChFDYW5jZWxUYXNrUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSI1ChJDYW5jZWxUYXNrUmVzcG9uc2USHwoEdGFzaxgBIAEoCzIRLnRhc2tmbG93LnYxLlRhc2siggEKEExpc3RUYXNrc1JlcXVlc3QSJgoGc3RhdGVzGAEgAygOMhYudGFza2Zsb3cudjEuVGFza1N0YXRlEgwKBHR5cGUYAiABKAkSEQoJY2xpZW50X2lkGAMgASgJEhEKCXBhZ2Vfc2l6ZRgEIAEoDRISCgpwYWdlX3Rva2VuGAUgASgJImIKEUxpc3RUYXNrc1Jlc3BvbnNlEiAKBXRhc2tzGAEgAygLMhEudGFza2Zsb3cudjEuVGFzaxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSEgoKdG90YWxfc2l6ZRgDIAEoBDKlBQoLVGFza1NlcnZpY2USTQoKU3VibWl0VGFzaxIeLnRhc2tmbG93LnYxLlN1Ym1pdFRhc2tSZXF1ZXN0Gh8udGFza2Zsb3cudjEuU3VibWl0VGFza1Jlc3BvbnNlElAKC1N1Ym1pdFRhc2tzEh8udGFza2Zsb3cudjEuU3VibWl0VGFza3NSZXF1ZXN0GiAudGFza2Zsb3cudjEuU3VibWl0VGFza3NSZXNwb25zZRJjChBTdWJtaXRUYXNrU3RyZWFtEiQudGFza2Zsb3cudjEuU3VibWl0VGFza1N0cmVhbVJlcXVlc3QaJS50YXNrZmxvdy52MS5TdWJtaXRUYXNrU3RyZWFtUmVzcG9uc2UoATABEkQKB0dldFRhc2sSGy50YXNrZmxvdy52MS5HZXRUYXNrUmVxdWVzdBocLnRhc2tmbG93LnYxLkdldFRhc2tSZXNwb25zZRJMCglXYXRjaFRhc2sSHS50YXNrZmxvdy52MS5XYXRjaFRhc2tSZXF1ZXN0Gh4udGFza2Zsb3cudjEuV2F0Y2hUYXNrUmVzcG9uc2UwARJhChBTdWJzY3JpYmVSZXN1bHRzEiQudGFza2Zsb3cudjEuU3Vic2NyaWJlUmVzdWx0c1JlcXVlc3QaJS50YXNrZmxvdy52MS5TdWJzY3JpYmVSZXN1bHRzUmVzcG9uc2UwARJNCgpDYW5jZWxUYXNrEh4udGFza2Zsb3cudjEuQ2FuY2VsVGFza1JlcXVlc3QaHy50YXNrZmxvdy52MS5DYW5jZWxUYXNrUmVzcG9uc2USSgoJTGlzdFRhc2tzEh0udGFza2Zsb3cudjEuTGlzdFRhc2tzUmVxdWVzdBoeLnRhc2tmbG93LnYxLkxpc3RUYXNrc1Jlc3BvbnNlYgZwcm90bzM", [file_taskflow_v1_task]);
+  fileDesc("Ch50YXNrZmxvdy92MS90YXNrX3NlcnZpY2UucHJvdG8SC3Rhc2tmbG93LnYxIl8KEVN1Ym1pdFRhc2tSZXF1ZXN0EiMKBHNwZWMYASABKAsyFS50YXNrZmxvdy52MS5UYXNrU3BlYxIRCgljbGllbnRfaWQYAiABKAkSEgoKcmVxdWVzdF9pZBgDIAEoCSI7ChJTdWJtaXRUYXNrUmVzcG9uc2USDwoHdGFza19pZBgBIAEoCRIUCgxkZWR1cGxpY2F0ZWQYAiABKAgiYQoSU3VibWl0VGFza3NSZXF1ZXN0EiQKBXNwZWNzGAEgAygLMhUudGFza2Zsb3cudjEuVGFza1NwZWMSEQoJY2xpZW50X2lkGAIgASgJEhIKCnJlcXVlc3RfaWQYAyABKAkiPQoTU3VibWl0VGFza3NSZXNwb25zZRIQCgh0YXNrX2lkcxgBIAMoCRIUCgxkZWR1cGxpY2F0ZWQYAiADKAgieAoXU3VibWl0VGFza1N0cmVhbVJlcXVlc3QSEAoIYmF0Y2hfaWQYASABKAQSJAoFc3BlY3MYAiADKAsyFS50YXNrZmxvdy52MS5UYXNrU3BlYxIRCgljbGllbnRfaWQYAyABKAkSEgoKcmVxdWVzdF9pZBgEIAEoCSKpAQoYU3VibWl0VGFza1N0cmVhbVJlc3BvbnNlEhAKCGJhdGNoX2lkGAEgASgEEhAKCHRhc2tfaWRzGAIgAygJEhIKCmVycm9yX2NvZGUYAyABKAUSFQoNZXJyb3JfbWVzc2FnZRgEIAEoCRIUCgxkZWR1cGxpY2F0ZWQYBSADKAgSKAoMZXJyb3Jfc3RhdHVzGAYgASgLMhIuZ29vZ2xlLnJwYy5TdGF0dXMiIQoOR2V0VGFza1JlcXVlc3QSDwoHdGFza19pZBgBIAEoCSIyCg9HZXRUYXNrUmVzcG9uc2USHwoEdGFzaxgBIAEoCzIRLnRhc2tmbG93LnYxLlRhc2siIwoQV2F0Y2hUYXNrUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJIjQKEVdhdGNoVGFza1Jlc3BvbnNlEh8KBHRhc2sYASABKAsyES50YXNrZmxvdy52MS5UYXNrIiwKF1N1YnNjcmliZVJlc3VsdHNSZXF1ZXN0EhEKCWNsaWVudF9pZBgBIAEoCSJEChhTdWJzY3JpYmVSZXN1bHRzUmVzcG9uc2USKAoHcmVzdWx0cxgBIAMoCzIXLnRhc2tmbG93LnYxLlRhc2tSZXN1bHQiNAoRQ2FuY2VsVGFza1JlcXVlc3QSDwoHdGFza19pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiNQoSQ2FuY2VsVGFza1Jlc3BvbnNlEh8KBHRhc2sYASABKAsyES50YXNrZmxvdy52MS5UYXNrIoIBChBMaXN0VGFza3NSZXF1ZXN0EiYKBnN0YXRlcxgBIAMoDjIWLnRhc2tmbG93LnYxLlRhc2tTdGF0ZRIMCgR0eXBlGAIgASgJEhEKCWNsaWVudF9pZBgDIAEoCRIRCglwYWdlX3NpemUYBCABKA0SEgoKcGFnZV90b2tlbhgFIAEoCSJiChFMaXN0VGFza3NSZXNwb25zZRIgCgV0YXNrcxgBIAMoCzIRLnRhc2tmbG93LnYxLlRhc2sSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJEhIKCnRvdGFsX3NpemUYAyABKAQypQUKC1Rhc2tTZXJ2aWNlEk0KClN1Ym1pdFRhc2sSHi50YXNrZmxvdy52MS5TdWJtaXRUYXNrUmVxdWVzdBofLnRhc2tmbG93LnYxLlN1Ym1pdFRhc2tSZXNwb25zZRJQCgtTdWJtaXRUYXNrcxIfLnRhc2tmbG93LnYxLlN1Ym1pdFRhc2tzUmVxdWVzdBogLnRhc2tmbG93LnYxLlN1Ym1pdFRhc2tzUmVzcG9uc2USYwoQU3VibWl0VGFza1N0cmVhbRIkLnRhc2tmbG93LnYxLlN1Ym1pdFRhc2tTdHJlYW1SZXF1ZXN0GiUudGFza2Zsb3cudjEuU3VibWl0VGFza1N0cmVhbVJlc3BvbnNlKAEwARJECgdHZXRUYXNrEhsudGFza2Zsb3cudjEuR2V0VGFza1JlcXVlc3QaHC50YXNrZmxvdy52MS5HZXRUYXNrUmVzcG9uc2USTAoJV2F0Y2hUYXNrEh0udGFza2Zsb3cudjEuV2F0Y2hUYXNrUmVxdWVzdBoeLnRhc2tmbG93LnYxLldhdGNoVGFza1Jlc3BvbnNlMAESYQoQU3Vic2NyaWJlUmVzdWx0cxIkLnRhc2tmbG93LnYxLlN1YnNjcmliZVJlc3VsdHNSZXF1ZXN0GiUudGFza2Zsb3cudjEuU3Vic2NyaWJlUmVzdWx0c1Jlc3BvbnNlMAESTQoKQ2FuY2VsVGFzaxIeLnRhc2tmbG93LnYxLkNhbmNlbFRhc2tSZXF1ZXN0Gh8udGFza2Zsb3cudjEuQ2FuY2VsVGFza1Jlc3BvbnNlEkoKCUxpc3RUYXNrcxIdLnRhc2tmbG93LnYxLkxpc3RUYXNrc1JlcXVlc3QaHi50YXNrZmxvdy52MS5MaXN0VGFza3NSZXNwb25zZWIGcHJvdG8z", [file_google_rpc_status, file_taskflow_v1_task]);
 
 /**
  * @generated from message taskflow.v1.SubmitTaskRequest
@@ -205,6 +207,14 @@ export type SubmitTaskStreamResponse = Message<"taskflow.v1.SubmitTaskStreamResp
    * @generated from field: repeated bool deduplicated = 5;
    */
   deduplicated: boolean[];
+
+  /**
+   * Set with error_code: the status a unary call would end with, its details holding a
+   * google.rpc.ErrorInfo with the reason (see the list of reasons above the service).
+   *
+   * @generated from field: google.rpc.Status error_status = 6;
+   */
+  errorStatus?: Status | undefined;
 };
 
 /**
@@ -444,14 +454,43 @@ export const ListTasksResponseSchema: GenMessage<ListTasksResponse> = /*@__PURE_
  * - A server stream whose client does not read is reset with RESOURCE_EXHAUSTED once more than
  *   control.maxStreamBufferBytes (default 8 MiB) wait to be sent to it.
  *
+ * Errors: every call of the three services that fails ends with a gRPC status code and, in the
+ * standard `grpc-status-details-bin` trailer, a google.rpc.Status whose details hold one
+ * google.rpc.ErrorInfo {reason, domain "taskflow.dev", metadata} when the error has a stable
+ * reason (the same reason also goes in a `taskflow-reason` trailer, for older clients).
+ * SubmitTaskStream reports a refused batch in its acknowledgement's error_status instead.
+ * The reasons a client may match on:
+ * - TASKFLOW_ERR_INVALID_REQUEST (INVALID_ARGUMENT): a field is missing or out of range, or the
+ *   bytes are not a valid message; the status message names the field. Metadata: messageType
+ *   when the request did not decode, maxSpecs when it holds too many specs.
+ * - TASKFLOW_ERR_PAYLOAD_TOO_LARGE (RESOURCE_EXHAUSTED): a task payload is larger than
+ *   control.maxPayloadBytes. Metadata: index (of the spec), sizeBytes, limitBytes.
+ * - TASKFLOW_ERR_HEAP_FULL (RESOURCE_EXHAUSTED): the control node holds control.taskHeapCapacity
+ *   unfinished tasks; retry later. Metadata: capacity.
+ * - TASKFLOW_ERR_TASK_NOT_FOUND (NOT_FOUND): no such task, or it finished longer ago than
+ *   control.resultRetentionMs. Metadata: taskId.
+ * - TASKFLOW_ERR_WORKER_NOT_FOUND (NOT_FOUND): DrainWorker names no connected worker. Metadata:
+ *   workerId.
+ * - TASKFLOW_ERR_QUOTA (RESOURCE_EXHAUSTED): a submit past its tenant's quota, refused whole;
+ *   the message names the quota's config key. Metadata: tenant, key (the config key), limit,
+ *   and retryAfterMs when the submit rate refused it.
+ * - TASKFLOW_ERR_STORE (UNAVAILABLE, INVALID_ARGUMENT, ...): the durable store refused or failed
+ *   (a full disk, a page_token it did not give out).
+ * - TASKFLOW_ERR_TASK_FAILED, TASKFLOW_ERR_TASK_CANCELLED: never on the wire; the SDK's
+ *   result() throws them for a task that failed or was cancelled.
+ * Calls refused for credentials (UNAUTHENTICATED, PERMISSION_DENIED) carry the status without a
+ * reason. The node's own configuration and plugin errors (TASKFLOW_ERR_CONFIG, _CONFIG_FILE,
+ * _POLICY_*, _HANDLERS) are printed by the CLI when it starts; the README lists them all.
+ *
  * Tenants: every call acts for the tenant of its bearer token ("default" on a node without
  * authentication). Submitted tasks belong to that tenant (Task.tenant). A client token gets,
  * watches, cancels and lists only its tenant's tasks: another tenant's task ID answers NOT_FOUND,
  * as an unknown one does. Viewer and admin tokens read every tenant's tasks. Results,
  * request_id and TaskSpec.idempotency_key are scoped per tenant. A submit past a tenant's quota
  * (tenants.quotas.<tenant> or tenants.defaultQuota: maxUnfinishedTasks, submitsPerSecond,
- * burst) is refused whole with RESOURCE_EXHAUSTED, metadata taskflow-reason TASKFLOW_ERR_QUOTA,
- * and a message naming the quota's config key.
+ * burst) is refused whole with RESOURCE_EXHAUSTED, reason TASKFLOW_ERR_QUOTA (above), and a
+ * message naming the quota's config key; on SubmitTaskStream, in the acknowledgement's
+ * error_status.
  *
  * @generated from service taskflow.v1.TaskService
  */

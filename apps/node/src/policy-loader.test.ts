@@ -1,3 +1,4 @@
+import "reflect-metadata";
 import assert from "node:assert/strict";
 import { cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import os from "node:os";
@@ -9,9 +10,15 @@ import { assertPolicyConformance, createPolicyTestContext, makePolicyTask, makeP
 import fifo from "@taskflow/policy-fifo";
 import leastLoaded from "@taskflow/policy-least-loaded";
 import priority from "@taskflow/policy-priority";
-import { BUILT_IN_POLICIES, loadPolicy } from "./policy-loader.js";
+import { loadPolicy as loadWith } from "@taskflow/services";
+import { BUILT_IN_POLICIES } from "./policies.js";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
+
+/** Loads as `taskflow node` does: with this installation's built-in policies. */
+function loadPolicy(name: string, options: unknown, fromDir: string) {
+  return loadWith(name, options, fromDir, BUILT_IN_POLICIES);
+}
 const thirdPartyFixture = path.join(repoRoot, "test/fixtures/policy-third-party");
 
 /** A hand-written definition (no @taskflow/core import), as module source. */
@@ -111,7 +118,7 @@ export default definePolicy({
 
     it("loads a built-in also by its full package name, without it being installed in the app", async () => {
       assert.equal(await loadPolicy("@taskflow/policy-fifo", {}, configDir), fifo);
-      assert.deepEqual(Object.keys(BUILT_IN_POLICIES), ["fifo", "priority", "least-loaded"]);
+      assert.deepEqual(Object.keys(BUILT_IN_POLICIES.packages), ["fifo", "priority", "least-loaded"]);
     });
   });
 

@@ -1,0 +1,384 @@
+/**
+ * The checks of the policy conformance kit, one method each (see ./policy.ts for what each asks),
+ * and the sample tasks and workers they run on.
+ */
+import { createRequire } from "node:module";
+import { Reason, TaskflowError } from "../errors.js";
+import {
+  isPolicyDefinition,
+  type FilterResult,
+  type PolicyContext,
+  type PolicyDefinition,
+  type PolicyTask,
+  type PolicyWorker,
+  type SchedulingPolicy,
+} from "../policy.js";
+import { CORE_VERSION } from "../version.js";
+import { createPolicyTestContext, makePolicyTask, makePolicyWorker } from "./policy-fixtures.js";
+import type { PolicyConformanceCheck, PolicyConformanceCheckId, PolicyConformanceOptions } from "./policy.js";
+
+export function check(id: PolicyConformanceCheckId, name: string, run: () => void): PolicyConformanceCheck {
+  return { id, name, run };
+}
+
+export function nameOf(definition: unknown): string {
+  const name = (definition as { name?: unknown } | null)?.name;
+  return typeof name === "string" && name ? `"${name}"` : "(unnamed)";
+}
+
+class ConformanceError extends Error {
+  override readonly name = "ConformanceError";
+}
+
+export function fail(message: string, cause?: unknown): never {
+  throw new ConformanceError(message, cause === undefined ? undefined : { cause });
+}
+
+export function show(value: unknown): string {
+  if (typeof value === "number") return String(value);
+  if (typeof value === "function") return "a function";
+  if (value === undefined) return "undefined";
+  try {
+    return JSON.stringify(value, (_k, v: unknown) => (v instanceof Set ? [...v] : v)) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}
+
+export function describeTask(t: PolicyTask): string {
+  return `task ${show({ id: t.id, type: t.type, priority: t.priority, seq: t.seq, attempt: t.attempt, enqueuedAt: t.enqueuedAt })}`;
+}
+
+export function describeWorker(w: PolicyWorker): string {
+  return `worker ${show({ id: w.id, slots: w.slots, running: w.running, lastAssignedSeq: w.lastAssignedSeq, joinSeq: w.joinSeq })}`;
+}
+
+interface SemverSubset {
+  validRange(range: string): string | null;
+  satisfies(version: string, range: string, options?: { includePrerelease?: boolean }): boolean;
+}
+
+
+/** Runs `fn` with `Date.now()` and argument-less `new Date()` pinned to `ms`. */
+function withWallClock<T>(ms: number, fn: () => T): T {
+  const RealDate = globalThis.Date;
+  class PinnedDate extends RealDate {
+    constructor(...args: unknown[]) {
+      if (args.length === 0) super(ms);
+      else super(...(args as [string | number | Date]));
+    }
+    static override now(): number {
+      return ms;
+    }
+  }
+  globalThis.Date = PinnedDate as DateConstructor;
+  try {
+    return fn();
+  } finally {
+    globalThis.Date = RealDate;
+  }
+}
+
+export const BASE_TIME = Date.UTC(2026, 0, 1);
+
+/** Tasks an ordinary cluster sees: two types, several priorities and attempts, some needing a label. */
+function sampleTasks(): PolicyTask[] {
+  const tasks: PolicyTask[] = [];
+  const priorities = [-5, 0, 0, 1, 3, 10];
+  for (let i = 0; i < 24; i++) {
+    const createdAt = BASE_TIME + i * 750;
+    tasks.push(
+      makePolicyTask({
+        id: `sample-${i}`,
+        type: i % 3 === 0 ? "b" : "a",
+        priority: priorities[i % priorities.length] ?? 0,
+        seq: i + 1,
+        attempt: 1 + (i % 4 === 3 ? 2 : 0),
+        createdAt,
+        enqueuedAt: createdAt + (i % 4 === 3 ? 5_000 : 0),
+        requiredLabels: i % 5 === 0 ? { zone: "x" } : {},
+        expectedDurationMs: [0, 5, 120, 60_000][i % 4] ?? 0,
+      }),
+    );
+  }
+  return tasks;
+}
+
+/** Workers an ordinary cluster has: different slot counts, loads, labels and assignment histories. */
+function sampleWorkers(): PolicyWorker[] {
+  const workers: PolicyWorker[] = [];
+  const slots = [1, 2, 4, 16];
+  for (let i = 0; i < 8; i++) {
+    const s = slots[i % slots.length] ?? 1;
+    workers.push(
+      makePolicyWorker({
+        id: `sample-w${i}`,
+        host: `host-${i % 2}`,
+        slots: s,
+        running: i % 3 === 0 ? 0 : Math.min(s - 1, i % s),
+        labels: i % 2 === 0 ? { zone: "x" } : { zone: "y" },
+        taskTypes: new Set(i % 4 === 3 ? ["b"] : ["a", "b"]),
+        lastAssignedSeq: i < 2 ? 0 : 100 + i * 7,
+        joinSeq: i + 1,
+      }),
+    );
+  }
+  return workers;
+}
+
+/** The scheduler's own checks before a policy's filter: type, labels, a free slot. */
+export function builtInFits(task: PolicyTask, worker: PolicyWorker): boolean {
+  if (!worker.taskTypes.has(task.type)) return false;
+  if (worker.running >= worker.slots) return false;
+  return Object.entries(task.requiredLabels).every(([k, v]) => worker.labels[k] === v);
+}
+
+export class Kit {
+  private readonly def: PolicyDefinition;
+  constructor(
+    private readonly raw: unknown,
+    private readonly opts: PolicyConformanceOptions,
+  ) {
+    this.def = raw as PolicyDefinition;
+  }
+
+  definition(): void {
+    if (isPolicyDefinition(this.raw)) {
+      if (!this.raw.name.trim()) fail("the definition's name is empty");
+      return;
+    }
+    const v = this.raw as Record<string, unknown> | null;
+    if (typeof v !== "object" || v === null) fail(`expected a policy definition object, got ${show(v)}`);
+    const problems: string[] = [];
+    if (v.kind !== "taskflow.policy") problems.push(`kind is ${show(v.kind)}, expected "taskflow.policy"`);
+    for (const key of ["name", "coreVersions"]) if (typeof v[key] !== "string") problems.push(`${key} is not a string`);
+    for (const key of ["parseOptions", "create"]) if (typeof v[key] !== "function") problems.push(`${key} is not a function`);
+    fail(`not a policy definition (make it with definePolicy from @taskflow/core): ${problems.join("; ")}`);
+  }
+
+  coreVersions(): void {
+    this.definition();
+    const semver = createRequire(import.meta.url)("semver") as SemverSubset;
+    const range = this.def.coreVersions;
+    if (semver.validRange(range) === null) fail(`coreVersions ${show(range)} is not a valid semver range`);
+    if (!semver.satisfies(CORE_VERSION, range, { includePrerelease: true })) {
+      fail(`coreVersions ${show(range)} does not include this @taskflow/core ${CORE_VERSION}; the loader would refuse it`);
+    }
+  }
+
+  defaultOptions(): void {
+    this.definition();
+    for (const raw of [undefined, {}]) {
+      let parsed: unknown;
+      try {
+        parsed = this.def.parseOptions(raw);
+      } catch (error) {
+        fail(`parseOptions(${show(raw)}) threw: ${(error as Error)?.message ?? String(error)}`, error);
+      }
+      if (typeof parsed !== "object" || parsed === null) {
+        fail(`parseOptions(${show(raw)}) returned ${show(parsed)}, expected an options object`);
+      }
+    }
+  }
+
+  unknownOption(): void {
+    this.definition();
+    const key = "surelyNotAnOptionOfThisPolicy";
+    this.expectOptionsError({ [key]: 1 }, key);
+  }
+
+  optionsType(): void {
+    this.definition();
+    for (const raw of [42, "fast", [1, 2]]) this.expectOptionsError(raw);
+  }
+
+  create(): void {
+    const policy = this.instance();
+    if (policy.name !== this.def.name) fail(`the policy is named ${show(policy.name)}, its definition ${show(this.def.name)}`);
+    for (const key of ["filter", "onRequeue", "close"] as const) {
+      const value: unknown = policy[key];
+      if (value !== undefined && typeof value !== "function") fail(`${key} is ${show(value)}, expected a function or nothing`);
+    }
+  }
+
+  taskKeys(): void {
+    const a = this.instance();
+    const b = this.instance();
+    for (const task of sampleTasks()) {
+      const k1 = this.taskKey(a, task);
+      const k2 = this.taskKey(a, task);
+      const k3 = this.taskKey(b, task);
+      if (!Object.is(k1, k2)) fail(`taskKey gave ${k1} then ${k2} for the same ${describeTask(task)}`);
+      if (!Object.is(k1, k3)) fail(`taskKey gave ${k1} on one instance and ${k3} on another for the same ${describeTask(task)}`);
+    }
+  }
+
+  taskKeysIgnoreClock(): void {
+    const early = createPolicyTestContext(BASE_TIME);
+    const late = createPolicyTestContext(BASE_TIME + 86_400_000 * 365);
+    const a = this.instance(early);
+    const b = this.instance(late);
+    for (const task of sampleTasks()) {
+      const k1 = withWallClock(BASE_TIME, () => this.taskKey(a, task));
+      early.setNow(BASE_TIME + 3_600_000);
+      const k2 = withWallClock(BASE_TIME + 3_600_000, () => this.taskKey(a, task));
+      const k3 = withWallClock(BASE_TIME + 86_400_000 * 365, () => this.taskKey(b, task));
+      early.setNow(BASE_TIME);
+      if (!Object.is(k1, k2) || !Object.is(k1, k3)) {
+        fail(
+          `taskKey changed with the clock for the same ${describeTask(task)}: ${k1} at ${BASE_TIME}, ${k2} an hour later, ` +
+            `${k3} a year later. A task key is computed once on enqueue; express time as an offset of task.enqueuedAt`,
+        );
+      }
+    }
+  }
+
+  workerKeys(): void {
+    const a = this.instance();
+    const b = this.instance();
+    for (const worker of sampleWorkers()) {
+      const k1 = this.workerKey(a, worker);
+      const k2 = this.workerKey(a, worker);
+      const k3 = this.workerKey(b, worker);
+      if (!Object.is(k1, k2)) fail(`workerKey gave ${k1} then ${k2} for the same ${describeWorker(worker)}`);
+      if (!Object.is(k1, k3)) fail(`workerKey gave ${k1} on one instance and ${k3} on another for the same ${describeWorker(worker)}`);
+    }
+  }
+
+  workerKeysMonotonic(): void {
+    const policy = this.instance();
+    for (const base of sampleWorkers()) {
+      let previous = -Infinity;
+      for (let running = 0; running <= base.slots; running++) {
+        const worker = makePolicyWorker({ ...base, running });
+        const key = this.workerKey(policy, worker);
+        if (key < previous) {
+          fail(
+            `workerKey fell from ${previous} to ${key} when running rose to ${running} on ${describeWorker(worker)}: ` +
+              `the scheduler would prefer the busier worker`,
+          );
+        }
+        previous = key;
+      }
+    }
+  }
+
+  filter(): void {
+    const policy = this.instance();
+    if (!policy.filter) return;
+    for (const task of sampleTasks()) {
+      for (const worker of sampleWorkers()) {
+        if (!builtInFits(task, worker)) continue;
+        this.filterResult(policy, task, worker);
+      }
+    }
+  }
+
+  requeue(): void {
+    const policy = this.instance();
+    if (!policy.onRequeue) return;
+    for (const task of sampleTasks()) this.requeuePriority(policy, task);
+  }
+
+  instance(context: PolicyContext = createPolicyTestContext()): SchedulingPolicy {
+    this.definition();
+    let options: unknown;
+    try {
+      options = this.def.parseOptions(this.opts.options);
+    } catch (error) {
+      fail(`parseOptions(${show(this.opts.options)}) threw: ${(error as Error)?.message ?? String(error)}`, error);
+    }
+    let policy: SchedulingPolicy;
+    try {
+      policy = this.def.create(options, context);
+    } catch (error) {
+      fail(`create() threw: ${(error as Error)?.message ?? String(error)}`, error);
+    }
+    if (typeof policy !== "object" || policy === null) fail(`create() returned ${show(policy)}, expected a policy object`);
+    if (typeof policy.taskKey !== "function") fail("the policy has no taskKey method");
+    if (typeof policy.workerKey !== "function") fail("the policy has no workerKey method");
+    return policy;
+  }
+
+  taskKey(policy: SchedulingPolicy, task: PolicyTask): number {
+    let key: unknown;
+    try {
+      key = policy.taskKey(task);
+    } catch (error) {
+      fail(`taskKey threw for ${describeTask(task)}: ${(error as Error)?.message ?? String(error)}`, error);
+    }
+    if (typeof key !== "number" || !Number.isFinite(key)) fail(`taskKey returned ${show(key)} for ${describeTask(task)}, expected a finite number`);
+    return key;
+  }
+
+  workerKey(policy: SchedulingPolicy, worker: PolicyWorker): number {
+    let key: unknown;
+    try {
+      key = policy.workerKey(worker);
+    } catch (error) {
+      fail(`workerKey threw for ${describeWorker(worker)}: ${(error as Error)?.message ?? String(error)}`, error);
+    }
+    if (typeof key !== "number" || !Number.isFinite(key)) fail(`workerKey returned ${show(key)} for ${describeWorker(worker)}, expected a finite number`);
+    return key;
+  }
+
+  filterResult(policy: SchedulingPolicy, task: PolicyTask, worker: PolicyWorker): FilterResult {
+    if (!policy.filter) return { fits: true };
+    let result: unknown;
+    try {
+      result = policy.filter(task, worker);
+    } catch (error) {
+      fail(
+        `filter threw for ${describeTask(task)} on ${describeWorker(worker)}: ${(error as Error)?.message ?? String(error)}; ` +
+          `return doesNotFit(reason) instead`,
+        error,
+      );
+    }
+    const r = result as { fits?: unknown; reason?: unknown } | null;
+    if (typeof r !== "object" || r === null || typeof r.fits !== "boolean") {
+      fail(`filter returned ${show(result)} for ${describeTask(task)} on ${describeWorker(worker)}, expected FITS or doesNotFit(reason)`);
+    }
+    if (r.fits === false && (typeof r.reason !== "string" || r.reason.trim() === "")) {
+      fail(`filter said a task does not fit without a reason (${show(result)}); users read the reason in \`get\``);
+    }
+    return r as FilterResult;
+  }
+
+  requeuePriority(policy: SchedulingPolicy, task: PolicyTask): number | undefined {
+    if (!policy.onRequeue) return undefined;
+    let decision: unknown;
+    try {
+      decision = policy.onRequeue(task);
+    } catch (error) {
+      fail(`onRequeue threw for ${describeTask(task)}: ${(error as Error)?.message ?? String(error)}`, error);
+    }
+    if (decision === undefined) return undefined;
+    const d = decision as { priority?: unknown } | null;
+    if (typeof d !== "object" || d === null) fail(`onRequeue returned ${show(decision)}, expected undefined or { priority }`);
+    if (d.priority === undefined) return undefined;
+    if (typeof d.priority !== "number" || !Number.isFinite(d.priority)) {
+      fail(`onRequeue returned priority ${show(d.priority)} for ${describeTask(task)}, expected a finite number`);
+    }
+    return d.priority;
+  }
+
+  expectOptionsError(raw: unknown, mustMention?: string): void {
+    let parsed: unknown;
+    try {
+      parsed = this.def.parseOptions(raw);
+    } catch (error) {
+      if (!TaskflowError.is(error) || error.reason !== Reason.POLICY_OPTIONS) {
+        fail(
+          `parseOptions(${show(raw)}) threw ${show((error as Error)?.message ?? error)} without reason ${Reason.POLICY_OPTIONS}; ` +
+            `throw a TaskflowError with that reason (definePolicy does)`,
+          error,
+        );
+      }
+      if (mustMention !== undefined && !error.message.includes(mustMention)) {
+        fail(`the error for an unknown option does not name the key ${show(mustMention)}: ${show(error.message)}`);
+      }
+      return;
+    }
+    fail(`parseOptions(${show(raw)}) accepted it (returned ${show(parsed)}); it must be rejected with ${Reason.POLICY_OPTIONS}`);
+  }
+}
