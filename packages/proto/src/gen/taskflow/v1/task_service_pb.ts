@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file taskflow/v1/task_service.proto.
  */
 export const file_taskflow_v1_task_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch50YXNrZmxvdy92MS90YXNrX3NlcnZpY2UucHJvdG8SC3Rhc2tmbG93LnYxIl8KEVN1Ym1pdFRhc2tSZXF1ZXN0EiMKBHNwZWMYASABKAsyFS50YXNrZmxvdy52MS5UYXNrU3BlYxIRCgljbGllbnRfaWQYAiABKAkSEgoKcmVxdWVzdF9pZBgDIAEoCSI7ChJTdWJtaXRUYXNrUmVzcG9uc2USDwoHdGFza19pZBgBIAEoCRIUCgxkZWR1cGxpY2F0ZWQYAiABKAgiYQoSU3VibWl0VGFza3NSZXF1ZXN0EiQKBXNwZWNzGAEgAygLMhUudGFza2Zsb3cudjEuVGFza1NwZWMSEQoJY2xpZW50X2lkGAIgASgJEhIKCnJlcXVlc3RfaWQYAyABKAkiPQoTU3VibWl0VGFza3NSZXNwb25zZRIQCgh0YXNrX2lkcxgBIAMoCRIUCgxkZWR1cGxpY2F0ZWQYAiADKAgieAoXU3VibWl0VGFza1N0cmVhbVJlcXVlc3QSEAoIYmF0Y2hfaWQYASABKAQSJAoFc3BlY3MYAiADKAsyFS50YXNrZmxvdy52MS5UYXNrU3BlYxIRCgljbGllbnRfaWQYAyABKAkSEgoKcmVxdWVzdF9pZBgEIAEoCSJ/ChhTdWJtaXRUYXNrU3RyZWFtUmVzcG9uc2USEAoIYmF0Y2hfaWQYASABKAQSEAoIdGFza19pZHMYAiADKAkSEgoKZXJyb3JfY29kZRgDIAEoBRIVCg1lcnJvcl9tZXNzYWdlGAQgASgJEhQKDGRlZHVwbGljYXRlZBgFIAMoCCIhCg5HZXRUYXNrUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJIjIKD0dldFRhc2tSZXNwb25zZRIfCgR0YXNrGAEgASgLMhEudGFza2Zsb3cudjEuVGFzayIjChBXYXRjaFRhc2tSZXF1ZXN0Eg8KB3Rhc2tfaWQYASABKAkiNAoRV2F0Y2hUYXNrUmVzcG9uc2USHwoEdGFzaxgBIAEoCzIRLnRhc2tmbG93LnYxLlRhc2siLAoXU3Vic2NyaWJlUmVzdWx0c1JlcXVlc3QSEQoJY2xpZW50X2lkGAEgASgJIkQKGFN1YnNjcmliZVJlc3VsdHNSZXNwb25zZRIoCgdyZXN1bHRzGAEgAygLMhcudGFza2Zsb3cudjEuVGFza1Jlc3VsdCI0ChFDYW5jZWxUYXNrUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSI1ChJDYW5jZWxUYXNrUmVzcG9uc2USHwoEdGFzaxgBIAEoCzIRLnRhc2tmbG93LnYxLlRhc2siggEKEExpc3RUYXNrc1JlcXVlc3QSJgoGc3RhdGVzGAEgAygOMhYudGFza2Zsb3cudjEuVGFza1N0YXRlEgwKBHR5cGUYAiABKAkSEQoJY2xpZW50X2lkGAMgASgJEhEKCXBhZ2Vfc2l6ZRgEIAEoDRISCgpwYWdlX3Rva2VuGAUgASgJImIKEUxpc3RUYXNrc1Jlc3BvbnNlEiAKBXRhc2tzGAEgAygLMhEudGFza2Zsb3cudjEuVGFzaxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSEgoKdG90YWxfc2l6ZRgDIAEoBDKlBQoLVGFza1NlcnZpY2USTQoKU3VibWl0VGFzaxIeLnRhc2tmbG93LnYxLlN1Ym1pdFRhc2tSZXF1ZXN0Gh8udGFza2Zsb3cudjEuU3VibWl0VGFza1Jlc3BvbnNlElAKC1N1Ym1pdFRhc2tzEh8udGFza2Zsb3cudjEuU3VibWl0VGFza3NSZXF1ZXN0GiAudGFza2Zsb3cudjEuU3VibWl0VGFza3NSZXNwb25zZRJjChBTdWJtaXRUYXNrU3RyZWFtEiQudGFza2Zsb3cudjEuU3VibWl0VGFza1N0cmVhbVJlcXVlc3QaJS50YXNrZmxvdy52MS5TdWJtaXRUYXNrU3RyZWFtUmVzcG9uc2UoATABEkQKB0dldFRhc2sSGy50YXNrZmxvdy52MS5HZXRUYXNrUmVxdWVzdBocLnRhc2tmbG93LnYxLkdldFRhc2tSZXNwb25zZRJMCglXYXRjaFRhc2sSHS50YXNrZmxvdy52MS5XYXRjaFRhc2tSZXF1ZXN0Gh4udGFza2Zsb3cudjEuV2F0Y2hUYXNrUmVzcG9uc2UwARJhChBTdWJzY3JpYmVSZXN1bHRzEiQudGFza2Zsb3cudjEuU3Vic2NyaWJlUmVzdWx0c1JlcXVlc3QaJS50YXNrZmxvdy52MS5TdWJzY3JpYmVSZXN1bHRzUmVzcG9uc2UwARJNCgpDYW5jZWxUYXNrEh4udGFza2Zsb3cudjEuQ2FuY2VsVGFza1JlcXVlc3QaHy50YXNrZmxvdy52MS5DYW5jZWxUYXNrUmVzcG9uc2USSgoJTGlzdFRhc2tzEh0udGFza2Zsb3cudjEuTGlzdFRhc2tzUmVxdWVzdBoeLnRhc2tmbG93LnYxLkxpc3RUYXNrc1Jlc3BvbnNlYgZwcm90bzM", [file_taskflow_v1_task]);
+  fileDesc("Ch50YXNrZmxvdy92MS90YXNrX3NlcnZpY2UucHJvdG8SC3Rhc2tmbG93LnYxIl8KEVN1Ym1pdFRhc2tSZXF1ZXN0EiMKBHNwZWMYASABKAsyFS50YXNrZmxvdy52MS5UYXNrU3BlYxIRCgljbGllbnRfaWQYAiABKAkSEgoKcmVxdWVzdF9pZBgDIAEoCSI7ChJTdWJtaXRUYXNrUmVzcG9uc2USDwoHdGFza19pZBgBIAEoCRIUCgxkZWR1cGxpY2F0ZWQYAiABKAgiYQoSU3VibWl0VGFza3NSZXF1ZXN0EiQKBXNwZWNzGAEgAygLMhUudGFza2Zsb3cudjEuVGFza1NwZWMSEQoJY2xpZW50X2lkGAIgASgJEhIKCnJlcXVlc3RfaWQYAyABKAkiPQoTU3VibWl0VGFza3NSZXNwb25zZRIQCgh0YXNrX2lkcxgBIAMoCRIUCgxkZWR1cGxpY2F0ZWQYAiADKAgieAoXU3VibWl0VGFza1N0cmVhbVJlcXVlc3QSEAoIYmF0Y2hfaWQYASABKAQSJAoFc3BlY3MYAiADKAsyFS50YXNrZmxvdy52MS5UYXNrU3BlYxIRCgljbGllbnRfaWQYAyABKAkSEgoKcmVxdWVzdF9pZBgEIAEoCSJ/ChhTdWJtaXRUYXNrU3RyZWFtUmVzcG9uc2USEAoIYmF0Y2hfaWQYASABKAQSEAoIdGFza19pZHMYAiADKAkSEgoKZXJyb3JfY29kZRgDIAEoBRIVCg1lcnJvcl9tZXNzYWdlGAQgASgJEhQKDGRlZHVwbGljYXRlZBgFIAMoCCIhCg5HZXRUYXNrUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJIjIKD0dldFRhc2tSZXNwb25zZRIfCgR0YXNrGAEgASgLMhEudGFza2Zsb3cudjEuVGFzayIjChBXYXRjaFRhc2tSZXF1ZXN0Eg8KB3Rhc2tfaWQYASABKAkiNAoRV2F0Y2hUYXNrUmVzcG9uc2USHwoEdGFzaxgBIAEoCzIRLnRhc2tmbG93LnYxLlRhc2siLAoXU3Vic2NyaWJlUmVzdWx0c1JlcXVlc3QSEQoJY2xpZW50X2lkGAEgASgJIkQKGFN1YnNjcmliZVJlc3VsdHNSZXNwb25zZRIoCgdyZXN1bHRzGAEgAygLMhcudGFza2Zsb3cudjEuVGFza1Jlc3VsdCI0ChFDYW5jZWxUYXNrUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSI1ChJDYW5jZWxUYXNrUmVzcG9uc2USHwoEdGFzaxgBIAEoCzIRLnRhc2tmbG93LnYxLlRhc2siggEKEExpc3RUYXNrc1JlcXVlc3QSJgoGc3RhdGVzGAEgAygOMhYudGFza2Zsb3cudjEuVGFza1N0YXRlEgwKBHR5cGUYAiABKAkSEQoJY2xpZW50X2lkGAMgASgJEhEKCXBhZ2Vfc2l6ZRgEIAEoDRISCgpwYWdlX3Rva2VuGAUgASgJImIKEUxpc3RUYXNrc1Jlc3BvbnNlEiAKBXRhc2tzGAEgAygLMhEudGFza2Zsb3cudjEuVGFzaxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSEgoKdG90YWxfc2l6ZRgDIAEoBCK+AQoKVGFza0ZpbHRlchIMCgR0eXBlGAEgASgJEg4KBnRlbmFudBgCIAEoCRImCgZzdGF0ZXMYAyADKA4yFi50YXNrZmxvdy52MS5UYXNrU3RhdGUSGAoQY3JlYXRlZF9hZnRlcl9tcxgEIAEoBBIZChFjcmVhdGVkX2JlZm9yZV9tcxgFIAEoBBIZChFmaW5pc2hlZF9hZnRlcl9tcxgGIAEoBBIaChJmaW5pc2hlZF9iZWZvcmVfbXMYByABKAQicgoRUmV0cnlUYXNrc1JlcXVlc3QSEAoIdGFza19pZHMYASADKAkSJwoGZmlsdGVyGAIgASgLMhcudGFza2Zsb3cudjEuVGFza0ZpbHRlchIRCgltYXhfdGFza3MYAyABKA0SDwoHZHJ5X3J1bhgEIAEoCCI2ChJSZXRyeVRhc2tzUmVzcG9uc2USIAoFdGFza3MYASADKAsyES50YXNrZmxvdy52MS5UYXNrInEKEkNhbmNlbFRhc2tzUmVxdWVzdBInCgZmaWx0ZXIYASABKAsyFy50YXNrZmxvdy52MS5UYXNrRmlsdGVyEg4KBnJlYXNvbhgCIAEoCRIRCgltYXhfdGFza3MYAyABKA0SDwoHZHJ5X3J1bhgEIAEoCCI3ChNDYW5jZWxUYXNrc1Jlc3BvbnNlEiAKBXRhc2tzGAEgAygLMhEudGFza2Zsb3cudjEuVGFzazLGBgoLVGFza1NlcnZpY2USTQoKU3VibWl0VGFzaxIeLnRhc2tmbG93LnYxLlN1Ym1pdFRhc2tSZXF1ZXN0Gh8udGFza2Zsb3cudjEuU3VibWl0VGFza1Jlc3BvbnNlElAKC1N1Ym1pdFRhc2tzEh8udGFza2Zsb3cudjEuU3VibWl0VGFza3NSZXF1ZXN0GiAudGFza2Zsb3cudjEuU3VibWl0VGFza3NSZXNwb25zZRJjChBTdWJtaXRUYXNrU3RyZWFtEiQudGFza2Zsb3cudjEuU3VibWl0VGFza1N0cmVhbVJlcXVlc3QaJS50YXNrZmxvdy52MS5TdWJtaXRUYXNrU3RyZWFtUmVzcG9uc2UoATABEkQKB0dldFRhc2sSGy50YXNrZmxvdy52MS5HZXRUYXNrUmVxdWVzdBocLnRhc2tmbG93LnYxLkdldFRhc2tSZXNwb25zZRJMCglXYXRjaFRhc2sSHS50YXNrZmxvdy52MS5XYXRjaFRhc2tSZXF1ZXN0Gh4udGFza2Zsb3cudjEuV2F0Y2hUYXNrUmVzcG9uc2UwARJhChBTdWJzY3JpYmVSZXN1bHRzEiQudGFza2Zsb3cudjEuU3Vic2NyaWJlUmVzdWx0c1JlcXVlc3QaJS50YXNrZmxvdy52MS5TdWJzY3JpYmVSZXN1bHRzUmVzcG9uc2UwARJNCgpDYW5jZWxUYXNrEh4udGFza2Zsb3cudjEuQ2FuY2VsVGFza1JlcXVlc3QaHy50YXNrZmxvdy52MS5DYW5jZWxUYXNrUmVzcG9uc2USSgoJTGlzdFRhc2tzEh0udGFza2Zsb3cudjEuTGlzdFRhc2tzUmVxdWVzdBoeLnRhc2tmbG93LnYxLkxpc3RUYXNrc1Jlc3BvbnNlEk0KClJldHJ5VGFza3MSHi50YXNrZmxvdy52MS5SZXRyeVRhc2tzUmVxdWVzdBofLnRhc2tmbG93LnYxLlJldHJ5VGFza3NSZXNwb25zZRJQCgtDYW5jZWxUYXNrcxIfLnRhc2tmbG93LnYxLkNhbmNlbFRhc2tzUmVxdWVzdBogLnRhc2tmbG93LnYxLkNhbmNlbFRhc2tzUmVzcG9uc2ViBnByb3RvMw", [file_taskflow_v1_task]);
 
 /**
  * @generated from message taskflow.v1.SubmitTaskRequest
@@ -433,6 +433,188 @@ export const ListTasksResponseSchema: GenMessage<ListTasksResponse> = /*@__PURE_
   messageDesc(file_taskflow_v1_task_service, 15);
 
 /**
+ * Which tasks a bulk call acts on. Every field narrows the match; an empty field matches all.
+ * A client token matches only its own tenant's tasks whatever the filter.
+ *
+ * @generated from message taskflow.v1.TaskFilter
+ */
+export type TaskFilter = Message<"taskflow.v1.TaskFilter"> & {
+  /**
+   * Only tasks of this type.
+   *
+   * @generated from field: string type = 1;
+   */
+  type: string;
+
+  /**
+   * Only this tenant's tasks. Admin tokens only (a client token is always limited to its own
+   * tenant; naming another answers PERMISSION_DENIED).
+   *
+   * @generated from field: string tenant = 2;
+   */
+  tenant: string;
+
+  /**
+   * Only tasks in these states. RetryTasks: FAILED and/or CANCELLED, default FAILED.
+   * CancelTasks: QUEUED, ASSIGNED and/or RUNNING, default all three.
+   *
+   * @generated from field: repeated taskflow.v1.TaskState states = 3;
+   */
+  states: TaskState[];
+
+  /**
+   * Only tasks submitted at or after this time (epoch ms); 0 = no bound.
+   *
+   * @generated from field: uint64 created_after_ms = 4;
+   */
+  createdAfterMs: bigint;
+
+  /**
+   * Only tasks submitted before this time (epoch ms); 0 = no bound.
+   *
+   * @generated from field: uint64 created_before_ms = 5;
+   */
+  createdBeforeMs: bigint;
+
+  /**
+   * RetryTasks only: tasks that finished at or after this time (epoch ms); 0 = no bound.
+   *
+   * @generated from field: uint64 finished_after_ms = 6;
+   */
+  finishedAfterMs: bigint;
+
+  /**
+   * RetryTasks only: tasks that finished before this time (epoch ms); 0 = no bound.
+   *
+   * @generated from field: uint64 finished_before_ms = 7;
+   */
+  finishedBeforeMs: bigint;
+};
+
+/**
+ * Describes the message taskflow.v1.TaskFilter.
+ * Use `create(TaskFilterSchema)` to create a new message.
+ */
+export const TaskFilterSchema: GenMessage<TaskFilter> = /*@__PURE__*/
+  messageDesc(file_taskflow_v1_task_service, 16);
+
+/**
+ * @generated from message taskflow.v1.RetryTasksRequest
+ */
+export type RetryTasksRequest = Message<"taskflow.v1.RetryTasksRequest"> & {
+  /**
+   * 1 to 10,000 task IDs. Set either these or filter.
+   *
+   * @generated from field: repeated string task_ids = 1;
+   */
+  taskIds: string[];
+
+  /**
+   * The tasks to retry, newest first. Set either this or task_ids.
+   *
+   * @generated from field: taskflow.v1.TaskFilter filter = 2;
+   */
+  filter?: TaskFilter | undefined;
+
+  /**
+   * With filter: retry at most this many. Default 1,000, at most 10,000.
+   *
+   * @generated from field: uint32 max_tasks = 3;
+   */
+  maxTasks: number;
+
+  /**
+   * Answer which tasks would be retried, and change nothing.
+   *
+   * @generated from field: bool dry_run = 4;
+   */
+  dryRun: boolean;
+};
+
+/**
+ * Describes the message taskflow.v1.RetryTasksRequest.
+ * Use `create(RetryTasksRequestSchema)` to create a new message.
+ */
+export const RetryTasksRequestSchema: GenMessage<RetryTasksRequest> = /*@__PURE__*/
+  messageDesc(file_taskflow_v1_task_service, 17);
+
+/**
+ * @generated from message taskflow.v1.RetryTasksResponse
+ */
+export type RetryTasksResponse = Message<"taskflow.v1.RetryTasksResponse"> & {
+  /**
+   * The tasks retried (or, with dry_run, that would be), each now QUEUED.
+   *
+   * @generated from field: repeated taskflow.v1.Task tasks = 1;
+   */
+  tasks: Task[];
+};
+
+/**
+ * Describes the message taskflow.v1.RetryTasksResponse.
+ * Use `create(RetryTasksResponseSchema)` to create a new message.
+ */
+export const RetryTasksResponseSchema: GenMessage<RetryTasksResponse> = /*@__PURE__*/
+  messageDesc(file_taskflow_v1_task_service, 18);
+
+/**
+ * @generated from message taskflow.v1.CancelTasksRequest
+ */
+export type CancelTasksRequest = Message<"taskflow.v1.CancelTasksRequest"> & {
+  /**
+   * Required: cancelling every task needs at least one field set (states alone counts).
+   *
+   * @generated from field: taskflow.v1.TaskFilter filter = 1;
+   */
+  filter?: TaskFilter | undefined;
+
+  /**
+   * @generated from field: string reason = 2;
+   */
+  reason: string;
+
+  /**
+   * Cancel at most this many, oldest first. Default 1,000, at most 10,000.
+   *
+   * @generated from field: uint32 max_tasks = 3;
+   */
+  maxTasks: number;
+
+  /**
+   * Answer which tasks would be cancelled, and change nothing.
+   *
+   * @generated from field: bool dry_run = 4;
+   */
+  dryRun: boolean;
+};
+
+/**
+ * Describes the message taskflow.v1.CancelTasksRequest.
+ * Use `create(CancelTasksRequestSchema)` to create a new message.
+ */
+export const CancelTasksRequestSchema: GenMessage<CancelTasksRequest> = /*@__PURE__*/
+  messageDesc(file_taskflow_v1_task_service, 19);
+
+/**
+ * @generated from message taskflow.v1.CancelTasksResponse
+ */
+export type CancelTasksResponse = Message<"taskflow.v1.CancelTasksResponse"> & {
+  /**
+   * The tasks cancelled (or, with dry_run, that would be).
+   *
+   * @generated from field: repeated taskflow.v1.Task tasks = 1;
+   */
+  tasks: Task[];
+};
+
+/**
+ * Describes the message taskflow.v1.CancelTasksResponse.
+ * Use `create(CancelTasksResponseSchema)` to create a new message.
+ */
+export const CancelTasksResponseSchema: GenMessage<CancelTasksResponse> = /*@__PURE__*/
+  messageDesc(file_taskflow_v1_task_service, 20);
+
+/**
  * Client <-> PLM: submit, observe and control tasks.
  *
  * Limits every call is held to (config keys of the control node in parentheses):
@@ -535,6 +717,31 @@ export const TaskService: GenService<{
     methodKind: "unary";
     input: typeof ListTasksRequestSchema;
     output: typeof ListTasksResponseSchema;
+  },
+  /**
+   * Puts finished tasks back in the queue (the dead-letter retry): each keeps its ID and its
+   * attempt history, goes back to QUEUED with a fresh attempt budget, and its watchers and result
+   * subscribers see it finish again. Either task_ids or filter, not both. By IDs the call is all
+   * or none: an unknown ID or another tenant's answers NOT_FOUND, a task not FAILED or CANCELLED
+   * FAILED_PRECONDITION, and nothing is retried. Retried tasks count against the tenant's quota
+   * as submitted ones do (RESOURCE_EXHAUSTED, TASKFLOW_ERR_QUOTA).
+   *
+   * @generated from rpc taskflow.v1.TaskService.RetryTasks
+   */
+  retryTasks: {
+    methodKind: "unary";
+    input: typeof RetryTasksRequestSchema;
+    output: typeof RetryTasksResponseSchema;
+  },
+  /**
+   * Cancels every unfinished task that matches a filter, up to max_tasks.
+   *
+   * @generated from rpc taskflow.v1.TaskService.CancelTasks
+   */
+  cancelTasks: {
+    methodKind: "unary";
+    input: typeof CancelTasksRequestSchema;
+    output: typeof CancelTasksResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_taskflow_v1_task_service, 0);
