@@ -10,9 +10,12 @@ import { createHash } from "node:crypto";
 import { rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
+import * as grpc from "@grpc/grpc-js";
 import { Code, TaskflowError } from "@taskflow/core";
+import { TaskService } from "@taskflow/proto";
+import { createClient } from "@taskflow/proto/grpc";
 import { TaskflowClient, TaskState } from "@taskflow/client";
-import { cli, eventually, freePort, startNode, tempDir, type StartedNode } from "./harness.js";
+import { cli, code, eventually, freePort, startNode, tempDir, type StartedNode } from "./harness.js";
 
 const sha = (token: string) => `sha256:${createHash("sha256").update(token).digest("hex")}`;
 const tok = (name: string) => `tfk_test_${name}_${Math.random().toString(36).slice(2)}`;
@@ -125,6 +128,27 @@ describe("dead-letter list and retry (SQLite store, real workers)", () => {
     const byCli = await run(["retry", id], T.b);
     assert.equal(byCli.code, 3, byCli.stderr);
     rmSync(file);
+  });
+
+  it("refuses malformed RetryTasks and CancelTasks requests with INVALID_ARGUMENT naming the field", async () => {
+    const raw = createClient(TaskService, control.address);
+    const metadata = new grpc.Metadata();
+    metadata.set("authorization", `Bearer ${T.a}`);
+    const opts = { metadata };
+    try {
+      const bad: [Promise<unknown>, RegExp][] = [
+        [raw.retryTasks({}, opts), /task_ids or filter is required/],
+        [raw.retryTasks({ taskIds: ["x"], filter: { type: "flaky" } }, opts), /set either task_ids or filter, not both/],
+        [raw.retryTasks({ filter: { states: [99 as TaskState] } }, opts), /filter\.states has an unknown task state 99/],
+        [raw.retryTasks({ filter: { states: [1] } }, opts), /filter\.states may hold only failed, cancelled/],
+        [raw.retryTasks({ filter: {}, maxTasks: 20_000 }, opts), /max_tasks must be at most 10000/],
+        [raw.cancelTasks({}, opts), /filter is required/],
+        [raw.cancelTasks({ filter: {} }, opts), /filter must set at least one field/],
+      ];
+      for (const [call, pattern] of bad) await assert.rejects(call, code(grpc.status.INVALID_ARGUMENT, pattern));
+    } finally {
+      raw.raw.close();
+    }
   });
 
   it("retries in bulk by type from the CLI: without --yes it only says what it would do", async () => {
