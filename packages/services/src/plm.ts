@@ -218,7 +218,11 @@ export class ProcessLifecycleManager implements Plm {
       );
     }
     const perTenant = new Map<string, TaskRecord[]>();
-    for (const rec of recs) perTenant.set(rec.tenant, [...(perTenant.get(rec.tenant) ?? []), rec]);
+    for (const rec of recs) {
+      const tasks = perTenant.get(rec.tenant);
+      if (tasks) tasks.push(rec);
+      else perTenant.set(rec.tenant, [rec]);
+    }
     // A retried task counts against its tenant's quota as a submitted one does; all or none.
     const admitted: [TenantAccount, number][] = [];
     try {
