@@ -27,6 +27,11 @@ const seeds: Record<string, unknown[]> = {
   SubscribeResults: [{ clientId: "fuzz" }],
   CancelTask: [{ taskId: "0b7c2a43-5f7e-4c1a-9a51-8f0e3d2b1c4a", reason: "fuzz" }],
   ListTasks: [{ states: [1, 4], type: "echo", clientId: "fuzz", pageSize: 10, pageToken: "" }],
+  RetryTasks: [
+    { taskIds: ["0b7c2a43-5f7e-4c1a-9a51-8f0e3d2b1c4a"] },
+    { filter: { type: "echo", states: [5, 6], createdAfterMs: 1n, finishedBeforeMs: 2n ** 40n }, maxTasks: 10, dryRun: true },
+  ],
+  CancelTasks: [{ filter: { type: "echo", states: [1], createdBeforeMs: 2n ** 40n }, reason: "fuzz", maxTasks: 10, dryRun: true }],
   Session: [
     { kind: { case: "hello", value: { workerId: "fuzz-worker", host: "h", pid: 1, slots: 2, prefetch: 1, labels: { zone: "a" }, taskTypes: ["echo"], running: [{ taskId: "t", epoch: 1n }] } } },
     { kind: { case: "heartbeat", value: { running: 1, results: [{ taskId: "t", epoch: 1n, ok: true, result: new Uint8Array([1]) }], seq: 1n } } },

@@ -1,12 +1,13 @@
 #!/usr/bin/env node
 /**
- * `taskflow`: run a node, or talk to a cluster (submit, get, watch, cancel, list, workers, drain).
+ * `taskflow`: run a node, or talk to a cluster (submit, get, watch, cancel, retry, list, workers, drain).
  */
 import { readFileSync } from "node:fs";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { AUTH_ROLES, Code, DEFAULT_CONTROL_ADDRESS, MAX_DELAY_MS, TaskflowError, type AuthRole } from "@taskflow/core";
-import { TaskflowClient, TaskState, taskStateName, wireError } from "@taskflow/client";
-import { EXIT, errorLine, exitCodeFor, parseDelay, table, taskJson, taskText, workerJson } from "./cli/output.js";
+import { TaskflowClient, TaskState, taskStateName, wireError, type BulkFilter } from "@taskflow/client";
+import type { Task } from "@taskflow/proto";
+import { EXIT, errorLine, exitCodeFor, parseDelay, parseTimePoint, table, taskJson, taskText, workerJson } from "./cli/output.js";
 import { renderTop, runTop, sampleOf } from "./cli/top.js";
 
 const version = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version;
@@ -225,19 +226,116 @@ program
 
 program
   .command("cancel")
-  .description("cancel a task that has not finished")
-  .argument("<id>", "task ID")
+  .description("cancel a task that has not finished, or every unfinished task matching --type/--tenant/--since/--until/--state")
+  .argument("[id]", "task ID (or give filters instead)")
   .option("-r, --reason <text>", "why, kept on the task")
+  .option("-t, --type <type>", "bulk: only this task type")
+  .option("--tenant <name>", "bulk: only this tenant's tasks (admin tokens)")
+  .option("--since <when>", "bulk: only tasks submitted since then (1h, 30m, 2d, or a date)")
+  .option("--until <when>", "bulk: only tasks submitted before then (1h, 30m, 2d, or a date)")
+  .addOption(new Option("-s, --state <state...>", "bulk: only these states (default all unfinished)").choices(["queued", "assigned", "running"]))
+  .option("-n, --limit <n>", "bulk: at most this many (at most 10000)", parseInteger("--limit"), 1000)
+  .option("-y, --yes", "bulk: do it; without --yes only print what it would cancel")
   .option("--json", "print JSON")
-  .action(async (id: string, opts: { reason?: string; json?: boolean }) => {
+  .action(async (id: string | undefined, opts: BulkFlags & { reason?: string }) => {
+    const filter = bulkFilter(opts, "created");
+    if (id !== undefined && filter) usage("give a task ID or filters (--type, --tenant, --since, --until, --state), not both");
+    if (id === undefined && !filter) usage("give a task ID, or filters (--type, --tenant, --since, --until, --state) for a bulk cancel");
     const c = client();
     try {
-      const task = await c.cancel(id, opts.reason ?? "");
-      print(taskJson(task), Boolean(opts.json), () => `cancelled ${id}`);
+      if (id !== undefined) {
+        const task = await c.cancel(id, opts.reason ?? "");
+        print(taskJson(task), Boolean(opts.json), () => `cancelled ${id}`);
+        return;
+      }
+      const tasks = await c.cancelMany({ ...filter, maxTasks: opts.limit, dryRun: !opts.yes }, opts.reason ?? "");
+      printBulk(tasks, "cancel", Boolean(opts.yes), Boolean(opts.json));
     } finally {
       c.close();
     }
   });
+
+program
+  .command("retry")
+  .description("put failed or cancelled tasks back in the queue with a fresh attempt budget: by ID, or every one matching filters")
+  .argument("[ids...]", "task IDs (all or none are retried)")
+  .option("-t, --type <type>", "bulk: only this task type")
+  .option("--tenant <name>", "bulk: only this tenant's tasks (admin tokens)")
+  .option("--since <when>", "bulk: only tasks that finished since then (1h, 30m, 2d, or a date)")
+  .option("--until <when>", "bulk: only tasks that finished before then (1h, 30m, 2d, or a date)")
+  .addOption(new Option("-s, --state <state...>", "bulk: only these states (default failed)").choices(["failed", "cancelled"]))
+  .option("-n, --limit <n>", "bulk: at most this many, newest first (at most 10000)", parseInteger("--limit"), 1000)
+  .option("-y, --yes", "bulk: do it; without --yes only print what it would retry")
+  .option("--json", "print JSON")
+  .action(async (ids: string[], opts: BulkFlags) => {
+    const filter = bulkFilter(opts, "finished");
+    if (ids.length > 0 && filter) usage("give task IDs or filters (--type, --tenant, --since, --until, --state), not both");
+    if (ids.length === 0 && !filter) usage("give task IDs, or filters (--type, --tenant, --since, --until, --state) for a bulk retry");
+    const c = client();
+    try {
+      if (ids.length > 0) {
+        const tasks = await c.retry(ids);
+        print({ tasks: tasks.map(taskJson) }, Boolean(opts.json), () => tasks.map((t) => `retried ${t.id}`).join("\n"));
+        return;
+      }
+      const tasks = await c.retry({ ...filter, maxTasks: opts.limit, dryRun: !opts.yes });
+      printBulk(tasks, "retry", Boolean(opts.yes), Boolean(opts.json));
+    } finally {
+      c.close();
+    }
+  });
+
+interface BulkFlags {
+  type?: string;
+  tenant?: string;
+  since?: string;
+  until?: string;
+  state?: string[];
+  limit: number;
+  yes?: boolean;
+  json?: boolean;
+}
+
+/** The filter the bulk flags give, or undefined when none is set; `times` says which time --since/--until bound. */
+function bulkFilter(opts: BulkFlags, times: "created" | "finished"): BulkFilter | undefined {
+  if (!opts.type && !opts.tenant && !opts.since && !opts.until && !opts.state?.length) return undefined;
+  const now = Date.now();
+  const at = (flag: string, text: string | undefined) => {
+    if (text === undefined) return undefined;
+    const t = parseTimePoint(text, now);
+    if (t === undefined) usage(`${flag} takes a duration back from now (1h, 30m, 2d) or a date (2026-01-31T12:00:00Z), got "${text}"`);
+    return t;
+  };
+  const since = at("--since", opts.since);
+  const until = at("--until", opts.until);
+  return {
+    ...(opts.type && { type: opts.type }),
+    ...(opts.tenant && { tenant: opts.tenant }),
+    ...(opts.state?.length && { states: opts.state.map((s) => STATE_VALUES.indexOf(s) + 1) }),
+    ...(since !== undefined && (times === "created" ? { createdAfter: since } : { finishedAfter: since })),
+    ...(until !== undefined && (times === "created" ? { createdBefore: until } : { finishedBefore: until })),
+  };
+}
+
+function usage(message: string): never {
+  throw new TaskflowError(Code.INVALID_ARGUMENT, message);
+}
+
+/** A bulk call's answer: what it did, or with a dry run what it would do and how to do it. */
+function printBulk(tasks: readonly Task[], verb: "retry" | "cancel", done: boolean, json: boolean): void {
+  const rows = [["ID", "TYPE", "STATE", "TENANT", "LAST ERROR"]];
+  for (const t of tasks.map(taskJson)) rows.push([String(t["id"]), String(t["type"]), String(t["state"]), String(t["tenant"] ?? "-"), lastError(t)]);
+  print({ [done ? (verb === "retry" ? "retried" : "cancelled") : `would${verb === "retry" ? "Retry" : "Cancel"}`]: tasks.map(taskJson) }, json, () => {
+    const what = done ? `${verb === "retry" ? "retried" : "cancelled"} ${tasks.length} task(s)` : `would ${verb} ${tasks.length} task(s); run again with --yes to do it`;
+    return tasks.length ? `${table(rows)}\n${what}` : what;
+  });
+}
+
+/** The error a task finished with (its cancel reason for a cancelled one), cut to fit a column. */
+function lastError(t: Record<string, unknown>): string {
+  const e = String(t["error"] ?? "").replace(/\s+/g, " ");
+  return !e || e === "null" ? "-" : e.length > 60 ? `${e.slice(0, 59)}…` : e;
+}
 
 const STATE_VALUES = ["queued", "assigned", "running", "succeeded", "failed", "cancelled"];
 
@@ -262,9 +360,12 @@ program
       });
       const tasks = page.tasks.map(taskJson);
       print({ tasks, nextPageToken: page.nextPageToken || null, total: Number(page.totalSize) }, Boolean(opts.json), () => {
-        const rows = [["ID", "TYPE", "STATE", "ATTEMPT", "WORKER", "CREATED", "DUE"]];
+        // Failed and cancelled tasks (the dead-letter list) show why they ended.
+        const withError = tasks.some((t) => t["error"]);
+        const rows = [["ID", "TYPE", "STATE", "ATTEMPT", "WORKER", "CREATED", "DUE", ...(withError ? ["LAST ERROR"] : [])]];
         for (const t of tasks) {
-          rows.push([String(t["id"]), String(t["type"]), String(t["state"]), String(t["attempt"]), String(t["workerId"] ?? "-"), String(t["createdAt"]), String(t["runAt"] ?? "-")]);
+          const row = [String(t["id"]), String(t["type"]), String(t["state"]), String(t["attempt"]), String(t["workerId"] ?? "-"), String(t["createdAt"]), String(t["runAt"] ?? "-")];
+          rows.push(withError ? [...row, lastError(t)] : row);
         }
         const more = page.nextPageToken ? `\nmore: --page-token ${page.nextPageToken}` : "";
         return `${table(rows)}\n${tasks.length} of ${page.totalSize} task(s)${more}`;

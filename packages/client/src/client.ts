@@ -28,6 +28,41 @@ import { CLIENT_DEFAULTS } from "./defaults.js";
 import { SubmitQueue } from "./submit-queue.js";
 import { hand, isFinalState, outcomeOf, resultFromTask, settle, type Outcome, type TaskResultFields, type Waiter } from "./outcome.js";
 
+/** Which tasks {@link TaskflowClient.retry} or {@link TaskflowClient.cancelMany} act on; every field set narrows the match. */
+export interface BulkFilter {
+  /** Only tasks of this type. @defaultValue every type */
+  type?: string;
+  /** Only this tenant's tasks (admin tokens; a client token always acts on its own tenant). @defaultValue every tenant the token may see */
+  tenant?: string;
+  /** Retry: FAILED and/or CANCELLED. Cancel: QUEUED, ASSIGNED and/or RUNNING. @defaultValue retry: FAILED; cancel: all three */
+  states?: TaskState[];
+  /** Only tasks submitted at or after this time. @defaultValue no bound */
+  createdAfter?: Date | number;
+  /** Only tasks submitted before this time. @defaultValue no bound */
+  createdBefore?: Date | number;
+  /** Retry only: tasks that finished at or after this time. @defaultValue no bound */
+  finishedAfter?: Date | number;
+  /** Retry only: tasks that finished before this time. @defaultValue no bound */
+  finishedBefore?: Date | number;
+  /** Act on at most this many tasks (at most 10,000). @defaultValue 1000 */
+  maxTasks?: number;
+  /** Find the tasks and change nothing. @defaultValue false */
+  dryRun?: boolean;
+}
+
+function filterToWire(f: BulkFilter) {
+  const ms = (t: Date | number | undefined) => BigInt(t === undefined ? 0 : typeof t === "number" ? t : t.getTime());
+  return {
+    type: f.type ?? "",
+    tenant: f.tenant ?? "",
+    states: f.states ?? [],
+    createdAfterMs: ms(f.createdAfter),
+    createdBeforeMs: ms(f.createdBefore),
+    finishedAfterMs: ms(f.finishedAfter),
+    finishedBeforeMs: ms(f.finishedBefore),
+  };
+}
+
 export interface ClientOptions extends ConnectionOptions {
   /** The control node's address. @defaultValue "127.0.0.1:50051" */
   address?: string;
@@ -199,6 +234,33 @@ export class TaskflowClient {
   async cancel(taskId: string, reason = ""): Promise<Task> {
     const res = await call(() => this.tasks.cancelTask({ taskId, reason }));
     return res.task!;
+  }
+
+  /**
+   * Puts failed or cancelled tasks back in the queue with a fresh attempt budget: the tasks with
+   * these IDs (all or none), or those matching a filter (default: failed, newest first, at most
+   * `maxTasks`). Returns the tasks retried, now queued; with `dryRun`, those that would be.
+   */
+  async retry(target: string | readonly string[] | BulkFilter): Promise<Task[]> {
+    const req = typeof target === "string" || Array.isArray(target)
+      ? { taskIds: typeof target === "string" ? [target] : [...(target as readonly string[])] }
+      : { filter: filterToWire(target as BulkFilter), maxTasks: (target as BulkFilter).maxTasks ?? 0, dryRun: (target as BulkFilter).dryRun ?? false };
+    const res = await call(() => this.tasks.retryTasks(req));
+    if (!("dryRun" in req && req.dryRun)) {
+      // This client's own retried tasks finish again on its results stream: await them afresh.
+      for (const task of res.tasks) {
+        if (task.clientId !== this.clientId) continue;
+        this.outcomes.delete(task.id);
+        if (!this.unfinished.has(task.id)) this.unfinished.set(task.id, null);
+      }
+    }
+    return res.tasks;
+  }
+
+  /** Cancels every unfinished task matching `filter` (at least one field set), up to `maxTasks`; returns them. */
+  async cancelMany(filter: BulkFilter, reason = ""): Promise<Task[]> {
+    const res = await call(() => this.tasks.cancelTasks({ filter: filterToWire(filter), reason, maxTasks: filter.maxTasks ?? 0, dryRun: filter.dryRun ?? false }));
+    return res.tasks;
   }
 
   async list(filter: { states?: TaskState[]; type?: string; clientId?: string; pageSize?: number; pageToken?: string } = {}): Promise<ListTasksResponse> {

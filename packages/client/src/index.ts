@@ -1,4 +1,4 @@
-export { TaskflowClient, type ClientOptions, type SubmitOptions, type TaskRequest } from "./client.js";
+export { TaskflowClient, type BulkFilter, type ClientOptions, type SubmitOptions, type TaskRequest } from "./client.js";
 export { type Outcome } from "./outcome.js";
 export { TaskflowWorker } from "./worker.js";
 export { type HandlerMap, type HeldResult, type TaskContext, type TaskHandler, type WorkerHooks, type WorkerOptions } from "./worker-options.js";

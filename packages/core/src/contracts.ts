@@ -2,7 +2,7 @@
  * The control plane's components, as DESIGN.md names them. `services` implements them;
  * `apps/node` wires them with DI. They talk to each other only through these interfaces.
  */
-import type { TaskOutcome, TaskRecord, TaskSpec, TenantScope, WorkerRecord } from "./model.js";
+import type { TaskOutcome, TaskRecord, TaskSpec, TaskState, TenantScope, WorkerRecord } from "./model.js";
 import type { TaskPage, TaskQuery } from "./store.js";
 
 /** A pino-compatible logger subset. */
@@ -133,10 +133,51 @@ export interface Plm {
   watch(taskId: string, listener: (task: TaskRecord) => void, scope: TenantScope): Promise<() => void>;
   /** Streams outcomes of tasks `tenant` submitted with `clientId`; returns unsubscribe. */
   subscribeResults(clientId: string, listener: (outcomes: readonly TaskOutcome[]) => void, tenant?: string): () => void;
+  /**
+   * Puts failed or cancelled tasks back in the queue with a fresh attempt budget (IDs: all or
+   * none; NOT_FOUND as {@link get}, FAILED_PRECONDITION for a task in another state), or those
+   * matching a filter. Returns the tasks retried; with `dryRun`, those that would be.
+   */
+  retry(target: readonly string[] | TaskFilter, options: BulkOptions, scope: TenantScope): Promise<TaskRecord[]>;
+  /** Cancels the unfinished tasks matching `filter`; returns them (with `dryRun`, changes nothing). */
+  cancelMany(filter: TaskFilter, reason: string, options: BulkOptions, scope: TenantScope): Promise<TaskRecord[]>;
   counts(): Promise<Record<TaskRecord["state"], number>>;
   /** Per-tenant counters for metrics, one entry per label (bounded; see {@link TenantUsage}). */
   tenantUsage(): TenantUsage[];
 }
+
+/** Which tasks a bulk retry or cancel acts on; every field set narrows the match. */
+export interface TaskFilter {
+  type?: string;
+  /** One tenant's tasks; outside an all-tenants scope only the caller's own. */
+  tenant?: string;
+  /** Retry: failed and/or cancelled (default failed). Cancel: unfinished states (default all). */
+  states?: readonly TaskState[];
+  /** Epoch ms bounds, 0 or absent = none: created in [createdAfter, createdBefore), finished in [finishedAfter, finishedBefore). */
+  createdAfter?: number;
+  createdBefore?: number;
+  finishedAfter?: number;
+  finishedBefore?: number;
+}
+
+/** How far a bulk call goes. */
+export interface BulkOptions {
+  /**
+   * Act on at most this many tasks (filters only).
+   * @defaultValue 1000 ({@link BULK_DEFAULT_MAX}); at most {@link BULK_LIMIT}
+   */
+  maxTasks?: number;
+  /**
+   * Find the tasks and change nothing.
+   * @defaultValue false
+   */
+  dryRun?: boolean;
+}
+
+/** The default of {@link BulkOptions.maxTasks}. */
+export const BULK_DEFAULT_MAX = 1000;
+/** The most tasks one bulk call acts on (and the most IDs one retry names). */
+export const BULK_LIMIT = 10_000;
 
 /**
  * One metrics label's share of the work. Tenants named in `tenants.quotas` or by a token (and

@@ -37,7 +37,10 @@ export { TokenBucket } from "./token-bucket.js";
 export {
   systemClock,
   systemTimers,
+  BULK_DEFAULT_MAX,
+  BULK_LIMIT,
   type Assignment,
+  type BulkOptions,
   type Clock,
   type Durability,
   type LostWorkerTasks,
@@ -54,6 +57,7 @@ export {
   type Register,
   type Scheduler,
   type SubmitResult,
+  type TaskFilter,
   type TenantUsage,
   type TimerHandle,
   type Timers,

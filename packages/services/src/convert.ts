@@ -1,7 +1,8 @@
 /** Conversions between the wire messages (@taskflow/proto) and core's records. */
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs, type Timestamp } from "@bufbuild/protobuf/wkt";
-import type { TaskOutcome, TaskRecord, TaskSpec, TaskState, WorkerRecord, WorkerState } from "@taskflow/core";
+import type { TaskFilter, TaskOutcome, TaskRecord, TaskSpec, TaskState, WorkerRecord, WorkerState } from "@taskflow/core";
+import { invalid } from "./validation.js";
 import type { StoreHealth } from "@taskflow/core";
 import {
   StoreStatusSchema,
@@ -14,6 +15,7 @@ import {
   type WorkerState as WireWorkerState,
   type StoreStatus,
   type Task,
+  type TaskFilter as WireTaskFilter,
   type TaskResult,
   type TaskSpec as WireTaskSpec,
   type WorkerInfo,
@@ -32,6 +34,28 @@ export function wireTaskState(state: TaskState): WireTaskState {
 /** undefined for UNSPECIFIED or an unknown number. */
 export function coreTaskState(state: WireTaskState): TaskState | undefined {
   return fromWire.get(state);
+}
+
+/** A bulk call's filter; INVALID_ARGUMENT for an unknown state or a time past JavaScript's safe integers. */
+export function filterFromWire(f: WireTaskFilter): TaskFilter {
+  const states = f.states.map((s) => {
+    const state = coreTaskState(s);
+    if (!state) throw invalid(`filter.states has an unknown task state ${s}`);
+    return state;
+  });
+  const ms = (name: string, v: bigint) => {
+    if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw invalid(`filter.${name} must be epoch milliseconds, got ${v}`);
+    return Number(v);
+  };
+  return {
+    type: f.type,
+    tenant: f.tenant,
+    states,
+    createdAfter: ms("created_after_ms", f.createdAfterMs),
+    createdBefore: ms("created_before_ms", f.createdBeforeMs),
+    finishedAfter: ms("finished_after_ms", f.finishedAfterMs),
+    finishedBefore: ms("finished_before_ms", f.finishedBeforeMs),
+  };
 }
 
 const workerStates = Object.fromEntries([...enumNames(WorkerStateSchema)].map(([n, name]) => [name, n])) as Record<WorkerState, WireWorkerState>;

@@ -17,12 +17,14 @@ import {
   TOKENS,
   TaskflowError,
   isFinal,
+  type BulkOptions,
   type Clock,
   type Durability,
   type Plm,
   type SchedulingPolicy,
   type SubmitResult,
   type TaskflowConfig,
+  type TaskFilter,
   type TaskPage,
   type TaskQuery,
   type TaskRecord,
@@ -32,6 +34,7 @@ import {
   type TenantScope,
   type TenantUsage,
 } from "@taskflow/core";
+import { checkIds, matches, maxTasksOf, resolveFilter } from "./bulk-filter.js";
 import { type DelayedTasks } from "./delayed-tasks.js";
 import { type MemoryAdmission } from "./memory-admission.js";
 import { delayedUntil } from "./due-time.js";
@@ -51,8 +54,8 @@ export interface WaitReasons {
 const AHEAD_LIMIT = 100_000;
 
 /** What the task API uses of each part, and nothing more. */
-type Tasks = Pick<TaskTable, "get" | "byIdempotencyKey" | "newRecord" | "size" | "capacity" | "counts" | "countAhead">;
-type Transitions = Pick<TaskLifecycle, "admit" | "cancel">;
+type Tasks = Pick<TaskTable, "get" | "byIdempotencyKey" | "newRecord" | "size" | "capacity" | "counts" | "countAhead" | "liveTasks">;
+type Transitions = Pick<TaskLifecycle, "admit" | "cancel" | "retry">;
 type Subscriptions = Pick<ResultDelivery, "watch" | "subscribeResults">;
 type Accounts = Pick<Tenants, "account" | "admit" | "settle" | "usage">;
 type Delays = Pick<DelayedTasks, "holds">;
@@ -197,6 +200,64 @@ export class ProcessLifecycleManager implements Plm {
     return rec;
   }
 
+  async retry(target: readonly string[] | TaskFilter, options: BulkOptions, scope: TenantScope): Promise<TaskRecord[]> {
+    this.checkWritable();
+    const byId = Array.isArray(target);
+    const found = byId ? await this.finishedById(checkIds(target as readonly string[]), scope) : await this.finishedMatching(target as TaskFilter, maxTasksOf(options), scope);
+    if (options.dryRun) return found;
+    // Synchronous from here on: no other retry, submit or finish interleaves with the checks.
+    this.checkWritable();
+    const recs: TaskRecord[] = [];
+    for (const rec of found) {
+      // Retried (or, for the memory store, the same record) since it was read.
+      if (this.table.get(rec.id) || !isFinal(rec.state)) {
+        if (byId) throw notRetryable(rec.id, "queued");
+        continue;
+      }
+      recs.push(rec);
+    }
+    if (this.table.size + recs.length > this.table.capacity) {
+      throw new TaskflowError(
+        Code.RESOURCE_EXHAUSTED,
+        `the task queue has room for ${this.table.capacity - this.table.size} more unfinished tasks (control.taskHeapCapacity), this retry adds ${recs.length}; nothing was retried`,
+        { reason: Reason.HEAP_FULL },
+      );
+    }
+    const perTenant = new Map<string, TaskRecord[]>();
+    for (const rec of recs) {
+      const tasks = perTenant.get(rec.tenant);
+      if (tasks) tasks.push(rec);
+      else perTenant.set(rec.tenant, [rec]);
+    }
+    // A retried task counts against its tenant's quota as a submitted one does; all or none.
+    const admitted: [TenantAccount, number][] = [];
+    try {
+      for (const [tenant, tasks] of perTenant) {
+        const account = this.tenants.account(tenant);
+        this.tenants.admit(account, tasks.length);
+        admitted.push([account, tasks.length]);
+      }
+    } finally {
+      for (const [account, n] of admitted) this.tenants.settle(account, n, false);
+    }
+    for (const [tenant, tasks] of perTenant) {
+      const account = this.tenants.account(tenant);
+      for (const rec of tasks) this.lifecycle.retry(rec, account, `retried by request after it ${rec.state === "failed" ? `failed: ${rec.error}` : "was cancelled"}`);
+    }
+    return recs;
+  }
+
+  async cancelMany(filter: TaskFilter, reason: string, options: BulkOptions, scope: TenantScope): Promise<TaskRecord[]> {
+    const f = resolveFilter(filter, "cancel", scope);
+    const max = maxTasksOf(options);
+    const found: LiveTask[] = [];
+    for (const live of this.table.liveTasks()) if (matches(live.rec, f)) found.push(live);
+    found.sort((a, b) => a.rec.seq - b.rec.seq);
+    found.length = Math.min(found.length, max);
+    if (!options.dryRun) for (const live of found) this.lifecycle.cancel(live, reason || "cancelled by request (bulk)");
+    return found.map((live) => live.rec);
+  }
+
   async list(query: TaskQuery, scope: TenantScope): Promise<TaskPage> {
     return this.store.list(scope === null ? query : { ...query, tenant: scope });
   }
@@ -236,6 +297,44 @@ export class ProcessLifecycleManager implements Plm {
   }
 
   // ---- internals -----------------------------------------------------------------------------
+
+  private checkWritable(): void {
+    if (this.closed) throw new TaskflowError(Code.UNAVAILABLE, "the control node is shutting down");
+    if (!this.durability.storeWritable) {
+      throw new TaskflowError(Code.UNAVAILABLE, `the task store cannot write (${this.durability.storeHealth().error}); nothing was changed, retry later`, {
+        reason: Reason.STORE,
+      });
+    }
+  }
+
+  /** The tasks to retry by ID: all must exist in `scope` and be failed or cancelled. */
+  private async finishedById(ids: readonly string[], scope: TenantScope): Promise<TaskRecord[]> {
+    const recs: TaskRecord[] = [];
+    for (const id of ids) {
+      const rec = await this.get(id, scope);
+      if (rec.state !== "failed" && rec.state !== "cancelled") throw notRetryable(id, rec.state);
+      recs.push(rec);
+    }
+    return recs;
+  }
+
+  /** Up to `max` finished tasks matching `filter`, newest first, read from the store page by page. */
+  private async finishedMatching(filter: TaskFilter, max: number, scope: TenantScope): Promise<TaskRecord[]> {
+    const f = resolveFilter(filter, "retry", scope);
+    const query: TaskQuery = { states: f.states, type: f.type, pageSize: 1000, ...(f.tenant !== undefined ? { tenant: f.tenant } : {}) };
+    const found: TaskRecord[] = [];
+    for (;;) {
+      const page = await this.store.list(query);
+      for (const rec of page.tasks) {
+        // Newest first: past created_after_ms, every later page is older still.
+        if (f.createdAfter && rec.createdAt < f.createdAfter) return found;
+        if (matches(rec, f)) found.push(rec);
+        if (found.length >= max) return found;
+      }
+      if (!page.nextPageToken) return found;
+      query.pageToken = page.nextPageToken;
+    }
+  }
 
   /**
    * The answer to a request already accepted, or undefined. A call is stored all or none, so its
@@ -284,6 +383,10 @@ export function idDeriver(tenant: string, clientId: string, requestId: string): 
 }
 
 const TENANT_MARK = Buffer.from([0xff]);
+
+function notRetryable(taskId: string, state: TaskState): TaskflowError {
+  return new TaskflowError(Code.FAILED_PRECONDITION, `task ${taskId} is ${state}; only failed or cancelled tasks can be retried`);
+}
 
 function notFound(taskId: string): TaskflowError {
   return new TaskflowError(Code.NOT_FOUND, `task ${taskId} not found (unknown, or finished longer ago than control.resultRetentionMs)`, {

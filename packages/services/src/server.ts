@@ -44,7 +44,7 @@ import {
 import { decodeSessionRequest, decodeSubmitTaskStream, decodeSubmitTasks, encodeAssign, encodeResults, encodeSubmitAck } from "@taskflow/proto/fast";
 import { addService, rejectMalformedRequests, statusTrailers } from "@taskflow/proto/grpc";
 import { file_google_protobuf_any, file_google_protobuf_timestamp, timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { coreTaskState, outcomeToWire, specFromWire, storeToWire, taskToWire, wireTaskState, workerToWire } from "./convert.js";
+import { coreTaskState, filterFromWire, outcomeToWire, specFromWire, storeToWire, taskToWire, wireTaskState, workerToWire } from "./convert.js";
 import { type WorkerRegister } from "./register.js";
 import type { OutgoingAssignment } from "./worker-ports.js";
 import { type WorkerSessions } from "./worker-sessions.js";
@@ -336,6 +336,21 @@ export class ControlServer {
       cancelTask: unary(logger, async (req, call) => {
         const task = await plm.cancel(requireId(req.taskId, "task_id"), req.reason, scopeOf(auth.principalOf(call)));
         return { task: taskToWire(task) };
+      }),
+      retryTasks: unary(logger, async (req, call) => {
+        const filter = req.filter;
+        if (req.taskIds.length > 0 && filter) throw invalid("set either task_ids or filter, not both");
+        if (!req.taskIds.length && !filter) throw invalid("task_ids or filter is required");
+        const options = { maxTasks: req.maxTasks, dryRun: req.dryRun };
+        const target = filter ? filterFromWire(filter) : req.taskIds;
+        const tasks = await plm.retry(target, options, scopeOf(auth.principalOf(call)));
+        return { tasks: tasks.map(taskToWire) };
+      }),
+      cancelTasks: unary(logger, async (req, call) => {
+        if (!req.filter) throw invalid("filter is required");
+        const options = { maxTasks: req.maxTasks, dryRun: req.dryRun };
+        const tasks = await plm.cancelMany(filterFromWire(req.filter), req.reason, options, scopeOf(auth.principalOf(call)));
+        return { tasks: tasks.map(taskToWire) };
       }),
       listTasks: unary(logger, async (req, call) => {
         if (req.pageSize > 1000) throw invalid(`page_size must be at most 1000, got ${req.pageSize}`);

@@ -75,6 +75,31 @@ export class TaskLifecycle implements TaskReports, LostWorkerTasks {
     this.inbox.wake();
   }
 
+  /**
+   * A failed or cancelled task goes back to the queue (a dead-letter retry, ADR 0020): it keeps
+   * its ID, epoch and attempt history; `attempt` restarts at 0, so it gets a fresh budget of
+   * `maxAttempts`. It counts as unfinished again (state counts, its tenant's account); the
+   * change is written through the normal write path, so every store sees it queued.
+   */
+  retry(rec: TaskRecord, account: TenantAccount, why: string): LiveTask {
+    this.table.count(rec.state, "queued");
+    rec.state = "queued";
+    rec.attempt = 0;
+    rec.workerId = "";
+    rec.result = undefined;
+    rec.error = "";
+    rec.finishedAt = 0;
+    rec.assignedAt = 0;
+    rec.startedAt = 0;
+    rec.notBefore = 0;
+    rec.waitingReason = why;
+    const live = this.table.track(rec, account);
+    this.table.enqueue(live);
+    this.changed(rec);
+    this.inbox.wake();
+    return live;
+  }
+
   /** Records that the scheduler gave a popped task to a worker; returns the new epoch. */
   assign(live: LiveTask, workerId: string): number {
     const rec = live.rec;

@@ -67,6 +67,8 @@ addService(server, TaskService, {
   getTask: (_c, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
   watchTask: (call) => call.end(),
   cancelTask: (_c, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
+  retryTasks: (_c, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
+  cancelTasks: (_c, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
   listTasks: (_c, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
 });
 addService(server, WorkerService, {

@@ -167,6 +167,17 @@ export function table(rows: string[][]): string {
 }
 
 /** Parses a `--delay` value: a whole number with a unit, ms, s, m, h or d ("250ms", "30s", "5m"). Returns ms, or undefined. */
+/**
+ * A point in time for --since/--until: a duration back from `now` ("1h", "30m", "2d") or a date
+ * `Date.parse` reads ("2026-01-31T12:00:00Z"); undefined when it is neither.
+ */
+export function parseTimePoint(text: string, now: number): number | undefined {
+  const ago = parseDelay(text);
+  if (ago !== undefined) return now - ago;
+  const at = /^\d{4}-\d{2}-\d{2}/.test(text.trim()) ? Date.parse(text) : NaN;
+  return Number.isFinite(at) ? at : undefined;
+}
+
 export function parseDelay(text: string): number | undefined {
   const m = /^(\d+)(ms|s|m|h|d)$/.exec(text.trim());
   if (!m) return undefined;

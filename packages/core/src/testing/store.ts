@@ -204,6 +204,24 @@ export function storeConformance<S extends TaskStore>(name: string, options: Sto
         await store.update([]);
       });
 
+      test("takes a failed task back to queued (a dead-letter retry): unfinished again, not purged, counted as queued", async ({ store }) => {
+        const a = makeTaskRecord();
+        const attempts = [{ attempt: 1, epoch: 1, workerId: "w", startedAt: a.createdAt + 1, finishedAt: a.createdAt + 2, error: "boom" }];
+        const failed = { ...copy(a), state: "failed" as const, attempt: 1, epoch: 1, workerId: "w", finishedAt: a.createdAt + 2, error: "boom", attempts };
+        await store.insert([copy(a)]);
+        await store.update([copy(failed)]);
+        assert.deepEqual((await store.loadUnfinished()).map((t) => t.id), []);
+        const retried = { ...copy(failed), state: "queued" as const, attempt: 0, workerId: "", finishedAt: 0, error: "", waitingReason: "retried by request" };
+        await store.update([copy(retried)]);
+        assertSameRecord(await store.get(a.id), retried);
+        assert.deepEqual((await store.loadUnfinished()).map((t) => t.id), [a.id]);
+        assert.deepEqual((await store.list({ states: ["failed"] })).tasks, []);
+        assert.equal(await store.purgeFinished(a.createdAt + 1_000_000), 0);
+        const counts = await store.counts();
+        assert.equal(counts.failed, 0);
+        assert.equal(counts.queued, 1);
+      });
+
       test("applies writes in call order when they are not awaited in between", async ({ store }) => {
         const a = makeTaskRecord();
         const assigned = { ...copy(a), state: "assigned" as const, workerId: "w", epoch: 1, attempt: 1, assignedAt: a.createdAt + 1 };

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file taskflow/v1/task_service.proto.
  */
 export const file_taskflow_v1_task_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch50YXNrZmxvdy92MS90YXNrX3NlcnZpY2UucHJvdG8SC3Rhc2tmbG93LnYxIl8KEVN1Ym1pdFRhc2tSZXF1ZXN0EiMKBHNwZWMYASABKAsyFS50YXNrZmxvdy52MS5UYXNrU3BlYxIRCgljbGllbnRfaWQYAiABKAkSEgoKcmVxdWVzdF9pZBgDIAEoCSI7ChJTdWJtaXRUYXNrUmVzcG9uc2USDwoHdGFza19pZBgBIAEoCRIUCgxkZWR1cGxpY2F0ZWQYAiABKAgiYQoSU3VibWl0VGFza3NSZXF1ZXN0EiQKBXNwZWNzGAEgAygLMhUudGFza2Zsb3cudjEuVGFza1NwZWMSEQoJY2xpZW50X2lkGAIgASgJEhIKCnJlcXVlc3RfaWQYAyABKAkiPQoTU3VibWl0VGFza3NSZXNwb25zZRIQCgh0YXNrX2lkcxgBIAMoCRIUCgxkZWR1cGxpY2F0ZWQYAiADKAgieAoXU3VibWl0VGFza1N0cmVhbVJlcXVlc3QSEAoIYmF0Y2hfaWQYASABKAQSJAoFc3BlY3MYAiADKAsyFS50YXNrZmxvdy52MS5UYXNrU3BlYxIRCgljbGllbnRfaWQYAyABKAkSEgoKcmVxdWVzdF9pZBgEIAEoCSKpAQoYU3VibWl0VGFza1N0cmVhbVJlc3BvbnNlEhAKCGJhdGNoX2lkGAEgASgEEhAKCHRhc2tfaWRzGAIgAygJEhIKCmVycm9yX2NvZGUYAyABKAUSFQoNZXJyb3JfbWVzc2FnZRgEIAEoCRIUCgxkZWR1cGxpY2F0ZWQYBSADKAgSKAoMZXJyb3Jfc3RhdHVzGAYgASgLMhIuZ29vZ2xlLnJwYy5TdGF0dXMiIQoOR2V0VGFza1JlcXVlc3QSDwoHdGFza19pZBgBIAEoCSIyCg9HZXRUYXNrUmVzcG9uc2USHwoEdGFzaxgBIAEoCzIRLnRhc2tmbG93LnYxLlRhc2siIwoQV2F0Y2hUYXNrUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJIjQKEVdhdGNoVGFza1Jlc3BvbnNlEh8KBHRhc2sYASABKAsyES50YXNrZmxvdy52MS5UYXNrIiwKF1N1YnNjcmliZVJlc3VsdHNSZXF1ZXN0EhEKCWNsaWVudF9pZBgBIAEoCSJEChhTdWJzY3JpYmVSZXN1bHRzUmVzcG9uc2USKAoHcmVzdWx0cxgBIAMoCzIXLnRhc2tmbG93LnYxLlRhc2tSZXN1bHQiNAoRQ2FuY2VsVGFza1JlcXVlc3QSDwoHdGFza19pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiNQoSQ2FuY2VsVGFza1Jlc3BvbnNlEh8KBHRhc2sYASABKAsyES50YXNrZmxvdy52MS5UYXNrIoIBChBMaXN0VGFza3NSZXF1ZXN0EiYKBnN0YXRlcxgBIAMoDjIWLnRhc2tmbG93LnYxLlRhc2tTdGF0ZRIMCgR0eXBlGAIgASgJEhEKCWNsaWVudF9pZBgDIAEoCRIRCglwYWdlX3NpemUYBCABKA0SEgoKcGFnZV90b2tlbhgFIAEoCSJiChFMaXN0VGFza3NSZXNwb25zZRIgCgV0YXNrcxgBIAMoCzIRLnRhc2tmbG93LnYxLlRhc2sSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJEhIKCnRvdGFsX3NpemUYAyABKAQypQUKC1Rhc2tTZXJ2aWNlEk0KClN1Ym1pdFRhc2sSHi50YXNrZmxvdy52MS5TdWJtaXRUYXNrUmVxdWVzdBofLnRhc2tmbG93LnYxLlN1Ym1pdFRhc2tSZXNwb25zZRJQCgtTdWJtaXRUYXNrcxIfLnRhc2tmbG93LnYxLlN1Ym1pdFRhc2tzUmVxdWVzdBogLnRhc2tmbG93LnYxLlN1Ym1pdFRhc2tzUmVzcG9uc2USYwoQU3VibWl0VGFza1N0cmVhbRIkLnRhc2tmbG93LnYxLlN1Ym1pdFRhc2tTdHJlYW1SZXF1ZXN0GiUudGFza2Zsb3cudjEuU3VibWl0VGFza1N0cmVhbVJlc3BvbnNlKAEwARJECgdHZXRUYXNrEhsudGFza2Zsb3cudjEuR2V0VGFza1JlcXVlc3QaHC50YXNrZmxvdy52MS5HZXRUYXNrUmVzcG9uc2USTAoJV2F0Y2hUYXNrEh0udGFza2Zsb3cudjEuV2F0Y2hUYXNrUmVxdWVzdBoeLnRhc2tmbG93LnYxLldhdGNoVGFza1Jlc3BvbnNlMAESYQoQU3Vic2NyaWJlUmVzdWx0cxIkLnRhc2tmbG93LnYxLlN1YnNjcmliZVJlc3VsdHNSZXF1ZXN0GiUudGFza2Zsb3cudjEuU3Vic2NyaWJlUmVzdWx0c1Jlc3BvbnNlMAESTQoKQ2FuY2VsVGFzaxIeLnRhc2tmbG93LnYxLkNhbmNlbFRhc2tSZXF1ZXN0Gh8udGFza2Zsb3cudjEuQ2FuY2VsVGFza1Jlc3BvbnNlEkoKCUxpc3RUYXNrcxIdLnRhc2tmbG93LnYxLkxpc3RUYXNrc1JlcXVlc3QaHi50YXNrZmxvdy52MS5MaXN0VGFza3NSZXNwb25zZWIGcHJvdG8z", [file_google_rpc_status, file_taskflow_v1_task]);
+  fileDesc("Ch50YXNrZmxvdy92MS90YXNrX3NlcnZpY2UucHJvdG8SC3Rhc2tmbG93LnYxIl8KEVN1Ym1pdFRhc2tSZXF1ZXN0EiMKBHNwZWMYASABKAsyFS50YXNrZmxvdy52MS5UYXNrU3BlYxIRCgljbGllbnRfaWQYAiABKAkSEgoKcmVxdWVzdF9pZBgDIAEoCSI7ChJTdWJtaXRUYXNrUmVzcG9uc2USDwoHdGFza19pZBgBIAEoCRIUCgxkZWR1cGxpY2F0ZWQYAiABKAgiYQoSU3VibWl0VGFza3NSZXF1ZXN0EiQKBXNwZWNzGAEgAygLMhUudGFza2Zsb3cudjEuVGFza1NwZWMSEQoJY2xpZW50X2lkGAIgASgJEhIKCnJlcXVlc3RfaWQYAyABKAkiPQoTU3VibWl0VGFza3NSZXNwb25zZRIQCgh0YXNrX2lkcxgBIAMoCRIUCgxkZWR1cGxpY2F0ZWQYAiADKAgieAoXU3VibWl0VGFza1N0cmVhbVJlcXVlc3QSEAoIYmF0Y2hfaWQYASABKAQSJAoFc3BlY3MYAiADKAsyFS50YXNrZmxvdy52MS5UYXNrU3BlYxIRCgljbGllbnRfaWQYAyABKAkSEgoKcmVxdWVzdF9pZBgEIAEoCSKpAQoYU3VibWl0VGFza1N0cmVhbVJlc3BvbnNlEhAKCGJhdGNoX2lkGAEgASgEEhAKCHRhc2tfaWRzGAIgAygJEhIKCmVycm9yX2NvZGUYAyABKAUSFQoNZXJyb3JfbWVzc2FnZRgEIAEoCRIUCgxkZWR1cGxpY2F0ZWQYBSADKAgSKAoMZXJyb3Jfc3RhdHVzGAYgASgLMhIuZ29vZ2xlLnJwYy5TdGF0dXMiIQoOR2V0VGFza1JlcXVlc3QSDwoHdGFza19pZBgBIAEoCSIyCg9HZXRUYXNrUmVzcG9uc2USHwoEdGFzaxgBIAEoCzIRLnRhc2tmbG93LnYxLlRhc2siIwoQV2F0Y2hUYXNrUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJIjQKEVdhdGNoVGFza1Jlc3BvbnNlEh8KBHRhc2sYASABKAsyES50YXNrZmxvdy52MS5UYXNrIiwKF1N1YnNjcmliZVJlc3VsdHNSZXF1ZXN0EhEKCWNsaWVudF9pZBgBIAEoCSJEChhTdWJzY3JpYmVSZXN1bHRzUmVzcG9uc2USKAoHcmVzdWx0cxgBIAMoCzIXLnRhc2tmbG93LnYxLlRhc2tSZXN1bHQiNAoRQ2FuY2VsVGFza1JlcXVlc3QSDwoHdGFza19pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiNQoSQ2FuY2VsVGFza1Jlc3BvbnNlEh8KBHRhc2sYASABKAsyES50YXNrZmxvdy52MS5UYXNrIoIBChBMaXN0VGFza3NSZXF1ZXN0EiYKBnN0YXRlcxgBIAMoDjIWLnRhc2tmbG93LnYxLlRhc2tTdGF0ZRIMCgR0eXBlGAIgASgJEhEKCWNsaWVudF9pZBgDIAEoCRIRCglwYWdlX3NpemUYBCABKA0SEgoKcGFnZV90b2tlbhgFIAEoCSJiChFMaXN0VGFza3NSZXNwb25zZRIgCgV0YXNrcxgBIAMoCzIRLnRhc2tmbG93LnYxLlRhc2sSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJEhIKCnRvdGFsX3NpemUYAyABKAQivgEKClRhc2tGaWx0ZXISDAoEdHlwZRgBIAEoCRIOCgZ0ZW5hbnQYAiABKAkSJgoGc3RhdGVzGAMgAygOMhYudGFza2Zsb3cudjEuVGFza1N0YXRlEhgKEGNyZWF0ZWRfYWZ0ZXJfbXMYBCABKAQSGQoRY3JlYXRlZF9iZWZvcmVfbXMYBSABKAQSGQoRZmluaXNoZWRfYWZ0ZXJfbXMYBiABKAQSGgoSZmluaXNoZWRfYmVmb3JlX21zGAcgASgEInIKEVJldHJ5VGFza3NSZXF1ZXN0EhAKCHRhc2tfaWRzGAEgAygJEicKBmZpbHRlchgCIAEoCzIXLnRhc2tmbG93LnYxLlRhc2tGaWx0ZXISEQoJbWF4X3Rhc2tzGAMgASgNEg8KB2RyeV9ydW4YBCABKAgiNgoSUmV0cnlUYXNrc1Jlc3BvbnNlEiAKBXRhc2tzGAEgAygLMhEudGFza2Zsb3cudjEuVGFzayJxChJDYW5jZWxUYXNrc1JlcXVlc3QSJwoGZmlsdGVyGAEgASgLMhcudGFza2Zsb3cudjEuVGFza0ZpbHRlchIOCgZyZWFzb24YAiABKAkSEQoJbWF4X3Rhc2tzGAMgASgNEg8KB2RyeV9ydW4YBCABKAgiNwoTQ2FuY2VsVGFza3NSZXNwb25zZRIgCgV0YXNrcxgBIAMoCzIRLnRhc2tmbG93LnYxLlRhc2syxgYKC1Rhc2tTZXJ2aWNlEk0KClN1Ym1pdFRhc2sSHi50YXNrZmxvdy52MS5TdWJtaXRUYXNrUmVxdWVzdBofLnRhc2tmbG93LnYxLlN1Ym1pdFRhc2tSZXNwb25zZRJQCgtTdWJtaXRUYXNrcxIfLnRhc2tmbG93LnYxLlN1Ym1pdFRhc2tzUmVxdWVzdBogLnRhc2tmbG93LnYxLlN1Ym1pdFRhc2tzUmVzcG9uc2USYwoQU3VibWl0VGFza1N0cmVhbRIkLnRhc2tmbG93LnYxLlN1Ym1pdFRhc2tTdHJlYW1SZXF1ZXN0GiUudGFza2Zsb3cudjEuU3VibWl0VGFza1N0cmVhbVJlc3BvbnNlKAEwARJECgdHZXRUYXNrEhsudGFza2Zsb3cudjEuR2V0VGFza1JlcXVlc3QaHC50YXNrZmxvdy52MS5HZXRUYXNrUmVzcG9uc2USTAoJV2F0Y2hUYXNrEh0udGFza2Zsb3cudjEuV2F0Y2hUYXNrUmVxdWVzdBoeLnRhc2tmbG93LnYxLldhdGNoVGFza1Jlc3BvbnNlMAESYQoQU3Vic2NyaWJlUmVzdWx0cxIkLnRhc2tmbG93LnYxLlN1YnNjcmliZVJlc3VsdHNSZXF1ZXN0GiUudGFza2Zsb3cudjEuU3Vic2NyaWJlUmVzdWx0c1Jlc3BvbnNlMAESTQoKQ2FuY2VsVGFzaxIeLnRhc2tmbG93LnYxLkNhbmNlbFRhc2tSZXF1ZXN0Gh8udGFza2Zsb3cudjEuQ2FuY2VsVGFza1Jlc3BvbnNlEkoKCUxpc3RUYXNrcxIdLnRhc2tmbG93LnYxLkxpc3RUYXNrc1JlcXVlc3QaHi50YXNrZmxvdy52MS5MaXN0VGFza3NSZXNwb25zZRJNCgpSZXRyeVRhc2tzEh4udGFza2Zsb3cudjEuUmV0cnlUYXNrc1JlcXVlc3QaHy50YXNrZmxvdy52MS5SZXRyeVRhc2tzUmVzcG9uc2USUAoLQ2FuY2VsVGFza3MSHy50YXNrZmxvdy52MS5DYW5jZWxUYXNrc1JlcXVlc3QaIC50YXNrZmxvdy52MS5DYW5jZWxUYXNrc1Jlc3BvbnNlYgZwcm90bzM", [file_google_rpc_status, file_taskflow_v1_task]);
 
 /**
  * @generated from message taskflow.v1.SubmitTaskRequest
@@ -443,6 +443,188 @@ export const ListTasksResponseSchema: GenMessage<ListTasksResponse> = /*@__PURE_
   messageDesc(file_taskflow_v1_task_service, 15);
 
 /**
+ * Which tasks a bulk call acts on. Every field narrows the match; an empty field matches all.
+ * A client token matches only its own tenant's tasks whatever the filter.
+ *
+ * @generated from message taskflow.v1.TaskFilter
+ */
+export type TaskFilter = Message<"taskflow.v1.TaskFilter"> & {
+  /**
+   * Only tasks of this type.
+   *
+   * @generated from field: string type = 1;
+   */
+  type: string;
+
+  /**
+   * Only this tenant's tasks. Admin tokens only (a client token is always limited to its own
+   * tenant; naming another answers PERMISSION_DENIED).
+   *
+   * @generated from field: string tenant = 2;
+   */
+  tenant: string;
+
+  /**
+   * Only tasks in these states. RetryTasks: FAILED and/or CANCELLED, default FAILED.
+   * CancelTasks: QUEUED, ASSIGNED and/or RUNNING, default all three.
+   *
+   * @generated from field: repeated taskflow.v1.TaskState states = 3;
+   */
+  states: TaskState[];
+
+  /**
+   * Only tasks submitted at or after this time (epoch ms); 0 = no bound.
+   *
+   * @generated from field: uint64 created_after_ms = 4;
+   */
+  createdAfterMs: bigint;
+
+  /**
+   * Only tasks submitted before this time (epoch ms); 0 = no bound.
+   *
+   * @generated from field: uint64 created_before_ms = 5;
+   */
+  createdBeforeMs: bigint;
+
+  /**
+   * RetryTasks only: tasks that finished at or after this time (epoch ms); 0 = no bound.
+   *
+   * @generated from field: uint64 finished_after_ms = 6;
+   */
+  finishedAfterMs: bigint;
+
+  /**
+   * RetryTasks only: tasks that finished before this time (epoch ms); 0 = no bound.
+   *
+   * @generated from field: uint64 finished_before_ms = 7;
+   */
+  finishedBeforeMs: bigint;
+};
+
+/**
+ * Describes the message taskflow.v1.TaskFilter.
+ * Use `create(TaskFilterSchema)` to create a new message.
+ */
+export const TaskFilterSchema: GenMessage<TaskFilter> = /*@__PURE__*/
+  messageDesc(file_taskflow_v1_task_service, 16);
+
+/**
+ * @generated from message taskflow.v1.RetryTasksRequest
+ */
+export type RetryTasksRequest = Message<"taskflow.v1.RetryTasksRequest"> & {
+  /**
+   * 1 to 10,000 task IDs. Set either these or filter.
+   *
+   * @generated from field: repeated string task_ids = 1;
+   */
+  taskIds: string[];
+
+  /**
+   * The tasks to retry, newest first. Set either this or task_ids.
+   *
+   * @generated from field: taskflow.v1.TaskFilter filter = 2;
+   */
+  filter?: TaskFilter | undefined;
+
+  /**
+   * With filter: retry at most this many. Default 1,000, at most 10,000.
+   *
+   * @generated from field: uint32 max_tasks = 3;
+   */
+  maxTasks: number;
+
+  /**
+   * Answer which tasks would be retried, and change nothing.
+   *
+   * @generated from field: bool dry_run = 4;
+   */
+  dryRun: boolean;
+};
+
+/**
+ * Describes the message taskflow.v1.RetryTasksRequest.
+ * Use `create(RetryTasksRequestSchema)` to create a new message.
+ */
+export const RetryTasksRequestSchema: GenMessage<RetryTasksRequest> = /*@__PURE__*/
+  messageDesc(file_taskflow_v1_task_service, 17);
+
+/**
+ * @generated from message taskflow.v1.RetryTasksResponse
+ */
+export type RetryTasksResponse = Message<"taskflow.v1.RetryTasksResponse"> & {
+  /**
+   * The tasks retried (or, with dry_run, that would be), each now QUEUED.
+   *
+   * @generated from field: repeated taskflow.v1.Task tasks = 1;
+   */
+  tasks: Task[];
+};
+
+/**
+ * Describes the message taskflow.v1.RetryTasksResponse.
+ * Use `create(RetryTasksResponseSchema)` to create a new message.
+ */
+export const RetryTasksResponseSchema: GenMessage<RetryTasksResponse> = /*@__PURE__*/
+  messageDesc(file_taskflow_v1_task_service, 18);
+
+/**
+ * @generated from message taskflow.v1.CancelTasksRequest
+ */
+export type CancelTasksRequest = Message<"taskflow.v1.CancelTasksRequest"> & {
+  /**
+   * Required: cancelling every task needs at least one field set (states alone counts).
+   *
+   * @generated from field: taskflow.v1.TaskFilter filter = 1;
+   */
+  filter?: TaskFilter | undefined;
+
+  /**
+   * @generated from field: string reason = 2;
+   */
+  reason: string;
+
+  /**
+   * Cancel at most this many, oldest first. Default 1,000, at most 10,000.
+   *
+   * @generated from field: uint32 max_tasks = 3;
+   */
+  maxTasks: number;
+
+  /**
+   * Answer which tasks would be cancelled, and change nothing.
+   *
+   * @generated from field: bool dry_run = 4;
+   */
+  dryRun: boolean;
+};
+
+/**
+ * Describes the message taskflow.v1.CancelTasksRequest.
+ * Use `create(CancelTasksRequestSchema)` to create a new message.
+ */
+export const CancelTasksRequestSchema: GenMessage<CancelTasksRequest> = /*@__PURE__*/
+  messageDesc(file_taskflow_v1_task_service, 19);
+
+/**
+ * @generated from message taskflow.v1.CancelTasksResponse
+ */
+export type CancelTasksResponse = Message<"taskflow.v1.CancelTasksResponse"> & {
+  /**
+   * The tasks cancelled (or, with dry_run, that would be).
+   *
+   * @generated from field: repeated taskflow.v1.Task tasks = 1;
+   */
+  tasks: Task[];
+};
+
+/**
+ * Describes the message taskflow.v1.CancelTasksResponse.
+ * Use `create(CancelTasksResponseSchema)` to create a new message.
+ */
+export const CancelTasksResponseSchema: GenMessage<CancelTasksResponse> = /*@__PURE__*/
+  messageDesc(file_taskflow_v1_task_service, 20);
+
+/**
  * Client <-> PLM: submit, observe and control tasks.
  *
  * Limits every call is held to (config keys of the control node in parentheses):
@@ -574,6 +756,31 @@ export const TaskService: GenService<{
     methodKind: "unary";
     input: typeof ListTasksRequestSchema;
     output: typeof ListTasksResponseSchema;
+  },
+  /**
+   * Puts finished tasks back in the queue (the dead-letter retry): each keeps its ID and its
+   * attempt history, goes back to QUEUED with a fresh attempt budget, and its watchers and result
+   * subscribers see it finish again. Either task_ids or filter, not both. By IDs the call is all
+   * or none: an unknown ID or another tenant's answers NOT_FOUND, a task not FAILED or CANCELLED
+   * FAILED_PRECONDITION, and nothing is retried. Retried tasks count against the tenant's quota
+   * as submitted ones do (RESOURCE_EXHAUSTED, TASKFLOW_ERR_QUOTA).
+   *
+   * @generated from rpc taskflow.v1.TaskService.RetryTasks
+   */
+  retryTasks: {
+    methodKind: "unary";
+    input: typeof RetryTasksRequestSchema;
+    output: typeof RetryTasksResponseSchema;
+  },
+  /**
+   * Cancels every unfinished task that matches a filter, up to max_tasks.
+   *
+   * @generated from rpc taskflow.v1.TaskService.CancelTasks
+   */
+  cancelTasks: {
+    methodKind: "unary";
+    input: typeof CancelTasksRequestSchema;
+    output: typeof CancelTasksResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_taskflow_v1_task_service, 0);
