@@ -17,6 +17,13 @@ export {
   type WorkerState,
 } from "./model.js";
 export {
+  SPEC_ATTRIBUTE_KEYS,
+  decodeSpecAttributes,
+  encodeSpecAttributes,
+  type SpecAttributeKey,
+  type SpecAttributes,
+} from "./spec-attributes.js";
+export {
   FITS,
   definePolicy,
   doesNotFit,

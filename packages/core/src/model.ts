@@ -40,6 +40,11 @@ export interface TaskSpec {
   delayMs?: number;
   /** Submit only (not stored): enter the queue at this epoch ms; 0, absent or past = now. */
   runAt?: number;
+  /**
+   * Free-form string attributes for handlers, policies and operators. Absent = none. Stored in
+   * the attributes column (see `SPEC_ATTRIBUTE_KEYS`).
+   */
+  metadata?: Readonly<Record<string, string>>;
 }
 
 /** One attempt of a task on one worker. */

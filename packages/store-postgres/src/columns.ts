@@ -4,7 +4,7 @@
  * of the statement is the same for 1 row or 5,000 (prepared once per connection, planned once)
  * and a group of any size costs one round trip.
  */
-import { TASK_STATES, isFinal, type AttemptRecord, type TaskRecord, type TaskState } from "@taskflow/core";
+import { TASK_STATES, decodeSpecAttributes, encodeSpecAttributes, isFinal, type AttemptRecord, type TaskRecord, type TaskState } from "@taskflow/core";
 
 const sqlList = (states: readonly string[]) => `(${states.map((s) => `'${s}'`).join(", ")})`;
 export const FINAL_STATES_SQL = sqlList(TASK_STATES.filter(isFinal));
@@ -61,6 +61,7 @@ const FIXED: readonly Column[] = [
   column("idempotency_key", "text", (t) => t.idempotencyKey),
   column("created_at", "bigint", (t) => t.createdAt),
   column("payload", "bytea", (t) => buffer(t.payload)),
+  column("attributes", "text", (t) => encodeSpecAttributes(t)),
 ];
 
 const INSERTED = [...FIXED, ...MUTABLE];
@@ -195,6 +196,7 @@ export const SELECT_COLUMNS = [
   "result",
   "payload",
   "tenant",
+  "attributes",
 ].join(", ");
 
 function bytes(value: Buffer): Uint8Array {
@@ -204,7 +206,7 @@ function bytes(value: Buffer): Uint8Array {
 /** A row selected with {@link SELECT_COLUMNS} (bigints already numbers, jsonb already parsed), back into a record. */
 export function toRecord(row: unknown[]): TaskRecord {
   const result = row[22] as Buffer | null;
-  return {
+  const record: TaskRecord = {
     seq: row[0] as number,
     id: row[1] as string,
     tenant: row[24] as string,
@@ -231,4 +233,6 @@ export function toRecord(row: unknown[]): TaskRecord {
     result: result === null ? undefined : bytes(result),
     payload: bytes(row[23] as Buffer),
   };
+  const attributes = row[25] as string;
+  return attributes === "" ? record : Object.assign(record, decodeSpecAttributes(attributes));
 }

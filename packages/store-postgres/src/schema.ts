@@ -85,6 +85,15 @@ const MIGRATIONS: readonly { description: string; sql: string }[] = [
     CREATE INDEX tasks_tenant ON tasks (tenant, seq);
     `,
   },
+  {
+    // Submission attributes (SPEC_ATTRIBUTE_KEYS in @taskflow/core) as one JSON text column, ''
+    // when a task has none; features add keys there, not columns here. text, not jsonb: nothing
+    // queries inside it, and text skips the server's parse and the client's re-serialisation.
+    description: "attributes",
+    sql: `
+    ALTER TABLE tasks ADD COLUMN attributes text NOT NULL DEFAULT '';
+    `,
+  },
 ];
 
 /** The schema version this package writes. */

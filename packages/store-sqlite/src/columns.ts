@@ -1,5 +1,5 @@
 /** How a TaskRecord maps onto the `tasks` and `task_payloads` tables, both ways. */
-import { TASK_STATES, isFinal, type AttemptRecord, type TaskRecord, type TaskState } from "@taskflow/core";
+import { TASK_STATES, decodeSpecAttributes, encodeSpecAttributes, isFinal, type AttemptRecord, type TaskRecord, type TaskState } from "@taskflow/core";
 
 const sqlList = (states: readonly string[]) => `(${states.map((s) => `'${s}'`).join(", ")})`;
 export const FINAL_STATES_SQL = sqlList(TASK_STATES.filter(isFinal));
@@ -9,7 +9,7 @@ export const UNFINISHED_STATES_SQL = sqlList(TASK_STATES.filter((s) => !isFinal(
 export const TASK_COLUMNS =
   "seq, id, state, type, client_id, idempotency_key, priority, max_attempts, timeout_ms, expected_duration_ms, " +
   "attempt, epoch, worker_id, created_at, assigned_at, started_at, finished_at, not_before, error, waiting_reason, " +
-  "required_labels, attempts, result, tenant";
+  "required_labels, attempts, result, tenant, attributes";
 
 /** Selected in this order everywhere, read back by position (raw rows are cheaper than objects). */
 export const SELECT_COLUMNS =
@@ -48,12 +48,13 @@ export function insertParams(t: TaskRecord): unknown[] {
     JSON.stringify(t.attempts),
     t.result ?? null,
     t.tenant,
+    encodeSpecAttributes(t),
   ];
 }
 
 /**
  * An update rewrites what can change after submission. The identity and submission fields
- * (`seq`, `type`, `tenant`, `clientId`, `idempotencyKey`, `createdAt`, `payload`) are left out on purpose:
+ * (`seq`, `type`, `tenant`, `clientId`, `idempotencyKey`, `createdAt`, `payload`, the attributes) are left out on purpose:
  * they never change, and SQLite skips maintaining an index whose columns an UPDATE does not set,
  * so leaving out `type` and `client_id` keeps their indexes untouched on the hottest path.
  */
@@ -106,7 +107,7 @@ function bytes(value: Buffer): Uint8Array {
 /** A row selected with {@link SELECT_COLUMNS}, back into a record. */
 export function toRecord(row: unknown[]): TaskRecord {
   const result = row[22] as Buffer | null;
-  return {
+  const record: TaskRecord = {
     seq: row[0] as number,
     id: row[1] as string,
     state: row[2] as TaskState,
@@ -130,7 +131,9 @@ export function toRecord(row: unknown[]): TaskRecord {
     requiredLabels: JSON.parse(row[20] as string) as Record<string, string>,
     attempts: JSON.parse(row[21] as string) as AttemptRecord[],
     tenant: row[23] as string,
-    payload: bytes(row[24] as Buffer),
+    payload: bytes(row[25] as Buffer),
     result: result === null ? undefined : bytes(result),
   };
+  const attributes = row[24] as string;
+  return attributes === "" ? record : Object.assign(record, decodeSpecAttributes(attributes));
 }

@@ -37,7 +37,7 @@ function writeV1File(path: string): void {
   }
 }
 
-describe("SqliteTaskStore migration to v2 (tenants)", () => {
+describe("SqliteTaskStore migrations from v1", () => {
   it("opens a version 1 file: its tasks belong to the default tenant, its keys are the default tenant's", async () => {
     const path = join(root, "v1.db");
     writeV1File(path);
@@ -46,6 +46,7 @@ describe("SqliteTaskStore migration to v2 (tenants)", () => {
     try {
       assert.equal((await store.get("old-queued"))?.tenant, "default");
       assert.equal((await store.get("old-done"))?.tenant, "default");
+      assert.equal((await store.get("old-done"))?.metadata, undefined);
       assert.deepEqual((await store.loadUnfinished()).map((t) => [t.id, t.tenant]), [["old-queued", "default"]]);
       assert.equal((await store.findByIdempotencyKey("default", "order-1"))?.id, "old-queued");
       assert.equal(await store.findByIdempotencyKey("acme", "order-1"), undefined);
@@ -65,7 +66,8 @@ describe("SqliteTaskStore migration to v2 (tenants)", () => {
     const raw = new Database(path, { readonly: true });
     try {
       assert.equal(raw.pragma("user_version", { simple: true }), SCHEMA_VERSION);
-      assert.equal(SCHEMA_VERSION, 2);
+      // v3 (attributes): rows from before have none.
+      assert.equal(raw.prepare("SELECT attributes FROM tasks WHERE id = 'old-done'").pluck().get(), "");
     } finally {
       raw.close();
     }

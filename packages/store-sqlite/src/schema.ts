@@ -68,6 +68,11 @@ export const MIGRATIONS: readonly string[] = [
   CREATE UNIQUE INDEX tasks_idempotency_key ON tasks (tenant, idempotency_key) WHERE idempotency_key <> '';
   CREATE INDEX tasks_tenant ON tasks (tenant);
   `,
+  // v3: submission attributes (SPEC_ATTRIBUTE_KEYS in @taskflow/core) as one JSON text column,
+  // '' when a task has none; features add keys there, not columns here.
+  `
+  ALTER TABLE tasks ADD COLUMN attributes TEXT NOT NULL DEFAULT '';
+  `,
 ];
 
 /** The schema version this package writes. */

@@ -68,6 +68,7 @@ export function fullRecord(overrides: Partial<TaskRecord> = {}): TaskRecord {
     result: new Uint8Array([9, 8, 7]),
     error: "previous attempt: boom \n with a newline and 'quotes'",
     waitingReason: "no worker with label gpu=a100",
+    metadata: { team: "ml", "trace-id": "4bf92f35", note: "ünïcode, \"quotes\" and\nnewlines" },
     attempts: [
       { attempt: 1, epoch: 8, workerId: "worker-3", startedAt: base.createdAt + 1, finishedAt: base.createdAt + 4, error: "worker died" },
       { attempt: 2, epoch: 9, workerId: "worker-7", startedAt: base.createdAt + 12, finishedAt: 0, error: "" },
@@ -85,6 +86,7 @@ function normalized(record: TaskRecord): TaskRecord {
     payload: new Uint8Array(record.payload),
     result: record.result === undefined ? undefined : new Uint8Array(record.result),
     requiredLabels: { ...record.requiredLabels },
+    ...(record.metadata === undefined ? {} : { metadata: { ...record.metadata } }),
     attempts: record.attempts.map((a) => ({ ...a })),
   };
 }
