@@ -1,0 +1,285 @@
+/** The config's sections for the node's roles and servers: each key with its default and TSDoc. */
+import { z } from "zod";
+import { MAX_TIMEOUT_MS } from "../model.js";
+
+const MiB = 1024 * 1024;
+/** Most records a shared-memory heap holds (`@taskflow/shm-heap`'s MAX_HEAP_CAPACITY, 2^24). */
+export const MAX_HEAP_CAPACITY = 16 * MiB;
+
+/**
+ * Room a request needs beside one task's payload (type, labels, IDs, framing): the control node's
+ * receive limit is never below `control.maxPayloadBytes` plus this, so the largest payload fits.
+ */
+export const MESSAGE_OVERHEAD_BYTES = 64 * 1024;
+
+const port = z.number().int().min(0).max(65535);
+/** Host names (with no port) an HTTP server answers besides its own address and, on loopback, `localhost`. */
+const allowedHosts = z.array(z.string().min(1).regex(/^[^\s/:]+$|^\[[0-9A-Fa-f:.]+\]$/, "must be a host name or address without a port")).default([]);
+export const positiveInt = z.number().int().positive();
+const labels = z.record(z.string().min(1), z.string());
+
+/**
+ * How much memory queued tasks may bring the control node to before submits are refused with
+ * RESOURCE_EXHAUSTED (`TASKFLOW_ERR_MEMORY`), so that it never dies of an out-of-memory error
+ * holding them. Two budgets, each checked on a sample taken every `sampleIntervalMs` plus an
+ * estimate of what was accepted since: the V8 heap in use against its limit, and the process's
+ * resident memory against the host's (or its cgroup's) memory. Submits resume once both are
+ * below `resumeFraction` of their budget. @see docs/adr/0021-memory-admission.md
+ */
+export const memoryBudgetSchema = z.strictObject({
+  /** Share of the V8 heap limit (`--max-old-space-size`) the heap in use may reach. @defaultValue 0.7 */
+  heapFraction: z.number().gt(0).max(1).default(0.7),
+  /** Share of the host's memory, or of the cgroup's `memory.max` when lower, the process's resident memory may reach. @defaultValue 0.8 */
+  systemFraction: z.number().gt(0).max(1).default(0.8),
+  /** The heap budget in bytes, instead of `heapFraction` of the limit. @defaultValue none (`heapFraction` applies) */
+  heapBytes: positiveInt.optional(),
+  /** The resident memory budget in bytes, instead of `systemFraction` of the host's. @defaultValue none (`systemFraction` applies) */
+  rssBytes: positiveInt.optional(),
+  /** Once refusing, submits are accepted again when both are below this share of their budget. @defaultValue 0.9 */
+  resumeFraction: z.number().gt(0).lt(1).default(0.9),
+  /** How often memory is sampled, in ms (the submits between two samples are estimated). @defaultValue 200 */
+  sampleIntervalMs: positiveInt.min(10).max(10_000).default(200),
+});
+/** The control node's default host and port: the config's defaults, and the SDK's and CLI's address. */
+export const DEFAULT_CONTROL_HOST = "127.0.0.1";
+export const DEFAULT_CONTROL_PORT = 50051;
+/** `DEFAULT_CONTROL_HOST:DEFAULT_CONTROL_PORT`, where clients and workers look unless told otherwise. */
+export const DEFAULT_CONTROL_ADDRESS = `${DEFAULT_CONTROL_HOST}:${DEFAULT_CONTROL_PORT}`;
+
+/** The control role: PLM, Scheduler and Register behind one gRPC server. */
+export const controlSchema = z.strictObject({
+  /** Address the gRPC server binds. @defaultValue "127.0.0.1" */
+  host: z.string().min(1).default(DEFAULT_CONTROL_HOST),
+  /** Port the gRPC server binds; 0 picks a free one. @defaultValue 50051 */
+  port: port.default(DEFAULT_CONTROL_PORT),
+  /** Largest accepted task payload in bytes; bigger submits get RESOURCE_EXHAUSTED. @defaultValue 4 MiB */
+  maxPayloadBytes: positiveInt.max(64 * MiB).default(4 * MiB),
+  /**
+   * Most unfinished tasks at once (the task heap's capacity); more submits get RESOURCE_EXHAUSTED.
+   * At most 16777216 (2^24, what the heap's handles address). The heap is allocated at start:
+   * 44 bytes a task (46 MB for the default, 738 MB for the maximum).
+   * @defaultValue 1048576
+   */
+  taskHeapCapacity: positiveInt.max(MAX_HEAP_CAPACITY).default(1024 * 1024),
+  /**
+   * Most workers registered at once (the worker heap's capacity), counting those within their
+   * reconnect grace; a hello past it ends with RESOURCE_EXHAUSTED (`TASKFLOW_ERR_WORKER_CAPACITY`).
+   * The heap is allocated at start: 44 bytes a worker (5.8 MB for the default).
+   * @defaultValue 131072
+   */
+  workerHeapCapacity: positiveInt.max(MAX_HEAP_CAPACITY).default(128 * 1024),
+  /** How long finished tasks stay retrievable, in ms. @defaultValue 3600000 (1 hour) */
+  resultRetentionMs: positiveInt.default(3_600_000),
+  /** Attempts a task gets when its spec says 0. @defaultValue 3 */
+  defaultMaxAttempts: positiveInt.max(100).default(3),
+  /** Per-attempt timeout in ms when a task's spec says 0; 0 = none; at most 2000000000 (`MAX_TIMEOUT_MS`). @defaultValue 0 */
+  defaultTimeoutMs: z.number().int().min(0).max(MAX_TIMEOUT_MS).default(0),
+  /** Where the task heap and worker heap live: `sab` (in-process shared memory) or `shm` (POSIX, shareable between processes). @defaultValue "sab" */
+  heapBacking: z.enum(["sab", "shm"]).default("sab"),
+  /**
+   * Largest gRPC message the control node reads, in bytes: grpc-js refuses a bigger one with
+   * RESOURCE_EXHAUSTED before decoding any of it. It must be at least `maxPayloadBytes` plus
+   * 64 KiB (`MESSAGE_OVERHEAD_BYTES`), so that a task with the largest payload still fits in a
+   * call of its own; clients split bigger batches (the SDK does).
+   * @defaultValue 8 MiB, or `maxPayloadBytes` + 64 KiB when that is more
+   */
+  maxReceiveMessageBytes: positiveInt.max(1024 * MiB).optional(),
+  /**
+   * Most bytes a server stream (SubscribeResults, WatchTask, WatchEvents, SubmitTaskStream's
+   * acknowledgements) may have waiting for a client that does not read: past it the stream is
+   * reset with RESOURCE_EXHAUSTED and what it held is freed. One message bigger than this still
+   * goes out when nothing else waits. @defaultValue 8 MiB
+   */
+  maxStreamBufferBytes: positiveInt.min(64 * 1024).max(1024 * MiB).default(8 * MiB),
+  /**
+   * Memory budget past which submits are refused with RESOURCE_EXHAUSTED (`TASKFLOW_ERR_MEMORY`).
+   * @defaultValue `{ heapFraction: 0.7, systemFraction: 0.8, resumeFraction: 0.9, sampleIntervalMs: 200 }`
+   */
+  memoryBudget: memoryBudgetSchema.prefault({}),
+}).transform((control) => ({
+  ...control,
+  maxReceiveMessageBytes: control.maxReceiveMessageBytes ?? Math.max(8 * MiB, control.maxPayloadBytes + MESSAGE_OVERHEAD_BYTES),
+}));
+
+export const schedulerSchema = z.strictObject({
+  /**
+   * The scheduling policy: `fifo`, `priority`, `least-loaded`, or the name of an npm package that
+   * exports a policy, resolved from the config file's folder. @defaultValue "fifo"
+   */
+  policy: z.string().min(1).default("fifo"),
+  /** Options for the policy; each policy documents its own. @defaultValue {} */
+  policyOptions: z.record(z.string(), z.unknown()).default({}),
+  /** Most assignments one loop turn makes before yielding to I/O. @defaultValue 4096 */
+  maxAssignmentsPerTurn: positiveInt.default(4096),
+});
+
+/**
+ * Postgres: TLS to the server. Paths are PEM files relative to the config file.
+ * @see packages/store-postgres/README.md
+ */
+export const postgresSslSchema = z.strictObject({
+  /** CA certificates (PEM) the server's certificate must chain to. @defaultValue the system's CAs */
+  ca: z.string().min(1).optional(),
+  /** A client certificate (PEM), for servers that authenticate clients by certificate. @defaultValue none */
+  cert: z.string().min(1).optional(),
+  /** The private key (PEM) of `store.ssl.cert`. @defaultValue none */
+  key: z.string().min(1).optional(),
+  /** Refuse a server whose certificate does not chain to the CA or does not name the host; off keeps encryption but not authentication. @defaultValue true */
+  rejectUnauthorized: z.boolean().default(true),
+  /** The name the server's certificate must carry, when it differs from the URL's host. @defaultValue the URL's host */
+  servername: z.string().min(1).optional(),
+});
+
+export const storeSchema = z.strictObject({
+  /** `memory` (fast, lost on restart), `sqlite` (durable, embedded) or `postgres` (durable, on a PostgreSQL server). @defaultValue "memory" */
+  kind: z.enum(["memory", "sqlite", "postgres"]).default("memory"),
+  /**
+   * Postgres: the server, as `postgres://user@host:5432/database` (required with `kind: "postgres"`).
+   * Leave the password out: give it through `PGPASSWORD` or `~/.pgpass`. Use `store.ssl` rather
+   * than `sslmode` in the URL. @defaultValue none
+   */
+  url: z.string().regex(/^postgres(ql)?:\/\/\S+$/, "must be a postgres://user@host:port/database URL").optional(),
+  /** Postgres: TLS to the server (`{}` for TLS with the system's CAs). @defaultValue none (no TLS) */
+  ssl: postgresSslSchema.optional(),
+  /** Postgres: most connections the node opens to the server (one writes, the others read). @defaultValue 8 */
+  poolSize: z.number().int().min(2).max(1000).default(8),
+  /** Postgres: the schema holding Taskflow's tables, made when missing; one per cluster sharing a database. @defaultValue "taskflow" */
+  schema: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/, "must be a Postgres identifier: letters, digits and _, at most 63").default("taskflow"),
+  /** SQLite database file, relative to the config file. @defaultValue ".taskflow/tasks.db" */
+  path: z.string().min(1).default(".taskflow/tasks.db"),
+  /**
+   * SQLite: `normal` syncs the WAL at checkpoints (an acknowledged task survives a crash of the
+   * process, not a power loss); `full` syncs on every group commit (survives a power loss too).
+   * @defaultValue "normal"
+   */
+  synchronous: z.enum(["normal", "full"]).default("normal"),
+  /** SQLite and Postgres: how long the first queued write waits for others to join its transaction, in ms. @defaultValue 0 */
+  groupCommitMaxDelayMs: z.number().min(0).max(1000).default(0),
+  /** SQLite: `thread` writes on a worker thread (keeps the event loop free), `inline` on the main thread. @defaultValue "thread" */
+  writer: z.enum(["thread", "inline"]).default("thread"),
+  /** Memory: most finished tasks kept; the oldest go first beyond it, whatever `control.resultRetentionMs` says. @defaultValue 1000000 */
+  maxFinishedTasks: positiveInt.default(1_000_000),
+});
+
+export const livenessSchema = z.strictObject({
+  /** How often workers send a heartbeat, in ms. @defaultValue 500 */
+  heartbeatIntervalMs: positiveInt.min(10).default(500),
+  /** A worker silent this long is dead and its tasks are requeued, in ms. @defaultValue 2000 */
+  heartbeatTimeoutMs: positiveInt.min(20).default(2000),
+  /**
+   * A worker whose session broke (its connection closed) gets this long to reconnect and resume
+   * its tasks before they run elsewhere, in ms. @defaultValue 1000
+   */
+  reconnectGraceMs: positiveInt.default(1000),
+  /**
+   * A worker that heartbeats but has not acknowledged an assignment for this long is suspect
+   * (gets no new tasks); after twice this long it is dead and its tasks run elsewhere, in ms.
+   * @defaultValue 5000
+   */
+  ackTimeoutMs: positiveInt.min(20).default(5000),
+});
+
+/** The worker role: processes that run task handlers. */
+export const workerSchema = z.strictObject({
+  /** The control node's gRPC address. @defaultValue "127.0.0.1:50051" (or the control role's own address) */
+  controlAddress: z.string().min(1).optional(),
+  /** Worker processes this node runs. @defaultValue 2 */
+  processes: z.number().int().min(1).max(256).default(2),
+  /** Tasks each worker process runs at once. @defaultValue 16 */
+  slots: positiveInt.max(10_000).default(16),
+  /**
+   * Tasks the control node may send a worker process beyond its slots, waiting there for a free
+   * slot: hides the round trip between a result and the next assignment. Lower it for long tasks
+   * so that queued work is not held by a busy worker. @defaultValue 16
+   */
+  prefetch: z.number().int().min(0).max(100_000).default(16),
+  /** Module that exports the task handlers, relative to the config file. @defaultValue the built-in examples */
+  handlers: z.string().min(1).optional(),
+  /** Labels tasks can require (`requiredLabels`). @defaultValue {} */
+  labels: labels.default({}),
+  /**
+   * On SIGTERM a worker process finishes its running tasks for at most this long, then stops
+   * them (they run again elsewhere), in ms. @defaultValue 30000
+   */
+  drainTimeoutMs: positiveInt.default(30_000),
+  /** The bearer token (role `worker`) worker processes present; prefer `worker.tokenFile` or TASKFLOW_WORKER_TOKEN. @defaultValue none (TASKFLOW_WORKER_TOKEN if set) */
+  token: z.string().min(1).optional(),
+  /** A file holding the worker token (one line), relative to the config file. @defaultValue none */
+  tokenFile: z.string().min(1).optional(),
+  /** Worker ID prefix; each process appends its index. @defaultValue the host name */
+  idPrefix: z.string().min(1).optional(),
+  /**
+   * A worker process whose event loop makes no progress for this long (a handler that blocks it,
+   * such as a busy loop) is stopped by its watchdog thread and replaced: the results it had
+   * finished are kept, and the blocking task's attempt fails with "blocked the event loop". In ms.
+   * @defaultValue 1000
+   * @see docs/adr/0010-worker-watchdog.md
+   */
+  stallTimeoutMs: positiveInt.min(100).max(3_600_000).default(1000),
+  /**
+   * A handler still running this long after its signal aborted (its task timed out or was
+   * cancelled) ignores the abort: its worker process takes no new tasks, lets the others finish
+   * (at most `drainTimeoutMs`), and is replaced, in ms. @defaultValue 5000
+   */
+  abortGraceMs: positiveInt.max(3_600_000).default(5000),
+  /**
+   * Keep one extra worker process started and loaded, without a worker ID, so that a process that
+   * dies is replaced in milliseconds rather than after a Node.js start (its tasks wait for that, or
+   * for the control node's `liveness.reconnectGraceMs`). Costs one idle process's memory.
+   * @defaultValue true
+   */
+  standby: z.boolean().default(true),
+});
+
+/** The Prometheus endpoint (`GET /metrics`) of every node: control and worker metrics. */
+export const metricsSchema = z.strictObject({
+  /** Serve metrics. @defaultValue true */
+  enabled: z.boolean().default(true),
+  /** Address the metrics HTTP server binds; keep it on loopback unless a scraper needs it. @defaultValue "127.0.0.1" */
+  host: z.string().min(1).default("127.0.0.1"),
+  /** Port of the metrics HTTP server; 0 picks a free one (printed on the ready line). @defaultValue 9464 */
+  port: port.default(9464),
+  /**
+   * Host names a request's `Host` header may name besides `host` itself (and, on loopback,
+   * `localhost`, `127.0.0.1` and `[::1]`); IP addresses are always accepted. Other requests get
+   * 421, so a web page on another site cannot read metrics through DNS rebinding. List the names
+   * scrapers use when the server is bound beyond loopback. @defaultValue []
+   */
+  allowedHosts,
+});
+
+/** The live web dashboard of the control role, with its JSON API and event stream. */
+export const dashboardSchema = z.strictObject({
+  /** Serve the dashboard (control role only). @defaultValue true */
+  enabled: z.boolean().default(true),
+  /** Address the dashboard HTTP server binds. It can cancel tasks and drain workers: keep it on loopback. @defaultValue "127.0.0.1" */
+  host: z.string().min(1).default("127.0.0.1"),
+  /** Port of the dashboard HTTP server; 0 picks a free one (printed on the ready line). @defaultValue 9465 */
+  port: port.default(9465),
+  /** Minutes of queue depth and throughput the charts keep (one sample a second). @defaultValue 10 */
+  historyMinutes: positiveInt.max(120).default(10),
+  /**
+   * Host names a request's `Host` header may name besides `host` itself (and, on loopback,
+   * `localhost`, `127.0.0.1` and `[::1]`); IP addresses are always accepted. Other requests get
+   * 421, so a web page on another site cannot read the API or act through DNS rebinding. List
+   * the names browsers use when the dashboard is bound beyond loopback. @defaultValue []
+   */
+  allowedHosts,
+});
+
+/**
+ * TLS for the gRPC port and the HTTP ports (metrics, dashboard), and the certificates the worker
+ * role and its processes connect with. Paths are PEM files relative to the config file.
+ * @see docs/adr/0012-security.md
+ */
+export const tlsSchema = z.strictObject({
+  /** This node's certificate chain (PEM): the server certificate, also shown as the client certificate of its worker role under mTLS. @defaultValue none (no TLS) */
+  cert: z.string().min(1).optional(),
+  /** The private key of `tls.cert` (PEM). @defaultValue none */
+  key: z.string().min(1).optional(),
+  /** CA certificates (PEM) that clients' certificates (mTLS) and, for the worker role, the control node's certificate must chain to. @defaultValue none (the system's CAs for the worker role) */
+  ca: z.string().min(1).optional(),
+  /** mTLS: refuse a gRPC or HTTPS connection without a client certificate signed by `tls.ca`. @defaultValue false */
+  requireClientCert: z.boolean().default(false),
+});
+
