@@ -45,6 +45,11 @@ export interface TaskSpec {
    * the attributes column (see `SPEC_ATTRIBUTE_KEYS`).
    */
   metadata?: Readonly<Record<string, string>>;
+  /**
+   * When the task should have finished, in epoch ms: a hint deadline-aware policies order by
+   * (earliest deadline first); nothing cancels a task that misses it. Absent = none.
+   */
+  deadline?: number;
 }
 
 /** One attempt of a task on one worker. */
