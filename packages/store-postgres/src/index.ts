@@ -1,3 +1,4 @@
-export { PostgresTaskStore, redactUrl, type PostgresSslOptions, type PostgresStoreStats, type PostgresTaskStoreOptions } from "./postgres-store.js";
+export { PostgresTaskStore } from "./postgres-store.js";
+export { redactUrl, type PostgresSslOptions, type PostgresStoreStats, type PostgresTaskStoreOptions } from "./connection.js";
 export { PostgresLeaderLease, type LeaseHandlers, type LeaseState, type PostgresLeaderLeaseOptions } from "./lease.js";
 export { SCHEMA_VERSION } from "./schema.js";

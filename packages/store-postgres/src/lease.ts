@@ -10,7 +10,7 @@
 import { performance } from "node:perf_hooks";
 import type pg from "pg";
 import { Code, Reason, TaskflowError } from "@taskflow/core";
-import { makePool, redactUrl, type PostgresSslOptions } from "./postgres-store.js";
+import { makePool, redactUrl, type PostgresSslOptions } from "./connection.js";
 import { notOpen, toStoreError } from "./pg-errors.js";
 import { migrate } from "./schema.js";
 

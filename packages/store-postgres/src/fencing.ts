@@ -1,0 +1,28 @@
+/** Fencing: writes carry the leader epoch they were made under, and a stale one is refused (ADR 0016). */
+import type pg from "pg";
+import { Code, Reason, TaskflowError } from "@taskflow/core";
+
+/** The epoch a fenced write must carry, or the error that refuses it before it is sent. */
+export function fenceEpoch(leaderEpoch: (() => number | undefined) | undefined): number | undefined {
+  if (!leaderEpoch) return undefined;
+  const epoch = leaderEpoch();
+  if (epoch === undefined) throw new TaskflowError(Code.FAILED_PRECONDITION, "postgres store: this node does not hold the leader lease; it may not write", { reason: Reason.STORE });
+  return epoch;
+}
+
+/**
+ * Locks the lease row until the end of the transaction and checks its epoch: a node taking the
+ * lease (an UPDATE of that row) waits for this transaction, so no write of an older epoch
+ * commits after a newer epoch began.
+ */
+export async function checkFence(client: pg.PoolClient, epoch: number): Promise<void> {
+  const { rows } = await client.query<unknown[]>({ name: "tf_fence", text: "SELECT epoch, holder FROM taskflow_leader WHERE id = 1 FOR SHARE", values: [], rowMode: "array" });
+  const current = rows[0]?.[0] as number | undefined;
+  if (current !== epoch) {
+    throw new TaskflowError(
+      Code.FAILED_PRECONDITION,
+      `postgres store: fenced: this node's leader epoch ${epoch} is over; epoch ${current ?? "none"} (${String(rows[0]?.[1] ?? "")}) leads now`,
+      { reason: Reason.STORE },
+    );
+  }
+}
