@@ -193,7 +193,7 @@ export class ProcessLifecycleManager implements Plm {
       const rec = this.table.newRecord(spec, account.name, clientId, deriveId ? deriveId(i) : randomUUID());
       ids[i] = rec.id;
       fresh.push(rec);
-      freshIndex.push(i);
+      if (graphed) freshIndex.push(i);
     }
     if (fresh.length === 0) return { ids, deduplicated };
     const known = graphed ? await this.linkDependencies(specs, local, ids, fresh, freshIndex, where, account.name) : undefined;

@@ -309,7 +309,8 @@ export class TaskLifecycle implements TaskReports, LostWorkerTasks {
     live.dependencyResults = undefined;
     this.changed(rec);
     // Its dependents that cancel on a failure go too, naming it (and theirs, through here).
-    for (const d of this.graph.settled(rec)) if (d.live.rec.state === "queued") this.cancel(d.live, d.why);
+    const doomed = this.graph.settled(rec);
+    if (doomed.length) for (const d of doomed) if (d.live.rec.state === "queued") this.cancel(d.live, d.why);
     // Results go to subscribers of the task's own tenant with its client ID, no one else.
     if (rec.clientId && this.delivery.wantsOutcomes(live.account, rec.clientId)) {
       this.writer.outcome(live.account, rec.clientId, { taskId: rec.id, state, result, error, attempt: rec.attempt, workerId: rec.workerId });
