@@ -37,6 +37,27 @@ function dependencyResults(port: RecordingPort, taskId: string) {
   return fromBinary(AssignmentSchema, a.dependencyResults).dependencyResults.map((r) => ({ taskId: r.taskId, state: r.state, result: text(r.result), error: r.error, omitted: r.resultOmitted }));
 }
 
+/** A store whose inserts wait while it is held. */
+class GatedStore extends SwitchableStore {
+  held = 0;
+  private gate: Promise<void> | undefined;
+  private open_: (() => void) | undefined;
+  hold(): void {
+    this.gate = new Promise((resolve) => (this.open_ = resolve));
+  }
+  release(): void {
+    this.gate = undefined;
+    this.open_?.();
+  }
+  override async insert(records: readonly TaskRecord[]): Promise<void> {
+    if (this.gate) {
+      this.held++;
+      await this.gate;
+    }
+    return super.insert(records);
+  }
+}
+
 async function state(id: string): Promise<TaskRecord> {
   return cp!.plm.get(id, ALL_TENANTS);
 }
@@ -163,6 +184,40 @@ describe("Dependencies", () => {
       assert.equal((await state(c!)).error, `dependency ${b} was cancelled: not needed`);
       assert.equal((await state(a!)).state, "queued", "a dependency is not touched");
       assert.deepEqual(cp.plm.graphOf(a!).dependents, []);
+    });
+  });
+
+  describe("while the submit is stored", () => {
+    it("does not miss a dependency that finishes while the dependent's insert is in flight", async () => {
+      const store = new GatedStore();
+      cp = await startControlPlane({ store });
+      const w1 = cp.join("w1", ["step", "join"]);
+      const { ids: [a] } = await cp.plm.submit([spec("step")], "c1");
+      await settle();
+      store.hold();
+      const submitted = cp.plm.submit([spec("join", { dependsOn: [a!] })], "c1");
+      await settle();
+      assert.equal(store.held, 1, "the dependent's insert waits");
+      await finish(w1, "w1", a!, { result: "early" });
+      store.release();
+      const { ids: [join] } = await submitted;
+      await settle();
+      assert.deepEqual(assignedIds(w1), [a, join]);
+      assert.deepEqual(dependencyResults(w1, join!).map((r) => r.result), ["early"]);
+    });
+
+    it("reads the outcome of a dependency that finished a moment ago, before its final state was written", async () => {
+      cp = await startControlPlane({ store: new SwitchableStore(new MemoryTaskStore()) });
+      const w1 = cp.join("w1", ["step", "join"]);
+      const { ids: [a] } = await cp.plm.submit([spec("step")], "c1");
+      await settle();
+      const epoch = w1.assigned[0]!.epoch;
+      // Finished, out of the table, its final state still in the write batch: no settle in between.
+      cp.lifecycle.completed("w1", [{ taskId: a!, epoch, ok: true, result: bytes("fresh"), error: "" }]);
+      assert.equal((await cp.store.get(a!))?.state, "assigned", "the store still has the old state");
+      const { ids: [join] } = await cp.plm.submit([spec("join", { dependsOn: [a!] })], "c1");
+      await settle();
+      assert.deepEqual(dependencyResults(w1, join!).map((r) => [r.taskId, r.state, r.result]), [[a, 4, "fresh"]]);
     });
   });
 
