@@ -209,6 +209,8 @@ export class Dependencies {
    */
   async restore(lives: readonly LiveTask[]): Promise<Map<LiveTask, Readiness>> {
     const verdicts = new Map<LiveTask, Readiness>();
+    // A dependency many dependents share is read once.
+    const stored = new Map<string, TaskRecord | undefined>();
     for (const live of lives) {
       const rec = live.rec;
       if (!rec.dependsOn?.length) continue;
@@ -218,7 +220,8 @@ export class Dependencies {
           this.waitFor(waiter, id);
           continue;
         }
-        const dep = await this.store.get(id);
+        let dep = stored.get(id);
+        if (!stored.has(id)) stored.set(id, (dep = await this.store.get(id)));
         this.record(waiter, id, dep && dep.tenant === rec.tenant ? dep : { state: "cancelled", result: undefined, error: "no longer known (purged from the store)" });
       }
       waiter.live = live;
