@@ -221,6 +221,42 @@ describe("Dependencies", () => {
     });
   });
 
+  describe("a dead-letter retry", () => {
+    it("of a dependency and its cancelled dependent together: the dependent waits for it again and gets its result", async () => {
+      cp = await startControlPlane();
+      const w1 = cp.join("w1", ["step"]);
+      const { ids: [a] } = await cp.plm.submit([spec("step")], "c1");
+      const { ids: [b] } = await cp.plm.submit([spec("step", { dependsOn: [a!] })], "c1");
+      await settle();
+      await finish(w1, "w1", a!, { error: "flaky" });
+      assert.equal((await state(b!)).state, "cancelled");
+
+      await cp.plm.retry([b!, a!], {}, ALL_TENANTS);
+      await settle();
+      assert.equal((await state(b!)).waitingReason, `waiting for 1 of 1 dependencies: ${a}`);
+      const retriedA = w1.assigned.filter((x) => x.taskId === a).at(-1)!;
+      cp.lifecycle.completed("w1", [{ taskId: a!, epoch: retriedA.epoch, ok: true, result: bytes("second time"), error: "" }]);
+      await settle();
+      assert.equal(w1.assigned.at(-1)!.taskId, b);
+      assert.deepEqual(dependencyResults(w1, b!).map((r) => r.result), ["second time"]);
+    });
+
+    it("of a dependent alone while its dependency is still failed: cancelled again, naming it", async () => {
+      cp = await startControlPlane();
+      const w1 = cp.join("w1", ["step"]);
+      const { ids: [a] } = await cp.plm.submit([spec("step")], "c1");
+      const { ids: [b] } = await cp.plm.submit([spec("step", { dependsOn: [a!] })], "c1");
+      await settle();
+      await finish(w1, "w1", a!, { error: "still broken" });
+      await cp.plm.retry([b!], {}, ALL_TENANTS);
+      await settle();
+      const again = await state(b!);
+      assert.equal(again.state, "cancelled");
+      assert.equal(again.error, `dependency ${a} failed: still broken`);
+      assert.deepEqual(assignedIds(w1), [a], "it never ran");
+    });
+  });
+
   describe("submit checks", () => {
     it("refuses an unknown ID, and another tenant's as if unknown, naming the field and the ID; nothing is stored", async () => {
       cp = await startControlPlane();

@@ -47,6 +47,10 @@ export interface Doomed {
 }
 
 const NONE: readonly Doomed[] = [];
+const NO_IDS: ReadonlySet<string> = new Set();
+
+/** A dependency gone from the store (purged past `control.resultRetentionMs`) counts as this. */
+const PURGED: DependencyOutcome = { state: "cancelled", result: undefined, error: "no longer known (purged from the store)" };
 
 /** One dependent waiting for its dependencies. */
 interface Waiter {
@@ -101,8 +105,14 @@ export class Dependencies {
    * same tenant, else INVALID_ARGUMENT names the field (`where(i)`) and the ID. Another tenant's
    * task answers as an unknown one does.
    */
-  async lookUp(fresh: readonly TaskRecord[], where: (i: number) => string, tenant: string, ids: ReadonlySet<string> = new Set(fresh.map((r) => r.id))): Promise<Map<string, TaskRecord>> {
-    const known = new Map<string, TaskRecord>();
+  async lookUp(
+    fresh: readonly TaskRecord[],
+    where: (i: number) => string,
+    tenant: string,
+    ids: ReadonlySet<string> = new Set(fresh.map((r) => r.id)),
+    lenient = false,
+  ): Promise<Map<string, DependencyOutcome>> {
+    const known = new Map<string, DependencyOutcome>();
     for (let i = 0; i < fresh.length; i++) {
       const deps = fresh[i]!.dependsOn;
       if (!deps) continue;
@@ -121,11 +131,25 @@ export class Dependencies {
           rec = await this.store.get(id);
         }
         if (this.table.get(id)) continue;
-        if (!rec || rec.tenant !== tenant || !isFinal(rec.state)) throw unknownDependency(where(i), j, id);
+        if (!rec || rec.tenant !== tenant || !isFinal(rec.state)) {
+          // A retried task's dependency may have been purged since: it counts as cancelled, as after a restart.
+          if (!lenient) throw unknownDependency(where(i), j, id);
+          known.set(id, PURGED);
+          continue;
+        }
         known.set(id, rec);
       }
     }
     return known;
+  }
+
+  /**
+   * {@link lookUp} for finished tasks put back in the queue (a dead-letter retry, ADR 0020): a
+   * dependency purged from the store since counts as cancelled rather than refusing the retry;
+   * `retried` are the IDs of every task of the retry (they count as live).
+   */
+  lookUpForRetry(recs: readonly TaskRecord[], tenant: string, retried: ReadonlySet<string>): Promise<Map<string, DependencyOutcome>> {
+    return this.lookUp(recs, (i) => `task ${recs[i]!.id}`, tenant, retried, true);
   }
 
   /**
@@ -134,8 +158,8 @@ export class Dependencies {
    * neither live nor in `known` (they finished since {@link lookUp}; look them up and plan again);
    * then nothing was planned.
    */
-  plan(fresh: readonly TaskRecord[], known: ReadonlyMap<string, TaskRecord>): string[] {
-    const ids = new Set<string>();
+  plan(fresh: readonly TaskRecord[], known: ReadonlyMap<string, DependencyOutcome>, alsoFresh: ReadonlySet<string> = NO_IDS): string[] {
+    const ids = new Set<string>(alsoFresh);
     for (const rec of fresh) ids.add(rec.id);
     const missing: string[] = [];
     for (const rec of fresh) {
@@ -222,7 +246,7 @@ export class Dependencies {
         }
         let dep = stored.get(id);
         if (!stored.has(id)) stored.set(id, (dep = await this.store.get(id)));
-        this.record(waiter, id, dep && dep.tenant === rec.tenant ? dep : { state: "cancelled", result: undefined, error: "no longer known (purged from the store)" });
+        this.record(waiter, id, dep && dep.tenant === rec.tenant ? dep : PURGED);
       }
       waiter.live = live;
       if (rec.state !== "queued" || rec.workerId) {

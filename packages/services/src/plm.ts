@@ -39,7 +39,7 @@ import {
 } from "@taskflow/core";
 import { checkIds, matches, maxTasksOf, resolveFilter } from "./bulk-filter.js";
 import { type DelayedTasks } from "./delayed-tasks.js";
-import { checkFlow, validateDependencies, type Dependencies } from "./dependencies.js";
+import { checkFlow, validateDependencies, type Dependencies, type DependencyOutcome } from "./dependencies.js";
 import { type MemoryAdmission } from "./memory-admission.js";
 import { delayedUntil } from "./due-time.js";
 import { type ResultDelivery } from "./result-delivery.js";
@@ -64,7 +64,7 @@ type Subscriptions = Pick<ResultDelivery, "watch" | "subscribeResults">;
 type Accounts = Pick<Tenants, "account" | "admit" | "settle" | "usage">;
 type Delays = Pick<DelayedTasks, "holds">;
 type Memory = Pick<MemoryAdmission, "admit">;
-type Graph = Pick<Dependencies, "lookUp" | "plan" | "drop" | "reasonFor" | "waitingOn" | "dependentsOf">;
+type Graph = Pick<Dependencies, "lookUp" | "lookUpForRetry" | "plan" | "drop" | "reasonFor" | "waitingOn" | "dependentsOf">;
 
 @injectable()
 export class ProcessLifecycleManager implements Plm {
@@ -248,7 +248,7 @@ export class ProcessLifecycleManager implements Plm {
     freshIndex: readonly number[],
     where: (i: number) => string,
     tenant: string,
-  ): Promise<Map<string, TaskRecord>> {
+  ): Promise<Map<string, DependencyOutcome>> {
     for (let f = 0; f < fresh.length; f++) {
       const i = freshIndex[f]!;
       const spec = specs[i]!;
@@ -300,6 +300,9 @@ export class ProcessLifecycleManager implements Plm {
     const byId = Array.isArray(target);
     const found = byId ? await this.finishedById(checkIds(target as readonly string[]), scope) : await this.finishedMatching(target as TaskFilter, maxTasksOf(options), scope);
     if (options.dryRun) return found;
+    const graphed = found.filter((rec) => rec.dependsOn?.length);
+    const retried = new Set(found.map((rec) => rec.id));
+    const known = graphed.length ? await this.retriedDependencies(graphed, retried) : undefined;
     // Synchronous from here on: no other retry, submit or finish interleaves with the checks.
     this.checkWritable();
     const recs: TaskRecord[] = [];
@@ -307,6 +310,7 @@ export class ProcessLifecycleManager implements Plm {
       // Retried (or, for the memory store, the same record) since it was read.
       if (this.table.get(rec.id) || !isFinal(rec.state)) {
         if (byId) throw notRetryable(rec.id, "queued");
+        retried.delete(rec.id);
         continue;
       }
       recs.push(rec);
@@ -334,6 +338,14 @@ export class ProcessLifecycleManager implements Plm {
       }
     } finally {
       for (const [account, n] of admitted) this.tenants.settle(account, n, false);
+    }
+    // A retried dependent waits again for its dependencies (those retried with it too), as a
+    // submitted one does: planned now, so none finishing from here on is missed.
+    if (known) {
+      const dependents = recs.filter((rec) => rec.dependsOn?.length);
+      const missing = this.graph.plan(dependents, known, retried);
+      // Finished between the look-up and here; the retry is all or none, so it is refused whole.
+      if (missing.length) throw new TaskflowError(Code.ABORTED, `dependency ${missing[0]} finished while the retry was checked; nothing was retried, try again`);
     }
     for (const [tenant, tasks] of perTenant) {
       const account = this.tenants.account(tenant);
@@ -400,6 +412,19 @@ export class ProcessLifecycleManager implements Plm {
         reason: Reason.STORE,
       });
     }
+  }
+
+  /** The finished dependencies of retried dependents, per tenant; one purged since counts as cancelled. */
+  private async retriedDependencies(graphed: readonly TaskRecord[], retried: ReadonlySet<string>): Promise<Map<string, DependencyOutcome>> {
+    const known = new Map<string, DependencyOutcome>();
+    const byTenant = new Map<string, TaskRecord[]>();
+    for (const rec of graphed) {
+      const list = byTenant.get(rec.tenant);
+      if (list) list.push(rec);
+      else byTenant.set(rec.tenant, [rec]);
+    }
+    for (const [tenant, recs] of byTenant) for (const [id, o] of await this.graph.lookUpForRetry(recs, tenant, retried)) known.set(id, o);
+    return known;
   }
 
   /** The tasks to retry by ID: all must exist in `scope` and be failed or cancelled. */

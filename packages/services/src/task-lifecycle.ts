@@ -105,8 +105,11 @@ export class TaskLifecycle implements TaskReports, LostWorkerTasks {
     rec.notBefore = 0;
     rec.waitingReason = why;
     const live = this.table.track(rec, account);
-    this.table.enqueue(live);
+    // A dependent waits for its dependencies again (the PLM planned it), or goes at once.
+    const readiness = rec.dependsOn ? this.graph.hold(live) : undefined;
+    if (readiness?.kind !== "waits" && readiness?.kind !== "cancel") this.table.enqueue(live);
     this.changed(rec);
+    if (readiness?.kind === "cancel") this.cancel(live, readiness.why);
     this.inbox.wake();
     return live;
   }
