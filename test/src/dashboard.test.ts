@@ -99,6 +99,21 @@ describe("the dashboard in Chromium", () => {
     await workerRow().first().waitFor();
   });
 
+  it("shows a task's dependencies and the dependents waiting for it, each linked to its page", async () => {
+    const dep = await client.submit("sleep", { ms: 60_000 });
+    const dependent = await client.submit("echo", { after: "sleep" }, { dependsOn: [dep] });
+    await page.goto(`${node.dashboardUrl!}#/tasks/${dependent}`);
+    await page.locator("[data-testid=waiting-reason]", { hasText: `waiting for 1 of 1 dependencies: ${dep}` }).waitFor();
+    await page.locator("[data-testid=depends-on] li", { hasText: dep }).waitFor();
+    await page.locator(`[data-testid=depends-on] a[href="#/tasks/${dep}"]`).click();
+    await page.locator("[data-testid=dependents] li", { hasText: dependent }).filter({ hasText: "queued" }).waitFor();
+    await page.screenshot({ path: path.join(artifacts, "dashboard-graph.png"), fullPage: true });
+    await client.cancel(dep, "graph test over");
+    assert.equal((await client.outcome(dependent)).state, "cancelled");
+    await page.locator("a", { hasText: "Overview" }).click();
+    await workerRow().first().waitFor();
+  });
+
   it("drains a worker from the workers table", async () => {
     // A running task keeps the worker in the draining state long enough to see it.
     const running = await client.submit("sleep", { ms: 2000 });

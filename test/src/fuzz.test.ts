@@ -21,7 +21,14 @@ const MESSAGES = 2000;
 const seeds: Record<string, unknown[]> = {
   SubmitTask: [{ spec: { type: "echo", payload: new TextEncoder().encode('"x"'), priority: -3, requiredLabels: { zone: "a" }, maxAttempts: 2, timeoutMs: 1000, idempotencyKey: "k" }, clientId: "fuzz", requestId: "r1" }],
   SubmitTasks: [{ specs: [{ type: "echo" }, { type: "sleep", payload: new TextEncoder().encode('{"ms":1}') }], clientId: "fuzz", requestId: "r2" }],
-  SubmitTaskStream: [{ batchId: 7n, specs: [{ type: "echo" }], clientId: "fuzz", requestId: "r3" }],
+  SubmitTaskStream: [{ batchId: 7n, specs: [{ type: "echo" }, { type: "echo", dependsOn: ["0b7c2a43-5f7e-4c1a-9a51-8f0e3d2b1c4a"], onDependencyFailure: 2 }], clientId: "fuzz", requestId: "r3" }],
+  SubmitFlow: [
+    {
+      nodes: [{ spec: { type: "echo" } }, { spec: { type: "echo", onDependencyFailure: 1 }, dependsOnNodes: [0] }, { spec: { type: "echo" }, dependsOnNodes: [0, 1] }],
+      clientId: "fuzz",
+      requestId: "r4",
+    },
+  ],
   GetTask: [{ taskId: "0b7c2a43-5f7e-4c1a-9a51-8f0e3d2b1c4a" }],
   WatchTask: [{ taskId: "0b7c2a43-5f7e-4c1a-9a51-8f0e3d2b1c4a" }],
   SubscribeResults: [{ clientId: "fuzz" }],

@@ -7,7 +7,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from "commander
 import { AUTH_ROLES, Code, DEFAULT_CONTROL_ADDRESS, MAX_DELAY_MS, TaskflowError, type AuthRole } from "@taskflow/core";
 import { TaskflowClient, TaskState, taskStateName, wireError, type BulkFilter } from "@taskflow/client";
 import type { Task } from "@taskflow/proto";
-import { EXIT, errorLine, exitCodeFor, parseDelay, parseTimePoint, table, taskJson, taskText, workerJson } from "./cli/output.js";
+import { EXIT, GRAPH_LISTED, errorLine, exitCodeFor, parseDelay, parseTimePoint, table, taskJson, taskText, workerJson } from "./cli/output.js";
 import { renderTop, runTop, sampleOf } from "./cli/top.js";
 
 const version = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version;
@@ -105,6 +105,23 @@ function parseLabel(value: string, previous: Record<string, string> = {}): Recor
   return { ...previous, [value.slice(0, eq)]: value.slice(eq + 1) };
 }
 
+/** The states of a task's first dependencies and dependents, for `get`; one that cannot be read shows its error's code. */
+async function graphStates(c: TaskflowClient, task: Task): Promise<Map<string, string>> {
+  const ids = [...(task.spec?.dependsOn ?? []).slice(0, GRAPH_LISTED), ...task.dependents.slice(0, GRAPH_LISTED)];
+  const states = new Map<string, string>();
+  await Promise.all(
+    ids.map(async (id) => {
+      try {
+        const t = await c.get(id);
+        states.set(id, t.waitingReason && t.state === TaskState.QUEUED ? `queued (${t.waitingReason})` : taskStateName(t.state));
+      } catch (err) {
+        states.set(id, `unknown (${wireError(err).message})`);
+      }
+    }),
+  );
+  return states;
+}
+
 function parsePayload(text: string | undefined): unknown {
   if (text === undefined) return undefined;
   try {
@@ -155,6 +172,8 @@ program
   .option("--idempotency-key <key>", "a repeated key returns the existing task")
   .option("--delay <duration>", "delayed task: enter the queue after this long, such as 250ms, 30s, 5m, 2h or 1d (at most 365d)", parseDelayOption)
   .option("--at <time>", "delayed task: enter the queue at this ISO 8601 time, such as 2030-01-01T09:00:00Z (a past time runs now)", parseAtOption)
+  .option("--depends-on <id>", "task graph: wait until this task succeeded, then run with its result (repeatable)", (id: string, previous: string[] = []) => [...previous, id])
+  .addOption(new Option("--on-dependency-failure <mode>", "when a dependency fails or is cancelled: cancel this task, or run it anyway").choices(["cancel", "run"]))
   .option("--json", "print JSON")
   .action(async (type: string, payloadText: string | undefined, opts) => {
     if (opts.delay !== undefined && opts.at !== undefined) throw new TaskflowError(Code.INVALID_ARGUMENT, "--delay and --at are exclusive: give one");
@@ -168,6 +187,8 @@ program
         ...(opts.maxAttempts !== undefined && { maxAttempts: opts.maxAttempts }),
         ...(opts.label && { requiredLabels: opts.label }),
         ...(opts.idempotencyKey && { idempotencyKey: opts.idempotencyKey }),
+        ...(opts.dependsOn && { dependsOn: opts.dependsOn as string[] }),
+        ...(opts.onDependencyFailure && { onDependencyFailure: opts.onDependencyFailure as "cancel" | "run" }),
       });
       if (!opts.wait) {
         print({ id }, opts.json, () => id);
@@ -196,7 +217,8 @@ program
     const c = client();
     try {
       const task = await c.get(id);
-      print(taskJson(task), Boolean(opts.json), () => taskText(task));
+      const states = opts.json ? new Map<string, string>() : await graphStates(c, task);
+      print(taskJson(task), Boolean(opts.json), () => taskText(task, states));
     } finally {
       c.close();
     }

@@ -11,6 +11,7 @@ import { TOKENS, systemClock, systemTimers, type EventBus, type Logger, type Pol
 import {
   ControlServer,
   DelayedTasks,
+  Dependencies,
   LocalEventBus,
   LoopInbox,
   MainScheduler,
@@ -126,6 +127,7 @@ export async function startControl(config: TaskflowConfig, baseDir: string, logg
   c.registerSingleton(TOKENS.MemoryAdmission, MemoryAdmission); // memory against control.memoryBudget, sampled
   // The PLM's parts, each on the ones above it.
   c.registerSingleton(TOKENS.StoreWriteBehind, StoreWriteBehind); // batched writes, store health (Durability)
+  c.registerSingleton(TOKENS.Dependencies, Dependencies); //     task graphs: dependents until their dependencies finish
   c.registerSingleton(TOKENS.TaskLifecycle, TaskLifecycle); //   the task state machine (TaskReports, LostWorkerTasks)
   c.registerSingleton(TOKENS.Recovery, Recovery); //             restart reload, re-adoption, reconcile
   // Workers, the scheduler, and the edges.

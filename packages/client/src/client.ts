@@ -10,6 +10,7 @@ import type * as grpc from "@grpc/grpc-js";
 import { Code, TaskflowError } from "@taskflow/core";
 import {
   ClusterService,
+  DependencyFailure,
   TaskService,
   TaskState,
   type GetClusterStateResponse,
@@ -110,12 +111,29 @@ export interface SubmitOptions {
    * @defaultValue none (now)
    */
   runAt?: Date | number;
+  /**
+   * Task graph: IDs of tasks (of this tenant) it waits for, at most 1,000. It stays queued until
+   * every one succeeded; its handler then gets their results (`context.dependencies`). An unknown
+   * ID is refused with INVALID_ARGUMENT. @defaultValue none
+   */
+  dependsOn?: readonly string[];
+  /**
+   * What it does when a dependency fails or is cancelled: `"cancel"` it (its error names the
+   * dependency), or `"run"` it anyway once every dependency finished. @defaultValue "cancel"
+   */
+  onDependencyFailure?: "cancel" | "run";
 }
 
 export interface TaskRequest extends SubmitOptions {
   type: string;
   payload?: unknown;
 }
+
+/**
+ * One task of a {@link TaskflowClient.flow}: its `dependsOn` may name other tasks of the same
+ * flow by their key, and existing tasks by ID.
+ */
+export type FlowTask = TaskRequest;
 
 
 const NO_LABELS: Readonly<Record<string, string>> = Object.freeze({});
@@ -192,6 +210,49 @@ export class TaskflowClient {
   /** Submits many tasks; resolves with their IDs in order. */
   async submitMany(requests: readonly TaskRequest[]): Promise<string[]> {
     return Promise.all(requests.map((r) => this.submit(r.type, r.payload, r)));
+  }
+
+  /**
+   * Submits a task graph in one call, all or none, and resolves with each task's ID by its key.
+   * In a task's `dependsOn`, a key of `tasks` names that task of the flow; any other string is
+   * an existing task's ID. A cycle, or an unknown ID, is refused with INVALID_ARGUMENT and
+   * nothing is stored.
+   *
+   * @example
+   * const ids = await client.flow({
+   *   fetch: { type: "fetch", payload: { url } },
+   *   resize: { type: "resize", dependsOn: ["fetch"] },
+   *   thumbnail: { type: "thumbnail", dependsOn: ["fetch"] },
+   *   publish: { type: "publish", dependsOn: ["resize", "thumbnail"] },
+   * });
+   * await client.result(ids.publish);
+   */
+  async flow<K extends string>(tasks: Readonly<Record<K, FlowTask>>): Promise<Record<K, string>> {
+    if (this.closed) throw new TaskflowError(Code.FAILED_PRECONDITION, "the client is closed");
+    const keys = Object.keys(tasks) as K[];
+    const index = new Map<string, number>(keys.map((k, i) => [k, i]));
+    const nodes = keys.map((key) => {
+      const t = tasks[key];
+      const local: number[] = [];
+      const external: string[] = [];
+      for (const dep of t.dependsOn ?? []) {
+        const i = index.get(dep);
+        if (i === undefined) external.push(dep);
+        else local.push(i);
+      }
+      const spec = specOf(this.codec, t.type, t.payload, { ...t, dependsOn: external });
+      return { spec, dependsOnNodes: local };
+    });
+    await this.ensureSubscribed();
+    // A request ID makes the call safe to retry: a repeat answers the same tasks.
+    const res = await call(() => this.tasks.submitFlow({ nodes, clientId: this.clientId, requestId: randomUUID() }));
+    const ids = {} as Record<K, string>;
+    keys.forEach((key, i) => {
+      const id = res.taskIds[i]!;
+      ids[key] = id;
+      if (!res.deduplicated[i] && !this.outcomes.has(id)) this.unfinished.set(id, null);
+    });
+    return ids;
   }
 
   /** Submits a task and waits for its result; throws a TaskflowError if it fails or is cancelled. */
@@ -441,7 +502,18 @@ function specOf(codec: Codec, type: string, payload: unknown, o: SubmitOptions |
     expectedDurationMs: o?.expectedDurationMs ?? 0,
     delayMs: o?.delayMs ? int64Ms(o.delayMs, "delayMs") : 0n,
     runAtMs: o?.runAt === undefined ? 0n : int64Ms(+o.runAt, "runAt"),
+    dependsOn: o?.dependsOn?.length ? [...o.dependsOn] : NO_DEPENDENCIES,
+    onDependencyFailure: o?.onDependencyFailure ? dependencyFailure(o.onDependencyFailure) : 0,
   };
+}
+
+const NO_DEPENDENCIES: string[] = [];
+
+/** The wire's `DependencyFailure` for an option value; anything else is refused here, naming the option. */
+function dependencyFailure(mode: string): DependencyFailure {
+  if (mode === "cancel") return DependencyFailure.CANCEL;
+  if (mode === "run") return DependencyFailure.RUN_ANYWAY;
+  throw new TaskflowError(Code.INVALID_ARGUMENT, `onDependencyFailure must be "cancel" or "run", got ${JSON.stringify(mode)}`);
 }
 
 /** A delay or a time in whole ms for an int64 field; anything else is refused here, naming the option. */

@@ -13,6 +13,28 @@ export interface TaskContext {
   readonly signal: AbortSignal;
   /** The payload's raw bytes. */
   readonly rawPayload: Uint8Array;
+  /**
+   * A task graph's dependent (submitted with `dependsOn`, or in a flow): how each dependency
+   * ended, in `dependsOn` order, results decoded with the worker's codec. Empty for a task
+   * without dependencies.
+   */
+  readonly dependencies: readonly DependencyOutcome[];
+}
+
+/** How one dependency of a task ended, as its dependent's handler sees it. */
+export interface DependencyOutcome<R = unknown> {
+  readonly taskId: string;
+  /** `"succeeded"`, or `"failed"` / `"cancelled"` for a dependent submitted with `onDependencyFailure: "run"`. */
+  readonly state: "succeeded" | "failed" | "cancelled";
+  /** Its decoded result when it succeeded (undefined when left out, see `resultOmitted`). */
+  readonly result: R | undefined;
+  /** Why it failed or was cancelled; "" when it succeeded. */
+  readonly error: string;
+  /**
+   * The results of all dependencies together passed the control node's `control.maxPayloadBytes`,
+   * so this one was left out of the assignment: read it with `client.result(taskId)`.
+   */
+  readonly resultOmitted: boolean;
 }
 
 // Handlers receive decoded JSON, whose shape only the application knows.

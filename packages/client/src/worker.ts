@@ -12,7 +12,7 @@
 import { hostname } from "node:os";
 import type * as grpc from "@grpc/grpc-js";
 import { Code, TaskflowError } from "@taskflow/core";
-import { WorkerService, type Assignment, type SessionRequest, type SessionResponse } from "@taskflow/proto";
+import { TaskState, WorkerService, type Assignment, type DependencyResult, type SessionRequest, type SessionResponse } from "@taskflow/proto";
 import { decodeSessionResponse, encodeHeartbeat } from "@taskflow/proto/fast";
 import { createClient, type ServiceClient } from "@taskflow/proto/grpc";
 import { jsonCodec, type Codec } from "./codec.js";
@@ -21,7 +21,7 @@ import { UnrecoverableError, wireError } from "./errors.js";
 import { Backoff } from "./backoff.js";
 import { WORKER_DEFAULTS } from "./defaults.js";
 import { chunkResults } from "./batching.js";
-import type { HandlerMap, HeldResult, TaskContext, WorkerHooks, WorkerOptions } from "./worker-options.js";
+import type { DependencyOutcome, HandlerMap, HeldResult, TaskContext, WorkerHooks, WorkerOptions } from "./worker-options.js";
 
 interface Running {
   taskId: string;
@@ -35,14 +35,38 @@ interface Running {
   type: string;
 }
 
-/** The context a handler gets; its signal is created on first use. */
+const NO_DEPENDENCIES: readonly DependencyOutcome[] = Object.freeze([]);
+
+const DEPENDENCY_STATES: Partial<Record<TaskState, DependencyOutcome["state"]>> = {
+  [TaskState.SUCCEEDED]: "succeeded",
+  [TaskState.FAILED]: "failed",
+  [TaskState.CANCELLED]: "cancelled",
+};
+
+/** The context a handler gets; its signal is created on first use, its dependencies decoded on first use. */
 class RunContext implements TaskContext {
+  private decoded: readonly DependencyOutcome[] | undefined;
+
   constructor(
     private readonly entry: Running,
     readonly type: string,
     readonly attempt: number,
     readonly rawPayload: Uint8Array,
+    private readonly wireDependencies: readonly DependencyResult[],
+    private readonly codec: Codec,
   ) {}
+
+  get dependencies(): readonly DependencyOutcome[] {
+    if (this.decoded) return this.decoded;
+    if (!this.wireDependencies.length) return (this.decoded = NO_DEPENDENCIES);
+    return (this.decoded = this.wireDependencies.map((d) => ({
+      taskId: d.taskId,
+      state: DEPENDENCY_STATES[d.state] ?? "cancelled",
+      result: d.state === TaskState.SUCCEEDED && !d.resultOmitted ? this.codec.decode(d.result) : undefined,
+      error: d.error,
+      resultOmitted: d.resultOmitted,
+    })));
+  }
 
   get taskId(): string {
     return this.entry.taskId;
@@ -389,12 +413,12 @@ export class TaskflowWorker {
       if (hooks) {
         hooks.handlerEntered?.(a.taskId, a.epoch);
         try {
-          value = handler(this.codec.decode(a.payload), new RunContext(entry, a.type, a.attempt, a.payload));
+          value = handler(this.codec.decode(a.payload), new RunContext(entry, a.type, a.attempt, a.payload, a.dependencyResults, this.codec));
         } finally {
           hooks.handlerExited?.();
         }
       } else {
-        value = handler(this.codec.decode(a.payload), new RunContext(entry, a.type, a.attempt, a.payload));
+        value = handler(this.codec.decode(a.payload), new RunContext(entry, a.type, a.attempt, a.payload, a.dependencyResults, this.codec));
       }
       if (value instanceof Promise) {
         entry.pending = true;

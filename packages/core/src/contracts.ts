@@ -94,6 +94,23 @@ export interface SubmitResult {
   deduplicated: boolean[];
 }
 
+/** One task of a flow (`Plm.submitFlow`): its spec, and the flow's nodes it waits for by index. */
+export interface FlowNode {
+  spec: TaskSpec;
+  /** Indices into the flow's nodes; added to `spec.dependsOn` as their task IDs. */
+  dependsOnNodes: readonly number[];
+}
+
+/** A task's place in its graph now: what it waits for, and who waits for it. */
+export interface TaskGraphView {
+  /** Dependencies a queued task still waits for. */
+  waitingOn: string[];
+  /** Tasks waiting for this one now, at most 1,000 listed. */
+  dependents: string[];
+  /** How many tasks wait for this one now. */
+  dependentCount: number;
+}
+
 /** A result a worker reports for one attempt. */
 export interface WorkerResult {
   taskId: string;
@@ -123,6 +140,13 @@ export interface Plm {
    * creates nothing and answers the same IDs, deduplicated. Throws RESOURCE_EXHAUSTED (`TASKFLOW_ERR_QUOTA`) past the tenant's quota.
    */
   submit(specs: readonly TaskSpec[], clientId: string, requestId?: string, tenant?: string): Promise<SubmitResult>;
+  /**
+   * Accepts a task graph as {@link submit} does, all or none; a node's `dependsOnNodes` become
+   * its `dependsOn`. INVALID_ARGUMENT for a cycle or an index out of range, naming the node.
+   */
+  submitFlow(nodes: readonly FlowNode[], clientId: string, requestId?: string, tenant?: string): Promise<SubmitResult>;
+  /** The task's place in its graph now (empty for a task outside any); call after {@link get}. */
+  graphOf(taskId: string): TaskGraphView;
   /** Throws NOT_FOUND for an unknown ID, and for a task outside `scope` (its existence is not revealed). */
   get(taskId: string, scope: TenantScope): Promise<TaskRecord>;
   /** Throws NOT_FOUND as {@link get} does. */

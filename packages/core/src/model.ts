@@ -21,6 +21,18 @@ export const MAX_TIMEOUT_MS = 2_000_000_000;
  */
 export const MAX_DELAY_MS = 365 * 24 * 60 * 60 * 1000;
 
+/**
+ * Most dependencies one task may have (`TaskSpec.dependsOn`), and the most nodes of one flow.
+ * Bounds the work of a submit's checks and the size of the assignment carrying their results.
+ */
+export const MAX_DEPENDENCIES = 1_000;
+
+/**
+ * What a dependent does when a dependency fails or is cancelled: `"cancel"` (the default) cancels
+ * it, its error naming the dependency; `"run"` runs it anyway once every dependency finished.
+ */
+export type DependencyFailureMode = "cancel" | "run";
+
 /** What a client asks to run. */
 export interface TaskSpec {
   type: string;
@@ -50,6 +62,14 @@ export interface TaskSpec {
    * (earliest deadline first); nothing cancels a task that misses it. Absent = none.
    */
   deadline?: number;
+  /**
+   * Task graph: IDs of tasks of the same tenant this one waits for (at most
+   * {@link MAX_DEPENDENCIES}). It enters the queue once every one succeeded; its handler gets
+   * their results. Absent = none. Stored in the attributes column.
+   */
+  dependsOn?: readonly string[];
+  /** What it does when a dependency fails or is cancelled. Absent = `"cancel"`. Stored in the attributes column. */
+  onDependencyFailure?: DependencyFailureMode;
 }
 
 /** One attempt of a task on one worker. */

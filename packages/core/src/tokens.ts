@@ -21,6 +21,8 @@ export const TOKENS = {
   TaskLifecycle: Symbol.for("taskflow:TaskLifecycle"),
   /** Delayed tasks waiting for their due time, and the one timer for the earliest (services DelayedTasks). */
   DelayedTasks: Symbol.for("taskflow:DelayedTasks"),
+  /** Task graphs: dependents waiting for their dependencies, and who waits on whom (services Dependencies). */
+  Dependencies: Symbol.for("taskflow:Dependencies"),
   /** Watchers and result subscribers (services ResultDelivery). */
   ResultDelivery: Symbol.for("taskflow:ResultDelivery"),
   /** Batched store writes, their retries and the store's health (`Durability`). */

@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useState } from "preact/hooks";
-import type { TaskDetailJson } from "@taskflow/monitoring/api";
+import type { GraphLinkJson, TaskDetailJson } from "@taskflow/monitoring/api";
 import { getJson, postJson } from "./api.js";
 import { between, bytes, clock, FINAL_STATES, labelsText } from "./format.js";
 import { useTaskChanges } from "./live.js";
@@ -166,8 +166,37 @@ export function TaskPage({ id }: { id: string }) {
               ))}
             </tbody>
           </table>
+          {task.dependsOnCount > 0 && (
+            <GraphLinks
+              title={`Depends on (${task.dependsOnCount}; on a failure: ${task.onDependencyFailure === "run" ? "runs anyway" : "cancelled"})`}
+              links={task.dependsOn}
+              total={task.dependsOnCount}
+              testId="depends-on"
+            />
+          )}
+          {task.dependentCount > 0 && <GraphLinks title={`Dependents waiting (${task.dependentCount})`} links={task.dependents} total={task.dependentCount} testId="dependents" />}
         </>
       )}
     </section>
+  );
+}
+
+/** A task graph's neighbours of the task: each links to its own page, with its state. */
+function GraphLinks({ title, links, total, testId }: { title: string; links: GraphLinkJson[]; total: number; testId: string }) {
+  return (
+    <>
+      <h3>{title}</h3>
+      <ul class="graph-links" data-testid={testId}>
+        {links.map((l) => (
+          <li key={l.id}>
+            <a class="mono" href={`#/tasks/${l.id}`}>
+              {l.id}
+            </a>{" "}
+            <span class={`badge ${l.state}`}>{l.state}</span>
+          </li>
+        ))}
+        {total > links.length && <li>… and {total - links.length} more</li>}
+      </ul>
+    </>
   );
 }

@@ -62,6 +62,22 @@ export interface TaskDetailJson extends TaskSummaryJson {
   error: string;
   waitingReason: string;
   attempts: AttemptJson[];
+  /** Task graph: its dependencies in `dependsOn` order (the first 50 with their state). */
+  dependsOn: GraphLinkJson[];
+  /** How many dependencies it has. */
+  dependsOnCount: number;
+  /** What it does when a dependency fails: "cancel" or "run"; "" without dependencies. */
+  onDependencyFailure: string;
+  /** Task graph: tasks waiting for this one now (the first 50 with their state). */
+  dependents: GraphLinkJson[];
+  /** How many tasks wait for this one now. */
+  dependentCount: number;
+}
+
+/** A task linked in a graph, and its state ("unknown" when it cannot be read, such as purged). */
+export interface GraphLinkJson {
+  id: string;
+  state: string;
 }
 
 export interface TaskListJson {

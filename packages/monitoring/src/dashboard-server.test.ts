@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { Code, TaskflowError, type ClusterEvent, type EventBus, type Logger, type Plm, type Register, type TaskRecord, type WorkerRecord } from "@taskflow/core";
-import type { ClusterJson, TaskListJson } from "./api.js";
+import type { ClusterJson, TaskDetailJson, TaskListJson } from "./api.js";
 import { DashboardServer } from "./dashboard-server.js";
 
 const silent: Logger = { trace() {}, debug() {}, info() {}, warn() {}, error() {}, child: () => silent };
@@ -16,15 +16,17 @@ describe("DashboardServer", () => {
     },
   };
   const worker: WorkerRecord = { id: "w0", host: "h", pid: 1, state: "alive", slots: 4, running: 1, labels: { zone: "a" }, taskTypes: new Set(["echo"]), lastHeartbeat: 5, connectedAt: 1 };
-  const rec = { id: "t1", type: "echo", state: "running", payload: new TextEncoder().encode('{"x":1}'), attempts: [] } as unknown as TaskRecord;
+  const rec = { id: "t1", type: "echo", state: "running", payload: new TextEncoder().encode('{"x":1}'), attempts: [], dependsOn: ["t0"] } as unknown as TaskRecord;
   const plm = {
     counts: async () => ({ queued: 2, assigned: 0, running: 1, succeeded: 3, failed: 0, cancelled: 0 }),
     list: async () => ({ tasks: [rec], nextPageToken: "", totalSize: 1 }),
     get: async (id: string) => {
+      if (id === "t0") return { ...rec, id, state: "succeeded", dependsOn: undefined };
       if (id !== "t1") throw new TaskflowError(Code.NOT_FOUND, `task ${id} not found`);
       return rec;
     },
     cancel: async () => ({ ...rec, state: "cancelled" }),
+    graphOf: (id: string) => (id === "t1" ? { waitingOn: [], dependents: ["t9"], dependentCount: 1 } : { waitingOn: [], dependents: [], dependentCount: 0 }),
   } as unknown as Plm;
   const register = { workers: () => [worker], drain: () => ({ ...worker, state: "draining" }) } as unknown as Register;
   let server: DashboardServer;
@@ -47,8 +49,11 @@ describe("DashboardServer", () => {
     assert.deepEqual(state.workers.map((w) => [w.id, w.taskTypes, w.labels]), [["w0", ["echo"], { zone: "a" }]]);
     const list = (await (await fetch(`${url}/api/tasks?state=running,queued&pageSize=10`)).json()) as TaskListJson;
     assert.equal(list.tasks[0]!.id, "t1");
-    const detail = (await (await fetch(`${url}/api/tasks/t1`)).json()) as { payload: string; payloadBytes: number };
+    const detail = (await (await fetch(`${url}/api/tasks/t1`)).json()) as TaskDetailJson;
     assert.deepEqual([detail.payload, detail.payloadBytes], ['{"x":1}', 7]);
+    // Its graph: dependencies and dependents with their states; one that cannot be read is "unknown".
+    assert.deepEqual([detail.dependsOn, detail.dependsOnCount, detail.onDependencyFailure], [[{ id: "t0", state: "succeeded" }], 1, "cancel"]);
+    assert.deepEqual([detail.dependents, detail.dependentCount], [[{ id: "t9", state: "unknown" }], 1]);
   });
 
   it("answers errors with an HTTP status that matches the code", async () => {

@@ -10,10 +10,10 @@ import { readFileSync, existsSync } from "node:fs";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import path from "node:path";
 import { ALL_TENANTS, Code, TASK_STATES, TaskflowError, type ClusterEvent, type EventBus, type Logger, type TaskRecord, type TaskState } from "@taskflow/core";
-import type { ClusterJson, ErrorJson, SampleJson, StatsEventJson, TaskCountsJson, TaskListJson, TasksEventJson } from "./api.js";
+import type { ClusterJson, ErrorJson, TaskDetailJson, SampleJson, StatsEventJson, TaskCountsJson, TaskListJson, TasksEventJson } from "./api.js";
 import type { ControlView } from "./control-view.js";
 import { listenHttp, type HttpListener, type HttpSecurity } from "./http.js";
-import { taskDetailJson, taskSummaryJson, workerJson } from "./json.js";
+import { GRAPH_LISTED, taskDetailJson, taskSummaryJson, workerJson } from "./json.js";
 import { TaskTally } from "./task-tally.js";
 
 export interface DashboardOptions {
@@ -162,7 +162,7 @@ export class DashboardServer {
     if (method === "GET" && resource === "state" && !id) return this.json(res, 200, await this.clusterJson());
     if (method === "GET" && resource === "events" && !id) return this.openStream(req, res);
     if (method === "GET" && resource === "tasks" && !id) return this.json(res, 200, await this.listJson(url.searchParams));
-    if (method === "GET" && resource === "tasks" && id && !action) return this.json(res, 200, taskDetailJson(await this.view.plm.get(id, ALL_TENANTS)));
+    if (method === "GET" && resource === "tasks" && id && !action) return this.json(res, 200, await this.taskJson(id));
     if (method === "POST" && resource === "tasks" && id && action === "cancel") {
       const body = await readJson(req);
       const reason = typeof body["reason"] === "string" && body["reason"] ? body["reason"] : "cancelled from the dashboard";
@@ -182,6 +182,17 @@ export class DashboardServer {
       history: this.history,
       now: Date.now(),
     };
+  }
+
+  /** One task for its page, with the states of its first dependencies and dependents. */
+  private async taskJson(id: string): Promise<TaskDetailJson> {
+    const { plm } = this.view;
+    const task = await plm.get(id, ALL_TENANTS);
+    const graph = plm.graphOf(id);
+    const ids = [...(task.dependsOn ?? []).slice(0, GRAPH_LISTED), ...graph.dependents.slice(0, GRAPH_LISTED)];
+    const states = new Map<string, string>();
+    await Promise.all(ids.map((dep) => plm.get(dep, ALL_TENANTS).then((t) => states.set(dep, t.state), () => states.set(dep, "unknown"))));
+    return taskDetailJson(task, graph, states);
   }
 
   private async listJson(params: URLSearchParams): Promise<TaskListJson> {

@@ -1,4 +1,4 @@
-import type { TaskRecord, WorkerRecord } from "@taskflow/core";
+import type { TaskGraphView, TaskRecord, WorkerRecord } from "@taskflow/core";
 import type { TaskDetailJson, TaskSummaryJson, WorkerJson } from "./api.js";
 
 /** Payloads and results are shown as text up to this many bytes. */
@@ -40,7 +40,12 @@ export function taskSummaryJson(t: TaskRecord): TaskSummaryJson {
   };
 }
 
-export function taskDetailJson(t: TaskRecord): TaskDetailJson {
+/** The task page lists this many dependencies and dependents each, with their states. */
+export const GRAPH_LISTED = 50;
+
+/** `graph` and `states`: the task's place in its graph and its neighbours' states, when the caller looked them up. */
+export function taskDetailJson(t: TaskRecord, graph?: TaskGraphView, states: ReadonlyMap<string, string> = new Map()): TaskDetailJson {
+  const link = (id: string) => ({ id, state: states.get(id) ?? "unknown" });
   return {
     ...taskSummaryJson(t),
     seq: t.seq,
@@ -61,5 +66,10 @@ export function taskDetailJson(t: TaskRecord): TaskDetailJson {
     error: t.error,
     waitingReason: t.waitingReason,
     attempts: t.attempts.map((a) => ({ ...a })),
+    dependsOn: (t.dependsOn ?? []).slice(0, GRAPH_LISTED).map(link),
+    dependsOnCount: t.dependsOn?.length ?? 0,
+    onDependencyFailure: t.dependsOn?.length ? (t.onDependencyFailure ?? "cancel") : "",
+    dependents: (graph?.dependents ?? []).slice(0, GRAPH_LISTED).map(link),
+    dependentCount: graph?.dependentCount ?? 0,
   };
 }

@@ -3,8 +3,16 @@
  * heartbeats with results up.
  */
 import { WireType } from "@bufbuild/protobuf/wire";
-import { fromBinary } from "@bufbuild/protobuf";
-import { SessionRequestSchema, SessionResponseSchema, type SessionRequest, type SessionResponse } from "./gen/taskflow/v1/worker_service_pb.js";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import {
+  AssignmentSchema,
+  DependencyResultSchema,
+  SessionRequestSchema,
+  SessionResponseSchema,
+  type DependencyResult,
+  type SessionRequest,
+  type SessionResponse,
+} from "./gen/taskflow/v1/worker_service_pb.js";
 import { EMPTY, HotReader, lenStrSize, strSize, varintSize, writeStr, writeVarint } from "./fast-wire.js";
 
 // ---- SessionResponse{assign} ---------------------------------------------------------------
@@ -17,6 +25,17 @@ export interface FastAssignment {
   payload: Uint8Array;
   attempt: number;
   timeoutMs: number;
+  /**
+   * `Assignment.dependency_results` (field 7) already encoded, tags included (see
+   * {@link encodeDependencyResults}): a task graph's dependent is encoded once when it becomes
+   * ready, not on every assignment. Absent for a task without dependencies.
+   */
+  dependencyResults?: Uint8Array | undefined;
+}
+
+/** `Assignment.dependency_results` as the bytes {@link FastAssignment.dependencyResults} holds. */
+export function encodeDependencyResults(results: readonly Omit<DependencyResult, "$typeName">[]): Uint8Array {
+  return toBinary(AssignmentSchema, create(AssignmentSchema, { dependencyResults: results.map((r) => create(DependencyResultSchema, r)) }));
 }
 
 /** Encodes `SessionResponse{ assign: AssignTasks{ assignments } }`. */
@@ -36,6 +55,7 @@ export function encodeAssign(assignments: readonly FastAssignment[]): Buffer {
     if (a.payload.byteLength) size += lenStrSize(a.payload.byteLength);
     if (a.attempt) size += 1 + varintSize(a.attempt);
     if (a.timeoutMs) size += 1 + varintSize(a.timeoutMs);
+    if (a.dependencyResults) size += a.dependencyResults.byteLength;
     sizes[i] = size;
     inner += 1 + varintSize(size) + size;
   }
@@ -74,6 +94,10 @@ export function encodeAssign(assignments: readonly FastAssignment[]): Buffer {
     if (a.timeoutMs) {
       buf[pos++] = 0x30;
       pos = writeVarint(buf, pos, a.timeoutMs);
+    }
+    if (a.dependencyResults) {
+      buf.set(a.dependencyResults, pos);
+      pos += a.dependencyResults.byteLength;
     }
   }
   return buf;
@@ -324,7 +348,7 @@ function readAssignTasks(reader: HotReader, end: number): DecodedAssignTasks {
       continue;
     }
     const stop = reader.uint32() + reader.pos;
-    const a: DecodedAssignTasks["assignments"][number] = { $typeName: "taskflow.v1.Assignment", taskId: "", epoch: 0n, type: "", payload: EMPTY, attempt: 0, timeoutMs: 0 };
+    const a: DecodedAssignTasks["assignments"][number] = { $typeName: "taskflow.v1.Assignment", taskId: "", epoch: 0n, type: "", payload: EMPTY, attempt: 0, timeoutMs: 0, dependencyResults: [] };
     while (reader.pos < stop) {
       const g = reader.field();
       if (g === 1) a.taskId = reader.string();
@@ -333,6 +357,7 @@ function readAssignTasks(reader: HotReader, end: number): DecodedAssignTasks {
       else if (g === 4) a.payload = reader.bytes();
       else if (g === 5) a.attempt = reader.uint32();
       else if (g === 6) a.timeoutMs = reader.uint32();
+      else if (g === 7) a.dependencyResults.push(fromBinary(DependencyResultSchema, reader.bytes()));
       else reader.skip(reader.wireType, g);
     }
     assignments.push(a);

@@ -22,7 +22,14 @@ export interface FastSpec {
   // ---- delayed tasks (int64 fields 9 and 10); the decoders always set both ----
   delayMs?: bigint;
   runAtMs?: bigint;
+  // ---- task graphs (fields 15 and 16); the decoders always set both ----
+  dependsOn?: string[];
+  /** A `DependencyFailure` enum value; 0 = unspecified. */
+  onDependencyFailure?: number;
 }
+
+/** The shared empty `dependsOn` of decoded specs without dependencies: the decoder never pushes to it. */
+const NO_DEPENDENCIES: string[] = [];
 
 /** Encodes `SubmitTaskStreamRequest{ batch_id, specs, client_id, request_id }`. */
 export function encodeSubmitTaskStream(batchId: number, specs: readonly FastSpec[], clientId: string, requestId = ""): Buffer {
@@ -60,6 +67,8 @@ function encodeSpecs(
     if (s.expectedDurationMs) size += 1 + varintSize(s.expectedDurationMs);
     if (s.delayMs) size += 1 + int64Size(s.delayMs);
     if (s.runAtMs) size += 1 + int64Size(s.runAtMs);
+    if (s.dependsOn) for (const id of s.dependsOn) size += lenStrSize(strSize(id));
+    if (s.onDependencyFailure) size += 2 + varintSize(s.onDependencyFailure);
     sizes[i] = size;
     total += 1 + varintSize(size) + size;
   }
@@ -122,6 +131,12 @@ function encodeSpecs(
     if (s.runAtMs) {
       buf[pos++] = 0x50; // run_at_ms = 10
       pos = writeInt64(buf, pos, s.runAtMs);
+    }
+    if (s.dependsOn) for (const id of s.dependsOn) str(0x7a, id); // depends_on = 15
+    if (s.onDependencyFailure) {
+      buf[pos++] = 0x80; // on_dependency_failure = 16, a two-byte tag
+      buf[pos++] = 0x01;
+      pos = writeVarint(buf, pos, s.onDependencyFailure);
     }
   }
   if (clientBytes) str(clientTag, clientId);
@@ -189,6 +204,8 @@ function readSpec(reader: HotReader, index: number, limits: SubmitLimits): FastS
     expectedDurationMs: 0,
     delayMs: 0n,
     runAtMs: 0n,
+    dependsOn: NO_DEPENDENCIES,
+    onDependencyFailure: 0,
   };
   while (reader.pos < end) {
     const f = reader.field();
@@ -244,6 +261,13 @@ function readSpec(reader: HotReader, index: number, limits: SubmitLimits): FastS
         break;
       case 10:
         spec.runAtMs = reader.i64();
+        break;
+      case 15:
+        if (spec.dependsOn === NO_DEPENDENCIES) spec.dependsOn = [];
+        spec.dependsOn!.push(reader.string());
+        break;
+      case 16:
+        spec.onDependencyFailure = reader.int32();
         break;
       default:
         reader.skip(reader.wireType, f);

@@ -22,6 +22,7 @@ import {
   RequestRefused,
   type FastSpec,
   encodeAssign,
+  encodeDependencyResults,
   encodeSubmitAck,
   encodeHeartbeat,
   encodeResults,
@@ -49,6 +50,22 @@ describe("fast encoders write exactly what protobuf-es writes", () => {
     const expected = toBinary(SessionResponseSchema, create(SessionResponseSchema, { kind: { case: "assign", value: { assignments: assignments.map((a) => ({ ...a, epoch: BigInt(a.epoch) })) } } }));
     same(encodeAssign(assignments), expected);
     same(encodeAssign([]), toBinary(SessionResponseSchema, create(SessionResponseSchema, { kind: { case: "assign", value: { assignments: [] } } })));
+  });
+
+  it("encodeAssign with a dependent's dependency results, pre-encoded by encodeDependencyResults", () => {
+    const dependencyResults = [
+      { taskId: ids[0]!, state: 4, result: bytes[2]!, error: "", resultOmitted: false },
+      { taskId: ids[2]!, state: 5, result: bytes[0]!, error: "boom ✗", resultOmitted: false },
+      { taskId: ids[3]!, state: 4, result: bytes[0]!, error: "", resultOmitted: true },
+    ];
+    const plain = { taskId: "t2", epoch: 3, type: "echo", payload: bytes[1]!, attempt: 1, timeoutMs: 0 };
+    const joined = { taskId: "t1", epoch: 2, type: "join", payload: bytes[1]!, attempt: 1, timeoutMs: 500, dependencyResults: encodeDependencyResults(dependencyResults) };
+    const expected = toBinary(
+      SessionResponseSchema,
+      create(SessionResponseSchema, { kind: { case: "assign", value: { assignments: [{ ...joined, epoch: 2n, dependencyResults }, { ...plain, epoch: 3n }] } } }),
+    );
+    same(encodeAssign([joined, plain]), expected);
+    assert.deepEqual(decodeSessionResponse(expected), fromBinary(SessionResponseSchema, expected));
   });
 
   it("encodeResults", () => {
@@ -87,6 +104,9 @@ describe("fast encoders write exactly what protobuf-es writes", () => {
       // Delayed tasks: int64 fields, past 2^32 and negative (refused later, but it must decode).
       delayMs: [0n, 31_536_000_000n, -1n, 250n, 0n][i]!,
       runAtMs: [0n, 0n, 0n, 1_767_225_600_123n, -(2n ** 63n)][i]!,
+      // Task graphs: field 15 repeated, field 16 (a two-byte tag), including an unknown enum value.
+      dependsOn: [[], [ids[0]!], [ids[2]!, ids[3]!], [], ["a", "b", "c"]][i]!,
+      onDependencyFailure: [0, 1, 2, 0, 7][i]!,
     }));
     for (const [clientId, requestId] of [["", ""], ["client-1", ""], ["client-1", "req-✓-1"]] as const) {
       same(
@@ -206,6 +226,7 @@ describe("fast decoders read what protobuf-es reads", () => {
       { type: "echo", payload: bytes[1]!, priority: -5, requiredLabels: { gpu: "yes" }, maxAttempts: 3, timeoutMs: 1000, idempotencyKey: "k", expectedDurationMs: 7, delayMs: 300_000n, runAtMs: 0n },
       { type: "", payload: bytes[0]!, priority: 0, requiredLabels: {}, maxAttempts: 0, timeoutMs: 0, idempotencyKey: "", expectedDurationMs: 0, delayMs: 0n, runAtMs: 2n ** 63n - 1n },
       { type: "x", payload: bytes[0]!, priority: 0, requiredLabels: {}, maxAttempts: 0, timeoutMs: 0, idempotencyKey: "", expectedDurationMs: 0, delayMs: -86_400_000n, runAtMs: 0n },
+      { type: "join", payload: bytes[0]!, priority: 0, requiredLabels: {}, maxAttempts: 0, timeoutMs: 0, idempotencyKey: "", expectedDurationMs: 0, delayMs: 0n, runAtMs: 0n, dependsOn: [ids[0]!, ids[2]!], onDependencyFailure: 2 },
     ];
     const wire = encodeSubmitTasks(specs, "client-✓", "req-1");
     const decoded = decodeSubmitTasks(wire);

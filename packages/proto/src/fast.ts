@@ -10,6 +10,7 @@ export { installFastTextEncoding } from "./fast-wire.js";
 export { encodeResults, decodeResults, type FastResult } from "./fast-results.js";
 export {
   encodeAssign,
+  encodeDependencyResults,
   encodeHeartbeat,
   decodeHeartbeat,
   decodeSessionRequest,

@@ -1,7 +1,7 @@
 /** Conversions between the wire messages (@taskflow/proto) and core's records. */
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs, type Timestamp } from "@bufbuild/protobuf/wkt";
-import type { TaskFilter, TaskOutcome, TaskRecord, TaskSpec, TaskState, WorkerRecord, WorkerState } from "@taskflow/core";
+import type { DependencyFailureMode, TaskFilter, TaskGraphView, TaskOutcome, TaskRecord, TaskSpec, TaskState, WorkerRecord, WorkerState } from "@taskflow/core";
 import { invalid } from "./validation.js";
 import type { StoreHealth } from "@taskflow/core";
 import {
@@ -60,11 +60,23 @@ export function filterFromWire(f: WireTaskFilter): TaskFilter {
 
 const workerStates = Object.fromEntries([...enumNames(WorkerStateSchema)].map(([n, name]) => [name, n])) as Record<WorkerState, WireWorkerState>;
 
-/** A generated spec, or one of the hot path's decoded specs (whose delay fields a sender may omit). */
-type AnyWireSpec = Omit<WireTaskSpec, "$typeName" | "delayMs" | "runAtMs"> & { delayMs?: bigint; runAtMs?: bigint };
+/** A generated spec, or one of the hot path's decoded specs (whose delay and graph fields a sender may omit). */
+type AnyWireSpec = Omit<WireTaskSpec, "$typeName" | "delayMs" | "runAtMs" | "dependsOn" | "onDependencyFailure"> & {
+  delayMs?: bigint;
+  runAtMs?: bigint;
+  dependsOn?: readonly string[];
+  onDependencyFailure?: number;
+};
+
+/** `DependencyFailure` by wire number; an unknown number stays visible so validation refuses it. */
+const dependencyModes: readonly (DependencyFailureMode | undefined)[] = [undefined, "cancel", "run"];
+
+function dependencyModeFromWire(n: number): DependencyFailureMode | undefined {
+  return n >= 0 && n < dependencyModes.length ? dependencyModes[n] : (`DependencyFailure ${n}` as DependencyFailureMode);
+}
 
 export function specFromWire(spec: AnyWireSpec | undefined): TaskSpec {
-  return {
+  const out: TaskSpec = {
     type: spec?.type ?? "",
     payload: spec?.payload ?? new Uint8Array(0),
     priority: spec?.priority ?? 0,
@@ -77,13 +89,18 @@ export function specFromWire(spec: AnyWireSpec | undefined): TaskSpec {
     delayMs: spec?.delayMs ? Number(spec.delayMs) : 0,
     runAt: spec?.runAtMs ? Number(spec.runAtMs) : 0,
   };
+  // Set only when sent (no spread on the hot path): a record without a graph keeps no attribute for it.
+  if (spec?.dependsOn?.length) out.dependsOn = spec.dependsOn;
+  if (spec?.onDependencyFailure) out.onDependencyFailure = dependencyModeFromWire(spec.onDependencyFailure)!;
+  return out;
 }
 
 function ts(ms: number): Timestamp | undefined {
   return ms ? timestampFromMs(ms) : undefined;
 }
 
-export function taskToWire(rec: TaskRecord): Task {
+/** `graph`: the task's place in its graph now (GetTask and the dashboard ask for it). */
+export function taskToWire(rec: TaskRecord, graph?: TaskGraphView): Task {
   return create(TaskSchema, {
     id: rec.id,
     spec: {
@@ -97,7 +114,12 @@ export function taskToWire(rec: TaskRecord): Task {
       expectedDurationMs: rec.expectedDurationMs,
       // The resolved due time of a delayed task (a retry's backoff is not part of the spec).
       runAtMs: rec.attempt === 0 ? BigInt(rec.notBefore) : 0n,
+      dependsOn: rec.dependsOn ? [...rec.dependsOn] : [],
+      onDependencyFailure: rec.onDependencyFailure ? dependencyModes.indexOf(rec.onDependencyFailure) : 0,
     },
+    waitingOn: graph?.waitingOn ?? [],
+    dependents: graph?.dependents ?? [],
+    dependentCount: graph?.dependentCount ?? 0,
     state: toWireState[rec.state],
     clientId: rec.clientId,
     attempt: rec.attempt,

@@ -17,7 +17,10 @@ import {
   TOKENS,
   TaskflowError,
   isFinal,
+  MAX_DEPENDENCIES,
   type BulkOptions,
+  type FlowNode,
+  type TaskGraphView,
   type Clock,
   type Durability,
   type Plm,
@@ -36,6 +39,7 @@ import {
 } from "@taskflow/core";
 import { checkIds, matches, maxTasksOf, resolveFilter } from "./bulk-filter.js";
 import { type DelayedTasks } from "./delayed-tasks.js";
+import { checkFlow, validateDependencies, type Dependencies, type DependencyOutcome } from "./dependencies.js";
 import { type MemoryAdmission } from "./memory-admission.js";
 import { delayedUntil } from "./due-time.js";
 import { type ResultDelivery } from "./result-delivery.js";
@@ -60,6 +64,7 @@ type Subscriptions = Pick<ResultDelivery, "watch" | "subscribeResults">;
 type Accounts = Pick<Tenants, "account" | "admit" | "settle" | "usage">;
 type Delays = Pick<DelayedTasks, "holds">;
 type Memory = Pick<MemoryAdmission, "admit">;
+type Graph = Pick<Dependencies, "lookUp" | "lookUpForRetry" | "plan" | "drop" | "reasonFor" | "waitingOn" | "dependentsOf">;
 
 @injectable()
 export class ProcessLifecycleManager implements Plm {
@@ -80,6 +85,7 @@ export class ProcessLifecycleManager implements Plm {
     @inject(TOKENS.DelayedTasks) private readonly delayed: Delays,
     @inject(TOKENS.Clock) private readonly clock: Clock,
     @inject(TOKENS.MemoryAdmission) private readonly memory: Memory,
+    @inject(TOKENS.Dependencies) private readonly graph: Graph,
   ) {}
 
   /** Takes no more submits. */
@@ -90,8 +96,36 @@ export class ProcessLifecycleManager implements Plm {
   // ---- client-facing -------------------------------------------------------------------------
 
   async submit(specs: readonly TaskSpec[], clientId: string, requestId = "", tenant = DEFAULT_TENANT): Promise<SubmitResult> {
+    return this.submitRequest(specs, undefined, clientId, requestId, tenant);
+  }
+
+  async submitFlow(nodes: readonly FlowNode[], clientId: string, requestId = "", tenant = DEFAULT_TENANT): Promise<SubmitResult> {
+    if (nodes.length === 0) throw invalid("nodes is empty; a flow holds 1 to 10,000 tasks");
+    checkFlow(nodes.map((n) => n.dependsOnNodes));
+    return this.submitRequest(
+      nodes.map((n) => n.spec),
+      nodes.map((n) => n.dependsOnNodes),
+      clientId,
+      requestId,
+      tenant,
+    );
+  }
+
+  graphOf(taskId: string): TaskGraphView {
+    const { ids, count } = this.graph.dependentsOf(taskId);
+    return { waitingOn: this.graph.waitingOn(taskId), dependents: ids, dependentCount: count };
+  }
+
+  /** `local[i]`, for a flow: the indices of the specs spec i waits for. */
+  private async submitRequest(
+    specs: readonly TaskSpec[],
+    local: readonly (readonly number[])[] | undefined,
+    clientId: string,
+    requestId: string,
+    tenant: string,
+  ): Promise<SubmitResult> {
     const account = this.tenants.account(tenant);
-    if (!requestId) return this.submitOnce(specs, clientId, account, undefined);
+    if (!requestId) return this.submitOnce(specs, local, clientId, account, undefined);
     if (requestId.length > 128) throw invalid(`request_id must be at most 128 characters, got ${requestId.length}`);
     const key = `${tenant}\n${clientId}\n${requestId}`;
     const inflight = this.inflightRequests.get(key);
@@ -99,7 +133,7 @@ export class ProcessLifecycleManager implements Plm {
       const { ids } = await inflight;
       return { ids, deduplicated: ids.map(() => true) };
     }
-    const attempt = this.submitOnce(specs, clientId, account, idDeriver(tenant, clientId, requestId));
+    const attempt = this.submitOnce(specs, local, clientId, account, idDeriver(tenant, clientId, requestId));
     this.inflightRequests.set(key, attempt);
     try {
       return await attempt;
@@ -111,6 +145,7 @@ export class ProcessLifecycleManager implements Plm {
   /** `deriveId` is set for a submit with a request ID: task i gets `deriveId(i)`, the same on a retry. */
   private async submitOnce(
     specs: readonly TaskSpec[],
+    local: readonly (readonly number[])[] | undefined,
     clientId: string,
     account: TenantAccount,
     deriveId: ((index: number) => string) | undefined,
@@ -122,7 +157,16 @@ export class ProcessLifecycleManager implements Plm {
       });
     }
     const limits = { maxPayloadBytes: this.config.control.maxPayloadBytes, now: this.clock.now() };
-    for (let i = 0; i < specs.length; i++) validateSpec(specs[i]!, limits, specs.length > 1 ? i : -1);
+    const where = (i: number) => (local ? `nodes[${i}].spec` : specs.length > 1 ? `specs[${i}]` : "spec");
+    let graphed = local !== undefined;
+    for (let i = 0; i < specs.length; i++) {
+      const spec = specs[i]!;
+      validateSpec(spec, limits, local ? -1 : specs.length > 1 ? i : -1);
+      if (spec.dependsOn || spec.onDependencyFailure) {
+        validateDependencies(spec, where(i));
+        graphed = true;
+      }
+    }
     if (deriveId) {
       const repeated = await this.repeatedRequest(specs, account.name, deriveId);
       if (repeated) return repeated;
@@ -131,6 +175,8 @@ export class ProcessLifecycleManager implements Plm {
     const ids: string[] = new Array(specs.length);
     const deduplicated: boolean[] = new Array(specs.length).fill(false);
     const fresh: TaskRecord[] = [];
+    /** The spec index of each of `fresh`. */
+    const freshIndex: number[] = [];
     const seenKeys = new Map<string, number>();
     for (let i = 0; i < specs.length; i++) {
       const spec = specs[i]!;
@@ -147,8 +193,10 @@ export class ProcessLifecycleManager implements Plm {
       const rec = this.table.newRecord(spec, account.name, clientId, deriveId ? deriveId(i) : randomUUID());
       ids[i] = rec.id;
       fresh.push(rec);
+      if (graphed) freshIndex.push(i);
     }
     if (fresh.length === 0) return { ids, deduplicated };
+    const known = graphed ? await this.linkDependencies(specs, local, ids, fresh, freshIndex, where, account.name) : undefined;
     // Every unfinished task counts, also one parked, running, or waiting out a retry backoff
     // outside the heap: each may go back into it at any moment and must find room.
     const unfinished = this.table.size;
@@ -159,20 +207,66 @@ export class ProcessLifecycleManager implements Plm {
         { reason: Reason.HEAP_FULL, metadata: { capacity: String(this.table.capacity) } },
       );
     }
+    if (known) {
+      // Dependents start collecting outcomes before the insert, so none finishing meanwhile is missed.
+      for (let missing = this.graph.plan(fresh, known); missing.length; missing = this.graph.plan(fresh, known)) {
+        for (const [id, rec] of await this.graph.lookUp(fresh, (f) => where(freshIndex[f]!), account.name)) known.set(id, rec);
+      }
+    }
     let payloadBytes = 0;
     for (const rec of fresh) payloadBytes += rec.payload.byteLength;
     // Checked and reserved synchronously: concurrent submits cannot overshoot while the store commits.
-    this.memory.admit(fresh.length, payloadBytes);
-    this.tenants.admit(account, fresh.length);
+    try {
+      this.memory.admit(fresh.length, payloadBytes);
+      this.tenants.admit(account, fresh.length);
+    } catch (err) {
+      if (known) this.graph.drop(fresh);
+      throw err;
+    }
     try {
       await this.store.insert(fresh);
     } catch (err) {
       this.tenants.settle(account, fresh.length, false);
+      if (known) this.graph.drop(fresh);
       throw TaskflowError.from(err, Code.UNAVAILABLE);
     }
     this.tenants.settle(account, fresh.length, true);
     this.lifecycle.admit(fresh, account);
     return { ids, deduplicated };
+  }
+
+  /**
+   * Sets `dependsOn` on the fresh records of a submit with dependencies: the spec's IDs, then a
+   * flow node's nodes by their task IDs. Checks every ID (the record's own, unknown ones, other
+   * tenants'), and returns the finished dependencies read from the store.
+   */
+  private async linkDependencies(
+    specs: readonly TaskSpec[],
+    local: readonly (readonly number[])[] | undefined,
+    ids: readonly string[],
+    fresh: readonly TaskRecord[],
+    freshIndex: readonly number[],
+    where: (i: number) => string,
+    tenant: string,
+  ): Promise<Map<string, DependencyOutcome>> {
+    for (let f = 0; f < fresh.length; f++) {
+      const i = freshIndex[f]!;
+      const spec = specs[i]!;
+      const nodes = local?.[i];
+      if (!spec.dependsOn?.length && !nodes?.length) continue;
+      const rec = fresh[f]!;
+      const deps = spec.dependsOn ? [...spec.dependsOn] : [];
+      if (nodes) {
+        const seen = new Set(deps);
+        for (const k of nodes) if (!seen.has(ids[k]!)) deps.push(ids[k]!);
+      }
+      if (deps.length > MAX_DEPENDENCIES) throw invalid(`${where(i)} waits for ${deps.length} tasks (depends_on and depends_on_nodes); at most ${MAX_DEPENDENCIES}`);
+      const self = deps.indexOf(rec.id);
+      if (self >= 0) throw invalid(`${where(i)}.depends_on[${self}] names the task itself: ${rec.id}`);
+      rec.dependsOn = deps;
+      rec.onDependencyFailure = spec.onDependencyFailure ?? "cancel";
+    }
+    return this.graph.lookUp(fresh, (f) => where(freshIndex[f]!), tenant);
   }
 
   /** Another tenant's task answers the same NOT_FOUND as an unknown one: its existence stays hidden. */
@@ -184,6 +278,7 @@ export class ProcessLifecycleManager implements Plm {
       if (rec.state === "queued" && live.handle >= 0) rec.waitingReason = this.explainWait(live);
       // A retry waiting out its backoff after a restart keeps its own reason.
       else if (rec.attempt === 0 && this.delayed.holds(live)) rec.waitingReason = delayedUntil(rec.notBefore, this.clock.now());
+      else if (rec.dependsOn && rec.state === "queued") rec.waitingReason = this.graph.reasonFor(rec.id) || rec.waitingReason;
       return rec;
     }
     const rec = await this.store.get(taskId);
@@ -205,6 +300,9 @@ export class ProcessLifecycleManager implements Plm {
     const byId = Array.isArray(target);
     const found = byId ? await this.finishedById(checkIds(target as readonly string[]), scope) : await this.finishedMatching(target as TaskFilter, maxTasksOf(options), scope);
     if (options.dryRun) return found;
+    const graphed = found.filter((rec) => rec.dependsOn?.length);
+    const retried = new Set(found.map((rec) => rec.id));
+    const known = graphed.length ? await this.retriedDependencies(graphed, retried) : undefined;
     // Synchronous from here on: no other retry, submit or finish interleaves with the checks.
     this.checkWritable();
     const recs: TaskRecord[] = [];
@@ -212,6 +310,7 @@ export class ProcessLifecycleManager implements Plm {
       // Retried (or, for the memory store, the same record) since it was read.
       if (this.table.get(rec.id) || !isFinal(rec.state)) {
         if (byId) throw notRetryable(rec.id, "queued");
+        retried.delete(rec.id);
         continue;
       }
       recs.push(rec);
@@ -239,6 +338,14 @@ export class ProcessLifecycleManager implements Plm {
       }
     } finally {
       for (const [account, n] of admitted) this.tenants.settle(account, n, false);
+    }
+    // A retried dependent waits again for its dependencies (those retried with it too), as a
+    // submitted one does: planned now, so none finishing from here on is missed.
+    if (known) {
+      const dependents = recs.filter((rec) => rec.dependsOn?.length);
+      const missing = this.graph.plan(dependents, known, retried);
+      // Finished between the look-up and here; the retry is all or none, so it is refused whole.
+      if (missing.length) throw new TaskflowError(Code.ABORTED, `dependency ${missing[0]} finished while the retry was checked; nothing was retried, try again`);
     }
     for (const [tenant, tasks] of perTenant) {
       const account = this.tenants.account(tenant);
@@ -305,6 +412,19 @@ export class ProcessLifecycleManager implements Plm {
         reason: Reason.STORE,
       });
     }
+  }
+
+  /** The finished dependencies of retried dependents, per tenant; one purged since counts as cancelled. */
+  private async retriedDependencies(graphed: readonly TaskRecord[], retried: ReadonlySet<string>): Promise<Map<string, DependencyOutcome>> {
+    const known = new Map<string, DependencyOutcome>();
+    const byTenant = new Map<string, TaskRecord[]>();
+    for (const rec of graphed) {
+      const list = byTenant.get(rec.tenant);
+      if (list) list.push(rec);
+      else byTenant.set(rec.tenant, [rec]);
+    }
+    for (const [tenant, recs] of byTenant) for (const [id, o] of await this.graph.lookUpForRetry(recs, tenant, retried)) known.set(id, o);
+    return known;
   }
 
   /** The tasks to retry by ID: all must exist in `scope` and be failed or cancelled. */

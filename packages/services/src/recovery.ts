@@ -8,6 +8,7 @@
 import { inject, injectable } from "tsyringe";
 import { TOKENS, type Logger, type SchedulerInbox, type TaskStore, type TaskRecord, type TaskflowConfig, type TimerHandle, type Timers } from "@taskflow/core";
 import { type DelayedTasks } from "./delayed-tasks.js";
+import { type Dependencies } from "./dependencies.js";
 import { type TaskLifecycle } from "./task-lifecycle.js";
 import { type LiveTask, type TaskTable } from "./task-table.js";
 import { type Tenants } from "./tenants.js";
@@ -21,7 +22,7 @@ export interface Reconciled {
 
 /** What recovery uses of each part, and nothing more. */
 type Tasks = Pick<TaskTable, "restore" | "track" | "enqueue" | "get" | "hold" | "count">;
-type Transitions = Pick<TaskLifecycle, "changed" | "requeueWorkerTasks">;
+type Transitions = Pick<TaskLifecycle, "changed" | "requeueWorkerTasks" | "cancel">;
 type Delays = Pick<DelayedTasks, "holdUntilDue">;
 
 @injectable()
@@ -46,6 +47,7 @@ export class Recovery {
     @inject(TOKENS.Logger) private readonly logger: Logger,
     @inject(TOKENS.Timers) private readonly timers: Timers,
     @inject(TOKENS.DelayedTasks) private readonly delayed: Delays,
+    @inject(TOKENS.Dependencies) private readonly graph: Pick<Dependencies, "restore">,
   ) {}
 
   /** Loads the store's unfinished tasks back into the table and the queue. */
@@ -53,13 +55,20 @@ export class Recovery {
     this.table.restore(await this.store.maxSeq(), await this.store.counts());
     const unfinished = await this.store.loadUnfinished();
     const waiting: TaskRecord[] = [];
-    for (const rec of unfinished) {
-      // Tasks stored before tenants existed read back as the default tenant's (the stores' column default).
-      const live = this.table.track(rec, this.tenants.account(rec.tenant));
+    // Tasks stored before tenants existed read back as the default tenant's (the stores' column default).
+    const lives = unfinished.map((rec) => this.table.track(rec, this.tenants.account(rec.tenant)));
+    // Every unfinished task is back: dependents find which of their dependencies still run.
+    const graph = await this.graph.restore(lives);
+    const doomed: [LiveTask, string][] = [];
+    for (const live of lives) {
+      const rec = live.rec;
       // Queued with a worker ID: it already waited for its worker after an earlier restart.
       // A delayed task (or a retry in its backoff) not yet due waits for its time again.
       if (rec.state === "queued" && !rec.workerId) {
-        if (!(rec.notBefore && this.delayed.holdUntilDue(live))) this.table.enqueue(live);
+        const readiness = graph.get(live);
+        if (readiness?.kind === "waits") continue;
+        if (readiness?.kind === "cancel") doomed.push([live, readiness.why]);
+        else if (!(rec.notBefore && this.delayed.holdUntilDue(live))) this.table.enqueue(live);
         continue;
       }
       // It was with a worker when the control node stopped. That worker may still run it and
@@ -80,6 +89,8 @@ export class Recovery {
       const grace = this.config.liveness.heartbeatTimeoutMs * 2;
       this.adoptionTimer = this.timers.setTimeout(() => this.giveUpAdoption(), grace);
     }
+    // A dependency failed while the node was down (or just before): its dependents go as they would have.
+    for (const [live, why] of doomed) if (live.rec.state === "queued") this.lifecycle.cancel(live, why);
     if (unfinished.length) {
       this.logger.info({ tasks: unfinished.length, awaitingWorkers: waiting.length }, "resumed unfinished tasks from the store");
       this.inbox.wake();

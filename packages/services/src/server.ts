@@ -284,7 +284,7 @@ export class ControlServer {
       },
       getTask: unary(logger, async (req, call) => {
         const task = await plm.get(requireId(req.taskId, "task_id"), scopeOf(auth.principalOf(call)));
-        return { task: taskToWire(task) };
+        return { task: taskToWire(task, plm.graphOf(task.id)) };
       }),
       watchTask: (call) => {
         const taskId = call.request.taskId;
@@ -333,6 +333,20 @@ export class ControlServer {
           call.emit("error", toStatus(err));
         }
       },
+      submitFlow: unary(
+        logger,
+        async (req, call) => {
+          if (req.nodes.length === 0) throw invalid("nodes must hold at least one task");
+          if (req.nodes.length > MAX_BATCH) throw invalid(`nodes holds ${req.nodes.length} tasks; at most ${MAX_BATCH} per flow`);
+          const nodes = req.nodes.map((n, i) => {
+            if (!n.spec) throw invalid(`nodes[${i}].spec is required`);
+            return { spec: specFromWire(n.spec), dependsOnNodes: n.dependsOnNodes };
+          });
+          const { ids, deduplicated } = await plm.submitFlow(nodes, req.clientId, req.requestId, tenantOf(auth.principalOf(call)));
+          return { taskIds: ids, deduplicated: deduplicated.includes(true) ? deduplicated : [] };
+        },
+        this.submitRefused,
+      ),
       cancelTask: unary(logger, async (req, call) => {
         const task = await plm.cancel(requireId(req.taskId, "task_id"), req.reason, scopeOf(auth.principalOf(call)));
         return { task: taskToWire(task) };
@@ -344,13 +358,13 @@ export class ControlServer {
         const options = { maxTasks: req.maxTasks, dryRun: req.dryRun };
         const target = filter ? filterFromWire(filter) : req.taskIds;
         const tasks = await plm.retry(target, options, scopeOf(auth.principalOf(call)));
-        return { tasks: tasks.map(taskToWire) };
+        return { tasks: tasks.map((t) => taskToWire(t)) };
       }),
       cancelTasks: unary(logger, async (req, call) => {
         if (!req.filter) throw invalid("filter is required");
         const options = { maxTasks: req.maxTasks, dryRun: req.dryRun };
         const tasks = await plm.cancelMany(filterFromWire(req.filter), req.reason, options, scopeOf(auth.principalOf(call)));
-        return { tasks: tasks.map(taskToWire) };
+        return { tasks: tasks.map((t) => taskToWire(t)) };
       }),
       listTasks: unary(logger, async (req, call) => {
         if (req.pageSize > 1000) throw invalid(`page_size must be at most 1000, got ${req.pageSize}`);
@@ -369,7 +383,7 @@ export class ControlServer {
           pageSize: req.pageSize || 50,
           pageToken: req.pageToken,
         }, scopeOf(auth.principalOf(call)));
-        return { tasks: page.tasks.map(taskToWire), nextPageToken: page.nextPageToken, totalSize: BigInt(page.totalSize) };
+        return { tasks: page.tasks.map((t) => taskToWire(t)), nextPageToken: page.nextPageToken, totalSize: BigInt(page.totalSize) };
       }),
     }, { submitTasks: (bytes) => decodeSubmitTasks(bytes, limits), submitTaskStream: (bytes) => decodeSubmitTaskStream(bytes, limits) });
   }

@@ -22,6 +22,7 @@ import {
   type WorkerResult,
 } from "@taskflow/core";
 import { type DelayedTasks } from "./delayed-tasks.js";
+import { type Dependencies, type Doomed } from "./dependencies.js";
 import { type ResultDelivery } from "./result-delivery.js";
 import { type StoreWriteBehind } from "./store-write-behind.js";
 import { type LiveTask, type TaskTable } from "./task-table.js";
@@ -35,6 +36,7 @@ type Tasks = Pick<
 type Writes = Pick<StoreWriteBehind, "changed" | "outcome">;
 type Watchers = Pick<ResultDelivery, "changed" | "wantsOutcomes">;
 type Delays = Pick<DelayedTasks, "holdUntilDue" | "remove">;
+type Graph = Pick<Dependencies, "hold" | "settled">;
 
 @injectable()
 export class TaskLifecycle implements TaskReports, LostWorkerTasks {
@@ -53,6 +55,7 @@ export class TaskLifecycle implements TaskReports, LostWorkerTasks {
     @inject(TOKENS.Clock) private readonly clock: Clock,
     @inject(TOKENS.Timers) private readonly timers: Timers,
     @inject(TOKENS.DelayedTasks) private readonly delayed: Delays,
+    @inject(TOKENS.Dependencies) private readonly graph: Graph,
   ) {}
 
   /** Stops every retry and timeout timer; no task is requeued after this. */
@@ -64,14 +67,22 @@ export class TaskLifecycle implements TaskReports, LostWorkerTasks {
     }
   }
 
-  /** New tasks of one tenant (its `account`), just inserted in the store, enter the queue (a delayed one at its due time). */
+  /**
+   * New tasks of one tenant (its `account`), just inserted in the store, enter the queue (a
+   * delayed one at its due time, a dependent once its dependencies finished; one whose
+   * dependency already failed is cancelled).
+   */
   admit(fresh: readonly TaskRecord[], account: TenantAccount): void {
     this.table.countNew(fresh.length);
+    let doomed: Doomed[] | undefined;
     for (const rec of fresh) {
       const live = this.table.track(rec, account);
-      if (!(rec.notBefore && this.delayed.holdUntilDue(live))) this.table.enqueue(live);
+      const readiness = rec.dependsOn ? this.graph.hold(live) : undefined;
+      if (readiness?.kind === "cancel") (doomed ??= []).push({ live, why: readiness.why });
+      else if (readiness?.kind !== "waits" && !(rec.notBefore && this.delayed.holdUntilDue(live))) this.table.enqueue(live);
       this.emit(rec);
     }
+    if (doomed) for (const d of doomed) if (d.live.rec.state === "queued") this.cancel(d.live, d.why);
     this.inbox.wake();
   }
 
@@ -94,8 +105,11 @@ export class TaskLifecycle implements TaskReports, LostWorkerTasks {
     rec.notBefore = 0;
     rec.waitingReason = why;
     const live = this.table.track(rec, account);
-    this.table.enqueue(live);
+    // A dependent waits for its dependencies again (the PLM planned it), or goes at once.
+    const readiness = rec.dependsOn ? this.graph.hold(live) : undefined;
+    if (readiness?.kind !== "waits" && readiness?.kind !== "cancel") this.table.enqueue(live);
     this.changed(rec);
+    if (readiness?.kind === "cancel") this.cancel(live, readiness.why);
     this.inbox.wake();
     return live;
   }
@@ -295,7 +309,11 @@ export class TaskLifecycle implements TaskReports, LostWorkerTasks {
     rec.waitingReason = "";
     rec.finishedAt = this.clock.now();
     this.table.untrack(live);
+    live.dependencyResults = undefined;
     this.changed(rec);
+    // Its dependents that cancel on a failure go too, naming it (and theirs, through here).
+    const doomed = this.graph.settled(rec);
+    if (doomed.length) for (const d of doomed) if (d.live.rec.state === "queued") this.cancel(d.live, d.why);
     // Results go to subscribers of the task's own tenant with its client ID, no one else.
     if (rec.clientId && this.delivery.wantsOutcomes(live.account, rec.clientId)) {
       this.writer.outcome(live.account, rec.clientId, { taskId: rec.id, state, result, error, attempt: rec.attempt, workerId: rec.workerId });

@@ -39,6 +39,11 @@ export interface LiveTask {
   parked: boolean;
   retryTimer: TimerHandle | undefined;
   timeoutTimer: TimerHandle | undefined;
+  /**
+   * A task graph's dependent, once its dependencies finished: their outcomes as the assignment
+   * carries them (`Assignment.dependency_results`), set by Dependencies; else undefined.
+   */
+  dependencyResults: Uint8Array | undefined;
 }
 
 @injectable()
@@ -159,6 +164,7 @@ export class TaskTable {
       parked: false,
       retryTimer: undefined,
       timeoutTimer: undefined,
+      dependencyResults: undefined,
     };
     this.byIdx[idx] = live;
     this.live.set(rec.id, live);

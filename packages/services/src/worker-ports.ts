@@ -22,6 +22,8 @@ export interface OutgoingAssignment {
   payload: Uint8Array;
   attempt: number;
   timeoutMs: number;
+  /** A task graph's dependent: its dependencies' outcomes, encoded once (`LiveTask.dependencyResults`). */
+  dependencyResults?: Uint8Array | undefined;
 }
 
 /** A worker's line to its session: `port` while a session is open. Kept by the worker's entry, so the hot path needs no lookup. */

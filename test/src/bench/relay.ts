@@ -70,6 +70,7 @@ addService(server, TaskService, {
   retryTasks: (_c, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
   cancelTasks: (_c, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
   listTasks: (_c, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
+  submitFlow: (_c, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
 });
 addService(server, WorkerService, {
   session: (call) => {

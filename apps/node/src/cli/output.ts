@@ -1,6 +1,6 @@
 /** How the CLI prints tasks and workers, and the exit codes scripts can rely on. */
 import { Code, Reason, TaskflowError } from "@taskflow/core";
-import { TaskState, taskStateName, timestampDate, workerStateName, type Task, type Timestamp, type WorkerInfo } from "@taskflow/proto";
+import { DependencyFailure, TaskState, taskStateName, timestampDate, workerStateName, type Task, type Timestamp, type WorkerInfo } from "@taskflow/proto";
 
 export const EXIT = {
   OK: 0,
@@ -114,6 +114,12 @@ export function taskJson(task: Task): Record<string, unknown> {
     result: bytesAsJson(task.result),
     error: task.error || null,
     waitingReason: task.waitingReason || null,
+    // Task graph: what it waits for (all, and those not finished yet) and who waits for it now.
+    dependsOn: [...(task.spec?.dependsOn ?? [])],
+    onDependencyFailure: task.spec?.dependsOn.length ? (task.spec.onDependencyFailure === DependencyFailure.RUN_ANYWAY ? "run" : "cancel") : null,
+    waitingOn: [...task.waitingOn],
+    dependents: [...task.dependents],
+    dependentCount: task.dependentCount,
     attempts: task.attempts.map((a) => ({
       attempt: a.attempt,
       epoch: Number(a.epoch),
@@ -125,7 +131,11 @@ export function taskJson(task: Task): Record<string, unknown> {
   };
 }
 
-export function taskText(task: Task): string {
+/**
+ * `get`'s text. `states` gives the state of the task's dependencies and dependents (`get` looks
+ * them up); one missing shows as "?".
+ */
+export function taskText(task: Task, states: ReadonlyMap<string, string> = new Map()): string {
   const j = taskJson(task);
   const lines = [
     `id:        ${j["id"]}`,
@@ -143,7 +153,24 @@ export function taskText(task: Task): string {
   if (j["finishedAt"]) lines.push(`finished:  ${j["finishedAt"]}`);
   if (task.state === TaskState.SUCCEEDED) lines.push(`result:    ${JSON.stringify(j["result"])}`);
   if (j["error"]) lines.push(`error:     ${j["error"]}`);
+  const deps = task.spec?.dependsOn ?? [];
+  if (deps.length) {
+    lines.push(`depends on (${deps.length}, on failure: ${j["onDependencyFailure"]}):`);
+    listed(lines, deps, deps.length, states);
+  }
+  if (task.dependentCount) {
+    lines.push(`dependents waiting (${task.dependentCount}):`);
+    listed(lines, task.dependents, task.dependentCount, states);
+  }
   return lines.join("\n");
+}
+
+/** `get` lists (and looks up the state of) this many dependencies and dependents each. */
+export const GRAPH_LISTED = 50;
+
+function listed(lines: string[], ids: readonly string[], total: number, states: ReadonlyMap<string, string>): void {
+  for (const id of ids.slice(0, GRAPH_LISTED)) lines.push(`  ${id}  ${states.get(id) ?? "?"}`);
+  if (total > GRAPH_LISTED) lines.push(`  … and ${total - GRAPH_LISTED} more (get --json lists them)`);
 }
 
 export function workerJson(w: WorkerInfo): Record<string, unknown> {

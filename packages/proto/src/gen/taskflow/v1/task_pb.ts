@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file taskflow/v1/task.proto.
  */
 export const file_taskflow_v1_task: GenFile = /*@__PURE__*/
-  fileDesc("ChZ0YXNrZmxvdy92MS90YXNrLnByb3RvEgt0YXNrZmxvdy52MSK8AgoIVGFza1NwZWMSDAoEdHlwZRgBIAEoCRIPCgdwYXlsb2FkGAIgASgMEhAKCHByaW9yaXR5GAMgASgFEkIKD3JlcXVpcmVkX2xhYmVscxgEIAMoCzIpLnRhc2tmbG93LnYxLlRhc2tTcGVjLlJlcXVpcmVkTGFiZWxzRW50cnkSFAoMbWF4X2F0dGVtcHRzGAUgASgNEhIKCnRpbWVvdXRfbXMYBiABKA0SFwoPaWRlbXBvdGVuY3lfa2V5GAcgASgJEhwKFGV4cGVjdGVkX2R1cmF0aW9uX21zGAggASgNEhAKCGRlbGF5X21zGAkgASgDEhEKCXJ1bl9hdF9tcxgKIAEoAxo1ChNSZXF1aXJlZExhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEisAEKC1Rhc2tBdHRlbXB0Eg8KB2F0dGVtcHQYASABKA0SDQoFZXBvY2gYAiABKAQSEQoJd29ya2VyX2lkGAMgASgJEi4KCnN0YXJ0ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2ZpbmlzaGVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVlcnJvchgGIAEoCSLZAwoEVGFzaxIKCgJpZBgBIAEoCRIjCgRzcGVjGAIgASgLMhUudGFza2Zsb3cudjEuVGFza1NwZWMSJQoFc3RhdGUYAyABKA4yFi50YXNrZmxvdy52MS5UYXNrU3RhdGUSEQoJY2xpZW50X2lkGAQgASgJEg8KB2F0dGVtcHQYBSABKA0SDQoFZXBvY2gYBiABKAQSEQoJd29ya2VyX2lkGAcgASgJEi4KCmNyZWF0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2Fzc2lnbmVkX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzdGFydGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hlZF9hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGcmVzdWx0GAwgASgMEg0KBWVycm9yGA0gASgJEhYKDndhaXRpbmdfcmVhc29uGA4gASgJEioKCGF0dGVtcHRzGA8gAygLMhgudGFza2Zsb3cudjEuVGFza0F0dGVtcHQSDgoGdGVuYW50GBAgASgJIocBCgpUYXNrUmVzdWx0Eg8KB3Rhc2tfaWQYASABKAkSJQoFc3RhdGUYAiABKA4yFi50YXNrZmxvdy52MS5UYXNrU3RhdGUSDgoGcmVzdWx0GAMgASgMEg0KBWVycm9yGAQgASgJEg8KB2F0dGVtcHQYBSABKA0SEQoJd29ya2VyX2lkGAYgASgJKroBCglUYXNrU3RhdGUSGgoWVEFTS19TVEFURV9VTlNQRUNJRklFRBAAEhUKEVRBU0tfU1RBVEVfUVVFVUVEEAESFwoTVEFTS19TVEFURV9BU1NJR05FRBACEhYKElRBU0tfU1RBVEVfUlVOTklORxADEhgKFFRBU0tfU1RBVEVfU1VDQ0VFREVEEAQSFQoRVEFTS19TVEFURV9GQUlMRUQQBRIYChRUQVNLX1NUQVRFX0NBTkNFTExFRBAGYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("ChZ0YXNrZmxvdy92MS90YXNrLnByb3RvEgt0YXNrZmxvdy52MSKPAwoIVGFza1NwZWMSDAoEdHlwZRgBIAEoCRIPCgdwYXlsb2FkGAIgASgMEhAKCHByaW9yaXR5GAMgASgFEkIKD3JlcXVpcmVkX2xhYmVscxgEIAMoCzIpLnRhc2tmbG93LnYxLlRhc2tTcGVjLlJlcXVpcmVkTGFiZWxzRW50cnkSFAoMbWF4X2F0dGVtcHRzGAUgASgNEhIKCnRpbWVvdXRfbXMYBiABKA0SFwoPaWRlbXBvdGVuY3lfa2V5GAcgASgJEhwKFGV4cGVjdGVkX2R1cmF0aW9uX21zGAggASgNEhAKCGRlbGF5X21zGAkgASgDEhEKCXJ1bl9hdF9tcxgKIAEoAxISCgpkZXBlbmRzX29uGA8gAygJEj0KFW9uX2RlcGVuZGVuY3lfZmFpbHVyZRgQIAEoDjIeLnRhc2tmbG93LnYxLkRlcGVuZGVuY3lGYWlsdXJlGjUKE1JlcXVpcmVkTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKwAQoLVGFza0F0dGVtcHQSDwoHYXR0ZW1wdBgBIAEoDRINCgVlcG9jaBgCIAEoBBIRCgl3b3JrZXJfaWQYAyABKAkSLgoKc3RhcnRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZmluaXNoZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBWVycm9yGAYgASgJIpoECgRUYXNrEgoKAmlkGAEgASgJEiMKBHNwZWMYAiABKAsyFS50YXNrZmxvdy52MS5UYXNrU3BlYxIlCgVzdGF0ZRgDIAEoDjIWLnRhc2tmbG93LnYxLlRhc2tTdGF0ZRIRCgljbGllbnRfaWQYBCABKAkSDwoHYXR0ZW1wdBgFIAEoDRINCgVlcG9jaBgGIAEoBBIRCgl3b3JrZXJfaWQYByABKAkSLgoKY3JlYXRlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLYXNzaWduZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnN0YXJ0ZWRfYXQYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2ZpbmlzaGVkX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZyZXN1bHQYDCABKAwSDQoFZXJyb3IYDSABKAkSFgoOd2FpdGluZ19yZWFzb24YDiABKAkSKgoIYXR0ZW1wdHMYDyADKAsyGC50YXNrZmxvdy52MS5UYXNrQXR0ZW1wdBIOCgZ0ZW5hbnQYECABKAkSEgoKd2FpdGluZ19vbhgUIAMoCRISCgpkZXBlbmRlbnRzGBUgAygJEhcKD2RlcGVuZGVudF9jb3VudBgWIAEoDSKHAQoKVGFza1Jlc3VsdBIPCgd0YXNrX2lkGAEgASgJEiUKBXN0YXRlGAIgASgOMhYudGFza2Zsb3cudjEuVGFza1N0YXRlEg4KBnJlc3VsdBgDIAEoDBINCgVlcnJvchgEIAEoCRIPCgdhdHRlbXB0GAUgASgNEhEKCXdvcmtlcl9pZBgGIAEoCSq6AQoJVGFza1N0YXRlEhoKFlRBU0tfU1RBVEVfVU5TUEVDSUZJRUQQABIVChFUQVNLX1NUQVRFX1FVRVVFRBABEhcKE1RBU0tfU1RBVEVfQVNTSUdORUQQAhIWChJUQVNLX1NUQVRFX1JVTk5JTkcQAxIYChRUQVNLX1NUQVRFX1NVQ0NFRURFRBAEEhUKEVRBU0tfU1RBVEVfRkFJTEVEEAUSGAoUVEFTS19TVEFURV9DQU5DRUxMRUQQBip5ChFEZXBlbmRlbmN5RmFpbHVyZRIiCh5ERVBFTkRFTkNZX0ZBSUxVUkVfVU5TUEVDSUZJRUQQABIdChlERVBFTkRFTkNZX0ZBSUxVUkVfQ0FOQ0VMEAESIQodREVQRU5ERU5DWV9GQUlMVVJFX1JVTl9BTllXQVkQAmIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * What a client asks to run.
@@ -99,6 +99,27 @@ export type TaskSpec = Message<"taskflow.v1.TaskSpec"> & {
    * @generated from field: int64 run_at_ms = 10;
    */
   runAtMs: bigint;
+
+  /**
+   * Task graph: the IDs of tasks (of the same tenant) this one waits for. It stays QUEUED, its
+   * waiting_reason "waiting for N of M dependencies: <ids>", until every one SUCCEEDED; then it
+   * enters the queue and its handler receives their results (Assignment.dependency_results).
+   * A dependency already finished when this is submitted counts at once. At most 1,000 IDs,
+   * no repeats, none this task's own; an unknown ID, or another tenant's, is refused with
+   * INVALID_ARGUMENT naming the field and the ID. In SubmitFlow, use FlowNode.depends_on_nodes
+   * for tasks of the same flow. Survives restarts of the control node; cancelling a waiting task
+   * cancels its own dependents in turn.
+   *
+   * @generated from field: repeated string depends_on = 15;
+   */
+  dependsOn: string[];
+
+  /**
+   * What this task does when a dependency FAILED or was CANCELLED.
+   *
+   * @generated from field: taskflow.v1.DependencyFailure on_dependency_failure = 16;
+   */
+  onDependencyFailure: DependencyFailure;
 };
 
 /**
@@ -252,6 +273,29 @@ export type Task = Message<"taskflow.v1.Task"> & {
    * @generated from field: string tenant = 16;
    */
   tenant: string;
+
+  /**
+   * Task graph: the dependencies (spec.depends_on) this QUEUED task still waits for; empty once
+   * it entered the queue or finished.
+   *
+   * @generated from field: repeated string waiting_on = 20;
+   */
+  waitingOn: string[];
+
+  /**
+   * Task graph: tasks that wait for this one now (at most 1,000 listed). Known while they wait:
+   * once this task finished and they were released, it is empty.
+   *
+   * @generated from field: repeated string dependents = 21;
+   */
+  dependents: string[];
+
+  /**
+   * Task graph: how many tasks wait for this one now (dependents may list fewer).
+   *
+   * @generated from field: uint32 dependent_count = 22;
+   */
+  dependentCount: number;
 };
 
 /**
@@ -353,4 +397,40 @@ export enum TaskState {
  */
 export const TaskStateSchema: GenEnum<TaskState> = /*@__PURE__*/
   enumDesc(file_taskflow_v1_task, 0);
+
+/**
+ * What a dependent task does when one of its dependencies fails or is cancelled.
+ *
+ * @generated from enum taskflow.v1.DependencyFailure
+ */
+export enum DependencyFailure {
+  /**
+   * The default: the same as DEPENDENCY_FAILURE_CANCEL.
+   *
+   * @generated from enum value: DEPENDENCY_FAILURE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The dependent is cancelled at once, its error naming the dependency; so are its own
+   * dependents that cancel on failure, down the graph.
+   *
+   * @generated from enum value: DEPENDENCY_FAILURE_CANCEL = 1;
+   */
+  CANCEL = 1,
+
+  /**
+   * The dependent runs once every dependency finished, whatever their outcome; its handler
+   * sees each dependency's state and error with the results.
+   *
+   * @generated from enum value: DEPENDENCY_FAILURE_RUN_ANYWAY = 2;
+   */
+  RUN_ANYWAY = 2,
+}
+
+/**
+ * Describes the enum taskflow.v1.DependencyFailure.
+ */
+export const DependencyFailureSchema: GenEnum<DependencyFailure> = /*@__PURE__*/
+  enumDesc(file_taskflow_v1_task, 1);
 

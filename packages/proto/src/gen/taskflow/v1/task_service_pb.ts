@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file taskflow/v1/task_service.proto.
  */
 export const file_taskflow_v1_task_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch50YXNrZmxvdy92MS90YXNrX3NlcnZpY2UucHJvdG8SC3Rhc2tmbG93LnYxIl8KEVN1Ym1pdFRhc2tSZXF1ZXN0EiMKBHNwZWMYASABKAsyFS50YXNrZmxvdy52MS5UYXNrU3BlYxIRCgljbGllbnRfaWQYAiABKAkSEgoKcmVxdWVzdF9pZBgDIAEoCSI7ChJTdWJtaXRUYXNrUmVzcG9uc2USDwoHdGFza19pZBgBIAEoCRIUCgxkZWR1cGxpY2F0ZWQYAiABKAgiYQoSU3VibWl0VGFza3NSZXF1ZXN0EiQKBXNwZWNzGAEgAygLMhUudGFza2Zsb3cudjEuVGFza1NwZWMSEQoJY2xpZW50X2lkGAIgASgJEhIKCnJlcXVlc3RfaWQYAyABKAkiPQoTU3VibWl0VGFza3NSZXNwb25zZRIQCgh0YXNrX2lkcxgBIAMoCRIUCgxkZWR1cGxpY2F0ZWQYAiADKAgieAoXU3VibWl0VGFza1N0cmVhbVJlcXVlc3QSEAoIYmF0Y2hfaWQYASABKAQSJAoFc3BlY3MYAiADKAsyFS50YXNrZmxvdy52MS5UYXNrU3BlYxIRCgljbGllbnRfaWQYAyABKAkSEgoKcmVxdWVzdF9pZBgEIAEoCSKpAQoYU3VibWl0VGFza1N0cmVhbVJlc3BvbnNlEhAKCGJhdGNoX2lkGAEgASgEEhAKCHRhc2tfaWRzGAIgAygJEhIKCmVycm9yX2NvZGUYAyABKAUSFQoNZXJyb3JfbWVzc2FnZRgEIAEoCRIUCgxkZWR1cGxpY2F0ZWQYBSADKAgSKAoMZXJyb3Jfc3RhdHVzGAYgASgLMhIuZ29vZ2xlLnJwYy5TdGF0dXMiIQoOR2V0VGFza1JlcXVlc3QSDwoHdGFza19pZBgBIAEoCSIyCg9HZXRUYXNrUmVzcG9uc2USHwoEdGFzaxgBIAEoCzIRLnRhc2tmbG93LnYxLlRhc2siIwoQV2F0Y2hUYXNrUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJIjQKEVdhdGNoVGFza1Jlc3BvbnNlEh8KBHRhc2sYASABKAsyES50YXNrZmxvdy52MS5UYXNrIiwKF1N1YnNjcmliZVJlc3VsdHNSZXF1ZXN0EhEKCWNsaWVudF9pZBgBIAEoCSJEChhTdWJzY3JpYmVSZXN1bHRzUmVzcG9uc2USKAoHcmVzdWx0cxgBIAMoCzIXLnRhc2tmbG93LnYxLlRhc2tSZXN1bHQiNAoRQ2FuY2VsVGFza1JlcXVlc3QSDwoHdGFza19pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiNQoSQ2FuY2VsVGFza1Jlc3BvbnNlEh8KBHRhc2sYASABKAsyES50YXNrZmxvdy52MS5UYXNrIoIBChBMaXN0VGFza3NSZXF1ZXN0EiYKBnN0YXRlcxgBIAMoDjIWLnRhc2tmbG93LnYxLlRhc2tTdGF0ZRIMCgR0eXBlGAIgASgJEhEKCWNsaWVudF9pZBgDIAEoCRIRCglwYWdlX3NpemUYBCABKA0SEgoKcGFnZV90b2tlbhgFIAEoCSJiChFMaXN0VGFza3NSZXNwb25zZRIgCgV0YXNrcxgBIAMoCzIRLnRhc2tmbG93LnYxLlRhc2sSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJEhIKCnRvdGFsX3NpemUYAyABKAQivgEKClRhc2tGaWx0ZXISDAoEdHlwZRgBIAEoCRIOCgZ0ZW5hbnQYAiABKAkSJgoGc3RhdGVzGAMgAygOMhYudGFza2Zsb3cudjEuVGFza1N0YXRlEhgKEGNyZWF0ZWRfYWZ0ZXJfbXMYBCABKAQSGQoRY3JlYXRlZF9iZWZvcmVfbXMYBSABKAQSGQoRZmluaXNoZWRfYWZ0ZXJfbXMYBiABKAQSGgoSZmluaXNoZWRfYmVmb3JlX21zGAcgASgEInIKEVJldHJ5VGFza3NSZXF1ZXN0EhAKCHRhc2tfaWRzGAEgAygJEicKBmZpbHRlchgCIAEoCzIXLnRhc2tmbG93LnYxLlRhc2tGaWx0ZXISEQoJbWF4X3Rhc2tzGAMgASgNEg8KB2RyeV9ydW4YBCABKAgiNgoSUmV0cnlUYXNrc1Jlc3BvbnNlEiAKBXRhc2tzGAEgAygLMhEudGFza2Zsb3cudjEuVGFzayJxChJDYW5jZWxUYXNrc1JlcXVlc3QSJwoGZmlsdGVyGAEgASgLMhcudGFza2Zsb3cudjEuVGFza0ZpbHRlchIOCgZyZWFzb24YAiABKAkSEQoJbWF4X3Rhc2tzGAMgASgNEg8KB2RyeV9ydW4YBCABKAgiNwoTQ2FuY2VsVGFza3NSZXNwb25zZRIgCgV0YXNrcxgBIAMoCzIRLnRhc2tmbG93LnYxLlRhc2syxgYKC1Rhc2tTZXJ2aWNlEk0KClN1Ym1pdFRhc2sSHi50YXNrZmxvdy52MS5TdWJtaXRUYXNrUmVxdWVzdBofLnRhc2tmbG93LnYxLlN1Ym1pdFRhc2tSZXNwb25zZRJQCgtTdWJtaXRUYXNrcxIfLnRhc2tmbG93LnYxLlN1Ym1pdFRhc2tzUmVxdWVzdBogLnRhc2tmbG93LnYxLlN1Ym1pdFRhc2tzUmVzcG9uc2USYwoQU3VibWl0VGFza1N0cmVhbRIkLnRhc2tmbG93LnYxLlN1Ym1pdFRhc2tTdHJlYW1SZXF1ZXN0GiUudGFza2Zsb3cudjEuU3VibWl0VGFza1N0cmVhbVJlc3BvbnNlKAEwARJECgdHZXRUYXNrEhsudGFza2Zsb3cudjEuR2V0VGFza1JlcXVlc3QaHC50YXNrZmxvdy52MS5HZXRUYXNrUmVzcG9uc2USTAoJV2F0Y2hUYXNrEh0udGFza2Zsb3cudjEuV2F0Y2hUYXNrUmVxdWVzdBoeLnRhc2tmbG93LnYxLldhdGNoVGFza1Jlc3BvbnNlMAESYQoQU3Vic2NyaWJlUmVzdWx0cxIkLnRhc2tmbG93LnYxLlN1YnNjcmliZVJlc3VsdHNSZXF1ZXN0GiUudGFza2Zsb3cudjEuU3Vic2NyaWJlUmVzdWx0c1Jlc3BvbnNlMAESTQoKQ2FuY2VsVGFzaxIeLnRhc2tmbG93LnYxLkNhbmNlbFRhc2tSZXF1ZXN0Gh8udGFza2Zsb3cudjEuQ2FuY2VsVGFza1Jlc3BvbnNlEkoKCUxpc3RUYXNrcxIdLnRhc2tmbG93LnYxLkxpc3RUYXNrc1JlcXVlc3QaHi50YXNrZmxvdy52MS5MaXN0VGFza3NSZXNwb25zZRJNCgpSZXRyeVRhc2tzEh4udGFza2Zsb3cudjEuUmV0cnlUYXNrc1JlcXVlc3QaHy50YXNrZmxvdy52MS5SZXRyeVRhc2tzUmVzcG9uc2USUAoLQ2FuY2VsVGFza3MSHy50YXNrZmxvdy52MS5DYW5jZWxUYXNrc1JlcXVlc3QaIC50YXNrZmxvdy52MS5DYW5jZWxUYXNrc1Jlc3BvbnNlYgZwcm90bzM", [file_google_rpc_status, file_taskflow_v1_task]);
+  fileDesc("Ch50YXNrZmxvdy92MS90YXNrX3NlcnZpY2UucHJvdG8SC3Rhc2tmbG93LnYxIl8KEVN1Ym1pdFRhc2tSZXF1ZXN0EiMKBHNwZWMYASABKAsyFS50YXNrZmxvdy52MS5UYXNrU3BlYxIRCgljbGllbnRfaWQYAiABKAkSEgoKcmVxdWVzdF9pZBgDIAEoCSI7ChJTdWJtaXRUYXNrUmVzcG9uc2USDwoHdGFza19pZBgBIAEoCRIUCgxkZWR1cGxpY2F0ZWQYAiABKAgiYQoSU3VibWl0VGFza3NSZXF1ZXN0EiQKBXNwZWNzGAEgAygLMhUudGFza2Zsb3cudjEuVGFza1NwZWMSEQoJY2xpZW50X2lkGAIgASgJEhIKCnJlcXVlc3RfaWQYAyABKAkiPQoTU3VibWl0VGFza3NSZXNwb25zZRIQCgh0YXNrX2lkcxgBIAMoCRIUCgxkZWR1cGxpY2F0ZWQYAiADKAgieAoXU3VibWl0VGFza1N0cmVhbVJlcXVlc3QSEAoIYmF0Y2hfaWQYASABKAQSJAoFc3BlY3MYAiADKAsyFS50YXNrZmxvdy52MS5UYXNrU3BlYxIRCgljbGllbnRfaWQYAyABKAkSEgoKcmVxdWVzdF9pZBgEIAEoCSKpAQoYU3VibWl0VGFza1N0cmVhbVJlc3BvbnNlEhAKCGJhdGNoX2lkGAEgASgEEhAKCHRhc2tfaWRzGAIgAygJEhIKCmVycm9yX2NvZGUYAyABKAUSFQoNZXJyb3JfbWVzc2FnZRgEIAEoCRIUCgxkZWR1cGxpY2F0ZWQYBSADKAgSKAoMZXJyb3Jfc3RhdHVzGAYgASgLMhIuZ29vZ2xlLnJwYy5TdGF0dXMiIQoOR2V0VGFza1JlcXVlc3QSDwoHdGFza19pZBgBIAEoCSIyCg9HZXRUYXNrUmVzcG9uc2USHwoEdGFzaxgBIAEoCzIRLnRhc2tmbG93LnYxLlRhc2siIwoQV2F0Y2hUYXNrUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJIjQKEVdhdGNoVGFza1Jlc3BvbnNlEh8KBHRhc2sYASABKAsyES50YXNrZmxvdy52MS5UYXNrIiwKF1N1YnNjcmliZVJlc3VsdHNSZXF1ZXN0EhEKCWNsaWVudF9pZBgBIAEoCSJEChhTdWJzY3JpYmVSZXN1bHRzUmVzcG9uc2USKAoHcmVzdWx0cxgBIAMoCzIXLnRhc2tmbG93LnYxLlRhc2tSZXN1bHQiNAoRQ2FuY2VsVGFza1JlcXVlc3QSDwoHdGFza19pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiNQoSQ2FuY2VsVGFza1Jlc3BvbnNlEh8KBHRhc2sYASABKAsyES50YXNrZmxvdy52MS5UYXNrIoIBChBMaXN0VGFza3NSZXF1ZXN0EiYKBnN0YXRlcxgBIAMoDjIWLnRhc2tmbG93LnYxLlRhc2tTdGF0ZRIMCgR0eXBlGAIgASgJEhEKCWNsaWVudF9pZBgDIAEoCRIRCglwYWdlX3NpemUYBCABKA0SEgoKcGFnZV90b2tlbhgFIAEoCSJiChFMaXN0VGFza3NSZXNwb25zZRIgCgV0YXNrcxgBIAMoCzIRLnRhc2tmbG93LnYxLlRhc2sSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJEhIKCnRvdGFsX3NpemUYAyABKAQivgEKClRhc2tGaWx0ZXISDAoEdHlwZRgBIAEoCRIOCgZ0ZW5hbnQYAiABKAkSJgoGc3RhdGVzGAMgAygOMhYudGFza2Zsb3cudjEuVGFza1N0YXRlEhgKEGNyZWF0ZWRfYWZ0ZXJfbXMYBCABKAQSGQoRY3JlYXRlZF9iZWZvcmVfbXMYBSABKAQSGQoRZmluaXNoZWRfYWZ0ZXJfbXMYBiABKAQSGgoSZmluaXNoZWRfYmVmb3JlX21zGAcgASgEInIKEVJldHJ5VGFza3NSZXF1ZXN0EhAKCHRhc2tfaWRzGAEgAygJEicKBmZpbHRlchgCIAEoCzIXLnRhc2tmbG93LnYxLlRhc2tGaWx0ZXISEQoJbWF4X3Rhc2tzGAMgASgNEg8KB2RyeV9ydW4YBCABKAgiNgoSUmV0cnlUYXNrc1Jlc3BvbnNlEiAKBXRhc2tzGAEgAygLMhEudGFza2Zsb3cudjEuVGFzayJxChJDYW5jZWxUYXNrc1JlcXVlc3QSJwoGZmlsdGVyGAEgASgLMhcudGFza2Zsb3cudjEuVGFza0ZpbHRlchIOCgZyZWFzb24YAiABKAkSEQoJbWF4X3Rhc2tzGAMgASgNEg8KB2RyeV9ydW4YBCABKAgiNwoTQ2FuY2VsVGFza3NSZXNwb25zZRIgCgV0YXNrcxgBIAMoCzIRLnRhc2tmbG93LnYxLlRhc2siSQoIRmxvd05vZGUSIwoEc3BlYxgBIAEoCzIVLnRhc2tmbG93LnYxLlRhc2tTcGVjEhgKEGRlcGVuZHNfb25fbm9kZXMYAiADKA0iYAoRU3VibWl0Rmxvd1JlcXVlc3QSJAoFbm9kZXMYASADKAsyFS50YXNrZmxvdy52MS5GbG93Tm9kZRIRCgljbGllbnRfaWQYAiABKAkSEgoKcmVxdWVzdF9pZBgDIAEoCSI8ChJTdWJtaXRGbG93UmVzcG9uc2USEAoIdGFza19pZHMYASADKAkSFAoMZGVkdXBsaWNhdGVkGAIgAygIMpUHCgtUYXNrU2VydmljZRJNCgpTdWJtaXRUYXNrEh4udGFza2Zsb3cudjEuU3VibWl0VGFza1JlcXVlc3QaHy50YXNrZmxvdy52MS5TdWJtaXRUYXNrUmVzcG9uc2USUAoLU3VibWl0VGFza3MSHy50YXNrZmxvdy52MS5TdWJtaXRUYXNrc1JlcXVlc3QaIC50YXNrZmxvdy52MS5TdWJtaXRUYXNrc1Jlc3BvbnNlEmMKEFN1Ym1pdFRhc2tTdHJlYW0SJC50YXNrZmxvdy52MS5TdWJtaXRUYXNrU3RyZWFtUmVxdWVzdBolLnRhc2tmbG93LnYxLlN1Ym1pdFRhc2tTdHJlYW1SZXNwb25zZSgBMAESRAoHR2V0VGFzaxIbLnRhc2tmbG93LnYxLkdldFRhc2tSZXF1ZXN0GhwudGFza2Zsb3cudjEuR2V0VGFza1Jlc3BvbnNlEkwKCVdhdGNoVGFzaxIdLnRhc2tmbG93LnYxLldhdGNoVGFza1JlcXVlc3QaHi50YXNrZmxvdy52MS5XYXRjaFRhc2tSZXNwb25zZTABEmEKEFN1YnNjcmliZVJlc3VsdHMSJC50YXNrZmxvdy52MS5TdWJzY3JpYmVSZXN1bHRzUmVxdWVzdBolLnRhc2tmbG93LnYxLlN1YnNjcmliZVJlc3VsdHNSZXNwb25zZTABEk0KCkNhbmNlbFRhc2sSHi50YXNrZmxvdy52MS5DYW5jZWxUYXNrUmVxdWVzdBofLnRhc2tmbG93LnYxLkNhbmNlbFRhc2tSZXNwb25zZRJKCglMaXN0VGFza3MSHS50YXNrZmxvdy52MS5MaXN0VGFza3NSZXF1ZXN0Gh4udGFza2Zsb3cudjEuTGlzdFRhc2tzUmVzcG9uc2USTQoKUmV0cnlUYXNrcxIeLnRhc2tmbG93LnYxLlJldHJ5VGFza3NSZXF1ZXN0Gh8udGFza2Zsb3cudjEuUmV0cnlUYXNrc1Jlc3BvbnNlElAKC0NhbmNlbFRhc2tzEh8udGFza2Zsb3cudjEuQ2FuY2VsVGFza3NSZXF1ZXN0GiAudGFza2Zsb3cudjEuQ2FuY2VsVGFza3NSZXNwb25zZRJNCgpTdWJtaXRGbG93Eh4udGFza2Zsb3cudjEuU3VibWl0Rmxvd1JlcXVlc3QaHy50YXNrZmxvdy52MS5TdWJtaXRGbG93UmVzcG9uc2ViBnByb3RvMw", [file_google_rpc_status, file_taskflow_v1_task]);
 
 /**
  * @generated from message taskflow.v1.SubmitTaskRequest
@@ -625,6 +625,91 @@ export const CancelTasksResponseSchema: GenMessage<CancelTasksResponse> = /*@__P
   messageDesc(file_taskflow_v1_task_service, 20);
 
 /**
+ * One task of a flow.
+ *
+ * @generated from message taskflow.v1.FlowNode
+ */
+export type FlowNode = Message<"taskflow.v1.FlowNode"> & {
+  /**
+   * depends_on may name existing tasks by ID; dependencies inside the flow go in depends_on_nodes.
+   *
+   * @generated from field: taskflow.v1.TaskSpec spec = 1;
+   */
+  spec?: TaskSpec | undefined;
+
+  /**
+   * Indices (into SubmitFlowRequest.nodes) of the flow's tasks this one waits for.
+   *
+   * @generated from field: repeated uint32 depends_on_nodes = 2;
+   */
+  dependsOnNodes: number[];
+};
+
+/**
+ * Describes the message taskflow.v1.FlowNode.
+ * Use `create(FlowNodeSchema)` to create a new message.
+ */
+export const FlowNodeSchema: GenMessage<FlowNode> = /*@__PURE__*/
+  messageDesc(file_taskflow_v1_task_service, 21);
+
+/**
+ * @generated from message taskflow.v1.SubmitFlowRequest
+ */
+export type SubmitFlowRequest = Message<"taskflow.v1.SubmitFlowRequest"> & {
+  /**
+   * 1 to 10,000 nodes; the whole message at most control.maxReceiveMessageBytes (default 8 MiB).
+   *
+   * @generated from field: repeated taskflow.v1.FlowNode nodes = 1;
+   */
+  nodes: FlowNode[];
+
+  /**
+   * @generated from field: string client_id = 2;
+   */
+  clientId: string;
+
+  /**
+   * Makes the call safe to retry, as SubmitTasksRequest.request_id does.
+   *
+   * @generated from field: string request_id = 3;
+   */
+  requestId: string;
+};
+
+/**
+ * Describes the message taskflow.v1.SubmitFlowRequest.
+ * Use `create(SubmitFlowRequestSchema)` to create a new message.
+ */
+export const SubmitFlowRequestSchema: GenMessage<SubmitFlowRequest> = /*@__PURE__*/
+  messageDesc(file_taskflow_v1_task_service, 22);
+
+/**
+ * @generated from message taskflow.v1.SubmitFlowResponse
+ */
+export type SubmitFlowResponse = Message<"taskflow.v1.SubmitFlowResponse"> & {
+  /**
+   * In the order of the request's nodes.
+   *
+   * @generated from field: repeated string task_ids = 1;
+   */
+  taskIds: string[];
+
+  /**
+   * As in SubmitTasksResponse: empty when every task is new.
+   *
+   * @generated from field: repeated bool deduplicated = 2;
+   */
+  deduplicated: boolean[];
+};
+
+/**
+ * Describes the message taskflow.v1.SubmitFlowResponse.
+ * Use `create(SubmitFlowResponseSchema)` to create a new message.
+ */
+export const SubmitFlowResponseSchema: GenMessage<SubmitFlowResponse> = /*@__PURE__*/
+  messageDesc(file_taskflow_v1_task_service, 23);
+
+/**
  * Client <-> PLM: submit, observe and control tasks.
  *
  * Limits every call is held to (config keys of the control node in parentheses):
@@ -781,6 +866,20 @@ export const TaskService: GenService<{
     methodKind: "unary";
     input: typeof CancelTasksRequestSchema;
     output: typeof CancelTasksResponseSchema;
+  },
+  /**
+   * Submits a task graph in one call, all or none: nodes refer to each other by their index in
+   * `nodes` (FlowNode.depends_on_nodes) and to existing tasks by ID (TaskSpec.depends_on). A cycle,
+   * an index out of range, or an unknown (or another tenant's) task ID is refused with
+   * INVALID_ARGUMENT naming the field and the node, and nothing is stored. Answers the task IDs
+   * in the order of `nodes`. See TaskSpec.depends_on for how dependents wait.
+   *
+   * @generated from rpc taskflow.v1.TaskService.SubmitFlow
+   */
+  submitFlow: {
+    methodKind: "unary";
+    input: typeof SubmitFlowRequestSchema;
+    output: typeof SubmitFlowResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_taskflow_v1_task_service, 0);

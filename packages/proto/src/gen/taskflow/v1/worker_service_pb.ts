@@ -4,13 +4,15 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { TaskState } from "./task_pb.js";
+import { file_taskflow_v1_task } from "./task_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file taskflow/v1/worker_service.proto.
  */
 export const file_taskflow_v1_worker_service: GenFile = /*@__PURE__*/
-  fileDesc("CiB0YXNrZmxvdy92MS93b3JrZXJfc2VydmljZS5wcm90bxILdGFza2Zsb3cudjEiagoOU2Vzc2lvblJlcXVlc3QSIwoFaGVsbG8YASABKAsyEi50YXNrZmxvdy52MS5IZWxsb0gAEisKCWhlYXJ0YmVhdBgCIAEoCzIWLnRhc2tmbG93LnYxLkhlYXJ0YmVhdEgAQgYKBGtpbmQi9AEKBUhlbGxvEhEKCXdvcmtlcl9pZBgBIAEoCRIMCgRob3N0GAIgASgJEg0KBXNsb3RzGAMgASgNEi4KBmxhYmVscxgEIAMoCzIeLnRhc2tmbG93LnYxLkhlbGxvLkxhYmVsc0VudHJ5EhIKCnRhc2tfdHlwZXMYBSADKAkSCwoDcGlkGAYgASgNEikKB3J1bm5pbmcYByADKAsyGC50YXNrZmxvdy52MS5SdW5uaW5nVGFzaxIQCghwcmVmZXRjaBgIIAEoDRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIi0KC1J1bm5pbmdUYXNrEg8KB3Rhc2tfaWQYASABKAkSDQoFZXBvY2gYAiABKAQi4AEKCUhlYXJ0YmVhdBIPCgdydW5uaW5nGAEgASgNEi4KB3Jlc3VsdHMYAiADKAsyHS50YXNrZmxvdy52MS5Xb3JrZXJUYXNrUmVzdWx0EikKB3N0YXJ0ZWQYAyADKAsyGC50YXNrZmxvdy52MS5SdW5uaW5nVGFzaxIcChRhc3NpZ25tZW50c19yZWNlaXZlZBgEIAEoBBIQCghkcmFpbmluZxgFIAEoCBIqCghyZWxlYXNlZBgGIAMoCzIYLnRhc2tmbG93LnYxLlJ1bm5pbmdUYXNrEgsKA3NlcRgHIAEoBCJ0ChBXb3JrZXJUYXNrUmVzdWx0Eg8KB3Rhc2tfaWQYASABKAkSDQoFZXBvY2gYAiABKAQSCgoCb2sYAyABKAgSDgoGcmVzdWx0GAQgASgMEg0KBWVycm9yGAUgASgJEhUKDXVucmVjb3ZlcmFibGUYBiABKAgi7QEKD1Nlc3Npb25SZXNwb25zZRInCgd3ZWxjb21lGAEgASgLMhQudGFza2Zsb3cudjEuV2VsY29tZUgAEioKBmFzc2lnbhgCIAEoCzIYLnRhc2tmbG93LnYxLkFzc2lnblRhc2tzSAASKgoGY2FuY2VsGAMgASgLMhgudGFza2Zsb3cudjEuQ2FuY2VsVGFza3NIABIjCgVkcmFpbhgEIAEoCzISLnRhc2tmbG93LnYxLkRyYWluSAASLAoGc3RvcmVkGAUgASgLMhoudGFza2Zsb3cudjEuUmVzdWx0c1N0b3JlZEgAQgYKBGtpbmQiHQoNUmVzdWx0c1N0b3JlZBIMCgRzZXFzGAEgAygEIlMKB1dlbGNvbWUSEQoJd29ya2VyX2lkGAEgASgJEh0KFWhlYXJ0YmVhdF9pbnRlcnZhbF9tcxgCIAEoDRIWCg5zdG9yZXNfcmVzdWx0cxgDIAEoCCI7CgtBc3NpZ25UYXNrcxIsCgthc3NpZ25tZW50cxgBIAMoCzIXLnRhc2tmbG93LnYxLkFzc2lnbm1lbnQicAoKQXNzaWdubWVudBIPCgd0YXNrX2lkGAEgASgJEg0KBWVwb2NoGAIgASgEEgwKBHR5cGUYAyABKAkSDwoHcGF5bG9hZBgEIAEoDBIPCgdhdHRlbXB0GAUgASgNEhIKCnRpbWVvdXRfbXMYBiABKA0iRgoLQ2FuY2VsVGFza3MSJwoFdGFza3MYASADKAsyGC50YXNrZmxvdy52MS5SdW5uaW5nVGFzaxIOCgZyZWFzb24YAiABKAkiBwoFRHJhaW4yWQoNV29ya2VyU2VydmljZRJICgdTZXNzaW9uEhsudGFza2Zsb3cudjEuU2Vzc2lvblJlcXVlc3QaHC50YXNrZmxvdy52MS5TZXNzaW9uUmVzcG9uc2UoATABYgZwcm90bzM");
+  fileDesc("CiB0YXNrZmxvdy92MS93b3JrZXJfc2VydmljZS5wcm90bxILdGFza2Zsb3cudjEiagoOU2Vzc2lvblJlcXVlc3QSIwoFaGVsbG8YASABKAsyEi50YXNrZmxvdy52MS5IZWxsb0gAEisKCWhlYXJ0YmVhdBgCIAEoCzIWLnRhc2tmbG93LnYxLkhlYXJ0YmVhdEgAQgYKBGtpbmQi9AEKBUhlbGxvEhEKCXdvcmtlcl9pZBgBIAEoCRIMCgRob3N0GAIgASgJEg0KBXNsb3RzGAMgASgNEi4KBmxhYmVscxgEIAMoCzIeLnRhc2tmbG93LnYxLkhlbGxvLkxhYmVsc0VudHJ5EhIKCnRhc2tfdHlwZXMYBSADKAkSCwoDcGlkGAYgASgNEikKB3J1bm5pbmcYByADKAsyGC50YXNrZmxvdy52MS5SdW5uaW5nVGFzaxIQCghwcmVmZXRjaBgIIAEoDRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIi0KC1J1bm5pbmdUYXNrEg8KB3Rhc2tfaWQYASABKAkSDQoFZXBvY2gYAiABKAQi4AEKCUhlYXJ0YmVhdBIPCgdydW5uaW5nGAEgASgNEi4KB3Jlc3VsdHMYAiADKAsyHS50YXNrZmxvdy52MS5Xb3JrZXJUYXNrUmVzdWx0EikKB3N0YXJ0ZWQYAyADKAsyGC50YXNrZmxvdy52MS5SdW5uaW5nVGFzaxIcChRhc3NpZ25tZW50c19yZWNlaXZlZBgEIAEoBBIQCghkcmFpbmluZxgFIAEoCBIqCghyZWxlYXNlZBgGIAMoCzIYLnRhc2tmbG93LnYxLlJ1bm5pbmdUYXNrEgsKA3NlcRgHIAEoBCJ0ChBXb3JrZXJUYXNrUmVzdWx0Eg8KB3Rhc2tfaWQYASABKAkSDQoFZXBvY2gYAiABKAQSCgoCb2sYAyABKAgSDgoGcmVzdWx0GAQgASgMEg0KBWVycm9yGAUgASgJEhUKDXVucmVjb3ZlcmFibGUYBiABKAgi7QEKD1Nlc3Npb25SZXNwb25zZRInCgd3ZWxjb21lGAEgASgLMhQudGFza2Zsb3cudjEuV2VsY29tZUgAEioKBmFzc2lnbhgCIAEoCzIYLnRhc2tmbG93LnYxLkFzc2lnblRhc2tzSAASKgoGY2FuY2VsGAMgASgLMhgudGFza2Zsb3cudjEuQ2FuY2VsVGFza3NIABIjCgVkcmFpbhgEIAEoCzISLnRhc2tmbG93LnYxLkRyYWluSAASLAoGc3RvcmVkGAUgASgLMhoudGFza2Zsb3cudjEuUmVzdWx0c1N0b3JlZEgAQgYKBGtpbmQiHQoNUmVzdWx0c1N0b3JlZBIMCgRzZXFzGAEgAygEIlMKB1dlbGNvbWUSEQoJd29ya2VyX2lkGAEgASgJEh0KFWhlYXJ0YmVhdF9pbnRlcnZhbF9tcxgCIAEoDRIWCg5zdG9yZXNfcmVzdWx0cxgDIAEoCCI7CgtBc3NpZ25UYXNrcxIsCgthc3NpZ25tZW50cxgBIAMoCzIXLnRhc2tmbG93LnYxLkFzc2lnbm1lbnQiqwEKCkFzc2lnbm1lbnQSDwoHdGFza19pZBgBIAEoCRINCgVlcG9jaBgCIAEoBBIMCgR0eXBlGAMgASgJEg8KB3BheWxvYWQYBCABKAwSDwoHYXR0ZW1wdBgFIAEoDRISCgp0aW1lb3V0X21zGAYgASgNEjkKEmRlcGVuZGVuY3lfcmVzdWx0cxgHIAMoCzIdLnRhc2tmbG93LnYxLkRlcGVuZGVuY3lSZXN1bHQigQEKEERlcGVuZGVuY3lSZXN1bHQSDwoHdGFza19pZBgBIAEoCRIlCgVzdGF0ZRgCIAEoDjIWLnRhc2tmbG93LnYxLlRhc2tTdGF0ZRIOCgZyZXN1bHQYAyABKAwSDQoFZXJyb3IYBCABKAkSFgoOcmVzdWx0X29taXR0ZWQYBSABKAgiRgoLQ2FuY2VsVGFza3MSJwoFdGFza3MYASADKAsyGC50YXNrZmxvdy52MS5SdW5uaW5nVGFzaxIOCgZyZWFzb24YAiABKAkiBwoFRHJhaW4yWQoNV29ya2VyU2VydmljZRJICgdTZXNzaW9uEhsudGFza2Zsb3cudjEuU2Vzc2lvblJlcXVlc3QaHC50YXNrZmxvdy52MS5TZXNzaW9uUmVzcG9uc2UoATABYgZwcm90bzM", [file_taskflow_v1_task]);
 
 /**
  * Up: worker -> control.
@@ -389,6 +391,15 @@ export type Assignment = Message<"taskflow.v1.Assignment"> & {
    * @generated from field: uint32 timeout_ms = 6;
    */
   timeoutMs: number;
+
+  /**
+   * Task graph: the outcome of each dependency (TaskSpec.depends_on) of this task, in that order.
+   * Their results together are held to control.maxPayloadBytes: past it, the later ones come
+   * with result_omitted set (read them with GetTask).
+   *
+   * @generated from field: repeated taskflow.v1.DependencyResult dependency_results = 7;
+   */
+  dependencyResults: DependencyResult[];
 };
 
 /**
@@ -397,6 +408,49 @@ export type Assignment = Message<"taskflow.v1.Assignment"> & {
  */
 export const AssignmentSchema: GenMessage<Assignment> = /*@__PURE__*/
   messageDesc(file_taskflow_v1_worker_service, 9);
+
+/**
+ * One dependency's outcome, as the dependent's handler sees it.
+ *
+ * @generated from message taskflow.v1.DependencyResult
+ */
+export type DependencyResult = Message<"taskflow.v1.DependencyResult"> & {
+  /**
+   * @generated from field: string task_id = 1;
+   */
+  taskId: string;
+
+  /**
+   * SUCCEEDED, or FAILED / CANCELLED for a dependent that runs anyway.
+   *
+   * @generated from field: taskflow.v1.TaskState state = 2;
+   */
+  state: TaskState;
+
+  /**
+   * @generated from field: bytes result = 3;
+   */
+  result: Uint8Array;
+
+  /**
+   * @generated from field: string error = 4;
+   */
+  error: string;
+
+  /**
+   * The result was left out to keep the assignment within control.maxPayloadBytes.
+   *
+   * @generated from field: bool result_omitted = 5;
+   */
+  resultOmitted: boolean;
+};
+
+/**
+ * Describes the message taskflow.v1.DependencyResult.
+ * Use `create(DependencyResultSchema)` to create a new message.
+ */
+export const DependencyResultSchema: GenMessage<DependencyResult> = /*@__PURE__*/
+  messageDesc(file_taskflow_v1_worker_service, 10);
 
 /**
  * @generated from message taskflow.v1.CancelTasks
@@ -418,7 +472,7 @@ export type CancelTasks = Message<"taskflow.v1.CancelTasks"> & {
  * Use `create(CancelTasksSchema)` to create a new message.
  */
 export const CancelTasksSchema: GenMessage<CancelTasks> = /*@__PURE__*/
-  messageDesc(file_taskflow_v1_worker_service, 10);
+  messageDesc(file_taskflow_v1_worker_service, 11);
 
 /**
  * Finish running tasks, take no new ones, then end the session.
@@ -433,7 +487,7 @@ export type Drain = Message<"taskflow.v1.Drain"> & {
  * Use `create(DrainSchema)` to create a new message.
  */
 export const DrainSchema: GenMessage<Drain> = /*@__PURE__*/
-  messageDesc(file_taskflow_v1_worker_service, 11);
+  messageDesc(file_taskflow_v1_worker_service, 12);
 
 /**
  * Worker <-> Register/Scheduler: one bidirectional session per worker. A message larger than
