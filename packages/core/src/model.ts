@@ -50,6 +50,18 @@ export interface TaskSpec {
    * (earliest deadline first); nothing cancels a task that misses it. Absent = none.
    */
   deadline?: number;
+  /**
+   * Tasks sharing this key run at most N at a time across the cluster, N from the first
+   * `concurrency` rule of the config whose match fits; no matching rule = no limit. Absent = none.
+   * Stored in the attributes column.
+   */
+  concurrencyKey?: string;
+  /**
+   * The task's start takes a token of this key's bucket, the bucket from the first `limits` rule
+   * whose match fits (a rule matching `rateLimitKey` keeps one bucket per key). Absent = none.
+   * Stored in the attributes column.
+   */
+  rateLimitKey?: string;
 }
 
 /** One attempt of a task on one worker. */

@@ -22,6 +22,9 @@ export interface FastSpec {
   // ---- delayed tasks (int64 fields 9 and 10); the decoders always set both ----
   delayMs?: bigint;
   runAtMs?: bigint;
+  // ---- limits (string fields 13 and 14); the decoders always set both ----
+  concurrencyKey?: string;
+  rateLimitKey?: string;
 }
 
 /** Encodes `SubmitTaskStreamRequest{ batch_id, specs, client_id, request_id }`. */
@@ -60,6 +63,8 @@ function encodeSpecs(
     if (s.expectedDurationMs) size += 1 + varintSize(s.expectedDurationMs);
     if (s.delayMs) size += 1 + int64Size(s.delayMs);
     if (s.runAtMs) size += 1 + int64Size(s.runAtMs);
+    if (s.concurrencyKey) size += lenStrSize(strSize(s.concurrencyKey));
+    if (s.rateLimitKey) size += lenStrSize(strSize(s.rateLimitKey));
     sizes[i] = size;
     total += 1 + varintSize(size) + size;
   }
@@ -123,6 +128,8 @@ function encodeSpecs(
       buf[pos++] = 0x50; // run_at_ms = 10
       pos = writeInt64(buf, pos, s.runAtMs);
     }
+    if (s.concurrencyKey) str(0x6a, s.concurrencyKey); // concurrency_key = 13
+    if (s.rateLimitKey) str(0x72, s.rateLimitKey); // rate_limit_key = 14
   }
   if (clientBytes) str(clientTag, clientId);
   if (requestBytes) str(requestTag, requestId);
@@ -189,6 +196,8 @@ function readSpec(reader: HotReader, index: number, limits: SubmitLimits): FastS
     expectedDurationMs: 0,
     delayMs: 0n,
     runAtMs: 0n,
+    concurrencyKey: "",
+    rateLimitKey: "",
   };
   while (reader.pos < end) {
     const f = reader.field();
@@ -244,6 +253,12 @@ function readSpec(reader: HotReader, index: number, limits: SubmitLimits): FastS
         break;
       case 10:
         spec.runAtMs = reader.i64();
+        break;
+      case 13:
+        spec.concurrencyKey = reader.string();
+        break;
+      case 14:
+        spec.rateLimitKey = reader.string();
         break;
       default:
         reader.skip(reader.wireType, f);

@@ -87,6 +87,9 @@ describe("fast encoders write exactly what protobuf-es writes", () => {
       // Delayed tasks: int64 fields, past 2^32 and negative (refused later, but it must decode).
       delayMs: [0n, 31_536_000_000n, -1n, 250n, 0n][i]!,
       runAtMs: [0n, 0n, 0n, 1_767_225_600_123n, -(2n ** 63n)][i]!,
+      // Limits: string fields 13 and 14.
+      concurrencyKey: ["", "customer-42", "", "ü/✓ key", "k".repeat(256)][i]!,
+      rateLimitKey: ["", "", "email", "customer-42", "r".repeat(300)][i]!,
     }));
     for (const [clientId, requestId] of [["", ""], ["client-1", ""], ["client-1", "req-✓-1"]] as const) {
       same(
@@ -203,7 +206,7 @@ describe("fast decoders read what protobuf-es reads", () => {
 
   it("decodeSubmitTasks reads what protobuf-es reads", () => {
     const specs: FastSpec[] = [
-      { type: "echo", payload: bytes[1]!, priority: -5, requiredLabels: { gpu: "yes" }, maxAttempts: 3, timeoutMs: 1000, idempotencyKey: "k", expectedDurationMs: 7, delayMs: 300_000n, runAtMs: 0n },
+      { type: "echo", payload: bytes[1]!, priority: -5, requiredLabels: { gpu: "yes" }, maxAttempts: 3, timeoutMs: 1000, idempotencyKey: "k", expectedDurationMs: 7, delayMs: 300_000n, runAtMs: 0n, concurrencyKey: "customer-✓", rateLimitKey: "email" },
       { type: "", payload: bytes[0]!, priority: 0, requiredLabels: {}, maxAttempts: 0, timeoutMs: 0, idempotencyKey: "", expectedDurationMs: 0, delayMs: 0n, runAtMs: 2n ** 63n - 1n },
       { type: "x", payload: bytes[0]!, priority: 0, requiredLabels: {}, maxAttempts: 0, timeoutMs: 0, idempotencyKey: "", expectedDurationMs: 0, delayMs: -86_400_000n, runAtMs: 0n },
     ];

@@ -61,7 +61,12 @@ export function filterFromWire(f: WireTaskFilter): TaskFilter {
 const workerStates = Object.fromEntries([...enumNames(WorkerStateSchema)].map(([n, name]) => [name, n])) as Record<WorkerState, WireWorkerState>;
 
 /** A generated spec, or one of the hot path's decoded specs (whose delay fields a sender may omit). */
-type AnyWireSpec = Omit<WireTaskSpec, "$typeName" | "delayMs" | "runAtMs"> & { delayMs?: bigint; runAtMs?: bigint };
+type AnyWireSpec = Omit<WireTaskSpec, "$typeName" | "delayMs" | "runAtMs" | "concurrencyKey" | "rateLimitKey"> & {
+  delayMs?: bigint;
+  runAtMs?: bigint;
+  concurrencyKey?: string;
+  rateLimitKey?: string;
+};
 
 export function specFromWire(spec: AnyWireSpec | undefined): TaskSpec {
   return {
@@ -76,6 +81,9 @@ export function specFromWire(spec: AnyWireSpec | undefined): TaskSpec {
     // int64 on the wire; a value past 2^53 stays past every limit as a number, and is refused.
     delayMs: spec?.delayMs ? Number(spec.delayMs) : 0,
     runAt: spec?.runAtMs ? Number(spec.runAtMs) : 0,
+    // "" = none (proto3 has no absent string).
+    concurrencyKey: spec?.concurrencyKey ?? "",
+    rateLimitKey: spec?.rateLimitKey ?? "",
   };
 }
 
@@ -97,6 +105,8 @@ export function taskToWire(rec: TaskRecord): Task {
       expectedDurationMs: rec.expectedDurationMs,
       // The resolved due time of a delayed task (a retry's backoff is not part of the spec).
       runAtMs: rec.attempt === 0 ? BigInt(rec.notBefore) : 0n,
+      concurrencyKey: rec.concurrencyKey ?? "",
+      rateLimitKey: rec.rateLimitKey ?? "",
     },
     state: toWireState[rec.state],
     clientId: rec.clientId,

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file taskflow/v1/task.proto.
  */
 export const file_taskflow_v1_task: GenFile = /*@__PURE__*/
-  fileDesc("ChZ0YXNrZmxvdy92MS90YXNrLnByb3RvEgt0YXNrZmxvdy52MSK8AgoIVGFza1NwZWMSDAoEdHlwZRgBIAEoCRIPCgdwYXlsb2FkGAIgASgMEhAKCHByaW9yaXR5GAMgASgFEkIKD3JlcXVpcmVkX2xhYmVscxgEIAMoCzIpLnRhc2tmbG93LnYxLlRhc2tTcGVjLlJlcXVpcmVkTGFiZWxzRW50cnkSFAoMbWF4X2F0dGVtcHRzGAUgASgNEhIKCnRpbWVvdXRfbXMYBiABKA0SFwoPaWRlbXBvdGVuY3lfa2V5GAcgASgJEhwKFGV4cGVjdGVkX2R1cmF0aW9uX21zGAggASgNEhAKCGRlbGF5X21zGAkgASgDEhEKCXJ1bl9hdF9tcxgKIAEoAxo1ChNSZXF1aXJlZExhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEisAEKC1Rhc2tBdHRlbXB0Eg8KB2F0dGVtcHQYASABKA0SDQoFZXBvY2gYAiABKAQSEQoJd29ya2VyX2lkGAMgASgJEi4KCnN0YXJ0ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2ZpbmlzaGVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVlcnJvchgGIAEoCSLZAwoEVGFzaxIKCgJpZBgBIAEoCRIjCgRzcGVjGAIgASgLMhUudGFza2Zsb3cudjEuVGFza1NwZWMSJQoFc3RhdGUYAyABKA4yFi50YXNrZmxvdy52MS5UYXNrU3RhdGUSEQoJY2xpZW50X2lkGAQgASgJEg8KB2F0dGVtcHQYBSABKA0SDQoFZXBvY2gYBiABKAQSEQoJd29ya2VyX2lkGAcgASgJEi4KCmNyZWF0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2Fzc2lnbmVkX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzdGFydGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hlZF9hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGcmVzdWx0GAwgASgMEg0KBWVycm9yGA0gASgJEhYKDndhaXRpbmdfcmVhc29uGA4gASgJEioKCGF0dGVtcHRzGA8gAygLMhgudGFza2Zsb3cudjEuVGFza0F0dGVtcHQSDgoGdGVuYW50GBAgASgJIocBCgpUYXNrUmVzdWx0Eg8KB3Rhc2tfaWQYASABKAkSJQoFc3RhdGUYAiABKA4yFi50YXNrZmxvdy52MS5UYXNrU3RhdGUSDgoGcmVzdWx0GAMgASgMEg0KBWVycm9yGAQgASgJEg8KB2F0dGVtcHQYBSABKA0SEQoJd29ya2VyX2lkGAYgASgJKroBCglUYXNrU3RhdGUSGgoWVEFTS19TVEFURV9VTlNQRUNJRklFRBAAEhUKEVRBU0tfU1RBVEVfUVVFVUVEEAESFwoTVEFTS19TVEFURV9BU1NJR05FRBACEhYKElRBU0tfU1RBVEVfUlVOTklORxADEhgKFFRBU0tfU1RBVEVfU1VDQ0VFREVEEAQSFQoRVEFTS19TVEFURV9GQUlMRUQQBRIYChRUQVNLX1NUQVRFX0NBTkNFTExFRBAGYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("ChZ0YXNrZmxvdy92MS90YXNrLnByb3RvEgt0YXNrZmxvdy52MSLtAgoIVGFza1NwZWMSDAoEdHlwZRgBIAEoCRIPCgdwYXlsb2FkGAIgASgMEhAKCHByaW9yaXR5GAMgASgFEkIKD3JlcXVpcmVkX2xhYmVscxgEIAMoCzIpLnRhc2tmbG93LnYxLlRhc2tTcGVjLlJlcXVpcmVkTGFiZWxzRW50cnkSFAoMbWF4X2F0dGVtcHRzGAUgASgNEhIKCnRpbWVvdXRfbXMYBiABKA0SFwoPaWRlbXBvdGVuY3lfa2V5GAcgASgJEhwKFGV4cGVjdGVkX2R1cmF0aW9uX21zGAggASgNEhAKCGRlbGF5X21zGAkgASgDEhEKCXJ1bl9hdF9tcxgKIAEoAxIXCg9jb25jdXJyZW5jeV9rZXkYDSABKAkSFgoOcmF0ZV9saW1pdF9rZXkYDiABKAkaNQoTUmVxdWlyZWRMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIrABCgtUYXNrQXR0ZW1wdBIPCgdhdHRlbXB0GAEgASgNEg0KBWVwb2NoGAIgASgEEhEKCXdvcmtlcl9pZBgDIAEoCRIuCgpzdGFydGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFZXJyb3IYBiABKAki2QMKBFRhc2sSCgoCaWQYASABKAkSIwoEc3BlYxgCIAEoCzIVLnRhc2tmbG93LnYxLlRhc2tTcGVjEiUKBXN0YXRlGAMgASgOMhYudGFza2Zsb3cudjEuVGFza1N0YXRlEhEKCWNsaWVudF9pZBgEIAEoCRIPCgdhdHRlbXB0GAUgASgNEg0KBWVwb2NoGAYgASgEEhEKCXdvcmtlcl9pZBgHIAEoCRIuCgpjcmVhdGVkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgthc3NpZ25lZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKc3RhcnRlZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZmluaXNoZWRfYXQYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBnJlc3VsdBgMIAEoDBINCgVlcnJvchgNIAEoCRIWCg53YWl0aW5nX3JlYXNvbhgOIAEoCRIqCghhdHRlbXB0cxgPIAMoCzIYLnRhc2tmbG93LnYxLlRhc2tBdHRlbXB0Eg4KBnRlbmFudBgQIAEoCSKHAQoKVGFza1Jlc3VsdBIPCgd0YXNrX2lkGAEgASgJEiUKBXN0YXRlGAIgASgOMhYudGFza2Zsb3cudjEuVGFza1N0YXRlEg4KBnJlc3VsdBgDIAEoDBINCgVlcnJvchgEIAEoCRIPCgdhdHRlbXB0GAUgASgNEhEKCXdvcmtlcl9pZBgGIAEoCSq6AQoJVGFza1N0YXRlEhoKFlRBU0tfU1RBVEVfVU5TUEVDSUZJRUQQABIVChFUQVNLX1NUQVRFX1FVRVVFRBABEhcKE1RBU0tfU1RBVEVfQVNTSUdORUQQAhIWChJUQVNLX1NUQVRFX1JVTk5JTkcQAxIYChRUQVNLX1NUQVRFX1NVQ0NFRURFRBAEEhUKEVRBU0tfU1RBVEVfRkFJTEVEEAUSGAoUVEFTS19TVEFURV9DQU5DRUxMRUQQBmIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * What a client asks to run.
@@ -99,6 +99,31 @@ export type TaskSpec = Message<"taskflow.v1.TaskSpec"> & {
    * @generated from field: int64 run_at_ms = 10;
    */
   runAtMs: bigint;
+
+  /**
+   * Concurrency limit: tasks sharing this key run at most N at a time across every worker of
+   * the cluster, N set by the first `concurrency` rule of the control node's config whose match
+   * fits (for example {match: {concurrencyKey: "customer-*"}, max: 2}). A task held back stays
+   * QUEUED with a waiting_reason such as "concurrency key customer-42 at its limit 2 (2
+   * running)", and does not hold back tasks of other keys behind it. Empty = none; without a
+   * matching rule the key limits nothing. 1-256 printable characters (no control characters);
+   * anything else is refused with INVALID_ARGUMENT.
+   *
+   * @generated from field: string concurrency_key = 13;
+   */
+  concurrencyKey: string;
+
+  /**
+   * Rate limit: the task starts only when a token of its bucket is free, the bucket set by the
+   * first `limits` rule of the control node's config whose match fits (for example
+   * {match: {rateLimitKey: "customer-*"}, rate: "10/s", burst: 5}: one bucket per key). Each
+   * attempt's start takes one token. A task held back stays QUEUED with a waiting_reason such as
+   * "rate limit customer-42 10/s, next token in 80 ms". Empty = none. 1-256 printable characters;
+   * anything else is refused with INVALID_ARGUMENT.
+   *
+   * @generated from field: string rate_limit_key = 14;
+   */
+  rateLimitKey: string;
 };
 
 /**
