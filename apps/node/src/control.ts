@@ -11,6 +11,7 @@ import { TOKENS, systemClock, systemTimers, type EventBus, type Logger, type Pol
 import {
   ControlServer,
   DelayedTasks,
+  Limits,
   LocalEventBus,
   LoopInbox,
   MainScheduler,
@@ -123,6 +124,7 @@ export async function startControl(config: TaskflowConfig, baseDir: string, logg
   c.registerSingleton(TOKENS.TaskTable, TaskTable); //           live tasks, task heap, state counts
   c.registerSingleton(TOKENS.Tenants, Tenants); //               tenants' accounts, quotas, their result subscribers
   c.registerSingleton(TOKENS.DelayedTasks, DelayedTasks); //     delayed tasks until due: due-time heap, one timer
+  c.registerSingleton(TOKENS.Limits, Limits); //                 rate buckets, per-key running counts, tasks they hold back
   c.registerSingleton(TOKENS.MemoryAdmission, MemoryAdmission); // memory against control.memoryBudget, sampled
   // The PLM's parts, each on the ones above it.
   c.registerSingleton(TOKENS.StoreWriteBehind, StoreWriteBehind); // batched writes, store health (Durability)
@@ -138,6 +140,7 @@ export async function startControl(config: TaskflowConfig, baseDir: string, logg
   const writer = c.resolve<StoreWriteBehind>(TOKENS.StoreWriteBehind);
   const lifecycle = c.resolve<TaskLifecycle>(TOKENS.TaskLifecycle);
   const delayed = c.resolve<DelayedTasks>(TOKENS.DelayedTasks);
+  const limits = c.resolve<Limits>(TOKENS.Limits);
   const recovery = c.resolve<Recovery>(TOKENS.Recovery);
   const table = c.resolve<TaskTable>(TOKENS.TaskTable);
   const register = c.resolve<WorkerRegister>(TOKENS.Register);
@@ -191,6 +194,7 @@ export async function startControl(config: TaskflowConfig, baseDir: string, logg
       memory.stop();
       lifecycle.stop();
       delayed.stop();
+      limits.stop();
       recovery.stop();
       await writer.stop();
       await store.close();

@@ -21,6 +21,8 @@ export const TOKENS = {
   TaskLifecycle: Symbol.for("taskflow:TaskLifecycle"),
   /** Delayed tasks waiting for their due time, and the one timer for the earliest (services DelayedTasks). */
   DelayedTasks: Symbol.for("taskflow:DelayedTasks"),
+  /** Rate and concurrency limits: buckets, per-key running counts, tasks held back (services Limits). */
+  Limits: Symbol.for("taskflow:Limits"),
   /** Watchers and result subscribers (services ResultDelivery). */
   ResultDelivery: Symbol.for("taskflow:ResultDelivery"),
   /** Batched store writes, their retries and the store's health (`Durability`). */

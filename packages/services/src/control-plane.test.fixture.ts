@@ -9,6 +9,7 @@ import { parseConfig, type Logger, type MemorySampler, type SchedulingPolicy, ty
 import { FakeClock } from "@taskflow/core/testing";
 import { IndexedHeap } from "@taskflow/shm-heap";
 import { DelayedTasks } from "./delayed-tasks.js";
+import { Limits } from "./limits.js";
 import { LocalEventBus } from "./events.js";
 import { MemoryAdmission } from "./memory-admission.js";
 import { MemoryTaskStore } from "./memory-store.js";
@@ -168,6 +169,7 @@ export interface TestControlPlane {
   readonly tenants: Tenants;
   readonly lifecycle: TaskLifecycle;
   readonly delayed: DelayedTasks;
+  readonly limits: Limits;
   readonly writer: StoreWriteBehind;
   readonly recovery: Recovery;
   readonly register: WorkerRegister;
@@ -221,12 +223,13 @@ export async function startControlPlane(options: TestControlPlaneOptions = {}): 
   const tenants = new Tenants(config, clock, { tokens: config.auth.tokens });
   const writer = new StoreWriteBehind(config, store, delivery, inbox, log, clock, clock);
   const delayed = new DelayedTasks(dueHeap, table, inbox, clock, clock);
-  const lifecycle = new TaskLifecycle(config, policy, table, writer, delivery, ports, inbox, events, log, clock, clock, delayed);
-  const recovery = new Recovery(config, store, table, tenants, lifecycle, inbox, log, clock, delayed);
+  const limits = new Limits(config, table, inbox, clock, clock);
+  const lifecycle = new TaskLifecycle(config, policy, table, writer, delivery, ports, inbox, events, log, clock, clock, delayed, limits);
+  const recovery = new Recovery(config, store, table, tenants, lifecycle, inbox, log, clock, delayed, limits);
   const register = new WorkerRegister(config, events, log, clock, clock, ports, lifecycle, inbox);
-  const scheduler = new MainScheduler(config, policy, workerHeap, table, lifecycle, register, writer, inbox, log);
+  const scheduler = new MainScheduler(config, policy, workerHeap, table, lifecycle, register, writer, inbox, log, limits);
   const memory = new MemoryAdmission(config, options.memory ?? roomyMemory, clock, log);
-  const plm = new ProcessLifecycleManager(config, store, policy, table, tenants, lifecycle, delivery, writer, scheduler, delayed, clock, memory);
+  const plm = new ProcessLifecycleManager(config, store, policy, table, tenants, lifecycle, delivery, writer, scheduler, delayed, clock, memory, limits);
   const sessions = new WorkerSessions(config, register, lifecycle, recovery, writer, log);
   await recovery.start();
   writer.start();
@@ -244,6 +247,7 @@ export async function startControlPlane(options: TestControlPlaneOptions = {}): 
     tenants,
     lifecycle,
     delayed,
+    limits,
     writer,
     recovery,
     register,
@@ -283,6 +287,7 @@ export async function startControlPlane(options: TestControlPlaneOptions = {}): 
       plm.stop();
       lifecycle.stop();
       delayed.stop();
+      limits.stop();
       recovery.stop();
       await writer.stop();
       taskHeap.close();

@@ -22,6 +22,7 @@ import {
   type WorkerResult,
 } from "@taskflow/core";
 import { type DelayedTasks } from "./delayed-tasks.js";
+import { type Limits } from "./limits.js";
 import { type ResultDelivery } from "./result-delivery.js";
 import { type StoreWriteBehind } from "./store-write-behind.js";
 import { type LiveTask, type TaskTable } from "./task-table.js";
@@ -35,6 +36,7 @@ type Tasks = Pick<
 type Writes = Pick<StoreWriteBehind, "changed" | "outcome">;
 type Watchers = Pick<ResultDelivery, "changed" | "wantsOutcomes">;
 type Delays = Pick<DelayedTasks, "holdUntilDue" | "remove">;
+type TaskLimits = Pick<Limits, "active" | "bind" | "assigned" | "left" | "finished">;
 
 @injectable()
 export class TaskLifecycle implements TaskReports, LostWorkerTasks {
@@ -53,6 +55,7 @@ export class TaskLifecycle implements TaskReports, LostWorkerTasks {
     @inject(TOKENS.Clock) private readonly clock: Clock,
     @inject(TOKENS.Timers) private readonly timers: Timers,
     @inject(TOKENS.DelayedTasks) private readonly delayed: Delays,
+    @inject(TOKENS.Limits) private readonly limits: TaskLimits,
   ) {}
 
   /** Stops every retry and timeout timer; no task is requeued after this. */
@@ -67,8 +70,10 @@ export class TaskLifecycle implements TaskReports, LostWorkerTasks {
   /** New tasks of one tenant (its `account`), just inserted in the store, enter the queue (a delayed one at its due time). */
   admit(fresh: readonly TaskRecord[], account: TenantAccount): void {
     this.table.countNew(fresh.length);
+    const limited = this.limits.active;
     for (const rec of fresh) {
       const live = this.table.track(rec, account);
+      if (limited) this.limits.bind(live);
       if (!(rec.notBefore && this.delayed.holdUntilDue(live))) this.table.enqueue(live);
       this.emit(rec);
     }
@@ -94,6 +99,7 @@ export class TaskLifecycle implements TaskReports, LostWorkerTasks {
     rec.notBefore = 0;
     rec.waitingReason = why;
     const live = this.table.track(rec, account);
+    this.limits.bind(live);
     this.table.enqueue(live);
     this.changed(rec);
     this.inbox.wake();
@@ -113,6 +119,7 @@ export class TaskLifecycle implements TaskReports, LostWorkerTasks {
     rec.assignedAt = this.clock.now();
     rec.waitingReason = "";
     rec.attempts.push({ attempt: rec.attempt, epoch: rec.epoch, workerId, startedAt: 0, finishedAt: 0, error: "" });
+    if (live.limits !== undefined) this.limits.assigned(live);
     this.table.count("queued", "assigned");
     const timeoutMs = rec.timeoutMs || this.config.control.defaultTimeoutMs;
     if (timeoutMs > 0) {
@@ -219,6 +226,7 @@ export class TaskLifecycle implements TaskReports, LostWorkerTasks {
     this.timers.clear(live.timeoutTimer);
     live.timeoutTimer = undefined;
     this.table.unhold(live);
+    if (live.limits !== undefined) this.limits.left(live);
     this.table.count(rec.state, "queued");
     rec.state = "queued";
     rec.workerId = "";
@@ -295,6 +303,7 @@ export class TaskLifecycle implements TaskReports, LostWorkerTasks {
     rec.waitingReason = "";
     rec.finishedAt = this.clock.now();
     this.table.untrack(live);
+    if (live.limits !== undefined) this.limits.finished(live);
     this.changed(rec);
     // Results go to subscribers of the task's own tenant with its client ID, no one else.
     if (rec.clientId && this.delivery.wantsOutcomes(live.account, rec.clientId)) {
