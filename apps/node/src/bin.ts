@@ -155,6 +155,8 @@ program
   .option("--idempotency-key <key>", "a repeated key returns the existing task")
   .option("--delay <duration>", "delayed task: enter the queue after this long, such as 250ms, 30s, 5m, 2h or 1d (at most 365d)", parseDelayOption)
   .option("--at <time>", "delayed task: enter the queue at this ISO 8601 time, such as 2030-01-01T09:00:00Z (a past time runs now)", parseAtOption)
+  .option("--concurrency-key <key>", "at most N tasks with this key run at once, N from the cluster's concurrency config")
+  .option("--rate-limit-key <key>", "the task's start takes a token of this key's bucket, from the cluster's limits config")
   .option("--json", "print JSON")
   .action(async (type: string, payloadText: string | undefined, opts) => {
     if (opts.delay !== undefined && opts.at !== undefined) throw new TaskflowError(Code.INVALID_ARGUMENT, "--delay and --at are exclusive: give one");
@@ -168,6 +170,8 @@ program
         ...(opts.maxAttempts !== undefined && { maxAttempts: opts.maxAttempts }),
         ...(opts.label && { requiredLabels: opts.label }),
         ...(opts.idempotencyKey && { idempotencyKey: opts.idempotencyKey }),
+        ...(opts.concurrencyKey && { concurrencyKey: opts.concurrencyKey }),
+        ...(opts.rateLimitKey && { rateLimitKey: opts.rateLimitKey }),
       });
       if (!opts.wait) {
         print({ id }, opts.json, () => id);

@@ -110,6 +110,18 @@ export interface SubmitOptions {
    * @defaultValue none (now)
    */
   runAt?: Date | number;
+  /**
+   * At most N tasks sharing this key run at once across the cluster, N from the first rule of
+   * the control node's `concurrency` config that fits (no rule fits = no limit). 1-256 printable
+   * characters. @defaultValue none
+   */
+  concurrencyKey?: string;
+  /**
+   * Each start of the task takes a token of this key's bucket, from the first rule of the
+   * control node's `limits` config that fits (for example `{match: {rateLimitKey: "customer-*"},
+   * rate: "10/s"}`: a bucket per key). 1-256 printable characters. @defaultValue none
+   */
+  rateLimitKey?: string;
 }
 
 export interface TaskRequest extends SubmitOptions {
@@ -441,6 +453,8 @@ function specOf(codec: Codec, type: string, payload: unknown, o: SubmitOptions |
     expectedDurationMs: o?.expectedDurationMs ?? 0,
     delayMs: o?.delayMs ? int64Ms(o.delayMs, "delayMs") : 0n,
     runAtMs: o?.runAt === undefined ? 0n : int64Ms(+o.runAt, "runAt"),
+    concurrencyKey: o?.concurrencyKey ?? "",
+    rateLimitKey: o?.rateLimitKey ?? "",
   };
 }
 

@@ -114,6 +114,8 @@ export function taskJson(task: Task): Record<string, unknown> {
     result: bytesAsJson(task.result),
     error: task.error || null,
     waitingReason: task.waitingReason || null,
+    concurrencyKey: task.spec?.concurrencyKey || null,
+    rateLimitKey: task.spec?.rateLimitKey || null,
     attempts: task.attempts.map((a) => ({
       attempt: a.attempt,
       epoch: Number(a.epoch),
@@ -137,6 +139,8 @@ export function taskText(task: Task): string {
   ];
   if (j["workerId"]) lines.push(`worker:    ${j["workerId"]}`);
   if (j["waitingReason"]) lines.push(`waiting:   ${j["waitingReason"]}`);
+  if (j["concurrencyKey"]) lines.push(`conc. key: ${j["concurrencyKey"]}`);
+  if (j["rateLimitKey"]) lines.push(`rate key:  ${j["rateLimitKey"]}`);
   lines.push(`created:   ${j["createdAt"]}`);
   if (j["runAt"]) lines.push(`due:       ${j["runAt"]}`);
   if (j["startedAt"]) lines.push(`started:   ${j["startedAt"]}`);
