@@ -167,7 +167,7 @@ export async function startControl(config: TaskflowConfig, baseDir: string, logg
     plm,
     register,
     policyName: scheduler.policyName,
-    queue: () => ({ inHeap: table.inHeap, parked: scheduler.parkedCount(), delayed: delayed.size, capacity: table.capacity }),
+    queue: () => ({ inHeap: table.inHeap, parked: scheduler.parkedCount() + limits.waiting, delayed: delayed.size, capacity: table.capacity }),
     freeWorkers: () => workerHeap.size,
     schedulerStats: () => scheduler.stats,
     grpcErrors: () => server.errorsByCode(),

@@ -67,6 +67,7 @@ describe("Limits", () => {
       await cp.plm.cancel(a[0]!, "twice", ALL_TENANTS).catch((err: unknown) => assert.equal((err as TaskflowError).code, Code.FAILED_PRECONDITION));
       await settle();
       assert.deepEqual(ids(w1), [a[0], a[1], a[3]], "the cancelled waiter is skipped");
+      assert.equal(cp.limits.waiting, 1, "a[4] waits; the cancelled one is not counted");
       assert.equal(withWorker(cp, "customer-a"), 2);
       finish(cp, "w1", a[1]!);
       finish(cp, "w1", a[3]!);
@@ -160,6 +161,7 @@ describe("Limits", () => {
       const { ids: other } = await cp.plm.submit([spec("echo"), spec("echo")], "c1");
       await settle();
       assert.deepEqual(ids(w1), [e[0], e[1], ...other], "the burst of 2, and the other type behind them");
+      assert.equal(cp.limits.waiting, 4);
       assert.equal((await cp.plm.get(e[2]!, ALL_TENANTS)).waitingReason, "rate limit email 10/s, next token in 100 ms");
       await cp.advance(40);
       assert.equal((await cp.plm.get(e[2]!, ALL_TENANTS)).waitingReason, "rate limit email 10/s, next token in 60 ms", "the wait counts down");
@@ -169,6 +171,7 @@ describe("Limits", () => {
       assert.deepEqual(ids(w1).slice(4), [e[2]]);
       await cp.advance(300);
       assert.deepEqual(ids(w1).slice(4), [e[2], e[3], e[4], e[5]], "one every 100 ms, in order");
+      assert.equal(cp.limits.waiting, 0);
     });
 
     it("holds a steady rate: 10/s over 10 s starts 100 tasks plus the burst", async () => {

@@ -135,6 +135,8 @@ export class Limits {
   /** Sweep unused buckets when there are more than this many (doubles with the live ones). */
   private sweepAt = 1024;
   private closed = false;
+  /** Tasks parked by a limit now. */
+  private parked = 0;
 
   constructor(
     @inject(TOKENS.Config) config: TaskflowConfig,
@@ -154,6 +156,11 @@ export class Limits {
       max: r.max,
     }));
     this.active = this.rateRules.length > 0 || this.concurrencyRules.length > 0;
+  }
+
+  /** Tasks a rate or concurrency limit holds back now (queued, out of the heap), for monitoring. */
+  get waiting(): number {
+    return this.parked;
   }
 
   /** Buckets and keys in use, for tests and monitoring. */
@@ -242,6 +249,7 @@ export class Limits {
     if (l.waitingOn) {
       l.waitingOn.waiters.count--;
       l.waitingOn = undefined;
+      this.parked--;
     }
     if (l.slot && l.key) this.freeSlot(l);
     if (l.key && --l.key.refs === 0 && l.key.held === 0) this.keys.delete(l.key.id);
@@ -266,6 +274,7 @@ export class Limits {
   private park(live: LiveTask, l: TaskLimits, on: RateBucket | ConcurrencyKey, reason: string): void {
     l.waitingOn = on;
     on.waiters.push(live);
+    this.parked++;
     this.table.park(live, reason);
   }
 
@@ -279,6 +288,7 @@ export class Limits {
       if (!next) break;
       const nl = next.limits!;
       nl.waitingOn = undefined;
+      this.parked--;
       nl.slot = true;
       key.held++;
       this.table.unpark(next);
@@ -304,6 +314,7 @@ export class Limits {
       bucket.bucket.take(1, now);
       const nl = next.limits!;
       nl.waitingOn = undefined;
+      this.parked--;
       nl.token = true;
       this.table.unpark(next);
       released = true;
