@@ -9,8 +9,10 @@ import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { TaskflowClient } from "@taskflow/client";
-import { TaskState } from "@taskflow/proto";
-import { cli, eventually, freePort, startNode, tempDir, type StartedNode } from "./harness.js";
+import { status } from "@grpc/grpc-js";
+import { TaskService, TaskState } from "@taskflow/proto";
+import { createClient } from "@taskflow/proto/grpc";
+import { cli, code, eventually, freePort, startNode, tempDir, type StartedNode } from "./harness.js";
 
 /** Handlers that append "start|end <key> <taskId>" lines to TASKFLOW_LIMITS_LOG around a sleep. */
 const HANDLERS = `import { appendFileSync } from "node:fs";
@@ -144,6 +146,41 @@ describe("rate and concurrency limits on one node with two worker processes (SQL
     const bad = await cli(["submit", "keyed", "{}", "--rate-limit-key", "k".repeat(257)], { TASKFLOW_ADDRESS: node.address });
     assert.equal(bad.code, 2, bad.stderr);
     assert.match(bad.stderr, /spec\.rate_limit_key "k+…" must be 1-256 printable characters/);
+  });
+});
+
+describe("limit keys through the raw wire contract (not the SDK)", () => {
+  let node: StartedNode;
+  let tasks: ReturnType<typeof createClient<typeof TaskService.method>>;
+  before(async () => {
+    // No workers: what is checked is what the control node accepts, keeps and says.
+    node = await startNode({ ...LIMITS, roles: ["control"], store: { kind: "sqlite", path: "tasks.db" } });
+    tasks = createClient(TaskService, node.address);
+  });
+  after(async () => {
+    tasks.raw.close();
+    assert.equal(await node.stop(), 0);
+  });
+
+  it("takes concurrency_key and rate_limit_key on SubmitTask and SubmitTasks, and GetTask and ListTasks return them", async () => {
+    const { taskId } = await tasks.submitTask({ spec: { type: "keyed", concurrencyKey: "customer-w", rateLimitKey: "anything ✓" } });
+    const { taskIds } = await tasks.submitTasks({ specs: [{ type: "keyed", concurrencyKey: "customer-w" }, { type: "keyed" }] });
+    const one = (await tasks.getTask({ taskId })).task!;
+    assert.equal(one.spec!.concurrencyKey, "customer-w");
+    assert.equal(one.spec!.rateLimitKey, "anything ✓");
+    assert.equal((await tasks.getTask({ taskId: taskIds[0]! })).task!.spec!.concurrencyKey, "customer-w");
+    assert.equal((await tasks.getTask({ taskId: taskIds[1]! })).task!.spec!.concurrencyKey, "", "none given, none kept");
+    const listed = await tasks.listTasks({ states: [TaskState.QUEUED], pageSize: 10 });
+    assert.ok(listed.tasks.some((t) => t.id === taskId && t.spec!.rateLimitKey === "anything ✓"));
+    for (const id of [taskId, ...taskIds]) await tasks.cancelTask({ taskId: id });
+  });
+
+  it("refuses a key with a control character or past 256 characters, naming the field", async () => {
+    await assert.rejects(tasks.submitTask({ spec: { type: "keyed", concurrencyKey: "a\u0007b" } }), code(status.INVALID_ARGUMENT, /^spec\.concurrency_key "a\\u0007b" must be 1-256 printable characters/));
+    await assert.rejects(
+      tasks.submitTasks({ specs: [{ type: "keyed" }, { type: "keyed", rateLimitKey: "r".repeat(257) }] }),
+      code(status.INVALID_ARGUMENT, /^specs\[1\]\.rate_limit_key "r+…" must be 1-256 printable characters .* got 257 characters/),
+    );
   });
 });
 

@@ -229,7 +229,7 @@ describe("Limits", () => {
           assert.match(err.message, pattern);
           return true;
         });
-      await refused(spec("t", { concurrencyKey: "a\nb" }), /^specs\[1\]\.concurrency_key "a\nb" must be 1-256 printable characters/);
+      await refused(spec("t", { concurrencyKey: "a\nb" }), /^specs\[1\]\.concurrency_key "a\\nb" must be 1-256 printable characters/);
       await refused(spec("t", { rateLimitKey: "k".repeat(257) }), /^specs\[1\]\.rate_limit_key "k+…" must be 1-256 printable characters .* got 257 characters/);
       const { ids: ok } = await cp.plm.submit([spec("t", { concurrencyKey: "ü".repeat(256), rateLimitKey: "customer 42/é" })], "c1");
       const rec = await cp.plm.get(ok[0]!, ALL_TENANTS);

@@ -51,7 +51,8 @@ export function validateSpec(spec: TaskSpec, limits: SpecLimits, index = -1): vo
   }
   for (const [field, value] of [["concurrency_key", spec.concurrencyKey], ["rate_limit_key", spec.rateLimitKey]] as const) {
     if (value && !limitKeyOk(value)) {
-      throw invalid(`${where}.${field} "${truncate(value)}" must be 1-${MAX_LIMIT_KEY_LENGTH} printable characters (no control characters), got ${value.length} characters`);
+      // Quoted as JSON: the key's own control characters must not reach messages and logs.
+      throw invalid(`${where}.${field} ${JSON.stringify(truncate(value))} must be 1-${MAX_LIMIT_KEY_LENGTH} printable characters (no control characters), got ${value.length} characters`);
     }
   }
   const delayMs = spec.delayMs ?? 0;
