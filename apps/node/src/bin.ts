@@ -174,6 +174,8 @@ program
   .option("--at <time>", "delayed task: enter the queue at this ISO 8601 time, such as 2030-01-01T09:00:00Z (a past time runs now)", parseAtOption)
   .option("--depends-on <id>", "task graph: wait until this task succeeded, then run with its result (repeatable)", (id: string, previous: string[] = []) => [...previous, id])
   .addOption(new Option("--on-dependency-failure <mode>", "when a dependency fails or is cancelled: cancel this task, or run it anyway").choices(["cancel", "run"]))
+  .option("--concurrency-key <key>", "at most N tasks with this key run at once, N from the cluster's concurrency config")
+  .option("--rate-limit-key <key>", "the task's start takes a token of this key's bucket, from the cluster's limits config")
   .option("--json", "print JSON")
   .action(async (type: string, payloadText: string | undefined, opts) => {
     if (opts.delay !== undefined && opts.at !== undefined) throw new TaskflowError(Code.INVALID_ARGUMENT, "--delay and --at are exclusive: give one");
@@ -189,6 +191,8 @@ program
         ...(opts.idempotencyKey && { idempotencyKey: opts.idempotencyKey }),
         ...(opts.dependsOn && { dependsOn: opts.dependsOn as string[] }),
         ...(opts.onDependencyFailure && { onDependencyFailure: opts.onDependencyFailure as "cancel" | "run" }),
+        ...(opts.concurrencyKey && { concurrencyKey: opts.concurrencyKey }),
+        ...(opts.rateLimitKey && { rateLimitKey: opts.rateLimitKey }),
       });
       if (!opts.wait) {
         print({ id }, opts.json, () => id);

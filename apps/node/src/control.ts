@@ -12,6 +12,7 @@ import {
   ControlServer,
   DelayedTasks,
   Dependencies,
+  Limits,
   LocalEventBus,
   LoopInbox,
   MainScheduler,
@@ -124,6 +125,7 @@ export async function startControl(config: TaskflowConfig, baseDir: string, logg
   c.registerSingleton(TOKENS.TaskTable, TaskTable); //           live tasks, task heap, state counts
   c.registerSingleton(TOKENS.Tenants, Tenants); //               tenants' accounts, quotas, their result subscribers
   c.registerSingleton(TOKENS.DelayedTasks, DelayedTasks); //     delayed tasks until due: due-time heap, one timer
+  c.registerSingleton(TOKENS.Limits, Limits); //                 rate buckets, per-key running counts, tasks they hold back
   c.registerSingleton(TOKENS.MemoryAdmission, MemoryAdmission); // memory against control.memoryBudget, sampled
   // The PLM's parts, each on the ones above it.
   c.registerSingleton(TOKENS.StoreWriteBehind, StoreWriteBehind); // batched writes, store health (Durability)
@@ -140,6 +142,7 @@ export async function startControl(config: TaskflowConfig, baseDir: string, logg
   const writer = c.resolve<StoreWriteBehind>(TOKENS.StoreWriteBehind);
   const lifecycle = c.resolve<TaskLifecycle>(TOKENS.TaskLifecycle);
   const delayed = c.resolve<DelayedTasks>(TOKENS.DelayedTasks);
+  const limits = c.resolve<Limits>(TOKENS.Limits);
   const recovery = c.resolve<Recovery>(TOKENS.Recovery);
   const table = c.resolve<TaskTable>(TOKENS.TaskTable);
   const register = c.resolve<WorkerRegister>(TOKENS.Register);
@@ -166,7 +169,7 @@ export async function startControl(config: TaskflowConfig, baseDir: string, logg
     plm,
     register,
     policyName: scheduler.policyName,
-    queue: () => ({ inHeap: table.inHeap, parked: scheduler.parkedCount(), delayed: delayed.size, capacity: table.capacity }),
+    queue: () => ({ inHeap: table.inHeap, parked: scheduler.parkedCount() + limits.waiting, delayed: delayed.size, capacity: table.capacity }),
     freeWorkers: () => workerHeap.size,
     schedulerStats: () => scheduler.stats,
     grpcErrors: () => server.errorsByCode(),
@@ -193,6 +196,7 @@ export async function startControl(config: TaskflowConfig, baseDir: string, logg
       memory.stop();
       lifecycle.stop();
       delayed.stop();
+      limits.stop();
       recovery.stop();
       await writer.stop();
       await store.close();

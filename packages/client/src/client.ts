@@ -122,6 +122,18 @@ export interface SubmitOptions {
    * dependency), or `"run"` it anyway once every dependency finished. @defaultValue "cancel"
    */
   onDependencyFailure?: "cancel" | "run";
+  /**
+   * At most N tasks sharing this key run at once across the cluster, N from the first rule of
+   * the control node's `concurrency` config that fits (no rule fits = no limit). 1-256 printable
+   * characters. @defaultValue none
+   */
+  concurrencyKey?: string;
+  /**
+   * Each start of the task takes a token of this key's bucket, from the first rule of the
+   * control node's `limits` config that fits (for example `{match: {rateLimitKey: "customer-*"},
+   * rate: "10/s"}`: a bucket per key). 1-256 printable characters. @defaultValue none
+   */
+  rateLimitKey?: string;
 }
 
 export interface TaskRequest extends SubmitOptions {
@@ -504,6 +516,8 @@ function specOf(codec: Codec, type: string, payload: unknown, o: SubmitOptions |
     runAtMs: o?.runAt === undefined ? 0n : int64Ms(+o.runAt, "runAt"),
     dependsOn: o?.dependsOn?.length ? [...o.dependsOn] : NO_DEPENDENCIES,
     onDependencyFailure: o?.onDependencyFailure ? dependencyFailure(o.onDependencyFailure) : 0,
+    concurrencyKey: o?.concurrencyKey ?? "",
+    rateLimitKey: o?.rateLimitKey ?? "",
   };
 }
 

@@ -18,9 +18,18 @@ import {
   workerSchema,
 } from "./config/sections.js";
 import { authSchema, tenantQuota, tenantsSchema } from "./config/security.js";
+import { concurrencyLimitsSchema, rateLimitsSchema } from "./config/limits.js";
 
 export { DEFAULT_CONTROL_ADDRESS, DEFAULT_CONTROL_HOST, DEFAULT_CONTROL_PORT, MAX_HEAP_CAPACITY, MESSAGE_OVERHEAD_BYTES } from "./config/sections.js";
 export { AUTH_ROLES, TENANT_NAME_PATTERN, tenantQuota, tokenEntrySchema, type AuthRole, type TenantQuota, type TokenEntry } from "./config/security.js";
+export {
+  MAX_LIMIT_KEY_LENGTH,
+  globPattern,
+  parseRate,
+  rateBurst,
+  type ConcurrencyLimitRule,
+  type RateLimitRule,
+} from "./config/limits.js";
 export { describeSystemError, systemErrorCode, unusableConfig } from "./config/system-errors.js";
 
 const logSchema = z.strictObject({
@@ -47,6 +56,10 @@ export const configSchema = z.strictObject({
   tls: tlsSchema.optional(),
   auth: authSchema.prefault({}),
   tenants: tenantsSchema.prefault({}),
+  /** Rate limits (token buckets) the scheduler enforces for the whole cluster. @defaultValue [] */
+  limits: rateLimitsSchema,
+  /** Most tasks running at once per key, enforced for the whole cluster. @defaultValue [] */
+  concurrency: concurrencyLimitsSchema,
   /**
    * Lets `control.host`, `metrics.host` or `dashboard.host` bind beyond loopback without TLS and
    * tokens: anyone who reaches the port can then do anything. Logs a warning. @defaultValue false

@@ -76,6 +76,14 @@ export {
 } from "./contracts.js";
 export { DEFAULT_CONTROL_ADDRESS, DEFAULT_CONTROL_HOST, DEFAULT_CONTROL_PORT } from "./config.js";
 export {
+  MAX_LIMIT_KEY_LENGTH,
+  globPattern,
+  parseRate,
+  rateBurst,
+  type ConcurrencyLimitRule,
+  type RateLimitRule,
+} from "./config.js";
+export {
   AUTH_ROLES,
   configSchema,
   isLoopbackHost,

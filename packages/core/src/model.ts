@@ -70,6 +70,18 @@ export interface TaskSpec {
   dependsOn?: readonly string[];
   /** What it does when a dependency fails or is cancelled. Absent = `"cancel"`. Stored in the attributes column. */
   onDependencyFailure?: DependencyFailureMode;
+  /**
+   * Tasks sharing this key run at most N at a time across the cluster, N from the first
+   * `concurrency` rule of the config whose match fits; no matching rule = no limit. Absent = none.
+   * Stored in the attributes column.
+   */
+  concurrencyKey?: string;
+  /**
+   * The task's start takes a token of this key's bucket, the bucket from the first `limits` rule
+   * whose match fits (a rule matching `rateLimitKey` keeps one bucket per key). Absent = none.
+   * Stored in the attributes column.
+   */
+  rateLimitKey?: string;
 }
 
 /** One attempt of a task on one worker. */

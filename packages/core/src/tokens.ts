@@ -23,6 +23,8 @@ export const TOKENS = {
   DelayedTasks: Symbol.for("taskflow:DelayedTasks"),
   /** Task graphs: dependents waiting for their dependencies, and who waits on whom (services Dependencies). */
   Dependencies: Symbol.for("taskflow:Dependencies"),
+  /** Rate and concurrency limits: buckets, per-key running counts, tasks held back (services Limits). */
+  Limits: Symbol.for("taskflow:Limits"),
   /** Watchers and result subscribers (services ResultDelivery). */
   ResultDelivery: Symbol.for("taskflow:ResultDelivery"),
   /** Batched store writes, their retries and the store's health (`Durability`). */

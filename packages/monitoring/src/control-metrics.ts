@@ -78,7 +78,7 @@ export function registerControlMetrics(registry: Registry, view: ControlView, bu
   });
   new Gauge({
     name: "taskflow_queue_depth",
-    help: "Queued tasks: in the task heap, parked because no worker can take them now, or delayed until their due time",
+    help: "Queued tasks: in the task heap, parked because no worker can take them now or a rate or concurrency limit holds them back, or delayed until their due time",
     labelNames: ["where"],
     registers,
     collect() {

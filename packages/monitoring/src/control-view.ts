@@ -10,7 +10,7 @@ export interface ControlView {
   readonly register: Register;
   readonly policyName: string;
   /**
-   * Tasks waiting in the task heap, tasks parked because no worker can take them, delayed tasks
+   * Tasks waiting in the task heap, tasks parked because no worker can take them (or a rate or concurrency limit holds them), delayed tasks
    * waiting for their due time (all three queued), and the heap's capacity.
    */
   queue(): { inHeap: number; parked: number; delayed: number; capacity: number };

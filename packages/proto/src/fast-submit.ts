@@ -26,6 +26,9 @@ export interface FastSpec {
   dependsOn?: string[];
   /** A `DependencyFailure` enum value; 0 = unspecified. */
   onDependencyFailure?: number;
+  // ---- limits (string fields 13 and 14); the decoders always set both ----
+  concurrencyKey?: string;
+  rateLimitKey?: string;
 }
 
 /** The shared empty `dependsOn` of decoded specs without dependencies: the decoder never pushes to it. */
@@ -69,6 +72,8 @@ function encodeSpecs(
     if (s.runAtMs) size += 1 + int64Size(s.runAtMs);
     if (s.dependsOn) for (const id of s.dependsOn) size += lenStrSize(strSize(id));
     if (s.onDependencyFailure) size += 2 + varintSize(s.onDependencyFailure);
+    if (s.concurrencyKey) size += lenStrSize(strSize(s.concurrencyKey));
+    if (s.rateLimitKey) size += lenStrSize(strSize(s.rateLimitKey));
     sizes[i] = size;
     total += 1 + varintSize(size) + size;
   }
@@ -132,6 +137,8 @@ function encodeSpecs(
       buf[pos++] = 0x50; // run_at_ms = 10
       pos = writeInt64(buf, pos, s.runAtMs);
     }
+    if (s.concurrencyKey) str(0x6a, s.concurrencyKey); // concurrency_key = 13
+    if (s.rateLimitKey) str(0x72, s.rateLimitKey); // rate_limit_key = 14
     if (s.dependsOn) for (const id of s.dependsOn) str(0x7a, id); // depends_on = 15
     if (s.onDependencyFailure) {
       buf[pos++] = 0x80; // on_dependency_failure = 16, a two-byte tag
@@ -206,6 +213,8 @@ function readSpec(reader: HotReader, index: number, limits: SubmitLimits): FastS
     runAtMs: 0n,
     dependsOn: NO_DEPENDENCIES,
     onDependencyFailure: 0,
+    concurrencyKey: "",
+    rateLimitKey: "",
   };
   while (reader.pos < end) {
     const f = reader.field();
@@ -268,6 +277,12 @@ function readSpec(reader: HotReader, index: number, limits: SubmitLimits): FastS
         break;
       case 16:
         spec.onDependencyFailure = reader.int32();
+        break;
+      case 13:
+        spec.concurrencyKey = reader.string();
+        break;
+      case 14:
+        spec.rateLimitKey = reader.string();
         break;
       default:
         reader.skip(reader.wireType, f);

@@ -107,6 +107,9 @@ describe("fast encoders write exactly what protobuf-es writes", () => {
       // Task graphs: field 15 repeated, field 16 (a two-byte tag), including an unknown enum value.
       dependsOn: [[], [ids[0]!], [ids[2]!, ids[3]!], [], ["a", "b", "c"]][i]!,
       onDependencyFailure: [0, 1, 2, 0, 7][i]!,
+      // Limits: string fields 13 and 14.
+      concurrencyKey: ["", "customer-42", "", "ü/✓ key", "k".repeat(256)][i]!,
+      rateLimitKey: ["", "", "email", "customer-42", "r".repeat(300)][i]!,
     }));
     for (const [clientId, requestId] of [["", ""], ["client-1", ""], ["client-1", "req-✓-1"]] as const) {
       same(
@@ -223,7 +226,7 @@ describe("fast decoders read what protobuf-es reads", () => {
 
   it("decodeSubmitTasks reads what protobuf-es reads", () => {
     const specs: FastSpec[] = [
-      { type: "echo", payload: bytes[1]!, priority: -5, requiredLabels: { gpu: "yes" }, maxAttempts: 3, timeoutMs: 1000, idempotencyKey: "k", expectedDurationMs: 7, delayMs: 300_000n, runAtMs: 0n },
+      { type: "echo", payload: bytes[1]!, priority: -5, requiredLabels: { gpu: "yes" }, maxAttempts: 3, timeoutMs: 1000, idempotencyKey: "k", expectedDurationMs: 7, delayMs: 300_000n, runAtMs: 0n, concurrencyKey: "customer-✓", rateLimitKey: "email" },
       { type: "", payload: bytes[0]!, priority: 0, requiredLabels: {}, maxAttempts: 0, timeoutMs: 0, idempotencyKey: "", expectedDurationMs: 0, delayMs: 0n, runAtMs: 2n ** 63n - 1n },
       { type: "x", payload: bytes[0]!, priority: 0, requiredLabels: {}, maxAttempts: 0, timeoutMs: 0, idempotencyKey: "", expectedDurationMs: 0, delayMs: -86_400_000n, runAtMs: 0n },
       { type: "join", payload: bytes[0]!, priority: 0, requiredLabels: {}, maxAttempts: 0, timeoutMs: 0, idempotencyKey: "", expectedDurationMs: 0, delayMs: 0n, runAtMs: 0n, dependsOn: [ids[0]!, ids[2]!], onDependencyFailure: 2 },

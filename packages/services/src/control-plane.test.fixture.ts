@@ -10,6 +10,7 @@ import { FakeClock } from "@taskflow/core/testing";
 import { IndexedHeap } from "@taskflow/shm-heap";
 import { DelayedTasks } from "./delayed-tasks.js";
 import { Dependencies } from "./dependencies.js";
+import { Limits } from "./limits.js";
 import { LocalEventBus } from "./events.js";
 import { MemoryAdmission } from "./memory-admission.js";
 import { MemoryTaskStore } from "./memory-store.js";
@@ -170,6 +171,7 @@ export interface TestControlPlane {
   readonly lifecycle: TaskLifecycle;
   readonly delayed: DelayedTasks;
   readonly graph: Dependencies;
+  readonly limits: Limits;
   readonly writer: StoreWriteBehind;
   readonly recovery: Recovery;
   readonly register: WorkerRegister;
@@ -224,12 +226,13 @@ export async function startControlPlane(options: TestControlPlaneOptions = {}): 
   const writer = new StoreWriteBehind(config, store, delivery, inbox, log, clock, clock);
   const delayed = new DelayedTasks(dueHeap, table, inbox, clock, clock);
   const graph = new Dependencies(config, store, table, delayed, writer, inbox, clock);
-  const lifecycle = new TaskLifecycle(config, policy, table, writer, delivery, ports, inbox, events, log, clock, clock, delayed, graph);
-  const recovery = new Recovery(config, store, table, tenants, lifecycle, inbox, log, clock, delayed, graph);
+  const limits = new Limits(config, table, inbox, clock, clock);
+  const lifecycle = new TaskLifecycle(config, policy, table, writer, delivery, ports, inbox, events, log, clock, clock, delayed, graph, limits);
+  const recovery = new Recovery(config, store, table, tenants, lifecycle, inbox, log, clock, delayed, graph, limits);
   const register = new WorkerRegister(config, events, log, clock, clock, ports, lifecycle, inbox);
-  const scheduler = new MainScheduler(config, policy, workerHeap, table, lifecycle, register, writer, inbox, log);
+  const scheduler = new MainScheduler(config, policy, workerHeap, table, lifecycle, register, writer, inbox, log, limits);
   const memory = new MemoryAdmission(config, options.memory ?? roomyMemory, clock, log);
-  const plm = new ProcessLifecycleManager(config, store, policy, table, tenants, lifecycle, delivery, writer, scheduler, delayed, clock, memory, graph);
+  const plm = new ProcessLifecycleManager(config, store, policy, table, tenants, lifecycle, delivery, writer, scheduler, delayed, clock, memory, graph, limits);
   const sessions = new WorkerSessions(config, register, lifecycle, recovery, writer, log);
   await recovery.start();
   writer.start();
@@ -248,6 +251,7 @@ export async function startControlPlane(options: TestControlPlaneOptions = {}): 
     lifecycle,
     delayed,
     graph,
+    limits,
     writer,
     recovery,
     register,
@@ -287,6 +291,7 @@ export async function startControlPlane(options: TestControlPlaneOptions = {}): 
       plm.stop();
       lifecycle.stop();
       delayed.stop();
+      limits.stop();
       recovery.stop();
       await writer.stop();
       taskHeap.close();

@@ -60,10 +60,12 @@ export function filterFromWire(f: WireTaskFilter): TaskFilter {
 
 const workerStates = Object.fromEntries([...enumNames(WorkerStateSchema)].map(([n, name]) => [name, n])) as Record<WorkerState, WireWorkerState>;
 
-/** A generated spec, or one of the hot path's decoded specs (whose delay and graph fields a sender may omit). */
-type AnyWireSpec = Omit<WireTaskSpec, "$typeName" | "delayMs" | "runAtMs" | "dependsOn" | "onDependencyFailure"> & {
+/** A generated spec, or one of the hot path's decoded specs (whose delay, limit and graph fields a sender may omit). */
+type AnyWireSpec = Omit<WireTaskSpec, "$typeName" | "delayMs" | "runAtMs" | "concurrencyKey" | "rateLimitKey" | "dependsOn" | "onDependencyFailure"> & {
   delayMs?: bigint;
   runAtMs?: bigint;
+  concurrencyKey?: string;
+  rateLimitKey?: string;
   dependsOn?: readonly string[];
   onDependencyFailure?: number;
 };
@@ -88,6 +90,9 @@ export function specFromWire(spec: AnyWireSpec | undefined): TaskSpec {
     // int64 on the wire; a value past 2^53 stays past every limit as a number, and is refused.
     delayMs: spec?.delayMs ? Number(spec.delayMs) : 0,
     runAt: spec?.runAtMs ? Number(spec.runAtMs) : 0,
+    // "" = none (proto3 has no absent string).
+    concurrencyKey: spec?.concurrencyKey ?? "",
+    rateLimitKey: spec?.rateLimitKey ?? "",
   };
   // Set only when sent (no spread on the hot path): a record without a graph keeps no attribute for it.
   if (spec?.dependsOn?.length) out.dependsOn = spec.dependsOn;
@@ -116,6 +121,8 @@ export function taskToWire(rec: TaskRecord, graph?: TaskGraphView): Task {
       runAtMs: rec.attempt === 0 ? BigInt(rec.notBefore) : 0n,
       dependsOn: rec.dependsOn ? [...rec.dependsOn] : [],
       onDependencyFailure: rec.onDependencyFailure ? dependencyModes.indexOf(rec.onDependencyFailure) : 0,
+      concurrencyKey: rec.concurrencyKey ?? "",
+      rateLimitKey: rec.rateLimitKey ?? "",
     },
     waitingOn: graph?.waitingOn ?? [],
     dependents: graph?.dependents ?? [],

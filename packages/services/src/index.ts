@@ -3,6 +3,7 @@ export { TaskTable, type LiveTask } from "./task-table.js";
 export { TaskLifecycle, backoffMs } from "./task-lifecycle.js";
 export { DelayedTasks } from "./delayed-tasks.js";
 export { Dependencies, checkFlow, validateDependencies, type DependencyOutcome, type Doomed, type Readiness } from "./dependencies.js";
+export { Limits, type ConcurrencyKey, type RateBucket, type TaskLimits } from "./limits.js";
 export { MemoryAdmission, QUEUED_TASK_BYTES, cgroupMemoryLimit, processMemorySampler, type MemoryUse } from "./memory-admission.js";
 export { delayedUntil, humanDuration } from "./due-time.js";
 export { ResultDelivery } from "./result-delivery.js";

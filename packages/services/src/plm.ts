@@ -42,6 +42,7 @@ import { type DelayedTasks } from "./delayed-tasks.js";
 import { checkFlow, validateDependencies, type Dependencies, type DependencyOutcome } from "./dependencies.js";
 import { type MemoryAdmission } from "./memory-admission.js";
 import { delayedUntil } from "./due-time.js";
+import { type Limits } from "./limits.js";
 import { type ResultDelivery } from "./result-delivery.js";
 import { type TaskLifecycle } from "./task-lifecycle.js";
 import { type LiveTask, type TaskTable } from "./task-table.js";
@@ -86,6 +87,7 @@ export class ProcessLifecycleManager implements Plm {
     @inject(TOKENS.Clock) private readonly clock: Clock,
     @inject(TOKENS.MemoryAdmission) private readonly memory: Memory,
     @inject(TOKENS.Dependencies) private readonly graph: Graph,
+    @inject(TOKENS.Limits) private readonly limits: Pick<Limits, "waitingReason">,
   ) {}
 
   /** Takes no more submits. */
@@ -276,6 +278,8 @@ export class ProcessLifecycleManager implements Plm {
       const rec = live.rec;
       if (scope !== null && rec.tenant !== scope) throw notFound(taskId);
       if (rec.state === "queued" && live.handle >= 0) rec.waitingReason = this.explainWait(live);
+      // Held back by a rate or concurrency limit: say so as of now (the next token's time moves).
+      else if (live.limits?.waitingOn) rec.waitingReason = this.limits.waitingReason(live)!;
       // A retry waiting out its backoff after a restart keeps its own reason.
       else if (rec.attempt === 0 && this.delayed.holds(live)) rec.waitingReason = delayedUntil(rec.notBefore, this.clock.now());
       else if (rec.dependsOn && rec.state === "queued") rec.waitingReason = this.graph.reasonFor(rec.id) || rec.waitingReason;

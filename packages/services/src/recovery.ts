@@ -9,6 +9,7 @@ import { inject, injectable } from "tsyringe";
 import { TOKENS, type Logger, type SchedulerInbox, type TaskStore, type TaskRecord, type TaskflowConfig, type TimerHandle, type Timers } from "@taskflow/core";
 import { type DelayedTasks } from "./delayed-tasks.js";
 import { type Dependencies } from "./dependencies.js";
+import { type Limits } from "./limits.js";
 import { type TaskLifecycle } from "./task-lifecycle.js";
 import { type LiveTask, type TaskTable } from "./task-table.js";
 import { type Tenants } from "./tenants.js";
@@ -48,6 +49,7 @@ export class Recovery {
     @inject(TOKENS.Timers) private readonly timers: Timers,
     @inject(TOKENS.DelayedTasks) private readonly delayed: Delays,
     @inject(TOKENS.Dependencies) private readonly graph: Pick<Dependencies, "restore">,
+    @inject(TOKENS.Limits) private readonly limits: Pick<Limits, "bind" | "recovered" | "left">,
   ) {}
 
   /** Loads the store's unfinished tasks back into the table and the queue. */
@@ -62,6 +64,7 @@ export class Recovery {
     const doomed: [LiveTask, string][] = [];
     for (const live of lives) {
       const rec = live.rec;
+      this.limits.bind(live);
       // Queued with a worker ID: it already waited for its worker after an earlier restart.
       // A delayed task (or a retry in its backoff) not yet due waits for its time again.
       if (rec.state === "queued" && !rec.workerId) {
@@ -74,6 +77,8 @@ export class Recovery {
       // It was with a worker when the control node stopped. That worker may still run it and
       // will list it when it reconnects (see reconcile); until then it waits outside the heap.
       if (rec.state !== "queued") this.table.count(rec.state, "queued");
+      // It may still be running: it counts against its concurrency key until it is settled.
+      this.limits.recovered(live);
       const neverStarted = rec.state === "assigned" && (rec.attempts.at(-1)?.startedAt ?? 0) === 0;
       let ofWorker = this.awaitingByWorker.get(rec.workerId);
       if (!ofWorker) this.awaitingByWorker.set(rec.workerId, (ofWorker = new Map()));
@@ -158,6 +163,7 @@ export class Recovery {
       }
       rec.workerId = "";
       this.lifecycle.changed(rec);
+      if (live.limits) this.limits.left(live);
       this.table.enqueue(live);
       requeued++;
     }
@@ -170,6 +176,7 @@ export class Recovery {
       if (live.rec.state !== "queued") continue;
       live.rec.waitingReason = "its worker did not come back after the control node restarted; runs again";
       live.rec.workerId = "";
+      if (live.limits) this.limits.left(live);
       this.table.enqueue(live);
     }
     if (this.awaitingAdoption.size) this.logger.warn({ tasks: this.awaitingAdoption.size }, "requeued tasks no worker re-adopted after the restart");

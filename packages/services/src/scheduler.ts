@@ -21,6 +21,7 @@ import {
 import type { IndexedHeap } from "@taskflow/shm-heap";
 import { type WaitReasons } from "./plm.js";
 import { type WorkerRegister, type WorkerEntry } from "./register.js";
+import { type Limits } from "./limits.js";
 import { type LoopInbox } from "./scheduler-inbox.js";
 import { type TaskLifecycle } from "./task-lifecycle.js";
 import { type LiveTask, type TaskTable } from "./task-table.js";
@@ -53,6 +54,7 @@ export class MainScheduler implements Scheduler, WaitReasons {
     @inject(TOKENS.StoreWriteBehind) private readonly durability: Durability,
     @inject(TOKENS.SchedulerInbox) private readonly inbox: Inbox,
     @inject(TOKENS.Logger) private readonly logger: Logger,
+    @inject(TOKENS.Limits) private readonly limits: Pick<Limits, "admit">,
   ) {
     this.policyName = policy.name;
     this.maxPerTurn = config.scheduler.maxAssignmentsPerTurn;
@@ -86,10 +88,16 @@ export class MainScheduler implements Scheduler, WaitReasons {
     if (!this.running || !this.durability.storeWritable) return;
     const started = process.hrtime.bigint();
     let assigned = 0;
+    let held = 0;
     while (assigned < this.maxPerTurn && this.workerHeap.size > 0) {
       const live = this.table.popQueued();
       if (live === null) break;
       if (!live) continue;
+      // Rate and concurrency limits (ADR 0026): a task they hold back is parked by them.
+      if (live.limits !== undefined && !this.limits.admit(live)) {
+        if (++held >= this.maxPerTurn) break;
+        continue;
+      }
       const worker = this.pickWorker(live);
       if (!worker) continue;
       const epoch = this.lifecycle.assign(live, worker.record.id);
@@ -129,7 +137,7 @@ export class MainScheduler implements Scheduler, WaitReasons {
     this.stats.turns++;
     this.stats.assigned += assigned;
     this.stats.busyNs += process.hrtime.bigint() - started;
-    if (assigned >= this.maxPerTurn && this.table.inHeap > 0) this.inbox.wake();
+    if ((assigned >= this.maxPerTurn || held >= this.maxPerTurn) && this.table.inHeap > 0) this.inbox.wake();
   }
 
   /** Slots freed and workers changed since the last turn. */

@@ -23,6 +23,7 @@ import {
 } from "@taskflow/core";
 import { type DelayedTasks } from "./delayed-tasks.js";
 import { type Dependencies, type Doomed } from "./dependencies.js";
+import { type Limits } from "./limits.js";
 import { type ResultDelivery } from "./result-delivery.js";
 import { type StoreWriteBehind } from "./store-write-behind.js";
 import { type LiveTask, type TaskTable } from "./task-table.js";
@@ -37,6 +38,7 @@ type Writes = Pick<StoreWriteBehind, "changed" | "outcome">;
 type Watchers = Pick<ResultDelivery, "changed" | "wantsOutcomes">;
 type Delays = Pick<DelayedTasks, "holdUntilDue" | "remove">;
 type Graph = Pick<Dependencies, "hold" | "settled">;
+type TaskLimits = Pick<Limits, "active" | "bind" | "assigned" | "left" | "finished">;
 
 @injectable()
 export class TaskLifecycle implements TaskReports, LostWorkerTasks {
@@ -56,6 +58,7 @@ export class TaskLifecycle implements TaskReports, LostWorkerTasks {
     @inject(TOKENS.Timers) private readonly timers: Timers,
     @inject(TOKENS.DelayedTasks) private readonly delayed: Delays,
     @inject(TOKENS.Dependencies) private readonly graph: Graph,
+    @inject(TOKENS.Limits) private readonly limits: TaskLimits,
   ) {}
 
   /** Stops every retry and timeout timer; no task is requeued after this. */
@@ -75,8 +78,10 @@ export class TaskLifecycle implements TaskReports, LostWorkerTasks {
   admit(fresh: readonly TaskRecord[], account: TenantAccount): void {
     this.table.countNew(fresh.length);
     let doomed: Doomed[] | undefined;
+    const limited = this.limits.active;
     for (const rec of fresh) {
       const live = this.table.track(rec, account);
+      if (limited) this.limits.bind(live);
       const readiness = rec.dependsOn ? this.graph.hold(live) : undefined;
       if (readiness?.kind === "cancel") (doomed ??= []).push({ live, why: readiness.why });
       else if (readiness?.kind !== "waits" && !(rec.notBefore && this.delayed.holdUntilDue(live))) this.table.enqueue(live);
@@ -105,6 +110,7 @@ export class TaskLifecycle implements TaskReports, LostWorkerTasks {
     rec.notBefore = 0;
     rec.waitingReason = why;
     const live = this.table.track(rec, account);
+    this.limits.bind(live);
     // A dependent waits for its dependencies again (the PLM planned it), or goes at once.
     const readiness = rec.dependsOn ? this.graph.hold(live) : undefined;
     if (readiness?.kind !== "waits" && readiness?.kind !== "cancel") this.table.enqueue(live);
@@ -127,6 +133,7 @@ export class TaskLifecycle implements TaskReports, LostWorkerTasks {
     rec.assignedAt = this.clock.now();
     rec.waitingReason = "";
     rec.attempts.push({ attempt: rec.attempt, epoch: rec.epoch, workerId, startedAt: 0, finishedAt: 0, error: "" });
+    if (live.limits !== undefined) this.limits.assigned(live);
     this.table.count("queued", "assigned");
     const timeoutMs = rec.timeoutMs || this.config.control.defaultTimeoutMs;
     if (timeoutMs > 0) {
@@ -233,6 +240,7 @@ export class TaskLifecycle implements TaskReports, LostWorkerTasks {
     this.timers.clear(live.timeoutTimer);
     live.timeoutTimer = undefined;
     this.table.unhold(live);
+    if (live.limits !== undefined) this.limits.left(live);
     this.table.count(rec.state, "queued");
     rec.state = "queued";
     rec.workerId = "";
@@ -310,6 +318,7 @@ export class TaskLifecycle implements TaskReports, LostWorkerTasks {
     rec.finishedAt = this.clock.now();
     this.table.untrack(live);
     live.dependencyResults = undefined;
+    if (live.limits !== undefined) this.limits.finished(live);
     this.changed(rec);
     // Its dependents that cancel on a failure go too, naming it (and theirs, through here).
     const doomed = this.graph.settled(rec);

@@ -1,5 +1,5 @@
 /** Input checks shared by every RPC that accepts tasks; each failure is a precise TaskflowError. */
-import { Code, MAX_DELAY_MS, MAX_TIMEOUT_MS, Reason, TaskflowError, type TaskSpec } from "@taskflow/core";
+import { Code, MAX_DELAY_MS, MAX_LIMIT_KEY_LENGTH, MAX_TIMEOUT_MS, Reason, TaskflowError, type TaskSpec } from "@taskflow/core";
 
 const TYPE_PATTERN = /^[A-Za-z0-9_.:/-]{1,128}$/;
 const INT32_MIN = -(2 ** 31);
@@ -19,7 +19,7 @@ export interface SpecLimits {
 export function validateSpec(spec: TaskSpec, limits: SpecLimits, index = -1): void {
   if (spec.type && TYPE_PATTERN.test(spec.type) && spec.payload.byteLength <= limits.maxPayloadBytes && Number.isInteger(spec.priority) &&
       spec.priority >= INT32_MIN && spec.priority <= INT32_MAX && spec.maxAttempts <= 100 && spec.timeoutMs <= MAX_TIMEOUT_MS && spec.idempotencyKey.length <= 256 && labelsOk(spec.requiredLabels) &&
-      ((!spec.delayMs && !spec.runAt) || delayOk(spec, limits.now))) {
+      ((!spec.delayMs && !spec.runAt) || delayOk(spec, limits.now)) && ((!spec.concurrencyKey && !spec.rateLimitKey) || limitKeysOk(spec))) {
     return;
   }
   const where = index >= 0 ? `specs[${index}]` : "spec";
@@ -49,6 +49,12 @@ export function validateSpec(spec: TaskSpec, limits: SpecLimits, index = -1): vo
     if (!key) throw invalid(`${where}.required_labels has an empty key`);
     if (key.length > 128 || value.length > 256) throw invalid(`${where}.required_labels "${truncate(key)}" is too long`);
   }
+  for (const [field, value] of [["concurrency_key", spec.concurrencyKey], ["rate_limit_key", spec.rateLimitKey]] as const) {
+    if (value && !limitKeyOk(value)) {
+      // Quoted as JSON: the key's own control characters must not reach messages and logs.
+      throw invalid(`${where}.${field} ${JSON.stringify(truncate(value))} must be 1-${MAX_LIMIT_KEY_LENGTH} printable characters (no control characters), got ${value.length} characters`);
+    }
+  }
   const delayMs = spec.delayMs ?? 0;
   const runAt = spec.runAt ?? 0;
   if (delayMs && runAt) throw invalid(`${where}.delay_ms and ${where}.run_at_ms are exclusive: set one (delay_ms ${delayMs}, run_at_ms ${runAt})`);
@@ -66,6 +72,20 @@ function delayOk(spec: TaskSpec, now: number): boolean {
   const runAt = spec.runAt ?? 0;
   if (delayMs && runAt) return false;
   return Number.isSafeInteger(delayMs) && delayMs >= 0 && delayMs <= MAX_DELAY_MS && Number.isSafeInteger(runAt) && runAt >= 0 && runAt <= now + MAX_DELAY_MS;
+}
+
+/** Control characters (C0, DEL, C1) would break why-waiting lines and logs; the length bounds the buckets' map keys. */
+function limitKeyOk(key: string): boolean {
+  if (key.length > MAX_LIMIT_KEY_LENGTH) return false;
+  for (let i = 0; i < key.length; i++) {
+    const c = key.charCodeAt(i);
+    if (c < 0x20 || (c >= 0x7f && c <= 0x9f)) return false;
+  }
+  return true;
+}
+
+function limitKeysOk(spec: TaskSpec): boolean {
+  return (!spec.concurrencyKey || limitKeyOk(spec.concurrencyKey)) && (!spec.rateLimitKey || limitKeyOk(spec.rateLimitKey));
 }
 
 function labelsOk(labels: Readonly<Record<string, string>>): boolean {

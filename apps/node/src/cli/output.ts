@@ -120,6 +120,8 @@ export function taskJson(task: Task): Record<string, unknown> {
     waitingOn: [...task.waitingOn],
     dependents: [...task.dependents],
     dependentCount: task.dependentCount,
+    concurrencyKey: task.spec?.concurrencyKey || null,
+    rateLimitKey: task.spec?.rateLimitKey || null,
     attempts: task.attempts.map((a) => ({
       attempt: a.attempt,
       epoch: Number(a.epoch),
@@ -147,6 +149,8 @@ export function taskText(task: Task, states: ReadonlyMap<string, string> = new M
   ];
   if (j["workerId"]) lines.push(`worker:    ${j["workerId"]}`);
   if (j["waitingReason"]) lines.push(`waiting:   ${j["waitingReason"]}`);
+  if (j["concurrencyKey"]) lines.push(`conc. key: ${j["concurrencyKey"]}`);
+  if (j["rateLimitKey"]) lines.push(`rate key:  ${j["rateLimitKey"]}`);
   lines.push(`created:   ${j["createdAt"]}`);
   if (j["runAt"]) lines.push(`due:       ${j["runAt"]}`);
   if (j["startedAt"]) lines.push(`started:   ${j["startedAt"]}`);

@@ -17,7 +17,8 @@ export function describeIssue(issue: z.core.$ZodIssue, root: z.ZodType): string 
       .join("\n  - ");
   }
   const where = path || "(top level)";
-  const hint = hints[path] ?? hints[tenantHintPath(issue.path)];
+  // A list's items share their hints: `limits.3.rate` takes that of `limits.*.rate`.
+  const hint = hints[path] ?? hints[tenantHintPath(issue.path)] ?? hints[path.replace(/\.\d+(?=\.|$)/g, ".*")];
   return `${where}: ${issue.message}${hint ? `; fix: ${hint}` : ""}`;
 }
 
@@ -31,7 +32,7 @@ function knownKeys(root: z.ZodType, path: readonly PropertyKey[]): string[] {
   let schema: z.ZodType = root;
   for (const part of path) {
     // A record (tenants.quotas): every key holds the same kind of object.
-    const values = recordValues(schema);
+    const values = recordValues(schema) ?? arrayItems(schema);
     if (values) {
       schema = values;
       continue;
@@ -48,6 +49,16 @@ function recordValues(schema: z.ZodType): z.ZodType | undefined {
   for (let i = 0; i < 5 && current; i++) {
     const def = (current as { _zod?: { def?: { type?: string; valueType?: unknown; innerType?: unknown } } })._zod?.def;
     if (def?.type === "record") return def.valueType as z.ZodType;
+    current = def?.innerType;
+  }
+  return undefined;
+}
+
+function arrayItems(schema: z.ZodType): z.ZodType | undefined {
+  let current: unknown = schema;
+  for (let i = 0; i < 5 && current; i++) {
+    const def = (current as { _zod?: { def?: { type?: string; element?: unknown; innerType?: unknown } } })._zod?.def;
+    if (def?.type === "array") return def.element as z.ZodType;
     current = def?.innerType;
   }
   return undefined;

@@ -51,5 +51,10 @@ export const hints: Record<string, string> = {
   "tenants.quotas.*.burst": "use a whole number of tasks of at least 1, such as 1000",
   "tenants.defaultQuota.burst": "use a whole number of tasks of at least 1, such as 1000",
   "tenants.quotas": "name tenants with 1-64 letters, digits, _ . or -, as in auth.tokens[].tenant",
+  "limits.*.rate": 'use a count per second, minute or hour such as "100/s", "600/m" or "10/h"',
+  "limits.*.burst": "use a whole number of starts of at least 1, such as 20 (leave it out for one second's worth of the rate)",
+  "limits.*.match": 'name what the limit counts, such as {"type": "email"}, {"rateLimitKey": "customer-*"} or {"tenant": "acme"}',
+  "concurrency.*.max": "use a whole number of running tasks of at least 1, such as 2",
+  "concurrency.*.match": 'name what the limit counts, such as {"concurrencyKey": "customer-*"} or {"type": "video.encode"}',
   "auth.tokens": 'add entries printed by `taskflow token create --role client --tenant acme --name app1`',
 };

@@ -69,6 +69,8 @@ export function fullRecord(overrides: Partial<TaskRecord> = {}): TaskRecord {
     error: "previous attempt: boom \n with a newline and 'quotes'",
     waitingReason: "no worker with label gpu=a100",
     deadline: base.createdAt + 60_000,
+    concurrencyKey: "customer-ü 42",
+    rateLimitKey: "email/customer-42",
     metadata: { team: "ml", "trace-id": "4bf92f35", note: "ünïcode, \"quotes\" and\nnewlines" },
     dependsOn: [`dep-a-${base.id}`, `dep-b-${base.id}`],
     onDependencyFailure: "run",
