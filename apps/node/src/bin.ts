@@ -7,7 +7,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from "commander
 import { AUTH_ROLES, Code, DEFAULT_CONTROL_ADDRESS, MAX_DELAY_MS, TaskflowError, type AuthRole } from "@taskflow/core";
 import { TaskflowClient, TaskState, taskStateName, wireError, type BulkFilter } from "@taskflow/client";
 import type { Task } from "@taskflow/proto";
-import { EXIT, errorLine, exitCodeFor, parseDelay, parseTimePoint, table, taskJson, taskText, workerJson } from "./cli/output.js";
+import { EXIT, errorLine, exitCodeFor, parseDelay, parseTimeAhead, parseTimePoint, table, taskJson, taskText, workerJson } from "./cli/output.js";
 import { renderTop, runTop, sampleOf } from "./cli/top.js";
 
 const version = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version;
@@ -105,6 +105,26 @@ function parseLabel(value: string, previous: Record<string, string> = {}): Recor
   return { ...previous, [value.slice(0, eq)]: value.slice(eq + 1) };
 }
 
+function parseMetadata(value: string, previous: Record<string, string> = {}): Record<string, string> {
+  const eq = value.indexOf("=");
+  if (eq <= 0) throw new InvalidArgumentError("metadata looks like key=value.");
+  return { ...previous, [value.slice(0, eq)]: value.slice(eq + 1) };
+}
+
+function parseDeadlineOption(value: string): number {
+  const ms = parseTimeAhead(value, Date.now());
+  if (ms === undefined) throw new InvalidArgumentError("--deadline is an ISO 8601 time (2030-01-01T09:00:00Z) or a time from now (+30s, +5m, +2h, +1d).");
+  return ms;
+}
+
+function parseDurationOption(flag: string) {
+  return (value: string): number => {
+    const ms = parseDelay(value);
+    if (ms === undefined || ms > 2 ** 32 - 1) throw new InvalidArgumentError(`${flag} is a whole number with a unit: 250ms, 2s, 5m or 1h (below 49 days).`);
+    return ms;
+  };
+}
+
 function parsePayload(text: string | undefined): unknown {
   if (text === undefined) return undefined;
   try {
@@ -155,6 +175,9 @@ program
   .option("--idempotency-key <key>", "a repeated key returns the existing task")
   .option("--delay <duration>", "delayed task: enter the queue after this long, such as 250ms, 30s, 5m, 2h or 1d (at most 365d)", parseDelayOption)
   .option("--at <time>", "delayed task: enter the queue at this ISO 8601 time, such as 2030-01-01T09:00:00Z (a past time runs now)", parseAtOption)
+  .option("-m, --metadata <key=value>", "a metadata entry the handler and policies see (repeatable)", parseMetadata)
+  .option("--deadline <time>", "when it should have finished, for deadline-aware policies: an ISO 8601 time or +5m from now", parseDeadlineOption)
+  .option("--expected-duration <duration>", "how long it is expected to run, a hint for policies, such as 2s or 5m", parseDurationOption("--expected-duration"))
   .option("--json", "print JSON")
   .action(async (type: string, payloadText: string | undefined, opts) => {
     if (opts.delay !== undefined && opts.at !== undefined) throw new TaskflowError(Code.INVALID_ARGUMENT, "--delay and --at are exclusive: give one");
@@ -168,6 +191,9 @@ program
         ...(opts.maxAttempts !== undefined && { maxAttempts: opts.maxAttempts }),
         ...(opts.label && { requiredLabels: opts.label }),
         ...(opts.idempotencyKey && { idempotencyKey: opts.idempotencyKey }),
+        ...(opts.metadata && { metadata: opts.metadata }),
+        ...(opts.deadline !== undefined && { deadline: opts.deadline }),
+        ...(opts.expectedDuration !== undefined && { expectedDurationMs: opts.expectedDuration }),
       });
       if (!opts.wait) {
         print({ id }, opts.json, () => id);

@@ -110,6 +110,18 @@ export interface SubmitOptions {
    * @defaultValue none (now)
    */
   runAt?: Date | number;
+  /**
+   * Free-form string attributes: the handler sees them in its context (`ctx.metadata`), policies
+   * and `get` see them. At most 64 entries, keys 1–128 characters, values at most 1024.
+   * @defaultValue none
+   */
+  metadata?: Record<string, string>;
+  /**
+   * When the task should have finished (a Date or epoch ms): a hint for deadline-aware policies;
+   * nothing cancels a task that misses it. At most 365 days ahead of the control node's clock.
+   * @defaultValue none
+   */
+  deadline?: Date | number;
 }
 
 export interface TaskRequest extends SubmitOptions {
@@ -441,6 +453,8 @@ function specOf(codec: Codec, type: string, payload: unknown, o: SubmitOptions |
     expectedDurationMs: o?.expectedDurationMs ?? 0,
     delayMs: o?.delayMs ? int64Ms(o.delayMs, "delayMs") : 0n,
     runAtMs: o?.runAt === undefined ? 0n : int64Ms(+o.runAt, "runAt"),
+    ...(o?.metadata && { metadata: o.metadata }),
+    ...(o?.deadline !== undefined && { deadlineMs: int64Ms(+o.deadline, "deadline") }),
   };
 }
 

@@ -13,6 +13,8 @@ export interface TaskContext {
   readonly signal: AbortSignal;
   /** The payload's raw bytes. */
   readonly rawPayload: Uint8Array;
+  /** The task's metadata, as submitted (`SubmitOptions.metadata`); empty when none. */
+  readonly metadata: Readonly<Record<string, string>>;
 }
 
 // Handlers receive decoded JSON, whose shape only the application knows.

@@ -42,6 +42,7 @@ class RunContext implements TaskContext {
     readonly type: string,
     readonly attempt: number,
     readonly rawPayload: Uint8Array,
+    readonly metadata: Readonly<Record<string, string>>,
   ) {}
 
   get taskId(): string {
@@ -389,12 +390,12 @@ export class TaskflowWorker {
       if (hooks) {
         hooks.handlerEntered?.(a.taskId, a.epoch);
         try {
-          value = handler(this.codec.decode(a.payload), new RunContext(entry, a.type, a.attempt, a.payload));
+          value = handler(this.codec.decode(a.payload), new RunContext(entry, a.type, a.attempt, a.payload, a.metadata));
         } finally {
           hooks.handlerExited?.();
         }
       } else {
-        value = handler(this.codec.decode(a.payload), new RunContext(entry, a.type, a.attempt, a.payload));
+        value = handler(this.codec.decode(a.payload), new RunContext(entry, a.type, a.attempt, a.payload, a.metadata));
       }
       if (value instanceof Promise) {
         entry.pending = true;

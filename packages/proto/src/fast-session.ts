@@ -5,7 +5,7 @@
 import { WireType } from "@bufbuild/protobuf/wire";
 import { fromBinary } from "@bufbuild/protobuf";
 import { SessionRequestSchema, SessionResponseSchema, type SessionRequest, type SessionResponse } from "./gen/taskflow/v1/worker_service_pb.js";
-import { EMPTY, HotReader, lenStrSize, strSize, varintSize, writeStr, writeVarint } from "./fast-wire.js";
+import { EMPTY, HotReader, lenStrSize, mapSize, strSize, varintSize, writeMap, writeStr, writeVarint } from "./fast-wire.js";
 
 // ---- SessionResponse{assign} ---------------------------------------------------------------
 
@@ -17,6 +17,8 @@ export interface FastAssignment {
   payload: Uint8Array;
   attempt: number;
   timeoutMs: number;
+  /** Assignment.metadata = 7; absent or empty sends nothing. */
+  metadata?: Readonly<Record<string, string>> | undefined;
 }
 
 /** Encodes `SessionResponse{ assign: AssignTasks{ assignments } }`. */
@@ -36,6 +38,7 @@ export function encodeAssign(assignments: readonly FastAssignment[]): Buffer {
     if (a.payload.byteLength) size += lenStrSize(a.payload.byteLength);
     if (a.attempt) size += 1 + varintSize(a.attempt);
     if (a.timeoutMs) size += 1 + varintSize(a.timeoutMs);
+    if (a.metadata) size += mapSize(a.metadata);
     sizes[i] = size;
     inner += 1 + varintSize(size) + size;
   }
@@ -75,6 +78,7 @@ export function encodeAssign(assignments: readonly FastAssignment[]): Buffer {
       buf[pos++] = 0x30;
       pos = writeVarint(buf, pos, a.timeoutMs);
     }
+    if (a.metadata) pos = writeMap(buf, pos, 0x3a, a.metadata); // metadata = 7
   }
   return buf;
 }
@@ -324,7 +328,7 @@ function readAssignTasks(reader: HotReader, end: number): DecodedAssignTasks {
       continue;
     }
     const stop = reader.uint32() + reader.pos;
-    const a: DecodedAssignTasks["assignments"][number] = { $typeName: "taskflow.v1.Assignment", taskId: "", epoch: 0n, type: "", payload: EMPTY, attempt: 0, timeoutMs: 0 };
+    const a: DecodedAssignTasks["assignments"][number] = { $typeName: "taskflow.v1.Assignment", taskId: "", epoch: 0n, type: "", payload: EMPTY, attempt: 0, timeoutMs: 0, metadata: {} };
     while (reader.pos < stop) {
       const g = reader.field();
       if (g === 1) a.taskId = reader.string();
@@ -333,6 +337,7 @@ function readAssignTasks(reader: HotReader, end: number): DecodedAssignTasks {
       else if (g === 4) a.payload = reader.bytes();
       else if (g === 5) a.attempt = reader.uint32();
       else if (g === 6) a.timeoutMs = reader.uint32();
+      else if (g === 7) reader.mapEntry(a.metadata);
       else reader.skip(reader.wireType, g);
     }
     assignments.push(a);

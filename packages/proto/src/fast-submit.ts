@@ -6,7 +6,7 @@ import { fromBinary } from "@bufbuild/protobuf";
 import { WireType } from "@bufbuild/protobuf/wire";
 import { StatusSchema } from "./gen/google/rpc/status_pb.js";
 import type { SubmitTaskStreamResponse } from "./gen/taskflow/v1/task_service_pb.js";
-import { EMPTY, HotReader, int32Size, int64Size, lenStrSize, strSize, varint64, varintSize, writeInt32, writeInt64, writeStr, writeVarint } from "./fast-wire.js";
+import { EMPTY, HotReader, int32Size, int64Size, lenStrSize, mapSize, strSize, varint64, varintSize, writeInt32, writeInt64, writeMap, writeStr, writeVarint } from "./fast-wire.js";
 
 // ---- SubmitTaskStreamRequest --------------------------------------------------------------
 
@@ -22,6 +22,9 @@ export interface FastSpec {
   // ---- delayed tasks (int64 fields 9 and 10); the decoders always set both ----
   delayMs?: bigint;
   runAtMs?: bigint;
+  // ---- fields 11 and 12; the decoders set metadata only when an entry came, deadlineMs always ----
+  metadata?: Record<string, string>;
+  deadlineMs?: bigint;
 }
 
 /** Encodes `SubmitTaskStreamRequest{ batch_id, specs, client_id, request_id }`. */
@@ -60,6 +63,8 @@ function encodeSpecs(
     if (s.expectedDurationMs) size += 1 + varintSize(s.expectedDurationMs);
     if (s.delayMs) size += 1 + int64Size(s.delayMs);
     if (s.runAtMs) size += 1 + int64Size(s.runAtMs);
+    if (s.metadata) size += mapSize(s.metadata);
+    if (s.deadlineMs) size += 1 + int64Size(s.deadlineMs);
     sizes[i] = size;
     total += 1 + varintSize(size) + size;
   }
@@ -122,6 +127,11 @@ function encodeSpecs(
     if (s.runAtMs) {
       buf[pos++] = 0x50; // run_at_ms = 10
       pos = writeInt64(buf, pos, s.runAtMs);
+    }
+    if (s.metadata) pos = writeMap(buf, pos, 0x5a, s.metadata); // metadata = 11
+    if (s.deadlineMs) {
+      buf[pos++] = 0x60; // deadline_ms = 12
+      pos = writeInt64(buf, pos, s.deadlineMs);
     }
   }
   if (clientBytes) str(clientTag, clientId);
@@ -189,6 +199,7 @@ function readSpec(reader: HotReader, index: number, limits: SubmitLimits): FastS
     expectedDurationMs: 0,
     delayMs: 0n,
     runAtMs: 0n,
+    deadlineMs: 0n,
   };
   while (reader.pos < end) {
     const f = reader.field();
@@ -244,6 +255,12 @@ function readSpec(reader: HotReader, index: number, limits: SubmitLimits): FastS
         break;
       case 10:
         spec.runAtMs = reader.i64();
+        break;
+      case 11:
+        reader.mapEntry((spec.metadata ??= {}));
+        break;
+      case 12:
+        spec.deadlineMs = reader.i64();
         break;
       default:
         reader.skip(reader.wireType, f);

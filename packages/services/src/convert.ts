@@ -61,10 +61,15 @@ export function filterFromWire(f: WireTaskFilter): TaskFilter {
 const workerStates = Object.fromEntries([...enumNames(WorkerStateSchema)].map(([n, name]) => [name, n])) as Record<WorkerState, WireWorkerState>;
 
 /** A generated spec, or one of the hot path's decoded specs (whose delay fields a sender may omit). */
-type AnyWireSpec = Omit<WireTaskSpec, "$typeName" | "delayMs" | "runAtMs"> & { delayMs?: bigint; runAtMs?: bigint };
+type AnyWireSpec = Omit<WireTaskSpec, "$typeName" | "delayMs" | "runAtMs" | "metadata" | "deadlineMs"> & {
+  delayMs?: bigint;
+  runAtMs?: bigint;
+  metadata?: Readonly<Record<string, string>>;
+  deadlineMs?: bigint;
+};
 
 export function specFromWire(spec: AnyWireSpec | undefined): TaskSpec {
-  return {
+  const out: TaskSpec = {
     type: spec?.type ?? "",
     payload: spec?.payload ?? new Uint8Array(0),
     priority: spec?.priority ?? 0,
@@ -77,6 +82,16 @@ export function specFromWire(spec: AnyWireSpec | undefined): TaskSpec {
     delayMs: spec?.delayMs ? Number(spec.delayMs) : 0,
     runAt: spec?.runAtMs ? Number(spec.runAtMs) : 0,
   };
+  // Absent unless set: a record without attributes stores none (see SPEC_ATTRIBUTE_KEYS).
+  if (spec?.metadata && hasKeys(spec.metadata)) out.metadata = spec.metadata;
+  // int64 as for the delay: past 2^53 stays past the limit and is refused.
+  if (spec?.deadlineMs) out.deadline = Number(spec.deadlineMs);
+  return out;
+}
+
+function hasKeys(record: Readonly<Record<string, string>>): boolean {
+  for (const key in record) if (Object.hasOwn(record, key)) return true;
+  return false;
 }
 
 function ts(ms: number): Timestamp | undefined {
@@ -97,6 +112,8 @@ export function taskToWire(rec: TaskRecord): Task {
       expectedDurationMs: rec.expectedDurationMs,
       // The resolved due time of a delayed task (a retry's backoff is not part of the spec).
       runAtMs: rec.attempt === 0 ? BigInt(rec.notBefore) : 0n,
+      metadata: { ...rec.metadata },
+      deadlineMs: BigInt(rec.deadline ?? 0),
     },
     state: toWireState[rec.state],
     clientId: rec.clientId,

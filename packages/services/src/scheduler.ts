@@ -101,6 +101,7 @@ export class MainScheduler implements Scheduler, WaitReasons {
         payload: rec.payload,
         attempt: rec.attempt,
         timeoutMs: rec.timeoutMs || 0,
+        metadata: rec.metadata,
       });
       this.register.assigned(worker);
       worker.lastAssignedSeq = ++this.assignCounter;

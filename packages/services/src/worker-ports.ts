@@ -22,6 +22,8 @@ export interface OutgoingAssignment {
   payload: Uint8Array;
   attempt: number;
   timeoutMs: number;
+  /** The task's metadata, for the handler's context; absent when it has none. */
+  metadata?: Readonly<Record<string, string>> | undefined;
 }
 
 /** A worker's line to its session: `port` while a session is open. Kept by the worker's entry, so the hot path needs no lookup. */
