@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /**
- * `taskflow`: run a node, or talk to a cluster (submit, get, watch, cancel, retry, list, workers, drain).
+ * `taskflow`: run a node, talk to a cluster (submit, get, watch, cancel, retry, list, workers, drain),
+ * or compare scheduling policies offline (simulate).
  */
 import { readFileSync } from "node:fs";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
@@ -8,6 +9,7 @@ import { AUTH_ROLES, Code, DEFAULT_CONTROL_ADDRESS, MAX_DELAY_MS, TaskflowError,
 import { TaskflowClient, TaskState, taskStateName, wireError, type BulkFilter } from "@taskflow/client";
 import type { Task } from "@taskflow/proto";
 import { EXIT, errorLine, exitCodeFor, parseDelay, parseTimeAhead, parseTimePoint, table, taskJson, taskText, workerJson } from "./cli/output.js";
+import { simulateCommand } from "./cli/simulate.js";
 import { renderTop, runTop, sampleOf } from "./cli/top.js";
 
 const version = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version;
@@ -469,6 +471,12 @@ program
       c.close();
     }
   });
+
+program.addCommand(
+  simulateCommand(() => {
+    isClientCommand = false;
+  }),
+);
 
 const token = program.command("token").description("bearer tokens for a secured cluster");
 token
