@@ -9,7 +9,7 @@ import { AUTH_ROLES, Code, DEFAULT_CONTROL_ADDRESS, MAX_DELAY_MS, TaskflowError,
 import { TaskflowClient, TaskState, taskStateName, wireError, type BulkFilter } from "@taskflow/client";
 import type { Task } from "@taskflow/proto";
 import { EXIT, errorLine, exitCodeFor, parseDelay, parseTimeAhead, parseTimePoint, table, taskJson, taskText, workerJson } from "./cli/output.js";
-import { simulateCommand } from "./cli/simulate.js";
+import { addSimulateCommand } from "./cli/simulate.js";
 import { renderTop, runTop, sampleOf } from "./cli/top.js";
 
 const version = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version;
@@ -472,11 +472,9 @@ program
     }
   });
 
-program.addCommand(
-  simulateCommand(() => {
-    isClientCommand = false;
-  }),
-);
+addSimulateCommand(program, () => {
+  isClientCommand = false;
+});
 
 const token = program.command("token").description("bearer tokens for a secured cluster");
 token

@@ -3,7 +3,7 @@
  * and appends one line per submit, start and finish. Off — no listener, nothing built per task —
  * unless the key is set. Lines are buffered and written once per event-loop turn.
  */
-import { createWriteStream, type WriteStream } from "node:fs";
+import { createWriteStream, openSync, type WriteStream } from "node:fs";
 import type { ClusterEvent, EventBus, TaskRecord } from "@taskflow/core";
 import { TRACE_FORMAT, TRACE_VERSION, traceLine, type TraceSubmit } from "./trace.js";
 
@@ -20,10 +20,12 @@ export class TraceRecorder {
 
   /**
    * Starts appending to `file` (created if missing).
+   * @throws the system error when it cannot be opened
    * @param now - the node's clock, for the header.
    */
   constructor(file: string, events: EventBus, now: number) {
-    this.out = createWriteStream(file, { flags: "a" });
+    // Opened now, synchronously: a path that cannot be written stops the node's start, naming it.
+    this.out = createWriteStream("", { fd: openSync(file, "a") });
     this.out.on("error", (err) => {
       this.error ??= err;
     });

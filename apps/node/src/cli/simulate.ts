@@ -3,7 +3,7 @@
  * compare them (`@taskflow/simulator`, ADR 0023); `taskflow simulate generate`: a synthetic trace.
  */
 import { createWriteStream, readFileSync, writeFileSync } from "node:fs";
-import { Command, InvalidArgumentError, Option } from "commander";
+import { InvalidArgumentError, Option, type Command } from "commander";
 import { Code, TaskflowError } from "@taskflow/core";
 import { BUILT_IN_POLICIES } from "../policies.js";
 
@@ -147,9 +147,12 @@ async function generate(opts: GenerateCliOptions): Promise<void> {
   }
 }
 
-/** The `simulate` command; `onStart` runs first (the CLI's errors are then printed as a tool's, not a client's). */
-export function simulateCommand(onStart: () => void): Command {
-  const simulate = new Command("simulate").description(
+/**
+ * Adds the `simulate` command to `program` (its subcommands inherit its error handling);
+ * `onStart` runs first (the CLI's errors are then printed as a tool's, not a client's).
+ */
+export function addSimulateCommand(program: Command, onStart: () => void): void {
+  const simulate = program.command("simulate").description(
     "replay a trace through the real scheduler on a virtual clock and compare policies (see docs/guides/writing-a-policy.md)",
   );
   simulate
@@ -200,5 +203,4 @@ Examples:
       onStart();
       await generate(opts);
     });
-  return simulate;
 }
