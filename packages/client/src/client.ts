@@ -442,7 +442,7 @@ export class TaskflowClient {
 
 /** The wire spec of a submit; its payload encoded with `codec`. */
 function specOf(codec: Codec, type: string, payload: unknown, o: SubmitOptions | undefined): FastSpec {
-  return {
+  const spec: FastSpec = {
     type,
     payload: codec.encode(payload),
     priority: o?.priority ?? 0,
@@ -453,9 +453,11 @@ function specOf(codec: Codec, type: string, payload: unknown, o: SubmitOptions |
     expectedDurationMs: o?.expectedDurationMs ?? 0,
     delayMs: o?.delayMs ? int64Ms(o.delayMs, "delayMs") : 0n,
     runAtMs: o?.runAt === undefined ? 0n : int64Ms(+o.runAt, "runAt"),
-    ...(o?.metadata && { metadata: o.metadata }),
-    ...(o?.deadline !== undefined && { deadlineMs: int64Ms(+o.deadline, "deadline") }),
   };
+  // Set only when given (no spread: this runs per task): most tasks have neither.
+  if (o?.metadata) spec.metadata = o.metadata;
+  if (o?.deadline !== undefined) spec.deadlineMs = int64Ms(+o.deadline, "deadline");
+  return spec;
 }
 
 /** A delay or a time in whole ms for an int64 field; anything else is refused here, naming the option. */

@@ -152,16 +152,35 @@ async function generate(opts: GenerateCliOptions): Promise<void> {
  * `onStart` runs first (the CLI's errors are then printed as a tool's, not a client's).
  */
 export function addSimulateCommand(program: Command, onStart: () => void): void {
-  const simulate = program.command("simulate").description(
-    "replay a trace through the real scheduler on a virtual clock and compare policies (see docs/guides/writing-a-policy.md)",
-  );
+  const simulate = program
+    .command("simulate")
+    .description("replay a trace through the real scheduler on a virtual clock and compare policies; `run` is the default command")
+    .addHelpText(
+      "after",
+      `
+Examples:
+  $ taskflow simulate generate --tasks 100000 --tenants 3 --rate 500 --seed 1 > trace.jsonl
+  $ taskflow simulate --trace trace.jsonl --policy fifo --policy priority --workers 4x8 --out report.html
+  $ taskflow simulate run --help        # every replay option
+  $ taskflow simulate generate --help   # every generator option
+
+See docs/guides/writing-a-policy.md ("Compare policies with the simulator") and docs/adr/0023-policy-simulator.md.`,
+    );
   simulate
     .command("run", { isDefault: true })
     .description("replay a trace (JSON Lines: a control node's control.traceFile, or `simulate generate`) under each --policy")
     .requiredOption("-t, --trace <file>", "the trace to replay")
-    .option("-p, --policy <name>", "a policy as scheduler.policy names it: fifo, priority, least-loaded, a package name or ./file (repeatable; default fifo)", collect, [])
-    .option("--policy-options <policy=json>", "scheduler.policyOptions of one --policy, such as priority='{\"agingRate\":0.001}' (repeatable)", parsePolicyOptions, {})
-    .option("-w, --workers <NxS>", "simulated workers and slots per worker", parseWorkers, { workers: 4, slots: 8 })
+    .addOption(
+      new Option("-p, --policy <name>", "a policy as scheduler.policy names it: fifo, priority, least-loaded, a package name or ./file (repeatable)")
+        .argParser(collect)
+        .default([], "fifo"),
+    )
+    .addOption(
+      new Option("--policy-options <policy=json>", "scheduler.policyOptions of one --policy, such as priority='{\"agingRate\":0.001}' (repeatable)")
+        .argParser(parsePolicyOptions)
+        .default({}, "none"),
+    )
+    .addOption(new Option("-w, --workers <NxS>", "simulated workers and slots per worker").argParser(parseWorkers).default({ workers: 4, slots: 8 }, "4x8"))
     .addOption(
       new Option("--prefetch <n>", "tasks a worker takes beyond its free slots, queued locally and out of the policy's hands (the SDK's WorkerOptions.prefetch)")
         .argParser(nonNegativeNumber("--prefetch"))
