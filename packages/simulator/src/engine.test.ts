@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { FITS, definePolicy, doesNotFit } from "@taskflow/core";
 import fifo from "@taskflow/policy-fifo";
 import priority from "@taskflow/policy-priority";
 import { simulate } from "./engine.js";
@@ -62,6 +63,25 @@ describe("simulate", () => {
     // priority could count, so priority runs them in arrival order, like fifo.
     const run = await simulate(trace, { policy: priority, cluster: { workers: 1, slots: 1, prefetch: 2 } });
     assert.deepEqual(Array.from(run.started, (s) => s - T0), [0, 10, 14, 17, 18]);
+  });
+
+  it("counts tasks a policy's filter keeps off every worker as unfinished, and still ends", async () => {
+    const blocking = definePolicy({
+      name: "blocks-b",
+      coreVersions: ">=0.1.0",
+      defaults: {},
+      create: () => ({
+        name: "blocks-b",
+        taskKey: (t) => t.seq,
+        workerKey: (w) => w.joinSeq,
+        filter: (t) => (t.priority === 5 ? doesNotFit("priority 5 is never served") : FITS),
+      }),
+    });
+    const run = await simulate(trace, { policy: blocking, cluster });
+    assert.equal(run.unfinished, 1);
+    assert.ok(Number.isNaN(run.started[3]!), "D never started");
+    assert.deepEqual(Array.from(run.started, (s) => s - T0).filter((s) => !Number.isNaN(s)), [0, 0, 4, 14]);
+    assert.equal(summarize(run).tasks, 4);
   });
 
   it("finishes when the trace is empty", async () => {

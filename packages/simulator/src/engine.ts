@@ -238,6 +238,7 @@ export async function simulate(tasks: readonly SimTask[], options: SimulateOptio
       clock.at(now + tasks[i]!.durationMs, () => {
         worker.running--;
         finished[i] = clock.now();
+        lastProgress = finished[i]!;
         done++;
         const result: WorkerResult = { taskId: a.taskId, epoch, ok: true, result: undefined, error: "" };
         lifecycle.completed(worker.id, [result]);
@@ -266,11 +267,15 @@ export async function simulate(tasks: readonly SimTask[], options: SimulateOptio
 
   let next = 0;
   let steps = 0;
+  let lastProgress = start;
   while (done < n) {
     const arrival = next < n ? tasks[next]!.at : Infinity;
     const timer = clock.nextAt() ?? Infinity;
     const t = Math.min(arrival, timer);
     if (t === Infinity) break;
+    // Only timers left and no task running or finishing for a virtual day (say a policy filtered
+    // every worker out for some task, while an interval keeps ticking): what is left never runs.
+    if (arrival === Infinity && t > lastProgress + STALL_MS && workers.every((w) => w.running === 0)) break;
     clock.advanceTo(t);
     if (arrival === t) {
       // Every arrival of this instant, admitted per tenant as the PLM's submit admits a batch.
@@ -287,6 +292,7 @@ export async function simulate(tasks: readonly SimTask[], options: SimulateOptio
         }
         tenantOf[next] = ti;
         arrived[next] = t;
+        lastProgress = t;
         let fresh = byTenant.get(task.tenant);
         if (!fresh) byTenant.set(task.tenant, (fresh = []));
         // The trace index as the task ID: the simulated workers find their task's duration by it.
@@ -348,6 +354,8 @@ function specOf(task: SimTask): TaskSpec {
 }
 
 const EMPTY = new Uint8Array(0);
+/** Virtual time with nothing running after which a replay stops waiting for the rest. */
+const STALL_MS = 86_400_000;
 
 /**
  * The scheduler's inbox with turns on demand: `wake()` only notes that a turn is due, and the
