@@ -1,13 +1,15 @@
 #!/usr/bin/env node
 /**
- * `taskflow`: run a node, or talk to a cluster (submit, get, watch, cancel, retry, list, workers, drain).
+ * `taskflow`: run a node, talk to a cluster (submit, get, watch, cancel, retry, list, workers, drain),
+ * or compare scheduling policies offline (simulate).
  */
 import { readFileSync } from "node:fs";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { AUTH_ROLES, Code, DEFAULT_CONTROL_ADDRESS, MAX_DELAY_MS, TaskflowError, type AuthRole } from "@taskflow/core";
 import { TaskflowClient, TaskState, taskStateName, wireError, type BulkFilter } from "@taskflow/client";
 import type { Task } from "@taskflow/proto";
-import { EXIT, GRAPH_LISTED, errorLine, exitCodeFor, parseDelay, parseTimePoint, table, taskJson, taskText, workerJson } from "./cli/output.js";
+import { EXIT, GRAPH_LISTED, errorLine, exitCodeFor, parseDelay, parseTimeAhead, parseTimePoint, table, taskJson, taskText, workerJson } from "./cli/output.js";
+import { addSimulateCommand } from "./cli/simulate.js";
 import { renderTop, runTop, sampleOf } from "./cli/top.js";
 
 const version = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version;
@@ -122,6 +124,26 @@ async function graphStates(c: TaskflowClient, task: Task): Promise<Map<string, s
   return states;
 }
 
+function parseMetadata(value: string, previous: Record<string, string> = {}): Record<string, string> {
+  const eq = value.indexOf("=");
+  if (eq <= 0) throw new InvalidArgumentError("metadata looks like key=value.");
+  return { ...previous, [value.slice(0, eq)]: value.slice(eq + 1) };
+}
+
+function parseDeadlineOption(value: string): number {
+  const ms = parseTimeAhead(value, Date.now());
+  if (ms === undefined) throw new InvalidArgumentError("--deadline is an ISO 8601 time (2030-01-01T09:00:00Z) or a time from now (+30s, +5m, +2h, +1d).");
+  return ms;
+}
+
+function parseDurationOption(flag: string) {
+  return (value: string): number => {
+    const ms = parseDelay(value);
+    if (ms === undefined || ms > 2 ** 32 - 1) throw new InvalidArgumentError(`${flag} is a whole number with a unit: 250ms, 2s, 5m or 1h (below 49 days).`);
+    return ms;
+  };
+}
+
 function parsePayload(text: string | undefined): unknown {
   if (text === undefined) return undefined;
   try {
@@ -176,6 +198,9 @@ program
   .addOption(new Option("--on-dependency-failure <mode>", "when a dependency fails or is cancelled: cancel this task, or run it anyway").choices(["cancel", "run"]))
   .option("--concurrency-key <key>", "at most N tasks with this key run at once, N from the cluster's concurrency config")
   .option("--rate-limit-key <key>", "the task's start takes a token of this key's bucket, from the cluster's limits config")
+  .option("-m, --metadata <key=value>", "a metadata entry the handler and policies see (repeatable)", parseMetadata)
+  .option("--deadline <time>", "when it should have finished, for deadline-aware policies: an ISO 8601 time or +5m from now", parseDeadlineOption)
+  .option("--expected-duration <duration>", "how long it is expected to run, a hint for policies, such as 2s or 5m", parseDurationOption("--expected-duration"))
   .option("--json", "print JSON")
   .action(async (type: string, payloadText: string | undefined, opts) => {
     if (opts.delay !== undefined && opts.at !== undefined) throw new TaskflowError(Code.INVALID_ARGUMENT, "--delay and --at are exclusive: give one");
@@ -193,6 +218,9 @@ program
         ...(opts.onDependencyFailure && { onDependencyFailure: opts.onDependencyFailure as "cancel" | "run" }),
         ...(opts.concurrencyKey && { concurrencyKey: opts.concurrencyKey }),
         ...(opts.rateLimitKey && { rateLimitKey: opts.rateLimitKey }),
+        ...(opts.metadata && { metadata: opts.metadata }),
+        ...(opts.deadline !== undefined && { deadline: opts.deadline }),
+        ...(opts.expectedDuration !== undefined && { expectedDurationMs: opts.expectedDuration }),
       });
       if (!opts.wait) {
         print({ id }, opts.json, () => id);
@@ -469,6 +497,10 @@ program
       c.close();
     }
   });
+
+addSimulateCommand(program, () => {
+  isClientCommand = false;
+});
 
 const token = program.command("token").description("bearer tokens for a secured cluster");
 token

@@ -35,7 +35,8 @@ import type { Authenticator } from "@taskflow/services/auth";
 import type { ControlView } from "@taskflow/monitoring";
 import { IndexedHeap } from "@taskflow/shm-heap";
 import path from "node:path";
-import { controlListenError, heapCreateError, storeOpenError } from "./startup-errors.js";
+import { TraceRecorder } from "@taskflow/simulator/trace";
+import { controlListenError, heapCreateError, storeOpenError, traceFileError } from "./startup-errors.js";
 import { postgresOpenError, postgresSsl } from "./postgres-config.js";
 import { serverSecurity } from "./security.js";
 import { BUILT_IN_POLICIES } from "./policies.js";
@@ -151,6 +152,17 @@ export async function startControl(config: TaskflowConfig, baseDir: string, logg
   const memory = c.resolve<MemoryAdmission>(TOKENS.MemoryAdmission);
   const server = c.resolve(ControlServer);
   const events = c.resolve<EventBus>(TOKENS.EventBus);
+  let recorder: TraceRecorder | undefined;
+  if (config.control.traceFile) {
+    const file = path.resolve(baseDir, config.control.traceFile);
+    try {
+      recorder = new TraceRecorder(file, events, systemClock.now());
+    } catch (err) {
+      await store.close().catch(() => {});
+      for (const h of heaps) h.close();
+      throw traceFileError(err, file);
+    }
+  }
 
   await recovery.start();
   writer.start();
@@ -199,6 +211,7 @@ export async function startControl(config: TaskflowConfig, baseDir: string, logg
       limits.stop();
       recovery.stop();
       await writer.stop();
+      await recorder?.close();
       await store.close();
       taskHeap.close();
       workerHeap.close();

@@ -36,6 +36,11 @@ export function controlListenError(err: unknown, host: string, port: number): Ta
   );
 }
 
+/** `control.traceFile` cannot be opened for appending. */
+export function traceFileError(err: unknown, file: string): TaskflowError {
+  return unusableConfig("control.traceFile", `cannot open ${file} for appending: ${describeSystemError(err)}`, "point it at a file in a folder this node can write (a relative path starts at the config file's folder), or leave it out", err);
+}
+
 /** Bytes a heap record takes in shared memory (shm-heap's layout: 2 Float64 + 7 Int32 fields). */
 const HEAP_RECORD_BYTES = 44;
 

@@ -134,6 +134,18 @@ export interface SubmitOptions {
    * rate: "10/s"}`: a bucket per key). 1-256 printable characters. @defaultValue none
    */
   rateLimitKey?: string;
+  /**
+   * Free-form string attributes: the handler sees them in its context (`ctx.metadata`), policies
+   * and `get` see them. At most 64 entries, keys 1–128 characters, values at most 1024.
+   * @defaultValue none
+   */
+  metadata?: Record<string, string>;
+  /**
+   * When the task should have finished (a Date or epoch ms): a hint for deadline-aware policies;
+   * nothing cancels a task that misses it. At most 365 days ahead of the control node's clock.
+   * @defaultValue none
+   */
+  deadline?: Date | number;
 }
 
 export interface TaskRequest extends SubmitOptions {
@@ -503,7 +515,7 @@ export class TaskflowClient {
 
 /** The wire spec of a submit; its payload encoded with `codec`. */
 function specOf(codec: Codec, type: string, payload: unknown, o: SubmitOptions | undefined): FastSpec {
-  return {
+  const spec: FastSpec = {
     type,
     payload: codec.encode(payload),
     priority: o?.priority ?? 0,
@@ -519,6 +531,10 @@ function specOf(codec: Codec, type: string, payload: unknown, o: SubmitOptions |
     concurrencyKey: o?.concurrencyKey ?? "",
     rateLimitKey: o?.rateLimitKey ?? "",
   };
+  // Set only when given (no spread: this runs per task): most tasks have neither.
+  if (o?.metadata) spec.metadata = o.metadata;
+  if (o?.deadline !== undefined) spec.deadlineMs = int64Ms(+o.deadline, "deadline");
+  return spec;
 }
 
 const NO_DEPENDENCIES: string[] = [];

@@ -13,6 +13,8 @@ export interface TaskContext {
   readonly signal: AbortSignal;
   /** The payload's raw bytes. */
   readonly rawPayload: Uint8Array;
+  /** The task's metadata, as submitted (`SubmitOptions.metadata`); empty when none. */
+  readonly metadata: Readonly<Record<string, string>>;
   /**
    * A task graph's dependent (submitted with `dependsOn`, or in a flow): how each dependency
    * ended, in `dependsOn` order, results decoded with the worker's codec. Empty for a task

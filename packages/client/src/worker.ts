@@ -52,6 +52,7 @@ class RunContext implements TaskContext {
     readonly type: string,
     readonly attempt: number,
     readonly rawPayload: Uint8Array,
+    readonly metadata: Readonly<Record<string, string>>,
     private readonly wireDependencies: readonly DependencyResult[],
     private readonly codec: Codec,
   ) {}
@@ -413,12 +414,12 @@ export class TaskflowWorker {
       if (hooks) {
         hooks.handlerEntered?.(a.taskId, a.epoch);
         try {
-          value = handler(this.codec.decode(a.payload), new RunContext(entry, a.type, a.attempt, a.payload, a.dependencyResults, this.codec));
+          value = handler(this.codec.decode(a.payload), new RunContext(entry, a.type, a.attempt, a.payload, a.metadata, a.dependencyResults, this.codec));
         } finally {
           hooks.handlerExited?.();
         }
       } else {
-        value = handler(this.codec.decode(a.payload), new RunContext(entry, a.type, a.attempt, a.payload, a.dependencyResults, this.codec));
+        value = handler(this.codec.decode(a.payload), new RunContext(entry, a.type, a.attempt, a.payload, a.metadata, a.dependencyResults, this.codec));
       }
       if (value instanceof Promise) {
         entry.pending = true;

@@ -13,7 +13,7 @@ import {
   type SessionRequest,
   type SessionResponse,
 } from "./gen/taskflow/v1/worker_service_pb.js";
-import { EMPTY, HotReader, lenStrSize, strSize, varintSize, writeStr, writeVarint } from "./fast-wire.js";
+import { EMPTY, HotReader, lenStrSize, mapSize, strSize, varintSize, writeMap, writeStr, writeVarint } from "./fast-wire.js";
 
 // ---- SessionResponse{assign} ---------------------------------------------------------------
 
@@ -25,6 +25,8 @@ export interface FastAssignment {
   payload: Uint8Array;
   attempt: number;
   timeoutMs: number;
+  /** Assignment.metadata = 8; absent or empty sends nothing. */
+  metadata?: Readonly<Record<string, string>> | undefined;
   /**
    * `Assignment.dependency_results` (field 7) already encoded, tags included (see
    * {@link encodeDependencyResults}): a task graph's dependent is encoded once when it becomes
@@ -56,6 +58,7 @@ export function encodeAssign(assignments: readonly FastAssignment[]): Buffer {
     if (a.attempt) size += 1 + varintSize(a.attempt);
     if (a.timeoutMs) size += 1 + varintSize(a.timeoutMs);
     if (a.dependencyResults) size += a.dependencyResults.byteLength;
+    if (a.metadata) size += mapSize(a.metadata);
     sizes[i] = size;
     inner += 1 + varintSize(size) + size;
   }
@@ -99,6 +102,7 @@ export function encodeAssign(assignments: readonly FastAssignment[]): Buffer {
       buf.set(a.dependencyResults, pos);
       pos += a.dependencyResults.byteLength;
     }
+    if (a.metadata) pos = writeMap(buf, pos, 0x42, a.metadata); // metadata = 8
   }
   return buf;
 }
@@ -348,7 +352,7 @@ function readAssignTasks(reader: HotReader, end: number): DecodedAssignTasks {
       continue;
     }
     const stop = reader.uint32() + reader.pos;
-    const a: DecodedAssignTasks["assignments"][number] = { $typeName: "taskflow.v1.Assignment", taskId: "", epoch: 0n, type: "", payload: EMPTY, attempt: 0, timeoutMs: 0, dependencyResults: [] };
+    const a: DecodedAssignTasks["assignments"][number] = { $typeName: "taskflow.v1.Assignment", taskId: "", epoch: 0n, type: "", payload: EMPTY, attempt: 0, timeoutMs: 0, dependencyResults: [], metadata: {} };
     while (reader.pos < stop) {
       const g = reader.field();
       if (g === 1) a.taskId = reader.string();
@@ -358,6 +362,7 @@ function readAssignTasks(reader: HotReader, end: number): DecodedAssignTasks {
       else if (g === 5) a.attempt = reader.uint32();
       else if (g === 6) a.timeoutMs = reader.uint32();
       else if (g === 7) a.dependencyResults.push(fromBinary(DependencyResultSchema, reader.bytes()));
+      else if (g === 8) reader.mapEntry(a.metadata);
       else reader.skip(reader.wireType, g);
     }
     assignments.push(a);

@@ -6,7 +6,7 @@ import { fromBinary } from "@bufbuild/protobuf";
 import { WireType } from "@bufbuild/protobuf/wire";
 import { StatusSchema } from "./gen/google/rpc/status_pb.js";
 import type { SubmitTaskStreamResponse } from "./gen/taskflow/v1/task_service_pb.js";
-import { EMPTY, HotReader, int32Size, int64Size, lenStrSize, strSize, varint64, varintSize, writeInt32, writeInt64, writeStr, writeVarint } from "./fast-wire.js";
+import { EMPTY, HotReader, int32Size, int64Size, lenStrSize, mapSize, strSize, varint64, varintSize, writeInt32, writeInt64, writeMap, writeStr, writeVarint } from "./fast-wire.js";
 
 // ---- SubmitTaskStreamRequest --------------------------------------------------------------
 
@@ -29,6 +29,9 @@ export interface FastSpec {
   // ---- limits (string fields 13 and 14); the decoders always set both ----
   concurrencyKey?: string;
   rateLimitKey?: string;
+  // ---- fields 11 and 12; the decoders set metadata only when an entry came, deadlineMs always ----
+  metadata?: Record<string, string>;
+  deadlineMs?: bigint;
 }
 
 /** The shared empty `dependsOn` of decoded specs without dependencies: the decoder never pushes to it. */
@@ -74,6 +77,8 @@ function encodeSpecs(
     if (s.onDependencyFailure) size += 2 + varintSize(s.onDependencyFailure);
     if (s.concurrencyKey) size += lenStrSize(strSize(s.concurrencyKey));
     if (s.rateLimitKey) size += lenStrSize(strSize(s.rateLimitKey));
+    if (s.metadata) size += mapSize(s.metadata);
+    if (s.deadlineMs) size += 1 + int64Size(s.deadlineMs);
     sizes[i] = size;
     total += 1 + varintSize(size) + size;
   }
@@ -136,6 +141,11 @@ function encodeSpecs(
     if (s.runAtMs) {
       buf[pos++] = 0x50; // run_at_ms = 10
       pos = writeInt64(buf, pos, s.runAtMs);
+    }
+    if (s.metadata) pos = writeMap(buf, pos, 0x5a, s.metadata); // metadata = 11
+    if (s.deadlineMs) {
+      buf[pos++] = 0x60; // deadline_ms = 12
+      pos = writeInt64(buf, pos, s.deadlineMs);
     }
     if (s.concurrencyKey) str(0x6a, s.concurrencyKey); // concurrency_key = 13
     if (s.rateLimitKey) str(0x72, s.rateLimitKey); // rate_limit_key = 14
@@ -215,6 +225,7 @@ function readSpec(reader: HotReader, index: number, limits: SubmitLimits): FastS
     onDependencyFailure: 0,
     concurrencyKey: "",
     rateLimitKey: "",
+    deadlineMs: 0n,
   };
   while (reader.pos < end) {
     const f = reader.field();
@@ -270,6 +281,12 @@ function readSpec(reader: HotReader, index: number, limits: SubmitLimits): FastS
         break;
       case 10:
         spec.runAtMs = reader.i64();
+        break;
+      case 11:
+        reader.mapEntry((spec.metadata ??= {}));
+        break;
+      case 12:
+        spec.deadlineMs = reader.i64();
         break;
       case 15:
         if (spec.dependsOn === NO_DEPENDENCIES) spec.dependsOn = [];

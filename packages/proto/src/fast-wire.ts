@@ -81,6 +81,33 @@ export function lenStrSize(bytes: number): number {
   return 1 + varintSize(bytes) + bytes;
 }
 
+/** Size of a `map<string, string>` field: one tag byte, a length and `{1: key, 2: value}` per entry. */
+export function mapSize(map: Readonly<Record<string, string>>): number {
+  let size = 0;
+  for (const key in map) {
+    const entry = lenStrSize(strSize(key)) + lenStrSize(strSize(map[key]!));
+    size += 1 + varintSize(entry) + entry;
+  }
+  return size;
+}
+
+/** Writes a `map<string, string>` field under a one-byte `tag`; see {@link mapSize}. */
+export function writeMap(buf: Buffer, pos: number, tag: number, map: Readonly<Record<string, string>>): number {
+  for (const key in map) {
+    const value = map[key]!;
+    const keyBytes = strSize(key);
+    const valueBytes = strSize(value);
+    buf[pos++] = tag;
+    pos = writeVarint(buf, pos, lenStrSize(keyBytes) + lenStrSize(valueBytes));
+    buf[pos++] = 0x0a;
+    pos = writeVarint(buf, pos, keyBytes);
+    pos = writeStr(buf, pos, key, keyBytes);
+    buf[pos++] = 0x12;
+    pos = writeVarint(buf, pos, valueBytes);
+    pos = writeStr(buf, pos, value, valueBytes);
+  }
+  return pos;
+}
 
 /** The varint bytes of a uint64. */
 export function varint64(v: bigint): number[] {
@@ -183,6 +210,20 @@ export class HotReader extends BinaryReader {
   /** Reads an int64 (a delay or a time in ms). */
   i64(): bigint {
     return BigInt.asIntN(64, this.u64());
+  }
+
+  /** Reads one entry of a `map<string, string>` field into `into` (a later key wins, as in protobuf-es). */
+  mapEntry(into: Record<string, string>): void {
+    const stop = this.uint32() + this.pos;
+    let key = "";
+    let value = "";
+    while (this.pos < stop) {
+      const g = this.field();
+      if (g === 1) key = this.string();
+      else if (g === 2) value = this.string();
+      else this.skip(this.wireType, g);
+    }
+    into[key] = value;
   }
 
 }

@@ -45,7 +45,15 @@ function same(actual: Uint8Array, expected: Uint8Array): void {
 describe("fast encoders write exactly what protobuf-es writes", () => {
   it("encodeAssign", () => {
     const assignments = ids.flatMap((taskId, i) =>
-      bytes.map((payload, j) => ({ taskId, epoch: i * 1000 + j, type: i % 2 ? "echo" : "", payload, attempt: j, timeoutMs: i * 70_000 })),
+      bytes.map((payload, j) => ({
+        taskId,
+        epoch: i * 1000 + j,
+        type: i % 2 ? "echo" : "",
+        payload,
+        attempt: j,
+        timeoutMs: i * 70_000,
+        ...(j === 1 && { metadata: { trace: `t-${i}`, "ünï": "✓", empty: "" } }),
+      })),
     );
     const expected = toBinary(SessionResponseSchema, create(SessionResponseSchema, { kind: { case: "assign", value: { assignments: assignments.map((a) => ({ ...a, epoch: BigInt(a.epoch) })) } } }));
     same(encodeAssign(assignments), expected);
@@ -110,6 +118,9 @@ describe("fast encoders write exactly what protobuf-es writes", () => {
       // Limits: string fields 13 and 14.
       concurrencyKey: ["", "customer-42", "", "ü/✓ key", "k".repeat(256)][i]!,
       rateLimitKey: ["", "", "email", "customer-42", "r".repeat(300)][i]!,
+      // Metadata only where set (the decoder leaves it out otherwise); deadlines int64 like the delays.
+      ...(i % 2 === 0 && { metadata: { trace: `t-${i}`, "ünï": "✓", "": "empty key" } }),
+      deadlineMs: [0n, 1_767_225_600_000n, -1n, 2n ** 53n + 1n, 0n][i]!,
     }));
     for (const [clientId, requestId] of [["", ""], ["client-1", ""], ["client-1", "req-✓-1"]] as const) {
       same(
@@ -178,7 +189,15 @@ describe("fast decoders read what protobuf-es reads", () => {
   });
 
   it("decodeSessionResponse: assignments by hand, other cases as protobuf-es reads them", () => {
-    const assignments = ids.map((taskId, i) => ({ taskId, epoch: [1n, 300n, 2n ** 49n + 5n, 2n ** 63n + 1n][i]!, type: i % 2 ? "echo" : "", payload: bytes[i % 3]!, attempt: i, timeoutMs: i * 70_000 }));
+    const assignments = ids.map((taskId, i) => ({
+      taskId,
+      epoch: [1n, 300n, 2n ** 49n + 5n, 2n ** 63n + 1n][i]!,
+      type: i % 2 ? "echo" : "",
+      payload: bytes[i % 3]!,
+      attempt: i,
+      timeoutMs: i * 70_000,
+      metadata: (i % 2 ? { region: "eu", "ünï": "✓" } : {}) as Record<string, string>,
+    }));
     const cases = [
       create(SessionResponseSchema, { kind: { case: "assign", value: { assignments } } }),
       create(SessionResponseSchema, { kind: { case: "assign", value: { assignments: [] } } }),
@@ -226,9 +245,9 @@ describe("fast decoders read what protobuf-es reads", () => {
 
   it("decodeSubmitTasks reads what protobuf-es reads", () => {
     const specs: FastSpec[] = [
-      { type: "echo", payload: bytes[1]!, priority: -5, requiredLabels: { gpu: "yes" }, maxAttempts: 3, timeoutMs: 1000, idempotencyKey: "k", expectedDurationMs: 7, delayMs: 300_000n, runAtMs: 0n, concurrencyKey: "customer-✓", rateLimitKey: "email" },
-      { type: "", payload: bytes[0]!, priority: 0, requiredLabels: {}, maxAttempts: 0, timeoutMs: 0, idempotencyKey: "", expectedDurationMs: 0, delayMs: 0n, runAtMs: 2n ** 63n - 1n },
-      { type: "x", payload: bytes[0]!, priority: 0, requiredLabels: {}, maxAttempts: 0, timeoutMs: 0, idempotencyKey: "", expectedDurationMs: 0, delayMs: -86_400_000n, runAtMs: 0n },
+      { type: "echo", payload: bytes[1]!, priority: -5, requiredLabels: { gpu: "yes" }, maxAttempts: 3, timeoutMs: 1000, idempotencyKey: "k", expectedDurationMs: 7, delayMs: 300_000n, runAtMs: 0n, concurrencyKey: "customer-✓", rateLimitKey: "email", metadata: { tenant: "a", "ünï": "✓" }, deadlineMs: 1_767_225_600_000n },
+      { type: "", payload: bytes[0]!, priority: 0, requiredLabels: {}, maxAttempts: 0, timeoutMs: 0, idempotencyKey: "", expectedDurationMs: 0, delayMs: 0n, runAtMs: 2n ** 63n - 1n, deadlineMs: -1n },
+      { type: "x", payload: bytes[0]!, priority: 0, requiredLabels: {}, maxAttempts: 0, timeoutMs: 0, idempotencyKey: "", expectedDurationMs: 0, delayMs: -86_400_000n, runAtMs: 0n, deadlineMs: 0n },
       { type: "join", payload: bytes[0]!, priority: 0, requiredLabels: {}, maxAttempts: 0, timeoutMs: 0, idempotencyKey: "", expectedDurationMs: 0, delayMs: 0n, runAtMs: 0n, dependsOn: [ids[0]!, ids[2]!], onDependencyFailure: 2 },
     ];
     const wire = encodeSubmitTasks(specs, "client-✓", "req-1");
@@ -238,7 +257,13 @@ describe("fast decoders read what protobuf-es reads", () => {
     assert.equal(decoded.requestId, expected.requestId);
     assert.deepEqual(
       decoded.specs.map((s) => ({ ...s, payload: [...s.payload] })),
-      expected.specs.map(({ $typeName: _, ...s }) => ({ ...s, requiredLabels: { ...s.requiredLabels }, payload: [...s.payload] })),
+      // protobuf-es gives every spec a metadata map; the hot decoder only those that carry one.
+      expected.specs.map(({ $typeName: _, metadata, ...s }) => ({
+        ...s,
+        requiredLabels: { ...s.requiredLabels },
+        payload: [...s.payload],
+        ...(Object.keys(metadata).length > 0 && { metadata: { ...metadata } }),
+      })),
     );
   });
 });

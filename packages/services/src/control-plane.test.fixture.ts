@@ -113,6 +113,8 @@ export class SwitchableStore implements TaskStore {
   readonly keepsRecords = false;
   failWrites = false;
   updateCalls = 0;
+  /** While set, updates wait for it (a write in flight, as a slow disk or server keeps it). */
+  holdUpdates: Promise<void> | undefined;
   constructor(private readonly inner = new MemoryTaskStore()) {}
   open() {
     return this.inner.open();
@@ -124,10 +126,12 @@ export class SwitchableStore implements TaskStore {
     if (this.failWrites) return Promise.reject(new Error("disk full (test)"));
     return this.inner.insert(records.map(copy));
   }
-  update(records: readonly TaskRecord[]) {
+  async update(records: readonly TaskRecord[]) {
     this.updateCalls++;
-    if (this.failWrites) return Promise.reject(new Error("disk full (test)"));
-    return this.inner.update(records.map(copy));
+    if (this.failWrites) throw new Error("disk full (test)");
+    const copies = records.map(copy);
+    await this.holdUpdates;
+    return this.inner.update(copies);
   }
   get(id: string) {
     return this.inner.get(id);

@@ -60,10 +60,12 @@ export function filterFromWire(f: WireTaskFilter): TaskFilter {
 
 const workerStates = Object.fromEntries([...enumNames(WorkerStateSchema)].map(([n, name]) => [name, n])) as Record<WorkerState, WireWorkerState>;
 
-/** A generated spec, or one of the hot path's decoded specs (whose delay, limit and graph fields a sender may omit). */
-type AnyWireSpec = Omit<WireTaskSpec, "$typeName" | "delayMs" | "runAtMs" | "concurrencyKey" | "rateLimitKey" | "dependsOn" | "onDependencyFailure"> & {
+/** A generated spec, or one of the hot path's decoded specs (whose delay, attribute, limit and graph fields a sender may omit). */
+type AnyWireSpec = Omit<WireTaskSpec, "$typeName" | "delayMs" | "runAtMs" | "metadata" | "deadlineMs" | "concurrencyKey" | "rateLimitKey" | "dependsOn" | "onDependencyFailure"> & {
   delayMs?: bigint;
   runAtMs?: bigint;
+  metadata?: Readonly<Record<string, string>>;
+  deadlineMs?: bigint;
   concurrencyKey?: string;
   rateLimitKey?: string;
   dependsOn?: readonly string[];
@@ -97,7 +99,16 @@ export function specFromWire(spec: AnyWireSpec | undefined): TaskSpec {
   // Set only when sent (no spread on the hot path): a record without a graph keeps no attribute for it.
   if (spec?.dependsOn?.length) out.dependsOn = spec.dependsOn;
   if (spec?.onDependencyFailure) out.onDependencyFailure = dependencyModeFromWire(spec.onDependencyFailure)!;
+  // Absent unless set: a record without attributes stores none (see SPEC_ATTRIBUTE_KEYS).
+  if (spec?.metadata && hasKeys(spec.metadata)) out.metadata = spec.metadata;
+  // int64 as for the delay: past 2^53 stays past the limit and is refused.
+  if (spec?.deadlineMs) out.deadline = Number(spec.deadlineMs);
   return out;
+}
+
+function hasKeys(record: Readonly<Record<string, string>>): boolean {
+  for (const key in record) if (Object.hasOwn(record, key)) return true;
+  return false;
 }
 
 function ts(ms: number): Timestamp | undefined {
@@ -123,6 +134,8 @@ export function taskToWire(rec: TaskRecord, graph?: TaskGraphView): Task {
       onDependencyFailure: rec.onDependencyFailure ? dependencyModes.indexOf(rec.onDependencyFailure) : 0,
       concurrencyKey: rec.concurrencyKey ?? "",
       rateLimitKey: rec.rateLimitKey ?? "",
+      metadata: { ...rec.metadata },
+      deadlineMs: BigInt(rec.deadline ?? 0),
     },
     waitingOn: graph?.waitingOn ?? [],
     dependents: graph?.dependents ?? [],

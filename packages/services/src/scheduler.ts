@@ -110,6 +110,7 @@ export class MainScheduler implements Scheduler, WaitReasons {
         attempt: rec.attempt,
         timeoutMs: rec.timeoutMs || 0,
         dependencyResults: live.dependencyResults,
+        metadata: rec.metadata,
       });
       this.register.assigned(worker);
       worker.lastAssignedSeq = ++this.assignCounter;

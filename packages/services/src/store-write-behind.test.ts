@@ -69,6 +69,27 @@ describe("store write-behind", () => {
     await cp.advance(200);
     assert.equal(ran, 1);
   });
+
+  it("runs afterDurable callbacks after a write already in flight, not with the next, empty flush", async () => {
+    const store = new SwitchableStore();
+    cp = await startControlPlane({ store });
+    cp.join("w1", ["echo"]);
+    const { ids } = await cp.plm.submit([spec("echo")], "c1");
+    await settle();
+    let release!: () => void;
+    store.holdUpdates = new Promise((resolve) => (release = resolve));
+    cp.lifecycle.completed("w1", [{ taskId: ids[0]!, epoch: 1, ok: true, result: undefined, error: "" }]);
+    await settle(); // the flush has taken the change; its write is in flight
+    let ran = 0;
+    cp.writer.afterDurable(() => ran++);
+    await settle();
+    assert.equal(ran, 0, "the succeeded state is not stored yet");
+    assert.equal((await store.get(ids[0]!))?.state, "assigned");
+    release();
+    await settle();
+    assert.equal(ran, 1);
+    assert.equal((await store.get(ids[0]!))?.state, "succeeded");
+  });
 });
 
 

@@ -35,6 +35,8 @@ export class StoreWriteBehind implements Durability {
   /** Called once everything changed before them is durable (see afterDurable). */
   private pendingDurable: (() => void)[] = [];
   private flushScheduled = false;
+  /** The flush whose store write is in flight: the next one waits for it (see flushNow). */
+  private flushing: Promise<void> | undefined;
   /** Set while a failed store write waits for its retry; no flush runs before it. */
   private retryFlushTimer: TimerHandle | undefined;
   private retryDelayMs = STORE_RETRY_MIN_MS;
@@ -125,6 +127,21 @@ export class StoreWriteBehind implements Durability {
    * with backoff; meanwhile the node takes no new work (see storeHealth).
    */
   private async flushNow(): Promise<void> {
+    // One flush at a time: `afterDurable` promises that everything changed before is stored, so
+    // a flush must not run its callbacks (even with nothing of its own to write) while an
+    // earlier write is still in flight. flushScheduled stays set meanwhile, so what changes
+    // during the wait joins this flush instead of starting another.
+    while (this.flushing) await this.flushing;
+    const run = this.flushPending();
+    this.flushing = run;
+    try {
+      await run;
+    } finally {
+      if (this.flushing === run) this.flushing = undefined;
+    }
+  }
+
+  private async flushPending(): Promise<void> {
     this.flushScheduled = false;
     const updates = this.pendingUpdates;
     const outcomes = this.pendingOutcomes;

@@ -7,6 +7,7 @@
  */
 import { inject, injectable } from "tsyringe";
 import {
+  SPEC_ATTRIBUTE_KEYS,
   TASK_STATES,
   TOKENS,
   type Clock,
@@ -150,9 +151,8 @@ export class TaskTable {
       waitingReason: notBefore ? delayedUntil(notBefore) : "",
       attempts: [],
     };
-    // Added only when given, as a store reads them back: absent, not undefined.
-    if (spec.concurrencyKey) rec.concurrencyKey = spec.concurrencyKey;
-    if (spec.rateLimitKey) rec.rateLimitKey = spec.rateLimitKey;
+    // The optional submission attributes (metadata, deadline, …), only those set: most tasks have none.
+    for (const key of SPEC_ATTRIBUTE_KEYS) if (spec[key] !== undefined) (rec as unknown as Record<string, unknown>)[key] = spec[key];
     return rec;
   }
 

@@ -4,6 +4,10 @@ import { Code, MAX_DELAY_MS, MAX_LIMIT_KEY_LENGTH, MAX_TIMEOUT_MS, Reason, Taskf
 const TYPE_PATTERN = /^[A-Za-z0-9_.:/-]{1,128}$/;
 const INT32_MIN = -(2 ** 31);
 const INT32_MAX = 2 ** 31 - 1;
+/** Metadata limits: enough for routing hints and trace IDs, not a second payload. */
+export const MAX_METADATA_ENTRIES = 64;
+export const MAX_METADATA_KEY_CHARS = 128;
+export const MAX_METADATA_VALUE_CHARS = 1024;
 
 export interface SpecLimits {
   maxPayloadBytes: number;
@@ -19,7 +23,8 @@ export interface SpecLimits {
 export function validateSpec(spec: TaskSpec, limits: SpecLimits, index = -1): void {
   if (spec.type && TYPE_PATTERN.test(spec.type) && spec.payload.byteLength <= limits.maxPayloadBytes && Number.isInteger(spec.priority) &&
       spec.priority >= INT32_MIN && spec.priority <= INT32_MAX && spec.maxAttempts <= 100 && spec.timeoutMs <= MAX_TIMEOUT_MS && spec.idempotencyKey.length <= 256 && labelsOk(spec.requiredLabels) &&
-      ((!spec.delayMs && !spec.runAt) || delayOk(spec, limits.now)) && ((!spec.concurrencyKey && !spec.rateLimitKey) || limitKeysOk(spec))) {
+      ((!spec.delayMs && !spec.runAt) || delayOk(spec, limits.now)) && ((!spec.concurrencyKey && !spec.rateLimitKey) || limitKeysOk(spec)) &&
+      (spec.metadata === undefined || metadataOk(spec.metadata)) && (spec.deadline === undefined || deadlineOk(spec.deadline, limits.now))) {
     return;
   }
   const where = index >= 0 ? `specs[${index}]` : "spec";
@@ -65,6 +70,39 @@ export function validateSpec(spec: TaskSpec, limits: SpecLimits, index = -1): vo
   if (runAt > limits.now + MAX_DELAY_MS) {
     throw invalid(`${where}.run_at_ms ${new Date(runAt).toISOString()} is more than 365 days ahead of the control node's clock (${new Date(limits.now).toISOString()})`);
   }
+  if (spec.metadata !== undefined) {
+    const entries = Object.keys(spec.metadata).length;
+    if (entries > MAX_METADATA_ENTRIES) throw invalid(`${where}.metadata has ${entries} entries; at most ${MAX_METADATA_ENTRIES}`);
+    for (const [key, value] of Object.entries(spec.metadata)) {
+      if (!key) throw invalid(`${where}.metadata has an empty key`);
+      if (key.length > MAX_METADATA_KEY_CHARS) throw invalid(`${where}.metadata key "${truncate(key)}" is ${key.length} characters; at most ${MAX_METADATA_KEY_CHARS}`);
+      if (typeof value !== "string") throw invalid(`${where}.metadata["${truncate(key)}"] must be a string`);
+      if (value.length > MAX_METADATA_VALUE_CHARS) {
+        throw invalid(`${where}.metadata["${truncate(key)}"] is ${value.length} characters; at most ${MAX_METADATA_VALUE_CHARS}`);
+      }
+    }
+  }
+  if (spec.deadline !== undefined) {
+    const deadline = spec.deadline;
+    if (!Number.isSafeInteger(deadline) || deadline < 0) throw invalid(`${where}.deadline_ms must be epoch milliseconds (0 or more), got ${deadline}`);
+    if (deadline > limits.now + MAX_DELAY_MS) {
+      throw invalid(`${where}.deadline_ms ${new Date(deadline).toISOString()} is more than 365 days ahead of the control node's clock (${new Date(limits.now).toISOString()})`);
+    }
+  }
+}
+
+function metadataOk(metadata: Readonly<Record<string, string>>): boolean {
+  let entries = 0;
+  for (const key in metadata) {
+    const value = metadata[key];
+    if (++entries > MAX_METADATA_ENTRIES || !key || key.length > MAX_METADATA_KEY_CHARS || typeof value !== "string" || value.length > MAX_METADATA_VALUE_CHARS) return false;
+  }
+  return true;
+}
+
+/** Epoch ms, no further ahead than a delayed task may be due: a deadline past that is a unit mistake (seconds, µs). */
+function deadlineOk(deadline: number, now: number): boolean {
+  return Number.isSafeInteger(deadline) && deadline >= 0 && deadline <= now + MAX_DELAY_MS;
 }
 
 function delayOk(spec: TaskSpec, now: number): boolean {

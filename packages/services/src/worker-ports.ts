@@ -24,6 +24,8 @@ export interface OutgoingAssignment {
   timeoutMs: number;
   /** A task graph's dependent: its dependencies' outcomes, encoded once (`LiveTask.dependencyResults`). */
   dependencyResults?: Uint8Array | undefined;
+  /** The task's metadata, for the handler's context; absent when it has none. */
+  metadata?: Readonly<Record<string, string>> | undefined;
 }
 
 /** A worker's line to its session: `port` while a session is open. Kept by the worker's entry, so the hot path needs no lookup. */

@@ -107,6 +107,9 @@ export function taskJson(task: Task): Record<string, unknown> {
     createdAt: time(task.createdAt),
     // A delayed task's due time (run_at_ms of the Task's spec), else null.
     runAt: task.spec?.runAtMs ? new Date(Number(task.spec.runAtMs)).toISOString() : null,
+    deadline: task.spec?.deadlineMs ? new Date(Number(task.spec.deadlineMs)).toISOString() : null,
+    expectedDurationMs: task.spec?.expectedDurationMs ?? 0,
+    metadata: { ...task.spec?.metadata },
     assignedAt: time(task.assignedAt),
     startedAt: time(task.startedAt),
     finishedAt: time(task.finishedAt),
@@ -153,6 +156,9 @@ export function taskText(task: Task, states: ReadonlyMap<string, string> = new M
   if (j["rateLimitKey"]) lines.push(`rate key:  ${j["rateLimitKey"]}`);
   lines.push(`created:   ${j["createdAt"]}`);
   if (j["runAt"]) lines.push(`due:       ${j["runAt"]}`);
+  if (j["deadline"]) lines.push(`deadline:  ${j["deadline"]}`);
+  if (j["expectedDurationMs"]) lines.push(`expected:  ${j["expectedDurationMs"]} ms`);
+  for (const [key, value] of Object.entries(task.spec?.metadata ?? {})) lines.push(`metadata:  ${key}=${value}`);
   if (j["startedAt"]) lines.push(`started:   ${j["startedAt"]}`);
   if (j["finishedAt"]) lines.push(`finished:  ${j["finishedAt"]}`);
   if (task.state === TaskState.SUCCEEDED) lines.push(`result:    ${JSON.stringify(j["result"])}`);
@@ -197,7 +203,6 @@ export function table(rows: string[][]): string {
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  ")).join("\n");
 }
 
-/** Parses a `--delay` value: a whole number with a unit, ms, s, m, h or d ("250ms", "30s", "5m"). Returns ms, or undefined. */
 /**
  * A point in time for --since/--until: a duration back from `now` ("1h", "30m", "2d") or a date
  * `Date.parse` reads ("2026-01-31T12:00:00Z"); undefined when it is neither.
@@ -209,6 +214,21 @@ export function parseTimePoint(text: string, now: number): number | undefined {
   return Number.isFinite(at) ? at : undefined;
 }
 
+/**
+ * A time ahead for `--deadline`: "+5m" (from `now`, units as {@link parseDelay}) or an ISO 8601
+ * time ("2030-01-01T09:00:00Z"); undefined when it is neither.
+ */
+export function parseTimeAhead(text: string, now: number): number | undefined {
+  const trimmed = text.trim();
+  if (trimmed.startsWith("+")) {
+    const ahead = parseDelay(trimmed.slice(1));
+    return ahead === undefined ? undefined : now + ahead;
+  }
+  const at = /^\d{4}-\d{2}-\d{2}T/.test(trimmed) ? Date.parse(trimmed) : NaN;
+  return Number.isFinite(at) ? at : undefined;
+}
+
+/** Parses a `--delay` value: a whole number with a unit, ms, s, m, h or d ("250ms", "30s", "5m"). Returns ms, or undefined. */
 export function parseDelay(text: string): number | undefined {
   const m = /^(\d+)(ms|s|m|h|d)$/.exec(text.trim());
   if (!m) return undefined;

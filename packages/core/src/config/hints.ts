@@ -7,6 +7,7 @@ export const hints: Record<string, string> = {
   "control.port": "use a port number such as 50051, or 0 for any free port",
   "control.host": 'use an address to bind such as "127.0.0.1" or "0.0.0.0"',
   "control.maxPayloadBytes": "use a byte count such as 4194304 (4 MiB)",
+  "control.traceFile": "use a file path such as \"trace.jsonl\" (relative to the config file), or leave it out to record nothing",
   "control.heapBacking": 'use "sab" or "shm"',
   "control.taskHeapCapacity": "use a whole number of tasks from 1 to 16777216, such as 1048576",
   "control.workerHeapCapacity": "use a whole number of workers from 1 to 16777216, such as 131072",

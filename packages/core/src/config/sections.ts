@@ -96,6 +96,13 @@ export const controlSchema = z.strictObject({
    * @defaultValue `{ heapFraction: 0.7, systemFraction: 0.8, resumeFraction: 0.9, sampleIntervalMs: 200 }`
    */
   memoryBudget: memoryBudgetSchema.prefault({}),
+  /**
+   * Record a trace for `taskflow simulate`: the control node appends one JSON line per task
+   * submitted, started and finished (type, tenant, priority, metadata, expected duration,
+   * arrival time; run times) to this file, relative to the config file's folder. Off when
+   * absent: no listener, nothing built per task. @defaultValue none
+   */
+  traceFile: z.string().min(1).optional(),
 }).transform((control) => ({
   ...control,
   maxReceiveMessageBytes: control.maxReceiveMessageBytes ?? Math.max(8 * MiB, control.maxPayloadBytes + MESSAGE_OVERHEAD_BYTES),
