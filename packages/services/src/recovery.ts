@@ -20,7 +20,7 @@ export interface Reconciled {
 }
 
 /** What recovery uses of each part, and nothing more. */
-type Tasks = Pick<TaskTable, "restore" | "track" | "enqueue" | "get" | "hold" | "count">;
+type Tasks = Pick<TaskTable, "restore" | "track" | "enqueue" | "get" | "hold" | "count" | "assigned" | "hooks">;
 type Transitions = Pick<TaskLifecycle, "changed" | "requeueWorkerTasks">;
 type Delays = Pick<DelayedTasks, "holdUntilDue">;
 
@@ -48,18 +48,24 @@ export class Recovery {
     @inject(TOKENS.DelayedTasks) private readonly delayed: Delays,
   ) {}
 
-  /** Loads the store's unfinished tasks back into the table and the queue. */
+  /**
+   * Loads the store's unfinished tasks back into the table and the queue. The policy's hook
+   * state is rebuilt first, deterministically: `onAssigned` for every task that was with a
+   * worker, then the queued tasks enter the queue, each in `seq` order (ADR 0004).
+   */
   async start(): Promise<void> {
     this.table.restore(await this.store.maxSeq(), await this.store.counts());
-    const unfinished = await this.store.loadUnfinished();
+    const unfinished = (await this.store.loadUnfinished()).sort((a, b) => a.seq - b.seq);
     const waiting: TaskRecord[] = [];
+    const held: LiveTask[] = [];
+    const queued: LiveTask[] = [];
     for (const rec of unfinished) {
       // Tasks stored before tenants existed read back as the default tenant's (the stores' column default).
       const live = this.table.track(rec, this.tenants.account(rec.tenant));
       // Queued with a worker ID: it already waited for its worker after an earlier restart.
       // A delayed task (or a retry in its backoff) not yet due waits for its time again.
       if (rec.state === "queued" && !rec.workerId) {
-        if (!(rec.notBefore && this.delayed.holdUntilDue(live))) this.table.enqueue(live);
+        if (!(rec.notBefore && this.delayed.holdUntilDue(live))) queued.push(live);
         continue;
       }
       // It was with a worker when the control node stopped. That worker may still run it and
@@ -72,8 +78,11 @@ export class Recovery {
       rec.state = "queued";
       rec.waitingReason = `control node restarted; waiting for worker ${rec.workerId} to reconnect and re-adopt it`;
       waiting.push(rec);
+      held.push(live);
       this.awaitingAdoption.set(rec.id, live);
     }
+    for (const live of held) this.table.assigned(live, this.table.hooks.absentWorker(live.rec.workerId));
+    for (const live of queued) this.table.enqueue(live);
     if (waiting.length) {
       await this.store.update(waiting);
       // Workers reconnect within their backoff; whatever nobody re-adopts by then runs again.

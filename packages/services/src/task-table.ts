@@ -9,8 +9,13 @@ import { inject, injectable } from "tsyringe";
 import {
   TASK_STATES,
   TOKENS,
+  frozenRecord,
+  isFinal,
   type Clock,
+  type Logger,
+  type PolicyOutcome,
   type PolicyTask,
+  type PolicyWorker,
   type SchedulingPolicy,
   type TaskRecord,
   type TaskSpec,
@@ -20,6 +25,11 @@ import {
 import type { IndexedHeap } from "@taskflow/shm-heap";
 import { type TenantAccount } from "./tenants.js";
 import { delayedUntil, dueTime } from "./due-time.js";
+import { PolicyHooks } from "./policy-hooks.js";
+
+/** What the policy knows of a task: nothing, that it is queued (keyed), or that a worker holds it. */
+export const PolicySeen = { None: 0, Queued: 1, Held: 2 } as const;
+export type PolicySeen = (typeof PolicySeen)[keyof typeof PolicySeen];
 
 /** A task that has not finished, with its place in the heap. */
 export interface LiveTask {
@@ -37,6 +47,8 @@ export interface LiveTask {
   dueHandle: number;
   /** Set while it waits for a worker that can take it (see Scheduler). */
   parked: boolean;
+  /** What the policy was told of it: the hooks fire on its changes (docs/adr/0004-policy-contract.md). */
+  policySeen: PolicySeen;
   retryTimer: TimerHandle | undefined;
   timeoutTimer: TimerHandle | undefined;
 }
@@ -53,12 +65,17 @@ export class TaskTable {
   private readonly held = new Map<string, Set<LiveTask>>();
   private seq = 0;
   private readonly stateCounts: Record<TaskState, number> = Object.fromEntries(TASK_STATES.map((s) => [s, 0])) as Record<TaskState, number>;
+  /** The policy's lifecycle hooks and read-only views, shared with the scheduler. */
+  readonly hooks: PolicyHooks;
 
   constructor(
     @inject(TOKENS.SchedulingPolicy) private readonly policy: SchedulingPolicy,
     @inject(TOKENS.TaskHeap) private readonly heap: IndexedHeap,
     @inject(TOKENS.Clock) private readonly clock: Clock,
-  ) {}
+    @inject(TOKENS.Logger) logger?: Logger,
+  ) {
+    this.hooks = new PolicyHooks(policy, logger);
+  }
 
   /** After a restart: continue the store's sequence and state counts. */
   restore(maxSeq: number, counts: Record<TaskState, number>): void {
@@ -157,6 +174,7 @@ export class TaskTable {
       key: 0,
       enqueuedAt: 0,
       parked: false,
+      policySeen: PolicySeen.None,
       retryTimer: undefined,
       timeoutTimer: undefined,
     };
@@ -168,6 +186,7 @@ export class TaskTable {
 
   /** The task finished: it leaves the table and the heap. */
   untrack(live: LiveTask): void {
+    this.policyLeft(live);
     if (live.handle >= 0) this.heap.remove(live.handle);
     live.handle = -1;
     live.parked = false;
@@ -186,8 +205,11 @@ export class TaskTable {
 
   /** Puts a task into the heap, at the place the policy's key gives it. */
   enqueue(live: LiveTask): void {
+    // Back from a worker without passing through unhold (recovery's re-adoption paths).
+    if (live.policySeen === PolicySeen.Held) this.policyLeft(live);
     live.enqueuedAt = this.clock.now();
     live.key = this.policy.taskKey(this.policyView(live));
+    live.policySeen = PolicySeen.Queued;
     live.parked = false;
     live.handle = this.heap.push(live.key, live.idx);
   }
@@ -242,15 +264,37 @@ export class TaskTable {
 
   /** The task left its worker's hands. */
   unhold(live: LiveTask): void {
+    this.policyLeft(live);
     const set = this.held.get(live.rec.workerId);
     if (!set?.delete(live)) return;
     if (set.size === 0) this.held.delete(live.rec.workerId);
   }
 
-  /** The policy's view of a task. */
+  /**
+   * The task went to a worker (`worker`'s view), or was recovered as with one after a restart:
+   * the policy hears it through `onAssigned`.
+   */
+  assigned(live: LiveTask, worker: PolicyWorker): void {
+    live.policySeen = PolicySeen.Held;
+    this.hooks.assigned(this.policyView(live), worker);
+  }
+
+  /** The policy hears that a task it was told about left a worker, or the queue by a cancel. */
+  private policyLeft(live: LiveTask): void {
+    const seen = live.policySeen;
+    if (seen === PolicySeen.None) return;
+    live.policySeen = PolicySeen.None;
+    const state = live.rec.state;
+    const outcome: PolicyOutcome = isFinal(state) ? (state as PolicyOutcome) : "requeued";
+    // A queued task leaves the queue only by assignment (onAssigned) or a cancel.
+    if (seen === PolicySeen.Queued && outcome !== "cancelled") return;
+    this.hooks.finished(this.policyView(live), outcome);
+  }
+
+  /** The policy's view of a task: frozen, its maps frozen copies (never the record's own). */
   policyView(live: LiveTask): PolicyTask {
     const rec = live.rec;
-    return {
+    return Object.freeze({
       id: rec.id,
       type: rec.type,
       priority: rec.priority,
@@ -258,8 +302,12 @@ export class TaskTable {
       attempt: rec.attempt,
       createdAt: rec.createdAt,
       enqueuedAt: live.enqueuedAt,
-      requiredLabels: rec.requiredLabels,
+      requiredLabels: frozenRecord(rec.requiredLabels),
       expectedDurationMs: rec.expectedDurationMs,
-    };
+      tenant: rec.tenant,
+      clientId: rec.clientId,
+      metadata: frozenRecord(rec.metadata),
+      deadline: rec.deadline ?? 0,
+    });
   }
 }
