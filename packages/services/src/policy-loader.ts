@@ -1,6 +1,6 @@
 /**
  * Loads the scheduling policy named in `scheduler.policy`. A short name (`fifo`, `priority`,
- * `least-loaded`) means a built-in package, which the caller names and resolves from its own
+ * `least-loaded`, `fair-share`) means a built-in package, which the caller names and resolves from its own
  * folder (`apps/node` is the one package that depends on them); any other name is an npm package
  * (or a `./relative` file) resolved from the config file's folder, the way Babel and fastify
  * resolve plugins, so an app can `npm install @acme/taskflow-policy-x` and name it. Resolution is
