@@ -54,10 +54,11 @@ export const FAIR_SHARE_DEFAULTS: Readonly<FairShareOptions> = Object.freeze({ w
 /** Largest weight accepted: keeps a step of virtual time (1 / weight) well above float64 noise. */
 export const MAX_WEIGHT = 1000;
 
-/** What the policy remembers of a queued task: its key, and its tenant to count it out. */
+/** What the policy remembers of a queued task: its key, its tenant to count it out, and which enqueue. */
 interface Queued {
   readonly key: number;
   readonly tenant: string;
+  readonly enqueuedAt: number;
 }
 
 /**
@@ -71,7 +72,7 @@ export class FairShare {
   private readonly finish = new Map<string, number>();
   /** Queued tasks per tenant. */
   private readonly queuedOf = new Map<string, number>();
-  /** Keys given, by task and enqueue: the same enqueue asked again gets the same key. */
+  /** Keys given to queued tasks, by task ID: the same enqueue asked again gets the same key. */
   private readonly queued = new Map<string, Queued>();
 
   constructor(private readonly options: FairShareOptions) {}
@@ -81,9 +82,12 @@ export class FairShare {
   }
 
   taskKey(task: PolicyTask): number {
-    const id = enqueueId(task);
-    const known = this.queued.get(id);
-    if (known) return known.key;
+    const known = this.queued.get(task.id);
+    if (known) {
+      if (known.enqueuedAt === task.enqueuedAt) return known.key;
+      // Enqueued again without leaving (not something the scheduler does): the old place goes.
+      this.leave({ id: task.id, enqueuedAt: known.enqueuedAt });
+    }
     const step = 1 / this.weightOf(task.tenant);
     const start = Math.max(this.virtualTime, this.finish.get(task.tenant) ?? 0);
     this.finish.set(task.tenant, start + step);
@@ -91,7 +95,7 @@ export class FairShare {
     // Half a step more, so `p` levels pass exactly `p` of the tenant's tasks rather than tie with the p-th.
     const shift = priority === 0 ? 0 : priority + Math.sign(priority) * 0.5;
     const key = start - shift * step;
-    this.queued.set(id, { key, tenant: task.tenant });
+    this.queued.set(task.id, { key, tenant: task.tenant, enqueuedAt: task.enqueuedAt });
     this.queuedOf.set(task.tenant, (this.queuedOf.get(task.tenant) ?? 0) + 1);
     return key;
   }
@@ -112,11 +116,10 @@ export class FairShare {
     return this.queued.size;
   }
 
-  private leave(task: PolicyTask): Queued | undefined {
-    const id = enqueueId(task);
-    const entry = this.queued.get(id);
-    if (!entry) return undefined;
-    this.queued.delete(id);
+  private leave(task: Pick<PolicyTask, "id" | "enqueuedAt">): Queued | undefined {
+    const entry = this.queued.get(task.id);
+    if (!entry || entry.enqueuedAt !== task.enqueuedAt) return undefined;
+    this.queued.delete(task.id);
     const left = (this.queuedOf.get(entry.tenant) ?? 1) - 1;
     if (left > 0) {
       this.queuedOf.set(entry.tenant, left);
@@ -132,10 +135,6 @@ export class FairShare {
   private resetWhenIdle(): void {
     if (this.queued.size === 0) this.virtualTime = 0;
   }
-}
-
-function enqueueId(task: PolicyTask): string {
-  return `${task.id}@${task.enqueuedAt}`;
 }
 
 export const fairSharePolicy = definePolicy<FairShareOptions>({
