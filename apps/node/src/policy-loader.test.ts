@@ -121,7 +121,13 @@ export default definePolicy({
 
     it("loads a built-in also by its full package name, without it being installed in the app", async () => {
       assert.equal(await loadPolicy("@taskflow/policy-fifo", {}, configDir), fifo);
-      assert.deepEqual(Object.keys(BUILT_IN_POLICIES.packages), ["fifo", "priority", "least-loaded"]);
+      assert.deepEqual(Object.keys(BUILT_IN_POLICIES.packages), ["fifo", "priority", "least-loaded", "fair-share"]);
+    });
+
+    it("loads fair-share by its short name, a contract version 2 policy", async () => {
+      const definition = await loadPolicy("fair-share", { weights: { acme: 2 } }, configDir);
+      assert.equal(definition.name, "fair-share");
+      assert.equal(definition.contract, 2);
     });
   });
 

@@ -20,7 +20,7 @@ export interface Reconciled {
 }
 
 /** What recovery uses of each part, and nothing more. */
-type Tasks = Pick<TaskTable, "restore" | "track" | "enqueue" | "get" | "hold" | "count" | "assigned" | "hooks">;
+type Tasks = Pick<TaskTable, "restore" | "track" | "enqueue" | "get" | "hold" | "count" | "assigned">;
 type Transitions = Pick<TaskLifecycle, "changed" | "requeueWorkerTasks">;
 type Delays = Pick<DelayedTasks, "holdUntilDue">;
 
@@ -81,7 +81,7 @@ export class Recovery {
       held.push(live);
       this.awaitingAdoption.set(rec.id, live);
     }
-    for (const live of held) this.table.assigned(live, this.table.hooks.absentWorker(live.rec.workerId));
+    for (const live of held) this.table.assigned(live, live.rec.workerId);
     for (const live of queued) this.table.enqueue(live);
     if (waiting.length) {
       await this.store.update(waiting);

@@ -115,7 +115,7 @@ export class MainScheduler implements Scheduler, WaitReasons {
       });
       this.register.assigned(worker);
       worker.lastAssignedSeq = ++this.assignCounter;
-      this.table.assigned(live, this.policyView(worker));
+      this.table.assigned(live, worker);
       this.dirty.add(worker);
       this.rekey(worker);
       assigned++;

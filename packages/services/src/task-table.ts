@@ -15,7 +15,6 @@ import {
   type Logger,
   type PolicyOutcome,
   type PolicyTask,
-  type PolicyWorker,
   type SchedulingPolicy,
   type TaskRecord,
   type TaskSpec,
@@ -25,7 +24,7 @@ import {
 import type { IndexedHeap } from "@taskflow/shm-heap";
 import { type TenantAccount } from "./tenants.js";
 import { delayedUntil, dueTime } from "./due-time.js";
-import { PolicyHooks } from "./policy-hooks.js";
+import { PolicyHooks, type WorkerViewSource } from "./policy-hooks.js";
 
 /** What the policy knows of a task: nothing, that it is queued (keyed), or that a worker holds it. */
 export const PolicySeen = { None: 0, Queued: 1, Held: 2 } as const;
@@ -271,12 +270,14 @@ export class TaskTable {
   }
 
   /**
-   * The task went to a worker (`worker`'s view), or was recovered as with one after a restart:
-   * the policy hears it through `onAssigned`.
+   * The task went to a worker, or was recovered as with one after a restart (`worker` is then
+   * only its ID): the policy hears it through `onAssigned`. Views are built only for a policy
+   * that has the hook, so the assignment path costs nothing more without one.
    */
-  assigned(live: LiveTask, worker: PolicyWorker): void {
+  assigned(live: LiveTask, worker: WorkerViewSource | string): void {
     live.policySeen = PolicySeen.Held;
-    this.hooks.assigned(this.policyView(live), worker);
+    if (!this.policy.onAssigned) return;
+    this.hooks.assigned(this.policyView(live), typeof worker === "string" ? this.hooks.absentWorker(worker) : this.hooks.worker(worker));
   }
 
   /** The policy hears that a task it was told about left a worker, or the queue by a cancel. */
@@ -287,7 +288,7 @@ export class TaskTable {
     const state = live.rec.state;
     const outcome: PolicyOutcome = isFinal(state) ? (state as PolicyOutcome) : "requeued";
     // A queued task leaves the queue only by assignment (onAssigned) or a cancel.
-    if (seen === PolicySeen.Queued && outcome !== "cancelled") return;
+    if ((seen === PolicySeen.Queued && outcome !== "cancelled") || !this.policy.onFinished) return;
     this.hooks.finished(this.policyView(live), outcome);
   }
 
