@@ -74,6 +74,18 @@ describe("benchmarks run and print their figures", { timeout: 300_000 }, () => {
     positive(out.medianMs, "failover ms");
   });
 
+  it("npm run bench:late-binding: throughput with prefetch (fifo) and with late binding (fair-share)", async () => {
+    const out = (await bench("late-binding.js", { LATE_BINDING_TASKS: "300", LATE_BINDING_WARMUP_TASKS: "20", LATE_BINDING_ROUNDS: "1" })) as Record<
+      "noop" | "sleep",
+      { prefetchTasksPerSec: number[]; lateBindingTasksPerSec: number[]; ratio: number }
+    >;
+    for (const type of ["noop", "sleep"] as const) {
+      positive(out[type].prefetchTasksPerSec[0], `${type} with prefetch`);
+      positive(out[type].lateBindingTasksPerSec[0], `${type} with late binding`);
+      positive(out[type].ratio, `${type} ratio`);
+    }
+  });
+
   it("npm run bench:chaos: lost, finished twice, delivered twice, and kill → rerun", async () => {
     const out = (await bench("chaos.js", { CHAOS_TASKS: "200", CHAOS_KILLS: "1", CHAOS_SCENARIOS: "control-kills,kill-storm", CHAOS_STORM_ROUNDS: "2" })) as {
       results: { scenario: string; tasks: number; lost: number; finishedTwice: number; deliveredTwice: number }[];

@@ -10,6 +10,7 @@ export const BUILT_IN_POLICIES: BuiltInPolicies = Object.freeze({
     fifo: "@taskflow/policy-fifo",
     priority: "@taskflow/policy-priority",
     "least-loaded": "@taskflow/policy-least-loaded",
+    "fair-share": "@taskflow/policy-fair-share",
   }),
   resolveFrom: import.meta.url,
 });

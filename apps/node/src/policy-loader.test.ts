@@ -97,6 +97,9 @@ export default definePolicy({
     });
     writePackage(root, "old-policy", { type: "module", main: "index.js" }, { "index.js": plainPolicySource("old", "^9.0.0") });
     writePackage(root, "garbled-range", { type: "module", main: "index.js" }, { "index.js": plainPolicySource("garbled", "any version") });
+    writePackage(root, "future-contract", { type: "module", main: "index.js" }, {
+      "index.js": plainPolicySource("future", "^0.1.0", "policy.contract = 3;\nexport default policy;"),
+    });
     writePackage(root, "throws-on-load", { type: "module", main: "index.js" }, { "index.js": `throw new Error("boom at import");\n` });
     writePackage(root, "missing-dep", { type: "module", main: "index.js" }, { "index.js": `import "@acme/not-installed";\n` });
     writePackage(root, "no-root-export", { type: "module", exports: { "./sub": "./index.js" } }, { "index.js": "" });
@@ -118,7 +121,13 @@ export default definePolicy({
 
     it("loads a built-in also by its full package name, without it being installed in the app", async () => {
       assert.equal(await loadPolicy("@taskflow/policy-fifo", {}, configDir), fifo);
-      assert.deepEqual(Object.keys(BUILT_IN_POLICIES.packages), ["fifo", "priority", "least-loaded"]);
+      assert.deepEqual(Object.keys(BUILT_IN_POLICIES.packages), ["fifo", "priority", "least-loaded", "fair-share"]);
+    });
+
+    it("loads fair-share by its short name, a contract version 2 policy", async () => {
+      const definition = await loadPolicy("fair-share", { weights: { acme: 2 } }, configDir);
+      assert.equal(definition.name, "fair-share");
+      assert.equal(definition.contract, 2);
     });
   });
 
@@ -232,6 +241,22 @@ export default definePolicy({
         `policy "old-policy": old-policy@1.2.3 supports @taskflow/core ^9.0.0, but this is @taskflow/core ${CORE_VERSION}. ` +
           `Fix: install a version of old-policy made for @taskflow/core ${CORE_VERSION} (npm install old-policy@latest), ` +
           `or use a Taskflow version in ^9.0.0`,
+      );
+    });
+
+    it("loads a policy without a contract version as a version 1 policy", async () => {
+      const definition = await loadPolicy("plain-policy", {}, configDir);
+      assert.equal(definition.contract, undefined);
+    });
+
+    it("refuses a policy written for a newer contract version, naming the policy and both versions", async () => {
+      const error = await rejection(loadPolicy("future-contract", {}, configDir));
+      assert.equal(error.reason, Reason.POLICY_VERSION);
+      assert.equal(error.code, Code.FAILED_PRECONDITION);
+      assert.equal(
+        error.message,
+        'policy "future-contract": future-contract: policy "future" is written for policy contract version 3, ' +
+          "but this @taskflow/core loads versions 1 and 2; upgrade Taskflow, or install a version of the policy made for contract 2",
       );
     });
 

@@ -27,6 +27,11 @@ export {
 } from "./spec-attributes.js";
 export {
   FITS,
+  MAX_SCORE,
+  POLICY_CONTRACT_VERSION,
+  SCORE_CANDIDATES,
+  SUPPORTED_POLICY_CONTRACTS,
+  contractProblem,
   definePolicy,
   doesNotFit,
   isPolicyDefinition,
@@ -35,11 +40,14 @@ export {
   type PolicyContext,
   type PolicyDefinition,
   type PolicyLogger,
+  type PolicyOptionsSchema,
+  type PolicyOutcome,
   type PolicyTask,
   type PolicyWorker,
   type RequeueDecision,
   type SchedulingPolicy,
 } from "./policy.js";
+export { frozenRecord, isReadonlySet, readonlySet } from "./policy-views.js";
 export { PAGE_TOKEN_PATTERN, isWellFormedPageToken, type TaskCounts, type TaskPage, type TaskQuery, type TaskStore } from "./store.js";
 export { TOKENS } from "./tokens.js";
 export { TokenBucket } from "./token-bucket.js";

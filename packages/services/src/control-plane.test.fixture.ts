@@ -204,6 +204,8 @@ export interface TestControlPlaneOptions {
   heapCapacity?: number;
   /** Where the parts log. @defaultValue nowhere */
   logger?: Logger;
+  /** The scheduling policy. @defaultValue {@link fifo} */
+  policy?: SchedulingPolicy;
   /** What memory the admission control sees, sampled on the fake clock. @defaultValue a process far below every budget, never sampled again */
   memory?: MemorySampler;
 }
@@ -215,7 +217,7 @@ export async function startControlPlane(options: TestControlPlaneOptions = {}): 
   const config = parseConfig(options.config ?? {});
   const clock = options.clock ?? new FakeClock();
   const store = options.store ?? new MemoryTaskStore();
-  const policy = fifo;
+  const policy = options.policy ?? fifo;
   const events = new LocalEventBus();
   const log = options.logger ?? silent;
   const taskHeap = IndexedHeap.create({ capacity: options.heapCapacity ?? 1000 });
@@ -225,7 +227,7 @@ export async function startControlPlane(options: TestControlPlaneOptions = {}): 
   const delivery = new ResultDelivery();
   const inbox = new LoopInbox();
   const ports = new WorkerPortDirectory();
-  const table = new TaskTable(policy, taskHeap, clock);
+  const table = new TaskTable(policy, taskHeap, clock, log);
   const tenants = new Tenants(config, clock, { tokens: config.auth.tokens });
   const writer = new StoreWriteBehind(config, store, delivery, inbox, log, clock, clock);
   const delayed = new DelayedTasks(dueHeap, table, inbox, clock, clock);
@@ -234,7 +236,7 @@ export async function startControlPlane(options: TestControlPlaneOptions = {}): 
   const lifecycle = new TaskLifecycle(config, policy, table, writer, delivery, ports, inbox, events, log, clock, clock, delayed, graph, limits);
   const recovery = new Recovery(config, store, table, tenants, lifecycle, inbox, log, clock, delayed, graph, limits);
   const register = new WorkerRegister(config, events, log, clock, clock, ports, lifecycle, inbox);
-  const scheduler = new MainScheduler(config, policy, workerHeap, table, lifecycle, register, writer, inbox, log, limits);
+  const scheduler = new MainScheduler(config, policy, workerHeap, table, lifecycle, register, writer, inbox, log, limits, clock);
   const memory = new MemoryAdmission(config, options.memory ?? roomyMemory, clock, log);
   const plm = new ProcessLifecycleManager(config, store, policy, table, tenants, lifecycle, delivery, writer, scheduler, delayed, clock, memory, graph, limits);
   const sessions = new WorkerSessions(config, register, lifecycle, recovery, writer, log);

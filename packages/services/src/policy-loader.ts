@@ -1,6 +1,6 @@
 /**
  * Loads the scheduling policy named in `scheduler.policy`. A short name (`fifo`, `priority`,
- * `least-loaded`) means a built-in package, which the caller names and resolves from its own
+ * `least-loaded`, `fair-share`) means a built-in package, which the caller names and resolves from its own
  * folder (`apps/node` is the one package that depends on them); any other name is an npm package
  * (or a `./relative` file) resolved from the config file's folder, the way Babel and fastify
  * resolve plugins, so an app can `npm install @acme/taskflow-policy-x` and name it. Resolution is
@@ -16,7 +16,7 @@ import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { resolve as esmResolve } from "import-meta-resolve";
-import { CORE_VERSION, Code, Reason, TaskflowError, isPolicyDefinition, type PolicyDefinition } from "@taskflow/core";
+import { CORE_VERSION, Code, Reason, TaskflowError, contractProblem, isPolicyDefinition, type PolicyDefinition } from "@taskflow/core";
 
 /** The policies a Taskflow installation brings along, for short names in `scheduler.policy`. */
 export interface BuiltInPolicies {
@@ -59,6 +59,7 @@ export async function loadPolicy(name: string, options: unknown, fromDir: string
   const located = locate(name, path.resolve(fromDir), builtIns);
   const definition = pickDefinition(await importModule(located), located);
   checkCoreVersion(definition, located);
+  checkContract(definition, located);
   checkOptions(definition, options, located);
   return definition;
 }
@@ -192,6 +193,15 @@ function checkCoreVersion(definition: PolicyDefinition, located: Located): void 
       { reason: Reason.POLICY_VERSION },
     );
   }
+}
+
+/** A policy written for a contract version this core does not speak (a newer one) does not load. */
+function checkContract(definition: PolicyDefinition, located: Located): void {
+  const problem = contractProblem(definition);
+  if (problem === undefined) return;
+  throw new TaskflowError(Code.FAILED_PRECONDITION, `policy "${located.name}": ${located.packageName}: ${problem}`, {
+    reason: Reason.POLICY_VERSION,
+  });
 }
 
 function checkOptions(definition: PolicyDefinition, options: unknown, located: Located): void {

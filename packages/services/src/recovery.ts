@@ -22,7 +22,7 @@ export interface Reconciled {
 }
 
 /** What recovery uses of each part, and nothing more. */
-type Tasks = Pick<TaskTable, "restore" | "track" | "enqueue" | "get" | "hold" | "count">;
+type Tasks = Pick<TaskTable, "restore" | "track" | "enqueue" | "get" | "hold" | "count" | "assigned">;
 type Transitions = Pick<TaskLifecycle, "changed" | "requeueWorkerTasks" | "cancel">;
 type Delays = Pick<DelayedTasks, "holdUntilDue">;
 
@@ -52,11 +52,17 @@ export class Recovery {
     @inject(TOKENS.Limits) private readonly limits: Pick<Limits, "bind" | "recovered" | "left">,
   ) {}
 
-  /** Loads the store's unfinished tasks back into the table and the queue. */
+  /**
+   * Loads the store's unfinished tasks back into the table and the queue. The policy's hook
+   * state is rebuilt first, deterministically: `onAssigned` for every task that was with a
+   * worker, then the queued tasks enter the queue, each in `seq` order (ADR 0004).
+   */
   async start(): Promise<void> {
     this.table.restore(await this.store.maxSeq(), await this.store.counts());
-    const unfinished = await this.store.loadUnfinished();
+    const unfinished = (await this.store.loadUnfinished()).sort((a, b) => a.seq - b.seq);
     const waiting: TaskRecord[] = [];
+    const held: LiveTask[] = [];
+    const queued: LiveTask[] = [];
     // Tasks stored before tenants existed read back as the default tenant's (the stores' column default).
     const lives = unfinished.map((rec) => this.table.track(rec, this.tenants.account(rec.tenant)));
     // Every unfinished task is back: dependents find which of their dependencies still run.
@@ -71,7 +77,7 @@ export class Recovery {
         const readiness = graph.get(live);
         if (readiness?.kind === "waits") continue;
         if (readiness?.kind === "cancel") doomed.push([live, readiness.why]);
-        else if (!(rec.notBefore && this.delayed.holdUntilDue(live))) this.table.enqueue(live);
+        else if (!(rec.notBefore && this.delayed.holdUntilDue(live))) queued.push(live);
         continue;
       }
       // It was with a worker when the control node stopped. That worker may still run it and
@@ -86,8 +92,11 @@ export class Recovery {
       rec.state = "queued";
       rec.waitingReason = `control node restarted; waiting for worker ${rec.workerId} to reconnect and re-adopt it`;
       waiting.push(rec);
+      held.push(live);
       this.awaitingAdoption.set(rec.id, live);
     }
+    for (const live of held) this.table.assigned(live, live.rec.workerId);
+    for (const live of queued) this.table.enqueue(live);
     if (waiting.length) {
       await this.store.update(waiting);
       // Workers reconnect within their backoff; whatever nobody re-adopts by then runs again.

@@ -5,10 +5,13 @@
  * The worker heap holds only workers that take tasks and have a free slot, keyed by the policy;
  * a worker's key is recomputed in O(log n) whenever its load changes. A task no free worker can
  * take is parked by its shape (type + required labels) until a worker that could take it gets
- * a free slot, so it never blocks the tasks behind it.
+ * a free slot, so it never blocks the tasks behind it; one the policy's filter refused is tried
+ * again after FILTER_RETRY_MS too, since what the policy decides by may change without any worker
+ * changing. The contract's other hooks (score, onAssigned, late binding) live in policy-hooks.ts.
  */
 import { inject, injectable } from "tsyringe";
 import {
+  SCORE_CANDIDATES,
   TOKENS,
   type Durability,
   type Logger,
@@ -17,9 +20,12 @@ import {
   type Scheduler,
   type SchedulingPolicy,
   type TaskflowConfig,
+  type TimerHandle,
+  type Timers,
 } from "@taskflow/core";
 import type { IndexedHeap } from "@taskflow/shm-heap";
 import { type WaitReasons } from "./plm.js";
+import { FILTER_RETRY_MS } from "./policy-hooks.js";
 import { type WorkerRegister, type WorkerEntry } from "./register.js";
 import { type Limits } from "./limits.js";
 import { type LoopInbox } from "./scheduler-inbox.js";
@@ -27,7 +33,7 @@ import { type TaskLifecycle } from "./task-lifecycle.js";
 import { type LiveTask, type TaskTable } from "./task-table.js";
 
 /** What the scheduler uses of each part, and nothing more. */
-type QueuedTasks = Pick<TaskTable, "popQueued" | "park" | "unpark" | "policyView" | "inHeap">;
+type QueuedTasks = Pick<TaskTable, "popQueued" | "park" | "unpark" | "policyView" | "inHeap" | "assigned" | "hooks">;
 type Assigner = Pick<TaskLifecycle, "assign">;
 type Workers = Pick<WorkerRegister, "entry" | "entriesList" | "byHeapId" | "schedulable" | "assigned" | "released" | "sentAssignments">;
 type Inbox = Pick<LoopInbox, "drive" | "halt" | "wake" | "takeFreed" | "takeChanged">;
@@ -39,6 +45,9 @@ export class MainScheduler implements Scheduler, WaitReasons {
   private assignCounter = 0;
   /** Parked tasks by shape. */
   private readonly parked = new Map<string, LiveTask[]>();
+  /** Parked because the policy's filter refused every free worker that could take them. */
+  private refused: LiveTask[] = [];
+  private refusedTimer: TimerHandle | undefined;
   private readonly dirty = new Set<WorkerEntry>();
   private readonly maxPerTurn: number;
   /** Time spent in loop turns, for monitoring. */
@@ -55,6 +64,7 @@ export class MainScheduler implements Scheduler, WaitReasons {
     @inject(TOKENS.SchedulerInbox) private readonly inbox: Inbox,
     @inject(TOKENS.Logger) private readonly logger: Logger,
     @inject(TOKENS.Limits) private readonly limits: Pick<Limits, "admit">,
+    @inject(TOKENS.Timers) private readonly timers: Timers,
   ) {
     this.policyName = policy.name;
     this.maxPerTurn = config.scheduler.maxAssignmentsPerTurn;
@@ -68,6 +78,7 @@ export class MainScheduler implements Scheduler, WaitReasons {
   async stop(): Promise<void> {
     this.running = false;
     this.inbox.halt();
+    this.timers.clear(this.refusedTimer);
     this.policy.close?.();
     this.logger.debug({ ...this.stats, busyNs: String(this.stats.busyNs) }, "scheduler stopped");
   }
@@ -76,7 +87,7 @@ export class MainScheduler implements Scheduler, WaitReasons {
   parkedCount(): number {
     let n = 0;
     for (const list of this.parked.values()) n += list.length;
-    return n;
+    return n + this.refused.length;
   }
 
   /** One loop turn: take in what changed, then assign until out of tasks, free workers, or the per-turn budget. */
@@ -114,6 +125,7 @@ export class MainScheduler implements Scheduler, WaitReasons {
       });
       this.register.assigned(worker);
       worker.lastAssignedSeq = ++this.assignCounter;
+      this.table.assigned(live, worker);
       this.dirty.add(worker);
       this.rekey(worker);
       assigned++;
@@ -150,11 +162,16 @@ export class MainScheduler implements Scheduler, WaitReasons {
     for (const worker of this.inbox.takeChanged()) this.capacityChanged(worker);
   }
 
-  /** The first worker, in the policy's order, that passes every filter; parks the task if none. */
+  /**
+   * The first worker, in the policy's order, that passes every filter (with `score`: the best of
+   * the first SCORE_CANDIDATES that pass); parks the task if none.
+   */
   private pickWorker(live: LiveTask): WorkerEntry | undefined {
     const rejected: WorkerEntry[] = [];
+    const feasible: WorkerEntry[] = [];
     let chosen: WorkerEntry | undefined;
     let reason = "";
+    let refusedByPolicy = false;
     // Only a policy with its own filter needs the task's view: build it once, and only then.
     let task: PolicyTask | undefined;
     while (this.workerHeap.size > 0) {
@@ -165,14 +182,20 @@ export class MainScheduler implements Scheduler, WaitReasons {
       const why = this.builtinFilter(live, worker);
       const verdict = why || !this.policy.filter ? undefined : this.policy.filter((task ??= this.table.policyView(live)), this.policyView(worker));
       if (!why && (!verdict || verdict.fits)) {
-        chosen = worker;
-        break;
+        feasible.push(worker);
+        if (!this.policy.score || feasible.length >= SCORE_CANDIDATES) break;
+        continue;
       }
+      if (verdict && !verdict.fits) refusedByPolicy = true;
       reason ||= why || (verdict && !verdict.fits ? `filtered out by policy ${this.policyName}: ${verdict.reason}` : "");
       rejected.push(worker);
     }
+    if (feasible.length) {
+      chosen = this.table.hooks.best((task ??= this.table.policyView(live)), feasible, (w) => this.policyView(w));
+      for (const worker of feasible) if (worker !== chosen) rejected.push(worker);
+    }
     for (const worker of rejected) this.pushWorker(worker);
-    if (!chosen) this.park(live, this.waitingReason(live, reason));
+    if (!chosen) this.park(live, this.waitingReason(live, reason), refusedByPolicy);
     return chosen;
   }
 
@@ -202,16 +225,36 @@ export class MainScheduler implements Scheduler, WaitReasons {
     return fallback || "waiting for a worker";
   }
 
-  private park(live: LiveTask, reason: string): void {
+  private park(live: LiveTask, reason: string, refusedByPolicy: boolean): void {
     this.table.park(live, reason);
+    if (refusedByPolicy) {
+      // Not by shape: a worker of the right shape changing is not the only thing the policy's
+      // verdict may wait for (its clock, its own state); see unparkRefused.
+      this.refused.push(live);
+      this.refusedTimer ??= this.timers.setTimeout(() => {
+        this.refusedTimer = undefined;
+        this.unparkRefused();
+      }, FILTER_RETRY_MS);
+      return;
+    }
     const shape = shapeOf(live);
     let list = this.parked.get(shape);
     if (!list) this.parked.set(shape, (list = []));
     list.push(live);
   }
 
+  /** Puts back every task the policy's filter refused: on any worker change, and after FILTER_RETRY_MS. */
+  private unparkRefused(): void {
+    if (this.refused.length === 0) return;
+    const list = this.refused;
+    this.refused = [];
+    for (const live of list) this.table.unpark(live);
+    this.inbox.wake();
+  }
+
   /** Put back parked tasks this worker might take. */
   private unparkFor(worker: WorkerEntry): void {
+    this.unparkRefused();
     if (this.parked.size === 0) return;
     let any = false;
     for (const [shape, list] of this.parked) {
@@ -229,7 +272,7 @@ export class MainScheduler implements Scheduler, WaitReasons {
   }
 
   private capacityChanged(worker: WorkerEntry): void {
-    if (!this.register.schedulable(worker)) {
+    if (!this.admits(worker)) {
       this.dropFromHeap(worker);
       return;
     }
@@ -240,13 +283,23 @@ export class MainScheduler implements Scheduler, WaitReasons {
 
   /** Re-key a worker after its load changed, or take it out of the heap when it is full. */
   private rekey(worker: WorkerEntry): void {
-    if (!this.register.schedulable(worker)) {
+    if (!this.admits(worker)) {
       this.dropFromHeap(worker);
       return;
     }
     const key = this.policy.workerKey(this.policyView(worker));
     if (worker.handle >= 0 && this.workerHeap.update(worker.handle, key)) return;
     worker.handle = this.workerHeap.push(key, worker.idx);
+  }
+
+  /**
+   * True when the worker takes another task now: it is schedulable (a free slot or prefetch room)
+   * and, under a policy that needs late binding, has a free slot, so no task waits in its buffer
+   * out of the policy's hands.
+   */
+  private admits(worker: WorkerEntry): boolean {
+    if (!this.register.schedulable(worker)) return false;
+    return !this.policy.lateBinding || worker.record.running < worker.record.slots;
   }
 
   private pushWorker(worker: WorkerEntry): void {
@@ -259,17 +312,7 @@ export class MainScheduler implements Scheduler, WaitReasons {
   }
 
   private policyView(worker: WorkerEntry): PolicyWorker {
-    const r = worker.record;
-    return {
-      id: r.id,
-      host: r.host,
-      slots: r.slots,
-      running: r.running,
-      labels: r.labels,
-      taskTypes: r.taskTypes,
-      lastAssignedSeq: worker.lastAssignedSeq,
-      joinSeq: worker.joinSeq,
-    };
+    return this.table.hooks.worker(worker);
   }
 }
 

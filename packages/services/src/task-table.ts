@@ -10,7 +10,11 @@ import {
   SPEC_ATTRIBUTE_KEYS,
   TASK_STATES,
   TOKENS,
+  frozenRecord,
+  isFinal,
   type Clock,
+  type Logger,
+  type PolicyOutcome,
   type PolicyTask,
   type SchedulingPolicy,
   type TaskRecord,
@@ -22,6 +26,11 @@ import type { IndexedHeap } from "@taskflow/shm-heap";
 import { type TenantAccount } from "./tenants.js";
 import { delayedUntil, dueTime } from "./due-time.js";
 import type { TaskLimits } from "./limits.js";
+import { PolicyHooks, type WorkerViewSource } from "./policy-hooks.js";
+
+/** What the policy knows of a task: nothing, that it is queued (keyed), or that a worker holds it. */
+export const PolicySeen = { None: 0, Queued: 1, Held: 2 } as const;
+export type PolicySeen = (typeof PolicySeen)[keyof typeof PolicySeen];
 
 /** A task that has not finished, with its place in the heap. */
 export interface LiveTask {
@@ -39,6 +48,8 @@ export interface LiveTask {
   dueHandle: number;
   /** Set while it waits for a worker that can take it (see Scheduler). */
   parked: boolean;
+  /** What the policy was told of it: the hooks fire on its changes (docs/adr/0004-policy-contract.md). */
+  policySeen: PolicySeen;
   retryTimer: TimerHandle | undefined;
   timeoutTimer: TimerHandle | undefined;
   /**
@@ -62,12 +73,17 @@ export class TaskTable {
   private readonly held = new Map<string, Set<LiveTask>>();
   private seq = 0;
   private readonly stateCounts: Record<TaskState, number> = Object.fromEntries(TASK_STATES.map((s) => [s, 0])) as Record<TaskState, number>;
+  /** The policy's lifecycle hooks and read-only views, shared with the scheduler. */
+  readonly hooks: PolicyHooks;
 
   constructor(
     @inject(TOKENS.SchedulingPolicy) private readonly policy: SchedulingPolicy,
     @inject(TOKENS.TaskHeap) private readonly heap: IndexedHeap,
     @inject(TOKENS.Clock) private readonly clock: Clock,
-  ) {}
+    @inject(TOKENS.Logger) logger?: Logger,
+  ) {
+    this.hooks = new PolicyHooks(policy, logger);
+  }
 
   /** After a restart: continue the store's sequence and state counts. */
   restore(maxSeq: number, counts: Record<TaskState, number>): void {
@@ -169,6 +185,7 @@ export class TaskTable {
       key: 0,
       enqueuedAt: 0,
       parked: false,
+      policySeen: PolicySeen.None,
       retryTimer: undefined,
       timeoutTimer: undefined,
       dependencyResults: undefined,
@@ -182,6 +199,7 @@ export class TaskTable {
 
   /** The task finished: it leaves the table and the heap. */
   untrack(live: LiveTask): void {
+    this.policyLeft(live);
     if (live.handle >= 0) this.heap.remove(live.handle);
     live.handle = -1;
     live.parked = false;
@@ -200,8 +218,11 @@ export class TaskTable {
 
   /** Puts a task into the heap, at the place the policy's key gives it. */
   enqueue(live: LiveTask): void {
+    // Back from a worker without passing through unhold (recovery's re-adoption paths).
+    if (live.policySeen === PolicySeen.Held) this.policyLeft(live);
     live.enqueuedAt = this.clock.now();
     live.key = this.policy.taskKey(this.policyView(live));
+    live.policySeen = PolicySeen.Queued;
     live.parked = false;
     live.handle = this.heap.push(live.key, live.idx);
   }
@@ -256,15 +277,39 @@ export class TaskTable {
 
   /** The task left its worker's hands. */
   unhold(live: LiveTask): void {
+    this.policyLeft(live);
     const set = this.held.get(live.rec.workerId);
     if (!set?.delete(live)) return;
     if (set.size === 0) this.held.delete(live.rec.workerId);
   }
 
-  /** The policy's view of a task. */
+  /**
+   * The task went to a worker, or was recovered as with one after a restart (`worker` is then
+   * only its ID): the policy hears it through `onAssigned`. Views are built only for a policy
+   * that has the hook, so the assignment path costs nothing more without one.
+   */
+  assigned(live: LiveTask, worker: WorkerViewSource | string): void {
+    live.policySeen = PolicySeen.Held;
+    if (!this.policy.onAssigned) return;
+    this.hooks.assigned(this.policyView(live), typeof worker === "string" ? this.hooks.absentWorker(worker) : this.hooks.worker(worker));
+  }
+
+  /** The policy hears that a task it was told about left a worker, or the queue by a cancel. */
+  private policyLeft(live: LiveTask): void {
+    const seen = live.policySeen;
+    if (seen === PolicySeen.None) return;
+    live.policySeen = PolicySeen.None;
+    const state = live.rec.state;
+    const outcome: PolicyOutcome = isFinal(state) ? (state as PolicyOutcome) : "requeued";
+    // A queued task leaves the queue only by assignment (onAssigned) or a cancel.
+    if ((seen === PolicySeen.Queued && outcome !== "cancelled") || !this.policy.onFinished) return;
+    this.hooks.finished(this.policyView(live), outcome);
+  }
+
+  /** The policy's view of a task: frozen, its maps frozen copies (never the record's own). */
   policyView(live: LiveTask): PolicyTask {
     const rec = live.rec;
-    return {
+    return Object.freeze({
       id: rec.id,
       type: rec.type,
       priority: rec.priority,
@@ -272,8 +317,12 @@ export class TaskTable {
       attempt: rec.attempt,
       createdAt: rec.createdAt,
       enqueuedAt: live.enqueuedAt,
-      requiredLabels: rec.requiredLabels,
+      requiredLabels: frozenRecord(rec.requiredLabels),
       expectedDurationMs: rec.expectedDurationMs,
-    };
+      tenant: rec.tenant,
+      clientId: rec.clientId,
+      metadata: frozenRecord(rec.metadata),
+      deadline: rec.deadline ?? 0,
+    });
   }
 }

@@ -110,7 +110,7 @@ export const controlSchema = z.strictObject({
 
 export const schedulerSchema = z.strictObject({
   /**
-   * The scheduling policy: `fifo`, `priority`, `least-loaded`, or the name of an npm package that
+   * The scheduling policy: `fifo`, `priority`, `least-loaded`, `fair-share`, or the name of an npm package that
    * exports a policy, resolved from the config file's folder. @defaultValue "fifo"
    */
   policy: z.string().min(1).default("fifo"),

@@ -1,5 +1,7 @@
 /** Fixtures for policy tests: a context with a settable clock, and frozen tasks and workers. */
+import { DEFAULT_TENANT } from "../model.js";
 import type { PolicyContext, PolicyLogger, PolicyTask, PolicyWorker } from "../policy.js";
+import { frozenRecord, readonlySet } from "../policy-views.js";
 
 /** A PolicyContext for tests: a clock you set and a logger that keeps what it is given. */
 export interface PolicyTestContext extends PolicyContext {
@@ -20,7 +22,7 @@ export function createPolicyTestContext(startMs = Date.UTC(2026, 0, 1)): PolicyT
   return { now: () => now, setNow: (ms) => (now = ms), logger, logs };
 }
 
-/** A frozen task with plausible values; override what a test is about. */
+/** A deeply frozen task with plausible values (tenant "default"); override what a test is about. */
 export function makePolicyTask(overrides: Partial<PolicyTask> = {}): PolicyTask {
   const base: PolicyTask = {
     id: `t-${overrides.seq ?? 1}`,
@@ -32,15 +34,20 @@ export function makePolicyTask(overrides: Partial<PolicyTask> = {}): PolicyTask 
     enqueuedAt: overrides.createdAt ?? Date.UTC(2026, 0, 1),
     requiredLabels: {},
     expectedDurationMs: 0,
+    tenant: DEFAULT_TENANT,
+    clientId: "",
+    metadata: {},
+    deadline: 0,
   };
   return Object.freeze({
     ...base,
     ...overrides,
-    requiredLabels: Object.freeze({ ...(overrides.requiredLabels ?? base.requiredLabels) }),
+    requiredLabels: frozenRecord({ ...(overrides.requiredLabels ?? base.requiredLabels) }),
+    metadata: frozenRecord({ ...(overrides.metadata ?? base.metadata) }),
   });
 }
 
-/** A frozen worker with plausible values; override what a test is about. */
+/** A deeply frozen worker with plausible values (`taskTypes` a read-only set); override what a test is about. */
 export function makePolicyWorker(overrides: Partial<PolicyWorker> = {}): PolicyWorker {
   const base: PolicyWorker = {
     id: `w-${overrides.joinSeq ?? 1}`,
@@ -55,7 +62,7 @@ export function makePolicyWorker(overrides: Partial<PolicyWorker> = {}): PolicyW
   return Object.freeze({
     ...base,
     ...overrides,
-    labels: Object.freeze({ ...(overrides.labels ?? base.labels) }),
-    taskTypes: new Set(overrides.taskTypes ?? base.taskTypes),
+    labels: frozenRecord({ ...(overrides.labels ?? base.labels) }),
+    taskTypes: readonlySet(overrides.taskTypes ?? base.taskTypes),
   });
 }

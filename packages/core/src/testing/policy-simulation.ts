@@ -1,7 +1,7 @@
 /** The conformance kit's last check: the scheduler's loop in miniature, run through a policy. */
-import type { PolicyTask, PolicyWorker, SchedulingPolicy } from "../policy.js";
+import { SCORE_CANDIDATES, type PolicyTask, type PolicyWorker, type SchedulingPolicy } from "../policy.js";
 import { createPolicyTestContext, makePolicyTask, makePolicyWorker } from "./policy-fixtures.js";
-import { BASE_TIME, builtInFits, describeTask, fail, type Kit } from "./policy-kit.js";
+import { BASE_TIME, SAMPLE_TENANTS, builtInFits, describeTask, fail, type Kit } from "./policy-kit.js";
 import { prng } from "./random.js";
 
 interface SimTask {
@@ -26,7 +26,9 @@ interface SimWorker {
 /**
  * The scheduler's loop in miniature: a task heap ordered by (taskKey, seq), a worker list tried in
  * (workerKey, joinSeq) order among workers with a free slot, the built-in checks, then the
- * policy's filter. A task no worker takes stays queued and the next one is tried.
+ * policy's filter, then its score over the first SCORE_CANDIDATES feasible workers; onAssigned
+ * and onFinished as tasks start, end and come back from a lost worker. A task no worker takes
+ * stays queued and the next one is tried.
  */
 export class Simulation {
   private readonly random: () => number;
@@ -108,6 +110,7 @@ export class Simulation {
       type: this.random() < 0.7 ? "a" : "b",
       priority: Math.floor(this.random() * 4),
       seq,
+      tenant: SAMPLE_TENANTS[Math.floor(this.random() * SAMPLE_TENANTS.length)] ?? "default",
       createdAt: this.now,
       enqueuedAt: this.now,
       requiredLabels: this.random() < 0.2 ? { zone: "x" } : {},
@@ -145,20 +148,36 @@ export class Simulation {
     let candidates = free();
     for (const entry of [...this.queue]) {
       if (candidates.length === 0) break;
-      const chosen = candidates.find(({ w }) => {
+      const feasible: SimWorker[] = [];
+      for (const { w } of candidates) {
         const view = this.view(w);
-        return builtInFits(entry.task, view) && this.kit.filterResult(this.policy, entry.task, view).fits;
-      });
-      if (!chosen) continue;
-      const w = chosen.w;
+        if (builtInFits(entry.task, view) && this.kit.filterResult(this.policy, entry.task, view).fits) feasible.push(w);
+        if (feasible.length >= (this.policy.score ? SCORE_CANDIDATES : 1)) break;
+      }
+      let w = feasible[0];
+      if (!w) continue;
+      let best = -1;
+      for (const candidate of this.policy.score ? feasible : []) {
+        const score = this.kit.scoreOf(this.policy, entry.task, this.view(candidate)) ?? 0;
+        if (score > best) [w, best] = [candidate, score];
+      }
       if (entry.worker !== undefined) fail(`${describeTask(entry.task)} was assigned while already on ${entry.worker.id}`);
       this.queue.splice(this.queue.indexOf(entry), 1);
       w.running.add(entry);
       w.lastAssignedSeq = ++this.assignSeq;
       entry.worker = w;
       entry.assignments++;
+      this.hook("onAssigned", entry, () => this.policy.onAssigned?.(entry.task, this.view(w)));
       if (w.running.size > w.slots) fail(`worker ${w.id} runs ${w.running.size} tasks with ${w.slots} slots`);
       candidates = free();
+    }
+  }
+
+  private hook(name: string, entry: SimTask, call: () => unknown): void {
+    try {
+      call();
+    } catch (error) {
+      fail(`${name} threw for ${describeTask(entry.task)}: ${(error as Error)?.message ?? String(error)}`, error);
     }
   }
 
@@ -169,6 +188,7 @@ export class Simulation {
           w.running.delete(entry);
           entry.worker = undefined;
           entry.completions++;
+          this.hook("onFinished", entry, () => this.policy.onFinished?.(entry.task, "succeeded"));
         }
       }
     }
@@ -180,6 +200,7 @@ export class Simulation {
     if (!victim || victim.running.size === 0) return false;
     victim.alive = false;
     for (const entry of victim.running) {
+      this.hook("onFinished", entry, () => this.policy.onFinished?.(entry.task, "requeued"));
       const priority = this.kit.requeuePriority(this.policy, entry.task) ?? entry.task.priority;
       const task = makePolicyTask({ ...entry.task, priority, attempt: entry.task.attempt + 1, enqueuedAt: this.now });
       entry.task = task;

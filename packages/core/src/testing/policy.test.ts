@@ -13,18 +13,34 @@ import {
   type PolicyConformanceCheckId,
 } from "./policy.js";
 
-/** A small, correct policy: FIFO tasks, least busy worker. The kit must pass it. */
+/**
+ * A small, correct policy: FIFO tasks, least busy worker, and hook state (the tasks each tenant
+ * has on workers) that its score reads. The kit must pass it.
+ */
 const sane = definePolicy({
   name: "sane",
   coreVersions: "^0.1.0",
   defaults: { boost: 1 },
-  create: (options) => ({
-    name: "sane",
-    taskKey: (task) => task.seq,
-    workerKey: (worker) => worker.running / worker.slots,
-    filter: (task, worker) => (task.expectedDurationMs > 1e9 && worker.slots < 2 ? doesNotFit("too long for a small worker") : FITS),
-    onRequeue: (task) => ({ priority: task.priority + options.boost }),
-  }),
+  create: (options) => {
+    const onWorkers = new Map<string, Set<string>>();
+    const held = (tenant: string) => onWorkers.get(tenant)?.size ?? 0;
+    return {
+      name: "sane",
+      taskKey: (task) => task.seq,
+      workerKey: (worker) => worker.running / worker.slots,
+      filter: (task, worker) => (task.expectedDurationMs > 1e9 && worker.slots < 2 ? doesNotFit("too long for a small worker") : FITS),
+      score: (task, worker) => Math.max(0, 50 + (worker.labels["zone"] === "x" ? 10 : 0) - Math.min(40, held(task.tenant))),
+      onAssigned: (task) => {
+        let ids = onWorkers.get(task.tenant);
+        if (!ids) onWorkers.set(task.tenant, (ids = new Set()));
+        ids.add(task.id);
+      },
+      onFinished: (task) => {
+        onWorkers.get(task.tenant)?.delete(task.id);
+      },
+      onRequeue: (task) => ({ priority: task.priority + options.boost }),
+    };
+  },
 });
 
 /** A copy of `sane` with some methods replaced: each broken policy breaks one rule. */
@@ -53,7 +69,7 @@ describe("policy conformance kit", () => {
   describe("checkPolicyConformance", () => {
     it("passes a correct policy on every check", () => {
       const results = checkPolicyConformance(sane);
-      assert.equal(results.length, 13);
+      assert.equal(results.length, 19);
       assert.deepEqual(
         results.filter((r) => !r.ok).map((r) => `${r.id}: ${r.error?.message}`),
         [],
@@ -79,7 +95,7 @@ describe("policy conformance kit", () => {
 
     it("fails a policy whose options parser accepts anything", () => {
       const lenient: PolicyDefinition = { ...sane, parseOptions: (raw) => ({ boost: 1, ...(raw as object) }) };
-      assert.deepEqual(failedChecks(lenient), ["unknown-option", "options-type"]);
+      assert.deepEqual(failedChecks(lenient), ["unknown-option", "options-type", "options-schema"]);
       assert.match(errorOf(lenient, "unknown-option"), /accepted it/);
     });
 
@@ -91,7 +107,7 @@ describe("policy conformance kit", () => {
           return { boost: 1 };
         },
       };
-      assert.deepEqual(failedChecks(plain), ["unknown-option", "options-type"]);
+      assert.deepEqual(failedChecks(plain), ["unknown-option", "options-type", "options-schema"]);
       assert.match(errorOf(plain, "unknown-option"), /without reason TASKFLOW_ERR_POLICY_OPTIONS/);
     });
 
@@ -184,6 +200,87 @@ describe("policy conformance kit", () => {
       assert.ok(failedChecks(infinite).includes("requeue"));
       const text = broken("text-boost", () => ({ onRequeue: () => "high" as never }));
       assert.ok(failedChecks(text).includes("requeue"));
+    });
+
+    it("fails a policy written for a contract version this core does not load", () => {
+      const future: PolicyDefinition = { ...sane, contract: 3 };
+      assert.deepEqual(failedChecks(future), ["contract"]);
+      assert.match(errorOf(future, "contract"), /policy "sane" is written for policy contract version 3, but this @taskflow\/core loads versions 1 and 2/);
+      assert.deepEqual(failedChecks({ ...sane, contract: undefined }), [], "no version is version 1, which still loads");
+    });
+
+    it("fails a policy whose options are checked with typeof, which lets null and arrays pass for an object", () => {
+      const typeofOnly: PolicyDefinition = {
+        ...sane,
+        parseOptions: (raw) => {
+          if (raw !== undefined && (typeof raw !== "object" || Array.isArray(raw))) {
+            throw new TaskflowError(Code.INVALID_ARGUMENT, "options must be an object", { reason: Reason.POLICY_OPTIONS });
+          }
+          const out: Record<string, unknown> = { weights: {}, boost: 1 };
+          for (const [key, value] of Object.entries((raw ?? {}) as object)) {
+            if (!(key in out)) throw new TaskflowError(Code.INVALID_ARGUMENT, `unknown option "${key}"`, { reason: Reason.POLICY_OPTIONS });
+            if (typeof value !== typeof out[key]) throw new TaskflowError(Code.INVALID_ARGUMENT, `option "${key}" has the wrong type`, { reason: Reason.POLICY_OPTIONS });
+            out[key] = value;
+          }
+          return out;
+        },
+      };
+      assert.deepEqual(failedChecks(typeofOnly), ["options-schema"]);
+      assert.match(errorOf(typeofOnly, "options-schema"), /parseOptions\(\{"weights":\[\]\}\) accepted it/);
+    });
+
+    it("passes definePolicy's own checks by example, and a schema's", () => {
+      const withObject = definePolicy({ name: "objects", coreVersions: "^0.1.0", defaults: { weights: {} as Record<string, number>, tags: [] as string[], on: true }, create: (o, c) => ({ ...sane.create({ boost: 1 }, c), name: "objects", onRequeue: () => ({ priority: Object.keys(o.weights).length }) }) });
+      assert.deepEqual(failedChecks(withObject), []);
+    });
+
+    it("fails a policy whose score is out of range", () => {
+      const def = broken("over-score", () => ({ score: (task) => (task.tenant === "acme" ? 150 : 50) }));
+      assert.ok(failedChecks(def).includes("score"));
+      assert.match(errorOf(def, "score"), /score returned 150 .*expected a number from 0 to 100/);
+    });
+
+    it("fails a policy that deletes from worker.taskTypes or writes to task.metadata", () => {
+      const deleting = broken("deletes-types", () => ({
+        workerKey: (worker) => {
+          (worker.taskTypes as Set<string>).delete("b");
+          return worker.running / worker.slots;
+        },
+      }));
+      assert.ok(failedChecks(deleting).includes("views-readonly"));
+      assert.match(errorOf(deleting, "views-readonly"), /workerKey failed on the read-only view of worker .*views are read-only/);
+      const tagging = broken("tags-metadata", () => ({
+        onAssigned: (task) => {
+          (task.metadata as Record<string, string>)["seen"] = "yes";
+        },
+      }));
+      assert.deepEqual(failedChecks(tagging), ["views-readonly", "hook-replay", "simulation"]);
+    });
+
+    it("fails a policy that costs 2 ms per call", () => {
+      const slow = broken("slow", () => ({
+        taskKey: (task) => {
+          const until = performance.now() + 2;
+          while (performance.now() < until);
+          return task.seq;
+        },
+      }));
+      assert.deepEqual(failedChecks(slow), ["cost"]);
+      assert.match(errorOf(slow, "cost"), /taskKey costs \d+\.\d µs per call .*over the budget of 20 µs/);
+    });
+
+    it("fails a policy whose hook state counts finished tasks, which a restart cannot rebuild", () => {
+      const counting = broken("counts-history", () => {
+        const done = new Map<string, number>();
+        return {
+          taskKey: (task) => task.seq + 1000 * (done.get(task.tenant) ?? 0),
+          onFinished: (task) => {
+            done.set(task.tenant, (done.get(task.tenant) ?? 0) + 1);
+          },
+        };
+      });
+      assert.deepEqual(failedChecks(counting), ["hook-replay"]);
+      assert.match(errorOf(counting, "hook-replay"), /after a restart .* decides differently.*taskKey gave \d+ live and \d+ rebuilt/);
     });
 
     it("fails, in the simulation only, a policy that strands tasks no worker's filter ever takes", () => {

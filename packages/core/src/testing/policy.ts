@@ -35,12 +35,25 @@
  *    throws, for every task and worker that passed the built-in type, label and free-slot checks.
  * 12. **requeue** – when present, `onRequeue` returns `undefined` or `{ priority? }` with a finite
  *    priority, and does not throw.
- * 13. **simulation** – a small in-memory cluster (tasks of two types, some needing a label,
- *    workers of different slot counts, completions, a lost worker whose tasks are requeued) run
- *    through the policy the way the scheduler uses it: every task is assigned and completed
- *    exactly once, no worker ever runs more tasks than its slots, and every key stays finite.
+ * 13. **contract** – the definition's contract version (absent = 1) is one this core loads.
+ * 14. **options schema** – every option refuses a value of another kind than its default's,
+ *    naming the key: an object option refuses an array and `null`, a number option a string…
+ *    (a `typeof` check lets `null` and arrays through as objects).
+ * 15. **score** – when present, `score` returns a finite number from 0 to 100 and never throws.
+ * 16. **read-only views** – every view the kit hands out is deeply read-only (frozen, maps
+ *    frozen, `taskTypes` a set without mutators), and no hook fails trying to write to one: a
+ *    policy that writes to what it is shown would otherwise change the node.
+ * 17. **cost** – every hook costs at most `costBudgetMicros` per call on average (best of several
+ *    rounds): the scheduler calls them on every assignment.
+ * 18. **hook replay** – hook state rebuilt the way a restart rebuilds it (`onAssigned` replayed
+ *    for the tasks still on workers, in seq order) keys, filters and scores like the live state.
+ * 19. **simulation** – a small in-memory cluster (tasks of two types and three tenants, some
+ *    needing a label, workers of different slot counts, completions, a lost worker whose tasks
+ *    are requeued) run through the policy the way the scheduler uses it, hooks included: every
+ *    task is assigned and completed exactly once, no worker ever runs more tasks than its slots,
+ *    and every key stays finite.
  *
- * Inputs are frozen throughout, so a policy that writes to a task or worker fails in strict mode.
+ * Inputs are deeply read-only throughout: a policy that writes to a task or worker fails.
  */
 import { describe as nodeDescribe, it as nodeIt } from "node:test";
 import type { ConformanceTestApi } from "./store.js";
@@ -63,6 +76,12 @@ export type PolicyConformanceCheckId =
   | "worker-keys-load"
   | "filter"
   | "requeue"
+  | "contract"
+  | "options-schema"
+  | "score"
+  | "views-readonly"
+  | "cost"
+  | "hook-replay"
   | "simulation";
 
 /** One named check of the kit. `run` throws (an AssertionError or Error) when the policy fails it. */
@@ -104,6 +123,12 @@ export interface PolicyConformanceOptions {
    * @defaultValue 200
    */
   simulatedTasks?: number;
+  /**
+   * Most microseconds a hook may cost per call on average (the `cost` check). Generous for CI
+   * under load: simple hooks cost well under 1 µs.
+   * @defaultValue 20
+   */
+  costBudgetMicros?: number;
 }
 
 /**
@@ -128,6 +153,12 @@ export function policyConformanceChecks(
     check("worker-keys-load", "never prefers a worker for running more tasks", () => kit.workerKeysMonotonic()),
     check("filter", "filters with a FilterResult and never throws", () => kit.filter()),
     check("requeue", "returns nothing or a finite priority on requeue", () => kit.requeue()),
+    check("contract", "declares a policy contract version this core loads", () => kit.contract()),
+    check("options-schema", "refuses an option of another kind than its default, naming it", () => kit.optionsSchema()),
+    check("score", "scores from 0 to 100 and never throws", () => kit.score()),
+    check("views-readonly", "is given deeply read-only views and never writes to them", () => kit.viewsReadOnly()),
+    check("cost", `costs at most ${options.costBudgetMicros ?? 20} µs per hook call`, () => kit.cost(options.costBudgetMicros ?? 20)),
+    check("hook-replay", "decides the same with hook state rebuilt from a restart's replay", () => kit.hookReplay()),
     check("simulation", "assigns every task exactly once within slots in a simulated cluster", () =>
       new Simulation(kit, options.seed ?? 1, options.simulatedTasks ?? 200).run(),
     ),
