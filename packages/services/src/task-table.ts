@@ -7,6 +7,7 @@
  */
 import { inject, injectable } from "tsyringe";
 import {
+  SPEC_ATTRIBUTE_KEYS,
   TASK_STATES,
   TOKENS,
   type Clock,
@@ -115,7 +116,7 @@ export class TaskTable {
     const now = this.clock.now();
     const notBefore = spec.delayMs || spec.runAt ? dueTime(spec, now) : 0;
     // Every field spelled out: a spread here makes V8 build slow dictionary-mode objects (~25x slower).
-    return {
+    const rec: TaskRecord = {
       type: spec.type,
       payload: spec.payload,
       priority: spec.priority,
@@ -142,6 +143,9 @@ export class TaskTable {
       waitingReason: notBefore ? delayedUntil(notBefore) : "",
       attempts: [],
     };
+    // Submission attributes (a schedule's firing, metadata…) only when set: a plain task keeps its shape.
+    for (const key of SPEC_ATTRIBUTE_KEYS) if (spec[key] !== undefined) (rec as unknown as Record<string, unknown>)[key] = spec[key];
+    return rec;
   }
 
   /** The task enters the table; `account` is its tenant's (`rec.tenant`), which counts it until {@link untrack}. */
