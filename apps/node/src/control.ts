@@ -7,7 +7,7 @@
  */
 import "reflect-metadata";
 import { container as rootContainer } from "tsyringe";
-import { TOKENS, systemClock, systemTimers, type EventBus, type Logger, type PolicyDefinition, type TaskStore, type TaskflowConfig } from "@taskflow/core";
+import { TOKENS, systemClock, systemTimers, type EventBus, type Logger, type PolicyDefinition, type ScheduleStore, type TaskStore, type TaskflowConfig } from "@taskflow/core";
 import {
   ControlServer,
   DelayedTasks,
@@ -19,6 +19,7 @@ import {
   ProcessLifecycleManager,
   Recovery,
   ResultDelivery,
+  Schedules,
   StoreWriteBehind,
   TaskLifecycle,
   TaskTable,
@@ -51,7 +52,7 @@ export interface ControlNode {
 }
 
 /** The store the config names, with its options. Exported for tests. */
-export async function createStore(config: TaskflowConfig, baseDir: string): Promise<TaskStore> {
+export async function createStore(config: TaskflowConfig, baseDir: string): Promise<TaskStore & ScheduleStore> {
   if (config.store.kind === "sqlite") {
     const { SqliteTaskStore } = await import("@taskflow/store-sqlite");
     const { synchronous, groupCommitMaxDelayMs, writer } = config.store;
@@ -109,6 +110,8 @@ export async function startControl(config: TaskflowConfig, baseDir: string, logg
   c.register(TOKENS.Clock, { useValue: systemClock });
   c.register(TOKENS.Timers, { useValue: systemTimers });
   c.register(TOKENS.TaskStore, { useValue: store });
+  // Schedules live in the tasks' database: a firing's task and the schedule's progress share its fate.
+  c.register(TOKENS.ScheduleStore, { useValue: store });
   c.register(TOKENS.SchedulingPolicy, { useValue: policy });
   c.register(TOKENS.TaskHeap, { useValue: taskHeap });
   c.register(TOKENS.WorkerHeap, { useValue: workerHeap });
@@ -132,6 +135,7 @@ export async function startControl(config: TaskflowConfig, baseDir: string, logg
   c.registerSingleton(TOKENS.Register, WorkerRegister); //       workers, liveness, their load
   c.registerSingleton(TOKENS.Scheduler, MainScheduler); //       the loop: tasks onto workers
   c.registerSingleton(TOKENS.Plm, ProcessLifecycleManager); //   the client-facing task API
+  c.registerSingleton(TOKENS.Schedules, Schedules); //           recurring schedules: they submit through the PLM
   c.registerSingleton(TOKENS.WorkerSessions, WorkerSessions); // hello, heartbeats, reconcile
   c.registerSingleton(ControlServer); //                         gRPC: transport only
 
@@ -144,6 +148,7 @@ export async function startControl(config: TaskflowConfig, baseDir: string, logg
   const scheduler = c.resolve<MainScheduler>(TOKENS.Scheduler);
   const plm = c.resolve<ProcessLifecycleManager>(TOKENS.Plm);
   const memory = c.resolve<MemoryAdmission>(TOKENS.MemoryAdmission);
+  const schedules = c.resolve<Schedules>(TOKENS.Schedules);
   const server = c.resolve(ControlServer);
   const events = c.resolve<EventBus>(TOKENS.EventBus);
 
@@ -152,6 +157,8 @@ export async function startControl(config: TaskflowConfig, baseDir: string, logg
   register.start();
   scheduler.start();
   memory.start();
+  // After recovery: a firing repeated across the restart finds its task by idempotency key.
+  await schedules.start();
   const port = await server.listen().catch((err: unknown) => {
     throw controlListenError(err, config.control.host, config.control.port);
   });
@@ -187,6 +194,7 @@ export async function startControl(config: TaskflowConfig, baseDir: string, logg
       await server.close();
       await scheduler.stop();
       register.stop();
+      schedules.stop();
       plm.stop();
       memory.stop();
       lifecycle.stop();

@@ -18,6 +18,7 @@ import {
   workerSchema,
 } from "./config/sections.js";
 import { authSchema, tenantQuota, tenantsSchema } from "./config/security.js";
+import { schedulesSchema } from "./config/schedules.js";
 
 export { DEFAULT_CONTROL_ADDRESS, DEFAULT_CONTROL_HOST, DEFAULT_CONTROL_PORT, MAX_HEAP_CAPACITY, MESSAGE_OVERHEAD_BYTES } from "./config/sections.js";
 export { AUTH_ROLES, TENANT_NAME_PATTERN, tenantQuota, tokenEntrySchema, type AuthRole, type TenantQuota, type TokenEntry } from "./config/security.js";
@@ -47,6 +48,7 @@ export const configSchema = z.strictObject({
   tls: tlsSchema.optional(),
   auth: authSchema.prefault({}),
   tenants: tenantsSchema.prefault({}),
+  schedules: schedulesSchema.prefault({}),
   /**
    * Lets `control.host`, `metrics.host` or `dashboard.host` bind beyond loopback without TLS and
    * tokens: anyone who reaches the port can then do anything. Logs a warning. @defaultValue false
