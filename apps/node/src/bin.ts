@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * `taskflow`: run a node, or talk to a cluster (submit, get, watch, cancel, retry, list, workers, drain).
+ * `taskflow`: run a node, or talk to a cluster (submit, get, watch, cancel, retry, list, schedule, workers, drain).
  */
 import { readFileSync } from "node:fs";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
@@ -9,6 +9,7 @@ import { TaskflowClient, TaskState, taskStateName, wireError, type BulkFilter } 
 import type { Task } from "@taskflow/proto";
 import { EXIT, errorLine, exitCodeFor, parseDelay, parseTimePoint, table, taskJson, taskText, workerJson } from "./cli/output.js";
 import { renderTop, runTop, sampleOf } from "./cli/top.js";
+import { addScheduleCommands } from "./cli/schedule.js";
 
 const version = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version;
 
@@ -443,6 +444,8 @@ program
       c.close();
     }
   });
+
+addScheduleCommands(program, { client, print, parsePayload, parseLabel, parseInteger });
 
 const token = program.command("token").description("bearer tokens for a secured cluster");
 token

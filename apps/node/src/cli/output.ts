@@ -114,6 +114,8 @@ export function taskJson(task: Task): Record<string, unknown> {
     result: bytesAsJson(task.result),
     error: task.error || null,
     waitingReason: task.waitingReason || null,
+    // The schedule whose firing made it, and the firing time.
+    schedule: task.scheduleId ? { id: task.scheduleId, firedAt: time(task.scheduledAt) } : null,
     attempts: task.attempts.map((a) => ({
       attempt: a.attempt,
       epoch: Number(a.epoch),
@@ -139,6 +141,7 @@ export function taskText(task: Task): string {
   if (j["waitingReason"]) lines.push(`waiting:   ${j["waitingReason"]}`);
   lines.push(`created:   ${j["createdAt"]}`);
   if (j["runAt"]) lines.push(`due:       ${j["runAt"]}`);
+  if (task.scheduleId) lines.push(`schedule:  ${task.scheduleId} (firing of ${time(task.scheduledAt)})`);
   if (j["startedAt"]) lines.push(`started:   ${j["startedAt"]}`);
   if (j["finishedAt"]) lines.push(`finished:  ${j["finishedAt"]}`);
   if (task.state === TaskState.SUCCEEDED) lines.push(`result:    ${JSON.stringify(j["result"])}`);
