@@ -180,6 +180,7 @@ export async function startControl(config: TaskflowConfig, baseDir: string, logg
     workersRefused: () => register.refusedHellos,
     memory: () => memory.use(),
     store: () => writer.storeHealth(),
+    schedules: () => schedules.list(null),
   };
 
   let stopped = false;

@@ -1,5 +1,5 @@
-import type { TaskRecord, WorkerRecord } from "@taskflow/core";
-import type { TaskDetailJson, TaskSummaryJson, WorkerJson } from "./api.js";
+import type { ScheduleRecord, TaskRecord, WorkerRecord } from "@taskflow/core";
+import type { ScheduleJson, TaskDetailJson, TaskSummaryJson, WorkerJson } from "./api.js";
 
 /** Payloads and results are shown as text up to this many bytes. */
 export const TEXT_LIMIT = 64 * 1024;
@@ -61,5 +61,22 @@ export function taskDetailJson(t: TaskRecord): TaskDetailJson {
     error: t.error,
     waitingReason: t.waitingReason,
     attempts: t.attempts.map((a) => ({ ...a })),
+  };
+}
+
+export function scheduleJson(s: ScheduleRecord): ScheduleJson {
+  return {
+    id: s.id,
+    tenant: s.tenant,
+    type: s.template.type,
+    cron: s.cron,
+    timezone: s.cron ? s.timezone || "UTC" : "",
+    intervalMs: s.intervalMs,
+    missed: s.missed,
+    paused: s.paused,
+    nextFireAt: s.nextFireAt,
+    lastFireAt: s.lastFireAt,
+    lastTaskId: s.lastTaskId,
+    lastError: s.lastError,
   };
 }
