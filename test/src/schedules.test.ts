@@ -14,6 +14,7 @@ import { TaskflowClient, TaskState } from "@taskflow/client";
 import { MissedFirings, ScheduleService, type Task } from "@taskflow/proto";
 import { createClient } from "@taskflow/proto/grpc";
 import { cli, code, eventually, freePort, startNode, tempDir, type StartedNode } from "./harness.js";
+import { scrape, value } from "./prometheus.js";
 
 function ms(t: { seconds: bigint; nanos: number } | undefined): number {
   return t ? Number(t.seconds) * 1000 + Math.floor(t.nanos / 1e6) : 0;
@@ -78,6 +79,10 @@ describe("a schedule every second on a real cluster (SQLite store)", () => {
       const got = await client.schedules.get("every-second");
       assert.equal(got.paused, true);
       assert.equal(ms(got.lastFireTime), times.at(-1));
+      const metrics = await scrape(control.metricsUrl!);
+      assert.equal(value(metrics, "taskflow_schedules", { state: "paused" }), 1);
+      assert.equal(value(metrics, "taskflow_schedules", { state: "active" }), 0);
+      assert.equal(value(metrics, "taskflow_schedule_firings_total"), times.length);
     } finally {
       client.close();
     }

@@ -181,6 +181,7 @@ export async function startControl(config: TaskflowConfig, baseDir: string, logg
     memory: () => memory.use(),
     store: () => writer.storeHealth(),
     schedules: () => schedules.list(null),
+    scheduleFirings: () => schedules.firings,
   };
 
   let stopped = false;

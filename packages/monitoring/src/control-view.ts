@@ -34,6 +34,8 @@ export interface ControlView {
   memory(): { readonly heapUsed: number; readonly heapBudget: number; readonly rss: number; readonly rssBudget: number; readonly refusing: boolean };
   /** Every tenant's recurring schedules, by tenant and ID (ADR 0025). */
   schedules(): readonly ScheduleRecord[];
+  /** Firing times of schedules submitted since the start. */
+  scheduleFirings(): number;
   /** Whether the task store takes writes, and how many writes failed since the start. */
   store(): { readonly kind: string; readonly writable: boolean; readonly error: string; readonly failedWrites: number };
 }

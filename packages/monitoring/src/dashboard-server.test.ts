@@ -48,7 +48,7 @@ describe("DashboardServer", () => {
 
   before(async () => {
     server = new DashboardServer(
-      { plm, register, policyName: "fifo", queue: () => ({ inHeap: 2, parked: 0, delayed: 0, capacity: 10 }), freeWorkers: () => 1, schedulerStats: () => ({ turns: 0, assigned: 0, busyNs: 0n }), grpcErrors: () => new Map(), authFailures: () => new Map(), submitRejections: () => [], workersRefused: () => 0, memory: () => ({ heapUsed: 0, heapBudget: 1, rss: 0, rssBudget: 1, refusing: false }), store: () => ({ kind: "memory", writable: true, error: "", failedWrites: 0 }), schedules: () => [schedule] },
+      { plm, register, policyName: "fifo", queue: () => ({ inHeap: 2, parked: 0, delayed: 0, capacity: 10 }), freeWorkers: () => 1, schedulerStats: () => ({ turns: 0, assigned: 0, busyNs: 0n }), grpcErrors: () => new Map(), authFailures: () => new Map(), submitRejections: () => [], workersRefused: () => 0, memory: () => ({ heapUsed: 0, heapBudget: 1, rss: 0, rssBudget: 1, refusing: false }), store: () => ({ kind: "memory", writable: true, error: "", failedWrites: 0 }), schedules: () => [schedule], scheduleFirings: () => 0 },
       bus,
       { host: "127.0.0.1", port: 0, historyMinutes: 1, staticDir: undefined, logger: silent },
     );
