@@ -48,6 +48,7 @@ const seeds: Record<string, unknown[]> = {
   PauseSchedule: [{ scheduleId: "fuzz" }],
   ResumeSchedule: [{ scheduleId: "fuzz" }],
   DeleteSchedule: [{ scheduleId: "fuzz" }],
+  UpdateSchedule: [{ schedule: { id: "fuzz", template: { type: "echo" }, cron: "0 9 * * MON", timezone: "America/New_York", missedFirings: 1 }, tenant: "" }],
 };
 
 function mutate(bytes: Uint8Array, random: () => number): Buffer {

@@ -214,11 +214,15 @@ describe("schedules through the raw wire contract (not the SDK), with tenants", 
           return true;
         });
       }
+      await assert.rejects(b.updateSchedule({ schedule: { ...good, cron: "0 3 * * *" } }), code(grpc.status.NOT_FOUND, /schedule nightly not found in tenant b/));
       await assert.rejects(b.getSchedule({ scheduleId: "nightly", tenant: "a" }), code(grpc.status.PERMISSION_DENIED, /client token acts on its own tenant/));
+      await assert.rejects(a.updateSchedule({ schedule: { ...good, cron: "0 3 * * * * *" } }), code(grpc.status.INVALID_ARGUMENT, /^schedule\.cron "0 3 \* \* \* \* \*" is not a cron expression/));
+      const moved = (await a.updateSchedule({ schedule: { ...good, cron: "0 3 * * *", missedFirings: MissedFirings.SKIP } })).schedule!;
+      assert.deepEqual([moved.cron, moved.missedFirings, moved.tenant], ["0 3 * * *", MissedFirings.SKIP, "a"]);
       assert.deepEqual((await b.listSchedules({})).schedules, []);
       // A viewer reads every tenant's, and may not change them.
       assert.deepEqual((await viewer.listSchedules({})).schedules.map((s) => `${s.tenant}/${s.id}`), ["a/nightly"]);
-      assert.equal((await viewer.getSchedule({ scheduleId: "nightly", tenant: "a" })).schedule!.cron, "0 2 * * *");
+      assert.equal((await viewer.getSchedule({ scheduleId: "nightly", tenant: "a" })).schedule!.cron, "0 3 * * *");
       await assert.rejects(viewer.pauseSchedule({ scheduleId: "nightly", tenant: "a" }), code(grpc.status.PERMISSION_DENIED));
       // An admin acts on it by naming the tenant.
       assert.equal((await admin.pauseSchedule({ scheduleId: "nightly", tenant: "a" })).schedule!.paused, true);
@@ -246,6 +250,10 @@ describe("schedules through the raw wire contract (not the SDK), with tenants", 
     assert.match(listed.stdout, /^morning +report +cron 0 9 \* \* MON-FRI \(America\/New_York\) +catch-up +active +\d{4}-\d\d-\d\dT\d\d:00:00\.000Z/m);
     assert.match(listed.stdout, /^ping +echo +every 30s +skip +active/m);
 
+    const updated = await cli(["schedule", "update", "ping", "echo", '"pong"', "--every", "1m", "--missed", "catch-up"], env);
+    assert.equal(updated.code, 0, updated.stderr);
+    assert.match(updated.stdout, /^timing: {5}every 1m$/m);
+    assert.match(updated.stdout, /^missed: {5}catch-up \(at most 10\)$/m);
     assert.equal((await cli(["schedule", "pause", "ping"], env)).stdout.trim(), "paused ping");
     assert.match((await cli(["schedule", "get", "ping"], env)).stdout, /^state: {6}paused$/m);
     assert.match((await cli(["schedule", "resume", "ping"], env)).stdout, /^resumed ping; next firing \d{4}-/);

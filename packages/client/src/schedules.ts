@@ -44,8 +44,23 @@ export class ScheduleClient {
 
   /** Creates a schedule; its first firing is the first time after now that its timing gives. */
   async create(options: ScheduleOptions): Promise<Schedule> {
+    const schedule = this.toWire(options);
+    return (await this.call(() => this.rpc.createSchedule({ schedule }))).schedule!;
+  }
+
+  /**
+   * Replaces the definition of schedule `options.id` (template, timing, policy: give them all, as
+   * to create; `paused` is ignored). Its last firing and pause stay; it fires on the new timing
+   * from now.
+   */
+  async update(options: ScheduleOptions, tenant = ""): Promise<Schedule> {
+    const schedule = this.toWire(options);
+    return (await this.call(() => this.rpc.updateSchedule({ schedule, tenant }))).schedule!;
+  }
+
+  private toWire(options: ScheduleOptions) {
     const { id, type, payload, cron, timezone, intervalMs, missed, catchUpMax, paused, ...submit } = options;
-    const schedule = {
+    return {
       id,
       template: this.spec(type, payload, submit),
       cron: cron ?? "",
@@ -55,7 +70,6 @@ export class ScheduleClient {
       catchUpMax: catchUpMax ?? 0,
       paused: paused ?? false,
     };
-    return (await this.call(() => this.rpc.createSchedule({ schedule }))).schedule!;
   }
 
   async get(id: string, tenant = ""): Promise<Schedule> {

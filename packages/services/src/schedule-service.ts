@@ -80,7 +80,7 @@ type Unary = <Req, Res>(fn: (req: Req, call: grpc.ServerUnaryCall<Req, Res>) => 
 
 /** The handlers; `unary` is the server's (errors to statuses), `principalOf` its authenticator's. */
 export function scheduleHandlers(
-  schedules: Pick<Schedules, "create" | "get" | "list" | "pause" | "resume" | "delete">,
+  schedules: Pick<Schedules, "create" | "get" | "list" | "pause" | "resume" | "delete" | "update">,
   principalOf: (call: { metadata: grpc.Metadata }) => Principal,
   unary: Unary,
 ): ServiceHandlers<typeof ScheduleService.method> {
@@ -96,5 +96,6 @@ export function scheduleHandlers(
     pauseSchedule: unary(async (req, call) => one(await schedules.pause(req.scheduleId, tenantFor(principalOf(call), req.tenant)))),
     resumeSchedule: unary(async (req, call) => one(await schedules.resume(req.scheduleId, tenantFor(principalOf(call), req.tenant)))),
     deleteSchedule: unary(async (req, call) => one(await schedules.delete(req.scheduleId, tenantFor(principalOf(call), req.tenant)))),
+    updateSchedule: unary(async (req, call) => one(await schedules.update(scheduleInputFromWire(req.schedule), tenantFor(principalOf(call), req.tenant)))),
   };
 }

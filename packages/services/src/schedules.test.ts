@@ -260,6 +260,46 @@ describe("Schedules", () => {
     });
   });
 
+  describe("update", () => {
+    it("replaces the timing, template and policy, keeps the ID, last firing and pause, and fires on the new timing from now", async () => {
+      const clock = new FakeClock(Date.parse("2026-03-27T12:00:00Z"));
+      const node = await startNode({ clock });
+      await node.schedules.create(every(60_000), "default");
+      await advance(node, 60_000, 10_000);
+      const before = node.schedules.get("tick", "default");
+      assert.equal(before.lastFireAt, Date.parse("2026-03-27T12:01:00Z"));
+      const updated = await node.schedules.update(
+        { id: "tick", template: spec("report", { priority: 5 }), cron: "30 13 * * *", timezone: "Europe/Paris", intervalMs: 0, missed: "skip", paused: true },
+        "default",
+      );
+      assert.deepEqual([updated.cron, updated.timezone, updated.intervalMs, updated.missed, updated.template.type, updated.template.priority], ["30 13 * * *", "Europe/Paris", 0, "skip", "report", 5]);
+      assert.equal(updated.paused, false, "update does not pause");
+      assert.equal(updated.lastFireAt, before.lastFireAt);
+      assert.equal(updated.createdAt, before.createdAt);
+      assert.equal(new Date(updated.nextFireAt).toISOString(), "2026-03-27T12:30:00.000Z");
+      await advance(node, 3_600_000, 60_000);
+      assert.deepEqual((await tasksOf(node)).map((t) => [t.type, new Date(t.schedule!.at).toISOString()]), [
+        ["echo", "2026-03-27T12:01:00.000Z"],
+        ["report", "2026-03-27T12:30:00.000Z"],
+      ]);
+    });
+
+    it("keeps a paused schedule paused, checks the input as a create does, and answers NOT_FOUND for another tenant's", async () => {
+      const node = await startNode();
+      await node.schedules.create(every(1000, { paused: true }), "acme");
+      const updated = await node.schedules.update(every(5000), "acme");
+      assert.equal(updated.paused, true);
+      assert.equal(updated.nextFireAt, 0);
+      assert.equal(updated.intervalMs, 5000);
+      await rejectsWith(node.schedules.update(every(5000, { cron: "bad" }), "acme"), Code.INVALID_ARGUMENT, /^schedule\.cron and schedule\.interval_ms are exclusive/);
+      await rejectsWith(node.schedules.update(every(500), "acme"), Code.INVALID_ARGUMENT, /^schedule\.interval_ms must be 1000/);
+      await rejectsWith(node.schedules.update(every(5000), "globex"), Code.NOT_FOUND, /schedule tick not found in tenant globex/);
+      assert.equal(node.schedules.get("tick", "acme").intervalMs, 5000);
+      const stored = await (node.cp.store as MemoryTaskStore).loadSchedules();
+      assert.equal(stored[0]!.intervalMs, 5000, "written through");
+    });
+  });
+
   describe("delete", () => {
     it("stops the firings and removes it from the store; its tasks stay", async () => {
       const node = await startNode();

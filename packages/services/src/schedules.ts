@@ -170,6 +170,28 @@ export class Schedules {
     return copyOf(rec);
   }
 
+  /**
+   * Replaces the schedule's template, timing and policy (checked as a create's; `paused` is
+   * ignored); an unpaused schedule goes on from its new timing's first time after now.
+   */
+  async update(input: ScheduleInput, tenant: string): Promise<ScheduleRecord> {
+    const entry = this.entryOf(input.id, tenant);
+    const next = this.validate(input, tenant);
+    return this.serially(entry, async () => {
+      if (entry.deleted) throw notFound(input.id, tenant);
+      const rec = entry.rec;
+      const updated: ScheduleRecord = { ...rec, template: next.template, cron: next.cron, timezone: next.timezone, intervalMs: next.intervalMs, missed: next.missed, catchUpMax: next.catchUpMax };
+      const timing = timingOf(updated);
+      if (!rec.paused) updated.nextFireAt = finite(timing.after(this.clock.now()));
+      await this.save(updated, true);
+      Object.assign(rec, updated);
+      entry.timing = timing;
+      entry.retry = undefined;
+      entry.version++;
+      if (!rec.paused && rec.nextFireAt > 0) this.enqueue(entry, rec.nextFireAt);
+    });
+  }
+
   /** NOT_FOUND for an unknown ID in `tenant` (another tenant's is unknown there too). */
   get(id: string, tenant: string): ScheduleRecord {
     return copyOf(this.entryOf(id, tenant).rec);

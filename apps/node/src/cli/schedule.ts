@@ -108,49 +108,57 @@ Examples:
   $ taskflow schedule pause nightly-report`,
     );
 
-  schedule
-    .command("create")
-    .description("create a schedule; prints it with its next firing time")
-    .argument("<id>", "a name unique in your tenant: letters, digits, _ . - (at most 64)")
-    .argument("<type>", "the task type each firing submits (a handler's name)")
-    .argument("[payload]", "JSON payload of each firing's task, such as '{\"n\":1}'")
-    .option("--cron <expr>", 'cron expression: 5 fields (min hour day month weekday), 6 with seconds first, or @hourly/@daily/…, such as "*/5 * * * *"')
-    .option("--tz <zone>", "IANA time zone of --cron, such as Europe/Paris (default UTC)")
-    .option("--every <duration>", "fixed interval instead of --cron: 30s, 5m, 2h, 1d (at least 1s); first firing one interval from now", parseEvery)
-    .addOption(
-      new Option("--missed <policy>", "firings missed while the control node was down: skip them, run once for all, or catch up (one each, at most --catch-up-max)")
-        .choices(["skip", "once", "catch-up"])
-        .default("once"),
-    )
-    .option("--catch-up-max <n>", "with --missed catch-up: at most this many missed firings run, the latest (default 10, at most 1000)", deps.parseInteger("--catch-up-max"))
-    .option("--paused", "create it paused (resume starts it)")
-    .option("-p, --priority <n>", "the tasks' priority (higher runs first under the priority policy)", deps.parseInteger("--priority"), 0)
-    .option("--timeout <ms>", "the tasks' per-attempt timeout in ms", deps.parseInteger("--timeout"))
-    .option("--max-attempts <n>", "the tasks' attempts before they fail for good", deps.parseInteger("--max-attempts"))
-    .option("-l, --label <key=value>", "a label the worker must have (repeatable)", deps.parseLabel)
-    .option("--json", "print JSON")
-    .action(async (id: string, type: string, payloadText: string | undefined, opts) => {
+  const definition = (name: "create" | "update", description: string) =>
+    schedule
+      .command(name)
+      .description(description)
+      .argument("<id>", name === "create" ? "a name unique in your tenant: letters, digits, _ . - (at most 64)" : "schedule ID")
+      .argument("<type>", "the task type each firing submits (a handler's name)")
+      .argument("[payload]", "JSON payload of each firing's task, such as '{\"n\":1}'")
+      .option("--cron <expr>", 'cron expression: 5 fields (min hour day month weekday), 6 with seconds first, or @hourly/@daily/…, such as "*/5 * * * *"')
+      .option("--tz <zone>", "IANA time zone of --cron, such as Europe/Paris (default UTC)")
+      .option("--every <duration>", "fixed interval instead of --cron: 30s, 5m, 2h, 1d (at least 1s); first firing one interval from now", parseEvery)
+      .addOption(
+        new Option("--missed <policy>", "firings missed while the control node was down: skip them, run once for all, or catch up (one each, at most --catch-up-max)")
+          .choices(["skip", "once", "catch-up"])
+          .default("once"),
+      )
+      .option("--catch-up-max <n>", "with --missed catch-up: at most this many missed firings run, the latest (default 10, at most 1000)", deps.parseInteger("--catch-up-max"))
+      .option("-p, --priority <n>", "the tasks' priority (higher runs first under the priority policy)", deps.parseInteger("--priority"), 0)
+      .option("--timeout <ms>", "the tasks' per-attempt timeout in ms", deps.parseInteger("--timeout"))
+      .option("--max-attempts <n>", "the tasks' attempts before they fail for good", deps.parseInteger("--max-attempts"))
+      .option("-l, --label <key=value>", "a label the worker must have (repeatable)", deps.parseLabel)
+      .option("--json", "print JSON");
+
+  for (const [name, description] of [
+    ["create", "create a schedule; prints it with its next firing time"],
+    ["update", "replace a schedule's task, timing and missed-firings policy (give them all, as to create); it fires on the new timing from now"],
+  ] as const) {
+    const command = definition(name, description);
+    if (name === "create") command.option("--paused", "create it paused (resume starts it)");
+    else command.option("--tenant <name>", "another tenant's schedule (admin tokens)");
+    command.action(async (id: string, type: string, payloadText: string | undefined, opts) => {
       if (opts.cron === undefined && opts.every === undefined) throw new TaskflowError(Code.INVALID_ARGUMENT, "give --cron <expr> (with --tz <zone>) or --every <duration>");
       if (opts.cron !== undefined && opts.every !== undefined) throw new TaskflowError(Code.INVALID_ARGUMENT, "--cron and --every are exclusive: give one");
       if (opts.tz !== undefined && opts.cron === undefined) throw new TaskflowError(Code.INVALID_ARGUMENT, "--tz goes with --cron");
-      const created = await run((c) =>
-        c.schedules.create({
-          id,
-          type,
-          payload: deps.parsePayload(payloadText),
-          ...(opts.cron !== undefined && { cron: opts.cron, timezone: opts.tz ?? "" }),
-          ...(opts.every !== undefined && { intervalMs: opts.every }),
-          missed: MISSED_FLAG[opts.missed as string]!,
-          ...(opts.catchUpMax !== undefined && { catchUpMax: opts.catchUpMax }),
-          paused: Boolean(opts.paused),
-          priority: opts.priority,
-          ...(opts.timeout !== undefined && { timeoutMs: opts.timeout }),
-          ...(opts.maxAttempts !== undefined && { maxAttempts: opts.maxAttempts }),
-          ...(opts.label && { requiredLabels: opts.label }),
-        }),
-      );
-      print(scheduleJson(created), Boolean(opts.json), () => scheduleText(created));
+      const options = {
+        id,
+        type,
+        payload: deps.parsePayload(payloadText),
+        ...(opts.cron !== undefined && { cron: opts.cron, timezone: opts.tz ?? "" }),
+        ...(opts.every !== undefined && { intervalMs: opts.every }),
+        missed: MISSED_FLAG[opts.missed as string]!,
+        ...(opts.catchUpMax !== undefined && { catchUpMax: opts.catchUpMax }),
+        paused: Boolean(opts.paused),
+        priority: opts.priority,
+        ...(opts.timeout !== undefined && { timeoutMs: opts.timeout }),
+        ...(opts.maxAttempts !== undefined && { maxAttempts: opts.maxAttempts }),
+        ...(opts.label && { requiredLabels: opts.label }),
+      };
+      const done = await run((c) => (name === "create" ? c.schedules.create(options) : c.schedules.update(options, opts.tenant ?? "")));
+      print(scheduleJson(done), Boolean(opts.json), () => scheduleText(done));
     });
+  }
 
   schedule
     .command("list")
