@@ -199,6 +199,25 @@ describe("Schedules", () => {
     });
   });
 
+  describe("a stored schedule whose timing no longer parses", () => {
+    it("is kept, says why, and never fires; the node starts and the others fire", async () => {
+      const store = new MemoryTaskStore();
+      const first = await startNode({ store });
+      const good = await first.schedules.create(every(1000, { id: "good" }), "default");
+      first.schedules.stop();
+      await first.cp.stop();
+      nodes = [];
+      // As if the platform's time zone data lost the zone.
+      await store.saveSchedule({ ...good, id: "broken", cron: "0 9 * * *", timezone: "Gone/Zone", intervalMs: 0, nextFireAt: good.nextFireAt });
+      const node = await startNode({ store, clock: first.cp.clock });
+      await advance(node, 3000);
+      assert.match(node.schedules.get("broken", "default").lastError, /^its timing no longer parses: schedule\.timezone "Gone\/Zone"|^its timing no longer parses: timezone "Gone\/Zone"/);
+      assert.equal((await tasksOf(node, "broken")).length, 0);
+      assert.ok((await tasksOf(node, "good")).length >= 2);
+      assert.match(node.logger.messages("error").join("\n"), /no longer parses/);
+    });
+  });
+
   describe("a refused firing", () => {
     it("is tried again every second with its own firing time, and says why meanwhile", async () => {
       // One unfinished task per tenant: the second firing is refused while the first waits (no worker).

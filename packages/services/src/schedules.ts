@@ -107,9 +107,19 @@ export class Schedules {
     const stored = await this.store.loadSchedules();
     let overdue = 0;
     for (const rec of stored) {
-      const entry: Entry = { rec, timing: timingOf(rec), version: 0, chain: Promise.resolve(), retry: undefined, deleted: false };
+      let timing: Timing;
+      try {
+        timing = timingOf(rec);
+      } catch (err) {
+        // A zone the platform's time zone data no longer knows: keep the schedule (to update or delete), never fire it.
+        const why = (err as Error).message;
+        this.logger.error({ scheduleId: rec.id, tenant: rec.tenant, err: why }, "a stored schedule's timing no longer parses; it does not fire until it is updated");
+        timing = NEVER;
+        rec.lastError = `its timing no longer parses: ${why}`;
+      }
+      const entry: Entry = { rec, timing, version: 0, chain: Promise.resolve(), retry: undefined, deleted: false };
       this.entries.set(keyOf(rec.tenant, rec.id), entry);
-      if (!rec.paused && rec.nextFireAt > 0) {
+      if (timing !== NEVER && !rec.paused && rec.nextFireAt > 0) {
         if (rec.nextFireAt <= this.clock.now()) overdue++;
         this.enqueue(entry, rec.nextFireAt);
       }
@@ -380,6 +390,9 @@ export class Schedules {
     };
   }
 }
+
+/** The timing of a stored schedule whose timing no longer parses. */
+const NEVER: Timing = { after: () => Infinity, latestIn: () => [] };
 
 function keyOf(tenant: string, id: string): string {
   return `${tenant}\n${id}`;
