@@ -99,7 +99,7 @@ describe("the taskflow CLI", () => {
   });
 
   it("has --help for every command", async () => {
-    for (const command of ["node", "submit", "get", "watch", "cancel", "retry", "list", "workers", "drain"]) {
+    for (const command of ["node", "submit", "get", "watch", "cancel", "retry", "list", "schedule", "workers", "drain"]) {
       const r = await cli([command, "--help"]);
       assert.equal(r.code, 0, `${command} --help`);
       assert.match(r.stdout, new RegExp(`Usage: taskflow ${command}`));

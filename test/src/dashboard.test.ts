@@ -114,6 +114,17 @@ describe("the dashboard in Chromium", () => {
     await workerRow().first().waitFor();
   });
 
+  it("lists the schedules with their next firing time", async () => {
+    const created = await client.schedules.create({ id: "dash-nightly", type: "echo", cron: "0 2 * * *", timezone: "Europe/Paris" });
+    const next = new Date(Number(created.nextFireTime!.seconds) * 1000).toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");
+    const cell = page.locator(`[data-testid=schedules] tr[data-schedule-id="dash-nightly"] [data-testid=next-firing]`);
+    await cell.filter({ hasText: next }).waitFor({ timeout: 10_000 });
+    assert.match((await cell.textContent()) ?? "", /\(in \d+ (s|min|h)\)$/);
+    assert.match((await page.locator(`[data-testid=schedules] tr[data-schedule-id="dash-nightly"]`).textContent()) ?? "", /0 2 \* \* \* \(Europe\/Paris\)/);
+    await page.screenshot({ path: path.join(artifacts, "dashboard-schedules.png"), fullPage: true });
+    await client.schedules.delete("dash-nightly");
+  });
+
   it("drains a worker from the workers table", async () => {
     // A running task keeps the worker in the draining state long enough to see it.
     const running = await client.submit("sleep", { ms: 2000 });

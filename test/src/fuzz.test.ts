@@ -1,5 +1,5 @@
 /**
- * Random and mutated protobuf bytes to every RPC of TaskService, WorkerService and ClusterService
+ * Random and mutated protobuf bytes to every RPC of TaskService, WorkerService, ClusterService and ScheduleService
  * (2,000 messages, seeded: set TASKFLOW_FUZZ_SEED to replay a run). The node must stay up and end
  * every call with a precise status: never INTERNAL or UNKNOWN.
  */
@@ -8,7 +8,7 @@ import { after, before, describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
 import { status } from "@grpc/grpc-js";
 import { create, toBinary, type DescMessage } from "@bufbuild/protobuf";
-import { ClusterService, TaskService, WorkerService } from "@taskflow/proto";
+import { ClusterService, ScheduleService, TaskService, WorkerService } from "@taskflow/proto";
 import { createClient } from "@taskflow/proto/grpc";
 import { startNode, type StartedNode } from "./harness.js";
 import { scrape, sum } from "./prometheus.js";
@@ -46,6 +46,16 @@ const seeds: Record<string, unknown[]> = {
   GetClusterState: [{}],
   WatchEvents: [{ includeTasks: true }],
   DrainWorker: [{ workerId: "fuzz-worker" }],
+  CreateSchedule: [
+    { schedule: { id: "fuzz", template: { type: "echo", payload: new TextEncoder().encode('"x"') }, cron: "*/5 * * * *", timezone: "Europe/Paris", missedFirings: 3, catchUpMax: 5 } },
+    { schedule: { id: "fuzz-every", template: { type: "echo" }, intervalMs: 60_000n, paused: true } },
+  ],
+  GetSchedule: [{ scheduleId: "fuzz", tenant: "default" }],
+  ListSchedules: [{ tenant: "" }],
+  PauseSchedule: [{ scheduleId: "fuzz" }],
+  ResumeSchedule: [{ scheduleId: "fuzz" }],
+  DeleteSchedule: [{ scheduleId: "fuzz" }],
+  UpdateSchedule: [{ schedule: { id: "fuzz", template: { type: "echo" }, cron: "0 9 * * MON", timezone: "America/New_York", missedFirings: 1 }, tenant: "" }],
 };
 
 function mutate(bytes: Uint8Array, random: () => number): Buffer {
@@ -91,7 +101,7 @@ describe("fuzzed requests to every RPC", () => {
     const random = prng(seed);
     const client = new grpc.Client(node.address, grpc.credentials.createInsecure());
     const identity = (b: Buffer) => b;
-    const methods = [TaskService, WorkerService, ClusterService].flatMap((service) => service.methods.map((method) => ({ service, method })));
+    const methods = [TaskService, WorkerService, ClusterService, ScheduleService].flatMap((service) => service.methods.map((method) => ({ service, method })));
     const seen = new Map<string, number>();
     try {
       for (let i = 0; i < MESSAGES; i++) {

@@ -72,7 +72,7 @@ describe("standard gRPC services: health and reflection", () => {
       close(): void;
     };
     try {
-      for (const service of ["", "taskflow.v1.TaskService", "taskflow.v1.WorkerService", "taskflow.v1.ClusterService"]) {
+      for (const service of ["", "taskflow.v1.TaskService", "taskflow.v1.WorkerService", "taskflow.v1.ClusterService", "taskflow.v1.ScheduleService"]) {
         const res = await new Promise<{ status: string | number }>((resolve, reject) => health.check({ service }, (err, r) => (err ? reject(err) : resolve(r))));
         assert.ok(res.status === "SERVING" || res.status === 1, `${service || "(server)"}: ${res.status}`);
       }
@@ -97,7 +97,7 @@ describe("standard gRPC services: health and reflection", () => {
       call.write({ list_services: "*" });
       const names = (await reply).list_services_response!.service.map((s) => s.name);
       call.end();
-      for (const name of ["taskflow.v1.TaskService", "taskflow.v1.WorkerService", "taskflow.v1.ClusterService"]) assert.ok(names.includes(name), `${name} in ${names.join(", ")}`);
+      for (const name of ["taskflow.v1.TaskService", "taskflow.v1.WorkerService", "taskflow.v1.ClusterService", "taskflow.v1.ScheduleService"]) assert.ok(names.includes(name), `${name} in ${names.join(", ")}`);
     } finally {
       client.close();
     }

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
 import { status } from "@grpc/grpc-js";
-import { ClusterService, TaskService, TaskState, WorkerService, type SubmitTaskStreamResponse } from "@taskflow/proto";
+import { ClusterService, ScheduleService, TaskService, TaskState, WorkerService, type SubmitTaskStreamResponse } from "@taskflow/proto";
 import { createClient } from "@taskflow/proto/grpc";
 import { cli, code, eventually, startNode, type StartedNode } from "./harness.js";
 import { scrape, sum } from "./prometheus.js";
@@ -213,7 +213,7 @@ describe("malformed protobuf bytes", () => {
     const client = new grpc.Client(node.address, grpc.credentials.createInsecure());
     const tasks = createClient(TaskService, node.address);
     try {
-      for (const service of [TaskService, WorkerService, ClusterService]) {
+      for (const service of [TaskService, WorkerService, ClusterService, ScheduleService]) {
         for (const method of service.methods) {
           for (const bytes of garbage) {
             const ended = await callWith(client, method, service.typeName, bytes);
@@ -228,7 +228,7 @@ describe("malformed protobuf bytes", () => {
       }
       // Counted as the client's fault, not the server's.
       const samples = await scrape(node.metricsUrl!);
-      const calls = [TaskService, WorkerService, ClusterService].reduce((n, s) => n + s.methods.length, 0) * garbage.length;
+      const calls = [TaskService, WorkerService, ClusterService, ScheduleService].reduce((n, s) => n + s.methods.length, 0) * garbage.length;
       assert.equal(sum(samples, "taskflow_grpc_server_errors_total", { code: "INVALID_ARGUMENT" }), calls);
       assert.equal(sum(samples, "taskflow_grpc_server_errors_total", { code: "INTERNAL" }), 0);
       // Still serving, and still running tasks.

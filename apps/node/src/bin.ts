@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
- * `taskflow`: run a node, talk to a cluster (submit, get, watch, cancel, retry, list, workers, drain),
- * or compare scheduling policies offline (simulate).
+ * `taskflow`: run a node, talk to a cluster (submit, get, watch, cancel, retry, list, schedule, workers,
+ * drain), or compare scheduling policies offline (simulate).
  */
 import { readFileSync } from "node:fs";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
@@ -11,6 +11,7 @@ import type { Task } from "@taskflow/proto";
 import { EXIT, GRAPH_LISTED, errorLine, exitCodeFor, parseDelay, parseTimeAhead, parseTimePoint, table, taskJson, taskText, workerJson } from "./cli/output.js";
 import { addSimulateCommand } from "./cli/simulate.js";
 import { renderTop, runTop, sampleOf } from "./cli/top.js";
+import { addScheduleCommands } from "./cli/schedule.js";
 
 const version = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version;
 
@@ -501,6 +502,7 @@ program
 addSimulateCommand(program, () => {
   isClientCommand = false;
 });
+addScheduleCommands(program, { client, print, parsePayload, parseLabel, parseInteger });
 
 const token = program.command("token").description("bearer tokens for a secured cluster");
 token

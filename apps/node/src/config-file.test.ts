@@ -204,7 +204,7 @@ describe("createStore", () => {
 
   it("passes the store options on: SQLite's group commit delay", async () => {
     const config = parseConfig({ store: { kind: "sqlite", path: "db/tasks.db", groupCommitMaxDelayMs: 200 } });
-    const store = (await createStore(config, dir)) as TaskStore & { stats(): { commits: number } };
+    const store = (await createStore(config, dir)) as unknown as TaskStore & { stats(): { commits: number } };
     await store.open();
     try {
       // Two writes in different ticks, well within the delay: one transaction.

@@ -7,7 +7,7 @@
  */
 import "reflect-metadata";
 import { container as rootContainer } from "tsyringe";
-import { TOKENS, systemClock, systemTimers, type EventBus, type Logger, type PolicyDefinition, type TaskStore, type TaskflowConfig } from "@taskflow/core";
+import { TOKENS, systemClock, systemTimers, type EventBus, type Logger, type PolicyDefinition, type ScheduleStore, type TaskStore, type TaskflowConfig } from "@taskflow/core";
 import {
   ControlServer,
   DelayedTasks,
@@ -21,6 +21,7 @@ import {
   ProcessLifecycleManager,
   Recovery,
   ResultDelivery,
+  Schedules,
   StoreWriteBehind,
   TaskLifecycle,
   TaskTable,
@@ -54,7 +55,7 @@ export interface ControlNode {
 }
 
 /** The store the config names, with its options. Exported for tests. */
-export async function createStore(config: TaskflowConfig, baseDir: string): Promise<TaskStore> {
+export async function createStore(config: TaskflowConfig, baseDir: string): Promise<TaskStore & ScheduleStore> {
   if (config.store.kind === "sqlite") {
     const { SqliteTaskStore } = await import("@taskflow/store-sqlite");
     const { synchronous, groupCommitMaxDelayMs, writer } = config.store;
@@ -112,6 +113,8 @@ export async function startControl(config: TaskflowConfig, baseDir: string, logg
   c.register(TOKENS.Clock, { useValue: systemClock });
   c.register(TOKENS.Timers, { useValue: systemTimers });
   c.register(TOKENS.TaskStore, { useValue: store });
+  // Schedules live in the tasks' database: a firing's task and the schedule's progress share its fate.
+  c.register(TOKENS.ScheduleStore, { useValue: store });
   c.register(TOKENS.SchedulingPolicy, { useValue: policy });
   c.register(TOKENS.TaskHeap, { useValue: taskHeap });
   c.register(TOKENS.WorkerHeap, { useValue: workerHeap });
@@ -137,6 +140,7 @@ export async function startControl(config: TaskflowConfig, baseDir: string, logg
   c.registerSingleton(TOKENS.Register, WorkerRegister); //       workers, liveness, their load
   c.registerSingleton(TOKENS.Scheduler, MainScheduler); //       the loop: tasks onto workers
   c.registerSingleton(TOKENS.Plm, ProcessLifecycleManager); //   the client-facing task API
+  c.registerSingleton(TOKENS.Schedules, Schedules); //           recurring schedules: they submit through the PLM
   c.registerSingleton(TOKENS.WorkerSessions, WorkerSessions); // hello, heartbeats, reconcile
   c.registerSingleton(ControlServer); //                         gRPC: transport only
 
@@ -150,6 +154,7 @@ export async function startControl(config: TaskflowConfig, baseDir: string, logg
   const scheduler = c.resolve<MainScheduler>(TOKENS.Scheduler);
   const plm = c.resolve<ProcessLifecycleManager>(TOKENS.Plm);
   const memory = c.resolve<MemoryAdmission>(TOKENS.MemoryAdmission);
+  const schedules = c.resolve<Schedules>(TOKENS.Schedules);
   const server = c.resolve(ControlServer);
   const events = c.resolve<EventBus>(TOKENS.EventBus);
   let recorder: TraceRecorder | undefined;
@@ -169,6 +174,8 @@ export async function startControl(config: TaskflowConfig, baseDir: string, logg
   register.start();
   scheduler.start();
   memory.start();
+  // After recovery: a firing repeated across the restart finds its task by idempotency key.
+  await schedules.start();
   const port = await server.listen().catch((err: unknown) => {
     throw controlListenError(err, config.control.host, config.control.port);
   });
@@ -190,6 +197,8 @@ export async function startControl(config: TaskflowConfig, baseDir: string, logg
     workersRefused: () => register.refusedHellos,
     memory: () => memory.use(),
     store: () => writer.storeHealth(),
+    schedules: () => schedules.list(null),
+    scheduleFirings: () => schedules.firings,
   };
 
   let stopped = false;
@@ -204,6 +213,7 @@ export async function startControl(config: TaskflowConfig, baseDir: string, logg
       await server.close();
       await scheduler.stop();
       register.stop();
+      schedules.stop();
       plm.stop();
       memory.stop();
       lifecycle.stop();

@@ -11,6 +11,7 @@ import { Code, TaskflowError } from "@taskflow/core";
 import {
   ClusterService,
   DependencyFailure,
+  ScheduleService,
   TaskService,
   TaskState,
   type GetClusterStateResponse,
@@ -27,6 +28,7 @@ import { wireError } from "./errors.js";
 import { Backoff } from "./backoff.js";
 import { CLIENT_DEFAULTS } from "./defaults.js";
 import { SubmitQueue } from "./submit-queue.js";
+import { ScheduleClient } from "./schedules.js";
 import { hand, isFinalState, outcomeOf, resultFromTask, settle, type Outcome, type TaskResultFields, type Waiter } from "./outcome.js";
 
 /** Which tasks {@link TaskflowClient.retry} or {@link TaskflowClient.cancelMany} act on; every field set narrows the match. */
@@ -188,6 +190,8 @@ export class TaskflowClient {
   /** Outcomes nobody asked for yet, oldest first. */
   private readonly outcomes = new Map<string, Outcome>();
   private closed = false;
+  /** Recurring schedules of the token's tenant: create, get, list, pause, resume, delete. */
+  readonly schedules: ScheduleClient;
 
   constructor(options: ClientOptions = {}) {
     this.address = options.address ?? CLIENT_DEFAULTS.address;
@@ -202,6 +206,11 @@ export class TaskflowClient {
       responseDecoders: { subscribeResults: decodeResults, submitTaskStream: decodeSubmitAck },
     });
     this.cluster = createClient(ClusterService, this.address, { credentials, channelOptions, channel: this.tasks.raw.getChannel() as never });
+    this.schedules = new ScheduleClient(
+      createClient(ScheduleService, this.address, { credentials, channelOptions, channel: this.tasks.raw.getChannel() as never }),
+      (type, payload, o) => specOf(this.codec, type, payload, o) as unknown as Record<string, unknown>,
+      call,
+    );
     const settings = {
       clientId: this.clientId,
       maxBatch: options.maxBatchSize ?? CLIENT_DEFAULTS.maxBatchSize,

@@ -1,5 +1,6 @@
 export { TaskflowClient, type BulkFilter, type ClientOptions, type FlowTask, type SubmitOptions, type TaskRequest } from "./client.js";
 export { type Outcome } from "./outcome.js";
+export { ScheduleClient, type MissedFiringsPolicy, type ScheduleOptions } from "./schedules.js";
 export { TaskflowWorker } from "./worker.js";
 export { type DependencyOutcome, type HandlerMap, type HeldResult, type TaskContext, type TaskHandler, type WorkerHooks, type WorkerOptions } from "./worker-options.js";
 export { UnrecoverableError, wireError } from "./errors.js";

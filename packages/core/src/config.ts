@@ -19,6 +19,7 @@ import {
 } from "./config/sections.js";
 import { authSchema, tenantQuota, tenantsSchema } from "./config/security.js";
 import { concurrencyLimitsSchema, rateLimitsSchema } from "./config/limits.js";
+import { schedulesSchema } from "./config/schedules.js";
 
 export { DEFAULT_CONTROL_ADDRESS, DEFAULT_CONTROL_HOST, DEFAULT_CONTROL_PORT, MAX_HEAP_CAPACITY, MESSAGE_OVERHEAD_BYTES } from "./config/sections.js";
 export { AUTH_ROLES, TENANT_NAME_PATTERN, tenantQuota, tokenEntrySchema, type AuthRole, type TenantQuota, type TokenEntry } from "./config/security.js";
@@ -60,6 +61,7 @@ export const configSchema = z.strictObject({
   limits: rateLimitsSchema,
   /** Most tasks running at once per key, enforced for the whole cluster. @defaultValue [] */
   concurrency: concurrencyLimitsSchema,
+  schedules: schedulesSchema.prefault({}),
   /**
    * Lets `control.host`, `metrics.host` or `dashboard.host` bind beyond loopback without TLS and
    * tokens: anyone who reaches the port can then do anything. Logs a warning. @defaultValue false

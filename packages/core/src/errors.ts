@@ -48,6 +48,10 @@ export const Reason = {
   /** The control node's memory is near its budget (`control.memoryBudget`); submits resume once it falls. */
   MEMORY: "TASKFLOW_ERR_MEMORY",
   PAYLOAD_TOO_LARGE: "TASKFLOW_ERR_PAYLOAD_TOO_LARGE",
+  /** No schedule with this ID in the caller's tenant (ScheduleService). */
+  SCHEDULE_NOT_FOUND: "TASKFLOW_ERR_SCHEDULE_NOT_FOUND",
+  /** CreateSchedule names an ID its tenant already uses. */
+  SCHEDULE_EXISTS: "TASKFLOW_ERR_SCHEDULE_EXISTS",
   STORE: "TASKFLOW_ERR_STORE",
   TASK_FAILED: "TASKFLOW_ERR_TASK_FAILED",
   TASK_CANCELLED: "TASKFLOW_ERR_TASK_CANCELLED",

@@ -49,6 +49,22 @@ export {
 } from "./policy.js";
 export { frozenRecord, isReadonlySet, readonlySet } from "./policy-views.js";
 export { PAGE_TOKEN_PATTERN, isWellFormedPageToken, type TaskCounts, type TaskPage, type TaskQuery, type TaskStore } from "./store.js";
+export {
+  DEFAULT_CATCH_UP_MAX,
+  MAX_CATCH_UP,
+  MAX_SCHEDULE_INTERVAL_MS,
+  MIN_SCHEDULE_INTERVAL_MS,
+  MISSED_POLICIES,
+  SCHEDULE_ID_PATTERN,
+  decodeSchedule,
+  encodeSchedule,
+  firingKey,
+  isScheduleStore,
+  scheduleClientId,
+  type MissedPolicy,
+  type ScheduleRecord,
+  type ScheduleStore,
+} from "./schedule.js";
 export { TOKENS } from "./tokens.js";
 export { TokenBucket } from "./token-bucket.js";
 export {

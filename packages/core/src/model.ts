@@ -82,6 +82,11 @@ export interface TaskSpec {
    * Stored in the attributes column.
    */
   rateLimitKey?: string;
+  /**
+   * Set by the control node on a task a schedule's firing created: the schedule's ID and the
+   * firing time (epoch ms). Never taken from a client's submit. Absent = submitted directly.
+   */
+  schedule?: { readonly id: string; readonly at: number };
 }
 
 /** One attempt of a task on one worker. */

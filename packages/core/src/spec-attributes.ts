@@ -10,7 +10,7 @@ import type { TaskSpec } from "./model.js";
  * The optional TaskSpec fields kept in the attributes column. They are fixed at submission: a
  * store writes them with the insert and never updates them.
  */
-export const SPEC_ATTRIBUTE_KEYS = ["metadata", "deadline", "concurrencyKey", "rateLimitKey", "dependsOn", "onDependencyFailure"] as const satisfies readonly (keyof TaskSpec)[];
+export const SPEC_ATTRIBUTE_KEYS = ["metadata", "deadline", "concurrencyKey", "rateLimitKey", "dependsOn", "onDependencyFailure", "schedule"] as const satisfies readonly (keyof TaskSpec)[];
 
 export type SpecAttributeKey = (typeof SPEC_ATTRIBUTE_KEYS)[number];
 export type SpecAttributes = Pick<TaskSpec, SpecAttributeKey>;

@@ -37,6 +37,10 @@ export const TOKENS = {
   MemorySampler: Symbol.for("taskflow:MemorySampler"),
   /** Refuses submits near the memory budget, `control.memoryBudget` (services MemoryAdmission). */
   MemoryAdmission: Symbol.for("taskflow:MemoryAdmission"),
+  /** Where schedules are kept (`ScheduleStore`): the task store's own database. */
+  ScheduleStore: Symbol.for("taskflow:ScheduleStore"),
+  /** Recurring schedules: their API, the due-time heap of their firings (services Schedules). */
+  Schedules: Symbol.for("taskflow:Schedules"),
   /** The client-facing task API (`Plm`). */
   Plm: Symbol.for("taskflow:Plm"),
   /** What the scheduler's loop is told between turns (`SchedulerInbox`). */

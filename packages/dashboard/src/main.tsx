@@ -5,6 +5,7 @@ import { LineChart } from "./chart.js";
 import { useLiveCluster, useNow } from "./live.js";
 import { TaskList } from "./tasks.js";
 import { TaskPage } from "./task-page.js";
+import { SchedulesTable } from "./schedules.js";
 import { WorkersTable } from "./workers.js";
 
 function useRoute(): string {
@@ -66,6 +67,7 @@ function App() {
         ) : (
           <>
             {c && <WorkersTable workers={c.workers} now={now} />}
+            <SchedulesTable now={now} />
             <section class="charts">
               <LineChart
                 title="Queue depth"

@@ -88,6 +88,32 @@ export interface TaskListJson {
 
 export type TaskCountsJson = Record<TaskStateName, number>;
 
+/** A recurring schedule (ADR 0025), as `GET /api/schedules` lists it. */
+export interface ScheduleJson {
+  id: string;
+  tenant: string;
+  /** The task type each firing submits. */
+  type: string;
+  /** A cron expression, or "" for an interval schedule. */
+  cron: string;
+  /** The cron's IANA zone; "UTC" when none. */
+  timezone: string;
+  /** 0 for a cron schedule. */
+  intervalMs: number;
+  missed: "skip" | "run-once" | "catch-up";
+  paused: boolean;
+  /** 0 while paused. */
+  nextFireAt: number;
+  lastFireAt: number;
+  lastTaskId: string;
+  /** Why the pending firing was refused (it is retried every second); "" when it was not. */
+  lastError: string;
+}
+
+export interface ScheduleListJson {
+  schedules: ScheduleJson[];
+}
+
 /** One point of the charts: taken every second. Rates are per second over that second. */
 export interface SampleJson {
   time: number;

@@ -57,6 +57,19 @@ export function registerControlMetrics(registry: Registry, view: ControlView, bu
   );
 
   new Gauge({
+    name: "taskflow_schedules",
+    help: "Recurring schedules by state: active, paused, or refused (its pending firing was refused and is being retried)",
+    labelNames: ["state"],
+    registers,
+    collect() {
+      const counts = { active: 0, paused: 0, refused: 0 };
+      for (const s of view.schedules()) counts[s.paused ? "paused" : s.lastError ? "refused" : "active"]++;
+      for (const [state, n] of Object.entries(counts)) this.set({ state }, n);
+    },
+  });
+  counter("taskflow_schedule_firings_total", "Firing times of recurring schedules submitted as tasks (a repeated firing that found its task counts too)", () => view.scheduleFirings());
+
+  new Gauge({
     name: "taskflow_store_writable",
     help: "1 while the task store takes writes; 0 while it cannot (full or read-only disk…): results are held back and no work is assigned",
     registers,

@@ -1,4 +1,4 @@
-import type { Plm, Register } from "@taskflow/core";
+import type { Plm, Register, ScheduleRecord } from "@taskflow/core";
 
 /**
  * What monitoring reads from the control role. A narrow view, assembled in `apps/node`, so this
@@ -32,6 +32,10 @@ export interface ControlView {
   workersRefused(): number;
   /** Memory in use against `control.memoryBudget` (last sample), and whether submits are refused for it. */
   memory(): { readonly heapUsed: number; readonly heapBudget: number; readonly rss: number; readonly rssBudget: number; readonly refusing: boolean };
+  /** Every tenant's recurring schedules, by tenant and ID (ADR 0025). */
+  schedules(): readonly ScheduleRecord[];
+  /** Firing times of schedules submitted since the start. */
+  scheduleFirings(): number;
   /** Whether the task store takes writes, and how many writes failed since the start. */
   store(): { readonly kind: string; readonly writable: boolean; readonly error: string; readonly failedWrites: number };
 }

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { Code, TaskflowError, type ClusterEvent, type EventBus, type Logger, type Plm, type Register, type TaskRecord, type WorkerRecord } from "@taskflow/core";
-import type { ClusterJson, TaskDetailJson, TaskListJson } from "./api.js";
+import { Code, TaskflowError, type ClusterEvent, type EventBus, type Logger, type Plm, type Register, type ScheduleRecord, type TaskRecord, type WorkerRecord } from "@taskflow/core";
+import type { ClusterJson, ScheduleListJson, TaskDetailJson, TaskListJson } from "./api.js";
 import { DashboardServer } from "./dashboard-server.js";
 
 const silent: Logger = { trace() {}, debug() {}, info() {}, warn() {}, error() {}, child: () => silent };
@@ -29,12 +29,28 @@ describe("DashboardServer", () => {
     graphOf: (id: string) => (id === "t1" ? { waitingOn: [], dependents: ["t9"], dependentCount: 1 } : { waitingOn: [], dependents: [], dependentCount: 0 }),
   } as unknown as Plm;
   const register = { workers: () => [worker], drain: () => ({ ...worker, state: "draining" }) } as unknown as Register;
+  const schedule: ScheduleRecord = {
+    id: "nightly",
+    tenant: "acme",
+    template: { type: "report", payload: new Uint8Array(0), priority: 0, requiredLabels: {}, maxAttempts: 0, timeoutMs: 0, idempotencyKey: "", expectedDurationMs: 0 },
+    cron: "0 2 * * *",
+    timezone: "Europe/Paris",
+    intervalMs: 0,
+    missed: "catch-up",
+    catchUpMax: 10,
+    paused: false,
+    nextFireAt: 1_800_000_000_000,
+    lastFireAt: 1_799_913_600_000,
+    lastTaskId: "t1",
+    createdAt: 1,
+    lastError: "",
+  };
   let server: DashboardServer;
   let url: string;
 
   before(async () => {
     server = new DashboardServer(
-      { plm, register, policyName: "fifo", queue: () => ({ inHeap: 2, parked: 0, delayed: 0, capacity: 10 }), freeWorkers: () => 1, schedulerStats: () => ({ turns: 0, assigned: 0, busyNs: 0n }), grpcErrors: () => new Map(), authFailures: () => new Map(), submitRejections: () => [], workersRefused: () => 0, memory: () => ({ heapUsed: 0, heapBudget: 1, rss: 0, rssBudget: 1, refusing: false }), store: () => ({ kind: "memory", writable: true, error: "", failedWrites: 0 }) },
+      { plm, register, policyName: "fifo", queue: () => ({ inHeap: 2, parked: 0, delayed: 0, capacity: 10 }), freeWorkers: () => 1, schedulerStats: () => ({ turns: 0, assigned: 0, busyNs: 0n }), grpcErrors: () => new Map(), authFailures: () => new Map(), submitRejections: () => [], workersRefused: () => 0, memory: () => ({ heapUsed: 0, heapBudget: 1, rss: 0, rssBudget: 1, refusing: false }), store: () => ({ kind: "memory", writable: true, error: "", failedWrites: 0 }), schedules: () => [schedule], scheduleFirings: () => 0 },
       bus,
       { host: "127.0.0.1", port: 0, historyMinutes: 1, staticDir: undefined, logger: silent },
     );
@@ -54,6 +70,26 @@ describe("DashboardServer", () => {
     // Its graph: dependencies and dependents with their states; one that cannot be read is "unknown".
     assert.deepEqual([detail.dependsOn, detail.dependsOnCount, detail.onDependencyFailure], [[{ id: "t0", state: "succeeded" }], 1, "cancel"]);
     assert.deepEqual([detail.dependents, detail.dependentCount], [[{ id: "t9", state: "unknown" }], 1]);
+  });
+
+  it("lists the schedules with their next firing time", async () => {
+    const { schedules } = (await (await fetch(`${url}/api/schedules`)).json()) as ScheduleListJson;
+    assert.deepEqual(schedules, [
+      {
+        id: "nightly",
+        tenant: "acme",
+        type: "report",
+        cron: "0 2 * * *",
+        timezone: "Europe/Paris",
+        intervalMs: 0,
+        missed: "catch-up",
+        paused: false,
+        nextFireAt: 1_800_000_000_000,
+        lastFireAt: 1_799_913_600_000,
+        lastTaskId: "t1",
+        lastError: "",
+      },
+    ]);
   });
 
   it("answers errors with an HTTP status that matches the code", async () => {

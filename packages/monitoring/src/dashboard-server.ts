@@ -10,10 +10,10 @@ import { readFileSync, existsSync } from "node:fs";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import path from "node:path";
 import { ALL_TENANTS, Code, TASK_STATES, TaskflowError, type ClusterEvent, type EventBus, type Logger, type TaskRecord, type TaskState } from "@taskflow/core";
-import type { ClusterJson, ErrorJson, TaskDetailJson, SampleJson, StatsEventJson, TaskCountsJson, TaskListJson, TasksEventJson } from "./api.js";
+import type { ClusterJson, ErrorJson, TaskDetailJson, SampleJson, ScheduleListJson, StatsEventJson, TaskCountsJson, TaskListJson, TasksEventJson } from "./api.js";
 import type { ControlView } from "./control-view.js";
 import { listenHttp, type HttpListener, type HttpSecurity } from "./http.js";
-import { GRAPH_LISTED, taskDetailJson, taskSummaryJson, workerJson } from "./json.js";
+import { GRAPH_LISTED, scheduleJson, taskDetailJson, taskSummaryJson, workerJson } from "./json.js";
 import { TaskTally } from "./task-tally.js";
 
 export interface DashboardOptions {
@@ -168,6 +168,7 @@ export class DashboardServer {
       const reason = typeof body["reason"] === "string" && body["reason"] ? body["reason"] : "cancelled from the dashboard";
       return this.json(res, 200, taskDetailJson(await this.view.plm.cancel(id, reason, ALL_TENANTS)));
     }
+    if (method === "GET" && resource === "schedules" && !id) return this.json(res, 200, { schedules: this.view.schedules().map(scheduleJson) } satisfies ScheduleListJson);
     if (method === "POST" && resource === "workers" && id && action === "drain") return this.json(res, 200, workerJson(this.view.register.drain(id)));
     throw new TaskflowError(Code.NOT_FOUND, `no API route ${method} ${url.pathname}`);
   }

@@ -6,5 +6,5 @@ export { registerWorkerMetrics, type WorkerProcessStats } from "./worker-metrics
 export { DashboardServer, type DashboardOptions } from "./dashboard-server.js";
 export { listenHttp, type HttpListener, type HttpSecurity } from "./http.js";
 export { logTaskTransitions } from "./task-log.js";
-export { TEXT_LIMIT, taskDetailJson, taskSummaryJson, workerJson } from "./json.js";
+export { TEXT_LIMIT, scheduleJson, taskDetailJson, taskSummaryJson, workerJson } from "./json.js";
 export { serveMetrics } from "./metrics-server.js";

@@ -1,5 +1,5 @@
-import type { TaskGraphView, TaskRecord, WorkerRecord } from "@taskflow/core";
-import type { TaskDetailJson, TaskSummaryJson, WorkerJson } from "./api.js";
+import type { ScheduleRecord, TaskGraphView, TaskRecord, WorkerRecord } from "@taskflow/core";
+import type { ScheduleJson, TaskDetailJson, TaskSummaryJson, WorkerJson } from "./api.js";
 
 /** Payloads and results are shown as text up to this many bytes. */
 export const TEXT_LIMIT = 64 * 1024;
@@ -71,5 +71,22 @@ export function taskDetailJson(t: TaskRecord, graph?: TaskGraphView, states: Rea
     onDependencyFailure: t.dependsOn?.length ? (t.onDependencyFailure ?? "cancel") : "",
     dependents: (graph?.dependents ?? []).slice(0, GRAPH_LISTED).map(link),
     dependentCount: graph?.dependentCount ?? 0,
+  };
+}
+
+export function scheduleJson(s: ScheduleRecord): ScheduleJson {
+  return {
+    id: s.id,
+    tenant: s.tenant,
+    type: s.template.type,
+    cron: s.cron,
+    timezone: s.cron ? s.timezone || "UTC" : "",
+    intervalMs: s.intervalMs,
+    missed: s.missed,
+    paused: s.paused,
+    nextFireAt: s.nextFireAt,
+    lastFireAt: s.lastFireAt,
+    lastTaskId: s.lastTaskId,
+    lastError: s.lastError,
   };
 }

@@ -2,6 +2,7 @@ export * from "./gen/taskflow/v1/task_pb.js";
 export * from "./gen/taskflow/v1/task_service_pb.js";
 export * from "./gen/taskflow/v1/worker_service_pb.js";
 export * from "./gen/taskflow/v1/cluster_service_pb.js";
+export * from "./gen/taskflow/v1/schedule_service_pb.js";
 export { enumNames, taskStateName, workerStateName } from "./names.js";
 export { StatusSchema, file_google_rpc_status, type Status } from "./gen/google/rpc/status_pb.js";
 export { ErrorInfoSchema, file_google_rpc_error_details, type ErrorInfo } from "./gen/google/rpc/error_details_pb.js";

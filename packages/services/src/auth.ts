@@ -9,7 +9,7 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import * as grpc from "@grpc/grpc-js";
 import { ALL_TENANTS, Code, DEFAULT_TENANT, TaskflowError, type AuthRole, type TenantScope, type TokenEntry } from "@taskflow/core";
-import { ClusterService, TaskService, WorkerService } from "@taskflow/proto";
+import { ClusterService, ScheduleService, TaskService, WorkerService } from "@taskflow/proto";
 import { statusTrailers } from "@taskflow/proto/grpc";
 
 /** PEM material of the node's TLS, read from the files the config names. */
@@ -69,13 +69,16 @@ function paths(service: { typeName: string; methods: readonly { name: string }[]
 
 /**
  * The roles each RPC accepts (admin: all). A viewer reads (get, list, watch, cluster state and
- * events), a client also submits, cancels and receives results of its tenant's tasks, a worker
- * only runs a worker session, and draining a worker is the admin's alone.
+ * events, schedules), a client also submits, cancels and receives results of its tenant's tasks
+ * and manages its tenant's schedules, a worker only runs a worker session, and draining a worker
+ * is the admin's alone.
  */
 export const ROLES_BY_METHOD: ReadonlyMap<string, readonly AuthRole[]> = new Map([
   ...paths(TaskService, (name) => (name === "GetTask" || name === "ListTasks" || name === "WatchTask" ? READERS : CLIENTS)),
   ...paths(WorkerService, () => ["worker", "admin"]),
   ...paths(ClusterService, (name) => (name === "DrainWorker" ? ["admin"] : ["viewer", "admin"])),
+  // Schedules as tasks: viewers read, clients also create, pause, resume and delete their tenant's.
+  ...paths(ScheduleService, (name) => (name === "GetSchedule" || name === "ListSchedules" ? READERS : CLIENTS)),
 ]);
 
 /** Health checks answer anyone (load balancers carry no token); they reveal only SERVING or not. */

@@ -1,5 +1,5 @@
 /** Conversions between the wire messages (@taskflow/proto) and core's records. */
-import { create } from "@bufbuild/protobuf";
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromMs, type Timestamp } from "@bufbuild/protobuf/wkt";
 import type { DependencyFailureMode, TaskFilter, TaskGraphView, TaskOutcome, TaskRecord, TaskSpec, TaskState, WorkerRecord, WorkerState } from "@taskflow/core";
 import { invalid } from "./validation.js";
@@ -8,6 +8,7 @@ import {
   StoreStatusSchema,
   TaskSchema,
   TaskStateSchema,
+  type TaskSpecSchema,
   WorkerInfoSchema,
   WorkerStateSchema,
   enumNames,
@@ -153,6 +154,8 @@ export function taskToWire(rec: TaskRecord, graph?: TaskGraphView): Task {
     error: rec.error,
     waitingReason: rec.waitingReason,
     tenant: rec.tenant,
+    scheduleId: rec.schedule?.id ?? "",
+    scheduledAt: rec.schedule ? ts(rec.schedule.at) : undefined,
     attempts: rec.attempts.map((a) => ({
       attempt: a.attempt,
       epoch: BigInt(a.epoch),
@@ -162,6 +165,20 @@ export function taskToWire(rec: TaskRecord, graph?: TaskGraphView): Task {
       error: a.error,
     })),
   });
+}
+
+/** A schedule's template (a submit's fields only) on the wire. */
+export function specToWire(spec: TaskSpec): MessageInitShape<typeof TaskSpecSchema> {
+  return {
+    type: spec.type,
+    payload: spec.payload,
+    priority: spec.priority,
+    requiredLabels: { ...spec.requiredLabels },
+    maxAttempts: spec.maxAttempts,
+    timeoutMs: spec.timeoutMs,
+    idempotencyKey: spec.idempotencyKey,
+    expectedDurationMs: spec.expectedDurationMs,
+  };
 }
 
 export function outcomeToWire(o: TaskOutcome): Omit<TaskResult, "$typeName"> {

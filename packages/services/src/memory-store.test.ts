@@ -1,10 +1,12 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { makeTaskRecord, storeConformance } from "@taskflow/core/testing";
+import { makeTaskRecord, scheduleStoreConformance, storeConformance } from "@taskflow/core/testing";
 import { MemoryTaskStore } from "./memory-store.js";
 
 // The in-memory store keeps the records it is given (by reference), as the PLM relies on.
 storeConformance("MemoryTaskStore", { makeStore: () => new MemoryTaskStore(), keepsReferences: true });
+// Schedules are copies, though: the kit's isolation test runs.
+scheduleStoreConformance("MemoryTaskStore", { makeStore: () => new MemoryTaskStore() });
 
 describe("MemoryTaskStore maxFinishedTasks", () => {
   it("drops the oldest finished tasks beyond the cap, and never unfinished ones", async () => {

@@ -2,7 +2,7 @@
  * The in-memory task store: fastest, and gone when the process stops. Records are kept by
  * reference, so an update costs nothing; `durable` is false so callers know.
  */
-import { Code, TASK_STATES, TaskflowError, isFinal, type TaskCounts, type TaskPage, type TaskQuery, type TaskRecord, type TaskStore } from "@taskflow/core";
+import { Code, TASK_STATES, TaskflowError, isFinal, type ScheduleRecord, type ScheduleStore, type TaskCounts, type TaskPage, type TaskQuery, type TaskRecord, type TaskStore } from "@taskflow/core";
 
 const DEFAULT_PAGE = 50;
 const MAX_PAGE = 1000;
@@ -16,7 +16,7 @@ export interface MemoryTaskStoreOptions {
   maxFinishedTasks?: number;
 }
 
-export class MemoryTaskStore implements TaskStore {
+export class MemoryTaskStore implements TaskStore, ScheduleStore {
   readonly kind = "memory";
   readonly durable = false;
   readonly keepsRecords = true;
@@ -147,6 +147,27 @@ export class MemoryTaskStore implements TaskStore {
     for (const t of this.byId.values()) counts[t.state]++;
     return counts;
   }
+
+  // ---- schedules: copies, so the Schedules part's later changes are saved only when it says so
+
+  /** By `<tenant>\n<id>`. */
+  private readonly schedules = new Map<string, ScheduleRecord>();
+
+  async loadSchedules(): Promise<ScheduleRecord[]> {
+    return [...this.schedules.values()].map(copySchedule);
+  }
+
+  async saveSchedule(schedule: ScheduleRecord): Promise<void> {
+    this.schedules.set(keyOf(schedule.tenant, schedule.id), copySchedule(schedule));
+  }
+
+  async deleteSchedule(tenant: string, id: string): Promise<boolean> {
+    return this.schedules.delete(keyOf(tenant, id));
+  }
+}
+
+function copySchedule(s: ScheduleRecord): ScheduleRecord {
+  return structuredClone(s);
 }
 
 function keyOf(tenant: string, idempotencyKey: string): string {

@@ -26,11 +26,13 @@ import {
 } from "@taskflow/core";
 import {
   ClusterService,
+  ScheduleService,
   TaskService,
   WorkerService,
   file_google_rpc_error_details,
   file_google_rpc_status,
   file_taskflow_v1_cluster_service,
+  file_taskflow_v1_schedule_service,
   file_taskflow_v1_task,
   file_taskflow_v1_task_service,
   file_taskflow_v1_worker_service,
@@ -51,6 +53,8 @@ import { type WorkerSessions } from "./worker-sessions.js";
 import { boundedWriter } from "./stream-budget.js";
 import { invalid, requireId } from "./validation.js";
 import { Authenticator, scopeOf, tenantOf, type Principal, type ServerSecurity } from "./auth.js";
+import { scheduleHandlers } from "./schedule-service.js";
+import type { Schedules } from "./schedules.js";
 
 const MAX_BATCH = 10_000;
 
@@ -132,6 +136,7 @@ export class ControlServer {
     @inject(TOKENS.EventBus) private readonly events: EventBus,
     @inject(TOKENS.Logger) private readonly logger: Logger,
     @inject(TOKENS.Security) private readonly security: ServerSecurity,
+    @inject(TOKENS.Schedules) private readonly schedules: Pick<Schedules, "create" | "get" | "list" | "pause" | "resume" | "delete" | "update">,
   ) {
     this.auth = new Authenticator(security.tokens);
     this.auth.onFailure((e) => logger.warn({ reason: e.reason, method: e.method, peer: e.peer, token: e.name }, "call refused"));
@@ -146,6 +151,7 @@ export class ControlServer {
     this.addTaskService();
     this.addWorkerService();
     this.addClusterService();
+    addService(this.server, ScheduleService, scheduleHandlers(this.schedules, (call) => this.auth.principalOf(call), (fn) => unary(this.logger, fn)));
     this.health.addToServer(this.server);
     new ReflectionService(reflectionPackage() as never).addToServer(this.server);
   }
@@ -191,7 +197,7 @@ export class ControlServer {
 
   /** SERVING only while the store takes writes: a node that cannot save is no place to send work. */
   private setHealth(ok: boolean): void {
-    for (const name of ["", TaskService.typeName, WorkerService.typeName, ClusterService.typeName]) this.health.setStatus(name, ok ? "SERVING" : "NOT_SERVING");
+    for (const name of ["", TaskService.typeName, WorkerService.typeName, ClusterService.typeName, ScheduleService.typeName]) this.health.setStatus(name, ok ? "SERVING" : "NOT_SERVING");
   }
 
   /** Stops accepting calls and waits for open ones up to `graceMs`, then cancels the rest. */
@@ -527,9 +533,10 @@ function reflectionPackage(): Record<string, { fileDescriptorProtos: Buffer[] }>
     file_taskflow_v1_task_service,
     file_taskflow_v1_worker_service,
     file_taskflow_v1_cluster_service,
+    file_taskflow_v1_schedule_service,
   ];
   const encoded = files.map((f) => Buffer.from(toBinary(FileDescriptorProtoSchema, f.proto)));
   const out: Record<string, { fileDescriptorProtos: Buffer[] }> = {};
-  for (const service of [TaskService, WorkerService, ClusterService]) out[service.typeName] = { fileDescriptorProtos: encoded };
+  for (const service of [TaskService, WorkerService, ClusterService, ScheduleService]) out[service.typeName] = { fileDescriptorProtos: encoded };
   return out;
 }

@@ -17,17 +17,17 @@ export interface SpecLimits {
 
 /**
  * Throws INVALID_ARGUMENT or RESOURCE_EXHAUSTED naming the field; `index` says which spec of a
- * batch (the message then says `specs[i]`). Runs once per submitted task, so it allocates
- * nothing unless it fails.
+ * batch (the message then says `specs[i]`), or names the field holding it (a schedule's
+ * `schedule.template`). Runs once per submitted task, so it allocates nothing unless it fails.
  */
-export function validateSpec(spec: TaskSpec, limits: SpecLimits, index = -1): void {
+export function validateSpec(spec: TaskSpec, limits: SpecLimits, index: number | string = -1): void {
   if (spec.type && TYPE_PATTERN.test(spec.type) && spec.payload.byteLength <= limits.maxPayloadBytes && Number.isInteger(spec.priority) &&
       spec.priority >= INT32_MIN && spec.priority <= INT32_MAX && spec.maxAttempts <= 100 && spec.timeoutMs <= MAX_TIMEOUT_MS && spec.idempotencyKey.length <= 256 && labelsOk(spec.requiredLabels) &&
       ((!spec.delayMs && !spec.runAt) || delayOk(spec, limits.now)) && ((!spec.concurrencyKey && !spec.rateLimitKey) || limitKeysOk(spec)) &&
       (spec.metadata === undefined || metadataOk(spec.metadata)) && (spec.deadline === undefined || deadlineOk(spec.deadline, limits.now))) {
     return;
   }
-  const where = index >= 0 ? `specs[${index}]` : "spec";
+  const where = typeof index === "string" ? index : index >= 0 ? `specs[${index}]` : "spec";
   if (!spec.type) throw invalid(`${where}.type is required (the name of a handler, such as "echo")`);
   if (!TYPE_PATTERN.test(spec.type)) {
     throw invalid(`${where}.type "${truncate(spec.type)}" must be 1-128 characters of letters, digits and _ . : / -`);
@@ -38,7 +38,7 @@ export function validateSpec(spec: TaskSpec, limits: SpecLimits, index = -1): vo
       `${where}.payload is ${spec.payload.byteLength} bytes, over the limit of ${limits.maxPayloadBytes} (control.maxPayloadBytes)`,
       {
         reason: Reason.PAYLOAD_TOO_LARGE,
-        metadata: { index: String(Math.max(index, 0)), sizeBytes: String(spec.payload.byteLength), limitBytes: String(limits.maxPayloadBytes) },
+        metadata: { index: String(typeof index === "number" ? Math.max(index, 0) : 0), sizeBytes: String(spec.payload.byteLength), limitBytes: String(limits.maxPayloadBytes) },
       },
     );
   }

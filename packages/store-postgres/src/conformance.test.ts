@@ -1,5 +1,5 @@
 import { after, before } from "node:test";
-import { storeConformance } from "@taskflow/core/testing";
+import { scheduleStoreConformance, storeConformance } from "@taskflow/core/testing";
 import { PostgresLeaderLease, PostgresTaskStore, type PostgresTaskStoreOptions } from "./index.js";
 import { startTestPostgres, type TestPostgres } from "./testing/index.js";
 
@@ -17,10 +17,12 @@ const configurations: { name: string; options: Omit<PostgresTaskStoreOptions, "u
 ];
 
 for (const { name, options } of configurations) {
-  storeConformance(name, {
+  const kit = {
     makeStore: () => new PostgresTaskStore({ url: pg!.url, schema: `conformance_${++n}`, ...options }),
-    reopen: (closed) => new PostgresTaskStore({ url: pg!.url, schema: closed.schema, ...options }),
-  });
+    reopen: (closed: PostgresTaskStore) => new PostgresTaskStore({ url: pg!.url, schema: closed.schema, ...options }),
+  };
+  storeConformance(name, kit);
+  scheduleStoreConformance(name, kit);
 }
 
 // Every write fenced by the leader epoch (standby control nodes, ADR 0016): the same contract.
@@ -36,11 +38,13 @@ async function fencedStore(schema: string): Promise<PostgresTaskStore> {
   const held = lease;
   return new PostgresTaskStore({ url: pg!.url, schema, leaderEpoch: () => held.epoch });
 }
-storeConformance("PostgresTaskStore (writes fenced by a held leader lease)", {
+const fencedKit = {
   makeStore: () => fencedStore(`fenced_${++n}`),
-  reopen: (closed) => fencedStore(closed.schema),
-  dispose: async (store) => {
+  reopen: (closed: PostgresTaskStore) => fencedStore(closed.schema),
+  dispose: async (store: PostgresTaskStore) => {
     await leases.get(store.schema)?.close();
     leases.delete(store.schema);
   },
-});
+};
+storeConformance("PostgresTaskStore (writes fenced by a held leader lease)", fencedKit);
+scheduleStoreConformance("PostgresTaskStore (writes fenced by a held leader lease)", fencedKit);

@@ -8,7 +8,22 @@
  * order; reads go through the same pool and see every acknowledged write.
  */
 import type pg from "pg";
-import { Code, Reason, TASK_STATES, TaskflowError, type TaskCounts, type TaskPage, type TaskQuery, type TaskRecord, type TaskState, type TaskStore } from "@taskflow/core";
+import {
+  Code,
+  Reason,
+  TASK_STATES,
+  TaskflowError,
+  decodeSchedule,
+  encodeSchedule,
+  type ScheduleRecord,
+  type ScheduleStore,
+  type TaskCounts,
+  type TaskPage,
+  type TaskQuery,
+  type TaskRecord,
+  type TaskState,
+  type TaskStore,
+} from "@taskflow/core";
 import {
   FINAL_STATES_SQL,
   SELECT_COLUMNS,
@@ -58,7 +73,7 @@ const sqlStateOf = (err: unknown): string => {
  * await store.open();
  * ```
  */
-export class PostgresTaskStore implements TaskStore {
+export class PostgresTaskStore implements TaskStore, ScheduleStore {
   readonly kind = "postgres";
   readonly durable = true;
   private readonly options: ResolvedOptions;
@@ -275,6 +290,49 @@ export class PostgresTaskStore implements TaskStore {
     const counts = Object.fromEntries(TASK_STATES.map((state) => [state, 0])) as TaskCounts;
     for (const [state, n] of rows) if ((state as string) in counts) counts[state as TaskState] = n as number;
     return counts;
+  }
+
+  async loadSchedules(): Promise<ScheduleRecord[]> {
+    const rows = await this.read("loadSchedules", { name: "tf_schedules", text: "SELECT body FROM schedules", values: [] });
+    return rows.map((row) => decodeSchedule(row[0] as string));
+  }
+
+  async saveSchedule(schedule: ScheduleRecord): Promise<void> {
+    await this.writeOne("saveSchedule", {
+      name: "tf_save_schedule",
+      text: "INSERT INTO schedules (tenant, id, body) VALUES ($1, $2, $3) ON CONFLICT (tenant, id) DO UPDATE SET body = EXCLUDED.body",
+      values: [schedule.tenant, schedule.id, encodeSchedule(schedule)],
+    });
+  }
+
+  async deleteSchedule(tenant: string, id: string): Promise<boolean> {
+    return (await this.writeOne("deleteSchedule", { name: "tf_delete_schedule", text: "DELETE FROM schedules WHERE tenant = $1 AND id = $2", values: [tenant, id] })) > 0;
+  }
+
+  /** One statement outside the task groups, fenced by the leader epoch as they are; returns the rows it changed. */
+  private async writeOne(doing: string, query: { name: string; text: string; values: unknown[] }): Promise<number> {
+    const pool = this.pool;
+    if (!pool) throw notOpen();
+    let client: pg.PoolClient | undefined;
+    try {
+      const fenced = fenceEpoch(this.options.leaderEpoch);
+      client = await pool.connect();
+      if (fenced === undefined) return (await client.query(query)).rowCount ?? 0;
+      await client.query("BEGIN");
+      try {
+        await checkFence(client, fenced);
+        const { rowCount } = await client.query(query);
+        await client.query("COMMIT");
+        return rowCount ?? 0;
+      } catch (err) {
+        await client.query("ROLLBACK").catch(() => {});
+        throw err;
+      }
+    } catch (err) {
+      throw toStoreError(err, doing);
+    } finally {
+      client?.release();
+    }
   }
 
   /** Group-commit counters since this instance was made. */

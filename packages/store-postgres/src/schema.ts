@@ -94,6 +94,19 @@ const MIGRATIONS: readonly { description: string; sql: string }[] = [
     ALTER TABLE tasks ADD COLUMN attributes text NOT NULL DEFAULT '';
     `,
   },
+  {
+    // Recurring schedules (ADR 0025), keyed by tenant and the ID the tenant chose. The whole
+    // schedule is one JSON text (encodeSchedule in @taskflow/core): read only when a node starts.
+    description: "schedules",
+    sql: `
+    CREATE TABLE schedules (
+      tenant text NOT NULL,
+      id     text NOT NULL,
+      body   text NOT NULL,
+      PRIMARY KEY (tenant, id)
+    );
+    `,
+  },
 ];
 
 /** The schema version this package writes. */

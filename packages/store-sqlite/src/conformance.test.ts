@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { storeConformance } from "@taskflow/core/testing";
+import { scheduleStoreConformance, storeConformance } from "@taskflow/core/testing";
 import { SqliteTaskStore, type SqliteTaskStoreOptions } from "./index.js";
 
 const freshPath = () => join(mkdtempSync(join(tmpdir(), "taskflow-sqlite-")), "tasks.db");
@@ -13,9 +13,11 @@ const configurations: { name: string; options: Omit<SqliteTaskStoreOptions, "pat
 ];
 
 for (const { name, options } of configurations) {
-  storeConformance(name, {
+  const kit = {
     makeStore: () => new SqliteTaskStore({ path: freshPath(), ...options }),
-    reopen: (closed) => new SqliteTaskStore({ path: closed.path, ...options }),
-    dispose: (store) => rmSync(dirname(store.path), { recursive: true, force: true }),
-  });
+    reopen: (closed: SqliteTaskStore) => new SqliteTaskStore({ path: closed.path, ...options }),
+    dispose: (store: SqliteTaskStore) => rmSync(dirname(store.path), { recursive: true, force: true }),
+  };
+  storeConformance(name, kit);
+  scheduleStoreConformance(name, kit);
 }

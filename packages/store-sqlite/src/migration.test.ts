@@ -60,6 +60,8 @@ describe("SqliteTaskStore migrations from v1", () => {
         (err: unknown) => TaskflowError.is(err) && err.code === Code.ALREADY_EXISTS && /tasks\.tenant, tasks\.idempotency_key/.test(err.message),
       );
       assert.deepEqual((await store.list({ tenant: "acme" })).tasks.map((t) => t.id), ["acme-1"]);
+      // v4 (schedules): none yet, and the table takes them.
+      assert.deepEqual(await store.loadSchedules(), []);
     } finally {
       await store.close();
     }

@@ -73,6 +73,16 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE tasks ADD COLUMN attributes TEXT NOT NULL DEFAULT '';
   `,
+  // v4: recurring schedules (ADR 0025), keyed by tenant and the ID the tenant chose. The whole
+  // schedule is one JSON text (encodeSchedule in @taskflow/core): they are read only on start.
+  `
+  CREATE TABLE schedules (
+    tenant TEXT NOT NULL,
+    id     TEXT NOT NULL,
+    body   TEXT NOT NULL,
+    PRIMARY KEY (tenant, id)
+  ) WITHOUT ROWID;
+  `,
 ];
 
 /** The schema version this package writes. */

@@ -9,14 +9,29 @@
  */
 import { dirname } from "node:path";
 import type Database from "better-sqlite3";
-import { Code, Reason, TASK_STATES, TaskflowError, type TaskCounts, type TaskPage, type TaskQuery, type TaskRecord, type TaskState, type TaskStore } from "@taskflow/core";
+import {
+  Code,
+  Reason,
+  TASK_STATES,
+  TaskflowError,
+  decodeSchedule,
+  encodeSchedule,
+  type ScheduleRecord,
+  type ScheduleStore,
+  type TaskCounts,
+  type TaskPage,
+  type TaskQuery,
+  type TaskRecord,
+  type TaskState,
+  type TaskStore,
+} from "@taskflow/core";
 import { FROM, SELECT_COLUMNS, UNFINISHED_STATES_SQL, insertParams, toRecord, updateParams } from "./columns.js";
 import { openConnection } from "./connection.js";
 import { makeFolder } from "./folder.js";
 import { migrate } from "./schema.js";
 import { notOpen, toStoreError } from "./sqlite-errors.js";
 import { InlineWriter, ThreadWriter, type Writer } from "./writer.js";
-import type { WriteCall } from "./writes.js";
+import type { ScheduleWrite, WriteCall } from "./writes.js";
 
 /** Options of {@link SqliteTaskStore}. */
 export interface SqliteTaskStoreOptions {
@@ -113,6 +128,7 @@ interface Reads {
   maxSeq: Database.Statement<[], number | null>;
   purgedMaxSeq: Database.Statement<[], number | undefined>;
   counts: Database.Statement<[], [TaskState, number]>;
+  schedules: Database.Statement<[], string>;
   /** `list` statements by filter shape (how many states, whether type and client are set). */
   list: Map<string, ListStatements>;
 }
@@ -126,7 +142,7 @@ interface Reads {
  * await store.open();
  * ```
  */
-export class SqliteTaskStore implements TaskStore {
+export class SqliteTaskStore implements TaskStore, ScheduleStore {
   readonly kind = "sqlite";
   readonly durable = true;
   private readonly options: ResolvedOptions;
@@ -305,6 +321,28 @@ export class SqliteTaskStore implements TaskStore {
     });
   }
 
+  async loadSchedules(): Promise<ScheduleRecord[]> {
+    return this.read("loadSchedules", (r) => r.schedules.all().map(decodeSchedule));
+  }
+
+  /** Committed on the writer's connection, in order with the task groups sent before it. */
+  async saveSchedule(schedule: ScheduleRecord): Promise<void> {
+    await this.writeSchedule({ save: true, tenant: schedule.tenant, id: schedule.id, body: encodeSchedule(schedule) });
+  }
+
+  async deleteSchedule(tenant: string, id: string): Promise<boolean> {
+    return (await this.writeSchedule({ save: false, tenant, id })) > 0;
+  }
+
+  private async writeSchedule(write: ScheduleWrite): Promise<number> {
+    if (!this.writer || !this.db) throw notOpen();
+    try {
+      return await this.writer.schedule(write);
+    } catch (err) {
+      throw toStoreError(err, write.save ? "saveSchedule" : "deleteSchedule");
+    }
+  }
+
   /** Group-commit counters since this instance was made. */
   stats(): SqliteStoreStats {
     return { ...this.counters };
@@ -407,6 +445,7 @@ function prepareReads(db: Database.Database): Reads {
     maxSeq: db.prepare<[], number | null>("SELECT MAX(seq) FROM tasks").pluck(),
     purgedMaxSeq: db.prepare<[], number | undefined>("SELECT value FROM meta WHERE key = 'max_seq'").pluck(),
     counts: db.prepare<[], [TaskState, number]>("SELECT state, COUNT(*) FROM tasks GROUP BY state").raw(),
+    schedules: db.prepare<[], string>("SELECT body FROM schedules").pluck(),
     list: new Map(),
   };
 }

@@ -28,7 +28,8 @@ port.on("message", (msg: ToWriter) => {
     return;
   }
   try {
-    const result = msg.kind === "commit" ? writes.commitGroup(decodeGroup(msg.group)) : writes.purge(msg.beforeMs);
+    const result =
+      msg.kind === "commit" ? writes.commitGroup(decodeGroup(msg.group)) : msg.kind === "schedule" ? writes.schedule(msg.write) : writes.purge(msg.beforeMs);
     send({ kind: "done", id: msg.id, result });
   } catch (err) {
     send({ kind: "error", id: msg.id, failure: failure(err) });

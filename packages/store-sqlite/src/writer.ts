@@ -6,11 +6,12 @@
 import { Worker } from "node:worker_threads";
 import type Database from "better-sqlite3";
 import type { Synchronous } from "./connection.js";
-import { encodeGroup, failure, prepareWrites, type GroupResult, type WireGroup, type WriteCall, type WriteFailure, type Writes } from "./writes.js";
+import { encodeGroup, failure, prepareWrites, type GroupResult, type ScheduleWrite, type WireGroup, type WriteCall, type WriteFailure, type Writes } from "./writes.js";
 
 export interface Writer {
   commitGroup(calls: WriteCall[]): Promise<GroupResult>;
   purge(beforeMs: number): Promise<number>;
+  schedule(write: ScheduleWrite): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -42,6 +43,10 @@ export class InlineWriter implements Writer {
     return this.writes.purge(beforeMs);
   }
 
+  async schedule(write: ScheduleWrite): Promise<number> {
+    return this.writes.schedule(write);
+  }
+
   async close(): Promise<void> {}
 }
 
@@ -49,6 +54,7 @@ export class InlineWriter implements Writer {
 export type ToWriter =
   | { kind: "commit"; id: number; group: WireGroup }
   | { kind: "purge"; id: number; beforeMs: number }
+  | { kind: "schedule"; id: number; write: ScheduleWrite }
   | { kind: "close" };
 
 /** Messages from the writer thread. */
@@ -136,6 +142,10 @@ export class ThreadWriter implements Writer {
 
   purge(beforeMs: number): Promise<number> {
     return this.request({ kind: "purge", id: this.nextId++, beforeMs }, []) as Promise<number>;
+  }
+
+  schedule(write: ScheduleWrite): Promise<number> {
+    return this.request({ kind: "schedule", id: this.nextId++, write }, []) as Promise<number>;
   }
 
   /** Lets queued work finish (messages are handled in order), then ends the thread. */

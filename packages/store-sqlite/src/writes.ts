@@ -105,9 +105,14 @@ export interface GroupResult {
   commits: number;
 }
 
+/** A schedule saved (its encoded body) or deleted; small, so it crosses threads as it is. */
+export type ScheduleWrite = { save: true; tenant: string; id: string; body: string } | { save: false; tenant: string; id: string };
+
 export interface Writes {
   commitGroup(calls: readonly WriteCall[]): GroupResult;
   purge(beforeMs: number): number;
+  /** Applies one schedule write in its own transaction; returns the rows it changed. */
+  schedule(write: ScheduleWrite): number;
 }
 
 export function prepareWrites(db: Database.Database): Writes {
@@ -152,7 +157,13 @@ export function prepareWrites(db: Database.Database): Writes {
     return deleteFinished.run(beforeMs).changes;
   });
 
+  const saveSchedule = db.prepare<[string, string, string]>(
+    "INSERT INTO schedules (tenant, id, body) VALUES (?, ?, ?) ON CONFLICT (tenant, id) DO UPDATE SET body = excluded.body",
+  );
+  const deleteSchedule = db.prepare<[string, string]>("DELETE FROM schedules WHERE tenant = ? AND id = ?");
+
   return {
+    schedule: (write) => (write.save ? saveSchedule.run(write.tenant, write.id, write.body) : deleteSchedule.run(write.tenant, write.id)).changes,
     commitGroup(calls) {
       try {
         applyAll.immediate(calls);

@@ -125,6 +125,8 @@ export function taskJson(task: Task): Record<string, unknown> {
     dependentCount: task.dependentCount,
     concurrencyKey: task.spec?.concurrencyKey || null,
     rateLimitKey: task.spec?.rateLimitKey || null,
+    // The schedule whose firing made it, and the firing time.
+    schedule: task.scheduleId ? { id: task.scheduleId, firedAt: time(task.scheduledAt) } : null,
     attempts: task.attempts.map((a) => ({
       attempt: a.attempt,
       epoch: Number(a.epoch),
@@ -159,6 +161,7 @@ export function taskText(task: Task, states: ReadonlyMap<string, string> = new M
   if (j["deadline"]) lines.push(`deadline:  ${j["deadline"]}`);
   if (j["expectedDurationMs"]) lines.push(`expected:  ${j["expectedDurationMs"]} ms`);
   for (const [key, value] of Object.entries(task.spec?.metadata ?? {})) lines.push(`metadata:  ${key}=${value}`);
+  if (task.scheduleId) lines.push(`schedule:  ${task.scheduleId} (firing of ${time(task.scheduledAt)})`);
   if (j["startedAt"]) lines.push(`started:   ${j["startedAt"]}`);
   if (j["finishedAt"]) lines.push(`finished:  ${j["finishedAt"]}`);
   if (task.state === TaskState.SUCCEEDED) lines.push(`result:    ${JSON.stringify(j["result"])}`);

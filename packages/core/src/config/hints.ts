@@ -20,6 +20,8 @@ export const hints: Record<string, string> = {
   "control.memoryBudget.resumeFraction": "use a share of the budget above 0 and below 1, such as 0.9",
   "control.memoryBudget.sampleIntervalMs": "use an interval in ms from 10 to 10000, such as 200",
   "control.defaultTimeoutMs": `use a timeout in ms from 0 (none) to ${MAX_TIMEOUT_MS} (about 23 days)`,
+  "schedules.missedAfterMs": "use a delay in ms from 100 to 86400000 (a day), such as 1000",
+  "schedules.maxSchedules": "use a whole number of schedules from 1 to 1000000, such as 10000",
   "scheduler.policy": 'use "fifo", "priority", "least-loaded", "fair-share" or an installed policy package name',
   "store.kind": 'use "memory", "sqlite" or "postgres"',
   "store.url": 'use a URL such as "postgres://taskflow@db.internal:5432/taskflow" (password in PGPASSWORD or ~/.pgpass)',

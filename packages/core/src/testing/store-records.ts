@@ -74,6 +74,7 @@ export function fullRecord(overrides: Partial<TaskRecord> = {}): TaskRecord {
     metadata: { team: "ml", "trace-id": "4bf92f35", note: "ünïcode, \"quotes\" and\nnewlines" },
     dependsOn: [`dep-a-${base.id}`, `dep-b-${base.id}`],
     onDependencyFailure: "run",
+    schedule: { id: "nightly-report", at: base.createdAt - 1_000 },
     attempts: [
       { attempt: 1, epoch: 8, workerId: "worker-3", startedAt: base.createdAt + 1, finishedAt: base.createdAt + 4, error: "worker died" },
       { attempt: 2, epoch: 9, workerId: "worker-7", startedAt: base.createdAt + 12, finishedAt: 0, error: "" },
