@@ -7,7 +7,7 @@
  */
 import "reflect-metadata";
 import { container as rootContainer } from "tsyringe";
-import { TOKENS, systemClock, systemTimers, type EventBus, type Logger, type PolicyDefinition, type TaskStore, type TaskflowConfig } from "@taskflow/core";
+import { TOKENS, systemClock, systemTimers, type EventBus, type Leadership, type Logger, type PolicyDefinition, type TaskStore, type TaskflowConfig } from "@taskflow/core";
 import {
   ControlServer,
   DelayedTasks,
@@ -50,8 +50,18 @@ export interface ControlNode {
   stop(): Promise<void>;
 }
 
+/** What a node with `ha.enabled` adds when it starts the control plane as the leader (apps/node/src/ha.ts). */
+export interface LeaderContext {
+  /** The lease's epoch, undefined once it may have expired: every store write is fenced with it (ADR 0016). */
+  leaderEpoch: () => number | undefined;
+  /** The node's role, epoch and leader address, for GetClusterState. */
+  leadership: Leadership;
+}
+
+const SINGLE: Leadership = { current: () => ({ role: "single", epoch: 0, leader: "" }) };
+
 /** The store the config names, with its options. Exported for tests. */
-export async function createStore(config: TaskflowConfig, baseDir: string): Promise<TaskStore> {
+export async function createStore(config: TaskflowConfig, baseDir: string, leaderEpoch?: () => number | undefined): Promise<TaskStore> {
   if (config.store.kind === "sqlite") {
     const { SqliteTaskStore } = await import("@taskflow/store-sqlite");
     const { synchronous, groupCommitMaxDelayMs, writer } = config.store;
@@ -61,12 +71,12 @@ export async function createStore(config: TaskflowConfig, baseDir: string): Prom
     const { PostgresTaskStore } = await import("@taskflow/store-postgres");
     const { url, poolSize, schema, groupCommitMaxDelayMs } = config.store;
     // parseConfig refuses kind "postgres" without a url.
-    return new PostgresTaskStore({ url: url!, ssl: postgresSsl(config, baseDir), poolSize, schema, groupCommitMaxDelayMs });
+    return new PostgresTaskStore({ url: url!, ssl: postgresSsl(config, baseDir), poolSize, schema, groupCommitMaxDelayMs, leaderEpoch });
   }
   return new MemoryTaskStore({ maxFinishedTasks: config.store.maxFinishedTasks });
 }
 
-export async function startControl(config: TaskflowConfig, baseDir: string, logger: Logger): Promise<ControlNode> {
+export async function startControl(config: TaskflowConfig, baseDir: string, logger: Logger, leader?: LeaderContext): Promise<ControlNode> {
   // First: a certificate or tokens file that cannot be read stops the node before anything opens.
   const security = serverSecurity(config, baseDir, logger);
   const definition: PolicyDefinition = await loadPolicy(config.scheduler.policy, config.scheduler.policyOptions, baseDir, BUILT_IN_POLICIES);
@@ -78,7 +88,7 @@ export async function startControl(config: TaskflowConfig, baseDir: string, logg
       warn: (message, fields) => logger.warn(fields ?? {}, message),
     },
   });
-  const store = await createStore(config, baseDir);
+  const store = await createStore(config, baseDir, leader?.leaderEpoch);
   await store.open().catch((err: unknown) => {
     throw config.store.kind === "postgres" ? postgresOpenError(err, config.store.url!) : storeOpenError(err, path.resolve(baseDir, config.store.path));
   });
@@ -114,6 +124,7 @@ export async function startControl(config: TaskflowConfig, baseDir: string, logg
   c.register(TOKENS.WorkerHeap, { useValue: workerHeap });
   c.register(TOKENS.DueHeap, { useValue: dueHeap });
   c.register(TOKENS.Security, { useValue: security });
+  c.register(TOKENS.Leadership, { useValue: leader?.leadership ?? SINGLE });
   c.register(TOKENS.MemorySampler, { useValue: processMemorySampler() });
   // Parts that depend on no other part.
   c.registerSingleton(TOKENS.EventBus, LocalEventBus); //        every task and worker change

@@ -49,6 +49,8 @@ export const Reason = {
   MEMORY: "TASKFLOW_ERR_MEMORY",
   PAYLOAD_TOO_LARGE: "TASKFLOW_ERR_PAYLOAD_TOO_LARGE",
   STORE: "TASKFLOW_ERR_STORE",
+  /** A standby control node (`ha.enabled`) answered; the ErrorInfo's `leader` metadata is the leader's address, when one leads. */
+  NOT_LEADER: "TASKFLOW_ERR_NOT_LEADER",
   TASK_FAILED: "TASKFLOW_ERR_TASK_FAILED",
   TASK_CANCELLED: "TASKFLOW_ERR_TASK_CANCELLED",
 } as const;

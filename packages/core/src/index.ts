@@ -69,10 +69,13 @@ export {
   type TimerHandle,
   type Timers,
   type WorkerResult,
+  type Leadership,
+  type LeadershipState,
 } from "./contracts.js";
 export { DEFAULT_CONTROL_ADDRESS, DEFAULT_CONTROL_HOST, DEFAULT_CONTROL_PORT } from "./config.js";
 export {
   AUTH_ROLES,
+  advertisedAddress,
   configSchema,
   isLoopbackHost,
   tokenEntrySchema,
