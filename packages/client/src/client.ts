@@ -21,7 +21,7 @@ import {
 import { decodeResults, decodeSubmitAck, type FastSpec } from "@taskflow/proto/fast";
 import { createClient, type ServiceClient } from "@taskflow/proto/grpc";
 import { jsonCodec, type Codec } from "./codec.js";
-import { connection, type ConnectionOptions } from "./connection.js";
+import { controlConnection, type ConnectionOptions } from "./connection.js";
 import { wireError } from "./errors.js";
 import { Backoff } from "./backoff.js";
 import { CLIENT_DEFAULTS } from "./defaults.js";
@@ -64,8 +64,11 @@ function filterToWire(f: BulkFilter) {
 }
 
 export interface ClientOptions extends ConnectionOptions {
-  /** The control node's address. @defaultValue "127.0.0.1:50051" */
-  address?: string;
+  /**
+   * The control node's address; with standby control nodes, several (`"a:50051,b:50051"` or an
+   * array): calls go to the leader and follow it on failover (ADR 0028). @defaultValue "127.0.0.1:50051"
+   */
+  address?: string | readonly string[];
   /** Names this client's results stream; results of tasks it submits come back on it. @defaultValue a random UUID */
   clientId?: string;
   /** Most tasks in one auto-batched `SubmitTasks` call. @defaultValue 1000 */
@@ -148,15 +151,15 @@ export class TaskflowClient {
   private closed = false;
 
   constructor(options: ClientOptions = {}) {
-    this.address = options.address ?? CLIENT_DEFAULTS.address;
+    const { target, credentials, channelOptions, channel } = controlConnection(options.address ?? CLIENT_DEFAULTS.address, options, options.channelOptions);
+    this.address = target;
     this.clientId = options.clientId ?? randomUUID();
     this.codec = options.codec ?? jsonCodec;
-    const { credentials, clientOptions } = connection(options);
-    const channelOptions = { ...options.channelOptions, ...clientOptions };
     // Result batches and submit acknowledgements carry every task: decoded by hand into the same fields.
     this.tasks = createClient(TaskService, this.address, {
       credentials,
       channelOptions,
+      channel,
       responseDecoders: { subscribeResults: decodeResults, submitTaskStream: decodeSubmitAck },
     });
     this.cluster = createClient(ClusterService, this.address, { credentials, channelOptions, channel: this.tasks.raw.getChannel() as never });

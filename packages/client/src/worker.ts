@@ -16,7 +16,7 @@ import { WorkerService, type Assignment, type SessionRequest, type SessionRespon
 import { decodeSessionResponse, encodeHeartbeat } from "@taskflow/proto/fast";
 import { createClient, type ServiceClient } from "@taskflow/proto/grpc";
 import { jsonCodec, type Codec } from "./codec.js";
-import { connection } from "./connection.js";
+import { controlConnection } from "./connection.js";
 import { UnrecoverableError, wireError } from "./errors.js";
 import { Backoff } from "./backoff.js";
 import { WORKER_DEFAULTS } from "./defaults.js";
@@ -116,10 +116,12 @@ export class TaskflowWorker {
     this.codec = options.codec ?? jsonCodec;
     this.workerId = options.workerId ?? `${hostname()}-${process.pid}`;
     this.reconnectBackoff = new Backoff(100, options.maxReconnectDelayMs ?? WORKER_DEFAULTS.maxReconnectDelayMs);
-    const { credentials, clientOptions } = connection(options);
-    this.client = createClient(WorkerService, options.address ?? WORKER_DEFAULTS.address, {
+    // Several addresses: the session goes to the leader among standby control nodes (ADR 0028).
+    const { target, credentials, channelOptions, channel } = controlConnection(options.address ?? WORKER_DEFAULTS.address, options, options.channelOptions);
+    this.client = createClient(WorkerService, target, {
       credentials,
-      channelOptions: { ...options.channelOptions, ...clientOptions },
+      channelOptions,
+      channel,
       // Assignments arrive once per task: decoded by hand into the generated shape.
       responseDecoders: { session: decodeSessionResponse },
     });
