@@ -23,7 +23,7 @@ import { createClient, type ServiceClient } from "@taskflow/proto/grpc";
 import { jsonCodec, type Codec } from "./codec.js";
 import { controlConnection, type ConnectionOptions } from "./connection.js";
 import { wireError } from "./errors.js";
-import { Backoff } from "./backoff.js";
+import { Backoff, retryDelay } from "./backoff.js";
 import { CLIENT_DEFAULTS } from "./defaults.js";
 import { SubmitQueue } from "./submit-queue.js";
 import { hand, isFinalState, outcomeOf, resultFromTask, settle, type Outcome, type TaskResultFields, type Waiter } from "./outcome.js";
@@ -168,6 +168,7 @@ export class TaskflowClient {
       maxBatch: options.maxBatchSize ?? CLIENT_DEFAULTS.maxBatchSize,
       maxInFlight: options.maxInFlightBatches ?? CLIENT_DEFAULTS.maxInFlightBatches,
       submitRetryTimeoutMs: options.submitRetryTimeoutMs ?? CLIENT_DEFAULTS.submitRetryTimeoutMs,
+      followLeader: channel !== undefined,
     };
     this.submits = new SubmitQueue(this.tasks, settings, {
       subscribed: () => this.subscribed,
@@ -365,14 +366,14 @@ export class TaskflowClient {
     this.subscribed = false;
     this.stream = undefined;
     const backoff = new Backoff();
-    const retry = () => {
+    const retry = (reason?: string) => {
       setTimeout(() => {
         if (this.closed) return;
         this.ensureSubscribed().then(
           () => void this.catchUp(),
-          () => retry(),
+          (err: unknown) => retry(wireError(err).reason),
         );
-      }, backoff.next()).unref();
+      }, retryDelay(backoff, reason, this.submits.followsLeader)).unref();
     };
     retry();
   }

@@ -18,7 +18,7 @@ import { createClient, type ServiceClient } from "@taskflow/proto/grpc";
 import { jsonCodec, type Codec } from "./codec.js";
 import { controlConnection } from "./connection.js";
 import { UnrecoverableError, wireError } from "./errors.js";
-import { Backoff } from "./backoff.js";
+import { Backoff, retryDelay } from "./backoff.js";
 import { WORKER_DEFAULTS } from "./defaults.js";
 import { chunkResults } from "./batching.js";
 import type { HandlerMap, HeldResult, TaskContext, WorkerHooks, WorkerOptions } from "./worker-options.js";
@@ -98,6 +98,8 @@ export class TaskflowWorker {
   private stopping = false;
   private draining = false;
   private readonly reconnectBackoff: Backoff;
+  /** Several control addresses: reconnects after a broken session wait less (see `retryDelay`). */
+  private readonly followLeader: boolean;
   private welcomed: { resolve: () => void; reject: (e: unknown) => void } | undefined;
   private drainedResolve: (() => void) | undefined;
   /** Resolves when the control node asked this worker to drain and it has. */
@@ -118,6 +120,7 @@ export class TaskflowWorker {
     this.reconnectBackoff = new Backoff(100, options.maxReconnectDelayMs ?? WORKER_DEFAULTS.maxReconnectDelayMs);
     // Several addresses: the session goes to the leader among standby control nodes (ADR 0028).
     const { target, credentials, channelOptions, channel } = controlConnection(options.address ?? WORKER_DEFAULTS.address, options, options.channelOptions);
+    this.followLeader = channel !== undefined;
     this.client = createClient(WorkerService, target, {
       credentials,
       channelOptions,
@@ -313,7 +316,7 @@ export class TaskflowWorker {
         return;
       }
       this.log("warn", "session to the control node broke; reconnecting", { error: err.message, held: this.held });
-      this.reconnect();
+      this.reconnect(wireError(err).reason);
     });
     call.on("end", () => {
       if (this.closed) return;
@@ -346,7 +349,8 @@ export class TaskflowWorker {
     });
   }
 
-  private reconnect(): void {
+  /** @param reason the reason of the error that broke the session: a standby's NOT_LEADER retries sooner. */
+  private reconnect(reason?: string): void {
     clearInterval(this.heartbeatTimer);
     this.sessionOpen = false;
     // What the broken session did not confirm is held again: listed in the next hello, sent anew.
@@ -362,7 +366,7 @@ export class TaskflowWorker {
       this.session.cancel();
       this.session = undefined;
     }
-    setTimeout(() => this.connect(), this.reconnectBackoff.next()).unref();
+    setTimeout(() => this.connect(), retryDelay(this.reconnectBackoff, reason, this.followLeader)).unref();
   }
 
   /** Starts waiting tasks while slots are free; a loop, not recursion, as handlers may finish synchronously. */
