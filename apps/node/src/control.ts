@@ -56,9 +56,45 @@ export interface LeaderContext {
   leaderEpoch: () => number | undefined;
   /** The node's role, epoch and leader address, for GetClusterState. */
   leadership: Leadership;
+  /** Heaps allocated while a standby ({@link allocateHeaps}); closed by the node's stop as usual. */
+  heaps?: ControlHeaps;
 }
 
 const SINGLE: Leadership = { current: () => ({ role: "single", epoch: 0, leader: "" }) };
+
+/** The control plane's shared-memory heaps. */
+export interface ControlHeaps {
+  taskHeap: IndexedHeap;
+  workerHeap: IndexedHeap;
+  /** Delayed tasks by due time. */
+  dueHeap: IndexedHeap;
+}
+
+/**
+ * Allocates the heaps in full now: a capacity this host cannot hold stops the start, naming its
+ * key. A standby control node allocates them before it is elected (allocating the default
+ * 1M-task heaps takes about a second, with the event loop blocked).
+ */
+export function allocateHeaps(config: TaskflowConfig): ControlHeaps {
+  const backing = config.control.heapBacking;
+  const tag = `taskflow-${process.pid}-${Date.now().toString(36)}`;
+  const heaps: IndexedHeap[] = [];
+  const heap = (key: "taskHeapCapacity" | "workerHeapCapacity", name: string): IndexedHeap => {
+    try {
+      const created = IndexedHeap.create({ capacity: config.control[key], backing, name: `${tag}-${name}` });
+      heaps.push(created);
+      return created;
+    } catch (err) {
+      for (const h of heaps) h.close();
+      throw heapCreateError(err, `control.${key}`, config.control[key], backing);
+    }
+  };
+  const taskHeap = heap("taskHeapCapacity", "tasks");
+  const workerHeap = heap("workerHeapCapacity", "workers");
+  // Every delayed task is an unfinished task, which the PLM caps at the task heap's capacity.
+  const dueHeap = heap("taskHeapCapacity", "due");
+  return { taskHeap, workerHeap, dueHeap };
+}
 
 /** The store the config names, with its options. Exported for tests. */
 export async function createStore(config: TaskflowConfig, baseDir: string, leaderEpoch?: () => number | undefined): Promise<TaskStore> {
@@ -93,24 +129,14 @@ export async function startControl(config: TaskflowConfig, baseDir: string, logg
     throw config.store.kind === "postgres" ? postgresOpenError(err, config.store.url!) : storeOpenError(err, path.resolve(baseDir, config.store.path));
   });
   const backing = config.control.heapBacking;
-  const tag = `taskflow-${process.pid}-${Date.now().toString(36)}`;
-  // Allocated in full now: a capacity this host cannot hold stops the start, naming its key.
-  const heaps: IndexedHeap[] = [];
-  const heap = (key: "taskHeapCapacity" | "workerHeapCapacity", name: string): IndexedHeap => {
-    try {
-      const created = IndexedHeap.create({ capacity: config.control[key], backing, name: `${tag}-${name}` });
-      heaps.push(created);
-      return created;
-    } catch (err) {
-      for (const h of heaps) h.close();
-      store.close().catch(() => {});
-      throw heapCreateError(err, `control.${key}`, config.control[key], backing);
-    }
-  };
-  const taskHeap = heap("taskHeapCapacity", "tasks");
-  const workerHeap = heap("workerHeapCapacity", "workers");
-  // Every delayed task is an unfinished task, which the PLM caps at the task heap's capacity.
-  const dueHeap = heap("taskHeapCapacity", "due");
+  let allocated: ControlHeaps;
+  try {
+    allocated = leader?.heaps ?? allocateHeaps(config);
+  } catch (err) {
+    store.close().catch(() => {});
+    throw err;
+  }
+  const { taskHeap, workerHeap, dueHeap } = allocated;
 
   const c = rootContainer.createChildContainer();
   // Values built above: config, time, the store, the policy, the shared-memory heaps, security.

@@ -9,7 +9,7 @@
  */
 import { advertisedAddress, type LeadershipState, type Logger, type TaskflowConfig } from "@taskflow/core";
 import { StandbyServer } from "@taskflow/services";
-import { startControl, type ControlNode } from "./control.js";
+import { allocateHeaps, startControl, type ControlNode } from "./control.js";
 import { postgresOpenError, postgresSsl } from "./postgres-config.js";
 import { serverSecurity } from "./security.js";
 
@@ -42,9 +42,23 @@ export async function startHaControl(config: TaskflowConfig, baseDir: string, lo
   await lease.open().catch((err: unknown) => {
     throw postgresOpenError(err, config.store.url!);
   });
+  // Before the election: a standby is ready to lead with no allocation on the way (and a host
+  // that cannot hold the heaps stops now, naming the key).
+  let heaps: ReturnType<typeof allocateHeaps> | undefined;
+  try {
+    heaps = allocateHeaps(config);
+  } catch (err) {
+    await lease.close();
+    throw err;
+  }
   let state: LeadershipState = { role: "standby", epoch: 0, leader: "" };
   const standby = new StandbyServer({ host: config.control.host, port: config.control.port, security: serverSecurity(config, baseDir, logger), leadership: () => state, logger });
+  const closeHeaps = () => {
+    for (const h of [heaps?.taskHeap, heaps?.workerHeap, heaps?.dueHeap]) h?.close();
+    heaps = undefined;
+  };
   const port = await standby.listen().catch(async (err: unknown) => {
+    closeHeaps();
     await lease.close();
     throw err;
   });
@@ -86,7 +100,10 @@ export async function startHaControl(config: TaskflowConfig, baseDir: string, lo
         control = await startControl({ ...config, control: { ...config.control, port } }, baseDir, logger, {
           leaderEpoch: () => lease.epoch,
           leadership: { current: () => state },
+          heaps,
         });
+        // The control node closes them from now on.
+        heaps = undefined;
         logger.info({ epoch, address: me, tookMs: Math.round(performance.now() - started) }, "leading: serving on the control port");
         hooks.elected?.(control, epoch);
       })().catch((err: unknown) => {
@@ -111,6 +128,7 @@ export async function startHaControl(config: TaskflowConfig, baseDir: string, lo
         lease.stop();
       }
       await control?.stop();
+      closeHeaps();
       await standby.close();
       // After the control plane's last write: a standby may take over at once.
       await lease.release().catch((err: unknown) => logger.warn({ err }, "could not release the leader lease; a standby takes over when it expires"));
