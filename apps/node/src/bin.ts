@@ -34,7 +34,8 @@ const program = new Command("taskflow")
     "after",
     `
 Exit codes: 0 ok, 1 task failed or was cancelled, 2 bad usage, invalid argument or a config
-            the node cannot start with, 3 not found, 4 control node unreachable, 5 other error.
+            the node cannot start with, 3 not found, 4 control node unreachable, 5 other error;
+            \`taskflow node\` with ha: 75 lost the leader lease (restart it: it returns as a standby).
 
 Examples:
   $ taskflow node --config taskflow.config.json

@@ -56,16 +56,23 @@ after(() => server?.stop());
  * a loaded machine) is started again on its port and comes back as a standby. `nodes` always
  * holds the current process of each; `stop()` ends supervision and stops them.
  */
-async function startControlNodes(schema: string): Promise<{ nodes: StartedNode[]; ports: number[]; restarts: () => number; stop: () => Promise<void> }> {
+async function startControlNodes(
+  schema: string,
+): Promise<{ nodes: StartedNode[]; ports: number[]; restarts: () => number; stepDowns: () => string[]; stop: () => Promise<void> }> {
   const ports = [await freePort(), await freePort(), await freePort()];
   let stopping = false;
   let restarts = 0;
+  const stepDowns: string[] = [];
   const config = (port: number) => ({
     roles: ["control" as const],
     // Heaps sized for the test (allocated once, while a standby).
     control: { port, taskHeapCapacity: 65_536, workerHeapCapacity: 1024 },
     store: { kind: "postgres" as const, url: server!.url, schema },
     ha: { enabled: true, leaseTtlMs: LEASE_TTL_MS },
+    // Tasks a worker held when the leader died wait 2 × this for it to re-adopt them on the new
+    // leader (ADR 0011) before they run again: long enough for a worker to find the leader even
+    // if, on a loaded machine, a leader or two step down in between.
+    liveness: { heartbeatTimeoutMs: 5000 },
     log: { level: "info" as const },
   });
   const nodes: StartedNode[] = [];
@@ -74,6 +81,7 @@ async function startControlNodes(schema: string): Promise<{ nodes: StartedNode[]
     node.process.once("exit", (code) => {
       if (stopping || code !== 75) return;
       restarts++;
+      stepDowns.push(...node.logs().split("\n").filter((l) => /lost the leader lease|did not start/.test(l)).map((l) => `node ${i}: ${l.slice(0, 300)}`));
       void startNode(config(ports[i]!), { timeoutMs: 60_000 }).then(
         (again) => (stopping ? void again.stop() : supervise(i, again)),
         () => {},
@@ -86,6 +94,7 @@ async function startControlNodes(schema: string): Promise<{ nodes: StartedNode[]
     nodes,
     ports,
     restarts: () => restarts,
+    stepDowns: () => stepDowns,
     async stop() {
       stopping = true;
       for (const n of nodes) await n.stop();
@@ -172,7 +181,25 @@ describe("standby control nodes", () => {
       // In slices: thousands of outcome() calls at once each open a WatchTask stream (their results
       // may have gone out while the results stream was broken), more than one HTTP/2 session takes.
       const outcomes = [];
-      for (let i = 0; i < ids.length; i += 500) outcomes.push(...(await Promise.all(ids.slice(i, i + 500).map((id) => client.outcome(id)))));
+      for (let i = 0; i < ids.length; i += 500) {
+        const slice = ids.slice(i, i + 500);
+        const settled = new Set<string>();
+        const waited = Promise.all(slice.map((id) => client.outcome(id).then((o) => (settled.add(id), o))));
+        let timer: NodeJS.Timeout | undefined;
+        const deadline = new Promise<never>((_, reject) => {
+          timer = setTimeout(async () => {
+            // A hang here is an SDK bug to see, not a timeout to wait out: name the tasks and what the server says.
+            const stuck = slice.filter((id) => !settled.has(id));
+            const states = await Promise.all(stuck.slice(0, 5).map(async (id) => `${id}: ${(await client.get(id).catch(() => undefined))?.state}`));
+            reject(new Error(`${stuck.length} outcome() calls did not settle in 120 s, e.g. ${states.join(", ")}`));
+          }, 120_000);
+        });
+        try {
+          outcomes.push(...(await Promise.race([waited, deadline])));
+        } finally {
+          clearTimeout(timer);
+        }
+      }
       assert.deepEqual(outcomes.filter((o) => o.state !== "succeeded").map((o) => `${o.taskId} ${o.state} ${o.error}`), []);
       assert.equal((await prober.outcome(probeId)).state, "succeeded");
 
@@ -202,6 +229,7 @@ describe("standby control nodes", () => {
         for (const line of n.logs().split("\n")) if (/lease|leader|leading/.test(line)) t.diagnostic(`node ${i}: ${line.slice(0, 300)}`);
       }
       t.diagnostic(`control nodes restarted by the supervisor after stepping down: ${cluster.restarts()}`);
+      for (const line of cluster.stepDowns()) t.diagnostic(line);
       client.close();
       prober.close();
       for (const n of extra) await n.stop();
