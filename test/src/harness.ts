@@ -76,7 +76,7 @@ export async function startNode(
     }, options.timeoutMs ?? 20_000);
     child.stdout!.on("data", (d: Buffer) => {
       stdout += d.toString();
-      const m = /taskflow node ready(?: on [^\s]+:(\d+))?(?: metrics (\S+))?(?: dashboard (\S+))?\n/.exec(stdout);
+      const m = /taskflow node ready(?: on [^\s]+:(\d+))?(?: metrics (\S+))?(?: dashboard (\S+))?(?: \((?:leader|standby)\))?\n/.exec(stdout);
       if (m) {
         clearTimeout(timer);
         metricsUrl = m[2];

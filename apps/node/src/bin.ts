@@ -6,7 +6,7 @@
 import { readFileSync } from "node:fs";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { AUTH_ROLES, Code, DEFAULT_CONTROL_ADDRESS, MAX_DELAY_MS, TaskflowError, type AuthRole } from "@taskflow/core";
-import { TaskflowClient, TaskState, taskStateName, wireError, type BulkFilter } from "@taskflow/client";
+import { TaskflowClient, TaskState, controlAddresses, taskStateName, wireError, type BulkFilter } from "@taskflow/client";
 import type { Task } from "@taskflow/proto";
 import { EXIT, GRAPH_LISTED, errorLine, exitCodeFor, parseDelay, parseTimeAhead, parseTimePoint, table, taskJson, taskText, workerJson } from "./cli/output.js";
 import { addSimulateCommand } from "./cli/simulate.js";
@@ -21,6 +21,11 @@ const program = new Command("taskflow")
   .addOption(
     new Option("-a, --address <host:port>", "control node address for client commands").env("TASKFLOW_ADDRESS").default(DEFAULT_CONTROL_ADDRESS),
   )
+  .addOption(
+    new Option("--control <host:port,...>", "control node addresses, comma-separated (standby control nodes): commands go to the leader; overrides --address").env(
+      "TASKFLOW_CONTROL",
+    ),
+  )
   .addOption(new Option("--token <token>", "bearer token for client commands (see `taskflow token create`)").env("TASKFLOW_TOKEN"))
   .addOption(new Option("--ca <file>", "connect with TLS, trusting this CA certificate (PEM)").env("TASKFLOW_CA"))
   .addOption(new Option("--cert <file>", "client certificate (PEM) for a node that requires one (mTLS)").env("TASKFLOW_CERT"))
@@ -32,7 +37,8 @@ const program = new Command("taskflow")
     "after",
     `
 Exit codes: 0 ok, 1 task failed or was cancelled, 2 bad usage, invalid argument or a config
-            the node cannot start with, 3 not found, 4 control node unreachable, 5 other error.
+            the node cannot start with, 3 not found, 4 control node unreachable, 5 other error;
+            \`taskflow node\` with ha: 75 lost the leader lease (restart it: it returns as a standby).
 
 Examples:
   $ taskflow node --config taskflow.config.json
@@ -46,6 +52,7 @@ let isClientCommand = true;
 
 interface GlobalOptions {
   address: string;
+  control?: string;
   token?: string;
   ca?: string;
   cert?: string;
@@ -61,8 +68,15 @@ function readPem(flag: string, file: string): Buffer {
   }
 }
 
-function client(): TaskflowClient {
-  const { address, token, ca, cert, key, tls } = program.opts<GlobalOptions>();
+/** Where client commands go: --control (TASKFLOW_CONTROL), else --address. */
+function controlTarget(): string {
+  const { address, control } = program.opts<GlobalOptions>();
+  return control?.trim() ? control : address;
+}
+
+function client(only?: string): TaskflowClient {
+  const { token, ca, cert, key, tls } = program.opts<GlobalOptions>();
+  const address = only ?? controlTarget();
   if (Boolean(cert) !== Boolean(key)) throw new TaskflowError(Code.INVALID_ARGUMENT, "--cert and --key go together (TASKFLOW_CERT, TASKFLOW_KEY)");
   const secure = tls || ca || cert;
   return new TaskflowClient({
@@ -463,13 +477,53 @@ program
   });
 
 program
+  .command("status")
+  .description("each control node's role (leader, standby), lease epoch and leader, with its store and queue")
+  .option("--json", "print JSON")
+  .action(async (opts: { json?: boolean }) => {
+    const nodes = await Promise.all(
+      controlAddresses(controlTarget()).map(async (address) => {
+        const c = client(address);
+        try {
+          const state = await c.clusterState();
+          const l = state.leadership;
+          return {
+            address,
+            reachable: true,
+            role: l?.role || "single",
+            epoch: Number(l?.epoch ?? 0n),
+            leader: l?.leader ?? "",
+            store: state.store ? { kind: state.store.kind, writable: state.store.writable, error: state.store.error } : undefined,
+            queued: Number(state.queued),
+            running: Number(state.running),
+            workers: state.workers.length,
+          };
+        } catch (err) {
+          return { address, reachable: false, error: err instanceof Error ? err.message : String(err) };
+        } finally {
+          c.close();
+        }
+      }),
+    );
+    if (!nodes.some((n) => n.reachable)) throw new TaskflowError(Code.UNAVAILABLE, `no control node answered: ${nodes.map((n) => `${n.address}: ${"error" in n ? n.error : ""}`).join("; ")}`);
+    print(nodes, Boolean(opts.json), () => {
+      const rows = [["NODE", "ROLE", "EPOCH", "LEADER", "STORE", "QUEUED", "RUNNING", "WORKERS"]];
+      for (const n of nodes) {
+        if (!("role" in n)) rows.push([n.address, "unreachable", "", "", "", "", "", ""]);
+        else rows.push([n.address, String(n.role), String(n.epoch), n.leader || "-", n.store ? `${n.store.kind}${n.store.writable ? "" : " (cannot write)"}` : "-", String(n.queued), String(n.running), String(n.workers)]);
+      }
+      return table(rows);
+    });
+  });
+
+program
   .command("top")
   .description("a live view of workers, queue and rates; q or Ctrl-C quits")
   .option("-i, --interval <ms>", "refresh every this many ms", parseInteger("--interval"), 1000)
   .option("--once", "print one screen (rates over one interval) and exit; no terminal needed")
   .action(async (opts: { interval: number; once?: boolean }) => {
     const c = client();
-    const address = program.opts<{ address: string }>().address;
+    const address = controlTarget();
     try {
       if (opts.once) {
         const first = sampleOf(await c.clusterState(), Date.now());
@@ -539,7 +593,7 @@ try {
     process.exitCode = err.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
   } else {
     const e = wireError(err);
-    const hint = isClientCommand && e.code === Code.UNAVAILABLE ? ` (is a control node running at ${program.opts<{ address: string }>().address}?)` : "";
+    const hint = isClientCommand && e.code === Code.UNAVAILABLE ? ` (is a control node running at ${controlTarget()}?)` : "";
     process.stderr.write(`taskflow: ${errorLine(e, isClientCommand)}${hint}\n`);
     process.exitCode = exitCodeFor(e);
   }

@@ -7,7 +7,7 @@
  */
 import "reflect-metadata";
 import { container as rootContainer } from "tsyringe";
-import { TOKENS, systemClock, systemTimers, type EventBus, type Logger, type PolicyDefinition, type ScheduleStore, type TaskStore, type TaskflowConfig } from "@taskflow/core";
+import { TOKENS, systemClock, systemTimers, type EventBus, type Leadership, type Logger, type PolicyDefinition, type ScheduleStore, type TaskStore, type TaskflowConfig } from "@taskflow/core";
 import {
   ControlServer,
   DelayedTasks,
@@ -54,8 +54,54 @@ export interface ControlNode {
   stop(): Promise<void>;
 }
 
+/** What a node with `ha.enabled` adds when it starts the control plane as the leader (apps/node/src/ha.ts). */
+export interface LeaderContext {
+  /** The lease's epoch, undefined once it may have expired: every store write is fenced with it (ADR 0016). */
+  leaderEpoch: () => number | undefined;
+  /** The node's role, epoch and leader address, for GetClusterState. */
+  leadership: Leadership;
+  /** Heaps allocated while a standby ({@link allocateHeaps}); closed by the node's stop as usual. */
+  heaps?: ControlHeaps;
+}
+
+const SINGLE: Leadership = { current: () => ({ role: "single", epoch: 0, leader: "" }) };
+
+/** The control plane's shared-memory heaps. */
+export interface ControlHeaps {
+  taskHeap: IndexedHeap;
+  workerHeap: IndexedHeap;
+  /** Delayed tasks by due time. */
+  dueHeap: IndexedHeap;
+}
+
+/**
+ * Allocates the heaps in full now: a capacity this host cannot hold stops the start, naming its
+ * key. A standby control node allocates them before it is elected (allocating the default
+ * 1M-task heaps takes about a second, with the event loop blocked).
+ */
+export function allocateHeaps(config: TaskflowConfig): ControlHeaps {
+  const backing = config.control.heapBacking;
+  const tag = `taskflow-${process.pid}-${Date.now().toString(36)}`;
+  const heaps: IndexedHeap[] = [];
+  const heap = (key: "taskHeapCapacity" | "workerHeapCapacity", name: string): IndexedHeap => {
+    try {
+      const created = IndexedHeap.create({ capacity: config.control[key], backing, name: `${tag}-${name}` });
+      heaps.push(created);
+      return created;
+    } catch (err) {
+      for (const h of heaps) h.close();
+      throw heapCreateError(err, `control.${key}`, config.control[key], backing);
+    }
+  };
+  const taskHeap = heap("taskHeapCapacity", "tasks");
+  const workerHeap = heap("workerHeapCapacity", "workers");
+  // Every delayed task is an unfinished task, which the PLM caps at the task heap's capacity.
+  const dueHeap = heap("taskHeapCapacity", "due");
+  return { taskHeap, workerHeap, dueHeap };
+}
+
 /** The store the config names, with its options. Exported for tests. */
-export async function createStore(config: TaskflowConfig, baseDir: string): Promise<TaskStore & ScheduleStore> {
+export async function createStore(config: TaskflowConfig, baseDir: string, leaderEpoch?: () => number | undefined): Promise<TaskStore & ScheduleStore> {
   if (config.store.kind === "sqlite") {
     const { SqliteTaskStore } = await import("@taskflow/store-sqlite");
     const { synchronous, groupCommitMaxDelayMs, writer } = config.store;
@@ -65,12 +111,12 @@ export async function createStore(config: TaskflowConfig, baseDir: string): Prom
     const { PostgresTaskStore } = await import("@taskflow/store-postgres");
     const { url, poolSize, schema, groupCommitMaxDelayMs } = config.store;
     // parseConfig refuses kind "postgres" without a url.
-    return new PostgresTaskStore({ url: url!, ssl: postgresSsl(config, baseDir), poolSize, schema, groupCommitMaxDelayMs });
+    return new PostgresTaskStore({ url: url!, ssl: postgresSsl(config, baseDir), poolSize, schema, groupCommitMaxDelayMs, leaderEpoch });
   }
   return new MemoryTaskStore({ maxFinishedTasks: config.store.maxFinishedTasks });
 }
 
-export async function startControl(config: TaskflowConfig, baseDir: string, logger: Logger): Promise<ControlNode> {
+export async function startControl(config: TaskflowConfig, baseDir: string, logger: Logger, leader?: LeaderContext): Promise<ControlNode> {
   // First: a certificate or tokens file that cannot be read stops the node before anything opens.
   const security = serverSecurity(config, baseDir, logger);
   const definition: PolicyDefinition = await loadPolicy(config.scheduler.policy, config.scheduler.policyOptions, baseDir, BUILT_IN_POLICIES);
@@ -82,29 +128,19 @@ export async function startControl(config: TaskflowConfig, baseDir: string, logg
       warn: (message, fields) => logger.warn(fields ?? {}, message),
     },
   });
-  const store = await createStore(config, baseDir);
+  const store = await createStore(config, baseDir, leader?.leaderEpoch);
   await store.open().catch((err: unknown) => {
     throw config.store.kind === "postgres" ? postgresOpenError(err, config.store.url!) : storeOpenError(err, path.resolve(baseDir, config.store.path));
   });
   const backing = config.control.heapBacking;
-  const tag = `taskflow-${process.pid}-${Date.now().toString(36)}`;
-  // Allocated in full now: a capacity this host cannot hold stops the start, naming its key.
-  const heaps: IndexedHeap[] = [];
-  const heap = (key: "taskHeapCapacity" | "workerHeapCapacity", name: string): IndexedHeap => {
-    try {
-      const created = IndexedHeap.create({ capacity: config.control[key], backing, name: `${tag}-${name}` });
-      heaps.push(created);
-      return created;
-    } catch (err) {
-      for (const h of heaps) h.close();
-      store.close().catch(() => {});
-      throw heapCreateError(err, `control.${key}`, config.control[key], backing);
-    }
-  };
-  const taskHeap = heap("taskHeapCapacity", "tasks");
-  const workerHeap = heap("workerHeapCapacity", "workers");
-  // Every delayed task is an unfinished task, which the PLM caps at the task heap's capacity.
-  const dueHeap = heap("taskHeapCapacity", "due");
+  let allocated: ControlHeaps;
+  try {
+    allocated = leader?.heaps ?? allocateHeaps(config);
+  } catch (err) {
+    store.close().catch(() => {});
+    throw err;
+  }
+  const { taskHeap, workerHeap, dueHeap } = allocated;
 
   const c = rootContainer.createChildContainer();
   // Values built above: config, time, the store, the policy, the shared-memory heaps, security.
@@ -120,6 +156,7 @@ export async function startControl(config: TaskflowConfig, baseDir: string, logg
   c.register(TOKENS.WorkerHeap, { useValue: workerHeap });
   c.register(TOKENS.DueHeap, { useValue: dueHeap });
   c.register(TOKENS.Security, { useValue: security });
+  c.register(TOKENS.Leadership, { useValue: leader?.leadership ?? SINGLE });
   c.register(TOKENS.MemorySampler, { useValue: processMemorySampler() });
   // Parts that depend on no other part.
   c.registerSingleton(TOKENS.EventBus, LocalEventBus); //        every task and worker change
@@ -164,7 +201,8 @@ export async function startControl(config: TaskflowConfig, baseDir: string, logg
       recorder = new TraceRecorder(file, events, systemClock.now());
     } catch (err) {
       await store.close().catch(() => {});
-      for (const h of heaps) h.close();
+      // An elected standby's heaps are its own to keep (it allocated them before the election).
+      if (!leader?.heaps) for (const h of [taskHeap, workerHeap, dueHeap]) h.close();
       throw traceFileError(err, file);
     }
   }

@@ -23,9 +23,9 @@ import {
 import { decodeResults, decodeSubmitAck, type FastSpec } from "@taskflow/proto/fast";
 import { createClient, type ServiceClient } from "@taskflow/proto/grpc";
 import { jsonCodec, type Codec } from "./codec.js";
-import { connection, type ConnectionOptions } from "./connection.js";
+import { controlConnection, type ConnectionOptions } from "./connection.js";
 import { wireError } from "./errors.js";
-import { Backoff } from "./backoff.js";
+import { Backoff, retryDelay } from "./backoff.js";
 import { CLIENT_DEFAULTS } from "./defaults.js";
 import { SubmitQueue } from "./submit-queue.js";
 import { ScheduleClient } from "./schedules.js";
@@ -67,8 +67,11 @@ function filterToWire(f: BulkFilter) {
 }
 
 export interface ClientOptions extends ConnectionOptions {
-  /** The control node's address. @defaultValue "127.0.0.1:50051" */
-  address?: string;
+  /**
+   * The control node's address; with standby control nodes, several (`"a:50051,b:50051"` or an
+   * array): calls go to the leader and follow it on failover (ADR 0028). @defaultValue "127.0.0.1:50051"
+   */
+  address?: string | readonly string[];
   /** Names this client's results stream; results of tasks it submits come back on it. @defaultValue a random UUID */
   clientId?: string;
   /** Most tasks in one auto-batched `SubmitTasks` call. @defaultValue 1000 */
@@ -194,15 +197,15 @@ export class TaskflowClient {
   readonly schedules: ScheduleClient;
 
   constructor(options: ClientOptions = {}) {
-    this.address = options.address ?? CLIENT_DEFAULTS.address;
+    const { target, credentials, channelOptions, channel } = controlConnection(options.address ?? CLIENT_DEFAULTS.address, options, options.channelOptions);
+    this.address = target;
     this.clientId = options.clientId ?? randomUUID();
     this.codec = options.codec ?? jsonCodec;
-    const { credentials, clientOptions } = connection(options);
-    const channelOptions = { ...options.channelOptions, ...clientOptions };
     // Result batches and submit acknowledgements carry every task: decoded by hand into the same fields.
     this.tasks = createClient(TaskService, this.address, {
       credentials,
       channelOptions,
+      channel,
       responseDecoders: { subscribeResults: decodeResults, submitTaskStream: decodeSubmitAck },
     });
     this.cluster = createClient(ClusterService, this.address, { credentials, channelOptions, channel: this.tasks.raw.getChannel() as never });
@@ -216,6 +219,7 @@ export class TaskflowClient {
       maxBatch: options.maxBatchSize ?? CLIENT_DEFAULTS.maxBatchSize,
       maxInFlight: options.maxInFlightBatches ?? CLIENT_DEFAULTS.maxInFlightBatches,
       submitRetryTimeoutMs: options.submitRetryTimeoutMs ?? CLIENT_DEFAULTS.submitRetryTimeoutMs,
+      followLeader: channel !== undefined,
     };
     this.submits = new SubmitQueue(this.tasks, settings, {
       subscribed: () => this.subscribed,
@@ -456,14 +460,14 @@ export class TaskflowClient {
     this.subscribed = false;
     this.stream = undefined;
     const backoff = new Backoff();
-    const retry = () => {
+    const retry = (reason?: string) => {
       setTimeout(() => {
         if (this.closed) return;
         this.ensureSubscribed().then(
           () => void this.catchUp(),
-          () => retry(),
+          (err: unknown) => retry(wireError(err).reason),
         );
-      }, backoff.next()).unref();
+      }, retryDelay(backoff, reason, this.submits.followsLeader)).unref();
     };
     retry();
   }

@@ -1,5 +1,6 @@
 /** How the SDK reaches a control node: TLS (optionally mTLS) and a bearer token on every call. */
 import * as grpc from "@grpc/grpc-js";
+import { LeaderChannel, controlAddresses } from "./leader-channel.js";
 
 /** TLS to the control node. PEM contents (not paths). */
 export interface TlsOptions {
@@ -45,4 +46,24 @@ export function connection(options: ConnectionOptions): { credentials: grpc.Chan
     clientOptions["interceptors"] = [withToken];
   }
   return { credentials, clientOptions };
+}
+
+/**
+ * The channel setup for the control address(es) `address`: with one address, as before; with
+ * several (`"a:1,b:2"` or an array), a {@link LeaderChannel} that follows the leader among
+ * standby control nodes, to pass as the clients' channel, with its interceptor first.
+ */
+export function controlConnection(
+  address: string | readonly string[],
+  options: ConnectionOptions,
+  channelOptions: grpc.ChannelOptions = {},
+): { target: string; credentials: grpc.ChannelCredentials; channelOptions: grpc.ChannelOptions; channel: LeaderChannel | undefined } {
+  const addresses = controlAddresses(address);
+  const { credentials, clientOptions } = connection(options);
+  const merged: grpc.ChannelOptions = { ...channelOptions, ...clientOptions };
+  if (addresses.length === 1) return { target: addresses[0]!, credentials, channelOptions: merged, channel: undefined };
+  // The channels underneath get the channel options only; interceptors belong to the clients.
+  const { interceptors, ...plain } = merged as grpc.ChannelOptions & { interceptors?: grpc.Interceptor[] };
+  const channel = new LeaderChannel(addresses, credentials, plain);
+  return { target: addresses.join(","), credentials, channelOptions: { ...merged, interceptors: [channel.interceptor, ...(interceptors ?? [])] }, channel };
 }

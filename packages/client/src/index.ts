@@ -8,3 +8,4 @@ export { CLIENT_DEFAULTS, WORKER_DEFAULTS } from "./defaults.js";
 export { jsonCodec, type Codec } from "./codec.js";
 export { TaskState, taskStateName } from "@taskflow/proto";
 export { type ConnectionOptions, type TlsOptions } from "./connection.js";
+export { LeaderChannel, controlAddresses } from "./leader-channel.js";

@@ -9,7 +9,7 @@ import { Code, TaskflowError } from "@taskflow/core";
 import type { SubmitTaskStreamResponse, TaskService } from "@taskflow/proto";
 import { encodeSubmitTaskStream, type FastSpec } from "@taskflow/proto/fast";
 import type { ServiceClient } from "@taskflow/proto/grpc";
-import { Backoff } from "./backoff.js";
+import { Backoff, retryDelay } from "./backoff.js";
 import { batchCount } from "./batching.js";
 import { statusError, wireError } from "./errors.js";
 
@@ -41,9 +41,16 @@ export interface SubmitSettings {
   maxBatch: number;
   maxInFlight: number;
   submitRetryTimeoutMs: number;
+  /** Several control addresses: retries after a broken connection wait less (see `retryDelay`). */
+  followLeader: boolean;
 }
 
 export class SubmitQueue {
+  /** True with several control addresses (the client's results stream retries by it too). */
+  get followsLeader(): boolean {
+    return this.settings.followLeader;
+  }
+
   /** Makes this client's request IDs unique, also against an earlier client with the same client ID. */
   private readonly requestPrefix = randomUUID();
   private resendTimer: NodeJS.Timeout | undefined;
@@ -156,7 +163,7 @@ export class SubmitQueue {
           for (const reject of rejects) reject(failure);
           return;
         }
-        setTimeout(() => this.flush(), this.submitBackoff.next()).unref();
+        setTimeout(() => this.flush(), retryDelay(this.submitBackoff, e.reason, this.settings.followLeader)).unref();
       },
     );
   }

@@ -46,8 +46,11 @@ export type TaskHandler<P = any, R = unknown> = (payload: P, context: TaskContex
 export type HandlerMap = Record<string, TaskHandler>;
 
 export interface WorkerOptions extends ConnectionOptions {
-  /** The control node's address. @defaultValue "127.0.0.1:50051" */
-  address?: string;
+  /**
+   * The control node's address; with standby control nodes, several (`"a:50051,b:50051"` or an
+   * array): the worker connects to the leader and follows it on failover. @defaultValue "127.0.0.1:50051"
+   */
+  address?: string | readonly string[];
   /** Handlers by task type. Required. */
   handlers: HandlerMap;
   /** Tasks run at once. @defaultValue 16 */

@@ -16,9 +16,9 @@ import { TaskState, WorkerService, type Assignment, type DependencyResult, type 
 import { decodeSessionResponse, encodeHeartbeat } from "@taskflow/proto/fast";
 import { createClient, type ServiceClient } from "@taskflow/proto/grpc";
 import { jsonCodec, type Codec } from "./codec.js";
-import { connection } from "./connection.js";
+import { controlConnection } from "./connection.js";
 import { UnrecoverableError, wireError } from "./errors.js";
-import { Backoff } from "./backoff.js";
+import { Backoff, retryDelay } from "./backoff.js";
 import { WORKER_DEFAULTS } from "./defaults.js";
 import { chunkResults } from "./batching.js";
 import type { DependencyOutcome, HandlerMap, HeldResult, TaskContext, WorkerHooks, WorkerOptions } from "./worker-options.js";
@@ -123,6 +123,8 @@ export class TaskflowWorker {
   private stopping = false;
   private draining = false;
   private readonly reconnectBackoff: Backoff;
+  /** Several control addresses: reconnects after a broken session wait less (see `retryDelay`). */
+  private readonly followLeader: boolean;
   private welcomed: { resolve: () => void; reject: (e: unknown) => void } | undefined;
   private drainedResolve: (() => void) | undefined;
   /** Resolves when the control node asked this worker to drain and it has. */
@@ -141,10 +143,13 @@ export class TaskflowWorker {
     this.codec = options.codec ?? jsonCodec;
     this.workerId = options.workerId ?? `${hostname()}-${process.pid}`;
     this.reconnectBackoff = new Backoff(100, options.maxReconnectDelayMs ?? WORKER_DEFAULTS.maxReconnectDelayMs);
-    const { credentials, clientOptions } = connection(options);
-    this.client = createClient(WorkerService, options.address ?? WORKER_DEFAULTS.address, {
+    // Several addresses: the session goes to the leader among standby control nodes (ADR 0028).
+    const { target, credentials, channelOptions, channel } = controlConnection(options.address ?? WORKER_DEFAULTS.address, options, options.channelOptions);
+    this.followLeader = channel !== undefined;
+    this.client = createClient(WorkerService, target, {
       credentials,
-      channelOptions: { ...options.channelOptions, ...clientOptions },
+      channelOptions,
+      channel,
       // Assignments arrive once per task: decoded by hand into the generated shape.
       responseDecoders: { session: decodeSessionResponse },
     });
@@ -336,7 +341,7 @@ export class TaskflowWorker {
         return;
       }
       this.log("warn", "session to the control node broke; reconnecting", { error: err.message, held: this.held });
-      this.reconnect();
+      this.reconnect(wireError(err).reason);
     });
     call.on("end", () => {
       if (this.closed) return;
@@ -369,7 +374,8 @@ export class TaskflowWorker {
     });
   }
 
-  private reconnect(): void {
+  /** @param reason the reason of the error that broke the session: a standby's NOT_LEADER retries sooner. */
+  private reconnect(reason?: string): void {
     clearInterval(this.heartbeatTimer);
     this.sessionOpen = false;
     // What the broken session did not confirm is held again: listed in the next hello, sent anew.
@@ -385,7 +391,7 @@ export class TaskflowWorker {
       this.session.cancel();
       this.session = undefined;
     }
-    setTimeout(() => this.connect(), this.reconnectBackoff.next()).unref();
+    setTimeout(() => this.connect(), retryDelay(this.reconnectBackoff, reason, this.followLeader)).unref();
   }
 
   /** Starts waiting tasks while slots are free; a loop, not recursion, as handlers may finish synchronously. */

@@ -20,6 +20,7 @@ import {
 import { authSchema, tenantQuota, tenantsSchema } from "./config/security.js";
 import { concurrencyLimitsSchema, rateLimitsSchema } from "./config/limits.js";
 import { schedulesSchema } from "./config/schedules.js";
+import { haSchema } from "./config/ha.js";
 
 export { DEFAULT_CONTROL_ADDRESS, DEFAULT_CONTROL_HOST, DEFAULT_CONTROL_PORT, MAX_HEAP_CAPACITY, MESSAGE_OVERHEAD_BYTES } from "./config/sections.js";
 export { AUTH_ROLES, TENANT_NAME_PATTERN, tenantQuota, tokenEntrySchema, type AuthRole, type TenantQuota, type TokenEntry } from "./config/security.js";
@@ -62,6 +63,7 @@ export const configSchema = z.strictObject({
   /** Most tasks running at once per key, enforced for the whole cluster. @defaultValue [] */
   concurrency: concurrencyLimitsSchema,
   schedules: schedulesSchema.prefault({}),
+  ha: haSchema.prefault({}),
   /**
    * Lets `control.host`, `metrics.host` or `dashboard.host` bind beyond loopback without TLS and
    * tokens: anyone who reaches the port can then do anything. Logs a warning. @defaultValue false
@@ -112,6 +114,7 @@ export function parseConfig(raw: unknown, source = "config"): TaskflowConfig {
   checkSecurity(config, source);
   checkTenants(config, source);
   checkStore(config, source);
+  checkHa(config, source);
   return config;
 }
 
@@ -147,6 +150,27 @@ function checkStore(config: TaskflowConfig, source: string): void {
   if (problems.length) {
     throw new TaskflowError(Code.INVALID_ARGUMENT, `invalid config in ${source}:\n  - ${problems.join("\n  - ")}`, { reason: Reason.CONFIG });
   }
+}
+
+/** Cross-key rules of `ha`: a shared store, and an address others can reach this node at. */
+function checkHa(config: TaskflowConfig, source: string): void {
+  if (!config.ha.enabled) return;
+  const problems: string[] = [];
+  if (config.store.kind !== "postgres") problems.push(`ha.enabled: needs store.kind "postgres" (got "${config.store.kind}"), the store every control node shares; fix: ${hints["ha.enabled"]}`);
+  if (!config.roles.includes("control")) problems.push(`ha.enabled: only means something on a node with the "control" role; fix: add "control" to roles or remove ha`);
+  const { host, port } = config.control;
+  if (!config.ha.advertiseAddress && (port === 0 || /^(0\.0\.0\.0|::|\[::\])$/.test(host))) {
+    problems.push(`ha.advertiseAddress: required when control.host is a wildcard or control.port is 0 (${host}:${port}), so that standbys can name this node to clients; fix: ${hints["ha.advertiseAddress"]}`);
+  }
+  if (problems.length) {
+    throw new TaskflowError(Code.INVALID_ARGUMENT, `invalid config in ${source}:\n  - ${problems.join("\n  - ")}`, { reason: Reason.CONFIG });
+  }
+}
+
+/** The address a node with `ha.enabled` names itself by (in the lease, and to clients). */
+export function advertisedAddress(config: TaskflowConfig): string {
+  const { host, port } = config.control;
+  return config.ha.advertiseAddress ?? `${host.includes(":") && !host.startsWith("[") ? `[${host}]` : host}:${port}`;
 }
 
 /** Cross-key rules of `tls`, `auth` and `insecure`, each naming the key and the fix. */

@@ -284,6 +284,21 @@ export interface Durability {
   onStoreHealth(listener: (health: StoreHealth) => void): () => void;
 }
 
+/** This control node's place among standby control nodes (`ha`, ADR 0028), as GetClusterState shows it. */
+export interface LeadershipState {
+  /** `leader` or `standby`; `single` without `ha.enabled`. */
+  role: "leader" | "standby" | "single";
+  /** The lease epoch this node leads with (leader), or the one it last saw (standby); 0 when single. */
+  epoch: number;
+  /** The leader's advertised address, when one leads ("" when unknown or single). */
+  leader: string;
+}
+
+/** Where the control server reads {@link LeadershipState} (registered as `TOKENS.Leadership`). */
+export interface Leadership {
+  current(): LeadershipState;
+}
+
 /** The Main Scheduler: pops the task heap, picks a worker through the policy, dispatches. */
 export interface Scheduler {
   readonly policyName: string;

@@ -53,6 +53,8 @@ export const Reason = {
   /** CreateSchedule names an ID its tenant already uses. */
   SCHEDULE_EXISTS: "TASKFLOW_ERR_SCHEDULE_EXISTS",
   STORE: "TASKFLOW_ERR_STORE",
+  /** A standby control node (`ha.enabled`) answered; the ErrorInfo's `leader` metadata is the leader's address, when one leads. */
+  NOT_LEADER: "TASKFLOW_ERR_NOT_LEADER",
   TASK_FAILED: "TASKFLOW_ERR_TASK_FAILED",
   TASK_CANCELLED: "TASKFLOW_ERR_TASK_CANCELLED",
 } as const;

@@ -97,6 +97,8 @@ export {
   type TimerHandle,
   type Timers,
   type WorkerResult,
+  type Leadership,
+  type LeadershipState,
 } from "./contracts.js";
 export { DEFAULT_CONTROL_ADDRESS, DEFAULT_CONTROL_HOST, DEFAULT_CONTROL_PORT } from "./config.js";
 export {
@@ -109,6 +111,7 @@ export {
 } from "./config.js";
 export {
   AUTH_ROLES,
+  advertisedAddress,
   configSchema,
   isLoopbackHost,
   tokenEntrySchema,

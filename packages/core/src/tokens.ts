@@ -52,4 +52,6 @@ export const TOKENS = {
   WorkerSessions: Symbol.for("taskflow:WorkerSessions"),
   /** TLS material and accepted tokens of the control server (`ServerSecurity` in the services). */
   Security: Symbol.for("taskflow:Security"),
+  /** This node's role among standby control nodes, for GetClusterState (`Leadership`). */
+  Leadership: Symbol.for("taskflow:Leadership"),
 } as const;

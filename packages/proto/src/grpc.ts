@@ -256,7 +256,7 @@ export const defaultChannelOptions: grpc.ChannelOptions = {
 export function createClient<S extends GenServiceMethods>(
   service: GenService<S>,
   address: string,
-  options: { credentials?: grpc.ChannelCredentials; channelOptions?: grpc.ChannelOptions; channel?: grpc.Channel; responseDecoders?: Decoders } = {},
+  options: { credentials?: grpc.ChannelCredentials; channelOptions?: grpc.ChannelOptions; channel?: grpc.ChannelInterface; responseDecoders?: Decoders } = {},
 ): ServiceClient<S> {
   const definition = grpcServiceDefinition(service, options.responseDecoders ? { responses: options.responseDecoders } : {});
   const Ctor = grpc.makeGenericClientConstructor(definition, service.typeName);

@@ -18,6 +18,7 @@ export { LoopInbox } from "./scheduler-inbox.js";
 export { WorkerRegister, type HelloInfo, type WorkerChanges, type WorkerEntry } from "./register.js";
 export { WorkerPortDirectory, type OutgoingAssignment, type PortLink, type WorkerSessionPort } from "./worker-ports.js";
 export { ControlServer, toStatus } from "./server.js";
+export { StandbyServer, notLeaderError, type StandbyServerOptions } from "./standby-server.js";
 export { WorkerSession, WorkerSessions, type HelloCheck, type SessionTransport } from "./worker-sessions.js";
 export { MemoryTaskStore } from "./memory-store.js";
 export { LocalEventBus } from "./events.js";

@@ -18,6 +18,8 @@ import {
   type Clock,
   type Durability,
   type EventBus,
+  type Leadership,
+  type LeadershipState,
   type Logger,
   type Plm,
   type Scheduler,
@@ -137,6 +139,7 @@ export class ControlServer {
     @inject(TOKENS.Logger) private readonly logger: Logger,
     @inject(TOKENS.Security) private readonly security: ServerSecurity,
     @inject(TOKENS.Schedules) private readonly schedules: Pick<Schedules, "create" | "get" | "list" | "pause" | "resume" | "delete" | "update">,
+    @inject(TOKENS.Leadership) private readonly leadership: Leadership,
   ) {
     this.auth = new Authenticator(security.tokens);
     this.auth.onFailure((e) => logger.warn({ reason: e.reason, method: e.method, peer: e.peer, token: e.name }, "call refused"));
@@ -464,7 +467,7 @@ export class ControlServer {
   }
 
   private addClusterService(): void {
-    const { plm, register, scheduler, durability, events, logger, clock } = this;
+    const { plm, register, scheduler, durability, events, logger, clock, leadership } = this;
     const bufferLimit = this.config.control.maxStreamBufferBytes;
     addService(this.server, ClusterService, {
       getClusterState: unary(logger, async () => {
@@ -478,6 +481,7 @@ export class ControlServer {
           cancelled: BigInt(counts.cancelled),
           policy: scheduler.policyName,
           store: storeToWire(durability.storeHealth()),
+          leadership: leadershipToWire(leadership.current()),
         };
       }),
       watchEvents: (call) => {
@@ -509,6 +513,10 @@ export class ControlServer {
       }),
     });
   }
+}
+
+function leadershipToWire(state: LeadershipState) {
+  return { role: state.role, epoch: BigInt(state.epoch), leader: state.leader };
 }
 
 function ackBytes(init: MessageInitShape<typeof SubmitTaskStreamResponseSchema>): Buffer {

@@ -64,9 +64,9 @@ export interface PostgresTaskStoreOptions {
   /**
    * Fencing for standby control nodes (ADR 0016): the leader epoch this node holds (from
    * {@link PostgresLeaderLease.epoch}), or undefined when it does not lead. When set, every write
-   * (insert, update, purge) runs in a transaction that first locks the lease row (`FOR SHARE`)
+   * (insert, update, purge) runs in a transaction that first locks the lease row (`FOR KEY SHARE`)
    * and checks that its epoch is this one; a node whose lease another node has taken since gets
-   * FAILED_PRECONDITION and writes nothing, even while it still believes it leads.
+   * UNAVAILABLE (reason `TASKFLOW_ERR_NOT_LEADER`) and writes nothing, even while it still believes it leads.
    * @defaultValue none (no fencing: a single control node)
    */
   leaderEpoch?: () => number | undefined;

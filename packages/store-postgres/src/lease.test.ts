@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import pg from "pg";
-import { Code, TaskflowError, type TaskRecord } from "@taskflow/core";
+import { Code, Reason, TaskflowError, type TaskRecord } from "@taskflow/core";
 import { makeTaskRecord } from "@taskflow/core/testing";
 import { PostgresLeaderLease, PostgresTaskStore, type PostgresLeaderLeaseOptions } from "./index.js";
 import { startTestPostgres, type TestPostgres } from "./testing/index.js";
@@ -61,7 +61,8 @@ async function fenced(promise: Promise<unknown>): Promise<TaskflowError> {
     (e: unknown) => e,
   );
   assert.ok(TaskflowError.is(err), String(err));
-  assert.equal(err.code, Code.FAILED_PRECONDITION, err.message);
+  assert.equal(err.code, Code.UNAVAILABLE, err.message);
+  assert.equal(err.reason, Reason.NOT_LEADER, err.message);
   return err;
 }
 
@@ -170,20 +171,36 @@ describe("PostgresLeaderLease", () => {
         // still the newest), then the write.
         const writer = await c.sql();
         await writer.query("BEGIN");
-        assert.deepEqual((await writer.query("SELECT epoch FROM taskflow_leader WHERE id = 1 FOR SHARE")).rows, [{ epoch: "1" }]);
+        assert.deepEqual((await writer.query("SELECT epoch FROM taskflow_leader WHERE id = 1 FOR KEY SHARE")).rows, [{ epoch: "1" }]);
         await writer.query("INSERT INTO taskflow_meta (key, value) VALUES ('written-under', 1)");
-        // b takes the lease meanwhile: its UPDATE of the lease row waits for a's transaction.
+        // b takes the lease meanwhile: its lock of the lease row (FOR UPDATE) waits for a's transaction.
         const b = await c.lease("b", { ttlMs: 60_000 });
         const taking = b.tryAcquire();
         const watcher = await c.sql();
         await eventually(async () => {
-          const { rows } = await watcher.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'UPDATE taskflow_leader SET holder%'");
+          const { rows } = await watcher.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'WITH free AS%'");
           return rows[0].n > 0 ? true : undefined;
         }, "b's takeover to wait for a's transaction");
         await writer.query("COMMIT");
         assert.equal(await taking, 2);
         assert.deepEqual((await watcher.query("SELECT value::int AS v FROM taskflow_meta WHERE key = 'written-under'")).rows, [{ v: 1 }], "a's write committed, before epoch 2");
         await fenced(storeA.insert([makeTaskRecord()]));
+      } finally {
+        await c.close();
+      }
+    });
+
+    it("renews while the leader's own write transactions hold the fence lock", async () => {
+      const c = cluster();
+      try {
+        const a = await c.lease("a", { ttlMs: 60_000 });
+        assert.equal(await a.tryAcquire(), 1);
+        const writer = await c.sql();
+        await writer.query("BEGIN");
+        await writer.query("SELECT epoch FROM taskflow_leader WHERE id = 1 FOR KEY SHARE");
+        // A busy leader always has a write in flight: its renewal must not queue behind it.
+        assert.equal(await a.renew(), true);
+        await writer.query("COMMIT");
       } finally {
         await c.close();
       }

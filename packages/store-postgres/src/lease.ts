@@ -140,10 +140,14 @@ export class PostgresLeaderLease {
    */
   async tryAcquire(): Promise<number | undefined> {
     const sent = performance.now();
+    // FOR UPDATE first: it waits for every write transaction that checked the old epoch (they
+    // hold FOR KEY SHARE, see fencing.ts), which a plain UPDATE of non-key columns would not.
+    // Renewals stay plain UPDATEs, so they never wait behind the leader's own writes.
     const rows = await this.query(
       "tryAcquire",
-      "UPDATE taskflow_leader SET holder = $1, epoch = epoch + 1, expires_at = clock_timestamp() + $2 * interval '1 millisecond' " +
-        "WHERE id = 1 AND expires_at <= clock_timestamp() RETURNING epoch",
+      "WITH free AS (SELECT id FROM taskflow_leader WHERE id = 1 AND expires_at <= clock_timestamp() FOR UPDATE) " +
+        "UPDATE taskflow_leader t SET holder = $1, epoch = t.epoch + 1, expires_at = clock_timestamp() + $2 * interval '1 millisecond' " +
+        "FROM free WHERE t.id = free.id AND t.expires_at <= clock_timestamp() RETURNING t.epoch",
       [this.options.holder, this.options.ttlMs],
     );
     if (!rows.length) return undefined;

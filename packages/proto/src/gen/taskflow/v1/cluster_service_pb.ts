@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file taskflow/v1/cluster_service.proto.
  */
 export const file_taskflow_v1_cluster_service: GenFile = /*@__PURE__*/
-  fileDesc("CiF0YXNrZmxvdy92MS9jbHVzdGVyX3NlcnZpY2UucHJvdG8SC3Rhc2tmbG93LnYxIq8CCgpXb3JrZXJJbmZvEhEKCXdvcmtlcl9pZBgBIAEoCRIMCgRob3N0GAIgASgJEicKBXN0YXRlGAMgASgOMhgudGFza2Zsb3cudjEuV29ya2VyU3RhdGUSDQoFc2xvdHMYBCABKA0SDwoHcnVubmluZxgFIAEoDRIzCgZsYWJlbHMYBiADKAsyIy50YXNrZmxvdy52MS5Xb3JrZXJJbmZvLkxhYmVsc0VudHJ5EhIKCnRhc2tfdHlwZXMYByADKAkSMgoObGFzdF9oZWFydGJlYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgsKA3BpZBgJIAEoDRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIhgKFkdldENsdXN0ZXJTdGF0ZVJlcXVlc3Qi0wEKF0dldENsdXN0ZXJTdGF0ZVJlc3BvbnNlEigKB3dvcmtlcnMYASADKAsyFy50YXNrZmxvdy52MS5Xb3JrZXJJbmZvEg4KBnF1ZXVlZBgCIAEoBBIPCgdydW5uaW5nGAMgASgEEhEKCXN1Y2NlZWRlZBgEIAEoBBIOCgZmYWlsZWQYBSABKAQSEQoJY2FuY2VsbGVkGAYgASgEEg4KBnBvbGljeRgHIAEoCRInCgVzdG9yZRgIIAEoCzIYLnRhc2tmbG93LnYxLlN0b3JlU3RhdHVzImcKC1N0b3JlU3RhdHVzEgwKBGtpbmQYASABKAkSEAoId3JpdGFibGUYAiABKAgSDQoFZXJyb3IYAyABKAkSKQoFc2luY2UYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIisKEldhdGNoRXZlbnRzUmVxdWVzdBIVCg1pbmNsdWRlX3Rhc2tzGAEgASgIIpsBChNXYXRjaEV2ZW50c1Jlc3BvbnNlEigKBHRpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiYKBHRhc2sYAiABKAsyFi50YXNrZmxvdy52MS5UYXNrRXZlbnRIABIpCgZ3b3JrZXIYAyABKAsyFy50YXNrZmxvdy52MS5Xb3JrZXJJbmZvSABCBwoFZXZlbnQicwoJVGFza0V2ZW50Eg8KB3Rhc2tfaWQYASABKAkSJQoFc3RhdGUYAiABKA4yFi50YXNrZmxvdy52MS5UYXNrU3RhdGUSEQoJd29ya2VyX2lkGAMgASgJEg0KBWVwb2NoGAQgASgEEgwKBHR5cGUYBSABKAkiJwoSRHJhaW5Xb3JrZXJSZXF1ZXN0EhEKCXdvcmtlcl9pZBgBIAEoCSI+ChNEcmFpbldvcmtlclJlc3BvbnNlEicKBndvcmtlchgBIAEoCzIXLnRhc2tmbG93LnYxLldvcmtlckluZm8qjwEKC1dvcmtlclN0YXRlEhwKGFdPUktFUl9TVEFURV9VTlNQRUNJRklFRBAAEhYKEldPUktFUl9TVEFURV9BTElWRRABEhgKFFdPUktFUl9TVEFURV9TVVNQRUNUEAISFQoRV09SS0VSX1NUQVRFX0RFQUQQAxIZChVXT1JLRVJfU1RBVEVfRFJBSU5JTkcQBDKUAgoOQ2x1c3RlclNlcnZpY2USXAoPR2V0Q2x1c3RlclN0YXRlEiMudGFza2Zsb3cudjEuR2V0Q2x1c3RlclN0YXRlUmVxdWVzdBokLnRhc2tmbG93LnYxLkdldENsdXN0ZXJTdGF0ZVJlc3BvbnNlElIKC1dhdGNoRXZlbnRzEh8udGFza2Zsb3cudjEuV2F0Y2hFdmVudHNSZXF1ZXN0GiAudGFza2Zsb3cudjEuV2F0Y2hFdmVudHNSZXNwb25zZTABElAKC0RyYWluV29ya2VyEh8udGFza2Zsb3cudjEuRHJhaW5Xb3JrZXJSZXF1ZXN0GiAudGFza2Zsb3cudjEuRHJhaW5Xb3JrZXJSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp, file_taskflow_v1_task]);
+  fileDesc("CiF0YXNrZmxvdy92MS9jbHVzdGVyX3NlcnZpY2UucHJvdG8SC3Rhc2tmbG93LnYxIq8CCgpXb3JrZXJJbmZvEhEKCXdvcmtlcl9pZBgBIAEoCRIMCgRob3N0GAIgASgJEicKBXN0YXRlGAMgASgOMhgudGFza2Zsb3cudjEuV29ya2VyU3RhdGUSDQoFc2xvdHMYBCABKA0SDwoHcnVubmluZxgFIAEoDRIzCgZsYWJlbHMYBiADKAsyIy50YXNrZmxvdy52MS5Xb3JrZXJJbmZvLkxhYmVsc0VudHJ5EhIKCnRhc2tfdHlwZXMYByADKAkSMgoObGFzdF9oZWFydGJlYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgsKA3BpZBgJIAEoDRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIhgKFkdldENsdXN0ZXJTdGF0ZVJlcXVlc3QigAIKF0dldENsdXN0ZXJTdGF0ZVJlc3BvbnNlEigKB3dvcmtlcnMYASADKAsyFy50YXNrZmxvdy52MS5Xb3JrZXJJbmZvEg4KBnF1ZXVlZBgCIAEoBBIPCgdydW5uaW5nGAMgASgEEhEKCXN1Y2NlZWRlZBgEIAEoBBIOCgZmYWlsZWQYBSABKAQSEQoJY2FuY2VsbGVkGAYgASgEEg4KBnBvbGljeRgHIAEoCRInCgVzdG9yZRgIIAEoCzIYLnRhc2tmbG93LnYxLlN0b3JlU3RhdHVzEisKCmxlYWRlcnNoaXAYCSABKAsyFy50YXNrZmxvdy52MS5MZWFkZXJzaGlwImcKC1N0b3JlU3RhdHVzEgwKBGtpbmQYASABKAkSEAoId3JpdGFibGUYAiABKAgSDQoFZXJyb3IYAyABKAkSKQoFc2luY2UYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIisKEldhdGNoRXZlbnRzUmVxdWVzdBIVCg1pbmNsdWRlX3Rhc2tzGAEgASgIIpsBChNXYXRjaEV2ZW50c1Jlc3BvbnNlEigKBHRpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiYKBHRhc2sYAiABKAsyFi50YXNrZmxvdy52MS5UYXNrRXZlbnRIABIpCgZ3b3JrZXIYAyABKAsyFy50YXNrZmxvdy52MS5Xb3JrZXJJbmZvSABCBwoFZXZlbnQicwoJVGFza0V2ZW50Eg8KB3Rhc2tfaWQYASABKAkSJQoFc3RhdGUYAiABKA4yFi50YXNrZmxvdy52MS5UYXNrU3RhdGUSEQoJd29ya2VyX2lkGAMgASgJEg0KBWVwb2NoGAQgASgEEgwKBHR5cGUYBSABKAkiJwoSRHJhaW5Xb3JrZXJSZXF1ZXN0EhEKCXdvcmtlcl9pZBgBIAEoCSI+ChNEcmFpbldvcmtlclJlc3BvbnNlEicKBndvcmtlchgBIAEoCzIXLnRhc2tmbG93LnYxLldvcmtlckluZm8iOQoKTGVhZGVyc2hpcBIMCgRyb2xlGAEgASgJEg0KBWVwb2NoGAIgASgEEg4KBmxlYWRlchgDIAEoCSqPAQoLV29ya2VyU3RhdGUSHAoYV09SS0VSX1NUQVRFX1VOU1BFQ0lGSUVEEAASFgoSV09SS0VSX1NUQVRFX0FMSVZFEAESGAoUV09SS0VSX1NUQVRFX1NVU1BFQ1QQAhIVChFXT1JLRVJfU1RBVEVfREVBRBADEhkKFVdPUktFUl9TVEFURV9EUkFJTklORxAEMpQCCg5DbHVzdGVyU2VydmljZRJcCg9HZXRDbHVzdGVyU3RhdGUSIy50YXNrZmxvdy52MS5HZXRDbHVzdGVyU3RhdGVSZXF1ZXN0GiQudGFza2Zsb3cudjEuR2V0Q2x1c3RlclN0YXRlUmVzcG9uc2USUgoLV2F0Y2hFdmVudHMSHy50YXNrZmxvdy52MS5XYXRjaEV2ZW50c1JlcXVlc3QaIC50YXNrZmxvdy52MS5XYXRjaEV2ZW50c1Jlc3BvbnNlMAESUAoLRHJhaW5Xb3JrZXISHy50YXNrZmxvdy52MS5EcmFpbldvcmtlclJlcXVlc3QaIC50YXNrZmxvdy52MS5EcmFpbldvcmtlclJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp, file_taskflow_v1_task]);
 
 /**
  * @generated from message taskflow.v1.WorkerInfo
@@ -129,6 +129,13 @@ export type GetClusterStateResponse = Message<"taskflow.v1.GetClusterStateRespon
    * @generated from field: taskflow.v1.StoreStatus store = 8;
    */
   store?: StoreStatus | undefined;
+
+  /**
+   * This node's place among standby control nodes (config `ha`); unset on an older node.
+   *
+   * @generated from field: taskflow.v1.Leadership leadership = 9;
+   */
+  leadership?: Leadership | undefined;
 };
 
 /**
@@ -302,6 +309,43 @@ export type DrainWorkerResponse = Message<"taskflow.v1.DrainWorkerResponse"> & {
  */
 export const DrainWorkerResponseSchema: GenMessage<DrainWorkerResponse> = /*@__PURE__*/
   messageDesc(file_taskflow_v1_cluster_service, 8);
+
+/**
+ * Standby control nodes (config `ha`, ADR 0028): one leads by a lease in Postgres. A standby
+ * answers GetClusterState, and every other call with UNAVAILABLE, reason TASKFLOW_ERR_NOT_LEADER and
+ * the leader's address in the ErrorInfo metadata `leader`.
+ *
+ * @generated from message taskflow.v1.Leadership
+ */
+export type Leadership = Message<"taskflow.v1.Leadership"> & {
+  /**
+   * "leader", "standby", or "single" (a node without ha.enabled).
+   *
+   * @generated from field: string role = 1;
+   */
+  role: string;
+
+  /**
+   * The lease epoch the node leads with, or the latest a standby saw; 0 when single.
+   *
+   * @generated from field: uint64 epoch = 2;
+   */
+  epoch: bigint;
+
+  /**
+   * The leader's advertised address (ha.advertiseAddress); empty when unknown or single.
+   *
+   * @generated from field: string leader = 3;
+   */
+  leader: string;
+};
+
+/**
+ * Describes the message taskflow.v1.Leadership.
+ * Use `create(LeadershipSchema)` to create a new message.
+ */
+export const LeadershipSchema: GenMessage<Leadership> = /*@__PURE__*/
+  messageDesc(file_taskflow_v1_cluster_service, 9);
 
 /**
  * @generated from enum taskflow.v1.WorkerState

@@ -743,6 +743,9 @@ export const SubmitFlowResponseSchema: GenMessage<SubmitFlowResponse> = /*@__PUR
  *   and retryAfterMs when the submit rate refused it.
  * - TASKFLOW_ERR_STORE (UNAVAILABLE, INVALID_ARGUMENT, ...): the durable store refused or failed
  *   (a full disk, a page_token it did not give out).
+ * - TASKFLOW_ERR_NOT_LEADER (UNAVAILABLE): a standby control node (config ha) answered; call the
+ *   leader instead. Metadata: leader (its address; absent while none leads). Any call of the
+ *   three services but GetClusterState may get it. The SDK follows it by itself.
  * - TASKFLOW_ERR_TASK_FAILED, TASKFLOW_ERR_TASK_CANCELLED: never on the wire; the SDK's
  *   result() throws them for a task that failed or was cancelled.
  * Calls refused for credentials (UNAUTHENTICATED, PERMISSION_DENIED) carry the status without a
