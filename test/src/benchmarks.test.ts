@@ -91,6 +91,22 @@ describe("benchmarks run and print their figures", { timeout: 300_000 }, () => {
     }
   });
 
+  it("npm run bench:primitives: delayed tasks all due at once, a rate limit's enforced rate, the plain path beside the relay", async () => {
+    const out = (await bench("primitives.js", {
+      PRIMITIVES_DELAYED: "500",
+      PRIMITIVES_RATE: "200",
+      PRIMITIVES_RATE_SECONDS: "1",
+      PRIMITIVES_TASKS: "300",
+      PRIMITIVES_WARMUP_TASKS: "50",
+      PRIMITIVES_ROUNDS: "1",
+    })) as Record<string, Record<string, unknown>>;
+    assert.equal(out["delayed"]!["tasks"], 500);
+    assert.equal(out["delayed"]!["delayedBeforeDue"], 500, "every task waited in the due-time heap before its time");
+    assert.ok(typeof out["delayed"]!["allQueuedAfterDueMs"] === "number", "time from the due time to all queued");
+    assert.ok(out["rateLimit"], "a rate-limit section");
+    assert.ok(out["plainPath"], "a plain-path section");
+  });
+
   it("npm run bench:chaos: lost, finished twice, delivered twice, and kill → rerun", async () => {
     const out = (await bench("chaos.js", { CHAOS_TASKS: "200", CHAOS_KILLS: "1", CHAOS_SCENARIOS: "control-kills,kill-storm", CHAOS_STORM_ROUNDS: "2" })) as {
       results: { scenario: string; tasks: number; lost: number; finishedTwice: number; deliveredTwice: number }[];
