@@ -4,14 +4,15 @@
  * drain), or compare scheduling policies offline (simulate).
  */
 import { readFileSync } from "node:fs";
-import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
-import { AUTH_ROLES, Code, DEFAULT_CONTROL_ADDRESS, MAX_DELAY_MS, TaskflowError, type AuthRole } from "@taskflow/core";
+import { Command, CommanderError, Option } from "commander";
+import { AUTH_ROLES, Code, DEFAULT_CONTROL_ADDRESS, TaskflowError, type AuthRole } from "@taskflow/core";
 import { TaskflowClient, TaskState, controlAddresses, taskStateName, wireError, type BulkFilter } from "@taskflow/client";
 import type { Task } from "@taskflow/proto";
-import { EXIT, GRAPH_LISTED, errorLine, exitCodeFor, parseDelay, parseTimeAhead, parseTimePoint, table, taskJson, taskText, workerJson } from "./cli/output.js";
+import { EXIT, GRAPH_LISTED, errorLine, exitCodeFor, parseTimePoint, table, taskJson, taskText, workerJson } from "./cli/output.js";
 import { addSimulateCommand } from "./cli/simulate.js";
 import { renderTop, runTop, sampleOf } from "./cli/top.js";
 import { addScheduleCommands } from "./cli/schedule.js";
+import { parseAtOption, parseDeadlineOption, parseDelayOption, parseDurationOption, parseInteger, parseLabel, parseMetadata, parsePayload } from "./cli/options.js";
 
 const version = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version;
 
@@ -93,35 +94,6 @@ function client(only?: string): TaskflowClient {
   });
 }
 
-function parseInteger(name: string) {
-  return (value: string) => {
-    const n = Number(value);
-    if (!Number.isInteger(n)) throw new InvalidArgumentError(`${name} must be a whole number.`);
-    return n;
-  };
-}
-
-function parseDelayOption(value: string): number {
-  const ms = parseDelay(value);
-  if (ms === undefined) throw new InvalidArgumentError("--delay is a whole number with a unit: 250ms, 30s, 5m, 2h or 1d.");
-  if (ms > MAX_DELAY_MS) throw new InvalidArgumentError("--delay is at most 365d.");
-  return ms;
-}
-
-function parseAtOption(value: string): number {
-  const ms = Date.parse(value);
-  if (!/^\d{4}-\d{2}-\d{2}T/.test(value) || Number.isNaN(ms)) {
-    throw new InvalidArgumentError("--at is an ISO 8601 time, such as 2030-01-01T09:00:00Z or 2030-01-01T10:00:00+01:00.");
-  }
-  return ms;
-}
-
-function parseLabel(value: string, previous: Record<string, string> = {}): Record<string, string> {
-  const eq = value.indexOf("=");
-  if (eq <= 0) throw new InvalidArgumentError("labels look like key=value.");
-  return { ...previous, [value.slice(0, eq)]: value.slice(eq + 1) };
-}
-
 /** The states of a task's first dependencies and dependents, for `get`; one that cannot be read shows its error's code. */
 async function graphStates(c: TaskflowClient, task: Task): Promise<Map<string, string>> {
   const ids = [...(task.spec?.dependsOn ?? []).slice(0, GRAPH_LISTED), ...task.dependents.slice(0, GRAPH_LISTED)];
@@ -137,35 +109,6 @@ async function graphStates(c: TaskflowClient, task: Task): Promise<Map<string, s
     }),
   );
   return states;
-}
-
-function parseMetadata(value: string, previous: Record<string, string> = {}): Record<string, string> {
-  const eq = value.indexOf("=");
-  if (eq <= 0) throw new InvalidArgumentError("metadata looks like key=value.");
-  return { ...previous, [value.slice(0, eq)]: value.slice(eq + 1) };
-}
-
-function parseDeadlineOption(value: string): number {
-  const ms = parseTimeAhead(value, Date.now());
-  if (ms === undefined) throw new InvalidArgumentError("--deadline is an ISO 8601 time (2030-01-01T09:00:00Z) or a time from now (+30s, +5m, +2h, +1d).");
-  return ms;
-}
-
-function parseDurationOption(flag: string) {
-  return (value: string): number => {
-    const ms = parseDelay(value);
-    if (ms === undefined || ms > 2 ** 32 - 1) throw new InvalidArgumentError(`${flag} is a whole number with a unit: 250ms, 2s, 5m or 1h (below 49 days).`);
-    return ms;
-  };
-}
-
-function parsePayload(text: string | undefined): unknown {
-  if (text === undefined) return undefined;
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new TaskflowError(Code.INVALID_ARGUMENT, `the payload is not valid JSON: ${text}; quote it, for example '{"n": 1}'`);
-  }
 }
 
 function print(value: unknown, json: boolean, text: () => string): void {
