@@ -142,6 +142,11 @@ program
 program
   .command("submit")
   .description("submit a task; prints its ID, or its result with --wait")
+  .addHelpText(
+    "after",
+    "\nThe task belongs to the tenant of the token it is submitted with (--token or TASKFLOW_TOKEN;\n" +
+      '"default" on a cluster without tokens): a tenant is never taken from the request (ADR 0013).',
+  )
   .argument("<type>", "task type: the name of a handler, such as echo")
   .argument("[payload]", "JSON payload, such as '{\"hello\":\"world\"}'")
   .option("-p, --priority <n>", "higher runs first under the priority policy", parseInteger("--priority"), 0)
