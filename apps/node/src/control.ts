@@ -10,27 +10,23 @@ import { container as rootContainer } from "tsyringe";
 import { TOKENS, systemClock, systemTimers, type EventBus, type Leadership, type Logger, type PolicyDefinition, type ScheduleStore, type TaskStore, type TaskflowConfig } from "@taskflow/core";
 import {
   ControlServer,
-  DelayedTasks,
-  Dependencies,
-  Limits,
-  LocalEventBus,
+  type DelayedTasks,
+  type Limits,
   LoopInbox,
-  MainScheduler,
-  MemoryAdmission,
+  type MainScheduler,
+  type MemoryAdmission,
   MemoryTaskStore,
   ProcessLifecycleManager,
-  Recovery,
-  ResultDelivery,
+  type Recovery,
   Schedules,
-  StoreWriteBehind,
-  TaskLifecycle,
-  TaskTable,
-  Tenants,
-  WorkerPortDirectory,
-  WorkerRegister,
+  type StoreWriteBehind,
+  type TaskLifecycle,
+  type TaskTable,
+  type WorkerRegister,
   WorkerSessions,
   loadPolicy,
   processMemorySampler,
+  registerSchedulingParts,
 } from "@taskflow/services";
 import type { Authenticator } from "@taskflow/services/auth";
 import type { ControlView } from "@taskflow/monitoring";
@@ -158,24 +154,10 @@ export async function startControl(config: TaskflowConfig, baseDir: string, logg
   c.register(TOKENS.Security, { useValue: security });
   c.register(TOKENS.Leadership, { useValue: leader?.leadership ?? SINGLE });
   c.register(TOKENS.MemorySampler, { useValue: processMemorySampler() });
-  // Parts that depend on no other part.
-  c.registerSingleton(TOKENS.EventBus, LocalEventBus); //        every task and worker change
-  c.registerSingleton(TOKENS.ResultDelivery, ResultDelivery); // watchers, result subscribers
   c.registerSingleton(TOKENS.SchedulerInbox, LoopInbox); //      what the scheduler acts on next turn
-  c.registerSingleton(TOKENS.WorkerPorts, WorkerPortDirectory); // open sessions by worker ID
-  c.registerSingleton(TOKENS.TaskTable, TaskTable); //           live tasks, task heap, state counts
-  c.registerSingleton(TOKENS.Tenants, Tenants); //               tenants' accounts, quotas, their result subscribers
-  c.registerSingleton(TOKENS.DelayedTasks, DelayedTasks); //     delayed tasks until due: due-time heap, one timer
-  c.registerSingleton(TOKENS.Limits, Limits); //                 rate buckets, per-key running counts, tasks they hold back
-  c.registerSingleton(TOKENS.MemoryAdmission, MemoryAdmission); // memory against control.memoryBudget, sampled
-  // The PLM's parts, each on the ones above it.
-  c.registerSingleton(TOKENS.StoreWriteBehind, StoreWriteBehind); // batched writes, store health (Durability)
-  c.registerSingleton(TOKENS.Dependencies, Dependencies); //     task graphs: dependents until their dependencies finish
-  c.registerSingleton(TOKENS.TaskLifecycle, TaskLifecycle); //   the task state machine (TaskReports, LostWorkerTasks)
-  c.registerSingleton(TOKENS.Recovery, Recovery); //             restart reload, re-adoption, reconcile
-  // Workers, the scheduler, and the edges.
-  c.registerSingleton(TOKENS.Register, WorkerRegister); //       workers, liveness, their load
-  c.registerSingleton(TOKENS.Scheduler, MainScheduler); //       the loop: tasks onto workers
+  // The parts that schedule tasks onto workers, listed in @taskflow/services' control-parts.ts (the policy simulator runs the same ones).
+  registerSchedulingParts(c);
+  // The edges only a node has.
   c.registerSingleton(TOKENS.Plm, ProcessLifecycleManager); //   the client-facing task API
   c.registerSingleton(TOKENS.Schedules, Schedules); //           recurring schedules: they submit through the PLM
   c.registerSingleton(TOKENS.WorkerSessions, WorkerSessions); // hello, heartbeats, reconcile

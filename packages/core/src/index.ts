@@ -129,3 +129,4 @@ export {
   type TaskflowConfigInput,
 } from "./config.js";
 export { CORE_VERSION } from "./version.js";
+export { prng } from "./prng.js";

@@ -1,3 +1,4 @@
+export { registerSchedulingParts } from "./control-parts.js";
 export { ProcessLifecycleManager, idDeriver, type WaitReasons } from "./plm.js";
 export { TaskTable, type LiveTask } from "./task-table.js";
 export { TaskLifecycle, backoffMs } from "./task-lifecycle.js";

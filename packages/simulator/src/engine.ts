@@ -25,21 +25,16 @@ import {
   type WorkerResult,
 } from "@taskflow/core";
 import {
-  DelayedTasks,
-  Dependencies,
-  Limits,
-  LocalEventBus,
+  type DelayedTasks,
   LoopInbox,
-  MainScheduler,
-  MemoryAdmission,
-  Recovery,
-  ResultDelivery,
-  StoreWriteBehind,
-  TaskLifecycle,
-  TaskTable,
-  Tenants,
-  WorkerPortDirectory,
-  WorkerRegister,
+  type MainScheduler,
+  type Recovery,
+  type StoreWriteBehind,
+  type TaskLifecycle,
+  type TaskTable,
+  type Tenants,
+  type WorkerRegister,
+  registerSchedulingParts,
   validateSpec,
   type OutgoingAssignment,
   type WorkerSessionPort,
@@ -181,7 +176,7 @@ export async function simulate(tasks: readonly SimTask[], options: SimulateOptio
     IndexedHeap.create({ capacity: config.control.taskHeapCapacity }),
   ];
   const c = rootContainer.createChildContainer();
-  // The same tokens as apps/node/src/control.ts; a part added there with its own token needs its line here too.
+  // The values apps/node/src/control.ts registers, then the same parts (registerSchedulingParts).
   c.register(TOKENS.Config, { useValue: config });
   c.register(TOKENS.Logger, { useValue: silent });
   c.register(TOKENS.Clock, { useValue: clock });
@@ -194,20 +189,7 @@ export async function simulate(tasks: readonly SimTask[], options: SimulateOptio
   c.register(TOKENS.Security, { useValue: { tokens: config.auth.tokens } });
   c.register(TOKENS.MemorySampler, { useValue: { sample: () => ({ heapUsed: 0, heapLimit: 1e12, rss: 0, systemLimit: 1e12 }) } });
   c.register(TOKENS.SchedulerInbox, { useValue: inbox });
-  c.registerSingleton(TOKENS.EventBus, LocalEventBus);
-  c.registerSingleton(TOKENS.ResultDelivery, ResultDelivery);
-  c.registerSingleton(TOKENS.WorkerPorts, WorkerPortDirectory);
-  c.registerSingleton(TOKENS.TaskTable, TaskTable);
-  c.registerSingleton(TOKENS.Tenants, Tenants);
-  c.registerSingleton(TOKENS.DelayedTasks, DelayedTasks);
-  c.registerSingleton(TOKENS.Dependencies, Dependencies);
-  c.registerSingleton(TOKENS.Limits, Limits);
-  c.registerSingleton(TOKENS.MemoryAdmission, MemoryAdmission);
-  c.registerSingleton(TOKENS.StoreWriteBehind, StoreWriteBehind);
-  c.registerSingleton(TOKENS.TaskLifecycle, TaskLifecycle);
-  c.registerSingleton(TOKENS.Recovery, Recovery);
-  c.registerSingleton(TOKENS.Register, WorkerRegister);
-  c.registerSingleton(TOKENS.Scheduler, MainScheduler);
+  registerSchedulingParts(c);
 
   const recovery = c.resolve<Recovery>(TOKENS.Recovery);
   const lifecycle = c.resolve<TaskLifecycle>(TOKENS.TaskLifecycle);

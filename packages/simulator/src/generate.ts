@@ -3,6 +3,7 @@
  * mix of task types, log-normal run times around each type's mean. The same options and seed
  * give the same trace, byte for byte.
  */
+import { prng } from "@taskflow/core";
 import { TRACE_FORMAT, TRACE_VERSION, traceLine, type TraceHeader, type TraceSubmit } from "./trace.js";
 
 /** A task type and its mean run time. */
@@ -44,18 +45,6 @@ export const DEFAULT_TYPES: readonly GeneratedType[] = [
   { name: "medium", meanMs: 40 },
   { name: "long", meanMs: 120 },
 ];
-
-/** Mulberry32: small, fast and seedable. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Picks an index by cumulative weights. */
 function pick(cumulative: readonly number[], r: number): number {
