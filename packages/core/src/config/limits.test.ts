@@ -1,20 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { parseConfig } from "../config.js";
-import { Code, Reason, TaskflowError } from "../errors.js";
 import { globPattern, parseRate, rateBurst } from "./limits.js";
-
-function configError(raw: unknown): string {
-  try {
-    parseConfig(raw, "test.json");
-  } catch (err) {
-    assert.ok(TaskflowError.is(err));
-    assert.equal(err.code, Code.INVALID_ARGUMENT);
-    assert.equal(err.reason, Reason.CONFIG);
-    return err.message;
-  }
-  return assert.fail("expected a config error");
-}
+import { configError } from "./config-error.test.fixture.js";
 
 describe("config: limits and concurrency", () => {
   it("has none by default", () => {
