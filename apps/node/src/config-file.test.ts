@@ -195,7 +195,7 @@ describe("the README's config reference", () => {
 
 describe("createStore", () => {
   it("passes the store options on: the memory store's cap", async () => {
-    const store = await createStore(parseConfig({ store: { kind: "memory", maxFinishedTasks: 2 } }), dir);
+    const { tasks: store } = await createStore(parseConfig({ store: { kind: "memory", maxFinishedTasks: 2 } }), dir);
     const now = Date.now();
     await store.insert([1, 2, 3, 4].map((seq) => makeTaskRecord({ seq, state: "succeeded", finishedAt: now })));
     await store.purgeFinished(0);
@@ -204,7 +204,7 @@ describe("createStore", () => {
 
   it("passes the store options on: SQLite's group commit delay", async () => {
     const config = parseConfig({ store: { kind: "sqlite", path: "db/tasks.db", groupCommitMaxDelayMs: 200 } });
-    const store = (await createStore(config, dir)) as unknown as TaskStore & { stats(): { commits: number } };
+    const store = (await createStore(config, dir)).tasks as unknown as TaskStore & { stats(): { commits: number } };
     await store.open();
     try {
       // Two writes in different ticks, well within the delay: one transaction.
@@ -287,7 +287,7 @@ describe("store.kind postgres", () => {
 
   it("says which key to fix when no server answers, without the password", async () => {
     const config = parseConfig({ store: { kind: "postgres", url: "postgres://taskflow:secret@127.0.0.1:1/db" } });
-    const store = await createStore(config, dir);
+    const { tasks: store } = await createStore(config, dir);
     assert.equal(store.kind, "postgres");
     const err = await store.open().then(
       () => assert.fail("opened a store on port 1"),

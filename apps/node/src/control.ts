@@ -96,20 +96,34 @@ export function allocateHeaps(config: TaskflowConfig): ControlHeaps {
   return { taskHeap, workerHeap, dueHeap };
 }
 
-/** The store the config names, with its options. Exported for tests. */
-export async function createStore(config: TaskflowConfig, baseDir: string, leaderEpoch?: () => number | undefined): Promise<TaskStore & ScheduleStore> {
+/**
+ * The node's stores: the tasks and the schedules, in one database (a firing's task and the
+ * schedule's progress share its fate). SQLite and memory keep both in one object; Postgres keeps
+ * its schedules in a part of its own on the same connections (`PostgresTaskStore.schedules`).
+ * Opening and closing `tasks` opens and closes both.
+ */
+export interface NodeStores {
+  tasks: TaskStore;
+  schedules: ScheduleStore;
+}
+
+/** The stores the config names, with their options, not opened yet. Exported for tests. */
+export async function createStore(config: TaskflowConfig, baseDir: string, leaderEpoch?: () => number | undefined): Promise<NodeStores> {
   if (config.store.kind === "sqlite") {
     const { SqliteTaskStore } = await import("@taskflow/store-sqlite");
     const { synchronous, groupCommitMaxDelayMs, writer } = config.store;
-    return new SqliteTaskStore({ path: path.resolve(baseDir, config.store.path), synchronous, groupCommitMaxDelayMs, writer });
+    const store = new SqliteTaskStore({ path: path.resolve(baseDir, config.store.path), synchronous, groupCommitMaxDelayMs, writer });
+    return { tasks: store, schedules: store };
   }
   if (config.store.kind === "postgres") {
     const { PostgresTaskStore } = await import("@taskflow/store-postgres");
     const { url, poolSize, schema, groupCommitMaxDelayMs } = config.store;
     // parseConfig refuses kind "postgres" without a url.
-    return new PostgresTaskStore({ url: url!, ssl: postgresSsl(config, baseDir), poolSize, schema, groupCommitMaxDelayMs, leaderEpoch });
+    const store = new PostgresTaskStore({ url: url!, ssl: postgresSsl(config, baseDir), poolSize, schema, groupCommitMaxDelayMs, leaderEpoch });
+    return { tasks: store, schedules: store.schedules };
   }
-  return new MemoryTaskStore({ maxFinishedTasks: config.store.maxFinishedTasks });
+  const store = new MemoryTaskStore({ maxFinishedTasks: config.store.maxFinishedTasks });
+  return { tasks: store, schedules: store };
 }
 
 export async function startControl(config: TaskflowConfig, baseDir: string, logger: Logger, leader?: LeaderContext): Promise<ControlNode> {
@@ -124,7 +138,7 @@ export async function startControl(config: TaskflowConfig, baseDir: string, logg
       warn: (message, fields) => logger.warn(fields ?? {}, message),
     },
   });
-  const store = await createStore(config, baseDir, leader?.leaderEpoch);
+  const { tasks: store, schedules: scheduleStore } = await createStore(config, baseDir, leader?.leaderEpoch);
   await store.open().catch((err: unknown) => {
     throw config.store.kind === "postgres" ? postgresOpenError(err, config.store.url!) : storeOpenError(err, path.resolve(baseDir, config.store.path));
   });
@@ -146,7 +160,7 @@ export async function startControl(config: TaskflowConfig, baseDir: string, logg
   c.register(TOKENS.Timers, { useValue: systemTimers });
   c.register(TOKENS.TaskStore, { useValue: store });
   // Schedules live in the tasks' database: a firing's task and the schedule's progress share its fate.
-  c.register(TOKENS.ScheduleStore, { useValue: store });
+  c.register(TOKENS.ScheduleStore, { useValue: scheduleStore });
   c.register(TOKENS.SchedulingPolicy, { useValue: policy });
   c.register(TOKENS.TaskHeap, { useValue: taskHeap });
   c.register(TOKENS.WorkerHeap, { useValue: workerHeap });

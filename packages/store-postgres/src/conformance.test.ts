@@ -20,6 +20,7 @@ for (const { name, options } of configurations) {
   const kit = {
     makeStore: () => new PostgresTaskStore({ url: pg!.url, schema: `conformance_${++n}`, ...options }),
     reopen: (closed: PostgresTaskStore) => new PostgresTaskStore({ url: pg!.url, schema: closed.schema, ...options }),
+    schedulesOf: (store: PostgresTaskStore) => store.schedules,
   };
   storeConformance(name, kit);
   scheduleStoreConformance(name, kit);
@@ -41,6 +42,7 @@ async function fencedStore(schema: string): Promise<PostgresTaskStore> {
 const fencedKit = {
   makeStore: () => fencedStore(`fenced_${++n}`),
   reopen: (closed: PostgresTaskStore) => fencedStore(closed.schema),
+  schedulesOf: (store: PostgresTaskStore) => store.schedules,
   dispose: async (store: PostgresTaskStore) => {
     await leases.get(store.schema)?.close();
     leases.delete(store.schema);

@@ -1,0 +1,194 @@
+/**
+ * Group commit of task writes: calls made in the same tick (or within `groupCommitMaxDelayMs`, or
+ * while the previous group is committing) go to the server together: all inserts of the group as
+ * one `INSERT … SELECT FROM UNNEST(…)`, all updates as one `UPDATE … FROM UNNEST(…)`, in one
+ * transaction, and every call's promise settles after its COMMIT. One group is in flight at a
+ * time, so writes apply in call order.
+ */
+import type pg from "pg";
+import { TaskflowError, type TaskRecord } from "@taskflow/core";
+import { appendArrays, insertStatements, updateArrays, updateStatements, type ColumnArrays, type Statement } from "./columns.js";
+import type { PostgresStoreStats } from "./connection.js";
+import type { PostgresDatabase } from "./database.js";
+import { checkFence } from "./fencing.js";
+import { notOpen, toStoreError } from "./pg-errors.js";
+
+/** One `insert` or `update` call waiting for its group commit. */
+export interface PendingWrite {
+  /** Inserts: the column arrays, taken when `insert` was called. */
+  inserted: ColumnArrays | null;
+  /** Updates: the records, read when the group is sent. */
+  updated: readonly TaskRecord[] | null;
+  rows: number;
+  resolve: () => void;
+  reject: (err: TaskflowError) => void;
+}
+
+/** An error of the connection itself (no SQLSTATE, not one of ours): drop that connection. */
+const isBroken = (err: unknown): boolean => !sqlStateOf(err) && !TaskflowError.is(err);
+
+const sqlStateOf = (err: unknown): string => {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === "string" ? code : "";
+};
+
+const doing = (write: PendingWrite): string => (write.inserted ? "insert" : "update");
+
+export class GroupCommit {
+  private pending: PendingWrite[] = [];
+  private flushTimer: NodeJS.Immediate | NodeJS.Timeout | undefined;
+  /** The group being committed; the next one gathers until it is done. */
+  private inFlight: Promise<void> | undefined;
+  private readonly counters: PostgresStoreStats = { commits: 0, writeCalls: 0, rows: 0, splitGroups: 0 };
+
+  constructor(private readonly db: PostgresDatabase) {}
+
+  /** Queues a call for the next group; resolves after that group's COMMIT. */
+  enqueue(write: Omit<PendingWrite, "resolve" | "reject">): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.pending.push({ ...write, resolve, reject });
+      if (this.flushTimer === undefined && !this.inFlight) {
+        const delay = this.db.options.groupCommitMaxDelayMs;
+        this.flushTimer = delay > 0 ? setTimeout(this.flush, delay) : setImmediate(this.flush);
+      }
+    });
+  }
+
+  /** Sends what is queued and waits until no group is in flight (for closing). */
+  async drain(): Promise<void> {
+    for (;;) {
+      this.flush();
+      if (!this.inFlight) return;
+      await this.inFlight;
+    }
+  }
+
+  /** Group-commit counters since this instance was made. */
+  stats(): PostgresStoreStats {
+    return { ...this.counters };
+  }
+
+  /** Sends every queued write as one group, unless a group is committing (then it goes next). */
+  private readonly flush = (): void => {
+    if (this.flushTimer !== undefined) {
+      if (this.db.options.groupCommitMaxDelayMs > 0) clearTimeout(this.flushTimer as NodeJS.Timeout);
+      else clearImmediate(this.flushTimer as NodeJS.Immediate);
+      this.flushTimer = undefined;
+    }
+    if (this.inFlight || this.pending.length === 0) return;
+    const pool = this.db.writePool;
+    const group = this.pending;
+    this.pending = [];
+    if (!pool) {
+      for (const write of group) write.reject(notOpen());
+      return;
+    }
+    this.inFlight = this.commitGroup(pool, group);
+    void this.inFlight.finally(() => {
+      this.inFlight = undefined;
+      // What gathered meanwhile goes at once: it has waited for a whole commit already.
+      if (this.pending.length) this.flush();
+    });
+  };
+
+  private async commitGroup(pool: pg.Pool, group: PendingWrite[]): Promise<void> {
+    let client: pg.PoolClient;
+    let fenced: number | undefined;
+    try {
+      // Read once per group: every call of the group is written under the same epoch.
+      fenced = this.db.fenceEpoch();
+      client = await pool.connect();
+    } catch (err) {
+      for (const write of group) write.reject(toStoreError(err, doing(write)));
+      return;
+    }
+    let broken: Error | undefined;
+    try {
+      try {
+        await apply(client, group, fenced);
+        this.counters.commits++;
+        for (const write of group) this.settled(write);
+      } catch (err) {
+        // A duplicate in one call fails the whole statement: retry call by call, so that only
+        // that call fails (rare, so the common path pays for no savepoints).
+        if (sqlStateOf(err) === "23505" && group.length > 1) {
+          this.counters.splitGroups++;
+          for (const write of group) {
+            try {
+              await apply(client, [write], fenced);
+              this.counters.commits++;
+              this.settled(write);
+            } catch (e) {
+              if (isBroken(e)) broken = e as Error;
+              write.reject(toStoreError(e, doing(write)));
+            }
+          }
+        } else {
+          if (isBroken(err)) broken = err as Error;
+          for (const write of group) write.reject(toStoreError(err, doing(write)));
+        }
+      }
+    } finally {
+      // A connection that broke is dropped rather than handed to the next group.
+      client.release(broken);
+    }
+  }
+
+  private settled(write: PendingWrite): void {
+    this.counters.writeCalls++;
+    this.counters.rows += write.rows;
+    write.resolve();
+  }
+}
+
+/**
+ * Writes a group: its inserts, then its updates; in one transaction when there are both, or
+ * when the writes are fenced (`fenced` is the leader epoch they must carry).
+ */
+async function apply(client: pg.PoolClient, group: readonly PendingWrite[], fenced: number | undefined): Promise<void> {
+  let inserted: ColumnArrays | undefined;
+  for (const write of group) {
+    if (!write.inserted) continue;
+    if (inserted) appendArrays(inserted, write.inserted);
+    else inserted = write.inserted.map((column) => column.slice());
+  }
+  const updates = latestVersions(group);
+  const statements: Statement[] = [];
+  if (inserted) statements.push(...insertStatements(inserted));
+  if (updates.length) statements.push(...updateStatements(updateArrays(updates)));
+  if (statements.length === 1 && fenced === undefined) {
+    // One statement is a transaction of its own: no BEGIN and COMMIT round trips.
+    await client.query(statements[0]!);
+    return;
+  }
+  await client.query("BEGIN");
+  try {
+    if (fenced !== undefined) await checkFence(client, fenced);
+    for (const s of statements) await client.query(s);
+    await client.query("COMMIT");
+  } catch (err) {
+    await client.query("ROLLBACK").catch(() => {});
+    throw err;
+  }
+}
+
+/**
+ * The records of a group's update calls as they are now, newest call first, each task once: a
+ * later call's record already carries an earlier call's change (an UPDATE … FROM that matched a
+ * row twice would apply either version).
+ */
+function latestVersions(group: readonly PendingWrite[]): TaskRecord[] {
+  const seen = new Set<string>();
+  const out: TaskRecord[] = [];
+  for (let i = group.length - 1; i >= 0; i--) {
+    const updated = group[i]!.updated;
+    if (!updated) continue;
+    for (let j = updated.length - 1; j >= 0; j--) {
+      const task = updated[j]!;
+      if (seen.has(task.id)) continue;
+      seen.add(task.id);
+      out.push(task);
+    }
+  }
+  return out;
+}
