@@ -51,3 +51,11 @@ export class UnrecoverableError extends Error {
     return typeof value === "object" && value !== null && (value as Record<symbol, unknown>)[unrecoverable] === true;
   }
 }
+/** A unary call whose failure is thrown as a TaskflowError with the reason it carried. */
+export async function call<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw wireError(err);
+  }
+}

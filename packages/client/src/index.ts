@@ -1,4 +1,5 @@
-export { TaskflowClient, type BulkFilter, type ClientOptions, type FlowTask, type SubmitOptions, type TaskRequest } from "./client.js";
+export { TaskflowClient, type ClientOptions } from "./client.js";
+export { type BulkFilter, type FlowTask, type SubmitOptions, type TaskRequest } from "./requests.js";
 export { type Outcome } from "./outcome.js";
 export { ScheduleClient, type MissedFiringsPolicy, type ScheduleOptions } from "./schedules.js";
 export { TaskflowWorker } from "./worker.js";

@@ -1,7 +1,7 @@
 /** Recurring schedules through the SDK: `client.schedules.create/get/list/pause/resume/delete`. */
 import { MissedFirings, type Schedule, type ScheduleService } from "@taskflow/proto";
 import type { ServiceClient } from "@taskflow/proto/grpc";
-import type { SubmitOptions } from "./client.js";
+import type { SubmitOptions } from "./requests.js";
 
 /** What a schedule does with firings missed while the control node was down (ADR 0025). */
 export type MissedFiringsPolicy = "skip" | "run-once" | "catch-up";
