@@ -22,8 +22,14 @@ import { loadTls, loadTokens } from "./security.js";
 export interface NodeMonitoring {
   /** `http://host:port/metrics`, when metrics are on. */
   readonly metricsUrl: string | undefined;
-  /** `http://host:port/`, when the dashboard is on (control role only). */
+  /** `http://host:port/`, when the dashboard is on (control role only: a standby's is there once it leads). */
   readonly dashboardUrl: string | undefined;
+  /**
+   * A standby control node was elected (`ha.enabled`): its control metrics join the metrics
+   * endpoint already serving, and its dashboard starts, as on a node that led from the start.
+   * Once per node; later calls do nothing.
+   */
+  attachControl(control: ControlNode): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -48,30 +54,25 @@ export async function startMonitoring(
   const stop = async () => {
     for (const s of stops.reverse()) await s();
   };
-  try {
-    const view = control?.view;
-    const security = httpSecurity(config, baseDir, control);
-    const bus = control?.events;
-    if (bus && (config.log.level === "debug" || config.log.level === "trace")) stops.push(logTaskTransitions(bus, logger.child({ role: "control" })));
+  let metrics: HttpListener | undefined;
+  let registry: Registry | undefined;
+  let dashboard: DashboardServer | undefined;
+  let attached = false;
 
-    let metrics: HttpListener | undefined;
+  /** What only a control node that leads has: task transition logs, control metrics, the dashboard. */
+  async function attach(leading: ControlNode): Promise<void> {
+    if (attached) return;
+    attached = true;
+    const { view, events: bus } = leading;
+    if (config.log.level === "debug" || config.log.level === "trace") stops.push(logTaskTransitions(bus, logger.child({ role: "control" })));
     let controlMetrics: ControlMetrics | undefined;
-    if (config.metrics.enabled) {
-      const registry = new Registry();
-      collectDefaultMetrics({ register: registry });
-      if (view && bus) {
-        controlMetrics = registerControlMetrics(registry, view, bus);
-        stops.push(() => controlMetrics!.close());
-      }
-      if (workers) registerWorkerMetrics(registry, () => workers.stats());
-      metrics = await serveMetrics(registry, config.metrics.host, config.metrics.port, { ...security, allowedHosts: config.metrics.allowedHosts });
-      stops.push(() => metrics!.close());
+    if (registry) {
+      controlMetrics = registerControlMetrics(registry, view, bus);
+      stops.push(() => controlMetrics!.close());
     }
-
-    let dashboard: DashboardServer | undefined;
-    if (view && bus && config.dashboard.enabled) {
+    if (config.dashboard.enabled) {
       const { dashboardDir } = await import("@taskflow/dashboard");
-      dashboard = new DashboardServer(view, bus, {
+      const server = new DashboardServer(view, bus, {
         host: config.dashboard.host,
         port: config.dashboard.port,
         historyMinutes: config.dashboard.historyMinutes,
@@ -79,15 +80,35 @@ export async function startMonitoring(
         staticDir: dashboardDir,
         logger: logger.child({ role: "dashboard" }),
         ...(controlMetrics && { tally: controlMetrics.tally }),
-        security,
+        security: httpSecurity(config, baseDir, leading),
       });
-      await dashboard.start();
-      stops.push(() => dashboard!.close());
+      await server.start();
+      dashboard = server;
+      stops.push(() => server.close());
     }
+  }
+
+  try {
+    if (config.metrics.enabled) {
+      registry = new Registry();
+      collectDefaultMetrics({ register: registry });
+      if (workers) registerWorkerMetrics(registry, () => workers.stats());
+      const security = httpSecurity(config, baseDir, control);
+      metrics = await serveMetrics(registry, config.metrics.host, config.metrics.port, { ...security, allowedHosts: config.metrics.allowedHosts });
+      stops.push(() => metrics!.close());
+    }
+    if (control) await attach(control);
     if (metrics || dashboard) logger.info({ metrics: metrics && `${metrics.url}/metrics`, dashboard: dashboard && `${dashboard.url}/` }, "monitoring listening");
     return {
       metricsUrl: metrics && `${metrics.url}/metrics`,
-      dashboardUrl: dashboard && `${dashboard.url}/`,
+      get dashboardUrl() {
+        return dashboard && `${dashboard.url}/`;
+      },
+      async attachControl(leading) {
+        if (attached) return;
+        await attach(leading);
+        if (dashboard) logger.info({ dashboard: `${dashboard.url}/` }, "elected: dashboard listening");
+      },
       stop,
     };
   } catch (err) {

@@ -26,9 +26,21 @@ export async function runNode(configPath: string | undefined): Promise<RunningNo
   let control: ControlNode | undefined;
   let ha: HaControl | undefined;
   let workers: WorkerNode | undefined;
+  let monitoring: NodeMonitoring | undefined;
+  /** Elected before monitoring started: attached once it has. */
+  let electedEarly: { control: ControlNode; epoch: number } | undefined;
+  // An elected standby serves metrics and the dashboard as a node that led from the start does.
+  const leading = async (elected: ControlNode, epoch: number, on: NodeMonitoring) => {
+    await on.attachControl(elected).catch((err: unknown) => logger.error({ err }, "elected, but its control metrics or dashboard did not start"));
+    const extras = on.dashboardUrl ? ` dashboard ${on.dashboardUrl}` : "";
+    process.stdout.write(`taskflow node leading on ${config.control.host}:${ha?.port ?? config.control.port} epoch ${epoch}${extras}\n`);
+  };
   if (config.roles.includes("control") && config.ha.enabled) {
     ha = await startHaControl(config, baseDir, logger.child({ role: "control" }), {
-      elected: (_control, epoch) => process.stdout.write(`taskflow node leading on ${config.control.host}:${ha?.port ?? config.control.port} epoch ${epoch}\n`),
+      elected: (elected, epoch) => {
+        if (monitoring) void leading(elected, epoch, monitoring);
+        else electedEarly = { control: elected, epoch };
+      },
       // A deposed leader stops at once: its supervisor starts it again, as a standby (ADR 0028).
       lost: () => process.exit(EXIT_LOST_LEADERSHIP),
     });
@@ -43,9 +55,9 @@ export async function runNode(configPath: string | undefined): Promise<RunningNo
     await workers.ready;
     logger.info({ processes: config.worker.processes, slots: config.worker.slots, control: address }, "worker processes running");
   }
-  let monitoring: NodeMonitoring | undefined;
   try {
     monitoring = await startMonitoring(config, baseDir, control, workers, logger);
+    if (electedEarly) await leading(electedEarly.control, electedEarly.epoch, monitoring);
   } catch (err) {
     await workers?.stop();
     await control?.stop();
