@@ -8,9 +8,9 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { status } from "@grpc/grpc-js";
 import { TaskflowClient } from "@taskflow/client";
-import { TaskService, TaskState, type SubmitTaskStreamResponse, type Task } from "@taskflow/proto";
-import { createClient } from "@taskflow/proto/grpc";
+import { TaskState, type SubmitTaskStreamResponse, type Task } from "@taskflow/proto";
 import { cli, code, eventually, freePort, startNode, tempDir, type StartedNode } from "./harness.js";
+import { rawTaskServiceNode } from "./raw-task-service.js";
 import { scrape, value } from "./prometheus.js";
 
 function ms(t: { seconds: bigint; nanos: number } | undefined): number {
@@ -108,48 +108,39 @@ describe("a delayed task across a kill -9 of the control node (SQLite store)", (
 });
 
 describe("delayed tasks through the raw wire contract (not the SDK)", () => {
-  let node: StartedNode;
-  let tasks: ReturnType<typeof createClient<typeof TaskService.method>>;
-  before(async () => {
-    node = await startNode({ roles: ["control"], store: { kind: "sqlite", path: "tasks.db" } });
-    tasks = createClient(TaskService, node.address);
-  });
-  after(async () => {
-    tasks.raw.close();
-    assert.equal(await node.stop(), 0);
-  });
+  const raw = rawTaskServiceNode({ roles: ["control"], store: { kind: "sqlite", path: "tasks.db" } });
 
   it("submits with delay_ms on SubmitTask and run_at_ms on SubmitTasks; GetTask shows the due time; CancelTask cancels", async () => {
-    const { taskId } = await tasks.submitTask({ spec: { type: "echo", delayMs: 300_000n } });
+    const { taskId } = await raw.tasks.submitTask({ spec: { type: "echo", delayMs: 300_000n } });
     const runAtMs = BigInt(Date.now() + 3_600_000);
-    const { taskIds } = await tasks.submitTasks({ specs: [{ type: "echo", runAtMs }, { type: "nobody-serves-this" }] });
-    const delayed: Task = (await tasks.getTask({ taskId })).task!;
+    const { taskIds } = await raw.tasks.submitTasks({ specs: [{ type: "echo", runAtMs }, { type: "nobody-serves-this" }] });
+    const delayed: Task = (await raw.tasks.getTask({ taskId })).task!;
     assert.equal(delayed.state, TaskState.QUEUED);
     assert.equal(delayed.spec!.runAtMs, BigInt(ms(delayed.createdAt) + 300_000));
     assert.equal(delayed.spec!.delayMs, 0n);
     assert.match(delayed.waitingReason, /^delayed until .* \(in [45]m \d+s\)$/);
-    const atTime = (await tasks.getTask({ taskId: taskIds[0]! })).task!;
+    const atTime = (await raw.tasks.getTask({ taskId: taskIds[0]! })).task!;
     assert.equal(atTime.spec!.runAtMs, runAtMs);
     assert.match(atTime.waitingReason, new RegExp(`^delayed until ${new Date(Number(runAtMs)).toISOString().replace(/\./g, "\\.")}`));
-    assert.equal((await tasks.getTask({ taskId: taskIds[1]! })).task!.spec!.runAtMs, 0n, "an undelayed task has no due time");
-    const listed = await tasks.listTasks({ states: [TaskState.QUEUED], pageSize: 10 });
+    assert.equal((await raw.tasks.getTask({ taskId: taskIds[1]! })).task!.spec!.runAtMs, 0n, "an undelayed task has no due time");
+    const listed = await raw.tasks.listTasks({ states: [TaskState.QUEUED], pageSize: 10 });
     assert.ok(listed.tasks.some((t) => t.id === taskId && t.spec!.runAtMs === delayed.spec!.runAtMs), "ListTasks shows the due time");
-    const metrics = await scrape(node.metricsUrl!);
+    const metrics = await scrape(raw.node.metricsUrl!);
     assert.equal(value(metrics, "taskflow_queue_depth", { where: "delayed" }), 2, "two delayed tasks, in the metrics");
     assert.equal(value(metrics, "taskflow_queue_depth", { where: "heap" }), 1);
-    for (const id of [taskId, ...taskIds]) await tasks.cancelTask({ taskId: id });
-    assert.equal((await tasks.getTask({ taskId })).task!.state, TaskState.CANCELLED);
+    for (const id of [taskId, ...taskIds]) await raw.tasks.cancelTask({ taskId: id });
+    assert.equal((await raw.tasks.getTask({ taskId })).task!.state, TaskState.CANCELLED);
   });
 
   it("refuses both fields, a negative delay and one past 365 days with INVALID_ARGUMENT naming the field", async () => {
-    await assert.rejects(tasks.submitTask({ spec: { type: "echo", delayMs: 5n, runAtMs: BigInt(Date.now() + 5) } }), code(status.INVALID_ARGUMENT, /^spec\.delay_ms and spec\.run_at_ms are exclusive/));
-    await assert.rejects(tasks.submitTask({ spec: { type: "echo", delayMs: -1n } }), code(status.INVALID_ARGUMENT, /^spec\.delay_ms must be 0 … 31536000000 \(365 days\), got -1/));
-    await assert.rejects(tasks.submitTasks({ specs: [{ type: "echo" }, { type: "echo", delayMs: 31_536_000_001n }] }), code(status.INVALID_ARGUMENT, /^specs\[1\]\.delay_ms must be 0 … 31536000000/));
-    await assert.rejects(tasks.submitTask({ spec: { type: "echo", runAtMs: BigInt(Date.now() + 400 * 86_400_000) } }), code(status.INVALID_ARGUMENT, /^spec\.run_at_ms .* is more than 365 days ahead/));
-    await assert.rejects(tasks.submitTask({ spec: { type: "echo", runAtMs: -1n } }), code(status.INVALID_ARGUMENT, /^spec\.run_at_ms must be epoch milliseconds/));
+    await assert.rejects(raw.tasks.submitTask({ spec: { type: "echo", delayMs: 5n, runAtMs: BigInt(Date.now() + 5) } }), code(status.INVALID_ARGUMENT, /^spec\.delay_ms and spec\.run_at_ms are exclusive/));
+    await assert.rejects(raw.tasks.submitTask({ spec: { type: "echo", delayMs: -1n } }), code(status.INVALID_ARGUMENT, /^spec\.delay_ms must be 0 … 31536000000 \(365 days\), got -1/));
+    await assert.rejects(raw.tasks.submitTasks({ specs: [{ type: "echo" }, { type: "echo", delayMs: 31_536_000_001n }] }), code(status.INVALID_ARGUMENT, /^specs\[1\]\.delay_ms must be 0 … 31536000000/));
+    await assert.rejects(raw.tasks.submitTask({ spec: { type: "echo", runAtMs: BigInt(Date.now() + 400 * 86_400_000) } }), code(status.INVALID_ARGUMENT, /^spec\.run_at_ms .* is more than 365 days ahead/));
+    await assert.rejects(raw.tasks.submitTask({ spec: { type: "echo", runAtMs: -1n } }), code(status.INVALID_ARGUMENT, /^spec\.run_at_ms must be epoch milliseconds/));
 
     // The bulk stream refuses just that batch, with the same message.
-    const call = tasks.submitTaskStream();
+    const call = raw.tasks.submitTaskStream();
     const acks: SubmitTaskStreamResponse[] = [];
     const ended = new Promise<void>((resolve, reject) => {
       call.on("data", (ack: SubmitTaskStreamResponse) => acks.push(ack));
@@ -164,13 +155,13 @@ describe("delayed tasks through the raw wire contract (not the SDK)", () => {
     assert.equal(byId.get(1n)!.errorCode, status.INVALID_ARGUMENT);
     assert.match(byId.get(1n)!.errorMessage, /delay_ms must be 0 … 31536000000/);
     assert.equal(byId.get(2n)!.errorCode, 0, byId.get(2n)!.errorMessage);
-    const streamed = (await tasks.getTask({ taskId: byId.get(2n)!.taskIds[0]! })).task!;
+    const streamed = (await raw.tasks.getTask({ taskId: byId.get(2n)!.taskIds[0]! })).task!;
     assert.match(streamed.waitingReason, /^delayed until /);
-    await tasks.cancelTask({ taskId: streamed.id });
+    await raw.tasks.cancelTask({ taskId: streamed.id });
   });
 
   it("taskflow submit --delay / --at, get and list show the due time, cancel works, bad values are refused", async () => {
-    const env = { TASKFLOW_ADDRESS: node.address };
+    const env = { TASKFLOW_ADDRESS: raw.node.address };
     const submitted = await cli(["submit", "echo", '"later"', "--delay", "5m", "--json"], env);
     assert.equal(submitted.code, 0, submitted.stderr);
     const id = (JSON.parse(submitted.stdout) as { id: string }).id;

@@ -9,9 +9,9 @@ import { after, before, describe, it } from "node:test";
 import { status } from "@grpc/grpc-js";
 import { TaskflowClient } from "@taskflow/client";
 import { Code, TaskflowError } from "@taskflow/core";
-import { TaskService, TaskState, DependencyFailure, type Task } from "@taskflow/proto";
-import { createClient } from "@taskflow/proto/grpc";
+import { TaskState, DependencyFailure, type Task } from "@taskflow/proto";
 import { cli, code, eventually, freePort, startNode, tempDir, type StartedNode } from "./harness.js";
+import { rawTaskServiceNode } from "./raw-task-service.js";
 
 /**
  * step: its payload's value after `ms` milliseconds; fail: throws; join: how each dependency
@@ -128,41 +128,32 @@ describe("task graphs on a real node and worker (SQLite store)", { timeout: 120_
 });
 
 describe("task graphs through the raw wire contract (not the SDK)", () => {
-  let node: StartedNode;
-  let tasks: ReturnType<typeof createClient<typeof TaskService.method>>;
-  before(async () => {
-    node = await startNode({ roles: ["control"], store: { kind: "sqlite", path: "tasks.db" } });
-    tasks = createClient(TaskService, node.address);
-  });
-  after(async () => {
-    tasks.raw.close();
-    assert.equal(await node.stop(), 0);
-  });
+  const raw = rawTaskServiceNode({ roles: ["control"], store: { kind: "sqlite", path: "tasks.db" } });
 
   it("refuses an unknown dependency ID with INVALID_ARGUMENT naming the field and the ID", async () => {
-    await assert.rejects(tasks.submitTask({ spec: { type: "echo", dependsOn: ["no-such-task"] } }), code(status.INVALID_ARGUMENT, /^spec\.depends_on\[0\] names no task of this tenant: no-such-task/));
-    const { taskId } = await tasks.submitTask({ spec: { type: "echo" } });
+    await assert.rejects(raw.tasks.submitTask({ spec: { type: "echo", dependsOn: ["no-such-task"] } }), code(status.INVALID_ARGUMENT, /^spec\.depends_on\[0\] names no task of this tenant: no-such-task/));
+    const { taskId } = await raw.tasks.submitTask({ spec: { type: "echo" } });
     await assert.rejects(
-      tasks.submitTasks({ specs: [{ type: "echo", dependsOn: [taskId] }, { type: "echo", dependsOn: [taskId, "gone"] }] }),
+      raw.tasks.submitTasks({ specs: [{ type: "echo", dependsOn: [taskId] }, { type: "echo", dependsOn: [taskId, "gone"] }] }),
       code(status.INVALID_ARGUMENT, /^specs\[1\]\.depends_on\[1\] names no task of this tenant: gone/),
     );
-    await assert.rejects(tasks.submitTask({ spec: { type: "echo", dependsOn: [taskId], onDependencyFailure: 9 as DependencyFailure } }), code(status.INVALID_ARGUMENT, /spec\.on_dependency_failure/));
+    await assert.rejects(raw.tasks.submitTask({ spec: { type: "echo", dependsOn: [taskId], onDependencyFailure: 9 as DependencyFailure } }), code(status.INVALID_ARGUMENT, /spec\.on_dependency_failure/));
   });
 
   it("takes a flow by node index, answering the IDs in order; refuses an index out of range", async () => {
-    const { taskIds } = await tasks.submitFlow({
+    const { taskIds } = await raw.tasks.submitFlow({
       nodes: [
         { spec: { type: "echo" }, dependsOnNodes: [1] },
         { spec: { type: "echo", onDependencyFailure: DependencyFailure.RUN_ANYWAY } },
       ],
     });
     assert.equal(taskIds.length, 2);
-    const first = (await tasks.getTask({ taskId: taskIds[0]! })).task!;
+    const first = (await raw.tasks.getTask({ taskId: taskIds[0]! })).task!;
     assert.deepEqual(first.spec!.dependsOn, [taskIds[1]]);
     assert.equal(first.spec!.onDependencyFailure, DependencyFailure.CANCEL, "unspecified is stored as cancel");
     assert.deepEqual(first.waitingOn, [taskIds[1]]);
-    await assert.rejects(tasks.submitFlow({ nodes: [{ spec: { type: "echo" }, dependsOnNodes: [5] }] }), code(status.INVALID_ARGUMENT, /nodes\[0\]\.depends_on_nodes\[0\] is 5, not a node of this flow/));
-    await assert.rejects(tasks.submitFlow({ nodes: [] }), code(status.INVALID_ARGUMENT, /nodes must hold at least one task/));
+    await assert.rejects(raw.tasks.submitFlow({ nodes: [{ spec: { type: "echo" }, dependsOnNodes: [5] }] }), code(status.INVALID_ARGUMENT, /nodes\[0\]\.depends_on_nodes\[0\] is 5, not a node of this flow/));
+    await assert.rejects(raw.tasks.submitFlow({ nodes: [] }), code(status.INVALID_ARGUMENT, /nodes must hold at least one task/));
   });
 });
 
