@@ -60,7 +60,7 @@ export async function startMonitoring(
       const registry = new Registry();
       collectDefaultMetrics({ register: registry });
       if (view && bus) {
-        controlMetrics = registerControlMetrics(registry, view, bus);
+        controlMetrics = registerControlMetrics(registry, view, bus, { maxWorkerSeries: config.metrics.maxWorkerSeries });
         stops.push(() => controlMetrics!.close());
       }
       if (workers) registerWorkerMetrics(registry, () => workers.stats());
@@ -75,6 +75,7 @@ export async function startMonitoring(
         host: config.dashboard.host,
         port: config.dashboard.port,
         historyMinutes: config.dashboard.historyMinutes,
+        maxWorkersListed: config.dashboard.maxWorkersListed,
         allowedHosts: config.dashboard.allowedHosts,
         staticDir: dashboardDir,
         logger: logger.child({ role: "dashboard" }),

@@ -20,31 +20,10 @@ import {
   type Timers,
   type WorkerRecord,
 } from "@taskflow/core";
-import type { OutgoingAssignment, PortLink, WorkerPortDirectory, WorkerSessionPort } from "./worker-ports.js";
+import { type WorkerEntry, type WorkerIndex } from "./worker-index.js";
+import type { WorkerPortDirectory, WorkerSessionPort } from "./worker-ports.js";
 
-/** A worker as the Register and Scheduler keep it. */
-export interface WorkerEntry {
-  readonly record: WorkerRecord & { running: number };
-  /** Its session while one is open (`link.port`). */
-  readonly link: PortLink;
-  /** Worker heap handle while it has a free slot and takes tasks, else -1. */
-  handle: number;
-  /** Its id in the worker heap. */
-  readonly idx: number;
-  joinSeq: number;
-  lastAssignedSeq: number;
-  /** When its session broke; it is declared dead if it does not come back within the grace. */
-  disconnectedAt: number;
-  /** Assignments made this loop turn, sent in one message. */
-  outbox: OutgoingAssignment[];
-  /** Most tasks it holds at once: slots + prefetch. */
-  capacity: number;
-  /** Assignments sent on the current session, and how many the worker acknowledged. */
-  sent: number;
-  acked: number;
-  /** Since when an assignment waits for acknowledgement; 0 = none waits. */
-  unackedSince: number;
-}
+export type { WorkerEntry } from "./worker-index.js";
 
 export interface HelloInfo {
   workerId: string;
@@ -69,14 +48,7 @@ const REFUSAL_LOG_IDS = 10_000;
 
 @injectable()
 export class WorkerRegister implements Register {
-  private readonly entries = new Map<string, WorkerEntry>();
-  /** Refused worker ID → when its refusal was logged, oldest first. */
-  private readonly refusalsLogged = new Map<string, number>();
-  /** Hellos refused because the register was full, since the start. */
-  private refused = 0;
-  private readonly byIdx: (WorkerEntry | undefined)[] = [];
-  private readonly freeIdx: number[] = [];
-  private joinCounter = 0;
+  private readonly refusals: HelloRefusals;
   private timer: TimerHandle | undefined;
 
   constructor(
@@ -88,7 +60,10 @@ export class WorkerRegister implements Register {
     @inject(TOKENS.WorkerPorts) private readonly ports: Pick<WorkerPortDirectory, "link" | "forget">,
     @inject(TOKENS.TaskLifecycle) private readonly lostTasks: LostWorkerTasks,
     @inject(TOKENS.SchedulerInbox) private readonly changes: WorkerChanges,
-  ) {}
+    @inject(TOKENS.WorkerIndex) private readonly index: WorkerIndex,
+  ) {
+    this.refusals = new HelloRefusals(config, logger);
+  }
 
   start(): void {
     const every = Math.max(10, Math.floor(this.config.liveness.heartbeatIntervalMs / 2));
@@ -97,32 +72,21 @@ export class WorkerRegister implements Register {
 
   stop(): void {
     this.timers.clear(this.timer);
-    for (const entry of this.entries.values()) entry.link.port?.close();
+    for (const entry of this.index.entries()) entry.link.port?.close();
   }
 
+  /** Every worker's record. O(workers): admin callers page through the WorkerIndex instead. */
   workers(): WorkerRecord[] {
-    return [...this.entries.values()].map((e) => e.record);
-  }
-
-  entriesList(): WorkerEntry[] {
-    return [...this.entries.values()];
+    return Array.from(this.index.entries(), (e) => e.record);
   }
 
   get(workerId: string): WorkerRecord | undefined {
-    return this.entries.get(workerId)?.record;
-  }
-
-  entry(workerId: string): WorkerEntry | undefined {
-    return this.entries.get(workerId);
-  }
-
-  byHeapId(idx: number): WorkerEntry | undefined {
-    return this.byIdx[idx];
+    return this.index.get(workerId)?.record;
   }
 
   /** Hellos refused because the register was full, since the start. */
   get refusedHellos(): number {
-    return this.refused;
+    return this.refusals.count;
   }
 
   /**
@@ -132,9 +96,9 @@ export class WorkerRegister implements Register {
    */
   connect(hello: HelloInfo, session: WorkerSessionPort): WorkerEntry {
     const now = this.clock.now();
-    let entry = this.entries.get(hello.workerId);
+    let entry = this.index.get(hello.workerId);
     // Every registered worker may sit in the worker heap at once: refusing here keeps it from overflowing.
-    if (!entry && this.entries.size >= this.config.control.workerHeapCapacity) throw this.refuse(hello, now);
+    if (!entry && this.index.size >= this.config.control.workerHeapCapacity) throw this.refusals.refuse(hello, now);
     if (entry && entry.link.port && entry.link.port !== session) {
       // A second session with the same ID: the newer one wins, the old stream is closed.
       entry.link.port.close();
@@ -159,8 +123,7 @@ export class WorkerRegister implements Register {
       this.logger.info({ workerId: hello.workerId }, "worker reconnected");
     } else {
       if (entry) this.remove(entry);
-      const idx = this.freeIdx.length ? this.freeIdx.pop()! : this.byIdx.length;
-      entry = {
+      entry = this.index.add(hello.workerId, (idx, joinSeq) => ({
         record: {
           id: hello.workerId,
           host: hello.host,
@@ -176,7 +139,7 @@ export class WorkerRegister implements Register {
         link: this.ports.link(hello.workerId),
         handle: -1,
         idx,
-        joinSeq: ++this.joinCounter,
+        joinSeq,
         lastAssignedSeq: 0,
         disconnectedAt: 0,
         outbox: [],
@@ -184,36 +147,13 @@ export class WorkerRegister implements Register {
         sent: 0,
         acked: 0,
         unackedSince: 0,
-      };
+      }));
       entry.link.port = session;
-      this.byIdx[idx] = entry;
-      this.entries.set(hello.workerId, entry);
       this.logger.info({ workerId: hello.workerId, host: hello.host, slots: hello.slots, types: hello.taskTypes }, "worker joined");
     }
     this.emit(entry);
     this.changes.workerChanged(entry);
     return entry;
-  }
-
-  private refuse(hello: HelloInfo, now: number): TaskflowError {
-    const capacity = this.config.control.workerHeapCapacity;
-    this.refused++;
-    const logged = this.refusalsLogged.get(hello.workerId);
-    if (logged === undefined || now - logged >= REFUSAL_LOG_INTERVAL_MS) {
-      this.refusalsLogged.delete(hello.workerId);
-      if (this.refusalsLogged.size >= REFUSAL_LOG_IDS) this.refusalsLogged.delete(this.refusalsLogged.keys().next().value!);
-      this.refusalsLogged.set(hello.workerId, now);
-      this.logger.warn(
-        { workerId: hello.workerId, host: hello.host, capacity, refusedHellos: this.refused },
-        "worker refused: the register is full (control.workerHeapCapacity)",
-      );
-    }
-    return new TaskflowError(
-      Code.RESOURCE_EXHAUSTED,
-      `the control node already has its most workers, ${capacity} (control.workerHeapCapacity); ` +
-        "fix: raise control.workerHeapCapacity on the control node (44 bytes of shared memory a worker), or run fewer workers",
-      { reason: Reason.WORKER_CAPACITY },
-    );
   }
 
   heartbeat(entry: WorkerEntry, assignmentsReceived: number): void {
@@ -268,7 +208,7 @@ export class WorkerRegister implements Register {
   }
 
   drain(workerId: string): WorkerRecord {
-    const entry = this.entries.get(workerId);
+    const entry = this.index.get(workerId);
     if (!entry || entry.record.state === "dead") {
       throw new TaskflowError(Code.NOT_FOUND, `worker ${workerId} not found; \`taskflow workers\` lists them`, { reason: Reason.WORKER_NOT_FOUND, metadata: { workerId } });
     }
@@ -290,7 +230,7 @@ export class WorkerRegister implements Register {
   private checkLiveness(): void {
     const now = this.clock.now();
     const { heartbeatIntervalMs, heartbeatTimeoutMs } = this.config.liveness;
-    for (const entry of this.entries.values()) {
+    for (const entry of this.index.entries()) {
       const record = entry.record;
       if (record.state === "dead") continue;
       if (!entry.link.port) {
@@ -335,12 +275,48 @@ export class WorkerRegister implements Register {
 
   private remove(entry: WorkerEntry): void {
     this.ports.forget(entry.record.id, entry.link);
-    this.entries.delete(entry.record.id);
-    this.byIdx[entry.idx] = undefined;
-    this.freeIdx.push(entry.idx);
+    this.index.remove(entry);
   }
 
   private emit(entry: WorkerEntry): void {
     if (this.events.hasSubscribers) this.events.publish({ kind: "worker", time: this.clock.now(), worker: { ...entry.record } });
+  }
+}
+
+/** Hellos refused because the register is full: counted, and logged once per worker ID per REFUSAL_LOG_INTERVAL_MS. */
+class HelloRefusals {
+  /** Refused worker ID → when its refusal was logged, oldest first. */
+  private readonly refusalsLogged = new Map<string, number>();
+  /** Hellos refused because the register was full, since the start. */
+  private refused = 0;
+
+  constructor(
+    private readonly config: TaskflowConfig,
+    private readonly logger: Logger,
+  ) {}
+
+  get count(): number {
+    return this.refused;
+  }
+
+  refuse(hello: HelloInfo, now: number): TaskflowError {
+    const capacity = this.config.control.workerHeapCapacity;
+    this.refused++;
+    const logged = this.refusalsLogged.get(hello.workerId);
+    if (logged === undefined || now - logged >= REFUSAL_LOG_INTERVAL_MS) {
+      this.refusalsLogged.delete(hello.workerId);
+      if (this.refusalsLogged.size >= REFUSAL_LOG_IDS) this.refusalsLogged.delete(this.refusalsLogged.keys().next().value!);
+      this.refusalsLogged.set(hello.workerId, now);
+      this.logger.warn(
+        { workerId: hello.workerId, host: hello.host, capacity, refusedHellos: this.refused },
+        "worker refused: the register is full (control.workerHeapCapacity)",
+      );
+    }
+    return new TaskflowError(
+      Code.RESOURCE_EXHAUSTED,
+      `the control node already has its most workers, ${capacity} (control.workerHeapCapacity); ` +
+        "fix: raise control.workerHeapCapacity on the control node (44 bytes of shared memory a worker), or run fewer workers",
+      { reason: Reason.WORKER_CAPACITY },
+    );
   }
 }

@@ -50,6 +50,8 @@ import { addService, rejectMalformedRequests, statusTrailers } from "@taskflow/p
 import { file_google_protobuf_any, file_google_protobuf_timestamp, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { coreTaskState, filterFromWire, outcomeToWire, specFromWire, storeToWire, taskToWire, wireTaskState, workerToWire } from "./convert.js";
 import { type WorkerRegister } from "./register.js";
+import { clusterWorkers } from "./cluster-state.js";
+import { type WorkerIndex } from "./worker-index.js";
 import type { OutgoingAssignment } from "./worker-ports.js";
 import { type WorkerSessions } from "./worker-sessions.js";
 import { boundedWriter } from "./stream-budget.js";
@@ -130,7 +132,7 @@ export class ControlServer {
   constructor(
     @inject(TOKENS.Config) private readonly config: TaskflowConfig,
     @inject(TOKENS.Plm) private readonly plm: Plm,
-    @inject(TOKENS.Register) private readonly register: Pick<WorkerRegister, "entry" | "workers" | "drain">,
+    @inject(TOKENS.Register) private readonly register: Pick<WorkerRegister, "workers" | "drain">,
     @inject(TOKENS.Scheduler) private readonly scheduler: Scheduler,
     @inject(TOKENS.StoreWriteBehind) private readonly durability: Durability,
     @inject(TOKENS.WorkerSessions) private readonly sessions: Pick<WorkerSessions, "open">,
@@ -140,6 +142,7 @@ export class ControlServer {
     @inject(TOKENS.Security) private readonly security: ServerSecurity,
     @inject(TOKENS.Schedules) private readonly schedules: Pick<Schedules, "create" | "get" | "list" | "pause" | "resume" | "delete" | "update">,
     @inject(TOKENS.Leadership) private readonly leadership: Leadership,
+    @inject(TOKENS.WorkerIndex) private readonly workers: Pick<WorkerIndex, "get" | "page" | "summary">,
   ) {
     this.auth = new Authenticator(security.tokens);
     this.auth.onFailure((e) => logger.warn({ reason: e.reason, method: e.method, peer: e.peer, token: e.name }, "call refused"));
@@ -423,7 +426,7 @@ export class ControlServer {
       );
     }
     const owner = this.workerOwners.get(workerId);
-    if (owner !== undefined && owner !== principal.identity && this.register.entry(workerId)) {
+    if (owner !== undefined && owner !== principal.identity && this.workers.get(workerId)) {
       return this.auth.refuse(
         { reason: "worker_id_taken", method, peer, name: principal.name },
         new TaskflowError(Code.PERMISSION_DENIED, `worker ID ${workerId} belongs to another credential while that worker lives; use your own worker ID`),
@@ -467,13 +470,14 @@ export class ControlServer {
   }
 
   private addClusterService(): void {
-    const { plm, register, scheduler, durability, events, logger, clock, leadership } = this;
+    const { plm, register, workers, scheduler, durability, events, logger, clock, leadership } = this;
     const bufferLimit = this.config.control.maxStreamBufferBytes;
     addService(this.server, ClusterService, {
-      getClusterState: unary(logger, async () => {
+      getClusterState: unary(logger, async (req) => {
+        const page = clusterWorkers(workers, req);
         const counts = await plm.counts();
         return {
-          workers: register.workers().map(workerToWire),
+          ...page,
           queued: BigInt(counts.queued),
           running: BigInt(counts.running + counts.assigned),
           succeeded: BigInt(counts.succeeded),

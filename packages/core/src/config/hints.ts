@@ -42,6 +42,8 @@ export const hints: Record<string, string> = {
   "worker.slots": "use how many tasks one process runs at once, such as 16",
   "log.level": 'use "info", "debug", "warn" or "error"',
   "metrics.port": "use a free port such as 9464, or 0 for any free port",
+  "metrics.maxWorkerSeries": "use a whole number of workers from 0 (no per-worker series) to 1000000, such as 100",
+  "dashboard.maxWorkersListed": "use a whole number of workers from 1 to 100000, such as 200",
   "metrics.host": 'use an address to bind such as "127.0.0.1"',
   "dashboard.port": "use a free port such as 9465, or 0 for any free port",
   "dashboard.host": 'use an address to bind such as "127.0.0.1"',
