@@ -243,7 +243,7 @@ export async function startControlPlane(options: TestControlPlaneOptions = {}): 
   const scheduler = new MainScheduler(config, policy, workerHeap, table, lifecycle, register, writer, inbox, log, limits, clock, workers);
   const memory = new MemoryAdmission(config, options.memory ?? roomyMemory, clock, log);
   const plm = new ProcessLifecycleManager(config, store, policy, table, tenants, lifecycle, delivery, writer, scheduler, delayed, clock, memory, graph, limits);
-  const sessions = new WorkerSessions(config, register, lifecycle, recovery, writer, log);
+  const sessions = new WorkerSessions(register, lifecycle, recovery, writer, log);
   await recovery.start();
   writer.start();
   register.start();

@@ -50,6 +50,23 @@ describe("liveness", () => {
     assert.match(task.attempts[0]!.error, /^worker w1 lost: no heartbeat for 2\d\d\d ms$/);
   });
 
+  it("stretches a paced worker's suspect and dead thresholds by its pace (liveness.maxHeartbeatsPerSecond)", async () => {
+    // 2 heartbeats a second at 500 ms: the first worker beats every 500 ms, the second every 1000 ms.
+    cp = await startControlPlane({ config: { liveness: { heartbeatIntervalMs: 500, heartbeatTimeoutMs: 2_000, maxHeartbeatsPerSecond: 2 } } });
+    cp.join("fast", ["echo"], 1);
+    cp.join("slow", ["echo"], 1);
+    assert.deepEqual([cp.entry("fast").beatMs, cp.entry("slow").beatMs], [500, 1000]);
+    await cp.advance(1_250);
+    assert.deepEqual([cp.register.get("fast")?.state, cp.register.get("slow")?.state], ["suspect", "alive"], "silent 2.5 intervals of fast, 1.25 of slow");
+    await cp.advance(1_000);
+    assert.equal(cp.register.get("fast"), undefined, "fast is dead after 2 s");
+    assert.equal(cp.register.get("slow")?.state, "suspect");
+    await cp.advance(1_500);
+    assert.equal(cp.register.get("slow")?.state, "suspect", "3.75 s: within its stretched 4 s timeout");
+    await cp.advance(500);
+    assert.equal(cp.register.get("slow"), undefined, "dead at 4 s");
+  });
+
   it("brings a suspect worker back to alive on its next heartbeat, and it takes tasks again", async () => {
     cp = await startControlPlane();
     const w1 = cp.join("w1", ["echo"], 1);

@@ -41,6 +41,20 @@ export interface WorkerChanges {
   workerChanged(worker: WorkerEntry): void;
 }
 
+/** The slowest heartbeat pacing asks for: past it, more workers mean more heartbeats again. */
+const MAX_PACED_INTERVAL_MS = 10_000;
+
+/**
+ * The heartbeat interval a worker welcomed among `workers` is told: `heartbeatIntervalMs` while
+ * they fit in `maxHeartbeatsPerSecond`, k times it beyond (ADR 0031); O(1) per hello.
+ */
+export function pacedHeartbeatMs(liveness: Pick<TaskflowConfig["liveness"], "heartbeatIntervalMs" | "maxHeartbeatsPerSecond">, workers: number): number {
+  const { heartbeatIntervalMs, maxHeartbeatsPerSecond } = liveness;
+  const atBase = Math.max(1, Math.floor((maxHeartbeatsPerSecond * heartbeatIntervalMs) / 1000));
+  const pace = Math.max(1, Math.ceil(workers / atBase));
+  return Math.min(heartbeatIntervalMs * pace, Math.max(heartbeatIntervalMs, MAX_PACED_INTERVAL_MS));
+}
+
 /** A refused worker ID is logged again only after this long: a worker retrying its hello is one line. */
 export const REFUSAL_LOG_INTERVAL_MS = 10 * 60_000;
 /** Refused worker IDs remembered for that; past it the oldest is forgotten (and may log again). */
@@ -103,8 +117,10 @@ export class WorkerRegister implements Register {
       // A second session with the same ID: the newer one wins, the old stream is closed.
       entry.link.port.close();
     }
+    const beatMs = pacedHeartbeatMs(this.config.liveness, entry ? this.index.size : this.index.size + 1);
     if (entry && entry.record.state !== "dead") {
       entry.link.port = session;
+      entry.beatMs = beatMs;
       entry.disconnectedAt = 0;
       entry.capacity = hello.slots + hello.prefetch;
       entry.sent = 0;
@@ -140,6 +156,7 @@ export class WorkerRegister implements Register {
         handle: -1,
         idx,
         joinSeq,
+        beatMs,
         lastAssignedSeq: 0,
         disconnectedAt: 0,
         outbox: [],
@@ -238,15 +255,17 @@ export class WorkerRegister implements Register {
         continue;
       }
       const silent = now - record.lastHeartbeat;
+      // A worker paced to beat k times slower (ADR 0031) gets k times the timeout.
+      const timeout = heartbeatTimeoutMs * (entry.beatMs / heartbeatIntervalMs);
       // Liveness is progress, not just a pulse: assignments must be acknowledged too.
       const unacked = entry.unackedSince ? now - entry.unackedSince : 0;
       const { ackTimeoutMs } = this.config.liveness;
-      if (silent >= heartbeatTimeoutMs || unacked >= ackTimeoutMs * 2) {
-        const why = silent >= heartbeatTimeoutMs ? `no heartbeat for ${silent} ms` : `assignments unacknowledged for ${unacked} ms`;
+      if (silent >= timeout || unacked >= ackTimeoutMs * 2) {
+        const why = silent >= timeout ? `no heartbeat for ${silent} ms` : `assignments unacknowledged for ${unacked} ms`;
         const session = entry.link.port;
         this.declareDead(entry, why);
         session?.close();
-      } else if ((silent >= heartbeatIntervalMs * 2 || unacked >= ackTimeoutMs) && record.state === "alive") {
+      } else if ((silent >= entry.beatMs * 2 || unacked >= ackTimeoutMs) && record.state === "alive") {
         record.state = "suspect";
         this.changes.workerChanged(entry);
         this.emit(entry);

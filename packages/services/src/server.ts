@@ -150,6 +150,9 @@ export class ControlServer {
       // Refused by grpc-js before any decoding: a bigger batch must be split (the SDK splits by bytes).
       "grpc.max_receive_message_length": config.control.maxReceiveMessageBytes,
       "grpc.max_send_message_length": Math.max(64 * 1024 * 1024, config.control.maxPayloadBytes * 2),
+      // Nothing reads channelz; it registers every worker's connection and counts every call and
+      // message, a cost per connect and per heartbeat at thousands of workers (ADR 0031).
+      "grpc.enable_channelz": 0,
       // Outermost last: a malformed request's INVALID_ARGUMENT passes countStatuses on its way out.
       // The token check is outermost: a refused call never reaches the decoders or handlers.
       interceptors: [this.countStatuses, rejectMalformedRequests, ...(this.auth.enabled ? [this.auth.interceptor] : [])],

@@ -24,6 +24,8 @@ export interface WorkerEntry {
   disconnectedAt: number;
   /** Assignments made this loop turn, sent in one message. */
   outbox: OutgoingAssignment[];
+  /** How often it was told to heartbeat (at its welcome), in ms: `liveness.heartbeatIntervalMs` × its pace. */
+  beatMs: number;
   /** Most tasks it holds at once: slots + prefetch. */
   capacity: number;
   /** Assignments sent on the current session, and how many the worker acknowledged. */

@@ -62,6 +62,22 @@ describe("WorkerSessions", () => {
       assert.equal(t.failure, undefined);
     });
 
+    it("paces workers past liveness.maxHeartbeatsPerSecond: each welcomed beyond the base share beats k times slower", async () => {
+      // 4 heartbeats a second at 500 ms: 2 workers at the base interval, then k = ceil(n / 2).
+      cp = await startControlPlane({ config: { liveness: { heartbeatIntervalMs: 500, heartbeatTimeoutMs: 2000, maxHeartbeatsPerSecond: 4 } } });
+      const intervals: number[] = [];
+      for (let i = 1; i <= 5; i++) {
+        const t = new RecordingTransport();
+        cp.sessions.open(t).receive(hello(`w${i}`));
+        intervals.push(t.welcomed[0]!.heartbeatIntervalMs);
+      }
+      assert.deepEqual(intervals, [500, 500, 1000, 1000, 1500]);
+      // A returning worker is paced by the count at its new hello.
+      const again = new RecordingTransport();
+      cp.sessions.open(again).receive(hello("w1"));
+      assert.equal(again.welcomed[0]!.heartbeatIntervalMs, 1500);
+    });
+
     for (const [name, first, message] of [
       ["a heartbeat before hello", heartbeat({}), "the first message of a session must be hello"],
       ["a hello without worker ID", hello(""), "hello.worker_id is required"],

@@ -5,7 +5,7 @@
  * `stored` once durable. The gRPC server only moves these messages (see server.ts).
  */
 import { inject, injectable } from "tsyringe";
-import { Code, TOKENS, TaskflowError, type Durability, type Logger, type TaskReports, type TaskflowConfig } from "@taskflow/core";
+import { Code, TOKENS, TaskflowError, type Durability, type Logger, type TaskReports } from "@taskflow/core";
 import type { Heartbeat, Hello, SessionRequest } from "@taskflow/proto";
 import { type Recovery } from "./recovery.js";
 import { type WorkerEntry, type WorkerRegister } from "./register.js";
@@ -33,7 +33,6 @@ type Workers = Pick<WorkerRegister, "connect" | "heartbeat" | "drain" | "adopted
 @injectable()
 export class WorkerSessions {
   constructor(
-    @inject(TOKENS.Config) private readonly config: TaskflowConfig,
     @inject(TOKENS.Register) private readonly register: Workers,
     @inject(TOKENS.TaskLifecycle) private readonly reports: TaskReports,
     @inject(TOKENS.Recovery) private readonly recovery: Pick<Recovery, "reconcile">,
@@ -69,7 +68,7 @@ export class WorkerSessions {
       session.transport.fail(refused);
       return undefined;
     }
-    session.transport.welcome(hello.workerId, this.config.liveness.heartbeatIntervalMs);
+    session.transport.welcome(hello.workerId, entry.beatMs);
     this.reconcile(entry, hello, session.transport);
     return entry;
   }

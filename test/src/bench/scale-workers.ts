@@ -8,7 +8,9 @@
  * `taskflow workers` CLI, a metrics scrape, and task latency p50/p99 at an open loop of 500 tasks/s.
  *
  * Run: `node test/dist/bench/scale-workers.js [count ...]` (default 1000 5000 10000; env
- * SCALE_PROCESSES, default 4). Prints JSON.
+ * SCALE_PROCESSES, default 4; SCALE_OWN_CONNECTIONS=1 gives each worker its own connection, the
+ * SDK's behaviour before ADR 0031; SCALE_LATENCY_TASKS, default 2500; SCALE_CPU_PROF=<dir> writes
+ * the control node's CPU profile there). Prints JSON.
  */
 import { fork, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -47,8 +49,9 @@ export function rssBytes(pid: number): number {
 }
 
 /** Forks a worker-fleet process, ready for `{ add: n }`. */
-export async function startFleet(address: string, prefix: string): Promise<Fleet> {
-  const child = fork(fileURLToPath(new URL("./worker-fleet.js", import.meta.url)), [address, prefix], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+export async function startFleet(address: string, prefix: string, sharedConnection = true): Promise<Fleet> {
+  const args = [address, prefix, ...(sharedConnection ? [] : ["own"])];
+  const child = fork(fileURLToPath(new URL("./worker-fleet.js", import.meta.url)), args, { stdio: ["ignore", "inherit", "inherit", "ipc"] });
   await new Promise<void>((resolve, reject) => {
     child.once("message", () => resolve());
     child.once("exit", (code) => reject(new Error(`worker fleet exited with ${code}`)));
@@ -143,8 +146,9 @@ async function pageAll(client: TaskflowClient): Promise<{ pages: number; workers
   return { pages, workers, ms: round(performance.now() - t0, 1) };
 }
 
-export async function workerScale(opts: { counts: number[]; processes?: number }): Promise<object> {
+export async function workerScale(opts: { counts: number[]; processes?: number; sharedConnection?: boolean }): Promise<object> {
   const processes = opts.processes ?? 4;
+  const shared = opts.sharedConnection ?? true;
   // SCALE_CPU_PROF=<dir>: the control node (only) writes a V8 CPU profile there when it stops.
   const profDir = process.env["SCALE_CPU_PROF"];
   const node: StartedNode = await startNode(
@@ -156,7 +160,7 @@ export async function workerScale(opts: { counts: number[]; processes?: number }
   const client = new TaskflowClient({ address: node.address });
   const results: object[] = [];
   try {
-    for (let i = 0; i < processes; i++) fleets.push(await startFleet(node.address, `p${i}`));
+    for (let i = 0; i < processes; i++) fleets.push(await startFleet(node.address, `p${i}`, shared));
     const metricsUrl = node.metricsUrl!;
     let connected = 0;
     const cliBaseline = await timed(1, () => cli(["--version"]));
@@ -178,8 +182,10 @@ export async function workerScale(opts: { counts: number[]; processes?: number }
       await new Promise((r) => setTimeout(r, 1000));
       await scrapeTimed(metricsUrl);
       const cpu1 = cpuSeconds(pid);
+      const fleetCpu1 = fleets.reduce((n, f) => n + cpuSeconds(f.child.pid!), 0);
       await new Promise((r) => setTimeout(r, STEADY_MS));
       const steadyCores = (cpuSeconds(pid) - cpu1) / (STEADY_MS / 1000);
+      const fleetCores = (fleets.reduce((n, f) => n + cpuSeconds(f.child.pid!), 0) - fleetCpu1) / (STEADY_MS / 1000);
       const steady = await scrapeTimed(metricsUrl);
       const rss = rssBytes(pid);
 
@@ -194,28 +200,35 @@ export async function workerScale(opts: { counts: number[]; processes?: number }
       const scrape = await scrapeTimed(metricsUrl);
 
       progress(`${count} workers: latency at ${RATE} tasks/s`);
+      const cpu2 = cpuSeconds(pid);
       const lat = await latency(client);
+      const latencyCpuUsPerTask = ((cpuSeconds(pid) - cpu2) * 1e6) / (LATENCY_TASKS + 200);
       const during = await scrapeTimed(metricsUrl);
+      const logs = node.logs();
+      const deaths = logs.split('"worker is dead"').length - 1;
+      const broken = logs.split('"worker session ended; waiting for it to reconnect"').length - 1;
       results.push({
         workers: count,
+        deathsSoFar: deaths,
+        sessionsBrokenSoFar: broken,
         registered: summary?.total,
         refused,
         connectMs: round(connectMs, 0),
         connectsPerSec: round(add / (connectMs / 1000), 0),
         rampControlCpuSeconds: round(rampCpu, 2),
         rampLoopLag: { p99Ms: ramp.lagP99Ms, maxMs: ramp.lagMaxMs },
-        steady: { controlCores: round(steadyCores, 3), loopLag: { p99Ms: steady.lagP99Ms, maxMs: steady.lagMaxMs } },
+        steady: { controlCores: round(steadyCores, 3), workerProcessesCores: round(fleetCores, 3), loopLag: { p99Ms: steady.lagP99Ms, maxMs: steady.lagMaxMs } },
         rssMB: round(rss / 2 ** 20, 1),
         rssPerWorkerKB: round(rss / 1024 / count, 1),
         getClusterState: { firstPage, summaryOnly, pageAll: all },
         cliWorkers: { ...cliWorkers, nodeStartupMs: cliBaseline.medianMs },
         scrape: { ms: scrape.ms, bytes: scrape.bytes, series: scrape.series, ...scrapes },
         adminLoopLag: { p99Ms: admin.lagP99Ms, maxMs: admin.lagMaxMs },
-        latency: { ratePerSec: RATE, ...lat, loopLag: { p99Ms: during.lagP99Ms, maxMs: during.lagMaxMs } },
+        latency: { ratePerSec: RATE, ...lat, controlCpuUsPerTask: round(latencyCpuUsPerTask, 0), loopLag: { p99Ms: during.lagP99Ms, maxMs: during.lagMaxMs } },
       });
       progress(JSON.stringify(results.at(-1)));
     }
-    return { processes, cpus: (await import("node:os")).cpus().length, results };
+    return { processes, sharedConnection: shared, cpus: (await import("node:os")).cpus().length, results };
   } finally {
     client.close();
     await stopFleets(fleets);
@@ -225,6 +238,8 @@ export async function workerScale(opts: { counts: number[]; processes?: number }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const counts = process.argv.slice(2).map(Number);
-  const out = await workerScale({ counts: counts.length ? counts : [1000, 5000, 10000], processes: Number(process.env["SCALE_PROCESSES"] ?? 4) });
+  const out = await workerScale({ counts: counts.length ? counts : [1000, 5000, 10000], processes: Number(process.env["SCALE_PROCESSES"] ?? 4),
+    sharedConnection: process.env["SCALE_OWN_CONNECTIONS"] !== "1",
+  });
   console.log(JSON.stringify(out, null, 2));
 }

@@ -9,7 +9,9 @@ import { TaskflowWorker } from "@taskflow/client";
 /** Hellos in flight at once per process: a fleet coming up, not one burst of thousands of streams. */
 const CONNECTS_IN_FLIGHT = 200;
 
-const [address, prefix] = process.argv.slice(2) as [string, string];
+const [address, prefix, own] = process.argv.slice(2) as [string, string, string | undefined];
+// "own": each worker gets a connection of its own (shareConnection: false), as before ADR 0031.
+const shareConnection = own !== "own";
 const workers: TaskflowWorker[] = [];
 
 async function add(n: number): Promise<{ added: number; total: number; refused: number }> {
@@ -18,7 +20,7 @@ async function add(n: number): Promise<{ added: number; total: number; refused: 
   const first = workers.length;
   const one = async (): Promise<void> => {
     while (next < n) {
-      const w = new TaskflowWorker({ address, workerId: `${prefix}-${first + next++}`, slots: 1, handlers: { noop: () => null } });
+      const w = new TaskflowWorker({ address, workerId: `${prefix}-${first + next++}`, slots: 1, shareConnection, handlers: { noop: () => null } });
       workers.push(w);
       await w.start().catch(() => refused++);
     }

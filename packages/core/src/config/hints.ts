@@ -37,6 +37,7 @@ export const hints: Record<string, string> = {
   "ha.leaseTtlMs": "use a lease time in ms from 500 to 600000, such as 10000",
   "ha.advertiseAddress": 'give the host:port clients and workers reach this node at, such as "control-a.internal:50051"',
   "store.maxFinishedTasks": "use a whole number of tasks such as 1000000",
+  "liveness.maxHeartbeatsPerSecond": "use a whole number of heartbeats a second from 1 to 1000000, such as 4000",
   "liveness.heartbeatTimeoutMs": "make it larger than liveness.heartbeatIntervalMs, for example 4 times",
   "worker.processes": "use a whole number of processes such as 2",
   "worker.slots": "use how many tasks one process runs at once, such as 16",

@@ -184,6 +184,16 @@ export const livenessSchema = z.strictObject({
    * @defaultValue 5000
    */
   ackTimeoutMs: positiveInt.min(20).default(5000),
+  /**
+   * Heartbeats a second the control node paces its workers toward. Up to
+   * `maxHeartbeatsPerSecond × heartbeatIntervalMs / 1000` workers (2,000 by default) each beat
+   * every `heartbeatIntervalMs`; a worker welcomed beyond that is told to beat k times slower
+   * (k = workers ÷ that many, rounded up; at most 10 s apart), and its suspect and dead
+   * thresholds stretch by k too. A worker keeps its pace until it reconnects. At 10,000 workers
+   * this halves the heartbeats, the control node's main cost when idle (ADR 0031).
+   * @defaultValue 4000
+   */
+  maxHeartbeatsPerSecond: positiveInt.max(1_000_000).default(4000),
 });
 
 /** The worker role: processes that run task handlers. */
