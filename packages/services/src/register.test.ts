@@ -67,6 +67,28 @@ describe("liveness", () => {
     assert.equal(cp.register.get("slow"), undefined, "dead at 4 s");
   });
 
+  it("judges silence after a blocked event loop only once the heartbeats that waited behind it are read", async () => {
+    cp = await startControlPlane({ config: { liveness: { heartbeatIntervalMs: 500, heartbeatTimeoutMs: 2_000 } } });
+    cp.join("w1", ["echo"], 1);
+    await cp.advance(400);
+    // The loop is blocked 3 s (past the 2 s timeout): the sweep due meanwhile runs late, and skips.
+    cp.clock.stall(3_000);
+    await cp.advance(0);
+    assert.equal(cp.register.get("w1")?.state, "alive", "not dead for a silence the node caused");
+    // The heartbeat that waited in the socket is read; the next sweep finds the worker fine.
+    cp.register.heartbeat(cp.entry("w1"), 0);
+    await cp.advance(250);
+    assert.equal(cp.register.get("w1")?.state, "alive");
+    // Two stalls in a row: the second late sweep judges (every other sweep at worst), and the
+    // worker, silent for 6 s by then, is dead.
+    cp.clock.stall(3_000);
+    await cp.advance(0);
+    assert.equal(cp.register.get("w1")?.state, "alive");
+    cp.clock.stall(3_000);
+    await cp.advance(0);
+    assert.equal(cp.register.get("w1"), undefined, "dead: an overloaded node still finds silent workers");
+  });
+
   it("brings a suspect worker back to alive on its next heartbeat, and it takes tasks again", async () => {
     cp = await startControlPlane();
     const w1 = cp.join("w1", ["echo"], 1);

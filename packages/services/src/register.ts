@@ -64,6 +64,10 @@ const REFUSAL_LOG_IDS = 10_000;
 export class WorkerRegister implements Register {
   private readonly refusals: HelloRefusals;
   private timer: TimerHandle | undefined;
+  private sweepEveryMs = 0;
+  /** When the liveness sweep last ran, and whether it skipped its silence verdicts then. */
+  private lastSweep = 0;
+  private skippedLast = false;
 
   constructor(
     @inject(TOKENS.Config) private readonly config: TaskflowConfig,
@@ -80,8 +84,9 @@ export class WorkerRegister implements Register {
   }
 
   start(): void {
-    const every = Math.max(10, Math.floor(this.config.liveness.heartbeatIntervalMs / 2));
-    this.timer = this.timers.setInterval(() => this.checkLiveness(), every);
+    this.sweepEveryMs = Math.max(10, Math.floor(this.config.liveness.heartbeatIntervalMs / 2));
+    this.lastSweep = this.clock.now();
+    this.timer = this.timers.setInterval(() => this.checkLiveness(), this.sweepEveryMs);
   }
 
   stop(): void {
@@ -247,6 +252,14 @@ export class WorkerRegister implements Register {
   private checkLiveness(): void {
     const now = this.clock.now();
     const { heartbeatIntervalMs, heartbeatTimeoutMs } = this.config.liveness;
+    // A sweep that runs a heartbeat interval late ran after the event loop was blocked: the
+    // heartbeats that arrived meanwhile wait unread behind it (timers run before I/O), so their
+    // workers only look silent. Judge silence on the next sweep, after they are read; every
+    // other sweep at worst, so an overloaded node still finds dead workers (ADR 0031).
+    const late = now - this.lastSweep > this.sweepEveryMs + heartbeatIntervalMs;
+    const judgeSilence = !late || this.skippedLast;
+    this.skippedLast = !judgeSilence;
+    this.lastSweep = now;
     for (const entry of this.index.entries()) {
       const record = entry.record;
       if (record.state === "dead") continue;
@@ -254,6 +267,7 @@ export class WorkerRegister implements Register {
         if (now - entry.disconnectedAt >= this.config.liveness.reconnectGraceMs) this.declareDead(entry, "session lost and not resumed in time");
         continue;
       }
+      if (!judgeSilence) continue;
       const silent = now - record.lastHeartbeat;
       // A worker paced to beat k times slower (ADR 0031) gets k times the timeout.
       const timeout = heartbeatTimeoutMs * (entry.beatMs / heartbeatIntervalMs);
