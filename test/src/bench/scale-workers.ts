@@ -10,7 +10,8 @@
  * Run: `node test/dist/bench/scale-workers.js [count ...]` (default 1000 5000 10000; env
  * SCALE_PROCESSES, default 4; SCALE_OWN_CONNECTIONS=1 gives each worker its own connection, the
  * SDK's behaviour before ADR 0031; SCALE_LATENCY_TASKS, default 2500; SCALE_CPU_PROF=<dir> writes
- * the control node's CPU profile there). Prints JSON.
+ * the control node's CPU profile there; SCALE_NODE_BIN=<checkout>/apps/node/dist/bin.js runs that
+ * build's control node, as a baseline). Prints JSON.
  */
 import { fork, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -153,7 +154,8 @@ export async function workerScale(opts: { counts: number[]; processes?: number; 
   const profDir = process.env["SCALE_CPU_PROF"];
   const node: StartedNode = await startNode(
     { roles: ["control"], control: { workerHeapCapacity: Math.max(131_072, ...opts.counts) } },
-    { timeoutMs: 60_000, ...(profDir && { execArgv: ["--cpu-prof", `--cpu-prof-dir=${profDir}`] }) },
+    // SCALE_NODE_BIN=<other checkout>/apps/node/dist/bin.js: that build's control node (a baseline).
+    { timeoutMs: 60_000, ...(profDir && { execArgv: ["--cpu-prof", `--cpu-prof-dir=${profDir}`] }), ...(process.env["SCALE_NODE_BIN"] && { bin: process.env["SCALE_NODE_BIN"] }) },
   );
   const pid = node.process.pid!;
   const fleets: Fleet[] = [];
