@@ -1,8 +1,10 @@
 /**
- * The Register: workers, their sessions (through worker ports), heartbeats and liveness
- * (alive → suspect → dead, draining), and each worker's load: the one count of the tasks a
- * worker holds (`running`). A lost worker's tasks go straight to the task lifecycle to be
- * requeued; changes of a worker's load or state are noted in the scheduler's inbox.
+ * The Register: workers, their sessions (through worker ports), heartbeats, their pacing and
+ * liveness (alive → suspect → dead, draining), and each worker's load: the one count of the tasks
+ * a worker holds (`running`). The workers themselves are kept in the WorkerIndex (by ID, heap id,
+ * join order). A lost worker's tasks go straight to the task lifecycle to be requeued; changes of
+ * a worker's load or state are noted in the scheduler's inbox. Every hello and heartbeat is O(1);
+ * the liveness sweep is one pass every heartbeatIntervalMs / 2 (ADR 0031).
  */
 import { inject, injectable } from "tsyringe";
 import {

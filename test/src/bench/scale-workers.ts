@@ -84,6 +84,23 @@ export async function stopFleets(fleets: Fleet[]): Promise<void> {
   );
 }
 
+/** Workers declared dead and sessions broken so far, from the node's JSON log, with their reasons (digits as #). */
+function livenessLog(logs: string): { deaths: number; broken: number; why: Record<string, number> } {
+  let deaths = 0;
+  let broken = 0;
+  const why: Record<string, number> = {};
+  for (const line of logs.split("\n")) {
+    if (!line.startsWith("{")) continue;
+    const l = JSON.parse(line) as { msg?: string; reason?: string };
+    if (l.msg === "worker is dead") deaths++;
+    else if (l.msg === "worker session ended; waiting for it to reconnect") broken++;
+    else continue;
+    const key = `${l.msg}: ${String(l.reason).replace(/\d+/g, "#")}`;
+    why[key] = (why[key] ?? 0) + 1;
+  }
+  return { deaths, broken, why };
+}
+
 /** Times `fn` `n` times; the median and the slowest, in ms. */
 async function timed(n: number, fn: () => Promise<unknown>): Promise<{ medianMs: number; maxMs: number }> {
   const ms: number[] = [];
@@ -206,13 +223,12 @@ export async function workerScale(opts: { counts: number[]; processes?: number; 
       const lat = await latency(client);
       const latencyCpuUsPerTask = ((cpuSeconds(pid) - cpu2) * 1e6) / (LATENCY_TASKS + 200);
       const during = await scrapeTimed(metricsUrl);
-      const logs = node.logs();
-      const deaths = logs.split('"worker is dead"').length - 1;
-      const broken = logs.split('"worker session ended; waiting for it to reconnect"').length - 1;
+      const { deaths, broken, why } = livenessLog(node.logs());
       results.push({
         workers: count,
         deathsSoFar: deaths,
         sessionsBrokenSoFar: broken,
+        ...(deaths + broken > 0 && { whySoFar: why }),
         registered: summary?.total,
         refused,
         connectMs: round(connectMs, 0),
