@@ -89,6 +89,21 @@ describe("liveness", () => {
     assert.equal(cp.register.get("w1"), undefined, "dead: an overloaded node still finds silent workers");
   });
 
+  it("does not count the node's own recent stall as a worker's silence", async () => {
+    cp = await startControlPlane({ config: { liveness: { heartbeatIntervalMs: 500, heartbeatTimeoutMs: 2_000 } } });
+    cp.join("w1", ["echo"], 1);
+    await cp.advance(1_250);
+    assert.equal(cp.register.get("w1")?.state, "suspect", "silent 1.25 s");
+    // A 900 ms stall: the sweep due at 1.5 s runs 650 ms late and skips; the next, on time at
+    // 2.4 s, sees 2.4 s of silence, 650 ms of it the node's own.
+    cp.clock.stall(900);
+    await cp.advance(0);
+    await cp.advance(250);
+    assert.equal(cp.register.get("w1")?.state, "suspect", "1.75 s of silence that is the worker's");
+    await cp.advance(250);
+    assert.equal(cp.register.get("w1"), undefined, "dead at 2 s of its own silence");
+  });
+
   it("brings a suspect worker back to alive on its next heartbeat, and it takes tasks again", async () => {
     cp = await startControlPlane();
     const w1 = cp.join("w1", ["echo"], 1);

@@ -70,6 +70,9 @@ export class WorkerRegister implements Register {
   /** When the liveness sweep last ran, and whether it skipped its silence verdicts then. */
   private lastSweep = 0;
   private skippedLast = false;
+  /** The longest the sweep ran late within the last heartbeatTimeoutMs, and when: the node's own stall. */
+  private stallMs = 0;
+  private stallAt = 0;
 
   constructor(
     @inject(TOKENS.Config) private readonly config: TaskflowConfig,
@@ -258,10 +261,16 @@ export class WorkerRegister implements Register {
     // heartbeats that arrived meanwhile wait unread behind it (timers run before I/O), so their
     // workers only look silent. Judge silence on the next sweep, after they are read; every
     // other sweep at worst, so an overloaded node still finds dead workers (ADR 0031).
-    const late = now - this.lastSweep > this.sweepEveryMs + heartbeatIntervalMs;
-    const judgeSilence = !late || this.skippedLast;
+    const lateBy = now - this.lastSweep - this.sweepEveryMs;
+    const judgeSilence = lateBy <= heartbeatIntervalMs || this.skippedLast;
     this.skippedLast = !judgeSilence;
     this.lastSweep = now;
+    // Silence the node's own recent stall explains is not the worker's: a heartbeat delayed by a
+    // stalled worker process and then by a stalled control node still counts (ADR 0031).
+    if (lateBy >= this.stallMs || now - this.stallAt > heartbeatTimeoutMs) {
+      this.stallMs = Math.max(0, lateBy);
+      this.stallAt = now;
+    }
     for (const entry of this.index.entries()) {
       const record = entry.record;
       if (record.state === "dead") continue;
@@ -271,17 +280,18 @@ export class WorkerRegister implements Register {
       }
       if (!judgeSilence) continue;
       const silent = now - record.lastHeartbeat;
+      const quiet = silent - this.stallMs;
       // A worker paced to beat k times slower (ADR 0031) gets k times the timeout.
       const timeout = heartbeatTimeoutMs * (entry.beatMs / heartbeatIntervalMs);
       // Liveness is progress, not just a pulse: assignments must be acknowledged too.
       const unacked = entry.unackedSince ? now - entry.unackedSince : 0;
       const { ackTimeoutMs } = this.config.liveness;
-      if (silent >= timeout || unacked >= ackTimeoutMs * 2) {
-        const why = silent >= timeout ? `no heartbeat for ${silent} ms` : `assignments unacknowledged for ${unacked} ms`;
+      if (quiet >= timeout || unacked >= ackTimeoutMs * 2) {
+        const why = quiet >= timeout ? `no heartbeat for ${silent} ms` : `assignments unacknowledged for ${unacked} ms`;
         const session = entry.link.port;
         this.declareDead(entry, why);
         session?.close();
-      } else if ((silent >= entry.beatMs * 2 || unacked >= ackTimeoutMs) && record.state === "alive") {
+      } else if ((quiet >= entry.beatMs * 2 || unacked >= ackTimeoutMs) && record.state === "alive") {
         record.state = "suspect";
         this.changes.workerChanged(entry);
         this.emit(entry);

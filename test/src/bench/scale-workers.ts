@@ -26,7 +26,7 @@ const STEADY_MS = 5000;
 
 interface Fleet {
   child: ChildProcess;
-  request(msg: object): Promise<{ added: number; total: number; refused: number }>;
+  request(msg: object): Promise<{ added: number; total: number; refused: number; lagMaxMs: number }>;
 }
 
 function round(x: number, digits = 3): number {
@@ -61,7 +61,7 @@ export async function startFleet(address: string, prefix: string, sharedConnecti
     child,
     request: (msg) =>
       new Promise((resolve) => {
-        child.once("message", (m) => resolve(m as { added: number; total: number; refused: number }));
+        child.once("message", (m) => resolve(m as { added: number; total: number; refused: number; lagMaxMs: number }));
         child.send(msg);
       }),
   };
@@ -169,10 +169,13 @@ export async function workerScale(opts: { counts: number[]; processes?: number; 
   const shared = opts.sharedConnection ?? true;
   // SCALE_CPU_PROF=<dir>: the control node (only) writes a V8 CPU profile there when it stops.
   const profDir = process.env["SCALE_CPU_PROF"];
+  // SCALE_NODE_ARGS="--max-semi-space-size=64 …": V8/Node options for the control node.
+  const nodeArgs = (process.env["SCALE_NODE_ARGS"] ?? "").split(/\s+/).filter(Boolean);
+  const execArgv = [...nodeArgs, ...(profDir ? ["--cpu-prof", `--cpu-prof-dir=${profDir}`] : [])];
   const node: StartedNode = await startNode(
     { roles: ["control"], control: { workerHeapCapacity: Math.max(131_072, ...opts.counts) } },
     // SCALE_NODE_BIN=<other checkout>/apps/node/dist/bin.js: that build's control node (a baseline).
-    { timeoutMs: 60_000, ...(profDir && { execArgv: ["--cpu-prof", `--cpu-prof-dir=${profDir}`] }), ...(process.env["SCALE_NODE_BIN"] && { bin: process.env["SCALE_NODE_BIN"] }) },
+    { timeoutMs: 60_000, execArgv, ...(process.env["SCALE_NODE_BIN"] && { bin: process.env["SCALE_NODE_BIN"] }) },
   );
   const pid = node.process.pid!;
   const fleets: Fleet[] = [];
@@ -196,6 +199,7 @@ export async function workerScale(opts: { counts: number[]; processes?: number; 
       const ramp = await scrapeTimed(metricsUrl);
       connected = count;
       const refused = answers.reduce((n, a) => n + a.refused, 0);
+      const workerProcessLagMaxMs = Math.max(...answers.map((a) => a.lagMaxMs));
 
       // Steady state: heartbeats only.
       await new Promise((r) => setTimeout(r, 1000));
@@ -234,7 +238,7 @@ export async function workerScale(opts: { counts: number[]; processes?: number; 
         connectMs: round(connectMs, 0),
         connectsPerSec: round(add / (connectMs / 1000), 0),
         rampControlCpuSeconds: round(rampCpu, 2),
-        rampLoopLag: { p99Ms: ramp.lagP99Ms, maxMs: ramp.lagMaxMs },
+        rampLoopLag: { p99Ms: ramp.lagP99Ms, maxMs: ramp.lagMaxMs, workerProcessesMaxMs: workerProcessLagMaxMs },
         steady: { controlCores: round(steadyCores, 3), workerProcessesCores: round(fleetCores, 3), loopLag: { p99Ms: steady.lagP99Ms, maxMs: steady.lagMaxMs } },
         rssMB: round(rss / 2 ** 20, 1),
         rssPerWorkerKB: round(rss / 1024 / count, 1),

@@ -2,8 +2,11 @@
  * A child process holding many SDK workers (`TaskflowWorker`, a no-op handler for "noop"), as an
  * application with many workers in one process would. Driven over IPC by scale-workers.ts:
  * `{ add: n }` starts n more (at most `CONNECTS_IN_FLIGHT` hellos at once) and answers
- * `{ added, total, refused }`; `{ stop: true }` stops them all and exits.
+ * `{ added, total, refused, lagMaxMs }` (this process's longest event-loop stall since the last
+ * answer: a worker process stalled past liveness.heartbeatTimeoutMs is rightly declared dead);
+ * `{ stop: true }` stops them all and exits.
  */
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { TaskflowWorker } from "@taskflow/client";
 
 /** Hellos in flight at once per process: a fleet coming up, not one burst of thousands of streams. */
@@ -13,8 +16,10 @@ const [address, prefix, own] = process.argv.slice(2) as [string, string, string 
 // "own": each worker gets a connection of its own (shareConnection: false), as before ADR 0031.
 const shareConnection = own !== "own";
 const workers: TaskflowWorker[] = [];
+const lag = monitorEventLoopDelay({ resolution: 10 });
+lag.enable();
 
-async function add(n: number): Promise<{ added: number; total: number; refused: number }> {
+async function add(n: number): Promise<{ added: number; total: number; refused: number; lagMaxMs: number }> {
   let next = 0;
   let refused = 0;
   const first = workers.length;
@@ -26,7 +31,9 @@ async function add(n: number): Promise<{ added: number; total: number; refused: 
     }
   };
   await Promise.all(Array.from({ length: Math.min(CONNECTS_IN_FLIGHT, n) }, one));
-  return { added: n, total: workers.length, refused };
+  const lagMaxMs = Math.round(lag.max / 1e6);
+  lag.reset();
+  return { added: n, total: workers.length, refused, lagMaxMs };
 }
 
 process.on("message", (msg: { add?: number; stop?: boolean }) => {
