@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { afterEach, describe, it } from "node:test";
 import { ALL_TENANTS, type ClusterEvent } from "@taskflow/core";
-import { settle, spec, startControlPlane, type TestControlPlane } from "./control-plane.test.fixture.js";
+import { RecordingLogger, settle, spec, startControlPlane, type TestControlPlane } from "./control-plane.test.fixture.js";
 
 let cp: TestControlPlane | undefined;
 afterEach(async () => {
@@ -102,6 +102,19 @@ describe("liveness", () => {
     assert.equal(cp.register.get("w1")?.state, "suspect", "1.75 s of silence that is the worker's");
     await cp.advance(250);
     assert.equal(cp.register.get("w1"), undefined, "dead at 2 s of its own silence");
+  });
+
+  it("does not take the end of a dead worker's session for a disconnect", async () => {
+    const logger = new RecordingLogger();
+    cp = await startControlPlane({ logger, config: { liveness: { heartbeatIntervalMs: 500, heartbeatTimeoutMs: 2_000 } } });
+    const w1 = cp.join("w1", ["echo"], 1);
+    const entry = cp.entry("w1");
+    await cp.advance(2_000);
+    assert.equal(cp.register.get("w1"), undefined, "dead");
+    // Its session closing (the register closed it) ends the stream.
+    cp.register.disconnected(entry, w1, "session cancelled");
+    assert.deepEqual(logger.messages(), ["worker is dead"], "no 'waiting for it to reconnect' for a dead worker");
+    assert.equal(entry.disconnectedAt, 0);
   });
 
   it("brings a suspect worker back to alive on its next heartbeat, and it takes tasks again", async () => {

@@ -223,7 +223,8 @@ export class WorkerRegister implements Register {
 
   /** The session stream ended; the worker gets a grace period to reconnect. */
   disconnected(entry: WorkerEntry, session: WorkerSessionPort, reason: string): void {
-    if (entry.link.port !== session) return;
+    // A worker declared dead closes its session: that end is not a disconnect to wait out.
+    if (entry.link.port !== session || this.index.get(entry.record.id) !== entry) return;
     entry.link.port = undefined;
     entry.disconnectedAt = this.clock.now();
     if (entry.record.state === "draining" && entry.record.running === 0) {
