@@ -2,14 +2,14 @@
  * Many workers on one control node, across real processes (ADR 0031): 300 SDK workers in 2
  * processes are all welcomed; GetClusterState pages through them each exactly once and counts
  * them all in its summary; `taskflow workers` shows a page and the summary, `--all` every one;
- * a scrape carries per-worker series for `metrics.maxWorkerSeries` workers only, and aggregates
+ * WatchEvents opens with every worker; a scrape carries per-worker series for `metrics.maxWorkerSeries` workers only, and aggregates
  * over all; the dashboard lists `dashboard.maxWorkersListed` and counts the rest.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { status } from "@grpc/grpc-js";
 import { TaskflowClient } from "@taskflow/client";
-import { ClusterService } from "@taskflow/proto";
+import { ClusterService, type WatchEventsResponse } from "@taskflow/proto";
 import { createClient } from "@taskflow/proto/grpc";
 import { cli, code, startNode, type StartedNode } from "./harness.js";
 import { scrape, value } from "./prometheus.js";
@@ -72,6 +72,27 @@ describe(`${WORKERS} workers in ${PROCESSES} processes`, () => {
       await assert.rejects(cluster.getClusterState({ pageSize: 5001 }), code(status.INVALID_ARGUMENT, /page_size is 5001; at most 5000/));
       await assert.rejects(cluster.getClusterState({ pageToken: "not-a-token" }), code(status.INVALID_ARGUMENT, /page_token "not-a-token" is not one this node gave out/));
     } finally {
+      cluster.raw.close();
+    }
+  });
+
+  it("opens a WatchEvents stream with every worker, sent a page a turn", async () => {
+    const cluster = createClient(ClusterService, node.address);
+    const call = cluster.watchEvents({ includeTasks: false });
+    try {
+      const seen = new Map<string, number>();
+      await new Promise<void>((resolve, reject) => {
+        call.on("data", (msg: WatchEventsResponse) => {
+          if (msg.event.case !== "worker") return;
+          seen.set(msg.event.value.workerId, (seen.get(msg.event.value.workerId) ?? 0) + 1);
+          if (seen.size === WORKERS) resolve();
+        });
+        call.on("error", reject);
+      });
+      // A worker whose state changes meanwhile may come twice (live, then as it is now): never older.
+      assert.equal(seen.size, WORKERS);
+    } finally {
+      call.cancel();
       cluster.raw.close();
     }
   });

@@ -132,7 +132,7 @@ export class ControlServer {
   constructor(
     @inject(TOKENS.Config) private readonly config: TaskflowConfig,
     @inject(TOKENS.Plm) private readonly plm: Plm,
-    @inject(TOKENS.Register) private readonly register: Pick<WorkerRegister, "workers" | "drain">,
+    @inject(TOKENS.Register) private readonly register: Pick<WorkerRegister, "drain">,
     @inject(TOKENS.Scheduler) private readonly scheduler: Scheduler,
     @inject(TOKENS.StoreWriteBehind) private readonly durability: Durability,
     @inject(TOKENS.WorkerSessions) private readonly sessions: Pick<WorkerSessions, "open">,
@@ -511,8 +511,16 @@ export class ControlServer {
         });
         call.on("cancelled", unsubscribe);
         call.on("close", unsubscribe);
-        // Start with the current workers so a watcher has a full picture.
-        for (const w of register.workers()) send({ time: timestampFromMs(clock.now()), event: { case: "worker", value: workerToWire(w) } });
+        // Start with the current workers so a watcher has a full picture: a page a turn, so that
+        // 10,000 of them do not hold the loop (ADR 0031). Each is read when sent, so one that
+        // changed meanwhile (and was sent live) is never sent older than it is.
+        const snapshot = (after: number) => {
+          if (!call.writable || out.cutOff) return;
+          const page = workers.page(after, WATCH_SNAPSHOT_PAGE);
+          for (const e of page.entries) send({ time: timestampFromMs(clock.now()), event: { case: "worker", value: workerToWire(e.record) } });
+          if (page.after) setImmediate(() => snapshot(page.after));
+        };
+        snapshot(0);
       },
       drainWorker: unary(logger, async (req) => {
         const worker = register.drain(requireId(req.workerId, "worker_id"));
@@ -521,6 +529,9 @@ export class ControlServer {
     });
   }
 }
+
+/** Workers a WatchEvents stream's opening snapshot sends per turn of the event loop. */
+const WATCH_SNAPSHOT_PAGE = 100;
 
 function leadershipToWire(state: LeadershipState) {
   return { role: state.role, epoch: BigInt(state.epoch), leader: state.leader };
