@@ -42,7 +42,7 @@ export function tempDir(prefix = "taskflow-test-"): string {
 /** Starts `taskflow node` with `config` (port 0 unless given) and waits for its ready line. */
 export async function startNode(
   config: TaskflowConfigInput,
-  options: { dir?: string; timeoutMs?: number; files?: Record<string, string>; /** Another build's `apps/node/dist/bin.js` (a benchmark's baseline). */ bin?: string } = {},
+  options: { dir?: string; timeoutMs?: number; files?: Record<string, string>; /** Another build's `apps/node/dist/bin.js` (a benchmark's baseline). */ bin?: string; /** Node options for the node's process, such as `--cpu-prof`. */ execArgv?: string[] } = {},
 ): Promise<StartedNode> {
   const dir = options.dir ?? tempDir();
   for (const [name, text] of Object.entries(options.files ?? {})) writeFileSync(path.join(dir, name), text);
@@ -56,7 +56,7 @@ export async function startNode(
   };
   const file = path.join(dir, "taskflow.config.json");
   writeFileSync(file, JSON.stringify(full, null, 2));
-  const child = spawn(process.execPath, [options.bin ?? bin, "node", "--config", file], { stdio: ["ignore", "pipe", "pipe"], cwd: dir });
+  const child = spawn(process.execPath, [...(options.execArgv ?? []), options.bin ?? bin, "node", "--config", file], { stdio: ["ignore", "pipe", "pipe"], cwd: dir });
   let stderr = "";
   child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
   let metricsUrl: string | undefined;

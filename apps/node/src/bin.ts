@@ -12,6 +12,7 @@ import { EXIT, GRAPH_LISTED, errorLine, exitCodeFor, parseTimePoint, table, task
 import { addSimulateCommand } from "./cli/simulate.js";
 import { renderTop, runTop, sampleOf } from "./cli/top.js";
 import { addScheduleCommands } from "./cli/schedule.js";
+import { addWorkersCommand } from "./cli/workers.js";
 import { parseAtOption, parseDeadlineOption, parseDelayOption, parseDurationOption, parseInteger, parseLabel, parseMetadata, parsePayload } from "./cli/options.js";
 
 const version = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version;
@@ -392,37 +393,7 @@ program
     }
   });
 
-program
-  .command("workers")
-  .description("list workers with their state, load and task types, and the queue")
-  .option("--json", "print JSON")
-  .action(async (opts: { json?: boolean }) => {
-    const c = client();
-    try {
-      const state = await c.clusterState();
-      const workers = state.workers.map(workerJson);
-      const summary = {
-        policy: state.policy,
-        queued: Number(state.queued),
-        running: Number(state.running),
-        succeeded: Number(state.succeeded),
-        failed: Number(state.failed),
-        cancelled: Number(state.cancelled),
-        store: { kind: state.store?.kind ?? "", writable: state.store?.writable ?? true, error: state.store?.error ?? "" },
-      };
-      print({ ...summary, workers }, Boolean(opts.json), () => {
-        const rows = [["WORKER", "STATE", "LOAD", "HOST", "TYPES"]];
-        for (const w of workers) rows.push([String(w["workerId"]), String(w["state"]), `${w["running"]}/${w["slots"]}`, String(w["host"]), (w["taskTypes"] as string[]).join(",")]);
-        const line = `policy ${summary.policy}; queued ${summary.queued}, running ${summary.running}, succeeded ${summary.succeeded}, failed ${summary.failed}, cancelled ${summary.cancelled}`;
-        const store = summary.store.writable
-          ? ""
-          : `\nSTORE CANNOT WRITE (${summary.store.kind}): ${summary.store.error}; results are held back and nothing new is assigned until it can`;
-        return `${table(rows)}\n${line}${store}`;
-      });
-    } finally {
-      c.close();
-    }
-  });
+addWorkersCommand(program, { client: () => client(), print });
 
 program
   .command("status")
@@ -433,7 +404,7 @@ program
       controlAddresses(controlTarget()).map(async (address) => {
         const c = client(address);
         try {
-          const state = await c.clusterState();
+          const state = await c.clusterState({ summaryOnly: true });
           const l = state.leadership;
           return {
             address,
@@ -444,7 +415,8 @@ program
             store: state.store ? { kind: state.store.kind, writable: state.store.writable, error: state.store.error } : undefined,
             queued: Number(state.queued),
             running: Number(state.running),
-            workers: state.workers.length,
+            // A node older than paging sends no summary, and every worker.
+            workers: state.workerSummary?.total ?? state.workers.length,
           };
         } catch (err) {
           return { address, reachable: false, error: err instanceof Error ? err.message : String(err) };

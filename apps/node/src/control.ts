@@ -22,6 +22,7 @@ import {
   type StoreWriteBehind,
   type TaskLifecycle,
   type TaskTable,
+  type WorkerIndex,
   type WorkerRegister,
   WorkerSessions,
   loadPolicy,
@@ -184,6 +185,7 @@ export async function startControl(config: TaskflowConfig, baseDir: string, logg
   const recovery = c.resolve<Recovery>(TOKENS.Recovery);
   const table = c.resolve<TaskTable>(TOKENS.TaskTable);
   const register = c.resolve<WorkerRegister>(TOKENS.Register);
+  const workers = c.resolve<WorkerIndex>(TOKENS.WorkerIndex);
   const scheduler = c.resolve<MainScheduler>(TOKENS.Scheduler);
   const plm = c.resolve<ProcessLifecycleManager>(TOKENS.Plm);
   const memory = c.resolve<MemoryAdmission>(TOKENS.MemoryAdmission);
@@ -224,6 +226,12 @@ export async function startControl(config: TaskflowConfig, baseDir: string, logg
     policyName: scheduler.policyName,
     queue: () => ({ inHeap: table.inHeap, parked: scheduler.parkedCount() + limits.waiting, delayed: delayed.size, capacity: table.capacity }),
     freeWorkers: () => workerHeap.size,
+    workerSummary: () => {
+      const s = workers.summary();
+      const oldestHeartbeatAgeSeconds = s.oldestHeartbeat ? Math.max(0, (systemClock.now() - s.oldestHeartbeat) / 1000) : 0;
+      return { ...s, oldestHeartbeatAgeSeconds };
+    },
+    firstWorkers: (limit) => workers.first(limit),
     schedulerStats: () => scheduler.stats,
     grpcErrors: () => server.errorsByCode(),
     authFailures: () => server.auth.failureCounts(),

@@ -67,7 +67,7 @@ export async function startMonitoring(
     if (config.log.level === "debug" || config.log.level === "trace") stops.push(logTaskTransitions(bus, logger.child({ role: "control" })));
     let controlMetrics: ControlMetrics | undefined;
     if (registry) {
-      controlMetrics = registerControlMetrics(registry, view, bus);
+      controlMetrics = registerControlMetrics(registry, view, bus, { maxWorkerSeries: config.metrics.maxWorkerSeries });
       stops.push(() => controlMetrics!.close());
     }
     if (config.dashboard.enabled) {
@@ -76,6 +76,7 @@ export async function startMonitoring(
         host: config.dashboard.host,
         port: config.dashboard.port,
         historyMinutes: config.dashboard.historyMinutes,
+        maxWorkersListed: config.dashboard.maxWorkersListed,
         allowedHosts: config.dashboard.allowedHosts,
         staticDir: dashboardDir,
         logger: logger.child({ role: "dashboard" }),

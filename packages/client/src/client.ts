@@ -211,8 +211,13 @@ export class TaskflowClient {
     return call(() => this.tasks.listTasks(filter));
   }
 
-  async clusterState(): Promise<GetClusterStateResponse> {
-    return call(() => this.cluster.getClusterState({}));
+  /**
+   * The cluster's task counts, store, leadership, a summary of every worker, and one page of
+   * workers in join order: `pageSize` (default 500, at most 5000) after `pageToken` (the previous
+   * response's `nextPageToken`); `summaryOnly` lists none.
+   */
+  async clusterState(page: { pageSize?: number; pageToken?: string; summaryOnly?: boolean } = {}): Promise<GetClusterStateResponse> {
+    return call(() => this.cluster.getClusterState(page));
   }
 
   async drainWorker(workerId: string): Promise<WorkerInfo> {

@@ -17,4 +17,5 @@ export const WORKER_DEFAULTS = Object.freeze({
   slots: 16,
   maxReconnectDelayMs: 1000,
   abortGraceMs: 5000,
+  shareConnection: true,
 });

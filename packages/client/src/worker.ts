@@ -144,7 +144,10 @@ export class TaskflowWorker {
     this.workerId = options.workerId ?? `${hostname()}-${process.pid}`;
     this.reconnectBackoff = new Backoff(100, options.maxReconnectDelayMs ?? WORKER_DEFAULTS.maxReconnectDelayMs);
     // Several addresses: the session goes to the leader among standby control nodes (ADR 0028).
-    const { target, credentials, channelOptions, channel } = controlConnection(options.address ?? WORKER_DEFAULTS.address, options, options.channelOptions);
+    // One connection per process for its workers (ADR 0031), unless asked otherwise; grpc-js keeps
+    // it while any worker uses it, and a broken one breaks every session on it, as a restart would.
+    const shared = { "grpc.use_local_subchannel_pool": (options.shareConnection ?? WORKER_DEFAULTS.shareConnection) ? 0 : 1 };
+    const { target, credentials, channelOptions, channel } = controlConnection(options.address ?? WORKER_DEFAULTS.address, options, { ...shared, ...options.channelOptions });
     this.followLeader = channel !== undefined;
     this.client = createClient(WorkerService, target, {
       credentials,

@@ -47,6 +47,8 @@ export const TOKENS = {
   SchedulerInbox: Symbol.for("taskflow:SchedulerInbox"),
   Scheduler: Symbol.for("taskflow:Scheduler"),
   Register: Symbol.for("taskflow:Register"),
+  /** Every registered worker by ID, heap id and join order: lookups, pages, summary counts (services WorkerIndex). */
+  WorkerIndex: Symbol.for("taskflow:WorkerIndex"),
   /** Open worker sessions by worker ID (`WorkerPorts`). */
   WorkerPorts: Symbol.for("taskflow:WorkerPorts"),
   WorkerSessions: Symbol.for("taskflow:WorkerSessions"),

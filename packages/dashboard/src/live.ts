@@ -26,10 +26,11 @@ export function useTaskChanges(listener: TasksListener, deps: unknown[]): void {
 
 const HISTORY_LIMIT = 7200;
 
-function upsertWorker(workers: WorkerJson[], worker: WorkerJson): WorkerJson[] {
+/** A worker event applied to the list, which holds at most `listed` workers (the next stats event refills it). */
+function upsertWorker(workers: WorkerJson[], worker: WorkerJson, listed: number): WorkerJson[] {
   if (worker.state === "dead") return workers.filter((w) => w.id !== worker.id);
   const i = workers.findIndex((w) => w.id === worker.id);
-  if (i < 0) return [...workers, worker];
+  if (i < 0) return workers.length < listed ? [...workers, worker] : workers;
   const next = workers.slice();
   next[i] = worker;
   return next;
@@ -51,12 +52,15 @@ export function useLiveCluster(): LiveState {
       setState((s) => {
         if (!s.cluster) return s;
         const history: SampleJson[] = [...s.cluster.history, stats.sample].slice(-HISTORY_LIMIT);
-        return { ...s, cluster: { ...s.cluster, counts: stats.counts, queue: stats.queue, workers: stats.workers, history, now: stats.sample.time } };
+        return {
+          ...s,
+          cluster: { ...s.cluster, counts: stats.counts, queue: stats.queue, workers: stats.workers, workerCounts: stats.workerCounts, history, now: stats.sample.time },
+        };
       });
     });
     source.addEventListener("worker", (e: MessageEvent<string>) => {
       const worker = JSON.parse(e.data) as WorkerJson;
-      setState((s) => (s.cluster ? { ...s, cluster: { ...s.cluster, workers: upsertWorker(s.cluster.workers, worker) } } : s));
+      setState((s) => (s.cluster ? { ...s, cluster: { ...s.cluster, workers: upsertWorker(s.cluster.workers, worker, s.cluster.workerCounts.listed) } } : s));
     });
     source.addEventListener("tasks", (e: MessageEvent<string>) => {
       const batch = JSON.parse(e.data) as TasksEventJson;

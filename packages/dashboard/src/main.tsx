@@ -66,7 +66,7 @@ function App() {
           <TaskPage id={decodeURIComponent(taskId)} />
         ) : (
           <>
-            {c && <WorkersTable workers={c.workers} now={now} />}
+            {c && <WorkersTable workers={c.workers} counts={c.workerCounts} now={now} />}
             <SchedulesTable now={now} />
             <section class="charts">
               <LineChart

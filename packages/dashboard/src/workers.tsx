@@ -1,16 +1,24 @@
 import { useState } from "preact/hooks";
-import type { WorkerJson } from "@taskflow/monitoring/api";
+import type { WorkerCountsJson, WorkerJson } from "@taskflow/monitoring/api";
 import { postJson } from "./api.js";
 import { ago, labelsText } from "./format.js";
 
 /** Workers with state, load, slots, labels and last heartbeat; drain takes a second click to confirm. */
-export function WorkersTable({ workers, now }: { workers: WorkerJson[]; now: number }) {
+export function WorkersTable({ workers, counts, now }: { workers: WorkerJson[]; counts: WorkerCountsJson; now: number }) {
   const sorted = [...workers].sort((a, b) => a.id.localeCompare(b.id));
+  // Past dashboard.maxWorkersListed the table lists the first to join; the line counts them all.
+  const partial = counts.total > workers.length;
   return (
     <section class="card">
       <h2>
-        Workers <small>{workers.length}</small>
+        Workers <small>{partial ? `${workers.length} of ${counts.total}` : workers.length}</small>
       </h2>
+      {partial && (
+        <p class="muted" data-testid="worker-counts">
+          {counts.alive} alive, {counts.suspect} suspect, {counts.draining} draining, {counts.disconnected} reconnecting; load {counts.running}/{counts.slots}. The
+          table lists the first {workers.length} to join (dashboard.maxWorkersListed); <code>taskflow workers --all</code> lists every one.
+        </p>
+      )}
       <table data-testid="workers">
         <thead>
           <tr>

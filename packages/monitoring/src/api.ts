@@ -124,12 +124,28 @@ export interface SampleJson {
   failedPerSec: number;
 }
 
+/** Every worker counted, beside a list that holds at most `listed` of them (`dashboard.maxWorkersListed`). */
+export interface WorkerCountsJson {
+  total: number;
+  alive: number;
+  suspect: number;
+  draining: number;
+  /** Session lost, within the reconnect grace. */
+  disconnected: number;
+  slots: number;
+  running: number;
+  /** Most workers the lists carry: the first to join. */
+  listed: number;
+}
+
 export interface ClusterJson {
   policy: string;
   counts: TaskCountsJson;
   /** Tasks in the task heap, tasks parked because no worker can take them now, and delayed tasks not yet due. */
   queue: { inHeap: number; parked: number; delayed: number };
+  /** The first `workerCounts.listed` workers to join. */
   workers: WorkerJson[];
+  workerCounts: WorkerCountsJson;
   history: SampleJson[];
   now: number;
 }
@@ -144,6 +160,7 @@ export interface StatsEventJson {
   counts: TaskCountsJson;
   queue: { inHeap: number; parked: number; delayed: number };
   workers: WorkerJson[];
+  workerCounts: WorkerCountsJson;
   sample: SampleJson;
 }
 

@@ -4,8 +4,8 @@
  * callbacks when a scrape asks, so an idle scraper costs nothing.
  */
 import { Counter, Gauge, type Registry } from "prom-client";
-import { TASK_STATES, WORKER_STATES, type EventBus, type TenantUsage } from "@taskflow/core";
-import type { ControlView } from "./control-view.js";
+import { TASK_STATES, type EventBus, type TenantUsage, type WorkerRecord } from "@taskflow/core";
+import type { ControlView, WorkerCounts } from "./control-view.js";
 import { FastHistogram } from "./fast-histogram.js";
 import { TaskTally } from "./task-tally.js";
 
@@ -18,7 +18,13 @@ export interface ControlMetrics {
 }
 
 /** Registers the control metrics in `registry` and starts counting events from `bus`. */
-export function registerControlMetrics(registry: Registry, view: ControlView, bus: EventBus): ControlMetrics {
+/** What the control metrics are told beyond the view. */
+export interface ControlMetricsOptions {
+  /** Most workers with their own `worker_id` series (`metrics.maxWorkerSeries`). */
+  readonly maxWorkerSeries: number;
+}
+
+export function registerControlMetrics(registry: Registry, view: ControlView, bus: EventBus, options: ControlMetricsOptions = { maxWorkerSeries: 100 }): ControlMetrics {
   const registers = [registry];
   // The three per-task histograms are on the hot path: FastHistogram, not prom-client's.
   const queueWait = new FastHistogram(
@@ -117,19 +123,36 @@ export function registerControlMetrics(registry: Registry, view: ControlView, bu
       this.set(view.freeWorkers());
     },
   });
+  // Aggregates over every worker, from one pass that copies nothing (ADR 0031).
+  const workerGauge = (name: string, help: string, read: (s: WorkerCounts) => number) =>
+    new Gauge({
+      name,
+      help,
+      registers,
+      collect() {
+        this.set(read(view.workerSummary()));
+      },
+    });
   new Gauge({
     name: "taskflow_workers",
-    help: "Workers by state",
+    help: "Workers by state; a disconnected one (within liveness.reconnectGraceMs) counts as alive",
     labelNames: ["state"],
     registers,
     collect() {
-      const counts = Object.fromEntries(WORKER_STATES.map((s) => [s, 0])) as Record<string, number>;
-      for (const w of view.register.workers()) counts[w.state] = (counts[w.state] ?? 0) + 1;
-      for (const state of WORKER_STATES) this.set({ state }, counts[state]!);
+      const s = view.workerSummary();
+      this.set({ state: "alive" }, s.alive + s.disconnected);
+      this.set({ state: "suspect" }, s.suspect);
+      this.set({ state: "dead" }, 0);
+      this.set({ state: "draining" }, s.draining);
     },
   });
-  // Per-worker series: reset each scrape so workers that left disappear.
-  const perWorker = (name: string, help: string, read: (w: ReturnType<ControlView["register"]["workers"]>[number], now: number) => number) =>
+  workerGauge("taskflow_workers_disconnected", "Workers whose session broke, within their reconnect grace (liveness.reconnectGraceMs)", (s) => s.disconnected);
+  workerGauge("taskflow_workers_slots", "Task slots of every worker together", (s) => s.slots);
+  workerGauge("taskflow_workers_running_tasks", "Tasks every worker together holds now (their load)", (s) => s.running);
+  workerGauge("taskflow_workers_heartbeat_age_max_seconds", "Seconds since the least recent heartbeat of a connected worker", (s) => s.oldestHeartbeatAgeSeconds);
+  // Per-worker series, for the first metrics.maxWorkerSeries workers to join: reset each scrape
+  // so workers that left disappear, and bounded so a scrape stays small at any number of workers.
+  const perWorker = (name: string, help: string, read: (w: WorkerRecord, now: number) => number) =>
     new Gauge({
       name,
       help,
@@ -138,12 +161,13 @@ export function registerControlMetrics(registry: Registry, view: ControlView, bu
       collect() {
         this.reset();
         const now = Date.now();
-        for (const w of view.register.workers()) this.set({ worker_id: w.id }, read(w, now));
+        for (const w of view.firstWorkers(options.maxWorkerSeries)) this.set({ worker_id: w.id }, read(w, now));
       },
     });
-  perWorker("taskflow_worker_running_tasks", "Tasks a worker holds now (its load)", (w) => w.running);
-  perWorker("taskflow_worker_slots", "Tasks a worker runs at once", (w) => w.slots);
-  perWorker("taskflow_worker_heartbeat_age_seconds", "Seconds since a worker's last heartbeat", (w, now) => Math.max(0, (now - w.lastHeartbeat) / 1000));
+  const limited = ` (the first ${options.maxWorkerSeries} workers to join: metrics.maxWorkerSeries)`;
+  perWorker("taskflow_worker_running_tasks", `Tasks a worker holds now (its load)${limited}`, (w) => w.running);
+  perWorker("taskflow_worker_slots", `Tasks a worker runs at once${limited}`, (w) => w.slots);
+  perWorker("taskflow_worker_heartbeat_age_seconds", `Seconds since a worker's last heartbeat${limited}`, (w, now) => Math.max(0, (now - w.lastHeartbeat) / 1000));
 
   counter("taskflow_scheduler_turns_total", "Scheduler loop turns", () => view.schedulerStats().turns);
   counter("taskflow_scheduler_busy_seconds_total", "Time spent in scheduler loop turns; divided by turns, the mean loop duration", () =>

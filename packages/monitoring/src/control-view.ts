@@ -1,4 +1,18 @@
-import type { Plm, Register, ScheduleRecord } from "@taskflow/core";
+import type { Plm, Register, ScheduleRecord, WorkerRecord } from "@taskflow/core";
+
+/** Every worker counted; `disconnected` ones are within their reconnect grace. */
+export interface WorkerCounts {
+  readonly total: number;
+  readonly alive: number;
+  readonly suspect: number;
+  readonly draining: number;
+  readonly disconnected: number;
+  /** Task slots of all workers, and the tasks they hold (running and prefetched). */
+  readonly slots: number;
+  readonly running: number;
+  /** Seconds since the least recent heartbeat of a connected worker (0 with none). */
+  readonly oldestHeartbeatAgeSeconds: number;
+}
 
 /**
  * What monitoring reads from the control role. A narrow view, assembled in `apps/node`, so this
@@ -16,6 +30,10 @@ export interface ControlView {
   queue(): { inHeap: number; parked: number; delayed: number; capacity: number };
   /** Workers in the worker heap: schedulable, with a free slot. */
   freeWorkers(): number;
+  /** Counts over every worker, in one pass that copies nothing (ADR 0031). */
+  workerSummary(): WorkerCounts;
+  /** The first `limit` workers to join (a bounded list: metrics series, the dashboard). */
+  firstWorkers(limit: number): WorkerRecord[];
   /** Scheduler loop totals since start. */
   schedulerStats(): { readonly turns: number; readonly assigned: number; readonly busyNs: bigint };
   /** gRPC calls that ended in an error, by status code name. */

@@ -50,7 +50,7 @@ describe("DashboardServer", () => {
 
   before(async () => {
     server = new DashboardServer(
-      { plm, register, policyName: "fifo", queue: () => ({ inHeap: 2, parked: 0, delayed: 0, capacity: 10 }), freeWorkers: () => 1, schedulerStats: () => ({ turns: 0, assigned: 0, busyNs: 0n }), grpcErrors: () => new Map(), authFailures: () => new Map(), submitRejections: () => [], workersRefused: () => 0, memory: () => ({ heapUsed: 0, heapBudget: 1, rss: 0, rssBudget: 1, refusing: false }), store: () => ({ kind: "memory", writable: true, error: "", failedWrites: 0 }), schedules: () => [schedule], scheduleFirings: () => 0 },
+      { plm, register, policyName: "fifo", queue: () => ({ inHeap: 2, parked: 0, delayed: 0, capacity: 10 }), freeWorkers: () => 1, workerSummary: () => ({ total: 1, alive: 1, suspect: 0, draining: 0, disconnected: 0, slots: 2, running: 1, oldestHeartbeatAgeSeconds: 0 }), firstWorkers: (n: number) => [worker].slice(0, n), schedulerStats: () => ({ turns: 0, assigned: 0, busyNs: 0n }), grpcErrors: () => new Map(), authFailures: () => new Map(), submitRejections: () => [], workersRefused: () => 0, memory: () => ({ heapUsed: 0, heapBudget: 1, rss: 0, rssBudget: 1, refusing: false }), store: () => ({ kind: "memory", writable: true, error: "", failedWrites: 0 }), schedules: () => [schedule], scheduleFirings: () => 0 },
       bus,
       { host: "127.0.0.1", port: 0, historyMinutes: 1, staticDir: undefined, logger: silent },
     );
@@ -63,6 +63,7 @@ describe("DashboardServer", () => {
     const state = (await (await fetch(`${url}/api/state`)).json()) as ClusterJson;
     assert.equal(state.policy, "fifo");
     assert.deepEqual(state.workers.map((w) => [w.id, w.taskTypes, w.labels]), [["w0", ["echo"], { zone: "a" }]]);
+    assert.deepEqual(state.workerCounts, { total: 1, alive: 1, suspect: 0, draining: 0, disconnected: 0, slots: 2, running: 1, listed: 200 });
     const list = (await (await fetch(`${url}/api/tasks?state=running,queued&pageSize=10`)).json()) as TaskListJson;
     assert.equal(list.tasks[0]!.id, "t1");
     const detail = (await (await fetch(`${url}/api/tasks/t1`)).json()) as TaskDetailJson;

@@ -10,7 +10,7 @@ import { readFileSync, existsSync } from "node:fs";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import path from "node:path";
 import { ALL_TENANTS, Code, TASK_STATES, TaskflowError, type ClusterEvent, type EventBus, type Logger, type TaskRecord, type TaskState } from "@taskflow/core";
-import type { ClusterJson, ErrorJson, TaskDetailJson, SampleJson, ScheduleListJson, StatsEventJson, TaskCountsJson, TaskListJson, TasksEventJson } from "./api.js";
+import type { ClusterJson, ErrorJson, TaskDetailJson, SampleJson, ScheduleListJson, StatsEventJson, TaskCountsJson, TaskListJson, TasksEventJson, WorkerCountsJson, WorkerJson } from "./api.js";
 import type { ControlView } from "./control-view.js";
 import { listenHttp, type HttpListener, type HttpSecurity } from "./http.js";
 import { GRAPH_LISTED, scheduleJson, taskDetailJson, taskSummaryJson, workerJson } from "./json.js";
@@ -22,6 +22,8 @@ export interface DashboardOptions {
   port: number;
   /** Minutes of one-second samples the charts keep. */
   historyMinutes: number;
+  /** Most workers listed (the first to join), `dashboard.maxWorkersListed`; all are counted. @defaultValue 200 */
+  maxWorkersListed?: number;
   /** Folder of the built dashboard (index.html, app.js, style.css); undefined = API only. */
   staticDir: string | undefined;
   logger: Logger;
@@ -173,13 +175,23 @@ export class DashboardServer {
     throw new TaskflowError(Code.NOT_FOUND, `no API route ${method} ${url.pathname}`);
   }
 
+  /** A bounded list and the counts of all: at 10,000 workers a full list every second would be megabytes. */
+  private workersJson(): { workers: WorkerJson[]; workerCounts: WorkerCountsJson } {
+    const listed = this.options.maxWorkersListed ?? 200;
+    const s = this.view.workerSummary();
+    return {
+      workers: this.view.firstWorkers(listed).map(workerJson),
+      workerCounts: { total: s.total, alive: s.alive, suspect: s.suspect, draining: s.draining, disconnected: s.disconnected, slots: s.slots, running: s.running, listed },
+    };
+  }
+
   private async clusterJson(): Promise<ClusterJson> {
     const q = this.view.queue();
     return {
       policy: this.view.policyName,
       counts: (await this.view.plm.counts()) as TaskCountsJson,
       queue: { inHeap: q.inHeap, parked: q.parked, delayed: q.delayed },
-      workers: this.view.register.workers().map(workerJson),
+      ...this.workersJson(),
       history: this.history,
       now: Date.now(),
     };
@@ -288,7 +300,7 @@ export class DashboardServer {
       const stats: StatsEventJson = {
         counts: counts as TaskCountsJson,
         queue: { inHeap: q.inHeap, parked: q.parked, delayed: q.delayed },
-        workers: this.view.register.workers().map(workerJson),
+        ...this.workersJson(),
         sample,
       };
       this.broadcast("stats", stats);

@@ -21,6 +21,7 @@ import { StoreWriteBehind } from "./store-write-behind.js";
 import { TaskLifecycle } from "./task-lifecycle.js";
 import { TaskTable } from "./task-table.js";
 import { Tenants } from "./tenants.js";
+import { WorkerIndex } from "./worker-index.js";
 import { WorkerPortDirectory } from "./worker-ports.js";
 
 /** Registers the parts that schedule tasks onto workers, each as a singleton of `container`. */
@@ -30,6 +31,7 @@ export function registerSchedulingParts(container: DependencyContainer): void {
   c.registerSingleton(TOKENS.EventBus, LocalEventBus); //        every task and worker change
   c.registerSingleton(TOKENS.ResultDelivery, ResultDelivery); // watchers, result subscribers
   c.registerSingleton(TOKENS.WorkerPorts, WorkerPortDirectory); // open sessions by worker ID
+  c.registerSingleton(TOKENS.WorkerIndex, WorkerIndex); //       registered workers by ID, heap id, join order
   c.registerSingleton(TOKENS.TaskTable, TaskTable); //           live tasks, task heap, state counts
   c.registerSingleton(TOKENS.Tenants, Tenants); //               tenants' accounts, quotas, their result subscribers
   c.registerSingleton(TOKENS.DelayedTasks, DelayedTasks); //     delayed tasks until due: due-time heap, one timer

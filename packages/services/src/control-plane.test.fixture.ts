@@ -17,6 +17,7 @@ import { MemoryTaskStore } from "./memory-store.js";
 import { ProcessLifecycleManager } from "./plm.js";
 import { Recovery } from "./recovery.js";
 import { WorkerRegister, type WorkerEntry } from "./register.js";
+import { WorkerIndex } from "./worker-index.js";
 import { ResultDelivery } from "./result-delivery.js";
 import { MainScheduler } from "./scheduler.js";
 import { LoopInbox } from "./scheduler-inbox.js";
@@ -179,6 +180,8 @@ export interface TestControlPlane {
   readonly writer: StoreWriteBehind;
   readonly recovery: Recovery;
   readonly register: WorkerRegister;
+  /** The register's workers by ID, heap id and join order. */
+  readonly workers: WorkerIndex;
   readonly scheduler: MainScheduler;
   readonly sessions: WorkerSessions;
   readonly events: LocalEventBus;
@@ -235,11 +238,12 @@ export async function startControlPlane(options: TestControlPlaneOptions = {}): 
   const limits = new Limits(config, table, inbox, clock, clock);
   const lifecycle = new TaskLifecycle(config, policy, table, writer, delivery, ports, inbox, events, log, clock, clock, delayed, graph, limits);
   const recovery = new Recovery(config, store, table, tenants, lifecycle, inbox, log, clock, delayed, graph, limits);
-  const register = new WorkerRegister(config, events, log, clock, clock, ports, lifecycle, inbox);
-  const scheduler = new MainScheduler(config, policy, workerHeap, table, lifecycle, register, writer, inbox, log, limits, clock);
+  const workers = new WorkerIndex();
+  const register = new WorkerRegister(config, events, log, clock, clock, ports, lifecycle, inbox, workers);
+  const scheduler = new MainScheduler(config, policy, workerHeap, table, lifecycle, register, writer, inbox, log, limits, clock, workers);
   const memory = new MemoryAdmission(config, options.memory ?? roomyMemory, clock, log);
   const plm = new ProcessLifecycleManager(config, store, policy, table, tenants, lifecycle, delivery, writer, scheduler, delayed, clock, memory, graph, limits);
-  const sessions = new WorkerSessions(config, register, lifecycle, recovery, writer, log);
+  const sessions = new WorkerSessions(register, lifecycle, recovery, writer, log);
   await recovery.start();
   writer.start();
   register.start();
@@ -261,6 +265,7 @@ export async function startControlPlane(options: TestControlPlaneOptions = {}): 
     writer,
     recovery,
     register,
+    workers,
     scheduler,
     sessions,
     events,
@@ -271,7 +276,7 @@ export async function startControlPlane(options: TestControlPlaneOptions = {}): 
       return port;
     },
     entry(id) {
-      const e = register.entry(id);
+      const e = workers.get(id);
       if (!e) throw new Error(`no worker ${id}`);
       return e;
     },
@@ -283,7 +288,7 @@ export async function startControlPlane(options: TestControlPlaneOptions = {}): 
       }
       const step = config.liveness.heartbeatIntervalMs;
       for (let left = ms; left > 0; left -= step) {
-        for (const e of register.entriesList()) if (e.link.port) register.heartbeat(e, e.sent);
+        for (const e of workers.entries()) if (e.link.port) register.heartbeat(e, e.sent);
         clock.advance(Math.min(step, left));
         await settle();
       }

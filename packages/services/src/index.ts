@@ -17,6 +17,8 @@ export { Recovery, type Reconciled } from "./recovery.js";
 export { MainScheduler } from "./scheduler.js";
 export { LoopInbox } from "./scheduler-inbox.js";
 export { WorkerRegister, type HelloInfo, type WorkerChanges, type WorkerEntry } from "./register.js";
+export { WorkerIndex, type WorkerPage, type WorkerSummary } from "./worker-index.js";
+export { DEFAULT_WORKER_PAGE, MAX_WORKER_PAGE } from "./cluster-state.js";
 export { WorkerPortDirectory, type OutgoingAssignment, type PortLink, type WorkerSessionPort } from "./worker-ports.js";
 export { ControlServer, toStatus } from "./server.js";
 export { StandbyServer, notLeaderError, type StandbyServerOptions } from "./standby-server.js";

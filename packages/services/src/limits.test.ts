@@ -90,7 +90,7 @@ describe("Limits", () => {
         cp.register.heartbeat(cp.entry("w2"), cp.entry("w2").sent);
         await cp.advance(500);
       }
-      assert.equal(cp.register.entriesList().some((e) => e.record.id === "w1" && e.record.state !== "dead"), false, "w1 is gone");
+      assert.equal([...cp.workers.entries()].some((e) => e.record.id === "w1" && e.record.state !== "dead"), false, "w1 is gone");
       // The slots w1's tasks free go to the tasks waiting for them; w1's own go back in line.
       assert.deepEqual(ids(w2), [a[2], a[3]]);
       assert.equal(withWorker(cp, "customer-a"), 2);

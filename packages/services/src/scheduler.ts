@@ -26,7 +26,8 @@ import {
 import type { IndexedHeap } from "@taskflow/shm-heap";
 import { type WaitReasons } from "./plm.js";
 import { FILTER_RETRY_MS } from "./policy-hooks.js";
-import { type WorkerRegister, type WorkerEntry } from "./register.js";
+import { type WorkerRegister } from "./register.js";
+import { type WorkerEntry, type WorkerIndex } from "./worker-index.js";
 import { type Limits } from "./limits.js";
 import { type LoopInbox } from "./scheduler-inbox.js";
 import { type TaskLifecycle } from "./task-lifecycle.js";
@@ -35,7 +36,8 @@ import { type LiveTask, type TaskTable } from "./task-table.js";
 /** What the scheduler uses of each part, and nothing more. */
 type QueuedTasks = Pick<TaskTable, "popQueued" | "park" | "unpark" | "policyView" | "inHeap" | "assigned" | "hooks">;
 type Assigner = Pick<TaskLifecycle, "assign">;
-type Workers = Pick<WorkerRegister, "entry" | "entriesList" | "byHeapId" | "schedulable" | "assigned" | "released" | "sentAssignments">;
+type Workers = Pick<WorkerRegister, "schedulable" | "assigned" | "released" | "sentAssignments">;
+type Directory = Pick<WorkerIndex, "get" | "byHeapId" | "entries">;
 type Inbox = Pick<LoopInbox, "drive" | "halt" | "wake" | "takeFreed" | "takeChanged">;
 
 @injectable()
@@ -65,6 +67,7 @@ export class MainScheduler implements Scheduler, WaitReasons {
     @inject(TOKENS.Logger) private readonly logger: Logger,
     @inject(TOKENS.Limits) private readonly limits: Pick<Limits, "admit">,
     @inject(TOKENS.Timers) private readonly timers: Timers,
+    @inject(TOKENS.WorkerIndex) private readonly index: Directory,
   ) {
     this.policyName = policy.name;
     this.maxPerTurn = config.scheduler.maxAssignmentsPerTurn;
@@ -156,7 +159,7 @@ export class MainScheduler implements Scheduler, WaitReasons {
   /** Slots freed and workers changed since the last turn. */
   private applyChanges(): void {
     for (const [workerId, count] of this.inbox.takeFreed()) {
-      const worker = this.register.entry(workerId);
+      const worker = this.index.get(workerId);
       if (worker) this.register.released(worker, count);
     }
     for (const worker of this.inbox.takeChanged()) this.capacityChanged(worker);
@@ -176,7 +179,7 @@ export class MainScheduler implements Scheduler, WaitReasons {
     let task: PolicyTask | undefined;
     while (this.workerHeap.size > 0) {
       const idx = this.workerHeap.pop();
-      const worker = this.register.byHeapId(idx);
+      const worker = this.index.byHeapId(idx);
       if (!worker) continue;
       worker.handle = -1;
       const why = this.builtinFilter(live, worker);
@@ -211,18 +214,22 @@ export class MainScheduler implements Scheduler, WaitReasons {
   /** Why no worker takes the task now, from the workers' side; `fallback` when they all could. */
   waitingReason(live: LiveTask, fallback: string): string {
     const rec = live.rec;
-    const all = this.register.entriesList().filter((w) => w.record.state !== "dead");
-    const serving = all.filter((w) => w.record.taskTypes.has(rec.type));
-    if (serving.length === 0) return `no worker serves task type "${rec.type}"`;
-    const labelled = serving.filter((w) => !this.builtinFilter(live, w));
-    if (labelled.length === 0) {
+    // One pass, nothing copied: a task parks with every worker of the wrong shape, at any count of workers.
+    let serving = 0;
+    let labelled = 0;
+    for (const w of this.index.entries()) {
+      if (w.record.state === "dead" || !w.record.taskTypes.has(rec.type)) continue;
+      serving++;
+      if (this.builtinFilter(live, w)) continue;
+      labelled++;
+      if (this.register.schedulable(w)) return fallback || "waiting for a worker";
+    }
+    if (serving === 0) return `no worker serves task type "${rec.type}"`;
+    if (labelled === 0) {
       const wanted = Object.entries(rec.requiredLabels).map(([k, v]) => `${k}=${v}`).join(", ");
       return `no worker serving "${rec.type}" has the required labels ${wanted}`;
     }
-    if (labelled.every((w) => !this.register.schedulable(w))) {
-      return `all ${labelled.length} worker(s) that can take it are busy or unavailable`;
-    }
-    return fallback || "waiting for a worker";
+    return `all ${labelled} worker(s) that can take it are busy or unavailable`;
   }
 
   private park(live: LiveTask, reason: string, refusedByPolicy: boolean): void {

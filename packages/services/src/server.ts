@@ -50,6 +50,8 @@ import { addService, rejectMalformedRequests, statusTrailers } from "@taskflow/p
 import { file_google_protobuf_any, file_google_protobuf_timestamp, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { coreTaskState, filterFromWire, outcomeToWire, specFromWire, storeToWire, taskToWire, wireTaskState, workerToWire } from "./convert.js";
 import { type WorkerRegister } from "./register.js";
+import { clusterWorkers } from "./cluster-state.js";
+import { type WorkerIndex } from "./worker-index.js";
 import type { OutgoingAssignment } from "./worker-ports.js";
 import { type WorkerSessions } from "./worker-sessions.js";
 import { boundedWriter } from "./stream-budget.js";
@@ -130,7 +132,7 @@ export class ControlServer {
   constructor(
     @inject(TOKENS.Config) private readonly config: TaskflowConfig,
     @inject(TOKENS.Plm) private readonly plm: Plm,
-    @inject(TOKENS.Register) private readonly register: Pick<WorkerRegister, "entry" | "workers" | "drain">,
+    @inject(TOKENS.Register) private readonly register: Pick<WorkerRegister, "drain">,
     @inject(TOKENS.Scheduler) private readonly scheduler: Scheduler,
     @inject(TOKENS.StoreWriteBehind) private readonly durability: Durability,
     @inject(TOKENS.WorkerSessions) private readonly sessions: Pick<WorkerSessions, "open">,
@@ -140,6 +142,7 @@ export class ControlServer {
     @inject(TOKENS.Security) private readonly security: ServerSecurity,
     @inject(TOKENS.Schedules) private readonly schedules: Pick<Schedules, "create" | "get" | "list" | "pause" | "resume" | "delete" | "update">,
     @inject(TOKENS.Leadership) private readonly leadership: Leadership,
+    @inject(TOKENS.WorkerIndex) private readonly workers: Pick<WorkerIndex, "get" | "page" | "summary">,
   ) {
     this.auth = new Authenticator(security.tokens);
     this.auth.onFailure((e) => logger.warn({ reason: e.reason, method: e.method, peer: e.peer, token: e.name }, "call refused"));
@@ -147,6 +150,9 @@ export class ControlServer {
       // Refused by grpc-js before any decoding: a bigger batch must be split (the SDK splits by bytes).
       "grpc.max_receive_message_length": config.control.maxReceiveMessageBytes,
       "grpc.max_send_message_length": Math.max(64 * 1024 * 1024, config.control.maxPayloadBytes * 2),
+      // Nothing reads channelz; it registers every worker's connection and counts every call and
+      // message, a cost per connect and per heartbeat at thousands of workers (ADR 0031).
+      "grpc.enable_channelz": 0,
       // Outermost last: a malformed request's INVALID_ARGUMENT passes countStatuses on its way out.
       // The token check is outermost: a refused call never reaches the decoders or handlers.
       interceptors: [this.countStatuses, rejectMalformedRequests, ...(this.auth.enabled ? [this.auth.interceptor] : [])],
@@ -423,7 +429,7 @@ export class ControlServer {
       );
     }
     const owner = this.workerOwners.get(workerId);
-    if (owner !== undefined && owner !== principal.identity && this.register.entry(workerId)) {
+    if (owner !== undefined && owner !== principal.identity && this.workers.get(workerId)) {
       return this.auth.refuse(
         { reason: "worker_id_taken", method, peer, name: principal.name },
         new TaskflowError(Code.PERMISSION_DENIED, `worker ID ${workerId} belongs to another credential while that worker lives; use your own worker ID`),
@@ -467,13 +473,14 @@ export class ControlServer {
   }
 
   private addClusterService(): void {
-    const { plm, register, scheduler, durability, events, logger, clock, leadership } = this;
+    const { plm, register, workers, scheduler, durability, events, logger, clock, leadership } = this;
     const bufferLimit = this.config.control.maxStreamBufferBytes;
     addService(this.server, ClusterService, {
-      getClusterState: unary(logger, async () => {
+      getClusterState: unary(logger, async (req) => {
+        const page = clusterWorkers(workers, req);
         const counts = await plm.counts();
         return {
-          workers: register.workers().map(workerToWire),
+          ...page,
           queued: BigInt(counts.queued),
           running: BigInt(counts.running + counts.assigned),
           succeeded: BigInt(counts.succeeded),
@@ -504,8 +511,16 @@ export class ControlServer {
         });
         call.on("cancelled", unsubscribe);
         call.on("close", unsubscribe);
-        // Start with the current workers so a watcher has a full picture.
-        for (const w of register.workers()) send({ time: timestampFromMs(clock.now()), event: { case: "worker", value: workerToWire(w) } });
+        // Start with the current workers so a watcher has a full picture: a page a turn, so that
+        // 10,000 of them do not hold the loop (ADR 0031). Each is read when sent, so one that
+        // changed meanwhile (and was sent live) is never sent older than it is.
+        const snapshot = (after: number) => {
+          if (!call.writable || out.cutOff) return;
+          const page = workers.page(after, WATCH_SNAPSHOT_PAGE);
+          for (const e of page.entries) send({ time: timestampFromMs(clock.now()), event: { case: "worker", value: workerToWire(e.record) } });
+          if (page.after) setImmediate(() => snapshot(page.after));
+        };
+        snapshot(0);
       },
       drainWorker: unary(logger, async (req) => {
         const worker = register.drain(requireId(req.workerId, "worker_id"));
@@ -514,6 +529,9 @@ export class ControlServer {
     });
   }
 }
+
+/** Workers a WatchEvents stream's opening snapshot sends per turn of the event loop. */
+const WATCH_SNAPSHOT_PAGE = 100;
 
 function leadershipToWire(state: LeadershipState) {
   return { role: state.role, epoch: BigInt(state.epoch), leader: state.leader };

@@ -9,6 +9,7 @@ import { ALL_TENANTS, Code, TaskflowError } from "@taskflow/core";
 import { create, SessionRequestSchema, type SessionRequest } from "@taskflow/proto";
 import { RecordingLogger, RecordingTransport, SwitchableStore, settle, spec, startControlPlane, type TestControlPlane } from "./control-plane.test.fixture.js";
 import { REFUSAL_LOG_INTERVAL_MS } from "./register.js";
+import { HELLOS_PER_TURN } from "./worker-sessions.js";
 
 let cp: TestControlPlane | undefined;
 afterEach(async () => {
@@ -60,6 +61,58 @@ describe("WorkerSessions", () => {
       assert.deepEqual(t.welcomed, [{ workerId: "w1", heartbeatIntervalMs: cp.config.liveness.heartbeatIntervalMs }]);
       assert.equal(cp.register.get("w1")?.slots, 3);
       assert.equal(t.failure, undefined);
+    });
+
+    it("handles a burst of hellos HELLOS_PER_TURN a turn, in order, holding what their sessions send meanwhile", async () => {
+      cp = await startControlPlane({ config: { control: { workerHeapCapacity: 1000 } } });
+      const n = HELLOS_PER_TURN * 2 + 7;
+      const transports = Array.from({ length: n }, () => new RecordingTransport());
+      const sessions = transports.map((t) => cp!.sessions.open(t));
+      // One turn: every hello arrives, and each session sends a heartbeat (saying it drains) right after.
+      const draining = create(SessionRequestSchema, { kind: { case: "heartbeat", value: { draining: true } } });
+      sessions.forEach((s, i) => {
+        s.receive(hello(`burst-${i}`));
+        s.receive(draining);
+      });
+      // The last queued session's stream ends before its hello is handled.
+      sessions[n - 1]!.ended("client went away");
+      assert.equal(transports.filter((t) => t.welcomed.length).length, HELLOS_PER_TURN, "the first HELLOS_PER_TURN at once");
+      await new Promise((r) => setImmediate(r));
+      assert.equal(transports.filter((t) => t.welcomed.length).length, HELLOS_PER_TURN * 2, "the next HELLOS_PER_TURN a turn later");
+      await settle();
+      assert.equal(transports.filter((t) => t.welcomed.length).length, n - 1);
+      assert.deepEqual(transports[n - 1]!.welcomed, [], "an ended session's hello registers nothing");
+      assert.equal(cp.register.get(`burst-${n - 1}`), undefined);
+      assert.deepEqual(
+        cp.register.workers().map((w) => w.id),
+        Array.from({ length: n - 1 }, (_, i) => `burst-${i}`),
+        "in arrival order",
+      );
+      // A second hello while the first waits is refused like any repeated hello.
+      const t = new RecordingTransport();
+      const s = cp.sessions.open(t);
+      for (let i = 0; i < HELLOS_PER_TURN; i++) cp.sessions.open(new RecordingTransport()).receive(hello(`filler-${i}`));
+      s.receive(hello("late"));
+      s.receive(hello("late"));
+      assert.match(t.failure?.message ?? "", /hello was already sent on this session/);
+      assert.equal(transports.every((x) => x.failure === undefined), true);
+      assert.deepEqual(new Set(cp.register.workers().filter((w) => w.id.startsWith("burst-")).map((w) => w.state)), new Set(["draining"]), "held heartbeats went through after the welcome");
+    });
+
+    it("paces workers past liveness.maxHeartbeatsPerSecond: each welcomed beyond the base share beats k times slower", async () => {
+      // 4 heartbeats a second at 500 ms: 2 workers at the base interval, then k = ceil(n / 2).
+      cp = await startControlPlane({ config: { liveness: { heartbeatIntervalMs: 500, heartbeatTimeoutMs: 2000, maxHeartbeatsPerSecond: 4 } } });
+      const intervals: number[] = [];
+      for (let i = 1; i <= 5; i++) {
+        const t = new RecordingTransport();
+        cp.sessions.open(t).receive(hello(`w${i}`));
+        intervals.push(t.welcomed[0]!.heartbeatIntervalMs);
+      }
+      assert.deepEqual(intervals, [500, 500, 1000, 1000, 1500]);
+      // A returning worker is paced by the count at its new hello.
+      const again = new RecordingTransport();
+      cp.sessions.open(again).receive(hello("w1"));
+      assert.equal(again.welcomed[0]!.heartbeatIntervalMs, 1500);
     });
 
     for (const [name, first, message] of [

@@ -5,7 +5,7 @@
  * `stored` once durable. The gRPC server only moves these messages (see server.ts).
  */
 import { inject, injectable } from "tsyringe";
-import { Code, TOKENS, TaskflowError, type Durability, type Logger, type TaskReports, type TaskflowConfig } from "@taskflow/core";
+import { Code, TOKENS, TaskflowError, type Durability, type Logger, type TaskReports } from "@taskflow/core";
 import type { Heartbeat, Hello, SessionRequest } from "@taskflow/proto";
 import { type Recovery } from "./recovery.js";
 import { type WorkerEntry, type WorkerRegister } from "./register.js";
@@ -27,13 +27,21 @@ export type HelloCheck = (hello: Hello) => TaskflowError | undefined;
 /** Prefetch beyond this is taken as this: it only sizes how much a worker may hold. */
 const MAX_PREFETCH = 100_000;
 
+/**
+ * Hellos handled in one turn of the event loop; more wait for the next turn. A burst of hellos
+ * (thousands of workers starting together) then blocks the loop for a few ms at a time instead of
+ * ~0.1 ms a hello all at once, and heartbeats and timers run in between (ADR 0031).
+ */
+export const HELLOS_PER_TURN = 50;
+/** Messages a session may send after its hello, before the hello is handled; more end it. */
+const MAX_EARLY_MESSAGES = 1000;
+
 /** What sessions use of the Register, and nothing more. */
 type Workers = Pick<WorkerRegister, "connect" | "heartbeat" | "drain" | "adopted" | "released" | "disconnected">;
 
 @injectable()
 export class WorkerSessions {
   constructor(
-    @inject(TOKENS.Config) private readonly config: TaskflowConfig,
     @inject(TOKENS.Register) private readonly register: Workers,
     @inject(TOKENS.TaskLifecycle) private readonly reports: TaskReports,
     @inject(TOKENS.Recovery) private readonly recovery: Pick<Recovery, "reconcile">,
@@ -41,13 +49,43 @@ export class WorkerSessions {
     @inject(TOKENS.Logger) private readonly logger: Logger,
   ) {}
 
+  /** Hellos waiting for a turn of their own, in arrival order. */
+  private readonly hellos: { session: WorkerSession; hello: Hello }[] = [];
+  /** Hellos handled at once in the current turn. */
+  private helloTurn = 0;
+
   /** A session stream opened; `check` vets its hello. */
   open(transport: SessionTransport, check: HelloCheck = () => undefined): WorkerSession {
     return new WorkerSession(this, transport, check);
   }
 
-  /** @internal The worker's entry, or undefined when the register refused it (the session is ended). */
-  hello(session: WorkerSession, hello: Hello): WorkerEntry | undefined {
+  /**
+   * @internal A vetted hello: handled now while this turn has room and none waits, else queued for
+   * the next turns, HELLOS_PER_TURN at a time. The session holds its messages meanwhile.
+   */
+  admit(session: WorkerSession, hello: Hello): void {
+    if (this.hellos.length === 0 && this.helloTurn < HELLOS_PER_TURN) {
+      if (this.helloTurn++ === 0) setImmediate(() => (this.helloTurn = 0));
+      session.handled(this.hello(session, hello));
+      return;
+    }
+    if (this.hellos.push({ session, hello }) === 1) setImmediate(() => this.nextHellos());
+  }
+
+  private nextHellos(): void {
+    for (const { session, hello } of this.hellos.splice(0, HELLOS_PER_TURN)) {
+      try {
+        // A stream that ended while its hello waited registers nothing.
+        if (!session.isEnded) session.handled(this.hello(session, hello));
+      } catch (err) {
+        this.failed(err);
+      }
+    }
+    if (this.hellos.length) setImmediate(() => this.nextHellos());
+  }
+
+  /** The worker's entry, or undefined when the register refused it (the session is ended). */
+  private hello(session: WorkerSession, hello: Hello): WorkerEntry | undefined {
     let entry: WorkerEntry;
     try {
       entry = this.register.connect(
@@ -69,7 +107,7 @@ export class WorkerSessions {
       session.transport.fail(refused);
       return undefined;
     }
-    session.transport.welcome(hello.workerId, this.config.liveness.heartbeatIntervalMs);
+    session.transport.welcome(hello.workerId, entry.beatMs);
     this.reconcile(entry, hello, session.transport);
     return entry;
   }
@@ -116,6 +154,9 @@ export class WorkerSessions {
 /** One worker's session stream: hello first, then heartbeats. */
 export class WorkerSession {
   private entry: WorkerEntry | undefined;
+  /** Messages that came after the hello while it waited its turn; undefined when none waits. */
+  private early: SessionRequest[] | undefined;
+  private streamEnded = false;
   /** Heartbeats whose results are durable, told to the worker once per turn. */
   private storedSeqs: bigint[] = [];
 
@@ -130,13 +171,21 @@ export class WorkerSession {
     try {
       if (msg.kind.case === "hello") {
         const hello = msg.kind.value;
-        if (this.entry) return this.refuse("hello was already sent on this session");
+        if (this.entry || this.early) return this.refuse("hello was already sent on this session");
         if (!hello.workerId) return this.refuse("hello.worker_id is required");
         if (hello.slots < 1) return this.refuse("hello.slots must be at least 1");
         if (hello.taskTypes.length === 0) return this.refuse("hello.task_types must list at least one task type");
         const refused = this.check(hello);
         if (refused) return this.transport.fail(refused);
-        this.entry = this.sessions.hello(this, hello);
+        this.early = [];
+        this.sessions.admit(this, hello);
+        return;
+      }
+      if (this.early) {
+        // Once over the bound the session is ended (once); what else arrives is dropped.
+        if (this.early.length <= MAX_EARLY_MESSAGES && this.early.push(msg) > MAX_EARLY_MESSAGES) {
+          this.refuse(`more than ${MAX_EARLY_MESSAGES} messages before the welcome`);
+        }
         return;
       }
       if (!this.entry) return this.refuse("the first message of a session must be hello");
@@ -148,7 +197,20 @@ export class WorkerSession {
 
   /** The stream ended (closed, broken or cancelled): the worker gets its reconnect grace. */
   ended(reason: string): void {
+    this.streamEnded = true;
     if (this.entry) this.sessions.ended(this, this.entry, reason);
+  }
+
+  /** @internal */ get isEnded(): boolean {
+    return this.streamEnded;
+  }
+
+  /** @internal Its hello was handled: `entry` when welcomed. Messages that waited go through now. */
+  handled(entry: WorkerEntry | undefined): void {
+    this.entry = entry;
+    const early = this.early ?? [];
+    this.early = undefined;
+    if (entry) for (const msg of early) this.receive(msg);
   }
 
   /** @internal */ ackStored(seq: bigint): void {

@@ -54,6 +54,14 @@ describe("renderTop", () => {
     assert.match(text, /… \d+ more worker\(s\)/);
   });
 
+  it("counts every worker from the node's summary when it sends only a page of them", () => {
+    const paged: TopSample = { ...base, summary: { total: 10_000, byState: [["alive", 9_990], ["draining", 10]], slots: 160_000, running: 42 } };
+    const text = renderTop(paged, undefined, { address: "a:1", width: 200, height: 40 });
+    assert.match(text, /workers {2}10000 \(9990 alive, 10 draining\) {3}load .* 42\/160000 slots/);
+    assert.match(text, /… 9998 more worker\(s\)/, "the 2 listed of 10,000");
+    assert.ok(text.split("\n").length <= 40);
+  });
+
   it("says so when no worker is connected", () => {
     assert.match(renderTop({ ...base, workers: [] }, undefined, { address: "a:1", width: 100, height: 30 }), /no workers connected/);
   });

@@ -28,7 +28,10 @@ export interface TopSample {
   succeeded: number;
   failed: number;
   cancelled: number;
+  /** The first page of workers (GetClusterState's default page). */
   workers: TopWorker[];
+  /** Counts over every worker, from a node that pages its workers (ADR 0031); else the page is all. */
+  summary?: { total: number; byState: [string, number][]; slots: number; running: number };
 }
 
 export interface TopView {
@@ -57,6 +60,21 @@ export function sampleOf(state: GetClusterStateResponse, time: number): TopSampl
       lastHeartbeat: w.lastHeartbeat ? timestampMs(w.lastHeartbeat) : 0,
       labels: { ...w.labels },
     })),
+    ...(state.workerSummary && {
+      summary: {
+        total: state.workerSummary.total,
+        byState: (
+          [
+            ["alive", state.workerSummary.alive],
+            ["suspect", state.workerSummary.suspect],
+            ["draining", state.workerSummary.draining],
+            ["reconnecting", state.workerSummary.disconnected],
+          ] as [string, number][]
+        ).filter(([, n]) => n > 0),
+        slots: Number(state.workerSummary.slots),
+        running: Number(state.workerSummary.running),
+      },
+    }),
   };
 }
 
@@ -86,10 +104,11 @@ export function renderTop(cur: TopSample, prev: TopSample | undefined, view: Top
   const failed = rate(cur.failed, prev?.failed, seconds);
   const cancelled = rate(cur.cancelled, prev?.cancelled, seconds);
   const live = cur.workers.filter((w) => w.state !== "dead");
-  const slots = live.reduce((n, w) => n + w.slots, 0);
-  const held = live.reduce((n, w) => n + w.running, 0);
-  const byState = new Map<string, number>();
-  for (const w of cur.workers) byState.set(w.state, (byState.get(w.state) ?? 0) + 1);
+  const byState = new Map<string, number>(cur.summary?.byState);
+  if (!cur.summary) for (const w of cur.workers) byState.set(w.state, (byState.get(w.state) ?? 0) + 1);
+  const slots = cur.summary?.slots ?? live.reduce((n, w) => n + w.slots, 0);
+  const held = cur.summary?.running ?? live.reduce((n, w) => n + w.running, 0);
+  const total = cur.summary?.total ?? cur.workers.length;
   const clockText = new Date(cur.time).toISOString().slice(11, 19);
   const lines = [
     `taskflow top — ${view.address}   policy ${cur.policy}   ${clockText} UTC   (q to quit)`,
@@ -97,21 +116,21 @@ export function renderTop(cur: TopSample, prev: TopSample | undefined, view: Top
     `queue    queued ${num(cur.queued)}   running ${num(cur.running)}`,
     `rates    succeeded ${num(done)}/s   failed ${num(failed)}/s   cancelled ${num(cancelled)}/s${prev ? "" : "   (rates after the next refresh)"}`,
     `totals   succeeded ${num(cur.succeeded)}   failed ${num(cur.failed)}   cancelled ${num(cur.cancelled)}`,
-    `workers  ${cur.workers.length} (${[...byState].map(([s, n]) => `${n} ${s}`).join(", ") || "none"})   load ${bar(held, slots, 20)} ${held}/${slots} slots`,
+    `workers  ${total} (${[...byState].map(([s, n]) => `${n} ${s}`).join(", ") || "none"})   load ${bar(held, slots, 20)} ${held}/${slots} slots`,
     "",
   ];
   const idWidth = Math.max(6, ...cur.workers.map((w) => w.id.length));
   lines.push(`${"WORKER".padEnd(idWidth)}  ${"STATE".padEnd(8)}  ${"LOAD".padEnd(22)}  ${"HEARTBEAT".padEnd(9)}  HOST/PID  LABELS`);
   const room = Math.max(1, view.height - lines.length - 1);
   const sorted = [...cur.workers].sort((a, b) => a.id.localeCompare(b.id));
-  const shown = sorted.length > room ? sorted.slice(0, room - 1) : sorted;
+  const shown = total > room ? sorted.slice(0, room - 1) : sorted;
   for (const w of shown) {
     const beat = w.lastHeartbeat ? `${Math.max(0, (cur.time - w.lastHeartbeat) / 1000).toFixed(1)}s` : "-";
     const load = `${bar(w.running, w.slots, 10)} ${w.running}/${w.slots}`;
     const labels = Object.entries(w.labels).map(([k, v]) => `${k}=${v}`).join(",");
     lines.push(`${w.id.padEnd(idWidth)}  ${w.state.padEnd(8)}  ${load.padEnd(22)}  ${beat.padEnd(9)}  ${w.host}/${w.pid}  ${labels}`);
   }
-  if (shown.length < sorted.length) lines.push(`… ${sorted.length - shown.length} more worker(s)`);
+  if (shown.length < total) lines.push(`… ${total - shown.length} more worker(s)`);
   if (sorted.length === 0) lines.push("(no workers connected)");
   return lines.map((l) => clip(l, view.width)).join("\n");
 }

@@ -184,6 +184,16 @@ export const livenessSchema = z.strictObject({
    * @defaultValue 5000
    */
   ackTimeoutMs: positiveInt.min(20).default(5000),
+  /**
+   * Heartbeats a second the control node paces its workers toward. Up to
+   * `maxHeartbeatsPerSecond × heartbeatIntervalMs / 1000` workers (2,000 by default) each beat
+   * every `heartbeatIntervalMs`; a worker welcomed beyond that is told to beat k times slower
+   * (k = workers ÷ that many, rounded up; at most 10 s apart), and its suspect and dead
+   * thresholds stretch by k too. A worker keeps its pace until it reconnects. At 10,000 workers
+   * this halves the heartbeats, the control node's main cost when idle (ADR 0031).
+   * @defaultValue 4000
+   */
+  maxHeartbeatsPerSecond: positiveInt.max(1_000_000).default(4000),
 });
 
 /** The worker role: processes that run task handlers. */
@@ -253,6 +263,15 @@ export const metricsSchema = z.strictObject({
    * scrapers use when the server is bound beyond loopback. @defaultValue []
    */
   allowedHosts,
+  /**
+   * Most workers with their own series (`taskflow_worker_running_tasks`, `_slots`,
+   * `_heartbeat_age_seconds`, labelled `worker_id`): the first this many to join. The aggregates
+   * (`taskflow_workers`, `taskflow_workers_slots`, `taskflow_workers_running_tasks`,
+   * `taskflow_workers_heartbeat_age_max_seconds`) always count every worker. 0 turns per-worker
+   * series off. A scrape of 10,000 workers' series took 0.5–1.5 s on a loaded control node; this
+   * bound keeps it in milliseconds (ADR 0031). @defaultValue 100
+   */
+  maxWorkerSeries: z.number().int().min(0).max(1_000_000).default(100),
 });
 
 /** The live web dashboard of the control role, with its JSON API and event stream. */
@@ -265,6 +284,12 @@ export const dashboardSchema = z.strictObject({
   port: port.default(9465),
   /** Minutes of queue depth and throughput the charts keep (one sample a second). @defaultValue 10 */
   historyMinutes: positiveInt.max(120).default(10),
+  /**
+   * Most workers the dashboard lists (the first to join); it shows the counts of all of them
+   * beside the list. Its once-a-second update carries the list, so at 10,000 workers a full
+   * list would be megabytes a second (ADR 0031). @defaultValue 200
+   */
+  maxWorkersListed: positiveInt.max(100_000).default(200),
   /**
    * Host names a request's `Host` header may name besides `host` itself (and, on loopback,
    * `localhost`, `127.0.0.1` and `[::1]`); IP addresses are always accepted. Other requests get

@@ -69,11 +69,21 @@ export class FakeClock implements Clock, Timers {
     const end = this.time + ms;
     for (let timer = this.next(); timer && timer.at <= end; timer = this.next()) {
       this.time = Math.max(this.time, timer.at);
-      if (timer.every) timer.at += timer.every;
+      // Like Node: an interval that fired late (after stall) goes on from when it fired.
+      if (timer.every) timer.at = this.time + timer.every;
       else this.clear(timer);
       timer.callback();
     }
     this.time = end;
+  }
+
+  /**
+   * Moves time forward by `ms` and fires nothing, as a blocked event loop does: timers that fell
+   * due fire late, once each, on the next `advance`.
+   */
+  stall(ms: number): void {
+    if (!(ms >= 0)) throw new RangeError(`stall takes a duration ≥ 0, got ${ms}`);
+    this.time += ms;
   }
 
   /** Fires timers one after another until none is left (an interval would never end: throws after `limit`). */

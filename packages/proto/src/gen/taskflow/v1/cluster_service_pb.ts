@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file taskflow/v1/cluster_service.proto.
  */
 export const file_taskflow_v1_cluster_service: GenFile = /*@__PURE__*/
-  fileDesc("CiF0YXNrZmxvdy92MS9jbHVzdGVyX3NlcnZpY2UucHJvdG8SC3Rhc2tmbG93LnYxIq8CCgpXb3JrZXJJbmZvEhEKCXdvcmtlcl9pZBgBIAEoCRIMCgRob3N0GAIgASgJEicKBXN0YXRlGAMgASgOMhgudGFza2Zsb3cudjEuV29ya2VyU3RhdGUSDQoFc2xvdHMYBCABKA0SDwoHcnVubmluZxgFIAEoDRIzCgZsYWJlbHMYBiADKAsyIy50YXNrZmxvdy52MS5Xb3JrZXJJbmZvLkxhYmVsc0VudHJ5EhIKCnRhc2tfdHlwZXMYByADKAkSMgoObGFzdF9oZWFydGJlYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgsKA3BpZBgJIAEoDRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIhgKFkdldENsdXN0ZXJTdGF0ZVJlcXVlc3QigAIKF0dldENsdXN0ZXJTdGF0ZVJlc3BvbnNlEigKB3dvcmtlcnMYASADKAsyFy50YXNrZmxvdy52MS5Xb3JrZXJJbmZvEg4KBnF1ZXVlZBgCIAEoBBIPCgdydW5uaW5nGAMgASgEEhEKCXN1Y2NlZWRlZBgEIAEoBBIOCgZmYWlsZWQYBSABKAQSEQoJY2FuY2VsbGVkGAYgASgEEg4KBnBvbGljeRgHIAEoCRInCgVzdG9yZRgIIAEoCzIYLnRhc2tmbG93LnYxLlN0b3JlU3RhdHVzEisKCmxlYWRlcnNoaXAYCSABKAsyFy50YXNrZmxvdy52MS5MZWFkZXJzaGlwImcKC1N0b3JlU3RhdHVzEgwKBGtpbmQYASABKAkSEAoId3JpdGFibGUYAiABKAgSDQoFZXJyb3IYAyABKAkSKQoFc2luY2UYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIisKEldhdGNoRXZlbnRzUmVxdWVzdBIVCg1pbmNsdWRlX3Rhc2tzGAEgASgIIpsBChNXYXRjaEV2ZW50c1Jlc3BvbnNlEigKBHRpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiYKBHRhc2sYAiABKAsyFi50YXNrZmxvdy52MS5UYXNrRXZlbnRIABIpCgZ3b3JrZXIYAyABKAsyFy50YXNrZmxvdy52MS5Xb3JrZXJJbmZvSABCBwoFZXZlbnQicwoJVGFza0V2ZW50Eg8KB3Rhc2tfaWQYASABKAkSJQoFc3RhdGUYAiABKA4yFi50YXNrZmxvdy52MS5UYXNrU3RhdGUSEQoJd29ya2VyX2lkGAMgASgJEg0KBWVwb2NoGAQgASgEEgwKBHR5cGUYBSABKAkiJwoSRHJhaW5Xb3JrZXJSZXF1ZXN0EhEKCXdvcmtlcl9pZBgBIAEoCSI+ChNEcmFpbldvcmtlclJlc3BvbnNlEicKBndvcmtlchgBIAEoCzIXLnRhc2tmbG93LnYxLldvcmtlckluZm8iOQoKTGVhZGVyc2hpcBIMCgRyb2xlGAEgASgJEg0KBWVwb2NoGAIgASgEEg4KBmxlYWRlchgDIAEoCSqPAQoLV29ya2VyU3RhdGUSHAoYV09SS0VSX1NUQVRFX1VOU1BFQ0lGSUVEEAASFgoSV09SS0VSX1NUQVRFX0FMSVZFEAESGAoUV09SS0VSX1NUQVRFX1NVU1BFQ1QQAhIVChFXT1JLRVJfU1RBVEVfREVBRBADEhkKFVdPUktFUl9TVEFURV9EUkFJTklORxAEMpQCCg5DbHVzdGVyU2VydmljZRJcCg9HZXRDbHVzdGVyU3RhdGUSIy50YXNrZmxvdy52MS5HZXRDbHVzdGVyU3RhdGVSZXF1ZXN0GiQudGFza2Zsb3cudjEuR2V0Q2x1c3RlclN0YXRlUmVzcG9uc2USUgoLV2F0Y2hFdmVudHMSHy50YXNrZmxvdy52MS5XYXRjaEV2ZW50c1JlcXVlc3QaIC50YXNrZmxvdy52MS5XYXRjaEV2ZW50c1Jlc3BvbnNlMAESUAoLRHJhaW5Xb3JrZXISHy50YXNrZmxvdy52MS5EcmFpbldvcmtlclJlcXVlc3QaIC50YXNrZmxvdy52MS5EcmFpbldvcmtlclJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp, file_taskflow_v1_task]);
+  fileDesc("CiF0YXNrZmxvdy92MS9jbHVzdGVyX3NlcnZpY2UucHJvdG8SC3Rhc2tmbG93LnYxIq8CCgpXb3JrZXJJbmZvEhEKCXdvcmtlcl9pZBgBIAEoCRIMCgRob3N0GAIgASgJEicKBXN0YXRlGAMgASgOMhgudGFza2Zsb3cudjEuV29ya2VyU3RhdGUSDQoFc2xvdHMYBCABKA0SDwoHcnVubmluZxgFIAEoDRIzCgZsYWJlbHMYBiADKAsyIy50YXNrZmxvdy52MS5Xb3JrZXJJbmZvLkxhYmVsc0VudHJ5EhIKCnRhc2tfdHlwZXMYByADKAkSMgoObGFzdF9oZWFydGJlYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgsKA3BpZBgJIAEoDRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIlUKFkdldENsdXN0ZXJTdGF0ZVJlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgNEhIKCnBhZ2VfdG9rZW4YAiABKAkSFAoMc3VtbWFyeV9vbmx5GAMgASgIIpQBCg1Xb3JrZXJTdW1tYXJ5Eg0KBXRvdGFsGAEgASgNEg0KBWFsaXZlGAIgASgNEg8KB3N1c3BlY3QYAyABKA0SEAoIZHJhaW5pbmcYBCABKA0SFAoMZGlzY29ubmVjdGVkGAUgASgNEg0KBXNsb3RzGAYgASgEEg8KB3J1bm5pbmcYByABKAQSDAoEZnJlZRgIIAEoDSLNAgoXR2V0Q2x1c3RlclN0YXRlUmVzcG9uc2USKAoHd29ya2VycxgBIAMoCzIXLnRhc2tmbG93LnYxLldvcmtlckluZm8SDgoGcXVldWVkGAIgASgEEg8KB3J1bm5pbmcYAyABKAQSEQoJc3VjY2VlZGVkGAQgASgEEg4KBmZhaWxlZBgFIAEoBBIRCgljYW5jZWxsZWQYBiABKAQSDgoGcG9saWN5GAcgASgJEicKBXN0b3JlGAggASgLMhgudGFza2Zsb3cudjEuU3RvcmVTdGF0dXMSKwoKbGVhZGVyc2hpcBgJIAEoCzIXLnRhc2tmbG93LnYxLkxlYWRlcnNoaXASFwoPbmV4dF9wYWdlX3Rva2VuGAogASgJEjIKDndvcmtlcl9zdW1tYXJ5GAsgASgLMhoudGFza2Zsb3cudjEuV29ya2VyU3VtbWFyeSJnCgtTdG9yZVN0YXR1cxIMCgRraW5kGAEgASgJEhAKCHdyaXRhYmxlGAIgASgIEg0KBWVycm9yGAMgASgJEikKBXNpbmNlGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIrChJXYXRjaEV2ZW50c1JlcXVlc3QSFQoNaW5jbHVkZV90YXNrcxgBIAEoCCKbAQoTV2F0Y2hFdmVudHNSZXNwb25zZRIoCgR0aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBImCgR0YXNrGAIgASgLMhYudGFza2Zsb3cudjEuVGFza0V2ZW50SAASKQoGd29ya2VyGAMgASgLMhcudGFza2Zsb3cudjEuV29ya2VySW5mb0gAQgcKBWV2ZW50InMKCVRhc2tFdmVudBIPCgd0YXNrX2lkGAEgASgJEiUKBXN0YXRlGAIgASgOMhYudGFza2Zsb3cudjEuVGFza1N0YXRlEhEKCXdvcmtlcl9pZBgDIAEoCRINCgVlcG9jaBgEIAEoBBIMCgR0eXBlGAUgASgJIicKEkRyYWluV29ya2VyUmVxdWVzdBIRCgl3b3JrZXJfaWQYASABKAkiPgoTRHJhaW5Xb3JrZXJSZXNwb25zZRInCgZ3b3JrZXIYASABKAsyFy50YXNrZmxvdy52MS5Xb3JrZXJJbmZvIjkKCkxlYWRlcnNoaXASDAoEcm9sZRgBIAEoCRINCgVlcG9jaBgCIAEoBBIOCgZsZWFkZXIYAyABKAkqjwEKC1dvcmtlclN0YXRlEhwKGFdPUktFUl9TVEFURV9VTlNQRUNJRklFRBAAEhYKEldPUktFUl9TVEFURV9BTElWRRABEhgKFFdPUktFUl9TVEFURV9TVVNQRUNUEAISFQoRV09SS0VSX1NUQVRFX0RFQUQQAxIZChVXT1JLRVJfU1RBVEVfRFJBSU5JTkcQBDKUAgoOQ2x1c3RlclNlcnZpY2USXAoPR2V0Q2x1c3RlclN0YXRlEiMudGFza2Zsb3cudjEuR2V0Q2x1c3RlclN0YXRlUmVxdWVzdBokLnRhc2tmbG93LnYxLkdldENsdXN0ZXJTdGF0ZVJlc3BvbnNlElIKC1dhdGNoRXZlbnRzEh8udGFza2Zsb3cudjEuV2F0Y2hFdmVudHNSZXF1ZXN0GiAudGFza2Zsb3cudjEuV2F0Y2hFdmVudHNSZXNwb25zZTABElAKC0RyYWluV29ya2VyEh8udGFza2Zsb3cudjEuRHJhaW5Xb3JrZXJSZXF1ZXN0GiAudGFza2Zsb3cudjEuRHJhaW5Xb3JrZXJSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp, file_taskflow_v1_task]);
 
 /**
  * @generated from message taskflow.v1.WorkerInfo
@@ -74,9 +74,33 @@ export const WorkerInfoSchema: GenMessage<WorkerInfo> = /*@__PURE__*/
   messageDesc(file_taskflow_v1_cluster_service, 0);
 
 /**
+ * Workers come a page at a time, in the order they joined; the summary always counts them all.
+ *
  * @generated from message taskflow.v1.GetClusterStateRequest
  */
 export type GetClusterStateRequest = Message<"taskflow.v1.GetClusterStateRequest"> & {
+  /**
+   * Most workers in the response: 0 means the default, 500; at most 5000 (more is
+   * INVALID_ARGUMENT). Set summary_only instead to get no workers at all.
+   *
+   * @generated from field: uint32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * next_page_token of the previous response, to continue after it; empty for the first page.
+   * A worker that joins while a caller pages is on a later page; none is listed twice.
+   *
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
+
+  /**
+   * Only the summary and the task counts: no workers listed.
+   *
+   * @generated from field: bool summary_only = 3;
+   */
+  summaryOnly: boolean;
 };
 
 /**
@@ -85,6 +109,66 @@ export type GetClusterStateRequest = Message<"taskflow.v1.GetClusterStateRequest
  */
 export const GetClusterStateRequestSchema: GenMessage<GetClusterStateRequest> = /*@__PURE__*/
   messageDesc(file_taskflow_v1_cluster_service, 1);
+
+/**
+ * Every registered worker counted, whatever page was asked for.
+ *
+ * @generated from message taskflow.v1.WorkerSummary
+ */
+export type WorkerSummary = Message<"taskflow.v1.WorkerSummary"> & {
+  /**
+   * @generated from field: uint32 total = 1;
+   */
+  total: number;
+
+  /**
+   * @generated from field: uint32 alive = 2;
+   */
+  alive: number;
+
+  /**
+   * @generated from field: uint32 suspect = 3;
+   */
+  suspect: number;
+
+  /**
+   * @generated from field: uint32 draining = 4;
+   */
+  draining: number;
+
+  /**
+   * Disconnected, waiting for their reconnect grace (liveness.reconnectGraceMs) to end.
+   *
+   * @generated from field: uint32 disconnected = 5;
+   */
+  disconnected: number;
+
+  /**
+   * Task slots of all workers, and the tasks they hold now (running + prefetched).
+   *
+   * @generated from field: uint64 slots = 6;
+   */
+  slots: bigint;
+
+  /**
+   * @generated from field: uint64 running = 7;
+   */
+  running: bigint;
+
+  /**
+   * Workers with a free slot that take tasks now (the scheduler's worker heap).
+   *
+   * @generated from field: uint32 free = 8;
+   */
+  free: number;
+};
+
+/**
+ * Describes the message taskflow.v1.WorkerSummary.
+ * Use `create(WorkerSummarySchema)` to create a new message.
+ */
+export const WorkerSummarySchema: GenMessage<WorkerSummary> = /*@__PURE__*/
+  messageDesc(file_taskflow_v1_cluster_service, 2);
 
 /**
  * @generated from message taskflow.v1.GetClusterStateResponse
@@ -136,6 +220,20 @@ export type GetClusterStateResponse = Message<"taskflow.v1.GetClusterStateRespon
    * @generated from field: taskflow.v1.Leadership leadership = 9;
    */
   leadership?: Leadership | undefined;
+
+  /**
+   * Pass as page_token for the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 10;
+   */
+  nextPageToken: string;
+
+  /**
+   * Counts over every worker, not only this page's.
+   *
+   * @generated from field: taskflow.v1.WorkerSummary worker_summary = 11;
+   */
+  workerSummary?: WorkerSummary | undefined;
 };
 
 /**
@@ -143,7 +241,7 @@ export type GetClusterStateResponse = Message<"taskflow.v1.GetClusterStateRespon
  * Use `create(GetClusterStateResponseSchema)` to create a new message.
  */
 export const GetClusterStateResponseSchema: GenMessage<GetClusterStateResponse> = /*@__PURE__*/
-  messageDesc(file_taskflow_v1_cluster_service, 2);
+  messageDesc(file_taskflow_v1_cluster_service, 3);
 
 /**
  * The control node's task store. While it cannot write, the node holds results back, assigns
@@ -184,7 +282,7 @@ export type StoreStatus = Message<"taskflow.v1.StoreStatus"> & {
  * Use `create(StoreStatusSchema)` to create a new message.
  */
 export const StoreStatusSchema: GenMessage<StoreStatus> = /*@__PURE__*/
-  messageDesc(file_taskflow_v1_cluster_service, 3);
+  messageDesc(file_taskflow_v1_cluster_service, 4);
 
 /**
  * @generated from message taskflow.v1.WatchEventsRequest
@@ -203,7 +301,7 @@ export type WatchEventsRequest = Message<"taskflow.v1.WatchEventsRequest"> & {
  * Use `create(WatchEventsRequestSchema)` to create a new message.
  */
 export const WatchEventsRequestSchema: GenMessage<WatchEventsRequest> = /*@__PURE__*/
-  messageDesc(file_taskflow_v1_cluster_service, 4);
+  messageDesc(file_taskflow_v1_cluster_service, 5);
 
 /**
  * @generated from message taskflow.v1.WatchEventsResponse
@@ -237,7 +335,7 @@ export type WatchEventsResponse = Message<"taskflow.v1.WatchEventsResponse"> & {
  * Use `create(WatchEventsResponseSchema)` to create a new message.
  */
 export const WatchEventsResponseSchema: GenMessage<WatchEventsResponse> = /*@__PURE__*/
-  messageDesc(file_taskflow_v1_cluster_service, 5);
+  messageDesc(file_taskflow_v1_cluster_service, 6);
 
 /**
  * @generated from message taskflow.v1.TaskEvent
@@ -274,7 +372,7 @@ export type TaskEvent = Message<"taskflow.v1.TaskEvent"> & {
  * Use `create(TaskEventSchema)` to create a new message.
  */
 export const TaskEventSchema: GenMessage<TaskEvent> = /*@__PURE__*/
-  messageDesc(file_taskflow_v1_cluster_service, 6);
+  messageDesc(file_taskflow_v1_cluster_service, 7);
 
 /**
  * @generated from message taskflow.v1.DrainWorkerRequest
@@ -291,7 +389,7 @@ export type DrainWorkerRequest = Message<"taskflow.v1.DrainWorkerRequest"> & {
  * Use `create(DrainWorkerRequestSchema)` to create a new message.
  */
 export const DrainWorkerRequestSchema: GenMessage<DrainWorkerRequest> = /*@__PURE__*/
-  messageDesc(file_taskflow_v1_cluster_service, 7);
+  messageDesc(file_taskflow_v1_cluster_service, 8);
 
 /**
  * @generated from message taskflow.v1.DrainWorkerResponse
@@ -308,7 +406,7 @@ export type DrainWorkerResponse = Message<"taskflow.v1.DrainWorkerResponse"> & {
  * Use `create(DrainWorkerResponseSchema)` to create a new message.
  */
 export const DrainWorkerResponseSchema: GenMessage<DrainWorkerResponse> = /*@__PURE__*/
-  messageDesc(file_taskflow_v1_cluster_service, 8);
+  messageDesc(file_taskflow_v1_cluster_service, 9);
 
 /**
  * Standby control nodes (config `ha`, ADR 0028): one leads by a lease in Postgres. A standby
@@ -345,7 +443,7 @@ export type Leadership = Message<"taskflow.v1.Leadership"> & {
  * Use `create(LeadershipSchema)` to create a new message.
  */
 export const LeadershipSchema: GenMessage<Leadership> = /*@__PURE__*/
-  messageDesc(file_taskflow_v1_cluster_service, 9);
+  messageDesc(file_taskflow_v1_cluster_service, 10);
 
 /**
  * @generated from enum taskflow.v1.WorkerState
