@@ -10,7 +10,7 @@ import { TaskSchema, TaskState, timestampFromMs } from "@taskflow/proto";
 import { MAX_HEAP_CAPACITY } from "@taskflow/shm-heap";
 import { EXIT, MAX_PRINTED_JSON_DEPTH, bytesAsJson, exitCodeFor, taskText } from "./cli/output.js";
 import { loadConfigFile } from "./config-file.js";
-import { createStore } from "./control.js";
+import { createStore, schedulesOf } from "./control.js";
 import { postgresOpenError } from "./postgres-config.js";
 import { loadHandlers } from "./handlers.js";
 import { prettyLine } from "./logger.js";
@@ -214,6 +214,20 @@ describe("createStore", () => {
       assert.equal(store.stats().commits, 1);
     } finally {
       await store.close();
+    }
+  });
+
+  it("finds each store's schedules: the memory store keeps them itself, SQLite in its schedules part", async () => {
+    const memory = await createStore(parseConfig({ store: { kind: "memory" } }), dir);
+    assert.equal(schedulesOf(memory), memory);
+    const sqlite = await createStore(parseConfig({ store: { kind: "sqlite", path: "db/schedules-of.db" } }), dir);
+    await sqlite.open();
+    try {
+      const schedules = schedulesOf(sqlite);
+      assert.notEqual(schedules, sqlite);
+      assert.deepEqual(await schedules.loadSchedules(), []);
+    } finally {
+      await sqlite.close();
     }
   });
 });

@@ -7,7 +7,7 @@
  */
 import "reflect-metadata";
 import { container as rootContainer } from "tsyringe";
-import { TOKENS, systemClock, systemTimers, type EventBus, type Leadership, type Logger, type PolicyDefinition, type ScheduleStore, type TaskStore, type TaskflowConfig } from "@taskflow/core";
+import { TOKENS, isScheduleStore, systemClock, systemTimers, type EventBus, type Leadership, type Logger, type PolicyDefinition, type ScheduleStore, type TaskStore, type TaskflowConfig } from "@taskflow/core";
 import {
   ControlServer,
   type DelayedTasks,
@@ -96,8 +96,17 @@ export function allocateHeaps(config: TaskflowConfig): ControlHeaps {
   return { taskHeap, workerHeap, dueHeap };
 }
 
+/** A task store that keeps the schedules itself, or in a `schedules` part of its own (SQLite). */
+export type StoreWithSchedules = TaskStore & (ScheduleStore | { readonly schedules: ScheduleStore });
+
+/** Where `store` keeps the schedules. */
+export function schedulesOf(store: StoreWithSchedules): ScheduleStore {
+  // By its methods: a store that is a ScheduleStore may well have a private field named `schedules`.
+  return isScheduleStore(store) ? store : (store as { readonly schedules: ScheduleStore }).schedules;
+}
+
 /** The store the config names, with its options. Exported for tests. */
-export async function createStore(config: TaskflowConfig, baseDir: string, leaderEpoch?: () => number | undefined): Promise<TaskStore & ScheduleStore> {
+export async function createStore(config: TaskflowConfig, baseDir: string, leaderEpoch?: () => number | undefined): Promise<StoreWithSchedules> {
   if (config.store.kind === "sqlite") {
     const { SqliteTaskStore } = await import("@taskflow/store-sqlite");
     const { synchronous, groupCommitMaxDelayMs, writer } = config.store;
@@ -146,7 +155,7 @@ export async function startControl(config: TaskflowConfig, baseDir: string, logg
   c.register(TOKENS.Timers, { useValue: systemTimers });
   c.register(TOKENS.TaskStore, { useValue: store });
   // Schedules live in the tasks' database: a firing's task and the schedule's progress share its fate.
-  c.register(TOKENS.ScheduleStore, { useValue: store });
+  c.register(TOKENS.ScheduleStore, { useValue: schedulesOf(store) });
   c.register(TOKENS.SchedulingPolicy, { useValue: policy });
   c.register(TOKENS.TaskHeap, { useValue: taskHeap });
   c.register(TOKENS.WorkerHeap, { useValue: workerHeap });

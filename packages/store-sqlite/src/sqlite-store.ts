@@ -14,10 +14,6 @@ import {
   Reason,
   TASK_STATES,
   TaskflowError,
-  decodeSchedule,
-  encodeSchedule,
-  type ScheduleRecord,
-  type ScheduleStore,
   type TaskCounts,
   type TaskPage,
   type TaskQuery,
@@ -28,10 +24,11 @@ import {
 import { FROM, SELECT_COLUMNS, UNFINISHED_STATES_SQL, insertParams, toRecord, updateParams } from "./columns.js";
 import { openConnection } from "./connection.js";
 import { makeFolder } from "./folder.js";
+import { SqliteScheduleStore } from "./schedule-store.js";
 import { migrate } from "./schema.js";
 import { notOpen, toStoreError } from "./sqlite-errors.js";
 import { InlineWriter, ThreadWriter, type Writer } from "./writer.js";
-import type { ScheduleWrite, WriteCall } from "./writes.js";
+import type { WriteCall } from "./writes.js";
 
 /** Options of {@link SqliteTaskStore}. */
 export interface SqliteTaskStoreOptions {
@@ -128,7 +125,6 @@ interface Reads {
   maxSeq: Database.Statement<[], number | null>;
   purgedMaxSeq: Database.Statement<[], number | undefined>;
   counts: Database.Statement<[], [TaskState, number]>;
-  schedules: Database.Statement<[], string>;
   /** `list` statements by filter shape (how many states, whether type and client are set). */
   list: Map<string, ListStatements>;
 }
@@ -140,11 +136,23 @@ interface Reads {
  * ```ts
  * const store = new SqliteTaskStore({ path: "/var/lib/taskflow/tasks.db" });
  * await store.open();
+ * const schedules = store.schedules; // the ScheduleStore, in the same file
  * ```
  */
-export class SqliteTaskStore implements TaskStore, ScheduleStore {
+export class SqliteTaskStore implements TaskStore {
   readonly kind = "sqlite";
   readonly durable = true;
+  /** The schedules, kept in this store's database through its connections; usable while it is open. */
+  readonly schedules = new SqliteScheduleStore({
+    reader: () => {
+      if (!this.db || !this.reads) throw notOpen();
+      return this.db;
+    },
+    writer: () => {
+      if (!this.writer || !this.db) throw notOpen();
+      return this.writer;
+    },
+  });
   private readonly options: ResolvedOptions;
   private db: Database.Database | undefined;
   private reads: Reads | undefined;
@@ -321,28 +329,6 @@ export class SqliteTaskStore implements TaskStore, ScheduleStore {
     });
   }
 
-  async loadSchedules(): Promise<ScheduleRecord[]> {
-    return this.read("loadSchedules", (r) => r.schedules.all().map(decodeSchedule));
-  }
-
-  /** Committed on the writer's connection, in order with the task groups sent before it. */
-  async saveSchedule(schedule: ScheduleRecord): Promise<void> {
-    await this.writeSchedule({ save: true, tenant: schedule.tenant, id: schedule.id, body: encodeSchedule(schedule) });
-  }
-
-  async deleteSchedule(tenant: string, id: string): Promise<boolean> {
-    return (await this.writeSchedule({ save: false, tenant, id })) > 0;
-  }
-
-  private async writeSchedule(write: ScheduleWrite): Promise<number> {
-    if (!this.writer || !this.db) throw notOpen();
-    try {
-      return await this.writer.schedule(write);
-    } catch (err) {
-      throw toStoreError(err, write.save ? "saveSchedule" : "deleteSchedule");
-    }
-  }
-
   /** Group-commit counters since this instance was made. */
   stats(): SqliteStoreStats {
     return { ...this.counters };
@@ -445,7 +431,6 @@ function prepareReads(db: Database.Database): Reads {
     maxSeq: db.prepare<[], number | null>("SELECT MAX(seq) FROM tasks").pluck(),
     purgedMaxSeq: db.prepare<[], number | undefined>("SELECT value FROM meta WHERE key = 'max_seq'").pluck(),
     counts: db.prepare<[], [TaskState, number]>("SELECT state, COUNT(*) FROM tasks GROUP BY state").raw(),
-    schedules: db.prepare<[], string>("SELECT body FROM schedules").pluck(),
     list: new Map(),
   };
 }

@@ -11,7 +11,7 @@
  */
 import assert from "node:assert/strict";
 import { describe as nodeDescribe, it as nodeIt } from "node:test";
-import type { ScheduleRecord, ScheduleStore } from "../schedule.js";
+import { isScheduleStore, type ScheduleRecord, type ScheduleStore } from "../schedule.js";
 import type { TaskStore } from "../store.js";
 import type { StoreConformanceOptions } from "./store.js";
 
@@ -59,25 +59,40 @@ function sorted(list: readonly ScheduleRecord[]): ScheduleRecord[] {
   return [...list].map(normalized).sort((a, b) => (a.tenant + "\n" + a.id < b.tenant + "\n" + b.id ? -1 : 1));
 }
 
-/** Registers the schedule store's conformance tests under `describe(name)`; the options are the task store kit's. */
-export function scheduleStoreConformance<S extends TaskStore & ScheduleStore>(name: string, options: StoreConformanceOptions<S>): void {
-  const { describe, it } = options.test ?? { describe: nodeDescribe, it: nodeIt };
+/** Options of {@link scheduleStoreConformance}: the task store kit's, and where its schedules are. */
+export interface ScheduleStoreConformanceOptions<S extends TaskStore> extends StoreConformanceOptions<S> {
+  /**
+   * The schedule store of a task store, for a store that keeps schedules in a part of its own
+   * (the SQLite store's `schedules`); it must work once the task store is open.
+   * @defaultValue the task store itself, which must then implement `ScheduleStore`
+   */
+  schedulesOf?(store: S): ScheduleStore;
+}
 
-  async function withStore(fn: (store: S, reopen: () => Promise<S>) => Promise<void>): Promise<void> {
+/** Registers the schedule store's conformance tests under `describe(name)`; the options are the task store kit's. */
+export function scheduleStoreConformance<S extends TaskStore>(name: string, options: ScheduleStoreConformanceOptions<S>): void {
+  const { describe, it } = options.test ?? { describe: nodeDescribe, it: nodeIt };
+  const schedulesOf = (store: S): ScheduleStore => {
+    if (options.schedulesOf) return options.schedulesOf(store);
+    assert.ok(isScheduleStore(store), `${name} implements ScheduleStore, or the kit is given schedulesOf`);
+    return store;
+  };
+
+  async function withStore(fn: (store: ScheduleStore, reopen: () => Promise<ScheduleStore>) => Promise<void>): Promise<void> {
     const first = await options.makeStore();
     let current = first;
     let isOpen = false;
     try {
       await current.open();
       isOpen = true;
-      await fn(current, async () => {
+      await fn(schedulesOf(current), async () => {
         assert.ok(options.reopen, "reopen is configured");
         await current.close();
         isOpen = false;
         current = await options.reopen(current);
         await current.open();
         isOpen = true;
-        return current;
+        return schedulesOf(current);
       });
     } finally {
       try {
@@ -87,7 +102,7 @@ export function scheduleStoreConformance<S extends TaskStore & ScheduleStore>(na
       }
     }
   }
-  const test = (title: string, fn: (store: S, reopen: () => Promise<S>) => Promise<void>) => it(title, () => withStore(fn));
+  const test = (title: string, fn: (store: ScheduleStore, reopen: () => Promise<ScheduleStore>) => Promise<void>) => it(title, () => withStore(fn));
 
   describe(`${name}: schedules`, () => {
     test("starts with none", async (store) => {
