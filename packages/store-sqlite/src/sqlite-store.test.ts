@@ -122,7 +122,7 @@ describe("SqliteTaskStore", () => {
         try {
           const records = Array.from({ length: 100 }, () => makeTaskRecord());
           await Promise.all([...records.map((r) => store.insert([r])), store.update([{ ...records[0]!, state: "running" }])]);
-          assert.deepEqual(store.stats(), { commits: 1, writeCalls: 101, rows: 101 });
+          assert.deepEqual(store.stats(), { commits: 1, writeCalls: 101, rows: 101, checkpointThreadError: "" });
           assert.equal((await store.get(records[0]!.id))?.state, "running");
         } finally {
           await store.close();

@@ -5,7 +5,9 @@
  * is committing) are applied in one transaction, and all their promises settle after its
  * COMMIT. better-sqlite3 is synchronous, so by default the writes run on a worker thread with
  * their own connection (see `writer`); reads run on the calling thread, through a second
- * connection, which WAL lets read while the other writes.
+ * connection, which WAL lets read while the other writes. A third connection, on a thread of its
+ * own, copies the WAL back into the database file (checkpointer.ts), so no commit waits for a
+ * checkpoint's fsyncs (ADR 0033).
  */
 import { dirname } from "node:path";
 import type Database from "better-sqlite3";
@@ -22,11 +24,13 @@ import {
   type TaskStore,
 } from "@taskflow/core";
 import { FROM, SELECT_COLUMNS, UNFINISHED_STATES_SQL, insertParams, toRecord, updateParams } from "./columns.js";
+import { CATCH_UP_DELAY_MS, CATCH_UP_FRAMES, CHECKPOINT_INTERVAL_MS, Checkpointer } from "./checkpointer.js";
 import { openConnection } from "./connection.js";
 import { makeFolder } from "./folder.js";
 import { SqliteScheduleStore } from "./schedule-store.js";
 import { migrate } from "./schema.js";
 import { notOpen, toStoreError } from "./sqlite-errors.js";
+import { CommitTrace, TRACE_FILE, wallNow } from "./trace.js";
 import { InlineWriter, ThreadWriter, type Writer } from "./writer.js";
 import type { WriteCall } from "./writes.js";
 
@@ -78,6 +82,11 @@ export interface SqliteStoreStats {
   writeCalls: number;
   /** Rows written by them. */
   rows: number;
+  /**
+   * Why the checkpoint thread stopped, or "" while it runs. Once it has stopped, the writer
+   * checkpoints by itself inside its commits again (when the WAL passes 40 MiB).
+   */
+  checkpointThreadError: string;
 }
 
 type ResolvedOptions = Required<SqliteTaskStoreOptions>;
@@ -109,6 +118,8 @@ const MAX_PAGE_SIZE = 1000;
 interface PendingWrite {
   call: WriteCall;
   updated: readonly TaskRecord[] | null;
+  /** When it was queued ({@link wallNow}), when tracing; else 0. */
+  queuedAt: number;
   resolve: () => void;
   reject: (err: TaskflowError) => void;
 }
@@ -161,8 +172,10 @@ export class SqliteTaskStore implements TaskStore {
   private flushTimer: NodeJS.Immediate | NodeJS.Timeout | undefined;
   /** The group being committed; the next one gathers until it is done. */
   private inFlight: Promise<void> | undefined;
-  private readonly counters: SqliteStoreStats = { commits: 0, writeCalls: 0, rows: 0 };
+  private readonly counters: SqliteStoreStats = { commits: 0, writeCalls: 0, rows: 0, checkpointThreadError: "" };
+  private checkpointer: Checkpointer | undefined;
   private opening: Promise<void> | undefined;
+  private trace: CommitTrace | undefined;
 
   /** @throws TaskflowError INVALID_ARGUMENT for a bad option. */
   constructor(options: SqliteTaskStoreOptions) {
@@ -191,10 +204,26 @@ export class SqliteTaskStore implements TaskStore {
       this.reads = prepareReads(db);
       this.writer =
         this.options.writer === "thread"
-          ? await ThreadWriter.start({ path: this.options.path, synchronous: this.options.synchronous })
+          ? await ThreadWriter.start({ path: this.options.path, synchronous: this.options.synchronous, trace: TRACE_FILE !== "" })
           : new InlineWriter(db);
+      if (TRACE_FILE) this.trace = new CommitTrace(TRACE_FILE);
+      this.counters.checkpointThreadError = "";
+      this.checkpointer = await Checkpointer.start(
+        {
+          path: this.options.path,
+          synchronous: this.options.synchronous,
+          intervalMs: CHECKPOINT_INTERVAL_MS,
+          catchUpFrames: CATCH_UP_FRAMES,
+          catchUpDelayMs: CATCH_UP_DELAY_MS,
+          trace: this.trace !== undefined,
+        },
+        (pass) => this.trace?.checkpoint(pass),
+        (why) => (this.counters.checkpointThreadError ||= why.message || why.code),
+      );
       this.db = db;
     } catch (err) {
+      await this.writer?.close().catch(() => {});
+      this.writer = undefined;
       db?.close();
       this.reads = undefined;
       throw toStoreError(err, `opening ${this.options.path}`);
@@ -217,6 +246,10 @@ export class SqliteTaskStore implements TaskStore {
     this.reads = undefined;
     try {
       await writer.close();
+      await this.checkpointer?.close();
+      this.checkpointer = undefined;
+      this.trace?.finish();
+      this.trace = undefined;
       // Lets the query planner keep statistics for the next open; cheap when nothing changed.
       db.pragma("optimize");
       db.close();
@@ -353,7 +386,7 @@ export class SqliteTaskStore implements TaskStore {
       return Promise.reject(toStoreError(err, "insert"));
     }
     return new Promise<void>((resolve, reject) => {
-      this.pending.push({ call, updated: insert ? null : tasks, resolve, reject });
+      this.pending.push({ call, updated: insert ? null : tasks, queuedAt: this.trace ? wallNow() : 0, resolve, reject });
       if (this.flushTimer === undefined && !this.inFlight) {
         const delay = this.options.groupCommitMaxDelayMs;
         this.flushTimer = delay > 0 ? setTimeout(this.flush, delay) : setImmediate(this.flush);
@@ -378,8 +411,10 @@ export class SqliteTaskStore implements TaskStore {
       if (this.pending.length) this.flush();
       return;
     }
+    const sentAt = this.trace ? wallNow() : 0;
     this.inFlight = this.writer!.commitGroup(group.map((w) => w.call)).then(
-      ({ failures, commits }) => {
+      ({ failures, commits, timing }) => {
+        this.trace?.group(group[0]!.queuedAt, sentAt, group.reduce((n, w) => n + w.call.rows.length, 0), timing);
         this.counters.commits += commits;
         group.forEach((write, i) => {
           const failed = failures[i];

@@ -67,6 +67,8 @@ export type FromWriter =
 export interface WriterThreadData {
   path: string;
   synchronous: Synchronous;
+  /** Time each commit and watch for WAL resets (see trace.ts). */
+  trace: boolean;
 }
 
 interface Waiting {
@@ -78,7 +80,7 @@ interface Waiting {
  * The parent's Node options minus those about an inline script (`-e`, `-p`, `--input-type`):
  * a worker inherits them by default and then refuses to start from a file.
  */
-function workerExecArgv(): string[] {
+export function workerExecArgv(): string[] {
   const args: string[] = [];
   const argv = process.execArgv;
   for (let i = 0; i < argv.length; i++) {
