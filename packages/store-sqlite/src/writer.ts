@@ -9,6 +9,8 @@ import type { Synchronous } from "./connection.js";
 import { encodeGroup, failure, prepareWrites, type GroupResult, type ScheduleWrite, type WireGroup, type WriteCall, type WriteFailure, type Writes } from "./writes.js";
 
 export interface Writer {
+  /** True when nothing sent to it is still running or queued. */
+  readonly idle: boolean;
   commitGroup(calls: WriteCall[]): Promise<GroupResult>;
   purge(beforeMs: number): Promise<number>;
   schedule(write: ScheduleWrite): Promise<number>;
@@ -29,6 +31,7 @@ export class WriterError extends Error {
 }
 
 export class InlineWriter implements Writer {
+  readonly idle = true;
   private readonly writes: Writes;
 
   constructor(db: Database.Database) {
@@ -112,6 +115,11 @@ export class ThreadWriter implements Writer {
     worker.on("exit", (code) => {
       if (!this.closing) this.fail({ code: WRITER_GONE, message: `the writer thread exited unexpectedly (code ${code})` });
     });
+  }
+
+  /** A dead thread is never idle: every write then goes to it and fails UNAVAILABLE (ADR 0005). */
+  get idle(): boolean {
+    return this.waiting.size === 0 && !this.broken;
   }
 
   /** Starts the thread and waits until its connection is open. */
