@@ -211,7 +211,6 @@ export class SqliteTaskStore implements TaskStore {
           ? await ThreadWriter.start({ path: this.options.path, synchronous: this.options.synchronous, trace: TRACE_FILE !== "" })
           : new InlineWriter(db);
       this.smallGroupWriter = this.options.writer === "thread" ? new InlineWriter(db) : undefined;
-      if (TRACE_FILE) this.trace = new CommitTrace(TRACE_FILE);
       this.counters.checkpointThreadError = "";
       this.checkpointer = await Checkpointer.start(
         {
@@ -220,15 +219,18 @@ export class SqliteTaskStore implements TaskStore {
           intervalMs: CHECKPOINT_INTERVAL_MS,
           catchUpFrames: CATCH_UP_FRAMES,
           catchUpDelayMs: CATCH_UP_DELAY_MS,
-          trace: this.trace !== undefined,
+          trace: TRACE_FILE !== "",
         },
         (pass) => this.trace?.checkpoint(pass),
         (why) => (this.counters.checkpointThreadError ||= why.message || why.code),
       );
+      // Last: nothing can fail after it, so a failed open leaves no observer running.
+      if (TRACE_FILE) this.trace = new CommitTrace(TRACE_FILE);
       this.db = db;
     } catch (err) {
       await this.writer?.close().catch(() => {});
       this.writer = undefined;
+      this.smallGroupWriter = undefined;
       db?.close();
       this.reads = undefined;
       throw toStoreError(err, `opening ${this.options.path}`);
