@@ -10,7 +10,7 @@ import { wallNow } from "./trace.js";
 import { failure } from "./writes.js";
 
 const port = parentPort!;
-const { path, synchronous, intervalMs, catchUpFrames, catchUpDelayMs, trace } = workerData as CheckpointerData;
+const { path, synchronous, intervalMs, catchUpFrames, catchUpDelayMs, restartFrames, trace } = workerData as CheckpointerData;
 const send = (msg: FromCheckpointer) => port.postMessage(msg);
 
 let db: Database.Database | undefined;
@@ -29,7 +29,7 @@ function pass(): void {
   try {
     const [row] = db!.pragma("wal_checkpoint(PASSIVE)") as { busy: number; log: number; checkpointed: number }[];
     frames = row?.log ?? 0;
-    if (trace && frames > 0) send({ kind: "pass", at: started, ms: wallNow() - started, frames, copied: row!.checkpointed });
+    if ((trace && frames > 0) || frames >= restartFrames) send({ kind: "pass", at: started, ms: wallNow() - started, frames, copied: row!.checkpointed });
   } catch (err) {
     // The writer's own checkpoint (its WAL size bound) takes over; say why once and stop.
     send({ kind: "failed", failure: failure(err) });

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { makeTaskRecord } from "@taskflow/core/testing";
-import { CHECKPOINT_INTERVAL_MS } from "./checkpointer.js";
+import { CHECKPOINT_INTERVAL_MS, RESTART_FRAMES, type CheckpointPass } from "./checkpointer.js";
 import { WRITER_CHECKPOINT_PAGES } from "./connection.js";
 import { SqliteTaskStore, type SqliteTaskStoreOptions } from "./index.js";
 
@@ -52,6 +52,32 @@ for (const writer of ["thread", "inline"] as const) {
     });
   });
 }
+
+describe("SqliteTaskStore WAL restart under steady load", () => {
+  it("has the writer thread finish the checkpoint when a pass leaves the WAL long, so the next write starts it over", async () => {
+    const path = freshPath();
+    const store = new SqliteTaskStore({ path });
+    await store.open();
+    type Inside = { checkpointer: { close(): Promise<void> }; onCheckpointPass(pass: CheckpointPass): void };
+    const inside = store as unknown as Inside;
+    try {
+      // Without the checkpoint thread nothing copies the WAL back below the connections' bound.
+      await inside.checkpointer.close();
+      for (let seq = 1; seq <= 50; seq++) await store.insert([makeTaskRecord({ seq })]);
+      const salt = walSalt(path);
+      inside.onCheckpointPass({ at: 0, ms: 1, frames: RESTART_FRAMES - 1, copied: 0 });
+      await store.insert([makeTaskRecord({ seq: 51 })]);
+      assert.equal(walSalt(path), salt, "a WAL under the threshold is left alone");
+      inside.onCheckpointPass({ at: 0, ms: 1, frames: RESTART_FRAMES, copied: 0 });
+      // Sent after the checkpoint request, so it commits after it (on the thread, in order).
+      await store.insert([makeTaskRecord({ seq: 52 })]);
+      assert.notEqual(walSalt(path), salt, "the WAL started over");
+      assert.equal((await store.list({ pageSize: 1 })).totalSize, 52);
+    } finally {
+      await store.close();
+    }
+  });
+});
 
 describe("SqliteTaskStore close", () => {
   it("finishes in a process that nothing else keeps alive (the threads are unreferenced while idle)", async () => {

@@ -17,6 +17,13 @@ export const CHECKPOINT_INTERVAL_MS = 100;
 /** A WAL this long (pages of 4 KiB: 8 MiB) is caught up with passes {@link CATCH_UP_DELAY_MS} apart. */
 export const CATCH_UP_FRAMES = 2000;
 export const CATCH_UP_DELAY_MS = 5;
+/**
+ * A WAL still this long (pages of 4 KiB: 24 MiB) after a pass is started over on purpose: the
+ * passes could not find a moment without commits (steady load does that), and the alternative is
+ * the connections' own bound, whose checkpoint would then run in a commit (on the event loop,
+ * for a small group). See the store's `restartWal`.
+ */
+export const RESTART_FRAMES = 6000;
 
 export interface CheckpointerData {
   path: string;
@@ -24,11 +31,13 @@ export interface CheckpointerData {
   intervalMs: number;
   catchUpFrames: number;
   catchUpDelayMs: number;
+  /** Report every pass that leaves the WAL at least this long (see RESTART_FRAMES). */
+  restartFrames: number;
   /** Report every pass that found frames (see trace.ts). */
   trace: boolean;
 }
 
-/** One checkpoint pass, reported when tracing. */
+/** One checkpoint pass, reported when tracing or when it left the WAL long. */
 export interface CheckpointPass {
   at: number;
   ms: number;

@@ -24,7 +24,7 @@ import {
   type TaskStore,
 } from "@taskflow/core";
 import { FROM, SELECT_COLUMNS, UNFINISHED_STATES_SQL, insertParams, toRecord, updateParams } from "./columns.js";
-import { CATCH_UP_DELAY_MS, CATCH_UP_FRAMES, CHECKPOINT_INTERVAL_MS, Checkpointer } from "./checkpointer.js";
+import { CATCH_UP_DELAY_MS, CATCH_UP_FRAMES, CHECKPOINT_INTERVAL_MS, Checkpointer, RESTART_FRAMES, type CheckpointPass } from "./checkpointer.js";
 import { openConnection } from "./connection.js";
 import { makeFolder } from "./folder.js";
 import { SqliteScheduleStore } from "./schedule-store.js";
@@ -178,6 +178,8 @@ export class SqliteTaskStore implements TaskStore {
   private inFlight: Promise<void> | undefined;
   private readonly counters: SqliteStoreStats = { commits: 0, writeCalls: 0, rows: 0, checkpointThreadError: "" };
   private checkpointer: Checkpointer | undefined;
+  /** Set while the writer finishes a checkpoint so that the WAL starts over (see onCheckpointPass). */
+  private restartingWal = false;
   private opening: Promise<void> | undefined;
   private trace: CommitTrace | undefined;
 
@@ -219,9 +221,10 @@ export class SqliteTaskStore implements TaskStore {
           intervalMs: CHECKPOINT_INTERVAL_MS,
           catchUpFrames: CATCH_UP_FRAMES,
           catchUpDelayMs: CATCH_UP_DELAY_MS,
+          restartFrames: RESTART_FRAMES,
           trace: TRACE_FILE !== "",
         },
-        (pass) => this.trace?.checkpoint(pass),
+        this.onCheckpointPass,
         (why) => (this.counters.checkpointThreadError ||= why.message || why.code),
       );
       // Last: nothing can fail after it, so a failed open leaves no observer running.
@@ -420,7 +423,7 @@ export class SqliteTaskStore implements TaskStore {
       return;
     }
     const sentAt = this.trace ? wallNow() : 0;
-    this.inFlight = this.writerFor(group).commitGroup(group.map((w) => w.call)).then(
+    this.inFlight = writerFor(group, this.writer!, this.smallGroupWriter).commitGroup(group.map((w) => w.call)).then(
       ({ failures, commits, timing }) => {
         this.trace?.group(group[0]!.queuedAt, sentAt, group.reduce((n, w) => n + w.call.rows.length, 0), timing);
         this.counters.commits += commits;
@@ -447,17 +450,21 @@ export class SqliteTaskStore implements TaskStore {
   };
 
   /**
-   * Where a group commits. A small one goes inline only while the thread is idle: nothing sent
-   * to it (a group, a purge, a schedule) is pending, so the two connections never write at once
-   * and groups still commit in the order they were made.
+   * A pass that left the WAL long means commits never paused for the length of one (steady
+   * load). Then the writer thread copies the last frames itself, in order with the groups: while
+   * it does, groups queue behind it (the thread is not idle, so none commits inline), so the WAL
+   * is whole in the database file when the next write begins, and starts over. Acknowledgements
+   * wait for that short checkpoint about once per 24 MiB of WAL, the event loop never does.
    */
-  private writerFor(group: readonly PendingWrite[]): Writer {
-    const small = this.smallGroupWriter;
-    if (!small || !this.writer!.idle) return this.writer!;
-    let rows = 0;
-    for (const write of group) if ((rows += write.call.rows.length) > SMALL_GROUP_ROWS) return this.writer!;
-    return small;
-  }
+  private readonly onCheckpointPass = (pass: CheckpointPass): void => {
+    this.trace?.checkpoint(pass);
+    if (pass.frames < RESTART_FRAMES || this.restartingWal || !this.smallGroupWriter || !this.writer) return;
+    this.restartingWal = true;
+    void this.writer
+      .checkpoint()
+      .catch(() => {}) // A failed attempt leaves the WAL long; the next long pass tries again.
+      .finally(() => (this.restartingWal = false));
+  };
 }
 
 /**
@@ -467,6 +474,18 @@ export class SqliteTaskStore implements TaskStore {
  * Larger groups, the ones heavy load makes, still go to the thread, which keeps the event loop free.
  */
 export const SMALL_GROUP_ROWS = 8;
+
+/**
+ * Where a group commits. A small one goes inline only while the thread is idle: nothing sent to
+ * it (a group, a purge, a schedule, a checkpoint) is pending, so the two connections never write
+ * at once and groups still commit in the order they were made.
+ */
+function writerFor(group: readonly PendingWrite[], writer: Writer, small: InlineWriter | undefined): Writer {
+  if (!small || !writer.idle) return writer;
+  let rows = 0;
+  for (const write of group) if ((rows += write.call.rows.length) > SMALL_GROUP_ROWS) return writer;
+  return small;
+}
 
 /**
  * Fills in the rows of a group's update calls from their records as they are now, newest call

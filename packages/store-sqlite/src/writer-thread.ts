@@ -49,6 +49,11 @@ function commitTraced(msg: Extract<ToWriter, { kind: "commit" }>): GroupResult {
   return result;
 }
 
+function checkpoint(): number {
+  db!.pragma("wal_checkpoint(PASSIVE)");
+  return 0;
+}
+
 port.on("message", (msg: ToWriter) => {
   if (msg.kind === "close") {
     db?.close();
@@ -63,7 +68,9 @@ port.on("message", (msg: ToWriter) => {
           : writes.commitGroup(decodeGroup(msg.group))
         : msg.kind === "schedule"
           ? writes.schedule(msg.write)
-          : writes.purge(msg.beforeMs);
+          : msg.kind === "checkpoint"
+            ? checkpoint()
+            : writes.purge(msg.beforeMs);
     send({ kind: "done", id: msg.id, result });
   } catch (err) {
     send({ kind: "error", id: msg.id, failure: failure(err) });

@@ -14,6 +14,11 @@ export interface Writer {
   commitGroup(calls: WriteCall[]): Promise<GroupResult>;
   purge(beforeMs: number): Promise<number>;
   schedule(write: ScheduleWrite): Promise<number>;
+  /**
+   * Copies what the checkpoint thread has not yet copied, on the writer's connection and in order
+   * with what was sent before; nothing commits meanwhile, so the next write starts the WAL over.
+   */
+  checkpoint(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -50,6 +55,9 @@ export class InlineWriter implements Writer {
     return this.writes.schedule(write);
   }
 
+  /** Nothing: here it would stop the event loop for its fsyncs; the connection's own bound applies. */
+  async checkpoint(): Promise<void> {}
+
   async close(): Promise<void> {}
 }
 
@@ -58,6 +66,7 @@ export type ToWriter =
   | { kind: "commit"; id: number; group: WireGroup }
   | { kind: "purge"; id: number; beforeMs: number }
   | { kind: "schedule"; id: number; write: ScheduleWrite }
+  | { kind: "checkpoint"; id: number }
   | { kind: "close" };
 
 /** Messages from the writer thread. */
@@ -156,6 +165,10 @@ export class ThreadWriter implements Writer {
 
   schedule(write: ScheduleWrite): Promise<number> {
     return this.request({ kind: "schedule", id: this.nextId++, write }, []) as Promise<number>;
+  }
+
+  async checkpoint(): Promise<void> {
+    await this.request({ kind: "checkpoint", id: this.nextId++ }, []);
   }
 
   /** Lets queued work finish (messages are handled in order), then ends the thread. */
