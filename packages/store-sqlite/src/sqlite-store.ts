@@ -170,7 +170,7 @@ export class SqliteTaskStore implements TaskStore {
   private db: Database.Database | undefined;
   private reads: Reads | undefined;
   private writer: Writer | undefined;
-  /** With the thread writer: the calling thread's connection, for small groups (see flush). */
+  /** With the thread writer: the calling thread's connection, for small groups (see writerFor). */
   private smallGroupWriter: InlineWriter | undefined;
   private pending: PendingWrite[] = [];
   private flushTimer: NodeJS.Immediate | NodeJS.Timeout | undefined;
