@@ -216,6 +216,19 @@ describe("createStore", () => {
       await store.close();
     }
   });
+
+  it("finds each store's schedules: the memory store keeps them itself, SQLite in its schedules part", async () => {
+    const memory = await createStore(parseConfig({ store: { kind: "memory" } }), dir);
+    assert.equal(memory.schedules, memory.tasks);
+    const sqlite = await createStore(parseConfig({ store: { kind: "sqlite", path: "db/schedules-of.db" } }), dir);
+    await sqlite.tasks.open();
+    try {
+      assert.notEqual(sqlite.schedules, sqlite.tasks);
+      assert.deepEqual(await sqlite.schedules.loadSchedules(), []);
+    } finally {
+      await sqlite.tasks.close();
+    }
+  });
 });
 
 describe("taskText", () => {

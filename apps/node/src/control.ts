@@ -99,8 +99,8 @@ export function allocateHeaps(config: TaskflowConfig): ControlHeaps {
 
 /**
  * The node's stores: the tasks and the schedules, in one database (a firing's task and the
- * schedule's progress share its fate). SQLite and memory keep both in one object; Postgres keeps
- * its schedules in a part of its own on the same connections (`PostgresTaskStore.schedules`).
+ * schedule's progress share its fate). The memory store keeps both in one object; SQLite and
+ * Postgres keep their schedules in a part of their own on the same database (`.schedules`).
  * Opening and closing `tasks` opens and closes both.
  */
 export interface NodeStores {
@@ -114,7 +114,7 @@ export async function createStore(config: TaskflowConfig, baseDir: string, leade
     const { SqliteTaskStore } = await import("@taskflow/store-sqlite");
     const { synchronous, groupCommitMaxDelayMs, writer } = config.store;
     const store = new SqliteTaskStore({ path: path.resolve(baseDir, config.store.path), synchronous, groupCommitMaxDelayMs, writer });
-    return { tasks: store, schedules: store };
+    return { tasks: store, schedules: store.schedules };
   }
   if (config.store.kind === "postgres") {
     const { PostgresTaskStore } = await import("@taskflow/store-postgres");

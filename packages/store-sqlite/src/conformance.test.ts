@@ -17,6 +17,7 @@ for (const { name, options } of configurations) {
     makeStore: () => new SqliteTaskStore({ path: freshPath(), ...options }),
     reopen: (closed: SqliteTaskStore) => new SqliteTaskStore({ path: closed.path, ...options }),
     dispose: (store: SqliteTaskStore) => rmSync(dirname(store.path), { recursive: true, force: true }),
+    schedulesOf: (store: SqliteTaskStore) => store.schedules,
   };
   storeConformance(name, kit);
   scheduleStoreConformance(name, kit);

@@ -3,6 +3,12 @@ import Database from "better-sqlite3";
 
 export type Synchronous = "normal" | "full";
 
+/**
+ * The WAL size (pages of 4 KiB: 40 MiB) at which a committing connection checkpoints by itself,
+ * in its COMMIT. SQLite's default is 1000; the checkpoint thread keeps the WAL well below this.
+ */
+export const WRITER_CHECKPOINT_PAGES = 10_000;
+
 export function openConnection(path: string, synchronous: Synchronous): Database.Database {
   const db = new Database(path);
   try {
@@ -18,6 +24,9 @@ export function openConnection(path: string, synchronous: Synchronous): Database
     // 64 MiB of page cache keeps the indexes of a large table hot.
     db.pragma("cache_size = -65536");
     db.pragma("temp_store = MEMORY");
+    // Checkpoints run on a thread of their own (checkpointer.ts); a connection checkpoints
+    // after its own commit only past this bound, when that thread cannot keep up or is gone.
+    db.pragma(`wal_autocheckpoint = ${WRITER_CHECKPOINT_PAGES}`);
     return db;
   } catch (err) {
     db.close();

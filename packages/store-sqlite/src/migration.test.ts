@@ -61,7 +61,7 @@ describe("SqliteTaskStore migrations from v1", () => {
       );
       assert.deepEqual((await store.list({ tenant: "acme" })).tasks.map((t) => t.id), ["acme-1"]);
       // v4 (schedules): none yet, and the table takes them.
-      assert.deepEqual(await store.loadSchedules(), []);
+      assert.deepEqual(await store.schedules.loadSchedules(), []);
     } finally {
       await store.close();
     }

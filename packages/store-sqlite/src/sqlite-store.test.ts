@@ -9,6 +9,7 @@ import Database from "better-sqlite3";
 import { Code, Reason, TaskflowError } from "@taskflow/core";
 import { makeTaskRecord } from "@taskflow/core/testing";
 import { SCHEMA_VERSION, SqliteTaskStore, type SqliteTaskStoreOptions } from "./index.js";
+import { SMALL_GROUP_ROWS } from "./sqlite-store.js";
 
 let root: string;
 before(() => {
@@ -122,7 +123,7 @@ describe("SqliteTaskStore", () => {
         try {
           const records = Array.from({ length: 100 }, () => makeTaskRecord());
           await Promise.all([...records.map((r) => store.insert([r])), store.update([{ ...records[0]!, state: "running" }])]);
-          assert.deepEqual(store.stats(), { commits: 1, writeCalls: 101, rows: 101 });
+          assert.deepEqual(store.stats(), { commits: 1, writeCalls: 101, rows: 101, checkpointThreadError: "" });
           assert.equal((await store.get(records[0]!.id))?.state, "running");
         } finally {
           await store.close();
@@ -256,6 +257,23 @@ describe("SqliteTaskStore", () => {
   });
 
   describe("writer thread", () => {
+    it("commits a small group on the calling thread while the thread is idle, and a larger one on the thread", async () => {
+      const store = await opened();
+      try {
+        const thread = (store as unknown as { writer: { nextId: number } }).writer;
+        const sentBefore = thread.nextId;
+        await store.insert([makeTaskRecord()]);
+        await store.update([{ ...makeTaskRecord(), state: "running" }]);
+        assert.equal(thread.nextId, sentBefore, "one-row groups skipped the hand-over");
+        await store.insert(Array.from({ length: SMALL_GROUP_ROWS + 1 }, () => makeTaskRecord()));
+        assert.equal(thread.nextId, sentBefore + 1, "the larger group went to the thread");
+        assert.equal((await store.list({})).totalSize, SMALL_GROUP_ROWS + 2);
+        assert.deepEqual({ ...store.stats(), checkpointThreadError: undefined }, { commits: 3, writeCalls: 3, rows: SMALL_GROUP_ROWS + 3, checkpointThreadError: undefined });
+      } finally {
+        await store.close();
+      }
+    });
+
     it("fails writes with UNAVAILABLE once the thread is gone, and still closes", async () => {
       const store = await opened();
       try {

@@ -9,9 +9,16 @@ import type { Synchronous } from "./connection.js";
 import { encodeGroup, failure, prepareWrites, type GroupResult, type ScheduleWrite, type WireGroup, type WriteCall, type WriteFailure, type Writes } from "./writes.js";
 
 export interface Writer {
+  /** True when nothing sent to it is still running or queued. */
+  readonly idle: boolean;
   commitGroup(calls: WriteCall[]): Promise<GroupResult>;
   purge(beforeMs: number): Promise<number>;
   schedule(write: ScheduleWrite): Promise<number>;
+  /**
+   * Copies what the checkpoint thread has not yet copied, on the writer's connection and in order
+   * with what was sent before; nothing commits meanwhile, so the next write starts the WAL over.
+   */
+  checkpoint(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -29,6 +36,7 @@ export class WriterError extends Error {
 }
 
 export class InlineWriter implements Writer {
+  readonly idle = true;
   private readonly writes: Writes;
 
   constructor(db: Database.Database) {
@@ -47,6 +55,9 @@ export class InlineWriter implements Writer {
     return this.writes.schedule(write);
   }
 
+  /** Nothing: here it would stop the event loop for its fsyncs; the connection's own bound applies. */
+  async checkpoint(): Promise<void> {}
+
   async close(): Promise<void> {}
 }
 
@@ -55,6 +66,7 @@ export type ToWriter =
   | { kind: "commit"; id: number; group: WireGroup }
   | { kind: "purge"; id: number; beforeMs: number }
   | { kind: "schedule"; id: number; write: ScheduleWrite }
+  | { kind: "checkpoint"; id: number }
   | { kind: "close" };
 
 /** Messages from the writer thread. */
@@ -67,6 +79,8 @@ export type FromWriter =
 export interface WriterThreadData {
   path: string;
   synchronous: Synchronous;
+  /** Time each commit and watch for WAL resets (see trace.ts). */
+  trace: boolean;
 }
 
 interface Waiting {
@@ -78,7 +92,7 @@ interface Waiting {
  * The parent's Node options minus those about an inline script (`-e`, `-p`, `--input-type`):
  * a worker inherits them by default and then refuses to start from a file.
  */
-function workerExecArgv(): string[] {
+export function workerExecArgv(): string[] {
   const args: string[] = [];
   const argv = process.execArgv;
   for (let i = 0; i < argv.length; i++) {
@@ -110,6 +124,11 @@ export class ThreadWriter implements Writer {
     worker.on("exit", (code) => {
       if (!this.closing) this.fail({ code: WRITER_GONE, message: `the writer thread exited unexpectedly (code ${code})` });
     });
+  }
+
+  /** A dead thread is never idle: every write then goes to it and fails UNAVAILABLE (ADR 0005). */
+  get idle(): boolean {
+    return this.waiting.size === 0 && !this.broken;
   }
 
   /** Starts the thread and waits until its connection is open. */
@@ -146,6 +165,10 @@ export class ThreadWriter implements Writer {
 
   schedule(write: ScheduleWrite): Promise<number> {
     return this.request({ kind: "schedule", id: this.nextId++, write }, []) as Promise<number>;
+  }
+
+  async checkpoint(): Promise<void> {
+    await this.request({ kind: "checkpoint", id: this.nextId++ }, []);
   }
 
   /** Lets queued work finish (messages are handled in order), then ends the thread. */

@@ -4,6 +4,7 @@
  * takes and returns is plain data that can cross a thread boundary.
  */
 import type Database from "better-sqlite3";
+import type { ThreadTiming } from "./trace.js";
 import { FINAL_STATES_SQL, INSERT_RESULT, TASK_COLUMNS, UPDATE_RESULT, UPDATE_SQL } from "./columns.js";
 
 /** One `insert` or `update` call, as parameters taken when it was made. */
@@ -103,6 +104,8 @@ export interface GroupResult {
   failures: (WriteFailure | null)[];
   /** Transactions committed. */
   commits: number;
+  /** The writer thread's timing of it, when tracing (see trace.ts). */
+  timing?: ThreadTiming;
 }
 
 /** A schedule saved (its encoded body) or deleted; small, so it crosses threads as it is. */

@@ -7,9 +7,11 @@
  * - latency: submit → result at an open-loop 500 tasks/s, p50/p95/p99;
  * - monitoring: the same with metrics and the dashboard on (scraped, watched) beside both off;
  * - security: TLS on the port and bearer tokens for clients and workers beside plaintext;
- * - stores: the throughput run again on the SQLite store and on the Postgres store (a throwaway
- *   local server started for it), beside the memory store.
+ * - stores: the throughput and latency runs again on the SQLite store and on the Postgres store
+ *   (a throwaway local server started for it), beside the memory store.
  * The client side is the same SDK for both; only what sits behind the address differs.
+ * `BENCH_PARTS` picks parts (comma-separated: monitoring, security, stores, baseline; default
+ * all), e.g. `BENCH_PARTS=stores` for the three stores' throughput and latency alone (~2 min).
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
@@ -30,6 +32,10 @@ const LATENCY_TASKS = Number(process.env["BENCH_LATENCY_TASKS"] ?? 2500);
  * JIT rather than the steady state a long-lived node runs in.
  */
 const WARMUP = Number(process.env["BENCH_WARMUP_TASKS"] ?? 20_000);
+const PARTS = new Set((process.env["BENCH_PARTS"] ?? "monitoring,security,stores,baseline").split(",").map((p) => p.trim()));
+for (const part of PARTS) {
+  if (!["monitoring", "security", "stores", "baseline"].includes(part)) throw new Error(`BENCH_PARTS: unknown part "${part}"; fix: use monitoring, security, stores, baseline`);
+}
 
 function progress(message: string): void {
   process.stderr.write(`[bench] ${message}\n`);
@@ -162,132 +168,157 @@ const base: TaskflowConfigInput = { roles: ["control", "worker"], worker: { proc
 // alternating rounds so drift on a shared machine hits both alike; the best round of each counts.
 const monitoringOn: TaskflowConfigInput = { ...base, metrics: { enabled: true, port: 0 }, dashboard: { enabled: true, port: 0 } };
 const monitoringOff: TaskflowConfigInput = { ...base, metrics: { enabled: false }, dashboard: { enabled: false } };
-const ROUNDS = Number(process.env["BENCH_MONITORING_ROUNDS"] ?? 2);
 type Run = Awaited<ReturnType<typeof runTaskflow>>;
-const onRuns: Run[] = [];
-const offRuns: Run[] = [];
-for (let round = 0; round < ROUNDS; round++) {
-  offRuns.push(await runTaskflow(monitoringOff, "monitoring off", { latency: round === 0 }));
-  onRuns.push(await runTaskflow(monitoringOn, "monitoring on", { latency: round === 0 }));
-}
 const best = (runs: Run[]) => runs.reduce((a, b) => (b.throughput.tasksPerSec > a.throughput.tasksPerSec ? b : a));
-const taskflow = { ...best(onRuns), latency: onRuns[0]!.latency! };
-const taskflowOff = { ...best(offRuns), latency: offRuns[0]!.latency! };
-const monitoring = {
-  what: "metrics + dashboard on (scraped every second, one event-stream client) vs both off; best of the rounds",
-  rounds: ROUNDS,
-  onTasksPerSec: onRuns.map((r) => r.throughput.tasksPerSec),
-  offTasksPerSec: offRuns.map((r) => r.throughput.tasksPerSec),
-  onControlCpuUsPerTask: onRuns.map((r) => r.throughput.controlCpuUsPerTask),
-  offControlCpuUsPerTask: offRuns.map((r) => r.throughput.controlCpuUsPerTask),
-  off: taskflowOff,
-  ratio: {
-    throughput: round(taskflow.throughput.tasksPerSec / taskflowOff.throughput.tasksPerSec),
-    controlCpuPerTask: round(Math.min(...onRuns.map((r) => r.throughput.controlCpuUsPerTask)) / Math.min(...offRuns.map((r) => r.throughput.controlCpuUsPerTask))),
-    p50: round(taskflow.latency.p50Ms / taskflowOff.latency.p50Ms),
-    p99: round(taskflow.latency.p99Ms / taskflowOff.latency.p99Ms),
-  },
-  target: { throughputRatio: 0.9 },
-};
+
+async function monitoringPart() {
+  const rounds = Number(process.env["BENCH_MONITORING_ROUNDS"] ?? 2);
+  const onRuns: Run[] = [];
+  const offRuns: Run[] = [];
+  for (let round = 0; round < rounds; round++) {
+    offRuns.push(await runTaskflow(monitoringOff, "monitoring off", { latency: round === 0 }));
+    onRuns.push(await runTaskflow(monitoringOn, "monitoring on", { latency: round === 0 }));
+  }
+  const taskflow = { ...best(onRuns), latency: onRuns[0]!.latency! };
+  const taskflowOff = { ...best(offRuns), latency: offRuns[0]!.latency! };
+  const monitoring = {
+    what: "metrics + dashboard on (scraped every second, one event-stream client) vs both off; best of the rounds",
+    rounds,
+    onTasksPerSec: onRuns.map((r) => r.throughput.tasksPerSec),
+    offTasksPerSec: offRuns.map((r) => r.throughput.tasksPerSec),
+    onControlCpuUsPerTask: onRuns.map((r) => r.throughput.controlCpuUsPerTask),
+    offControlCpuUsPerTask: offRuns.map((r) => r.throughput.controlCpuUsPerTask),
+    off: taskflowOff,
+    ratio: {
+      throughput: round(taskflow.throughput.tasksPerSec / taskflowOff.throughput.tasksPerSec),
+      controlCpuPerTask: round(Math.min(...onRuns.map((r) => r.throughput.controlCpuUsPerTask)) / Math.min(...offRuns.map((r) => r.throughput.controlCpuUsPerTask))),
+      p50: round(taskflow.latency.p50Ms / taskflowOff.latency.p50Ms),
+      p99: round(taskflow.latency.p99Ms / taskflowOff.latency.p99Ms),
+    },
+    target: { throughputRatio: 0.9 },
+  };
+  return { taskflow, monitoring };
+}
+
 // Security on (TLS on the gRPC port, a client token and a worker token, checked on every call and
 // stream) beside plaintext without tokens, alternating rounds as above; monitoring off in both.
-const pki = makePki(tempDir("taskflow-bench-pki-"));
-const secret = (role: string) => `tfk_bench_${role}_${randomBytes(16).toString("hex")}`;
-const clientToken = secret("client");
-const workerToken = secret("worker");
-const hash = (token: string) => `sha256:${createHash("sha256").update(token).digest("hex")}`;
-const secured: TaskflowConfigInput = {
-  ...monitoringOff,
-  worker: { processes: 2, token: workerToken },
-  tls: { cert: pki.serverCert, key: pki.serverKey, ca: pki.ca },
-  auth: {
-    tokens: [
-      { hash: hash(clientToken), role: "client", tenant: "bench", name: "bench-client" },
-      { hash: hash(workerToken), role: "worker", tenant: "bench", name: "bench-workers" },
-    ],
-  },
-};
-const securedConnect: Partial<ClientOptions> = { tls: { ca: pki.read(pki.ca) }, token: clientToken };
-const SECURITY_ROUNDS = Number(process.env["BENCH_SECURITY_ROUNDS"] ?? 2);
-const plainRuns: Run[] = [];
-const securedRuns: Run[] = [];
-for (let round = 0; round < SECURITY_ROUNDS; round++) {
-  plainRuns.push(await runTaskflow(monitoringOff, "plaintext", { latency: true }));
-  securedRuns.push(await runTaskflow(secured, "TLS + tokens", { latency: true, connect: securedConnect }));
+async function securityPart() {
+  const pki = makePki(tempDir("taskflow-bench-pki-"));
+  const secret = (role: string) => `tfk_bench_${role}_${randomBytes(16).toString("hex")}`;
+  const clientToken = secret("client");
+  const workerToken = secret("worker");
+  const hash = (token: string) => `sha256:${createHash("sha256").update(token).digest("hex")}`;
+  const secured: TaskflowConfigInput = {
+    ...monitoringOff,
+    worker: { processes: 2, token: workerToken },
+    tls: { cert: pki.serverCert, key: pki.serverKey, ca: pki.ca },
+    auth: {
+      tokens: [
+        { hash: hash(clientToken), role: "client", tenant: "bench", name: "bench-client" },
+        { hash: hash(workerToken), role: "worker", tenant: "bench", name: "bench-workers" },
+      ],
+    },
+  };
+  const securedConnect: Partial<ClientOptions> = { tls: { ca: pki.read(pki.ca) }, token: clientToken };
+  const rounds = Number(process.env["BENCH_SECURITY_ROUNDS"] ?? 2);
+  const plainRuns: Run[] = [];
+  const securedRuns: Run[] = [];
+  for (let round = 0; round < rounds; round++) {
+    plainRuns.push(await runTaskflow(monitoringOff, "plaintext", { latency: true }));
+    securedRuns.push(await runTaskflow(secured, "TLS + tokens", { latency: true, connect: securedConnect }));
+  }
+  /** The median of the rounds' p99s: one noisy round should not decide a 1 ms budget. */
+  const medianP99 = (runs: Run[]) => {
+    const p99s = runs.map((r) => r.latency!.p99Ms).sort((a, b) => a - b);
+    return p99s[Math.floor((p99s.length - 1) / 2)]!;
+  };
+  const bestPlain = best(plainRuns);
+  const bestSecured = best(securedRuns);
+  return {
+    what: "TLS (ECDSA P-256 server certificate) + bearer tokens for client and workers vs plaintext without tokens; monitoring off; best throughput of the rounds, median p99",
+    rounds,
+    plaintextTasksPerSec: plainRuns.map((r) => r.throughput.tasksPerSec),
+    securedTasksPerSec: securedRuns.map((r) => r.throughput.tasksPerSec),
+    plaintextP99Ms: plainRuns.map((r) => r.latency!.p99Ms),
+    securedP99Ms: securedRuns.map((r) => r.latency!.p99Ms),
+    plaintextControlCpuUsPerTask: plainRuns.map((r) => r.throughput.controlCpuUsPerTask),
+    securedControlCpuUsPerTask: securedRuns.map((r) => r.throughput.controlCpuUsPerTask),
+    ratio: { throughput: round(bestSecured.throughput.tasksPerSec / bestPlain.throughput.tasksPerSec) },
+    p99DeltaMs: round(medianP99(securedRuns) - medianP99(plainRuns)),
+    target: { throughputRatio: 0.85, p99DeltaMs: 1 },
+  };
 }
-/** The median of the rounds' p99s: one noisy round should not decide a 1 ms budget. */
-const medianP99 = (runs: Run[]) => {
-  const p99s = runs.map((r) => r.latency!.p99Ms).sort((a, b) => a - b);
-  return p99s[Math.floor((p99s.length - 1) / 2)]!;
-};
-const bestPlain = best(plainRuns);
-const bestSecured = best(securedRuns);
-const security = {
-  what: "TLS (ECDSA P-256 server certificate) + bearer tokens for client and workers vs plaintext without tokens; monitoring off; best throughput of the rounds, median p99",
-  rounds: SECURITY_ROUNDS,
-  plaintextTasksPerSec: plainRuns.map((r) => r.throughput.tasksPerSec),
-  securedTasksPerSec: securedRuns.map((r) => r.throughput.tasksPerSec),
-  plaintextP99Ms: plainRuns.map((r) => r.latency!.p99Ms),
-  securedP99Ms: securedRuns.map((r) => r.latency!.p99Ms),
-  plaintextControlCpuUsPerTask: plainRuns.map((r) => r.throughput.controlCpuUsPerTask),
-  securedControlCpuUsPerTask: securedRuns.map((r) => r.throughput.controlCpuUsPerTask),
-  ratio: { throughput: round(bestSecured.throughput.tasksPerSec / bestPlain.throughput.tasksPerSec) },
-  p99DeltaMs: round(medianP99(securedRuns) - medianP99(plainRuns)),
-  target: { throughputRatio: 0.85, p99DeltaMs: 1 },
-};
-// The durable store (SQLite in the node's temp folder) beside the in-memory one, same settings.
-const durableRun = await runTaskflow({ ...monitoringOn, store: { kind: "sqlite", path: "bench-tasks.db" } }, "durable store", { latency: false });
-const durable = {
-  what: "store.kind sqlite (WAL, group commit) vs memory, monitoring on; target ratio >= 0.5",
-  tasksPerSec: durableRun.throughput.tasksPerSec,
-  controlCpuUsPerTask: durableRun.throughput.controlCpuUsPerTask,
-  ratioToMemory: round(durableRun.throughput.tasksPerSec / taskflow.throughput.tasksPerSec),
-};
-// The Postgres store on a throwaway local server (fsync on, default settings), same settings:
-// the third row beside memory and SQLite. The server shares the machine's cores with the node.
-progress("starting a throwaway PostgreSQL server");
-const pgServer = await startTestPostgres();
-let postgresRun: Run;
-try {
-  postgresRun = await runTaskflow({ ...monitoringOn, store: { kind: "postgres", url: pgServer.url } }, "postgres store", { latency: false });
-} finally {
-  await pgServer.stop();
+
+/**
+ * The durable stores beside the in-memory one, same settings, each a throughput run and then the
+ * latency run (on a database that already holds the throughput run's tasks): SQLite in the
+ * node's temp folder, Postgres on a throwaway local server (fsync on, default settings) that
+ * shares the machine's cores with the node.
+ */
+async function storesPart(memory: Run | undefined) {
+  memory ??= await runTaskflow(monitoringOn, "memory store", { latency: true });
+  const sqliteRun = await runTaskflow({ ...monitoringOn, store: { kind: "sqlite", path: "bench-tasks.db" } }, "durable store", { latency: true });
+  progress("starting a throwaway PostgreSQL server");
+  const pgServer = await startTestPostgres();
+  let postgresRun: Run;
+  try {
+    postgresRun = await runTaskflow({ ...monitoringOn, store: { kind: "postgres", url: pgServer.url } }, "postgres store", { latency: true });
+  } finally {
+    await pgServer.stop();
+  }
+  const durable = {
+    what: "store.kind sqlite (WAL, group commit) vs memory, monitoring on; target ratio >= 0.5, p99 at the latency rate <= 3 ms",
+    tasksPerSec: sqliteRun.throughput.tasksPerSec,
+    controlCpuUsPerTask: sqliteRun.throughput.controlCpuUsPerTask,
+    ratioToMemory: round(sqliteRun.throughput.tasksPerSec / memory.throughput.tasksPerSec),
+    latency: sqliteRun.latency!,
+  };
+  const postgres = {
+    what: "store.kind postgres (local server, group commit over UNNEST) vs SQLite and memory, monitoring on; target ratio to SQLite >= 0.5",
+    tasksPerSec: postgresRun.throughput.tasksPerSec,
+    controlCpuUsPerTask: postgresRun.throughput.controlCpuUsPerTask,
+    ratioToMemory: round(postgresRun.throughput.tasksPerSec / memory.throughput.tasksPerSec),
+    ratioToSqlite: round(postgresRun.throughput.tasksPerSec / sqliteRun.throughput.tasksPerSec),
+    latency: postgresRun.latency!,
+  };
+  const latencyOf = (run: Run) => ({ p50Ms: run.latency!.p50Ms, p99Ms: run.latency!.p99Ms, maxMs: run.latency!.maxMs });
+  const stores = {
+    what: `tasks/s and latency at ${RATE} tasks/s by store in this run, monitoring on`,
+    memory: memory.throughput.tasksPerSec,
+    sqlite: durable.tasksPerSec,
+    postgres: postgres.tasksPerSec,
+    latency: { memory: latencyOf(memory), sqlite: latencyOf(sqliteRun), postgres: latencyOf(postgresRun) },
+  };
+  return { durable, postgres, stores };
 }
-const postgres = {
-  what: "store.kind postgres (local server, group commit over UNNEST) vs SQLite and memory, monitoring on; target ratio to SQLite >= 0.5",
-  tasksPerSec: postgresRun.throughput.tasksPerSec,
-  controlCpuUsPerTask: postgresRun.throughput.controlCpuUsPerTask,
-  ratioToMemory: round(postgresRun.throughput.tasksPerSec / taskflow.throughput.tasksPerSec),
-  ratioToSqlite: round(postgresRun.throughput.tasksPerSec / durableRun.throughput.tasksPerSec),
-};
-const stores = {
-  what: "tasks/s by store in this run, monitoring on",
-  memory: taskflow.throughput.tasksPerSec,
-  sqlite: durable.tasksPerSec,
-  postgres: postgres.tasksPerSec,
-};
-progress("baseline: raw grpc-js relay");
-const relay = await startRelay();
-let baseline;
-try {
-  baseline = { throughput: await throughput(relay.address), latency: await latency(relay.address) };
-} finally {
-  relay.child.kill("SIGTERM");
+
+async function baselinePart() {
+  progress("baseline: raw grpc-js relay");
+  const relay = await startRelay();
+  try {
+    return { throughput: await throughput(relay.address), latency: await latency(relay.address) };
+  } finally {
+    relay.child.kill("SIGTERM");
+  }
 }
+
+const { taskflow, monitoring } = PARTS.has("monitoring") ? await monitoringPart() : { taskflow: undefined, monitoring: undefined };
+const security = PARTS.has("security") ? await securityPart() : undefined;
+const storeParts = PARTS.has("stores") ? await storesPart(taskflow) : undefined;
+const baseline = PARTS.has("baseline") ? await baselinePart() : undefined;
 const result = {
   machine: { cpus: (await import("node:os")).cpus().length, node: process.version },
   taskflow,
   monitoring,
   security,
-  durable,
-  postgres,
-  stores,
-  baseline: { what: "bare grpc-js relay, same message pattern and batching, no scheduler/store/heaps", ...baseline },
-  ratio: {
-    throughput: round(taskflow.throughput.tasksPerSec / baseline.throughput.tasksPerSec),
-    p50: round(taskflow.latency.p50Ms / baseline.latency.p50Ms),
-    p99: round(taskflow.latency.p99Ms / baseline.latency.p99Ms),
-  },
-  targets: { tasksPerSec: 20_000, p50Ms: 1, p99Ms: 10 },
+  ...storeParts,
+  baseline: baseline && { what: "bare grpc-js relay, same message pattern and batching, no scheduler/store/heaps", ...baseline },
+  ratio: taskflow &&
+    baseline && {
+      throughput: round(taskflow.throughput.tasksPerSec / baseline.throughput.tasksPerSec),
+      p50: round(taskflow.latency.p50Ms / baseline.latency.p50Ms),
+      p99: round(taskflow.latency.p99Ms / baseline.latency.p99Ms),
+    },
+  targets: { tasksPerSec: 20_000, p50Ms: 1, p99Ms: 10, sqliteP99Ms: 3 },
 };
 process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);

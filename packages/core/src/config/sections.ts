@@ -162,7 +162,11 @@ export const storeSchema = z.strictObject({
   synchronous: z.enum(["normal", "full"]).default("normal"),
   /** SQLite and Postgres: how long the first queued write waits for others to join its transaction, in ms. @defaultValue 0 */
   groupCommitMaxDelayMs: z.number().min(0).max(1000).default(0),
-  /** SQLite: `thread` writes on a worker thread (keeps the event loop free), `inline` on the main thread. @defaultValue "thread" */
+  /**
+   * SQLite: `thread` writes on a worker thread (keeps the event loop free; a group of at most 8
+   * rows made while that thread is idle commits on the main thread, which is quicker), `inline`
+   * on the main thread. @defaultValue "thread"
+   */
   writer: z.enum(["thread", "inline"]).default("thread"),
   /** Memory: most finished tasks kept; the oldest go first beyond it, whatever `control.resultRetentionMs` says. @defaultValue 1000000 */
   maxFinishedTasks: positiveInt.default(1_000_000),
