@@ -89,22 +89,32 @@ export async function startHaControl(config: TaskflowConfig, baseDir: string, lo
   }
 
   lease.start({
-    elected: (epoch) => {
+    elected: (epoch, { freeForMs }) => {
       if (stopped) return;
+      // From now on the standby server names this node as the leader: clients and workers stay
+      // on it and retry within moments, rather than cycling through the other nodes.
       state = { role: "leader", epoch, leader: me };
-      logger.info({ epoch, address: me }, "elected leader: loading unfinished tasks, then serving");
+      // freeForMs: how long the lease sat expired before this node took it (the failover
+      // timeline of ADR 0028: lease expiry, then this, then the start below).
+      logger.info({ epoch, address: me, freeForMs }, "elected leader: loading unfinished tasks, then serving");
       const started = performance.now();
+      let loadedMs = 0;
       void (async () => {
-        await standby.close();
-        // The same port as the standby's: clients and workers already know this address.
+        // The same port as the standby's: clients and workers already know this address. The
+        // standby keeps answering on it until the control plane is ready to bind it, so that
+        // nobody meets a closed port (grpc-js would back off its reconnects by a second or more).
         control = await startControl({ ...config, control: { ...config.control, port } }, baseDir, logger, {
           leaderEpoch: () => lease.epoch,
           leadership: { current: () => state },
           heaps,
+          beforeListen: async () => {
+            loadedMs = Math.round(performance.now() - started);
+            await standby.close();
+          },
         });
         // The control node closes them from now on.
         heaps = undefined;
-        logger.info({ epoch, address: me, tookMs: Math.round(performance.now() - started) }, "leading: serving on the control port");
+        logger.info({ epoch, address: me, freeForMs, loadedMs, tookMs: Math.round(performance.now() - started) }, "leading: serving on the control port");
         hooks.elected?.(control, epoch);
       })().catch((err: unknown) => {
         logger.error({ err }, "elected, but the control plane did not start");

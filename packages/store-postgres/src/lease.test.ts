@@ -220,6 +220,25 @@ describe("PostgresLeaderLease", () => {
   });
 
   describe("start", () => {
+    it("tries again right at the expiry of a dead leader's lease, not a whole interval later", async () => {
+      const c = cluster();
+      try {
+        // An interval just under the ttl: trying only every interval, b would take the lease
+        // about 0.8 s after it expired (its tries at 0, 0.9 s and 1.8 s against an expiry at 1 s).
+        const a = await c.lease("a", { ttlMs: 1_000, intervalMs: 900 });
+        const b = await c.lease("b", { ttlMs: 1_000, intervalMs: 900 });
+        // a takes it and dies at once: no loop, no renewal.
+        assert.equal(await a.tryAcquire(), 1);
+        const elected = new Promise<{ epoch: number; freeForMs: number | undefined }>((resolve) => b.start({ elected: (epoch, info) => resolve({ epoch, ...info }) }));
+        const won = await elected;
+        assert.equal(won.epoch, 2);
+        assert.ok(won.freeForMs !== undefined && won.freeForMs >= 0, `the time the lease sat free is reported: ${won.freeForMs}`);
+        assert.ok(won.freeForMs < 400, `b took the lease ${won.freeForMs} ms after it expired (interval 900 ms)`);
+      } finally {
+        await c.close();
+      }
+    });
+
     it("elects a standby once the leader stops renewing, and tells the leader it lost", async () => {
       const c = cluster();
       try {
