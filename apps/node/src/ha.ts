@@ -65,17 +65,9 @@ export async function startHaControl(config: TaskflowConfig, baseDir: string, lo
   let control: ControlNode | undefined;
   let stopped = false;
 
-  // A standby reads who leads, for the NOT_LEADER answers; an expired lease names nobody. A
-  // leader whose lease ran out steps down even when a renewal hangs rather than fails.
+  // A leader whose lease ran out steps down even when a renewal hangs rather than fails.
   const watch = setInterval(() => {
     if (state.role === "leader" && lease.epoch === undefined) stepDown("the lease expired before a renewal was acknowledged");
-    if (state.role !== "standby") return;
-    lease
-      .state()
-      .then((row) => {
-        if (state.role === "standby") state = { role: "standby", epoch: row.epoch, leader: row.expiresInMs > 0 && row.holder !== me ? row.holder : "" };
-      })
-      .catch((err: unknown) => logger.debug({ err }, "standby: cannot read the lease"));
   }, Math.max(100, Math.floor(ttlMs / 4)));
   watch.unref();
 
@@ -122,6 +114,13 @@ export async function startHaControl(config: TaskflowConfig, baseDir: string, lo
       });
     },
     lost: (_epoch, reason) => stepDown(reason),
+    // Who leads, for the NOT_LEADER answers (an expired lease names nobody): read by the lease
+    // loop after each failed try, so a standby that lost the race at the lease's expiry names
+    // the new leader within milliseconds (it used to read the row on a timer of its own, up to
+    // ttl/4 later, sending callers round the other nodes meanwhile).
+    observed: (row) => {
+      if (state.role === "standby") state = { role: "standby", epoch: row.epoch, leader: row.expiresInMs > 0 && row.holder !== me ? row.holder : "" };
+    },
   });
   logger.info({ address: me, leaseTtlMs: ttlMs }, "standby control node: waiting for the leader lease");
 

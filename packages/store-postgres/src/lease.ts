@@ -71,6 +71,11 @@ export interface LeaseHandlers {
   elected?(epoch: number, info: ElectionInfo): void;
   /** This node no longer leads (another took the lease, or it could not renew in time). */
   lost?(epoch: number, reason: string): void;
+  /**
+   * A standby read the lease row after a failed try (every `intervalMs`, and right after the
+   * lease changed hands at its expiry): who holds it, for telling callers where the leader is.
+   */
+  observed?(state: LeaseState): void;
 }
 
 /**
@@ -247,7 +252,11 @@ export class PostgresLeaderLease {
             this.leading = epoch;
             handlers.elected?.(epoch, { freeForMs: this.lastFreeForMs });
           } else {
-            nextInMs = await this.untilExpiry().catch(() => nextInMs);
+            const row = await this.state().catch(() => undefined);
+            if (row) {
+              nextInMs = this.untilExpiry(row);
+              handlers.observed?.(row);
+            }
           }
         }
       } finally {
@@ -265,8 +274,7 @@ export class PostgresLeaderLease {
    * a few ms, so the server's clock has passed it), when that is shorter than `intervalMs`.
    * Another node renewing meanwhile only means the try fails and the row is read again.
    */
-  private async untilExpiry(): Promise<number> {
-    const { expiresInMs } = await this.state();
+  private untilExpiry({ expiresInMs }: LeaseState): number {
     return Math.min(this.options.intervalMs, Math.max(EXPIRY_MARGIN_MS, Math.ceil(expiresInMs) + EXPIRY_MARGIN_MS));
   }
 
