@@ -147,3 +147,41 @@ describe("TaskflowClient across a results stream break", () => {
     }
   });
 });
+
+/** A control node that ends the first results stream before anything is sent on it (closing as the client subscribes). */
+describe("TaskflowClient when the results stream ends before it is live", () => {
+  const server = new grpc.Server();
+  let address = "";
+  let subscriptions = 0;
+  before(async () => {
+    addService(server, TaskService, {
+      subscribeResults: (call: grpc.ServerWritableStream<SubscribeResultsRequest, unknown>) => {
+        if (++subscriptions === 1) return call.end();
+        call.write({ results: [] });
+      },
+      submitTaskStream: (call: grpc.ServerDuplexStream<SubmitTaskStreamRequest, unknown>) => {
+        call.on("data", (req: SubmitTaskStreamRequest) => call.write({ batchId: req.batchId, taskIds: ["t1"] }));
+        call.on("end", () => call.end());
+        call.on("error", () => {});
+      },
+    } as never);
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    );
+    address = `127.0.0.1:${port}`;
+  });
+  after(() => server.forceShutdown());
+
+  it("subscribes again and submits, rather than waiting forever", async () => {
+    const client = new TaskflowClient({ address });
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const deadline = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error("submit() did not settle in 5 s")), 5000)));
+      assert.equal(await Promise.race([client.submit("echo"), deadline]), "t1");
+      assert.equal(subscriptions, 2);
+    } finally {
+      clearTimeout(timer);
+      client.close();
+    }
+  });
+});

@@ -7,7 +7,7 @@
 import type * as grpc from "@grpc/grpc-js";
 import { TaskState, type Task, type TaskResult, type TaskService } from "@taskflow/proto";
 import type { ServiceClient } from "@taskflow/proto/grpc";
-import { Code, type TaskflowError } from "@taskflow/core";
+import { Code, TaskflowError } from "@taskflow/core";
 import type { Codec } from "./codec.js";
 import { Backoff, retryDelay, type RetryCause } from "./backoff.js";
 import { call, wireError } from "./errors.js";
@@ -145,7 +145,11 @@ export class ResultStream {
         else if (this.stream === stream) this.resubscribe();
       });
       stream.on("end", () => {
-        if (live && this.stream === stream) this.resubscribe();
+        // Ended before it was live (a node closing as we subscribed): a failure to subscribe,
+        // retried like one, rather than a subscription that never settles, and every submit
+        // waiting on it.
+        if (!live) reject(new TaskflowError(Code.UNAVAILABLE, "the control node ended the results stream before it was live"));
+        else if (this.stream === stream) this.resubscribe();
       });
     });
   }
