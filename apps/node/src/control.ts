@@ -59,6 +59,8 @@ export interface LeaderContext {
   leadership: Leadership;
   /** Heaps allocated while a standby ({@link allocateHeaps}); closed by the node's stop as usual. */
   heaps?: ControlHeaps;
+  /** Called once everything is loaded, just before the control port is bound: the standby server frees it. */
+  beforeListen?: () => Promise<void>;
 }
 
 const SINGLE: Leadership = { current: () => ({ role: "single", epoch: 0, leader: "" }) };
@@ -212,6 +214,7 @@ export async function startControl(config: TaskflowConfig, baseDir: string, logg
   memory.start();
   // After recovery: a firing repeated across the restart finds its task by idempotency key.
   await schedules.start();
+  await leader?.beforeListen?.();
   const port = await server.listen().catch((err: unknown) => {
     throw controlListenError(err, config.control.host, config.control.port);
   });

@@ -65,17 +65,9 @@ export async function startHaControl(config: TaskflowConfig, baseDir: string, lo
   let control: ControlNode | undefined;
   let stopped = false;
 
-  // A standby reads who leads, for the NOT_LEADER answers; an expired lease names nobody. A
-  // leader whose lease ran out steps down even when a renewal hangs rather than fails.
+  // A leader whose lease ran out steps down even when a renewal hangs rather than fails.
   const watch = setInterval(() => {
     if (state.role === "leader" && lease.epoch === undefined) stepDown("the lease expired before a renewal was acknowledged");
-    if (state.role !== "standby") return;
-    lease
-      .state()
-      .then((row) => {
-        if (state.role === "standby") state = { role: "standby", epoch: row.epoch, leader: row.expiresInMs > 0 && row.holder !== me ? row.holder : "" };
-      })
-      .catch((err: unknown) => logger.debug({ err }, "standby: cannot read the lease"));
   }, Math.max(100, Math.floor(ttlMs / 4)));
   watch.unref();
 
@@ -89,22 +81,32 @@ export async function startHaControl(config: TaskflowConfig, baseDir: string, lo
   }
 
   lease.start({
-    elected: (epoch) => {
+    elected: (epoch, { freeForMs }) => {
       if (stopped) return;
+      // From now on the standby server names this node as the leader: clients and workers stay
+      // on it and retry within moments, rather than cycling through the other nodes.
       state = { role: "leader", epoch, leader: me };
-      logger.info({ epoch, address: me }, "elected leader: loading unfinished tasks, then serving");
+      // freeForMs: how long the lease sat expired before this node took it (the failover
+      // timeline of ADR 0028: lease expiry, then this, then the start below).
+      logger.info({ epoch, address: me, freeForMs }, "elected leader: loading unfinished tasks, then serving");
       const started = performance.now();
+      let loadedMs = 0;
       void (async () => {
-        await standby.close();
-        // The same port as the standby's: clients and workers already know this address.
+        // The same port as the standby's: clients and workers already know this address. The
+        // standby keeps answering on it until the control plane is ready to bind it, so that
+        // nobody meets a closed port (grpc-js would back off its reconnects by a second or more).
         control = await startControl({ ...config, control: { ...config.control, port } }, baseDir, logger, {
           leaderEpoch: () => lease.epoch,
           leadership: { current: () => state },
           heaps,
+          beforeListen: async () => {
+            loadedMs = Math.round(performance.now() - started);
+            await standby.close();
+          },
         });
         // The control node closes them from now on.
         heaps = undefined;
-        logger.info({ epoch, address: me, tookMs: Math.round(performance.now() - started) }, "leading: serving on the control port");
+        logger.info({ epoch, address: me, freeForMs, loadedMs, tookMs: Math.round(performance.now() - started) }, "leading: serving on the control port");
         hooks.elected?.(control, epoch);
       })().catch((err: unknown) => {
         logger.error({ err }, "elected, but the control plane did not start");
@@ -112,6 +114,13 @@ export async function startHaControl(config: TaskflowConfig, baseDir: string, lo
       });
     },
     lost: (_epoch, reason) => stepDown(reason),
+    // Who leads, for the NOT_LEADER answers (an expired lease names nobody): read by the lease
+    // loop after each failed try, so a standby that lost the race at the lease's expiry names
+    // the new leader within milliseconds (it used to read the row on a timer of its own, up to
+    // ttl/4 later, sending callers round the other nodes meanwhile).
+    observed: (row) => {
+      if (state.role === "standby") state = { role: "standby", epoch: row.epoch, leader: row.expiresInMs > 0 && row.holder !== me ? row.holder : "" };
+    },
   });
   logger.info({ address: me, leaseTtlMs: ttlMs }, "standby control node: waiting for the leader lease");
 

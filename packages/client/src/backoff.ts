@@ -30,18 +30,35 @@ export class Backoff {
 
 /**
  * Longest wait before trying again while following the leader among several control nodes: after
- * a standby's NOT_LEADER, or a broken connection when there are other addresses to try. The
- * `LeaderChannel` already points at the next node, and the leader is expected within moments, so
- * the doubling backoff would only add to the failover time. (One address: the backoff as is.)
+ * a standby's NOT_LEADER that names no leader (an election is under way), or a broken connection
+ * when there are other addresses to try. The `LeaderChannel` already points at the next node, and
+ * the leader is expected within moments, so the doubling backoff would only add to the failover
+ * time. (One address: the backoff as is.)
  */
 export const FOLLOW_LEADER_MAX_MS = 250;
 
 /**
- * The delay before the next try after an error with `reason`, capped at
- * {@link FOLLOW_LEADER_MAX_MS} for NOT_LEADER, and for any UNAVAILABLE without a reason when
- * `following` (several control addresses).
+ * Longest wait after a NOT_LEADER that names the leader: the `LeaderChannel` now points at it (or
+ * stays on the elected node that answered while it loads its tasks), which serves within moments
+ * (ADR 0028). Short rather than zero: a standby with a stale view bounces the caller at most this
+ * often.
  */
-export function retryDelay(backoff: Backoff, reason: string | undefined, following = false): number {
+export const FOLLOW_NAMED_LEADER_MAX_MS = 50;
+
+/** What {@link retryDelay} reads of the error that made a call fail. */
+export interface RetryCause {
+  reason?: string | undefined;
+  metadata?: Readonly<Record<string, string>>;
+}
+
+/**
+ * The delay before the next try after an error (`cause`): capped at
+ * {@link FOLLOW_NAMED_LEADER_MAX_MS} for a NOT_LEADER naming the leader, at
+ * {@link FOLLOW_LEADER_MAX_MS} for one naming nobody, and for any UNAVAILABLE without a reason
+ * when `following` (several control addresses).
+ */
+export function retryDelay(backoff: Backoff, cause: RetryCause | undefined, following = false): number {
   const delay = backoff.next();
-  return reason === Reason.NOT_LEADER || (following && reason === undefined) ? Math.min(delay, FOLLOW_LEADER_MAX_MS) : delay;
+  if (cause?.reason === Reason.NOT_LEADER) return Math.min(delay, cause.metadata?.["leader"] ? FOLLOW_NAMED_LEADER_MAX_MS : FOLLOW_LEADER_MAX_MS);
+  return following && cause?.reason === undefined ? Math.min(delay, FOLLOW_LEADER_MAX_MS) : delay;
 }

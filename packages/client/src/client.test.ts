@@ -82,3 +82,106 @@ describe("TaskflowClient", () => {
     await assert.rejects(client.submit("echo"), (err: { code: number }) => err.code === 9);
   });
 });
+
+/**
+ * The outcome() that never settled (issue 15): the results stream breaks while a submit is in
+ * flight, the task finishes while no stream listens (its result is lost), and the submit's
+ * acknowledgement arrives only after the client subscribed again and caught up. The client must
+ * still ask the server about that task when it is awaited.
+ */
+describe("TaskflowClient across a results stream break", () => {
+  const server = new grpc.Server();
+  let address = "";
+  const subscriptions: grpc.ServerWritableStream<SubscribeResultsRequest, unknown>[] = [];
+  let resubscribed: () => void = () => {};
+  const getTasks: string[] = [];
+  before(async () => {
+    addService(server, TaskService, {
+      subscribeResults: (call: grpc.ServerWritableStream<SubscribeResultsRequest, unknown>) => {
+        subscriptions.push(call);
+        call.on("error", () => {});
+        call.write({ results: [] });
+        if (subscriptions.length === 2) resubscribed();
+      },
+      submitTaskStream: (call: grpc.ServerDuplexStream<SubmitTaskStreamRequest, unknown>) => {
+        call.on("data", (req: SubmitTaskStreamRequest) => {
+          void (async () => {
+            const again = new Promise<void>((resolve) => (resubscribed = resolve));
+            // The results stream breaks; the task finishes meanwhile, its result goes nowhere.
+            subscriptions[0]!.emit("error", { code: grpc.status.UNAVAILABLE, details: "the results stream broke" });
+            await again;
+            // The client's catch-up after subscribing again has run: only then the acknowledgement.
+            await new Promise((r) => setTimeout(r, 100));
+            call.write({ batchId: req.batchId, taskIds: ["done-while-unheard"] });
+          })();
+        });
+        call.on("end", () => call.end());
+        call.on("error", () => {});
+      },
+      getTask: (call: grpc.ServerUnaryCall<{ taskId: string }, unknown>, cb: grpc.sendUnaryData<unknown>) => {
+        getTasks.push(call.request.taskId);
+        cb(null, { task: { id: call.request.taskId, state: TaskState.SUCCEEDED, result: Buffer.from(JSON.stringify("value")), attempt: 1 } });
+      },
+    } as never);
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    );
+    address = `127.0.0.1:${port}`;
+  });
+  after(() => server.forceShutdown());
+
+  it("settles outcome() of a task acknowledged after the client caught up, whose result went out while no stream listened", async () => {
+    const client = new TaskflowClient({ address });
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const id = await client.submit("echo");
+      assert.equal(subscriptions.length, 2, "the client subscribed again before the acknowledgement");
+      const deadline = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error("outcome() did not settle in 5 s")), 5000)));
+      const outcome = await Promise.race([client.outcome(id), deadline]);
+      assert.equal(outcome.state, "succeeded");
+      assert.equal(outcome.value, "value");
+      assert.deepEqual(getTasks, [id], "it asked the server about the task");
+    } finally {
+      clearTimeout(timer);
+      client.close();
+    }
+  });
+});
+
+/** A control node that ends the first results stream before anything is sent on it (closing as the client subscribes). */
+describe("TaskflowClient when the results stream ends before it is live", () => {
+  const server = new grpc.Server();
+  let address = "";
+  let subscriptions = 0;
+  before(async () => {
+    addService(server, TaskService, {
+      subscribeResults: (call: grpc.ServerWritableStream<SubscribeResultsRequest, unknown>) => {
+        if (++subscriptions === 1) return call.end();
+        call.write({ results: [] });
+      },
+      submitTaskStream: (call: grpc.ServerDuplexStream<SubmitTaskStreamRequest, unknown>) => {
+        call.on("data", (req: SubmitTaskStreamRequest) => call.write({ batchId: req.batchId, taskIds: ["t1"] }));
+        call.on("end", () => call.end());
+        call.on("error", () => {});
+      },
+    } as never);
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    );
+    address = `127.0.0.1:${port}`;
+  });
+  after(() => server.forceShutdown());
+
+  it("subscribes again and submits, rather than waiting forever", async () => {
+    const client = new TaskflowClient({ address });
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const deadline = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error("submit() did not settle in 5 s")), 5000)));
+      assert.equal(await Promise.race([client.submit("echo"), deadline]), "t1");
+      assert.equal(subscriptions, 2);
+    } finally {
+      clearTimeout(timer);
+      client.close();
+    }
+  });
+});

@@ -100,7 +100,8 @@ export class TaskflowClient {
       subscribed: () => results.subscribed,
       ensureSubscribed: () => results.ensureSubscribed(),
       // A new task's result may already be here: it can overtake the acknowledgement.
-      accepted: (id) => results.accepted(id),
+      streamBreaks: () => results.streamBreaks,
+      accepted: (id, sentAt) => results.accepted(id, sentAt),
       closed: () => this.closed,
     });
   }
@@ -142,13 +143,14 @@ export class TaskflowClient {
     const keys = Object.keys(tasks) as K[];
     const nodes = flowNodes(this.codec, tasks, keys);
     await this.results.ensureSubscribed();
+    const sentAt = this.results.streamBreaks;
     // A request ID makes the call safe to retry: a repeat answers the same tasks.
     const res = await call(() => this.tasks.submitFlow({ nodes, clientId: this.clientId, requestId: randomUUID() }));
     const ids = {} as Record<K, string>;
     keys.forEach((key, i) => {
       const id = res.taskIds[i]!;
       ids[key] = id;
-      if (!res.deduplicated[i]) this.results.accepted(id);
+      if (!res.deduplicated[i]) this.results.accepted(id, sentAt);
     });
     return ids;
   }

@@ -3,7 +3,7 @@ import { describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
 import { Code, Reason } from "@taskflow/core";
 import { statusTrailers } from "@taskflow/proto/grpc";
-import { Backoff, FOLLOW_LEADER_MAX_MS, retryDelay } from "./backoff.js";
+import { Backoff, FOLLOW_LEADER_MAX_MS, FOLLOW_NAMED_LEADER_MAX_MS, retryDelay } from "./backoff.js";
 import { LeaderChannel, controlAddresses } from "./leader-channel.js";
 
 const notLeader = (leader?: string) => statusTrailers(Code.UNAVAILABLE, "standby", Reason.NOT_LEADER, leader ? { leader } : {});
@@ -45,6 +45,15 @@ describe("LeaderChannel", () => {
     ch.close();
   });
 
+  it("stays on a node that names itself the leader (elected, still loading its tasks)", () => {
+    const ch = make();
+    ch.unavailable("a:1", notLeader("b:2"));
+    assert.equal(ch.current, "b:2");
+    ch.unavailable("b:2", notLeader("b:2"));
+    assert.equal(ch.current, "b:2", "it serves within moments: moving on would only bring the caller back");
+    ch.close();
+  });
+
   it("ignores a failure of a node calls no longer go to, and the leader's own UNAVAILABLE reasons", () => {
     const ch = make();
     ch.unavailable("b:2", undefined);
@@ -62,10 +71,18 @@ describe("retryDelay", () => {
       for (let i = 0; i < 5; i++) b.next();
       return b;
     };
-    assert.equal(retryDelay(grown(), Reason.NOT_LEADER), FOLLOW_LEADER_MAX_MS);
+    assert.equal(retryDelay(grown(), { reason: Reason.NOT_LEADER }), FOLLOW_LEADER_MAX_MS);
     assert.equal(retryDelay(grown(), undefined, true), FOLLOW_LEADER_MAX_MS);
+    assert.equal(retryDelay(grown(), {}, true), FOLLOW_LEADER_MAX_MS);
     assert.equal(retryDelay(grown(), undefined, false), 2000);
-    assert.equal(retryDelay(grown(), Reason.STORE, true), 2000);
-    assert.equal(retryDelay(new Backoff(100, 2000), Reason.NOT_LEADER), 100, "never longer than the backoff");
+    assert.equal(retryDelay(grown(), { reason: Reason.STORE }, true), 2000);
+    assert.equal(retryDelay(new Backoff(100, 2000), { reason: Reason.NOT_LEADER }), 100, "never longer than the backoff");
+  });
+
+  it("retries within moments after a NOT_LEADER that names the leader", () => {
+    const b = new Backoff(100, 2000);
+    for (let i = 0; i < 5; i++) b.next();
+    assert.equal(retryDelay(b, { reason: Reason.NOT_LEADER, metadata: { leader: "b:2" } }, true), FOLLOW_NAMED_LEADER_MAX_MS);
+    assert.ok(FOLLOW_NAMED_LEADER_MAX_MS < FOLLOW_LEADER_MAX_MS);
   });
 });

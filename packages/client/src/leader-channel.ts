@@ -22,6 +22,14 @@ export function controlAddresses(address: string | readonly string[]): string[] 
   return [...new Set(list)];
 }
 
+/**
+ * grpc-js waits 1 s (then 1.6 s, 2.6 s, … up to 120 s) before it connects again to an address
+ * that refused a connection; a node being elected frees and binds its port, and one restarted by
+ * its supervisor comes back within seconds, so the channels of a {@link LeaderChannel} try again
+ * sooner. Channel options the caller gives win.
+ */
+const FAILOVER_RECONNECT: grpc.ChannelOptions = { "grpc.initial_reconnect_backoff_ms": 100, "grpc.max_reconnect_backoff_ms": 1000 };
+
 /** A grpc-js channel over several control nodes that sends each call to the one that leads, as far as it knows. */
 export class LeaderChannel implements grpc.ChannelInterface {
   private readonly channels = new Map<string, grpc.ChannelInterface>();
@@ -45,7 +53,7 @@ export class LeaderChannel implements grpc.ChannelInterface {
 
   /**
    * A call to `target` ended with UNAVAILABLE and these trailers: go to the leader a standby
-   * named, else to the next address. Ignored when calls already go elsewhere (another call's
+   * named (stay when it named itself: elected, still loading), else to the next address. Ignored when calls already go elsewhere (another call's
    * failure moved them first), and for an UNAVAILABLE the leader itself gave for a reason of its
    * own (its store cannot write, say): another node would only send the caller back.
    */
@@ -54,7 +62,10 @@ export class LeaderChannel implements grpc.ChannelInterface {
     const why = reasonFromTrailers(trailers);
     if (why && why.reason !== Reason.NOT_LEADER) return;
     const leader = why?.metadata["leader"];
-    if (leader && leader !== target) {
+    // The node names itself: it was elected and answers as a standby while it loads its tasks
+    // (ADR 0028). It serves within moments; another node would only send the caller back.
+    if (leader === target) return;
+    if (leader) {
       this.target = leader;
       const at = this.addresses.indexOf(leader);
       if (at >= 0) this.index = at;
@@ -82,7 +93,7 @@ export class LeaderChannel implements grpc.ChannelInterface {
   private channel(address: string): grpc.ChannelInterface {
     let channel = this.channels.get(address);
     if (!channel) {
-      channel = new grpc.Channel(address, this.credentials, this.options);
+      channel = new grpc.Channel(address, this.credentials, { ...FAILOVER_RECONNECT, ...this.options });
       this.channels.set(address, channel);
     }
     return channel;

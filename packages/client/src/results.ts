@@ -7,13 +7,16 @@
 import type * as grpc from "@grpc/grpc-js";
 import { TaskState, type Task, type TaskResult, type TaskService } from "@taskflow/proto";
 import type { ServiceClient } from "@taskflow/proto/grpc";
-import type { TaskflowError } from "@taskflow/core";
+import { Code, TaskflowError } from "@taskflow/core";
 import type { Codec } from "./codec.js";
-import { Backoff, retryDelay } from "./backoff.js";
+import { Backoff, retryDelay, type RetryCause } from "./backoff.js";
 import { call, wireError } from "./errors.js";
 import { hand, isFinalState, outcomeOf, resultFromTask, settle, type Outcome, type TaskResultFields, type Waiter } from "./outcome.js";
 
 const RESULT_CACHE_LIMIT = 100_000;
+
+/** Failures of a call that may succeed when tried again. */
+const TRANSIENT = new Set<number>([Code.UNAVAILABLE, Code.RESOURCE_EXHAUSTED, Code.DEADLINE_EXCEEDED, Code.ABORTED]);
 
 export interface ResultSettings {
   clientId: string;
@@ -28,6 +31,12 @@ export class ResultStream {
    * result may have gone out while no stream listened, so awaiting one also asks the server.
    */
   private readonly mayHaveMissed = new Set<string>();
+  /**
+   * How many times a live results stream broke. A submit remembers it when it goes out: a task
+   * acknowledged after a break may have finished while no stream listened, even when the break
+   * came before the acknowledgement (and so before `catchUp` knew the task).
+   */
+  private breaks = 0;
   private subscription: Promise<void> | undefined;
   /** True while the results stream is live, so submits skip waiting for it. */
   private live = false;
@@ -51,9 +60,20 @@ export class ResultStream {
     return this.live;
   }
 
-  /** A new task of this client was accepted: its result will come on the stream (it may already have). */
-  accepted(taskId: string): void {
-    if (!this.outcomes.has(taskId)) this.unfinished.set(taskId, null);
+  /** Counts the breaks of the live results stream; see {@link accepted}. */
+  get streamBreaks(): number {
+    return this.breaks;
+  }
+
+  /**
+   * A new task of this client was accepted: its result will come on the stream (it may already
+   * have). `sentAt` is {@link streamBreaks} when its submit went out: if the stream broke since,
+   * its result may have gone out while no stream listened, so awaiting it also asks the server.
+   */
+  accepted(taskId: string, sentAt: number): void {
+    if (this.outcomes.has(taskId)) return;
+    this.unfinished.set(taskId, null);
+    if (sentAt !== this.breaks) this.mayHaveMissed.add(taskId);
   }
 
   /** A task of this client was retried: it finishes again on the stream, so it is awaited afresh. */
@@ -125,7 +145,11 @@ export class ResultStream {
         else if (this.stream === stream) this.resubscribe();
       });
       stream.on("end", () => {
-        if (live && this.stream === stream) this.resubscribe();
+        // Ended before it was live (a node closing as we subscribed): a failure to subscribe,
+        // retried like one, rather than a subscription that never settles, and every submit
+        // waiting on it.
+        if (!live) reject(new TaskflowError(Code.UNAVAILABLE, "the control node ended the results stream before it was live"));
+        else if (this.stream === stream) this.resubscribe();
       });
     });
   }
@@ -133,18 +157,19 @@ export class ResultStream {
   /** The stream broke (say the control node restarted): subscribe again, then catch up on what finished meanwhile. */
   private resubscribe(): void {
     if (this.closed) return;
+    this.breaks++;
     this.subscription = undefined;
     this.live = false;
     this.stream = undefined;
     const backoff = new Backoff();
-    const retry = (reason?: string) => {
+    const retry = (cause?: RetryCause) => {
       setTimeout(() => {
         if (this.closed) return;
         this.ensureSubscribed().then(
           () => void this.catchUp(),
-          (err: unknown) => retry(wireError(err).reason),
+          (err: unknown) => retry(wireError(err)),
         );
-      }, retryDelay(backoff, reason, this.settings.followLeader)).unref();
+      }, retryDelay(backoff, cause, this.settings.followLeader)).unref();
     };
     retry();
   }
@@ -158,13 +183,20 @@ export class ResultStream {
     for (const taskId of awaited) await this.checkFinished(taskId);
   }
 
-  /** Asks the server whether a task of ours finished while no results stream listened. */
-  private async checkFinished(taskId: string): Promise<void> {
+  /**
+   * Asks the server whether a task of ours finished while no results stream listened. A failure
+   * the server may not give next time (unreachable, overloaded: a failover, thousands of awaits at
+   * once) is retried while someone awaits the task: its result will not come on the stream.
+   */
+  private async checkFinished(taskId: string, backoff?: Backoff): Promise<void> {
     try {
       const task = await getTask(this.tasks, taskId);
       if (isFinalState(task.state) && this.unfinished.has(taskId)) this.deliver(resultFromTask(task));
-    } catch {
-      // It will arrive on the stream, or the caller's own deadline applies.
+    } catch (err) {
+      const e = wireError(err);
+      if (this.closed || !this.unfinished.get(taskId) || !TRANSIENT.has(e.code)) return;
+      const next = backoff ?? new Backoff();
+      setTimeout(() => void this.checkFinished(taskId, next), retryDelay(next, e, this.settings.followLeader)).unref();
     }
   }
 

@@ -24,6 +24,8 @@ interface SubmitBatch {
   bytes: Buffer;
   /** When it was first sent; it is retried until `submitRetryTimeoutMs` after. */
   firstSentAt: number;
+  /** {@link SubmitHost.streamBreaks} when it was last sent. */
+  sentAt: number;
 }
 
 /** What the pipeline needs of its client. */
@@ -31,8 +33,10 @@ export interface SubmitHost {
   /** True while the results stream is live: nothing is sent before, so no result is missed. */
   subscribed(): boolean;
   ensureSubscribed(): Promise<void>;
-  /** A new task (not a deduplicated one) was accepted: its result will come to this client. */
-  accepted(taskId: string): void;
+  /** How many times the live results stream broke so far. */
+  streamBreaks(): number;
+  /** A new task (not a deduplicated one) was accepted: its result will come to this client. `sentAt`: {@link streamBreaks} when its submit went out. */
+  accepted(taskId: string, sentAt: number): void;
   closed(): boolean;
 }
 
@@ -130,6 +134,7 @@ export class SubmitQueue {
         rejects: this.queuedRejects.splice(0, count),
         bytes,
         firstSentAt: Date.now(),
+        sentAt: this.host.streamBreaks(),
       });
       this.submitStream().write(bytes);
     }
@@ -163,7 +168,7 @@ export class SubmitQueue {
           for (const reject of rejects) reject(failure);
           return;
         }
-        setTimeout(() => this.flush(), retryDelay(this.submitBackoff, e.reason, this.settings.followLeader)).unref();
+        setTimeout(() => this.flush(), retryDelay(this.submitBackoff, e, this.settings.followLeader)).unref();
       },
     );
   }
@@ -192,12 +197,16 @@ export class SubmitQueue {
         () => {
           if (this.resendTimer || this.host.closed()) return;
           const stream = this.submitStream();
-          for (const batch of this.batches.values()) stream.write(batch.bytes);
+          const sentAt = this.host.streamBreaks();
+          for (const batch of this.batches.values()) {
+            batch.sentAt = sentAt;
+            stream.write(batch.bytes);
+          }
           this.flush();
         },
         (err: unknown) => this.scheduleResend(wireError(err, Code.UNAVAILABLE)),
       );
-    }, this.submitBackoff.next());
+    }, retryDelay(this.submitBackoff, cause, this.settings.followLeader));
     this.resendTimer.unref();
   }
 
@@ -221,14 +230,14 @@ export class SubmitQueue {
         const err = statusError(ack.errorCode, ack.errorMessage, ack.errorStatus);
         for (const reject of batch.rejects) reject(err);
       } else {
-        const { resolves } = batch;
+        const { resolves, sentAt } = batch;
         const deduplicated = ack.deduplicated;
         for (let i = 0; i < resolves.length; i++) {
           const id = ack.taskIds[i]!;
           // An existing task (idempotency key, or a resent batch) may not report to this client,
           // or may have finished already: it is followed on the server when awaited. A new
           // task's result may already be here: it can overtake the acknowledgement.
-          if (!deduplicated[i]) this.host.accepted(id);
+          if (!deduplicated[i]) this.host.accepted(id, sentAt);
           resolves[i]!(id);
         }
       }

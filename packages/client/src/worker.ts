@@ -18,7 +18,7 @@ import { createClient, type ServiceClient } from "@taskflow/proto/grpc";
 import { jsonCodec, type Codec } from "./codec.js";
 import { controlConnection } from "./connection.js";
 import { UnrecoverableError, wireError } from "./errors.js";
-import { Backoff, retryDelay } from "./backoff.js";
+import { Backoff, retryDelay, type RetryCause } from "./backoff.js";
 import { WORKER_DEFAULTS } from "./defaults.js";
 import { chunkResults } from "./batching.js";
 import type { DependencyOutcome, HandlerMap, HeldResult, TaskContext, WorkerHooks, WorkerOptions } from "./worker-options.js";
@@ -344,7 +344,7 @@ export class TaskflowWorker {
         return;
       }
       this.log("warn", "session to the control node broke; reconnecting", { error: err.message, held: this.held });
-      this.reconnect(wireError(err).reason);
+      this.reconnect(wireError(err));
     });
     call.on("end", () => {
       if (this.closed) return;
@@ -377,8 +377,8 @@ export class TaskflowWorker {
     });
   }
 
-  /** @param reason the reason of the error that broke the session: a standby's NOT_LEADER retries sooner. */
-  private reconnect(reason?: string): void {
+  /** @param cause the error that broke the session: after a standby's NOT_LEADER it retries sooner. */
+  private reconnect(cause?: RetryCause): void {
     clearInterval(this.heartbeatTimer);
     this.sessionOpen = false;
     // What the broken session did not confirm is held again: listed in the next hello, sent anew.
@@ -394,7 +394,7 @@ export class TaskflowWorker {
       this.session.cancel();
       this.session = undefined;
     }
-    setTimeout(() => this.connect(), retryDelay(this.reconnectBackoff, reason, this.followLeader)).unref();
+    setTimeout(() => this.connect(), retryDelay(this.reconnectBackoff, cause, this.followLeader)).unref();
   }
 
   /** Starts waiting tasks while slots are free; a loop, not recursion, as handlers may finish synchronously. */

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { performance } from "node:perf_hooks";
 import { after, before, describe, it } from "node:test";
 import pg from "pg";
 import { Code, Reason, TaskflowError, type TaskRecord } from "@taskflow/core";
@@ -220,6 +221,45 @@ describe("PostgresLeaderLease", () => {
   });
 
   describe("start", () => {
+    it("tries again right at the expiry of a dead leader's lease, not a whole interval later", async () => {
+      const c = cluster();
+      try {
+        // An interval just under the ttl: trying only every interval, b would take the lease
+        // about 0.8 s after it expired (its tries at 0, 0.9 s and 1.8 s against an expiry at 1 s).
+        const a = await c.lease("a", { ttlMs: 1_000, intervalMs: 900 });
+        const b = await c.lease("b", { ttlMs: 1_000, intervalMs: 900 });
+        const d = await c.lease("d", { ttlMs: 1_000, intervalMs: 900 });
+        // a takes it and dies at once: no loop, no renewal.
+        assert.equal(await a.tryAcquire(), 1);
+        // b and d race for it; the loser names the winner, read right after the race.
+        let electedAt = 0;
+        const elected = new Promise<{ holder: string; epoch: number; freeForMs: number | undefined }>((resolve) => {
+          for (const [holder, lease] of [["b", b], ["d", d]] as const) {
+            lease.start({
+              elected: (epoch, info) => {
+                electedAt = performance.now();
+                resolve({ holder, epoch, ...info });
+              },
+              observed: (row) => {
+                if (row.epoch === 2) named.push({ by: holder, holder: row.holder, afterMs: performance.now() - electedAt });
+              },
+            });
+          }
+        });
+        const named: { by: string; holder: string; afterMs: number }[] = [];
+        const won = await elected;
+        assert.equal(won.epoch, 2);
+        assert.ok(won.freeForMs !== undefined && won.freeForMs >= 0, `the time the lease sat free is reported: ${won.freeForMs}`);
+        assert.ok(won.freeForMs < 400, `${won.holder} took the lease ${won.freeForMs} ms after it expired (interval 900 ms)`);
+        const loser = won.holder === "b" ? "d" : "b";
+        const seen = await eventually(async () => named.find((n) => n.by === loser), "the loser to read the new holder");
+        assert.equal(seen.holder, won.holder);
+        assert.ok(seen.afterMs < 400, `the loser named the new leader ${Math.round(seen.afterMs)} ms after the election (interval 900 ms)`);
+      } finally {
+        await c.close();
+      }
+    });
+
     it("elects a standby once the leader stops renewing, and tells the leader it lost", async () => {
       const c = cluster();
       try {

@@ -5,7 +5,7 @@
  * fenced store carries its node's epoch (`PostgresTaskStoreOptions.leaderEpoch`), so a node that
  * lost the lease cannot write even while it still believes it leads.
  *
- * Not wired into the control node yet: this is the mechanism and its tests.
+ * A control node with `ha` runs it (apps/node/src/ha.ts, ADR 0028).
  */
 import { performance } from "node:perf_hooks";
 import type pg from "pg";
@@ -13,6 +13,13 @@ import { Code, Reason, TaskflowError } from "@taskflow/core";
 import { makePool, redactUrl, type PostgresSslOptions } from "./connection.js";
 import { notOpen, toStoreError } from "./pg-errors.js";
 import { migrate } from "./schema.js";
+
+/**
+ * How long after the lease's expiry (by the server's clock) a standby tries to take it: timers fire
+ * no earlier than asked, so this only covers rounding; a try that still comes early reads the row
+ * again and tries once more.
+ */
+const EXPIRY_MARGIN_MS = 5;
 
 /** Options of {@link PostgresLeaderLease}. */
 export interface PostgresLeaderLeaseOptions {
@@ -32,7 +39,8 @@ export interface PostgresLeaderLeaseOptions {
   ttlMs?: number;
   /**
    * How often {@link PostgresLeaderLease.start} renews (as leader) or tries to take the lease
-   * (as standby), in ms; well below `ttlMs`, so that a few failed renewals do not lose it.
+   * (as standby), in ms; well below `ttlMs`, so that a few failed renewals do not lose it. A
+   * standby that sees the lease expire sooner than that tries again right at its expiry.
    * @defaultValue `ttlMs / 4`
    */
   intervalMs?: number;
@@ -48,12 +56,26 @@ export interface LeaseState {
   expiresInMs: number;
 }
 
+/** How an election went, for the logs (ADR 0028's failover timeline). */
+export interface ElectionInfo {
+  /**
+   * How long the lease had been free (expired, by the server's clock) when this node took it, in
+   * ms; undefined when it was released or never taken.
+   */
+  freeForMs: number | undefined;
+}
+
 /** What {@link PostgresLeaderLease.start} reports. */
 export interface LeaseHandlers {
   /** This node took the lease: it leads with this epoch. */
-  elected?(epoch: number): void;
+  elected?(epoch: number, info: ElectionInfo): void;
   /** This node no longer leads (another took the lease, or it could not renew in time). */
   lost?(epoch: number, reason: string): void;
+  /**
+   * A standby read the lease row after a failed try (every `intervalMs`, and right after the
+   * lease changed hands at its expiry): who holds it, for telling callers where the leader is.
+   */
+  observed?(state: LeaseState): void;
 }
 
 /**
@@ -77,6 +99,8 @@ export class PostgresLeaderLease {
   /** The epoch {@link start}'s loop last reported as elected, kept across stop/start (a pause). */
   private leading: number | undefined;
   private ticking: Promise<void> | undefined;
+  /** How long the lease had been free when {@link tryAcquire} last took it. */
+  private lastFreeForMs: number | undefined;
 
   /** @throws TaskflowError INVALID_ARGUMENT for a bad option. */
   constructor(options: PostgresLeaderLeaseOptions) {
@@ -145,12 +169,15 @@ export class PostgresLeaderLease {
     // Renewals stay plain UPDATEs, so they never wait behind the leader's own writes.
     const rows = await this.query(
       "tryAcquire",
-      "WITH free AS (SELECT id FROM taskflow_leader WHERE id = 1 AND expires_at <= clock_timestamp() FOR UPDATE) " +
+      "WITH free AS (SELECT id, expires_at FROM taskflow_leader WHERE id = 1 AND expires_at <= clock_timestamp() FOR UPDATE) " +
         "UPDATE taskflow_leader t SET holder = $1, epoch = t.epoch + 1, expires_at = clock_timestamp() + $2 * interval '1 millisecond' " +
-        "FROM free WHERE t.id = free.id AND t.expires_at <= clock_timestamp() RETURNING t.epoch",
+        "FROM free WHERE t.id = free.id AND t.expires_at <= clock_timestamp() " +
+        "RETURNING t.epoch, CASE WHEN free.expires_at = '-infinity' THEN NULL ELSE (extract(epoch FROM clock_timestamp() - free.expires_at) * 1000)::float8 END AS free_ms",
       [this.options.holder, this.options.ttlMs],
     );
     if (!rows.length) return undefined;
+    const freeMs = rows[0]!.free_ms;
+    this.lastFreeForMs = freeMs === null || freeMs === undefined ? undefined : Math.round(Number(freeMs));
     this.held = Number(rows[0]!.epoch);
     this.heldUntil = sent + this.options.ttlMs;
     return this.held;
@@ -202,11 +229,15 @@ export class PostgresLeaderLease {
   /**
    * Every `intervalMs`: renews while this node leads, tries to take the lease while it does not,
    * and reports changes. A renewal that fails (server unreachable) is retried until the lease
-   * would have expired; then the node has lost it.
+   * would have expired; then the node has lost it. A standby whose try failed reads when the
+   * lease expires and, when that is sooner than `intervalMs`, tries again right then: the lease
+   * of a dead leader is taken within milliseconds of its expiry rather than up to an interval
+   * later (ADR 0028).
    */
   start(handlers: LeaseHandlers = {}): void {
     if (this.timer) return;
     const tick = async () => {
+      let nextInMs = this.options.intervalMs;
       try {
         // A renewal the server could not answer is retried next time, until the lease would
         // have expired.
@@ -219,17 +250,32 @@ export class PostgresLeaderLease {
           const epoch = await this.tryAcquire().catch(() => undefined);
           if (epoch !== undefined) {
             this.leading = epoch;
-            handlers.elected?.(epoch);
+            handlers.elected?.(epoch, { freeForMs: this.lastFreeForMs });
+          } else {
+            const row = await this.state().catch(() => undefined);
+            if (row) {
+              nextInMs = this.untilExpiry(row);
+              handlers.observed?.(row);
+            }
           }
         }
       } finally {
-        if (this.timer) this.timer = setTimeout(run, this.options.intervalMs);
+        if (this.timer) this.timer = setTimeout(run, nextInMs);
       }
     };
     const run = () => {
       this.ticking = tick();
     };
     this.timer = setTimeout(run, 0);
+  }
+
+  /**
+   * The delay before a standby's next try: the time left on the lease as the server has it (plus
+   * a few ms, so the server's clock has passed it), when that is shorter than `intervalMs`.
+   * Another node renewing meanwhile only means the try fails and the row is read again.
+   */
+  private untilExpiry({ expiresInMs }: LeaseState): number {
+    return Math.min(this.options.intervalMs, Math.max(EXPIRY_MARGIN_MS, Math.ceil(expiresInMs) + EXPIRY_MARGIN_MS));
   }
 
   /** Stops the loop of {@link start}; the lease is kept until it expires or is released. */

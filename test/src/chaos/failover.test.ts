@@ -226,7 +226,7 @@ describe("standby control nodes", () => {
     } finally {
       // What each control node said about the lease: elections, step-downs (kept on failure too).
       for (const [i, n] of nodes.entries()) {
-        for (const line of n.logs().split("\n")) if (/lease|leader|leading/.test(line)) t.diagnostic(`node ${i}: ${line.slice(0, 300)}`);
+        for (const line of n.logs().split("\n")) if (/lease|leader|leading|worker joined|worker reconnected|resumed unfinished/.test(line)) t.diagnostic(`node ${i}: ${line.slice(0, 300)}`);
       }
       t.diagnostic(`control nodes restarted by the supervisor after stepping down: ${cluster.restarts()}`);
       for (const line of cluster.stepDowns()) t.diagnostic(line);
