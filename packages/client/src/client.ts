@@ -26,7 +26,7 @@ import { call } from "./errors.js";
 import { CLIENT_DEFAULTS } from "./defaults.js";
 import { SubmitQueue } from "./submit-queue.js";
 import { ScheduleClient } from "./schedules.js";
-import { ResultStream, getTask, watchTask } from "./results.js";
+import { ResultStream, getTask } from "./results.js";
 import { filterToWire, flowNodes, specOf, type BulkFilter, type FlowTask, type SubmitOptions, type TaskRequest } from "./requests.js";
 import type { Outcome } from "./outcome.js";
 
@@ -176,9 +176,13 @@ export class TaskflowClient {
     return getTask(this.tasks, taskId);
   }
 
-  /** Yields the task on every change until it finishes. */
+  /**
+   * Yields the task on every change until it finishes, or until `signal` aborts. A watch broken
+   * by a restart or a failover of the control node is opened again on the leader (with backoff,
+   * until `signal` aborts or the client is closed); a state already yielded is not yielded again.
+   */
   watch(taskId: string, signal?: AbortSignal): AsyncGenerator<Task> {
-    return watchTask(this.tasks, taskId, signal);
+    return this.results.watch(taskId, signal);
   }
 
   async cancel(taskId: string, reason = ""): Promise<Task> {
@@ -195,12 +199,17 @@ export class TaskflowClient {
     const req = typeof target === "string" || Array.isArray(target)
       ? { taskIds: typeof target === "string" ? [target] : [...(target as readonly string[])] }
       : { filter: filterToWire(target as BulkFilter), maxTasks: (target as BulkFilter).maxTasks ?? 0, dryRun: (target as BulkFilter).dryRun ?? false };
-    const res = await call(() => this.tasks.retryTasks(req));
-    if (!("dryRun" in req && req.dryRun)) {
-      // This client's own retried tasks finish again on its results stream: await them afresh.
-      for (const task of res.tasks) if (task.clientId === this.clientId) this.results.retried(task.id);
+    const mark = this.results.retryStarted();
+    try {
+      const res = await call(() => this.tasks.retryTasks(req));
+      if (!("dryRun" in req && req.dryRun)) {
+        // This client's own retried tasks finish again on its results stream: await them afresh.
+        for (const task of res.tasks) if (task.clientId === this.clientId) this.results.retried(task.id, mark);
+      }
+      return res.tasks;
+    } finally {
+      this.results.retryEnded();
     }
-    return res.tasks;
   }
 
   /** Cancels every unfinished task matching `filter` (at least one field set), up to `maxTasks`; returns them. */
