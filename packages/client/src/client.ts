@@ -24,6 +24,7 @@ import { jsonCodec, type Codec } from "./codec.js";
 import { controlConnection, type ConnectionOptions } from "./connection.js";
 import { call } from "./errors.js";
 import { CLIENT_DEFAULTS } from "./defaults.js";
+import { retryUnavailable, type UnavailableRetry } from "./backoff.js";
 import { SubmitQueue } from "./submit-queue.js";
 import { ScheduleClient } from "./schedules.js";
 import { ResultStream, getTask } from "./results.js";
@@ -48,9 +49,9 @@ export interface ClientOptions extends ConnectionOptions {
   /** Extra grpc-js channel options. @defaultValue none */
   channelOptions?: grpc.ChannelOptions;
   /**
-   * How long a submit keeps trying while the control node cannot be reached (it restarts, say),
-   * in ms. Retries carry the same request ID, so a retry never creates a second task; past this
-   * the submit fails with UNAVAILABLE. @defaultValue 30000
+   * How long a submit (and a `flow`) keeps trying while the control node cannot be reached (it
+   * restarts, say, or fails over), in ms. Retries carry the same request ID, so a retry never
+   * creates a second task; past this the call fails with UNAVAILABLE. @defaultValue 30000
    */
   submitRetryTimeoutMs?: number;
 }
@@ -65,6 +66,8 @@ export class TaskflowClient {
   /** This client's results stream, and every task of it not finished yet or whose result nobody asked for yet. */
   private readonly results: ResultStream;
   private closed = false;
+  /** How flow() retries while the control node cannot be reached: as submits do. */
+  private readonly submitRetry: UnavailableRetry;
   /** Recurring schedules of the token's tenant: create, get, list, pause, resume, delete. */
   readonly schedules: ScheduleClient;
 
@@ -96,6 +99,7 @@ export class TaskflowClient {
       submitRetryTimeoutMs: options.submitRetryTimeoutMs ?? CLIENT_DEFAULTS.submitRetryTimeoutMs,
       followLeader,
     };
+    this.submitRetry = { timeoutMs: settings.submitRetryTimeoutMs, following: followLeader, closed: () => this.closed };
     this.submits = new SubmitQueue(this.tasks, settings, {
       subscribed: () => results.subscribed,
       ensureSubscribed: () => results.ensureSubscribed(),
@@ -142,15 +146,21 @@ export class TaskflowClient {
     if (this.closed) throw new TaskflowError(Code.FAILED_PRECONDITION, "the client is closed");
     const keys = Object.keys(tasks) as K[];
     const nodes = flowNodes(this.codec, tasks, keys);
-    await this.results.ensureSubscribed();
-    const sentAt = this.results.streamBreaks;
-    // A request ID makes the call safe to retry: a repeat answers the same tasks.
-    const res = await call(() => this.tasks.submitFlow({ nodes, clientId: this.clientId, requestId: randomUUID() }));
+    const request = { nodes, clientId: this.clientId, requestId: randomUUID() };
+    let sentAt: number | undefined;
+    // A request ID makes the call safe to retry: a repeat answers the same tasks (on the new
+    // leader too, after a failover), so UNAVAILABLE is retried as a submit is.
+    const res = await retryUnavailable(async () => {
+      await this.results.ensureSubscribed();
+      // When it first went out: a later break may have hidden a result (see ResultStream.accepted).
+      sentAt ??= this.results.streamBreaks;
+      return call(() => this.tasks.submitFlow(request));
+    }, this.submitRetry);
     const ids = {} as Record<K, string>;
     keys.forEach((key, i) => {
       const id = res.taskIds[i]!;
       ids[key] = id;
-      if (!res.deduplicated[i]) this.results.accepted(id, sentAt);
+      if (!res.deduplicated[i]) this.results.accepted(id, sentAt!);
     });
     return ids;
   }

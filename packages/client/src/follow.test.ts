@@ -261,3 +261,50 @@ describe("outcome() of a task this client retried", () => {
     }
   });
 });
+
+/**
+ * flow() during a failover: A is a standby naming B; B was just elected and refuses its first
+ * SubmitFlow with NOT_LEADER naming itself (still loading), then serves it.
+ */
+describe("flow() across a failover", () => {
+  const a = new grpc.Server();
+  const b = new grpc.Server();
+  let addresses: string[] = [];
+  const flowRequests: string[] = [];
+  before(async () => {
+    const refuse = (leader: () => string) => (call: { emit?: (e: string, v: unknown) => void }, cb?: grpc.sendUnaryData<unknown>) => {
+      const err = { code: grpc.status.UNAVAILABLE, details: "standby", metadata: statusTrailers(Code.UNAVAILABLE, "standby", Reason.NOT_LEADER, { leader: leader() }) };
+      if (cb) cb(err as grpc.ServiceError);
+      else call.emit!("error", err);
+    };
+    addService(a, TaskService, { subscribeResults: refuse(() => addresses[1]!), submitFlow: refuse(() => addresses[1]!) } as never);
+    addService(b, TaskService, {
+      subscribeResults: (call: grpc.ServerWritableStream<SubscribeResultsRequest, unknown>) => {
+        call.on("error", () => {});
+        call.write({ results: [] });
+      },
+      submitFlow: (call: grpc.ServerUnaryCall<{ requestId: string; nodes: unknown[] }, unknown>, cb: grpc.sendUnaryData<unknown>) => {
+        flowRequests.push(call.request.requestId);
+        if (flowRequests.length === 1) return refuse(() => addresses[1]!)(call as never, cb);
+        cb(null, { taskIds: call.request.nodes.map((_, i) => `f${i}`), deduplicated: call.request.nodes.map(() => false) });
+      },
+    } as never);
+    addresses = [await listen(a), await listen(b)];
+  });
+  after(() => {
+    a.forceShutdown();
+    b.forceShutdown();
+  });
+
+  it("subscribes and submits on the new leader, sending the same request again", async () => {
+    const client = new TaskflowClient({ address: addresses });
+    try {
+      const ids = await within(client.flow({ first: { type: "x" }, second: { type: "y", dependsOn: ["first"] } }), 5000, "flow()");
+      assert.deepEqual(ids, { first: "f0", second: "f1" });
+      assert.equal(flowRequests.length, 2);
+      assert.equal(flowRequests[0], flowRequests[1], "the retry carries the same request ID");
+    } finally {
+      client.close();
+    }
+  });
+});
