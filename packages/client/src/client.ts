@@ -29,7 +29,7 @@ import { SubmitQueue } from "./submit-queue.js";
 import { ScheduleClient } from "./schedules.js";
 import { ResultStream, getTask } from "./results.js";
 import { filterToWire, flowNodes, specOf, type BulkFilter, type FlowTask, type SubmitOptions, type TaskRequest } from "./requests.js";
-import type { Outcome } from "./outcome.js";
+import type { AwaitOptions, Outcome } from "./outcome.js";
 
 
 export interface ClientOptions extends ConnectionOptions {
@@ -171,14 +171,17 @@ export class TaskflowClient {
     return this.result<T>(id);
   }
 
-  /** Waits for a task's result; throws a TaskflowError if it fails or is cancelled. */
-  result<T = unknown>(taskId: string): Promise<T> {
-    return this.results.await(taskId, true) as Promise<T>;
+  /**
+   * Waits for a task's result; throws a TaskflowError if it fails or is cancelled. Waits through
+   * restarts and failovers of the control node, until the client closes or `options.signal` aborts.
+   */
+  result<T = unknown>(taskId: string, options?: AwaitOptions): Promise<T> {
+    return this.results.await(taskId, true, options?.signal) as Promise<T>;
   }
 
-  /** Waits for a task to finish and returns how it ended, without throwing for failures. */
-  outcome<T = unknown>(taskId: string): Promise<Outcome<T>> {
-    return this.results.await(taskId, false) as Promise<Outcome<T>>;
+  /** Waits for a task to finish and returns how it ended, without throwing for failures; waits as {@link result} does. */
+  outcome<T = unknown>(taskId: string, options?: AwaitOptions): Promise<Outcome<T>> {
+    return this.results.await(taskId, false, options?.signal) as Promise<Outcome<T>>;
   }
 
   /** The task as the control node sees it now. */

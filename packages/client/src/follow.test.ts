@@ -135,6 +135,17 @@ describe("a watched task across a failover", () => {
     }
   });
 
+  it("outcome() of a followed task stops at its signal's timeout with DEADLINE_EXCEEDED", async () => {
+    const client = new TaskflowClient({ address: [addresses[0]!, addresses[0]!.replace(/:\d+$/, ":1")] });
+    try {
+      const started = Date.now();
+      await assert.rejects(within(client.outcome("dup", { signal: AbortSignal.timeout(300) }), 5000, "outcome() with a timeout"), (err: { code: number }) => err.code === Code.DEADLINE_EXCEEDED);
+      assert.ok(Date.now() - started >= 250, "it waited for the timeout, retrying the watch meanwhile");
+    } finally {
+      client.close();
+    }
+  });
+
   it("outcome() of a followed task fails with CANCELLED when the client closes", async () => {
     const client = new TaskflowClient({ address: [addresses[0]!, addresses[0]!.replace(/:\d+$/, ":1")] });
     const waiting = client.outcome("dup");
@@ -247,6 +258,39 @@ describe("outcome() of a task this client retried", () => {
     const outcome = await retryAndAwait("overtake", "c-overtake");
     assert.equal(outcome.state, "succeeded");
     assert.equal(outcome.value, "second");
+  });
+
+  it("outcome() of an own task stops when its signal aborts, and a later await still gets the result", async () => {
+    const client = clientNamed("c-abort");
+    try {
+      scenario = "plain";
+      const id = await client.submit("echo");
+      const ac = new AbortController();
+      const stopped = client.outcome(id, { signal: ac.signal });
+      ac.abort();
+      await assert.rejects(stopped, (err: { code: number }) => err.code === Code.CANCELLED);
+      const outcome = await within(client.outcome(id), 5000, "outcome() after an aborted one");
+      assert.equal(outcome.state, "failed");
+      assert.equal(outcome.error, "first");
+    } finally {
+      client.close();
+    }
+  });
+
+  it("an aborted await leaves the others on the same task waiting", async () => {
+    const client = clientNamed("c-abort-two");
+    try {
+      scenario = "plain";
+      const id = await client.submit("echo");
+      const ac = new AbortController();
+      const kept = client.outcome(id);
+      const stopped = client.outcome(id, { signal: ac.signal });
+      ac.abort();
+      await assert.rejects(stopped, (err: { code: number }) => err.code === Code.CANCELLED);
+      assert.equal((await within(kept, 5000, "the other outcome()")).error, "first");
+    } finally {
+      client.close();
+    }
   });
 
   it("follows the task on the server when this client has no results stream yet", async () => {

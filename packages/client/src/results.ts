@@ -11,7 +11,7 @@ import { Code, TaskflowError } from "@taskflow/core";
 import type { Codec } from "./codec.js";
 import { Backoff, retryDelay, type RetryCause } from "./backoff.js";
 import { call, isTransient, wireError } from "./errors.js";
-import { hand, isFinalState, outcomeOf, resultFromTask, settle, type Outcome, type TaskResultFields, type Waiter } from "./outcome.js";
+import { abortedWait, hand, isFinalState, outcomeOf, resultFromTask, settle, type Outcome, type TaskResultFields, type Waiter } from "./outcome.js";
 import { followTask, type WatchSettings } from "./watch.js";
 
 const RESULT_CACHE_LIMIT = 100_000;
@@ -125,17 +125,21 @@ export class ResultStream {
     return followTask(this.tasks, taskId, this.watchSettings, signal);
   }
 
-  /** result() (wantsValue) and outcome(): a cached outcome, a wait for one of ours, or a watch. */
-  await(taskId: string, wantsValue: boolean): Promise<unknown> {
+  /**
+   * result() (wantsValue) and outcome(): a cached outcome, a wait for one of ours, or a watch;
+   * until `signal` aborts.
+   */
+  await(taskId: string, wantsValue: boolean, signal?: AbortSignal): Promise<unknown> {
     const ready = this.outcomes.get(taskId);
     if (ready) {
       this.outcomes.delete(taskId);
       return wantsValue ? settle(ready) : Promise.resolve(ready);
     }
+    if (signal?.aborted) return Promise.reject(abortedWait(taskId, signal));
     const current = this.unfinished.get(taskId);
     if (current !== undefined) {
       const waiting = new Promise((resolve, reject) => {
-        const waiter: Waiter = { resolve, reject, wantsValue };
+        const waiter: Waiter = signal ? this.abortable(taskId, { resolve, reject, wantsValue }, signal) : { resolve, reject, wantsValue };
         if (current === null) this.unfinished.set(taskId, waiter);
         else if (Array.isArray(current)) current.push(waiter);
         else this.unfinished.set(taskId, [current, waiter]);
@@ -144,8 +148,37 @@ export class ResultStream {
       return waiting;
     }
     // Not ours, or its outcome was dropped from the cache: follow it on the server.
-    const followed = this.followToEnd(taskId);
+    const followed = this.followToEnd(taskId, signal);
     return wantsValue ? followed.then(settle) : followed;
+  }
+
+  /**
+   * `waiter`, taken off the task's waiters and rejected when `signal` aborts first. The task stays
+   * ours: its result still comes, and is kept for a later await.
+   */
+  private abortable(taskId: string, waiter: Waiter, signal: AbortSignal): Waiter {
+    const stop = () => {
+      const current = this.unfinished.get(taskId);
+      if (current === wrapped) this.unfinished.set(taskId, null);
+      else if (Array.isArray(current)) {
+        const rest = current.filter((w) => w !== wrapped);
+        this.unfinished.set(taskId, rest.length === 1 ? rest[0]! : rest.length ? rest : null);
+      }
+      waiter.reject(abortedWait(taskId, signal));
+    };
+    const wrapped: Waiter = {
+      wantsValue: waiter.wantsValue,
+      resolve: (v) => {
+        signal.removeEventListener("abort", stop);
+        waiter.resolve(v);
+      },
+      reject: (e) => {
+        signal.removeEventListener("abort", stop);
+        waiter.reject(e);
+      },
+    };
+    signal.addEventListener("abort", stop, { once: true });
+    return wrapped;
   }
 
   /** Opens the results stream once, before the first submit, so no result can be missed. */
@@ -273,11 +306,13 @@ export class ResultStream {
     }
   }
 
-  /** Follows a task that is not ours (or whose outcome left the cache) on the server until it finishes, or the client closes. */
-  private async followToEnd(taskId: string): Promise<Outcome> {
-    for await (const task of followTask(this.tasks, taskId, this.watchSettings, this.closing.signal)) {
+  /** Follows a task that is not ours (or whose outcome left the cache) on the server until it finishes, `signal` aborts, or the client closes. */
+  private async followToEnd(taskId: string, signal?: AbortSignal): Promise<Outcome> {
+    const stop = signal ? AbortSignal.any([this.closing.signal, signal]) : this.closing.signal;
+    for await (const task of followTask(this.tasks, taskId, this.watchSettings, stop)) {
       if (isFinalState(task.state)) return outcomeOf(this.settings.codec, resultFromTask(task));
     }
+    if (signal?.aborted && !this.closed) throw abortedWait(taskId, signal);
     throw new TaskflowError(Code.CANCELLED, "the client was closed");
   }
 }
