@@ -1,14 +1,15 @@
 /**
  * Standby control nodes (config `ha`, ADR 0028) against a real Postgres: what a standby answers
  * (UNAVAILABLE, TASKFLOW_ERR_NOT_LEADER, the leader's address in the ErrorInfo), the roles in
- * GetClusterState and `taskflow status`, the SDK and a worker given both addresses, and a clean
- * stop of the leader handing over at once (the lease is released, not waited out).
+ * GetClusterState and `taskflow status`, the SDK and a worker given both addresses, a clean
+ * stop of the leader handing over at once (the lease is released, not waited out), and another
+ * client's outcome() and watch() of a deduplicated task waiting through that handover.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { status, type ServiceError } from "@grpc/grpc-js";
 import { TaskflowClient } from "@taskflow/client";
-import { TaskService } from "@taskflow/proto";
+import { TaskService, TaskState } from "@taskflow/proto";
 import { createClient, reasonFromTrailers } from "@taskflow/proto/grpc";
 import { startTestPostgres, type TestPostgres } from "@taskflow/store-postgres/testing";
 import { cli, eventually, freePort, startNode, type StartedNode } from "./harness.js";
@@ -100,6 +101,19 @@ describe("standby control nodes on one Postgres", () => {
       assert.match(text.stdout, /NODE\s+ROLE\s+EPOCH\s+LEADER/);
       assert.match(text.stdout, new RegExp(`${addresses[1]}\\s+standby`));
 
+      // A deduplicated task (issue 15): another client's submit with the same idempotency key
+      // gets the running task, which it follows with WatchTask, through the handover below.
+      const owner = new TaskflowClient({ address: addresses });
+      const other = new TaskflowClient({ address: addresses });
+      const dupId = await owner.submit("sleep", { ms: 2500 }, { idempotencyKey: "ha-dedup" });
+      assert.equal(await other.submit("sleep", { ms: 2500 }, { idempotencyKey: "ha-dedup" }), dupId);
+      const followed = other.outcome(dupId);
+      const seen: string[] = [];
+      const watched = (async () => {
+        for await (const task of other.watch(dupId)) seen.push(TaskState[task.state]);
+      })();
+      await eventually(async () => (seen.includes("RUNNING") ? true : undefined), 30_000, "the deduplicated task to run");
+
       // A clean stop releases the lease: the standby leads well before the lease would expire.
       const stoppedAt = Date.now();
       assert.equal(await nodes[0]!.stop(), 0);
@@ -115,6 +129,17 @@ describe("standby control nodes on one Postgres", () => {
         assert.deepEqual(await after.run("echo", { again: 2 }), { again: 2 }, "the worker followed the new leader");
       } finally {
         after.close();
+      }
+      try {
+        const outcome = await followed;
+        assert.equal(outcome.state, "succeeded", "outcome() of the deduplicated task waited through the handover");
+        await watched;
+        assert.equal(seen.at(-1), "SUCCEEDED", `watch() ended with the final state: ${seen.join(" ")}`);
+        assert.equal(seen.filter((s) => s === "SUCCEEDED").length, 1, `the final state once: ${seen.join(" ")}`);
+        assert.equal((await owner.outcome(dupId)).state, "succeeded");
+      } finally {
+        owner.close();
+        other.close();
       }
     } finally {
       await workers.stop();

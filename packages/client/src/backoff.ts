@@ -1,5 +1,5 @@
 /** The one retry schedule of the SDK's client: resends, reconnects and resubscribes. */
-import { Reason } from "@taskflow/core";
+import { Code, Reason } from "@taskflow/core";
 
 /** First delay of a retry, in ms. */
 export const RETRY_MIN_MS = 100;
@@ -61,4 +61,34 @@ export function retryDelay(backoff: Backoff, cause: RetryCause | undefined, foll
   const delay = backoff.next();
   if (cause?.reason === Reason.NOT_LEADER) return Math.min(delay, cause.metadata?.["leader"] ? FOLLOW_NAMED_LEADER_MAX_MS : FOLLOW_LEADER_MAX_MS);
   return following && cause?.reason === undefined ? Math.min(delay, FOLLOW_LEADER_MAX_MS) : delay;
+}
+
+/** How long, and how, {@link retryUnavailable} keeps trying. */
+export interface UnavailableRetry {
+  /** Gives up after this many ms (the client's `submitRetryTimeoutMs`). */
+  timeoutMs: number;
+  /** Several control addresses: see {@link retryDelay}. */
+  following: boolean;
+  /** True once the client is closed: stop trying. */
+  closed: () => boolean;
+}
+
+/**
+ * Runs `attempt` again while it fails with UNAVAILABLE (the node restarts, a standby answers
+ * NOT_LEADER during a failover), with the backoff and caps of {@link retryDelay}, for at most
+ * `timeoutMs`; then, or on any other failure, throws it. Only for calls that are safe to repeat
+ * (they carry a request ID), and `attempt` must throw TaskflowErrors (wrap it in `call`).
+ */
+export async function retryUnavailable<T>(attempt: () => Promise<T>, retry: UnavailableRetry): Promise<T> {
+  const backoff = new Backoff();
+  const start = Date.now();
+  for (;;) {
+    try {
+      return await attempt();
+    } catch (err) {
+      const e = err as { code?: number; reason?: string; metadata?: Readonly<Record<string, string>> };
+      if (e.code !== Code.UNAVAILABLE || retry.closed() || Date.now() - start >= retry.timeoutMs) throw err;
+      await new Promise((resolve) => setTimeout(resolve, retryDelay(backoff, e, retry.following)));
+    }
+  }
 }

@@ -24,11 +24,12 @@ import { jsonCodec, type Codec } from "./codec.js";
 import { controlConnection, type ConnectionOptions } from "./connection.js";
 import { call } from "./errors.js";
 import { CLIENT_DEFAULTS } from "./defaults.js";
+import { retryUnavailable, type UnavailableRetry } from "./backoff.js";
 import { SubmitQueue } from "./submit-queue.js";
 import { ScheduleClient } from "./schedules.js";
-import { ResultStream, getTask, watchTask } from "./results.js";
+import { ResultStream, getTask } from "./results.js";
 import { filterToWire, flowNodes, specOf, type BulkFilter, type FlowTask, type SubmitOptions, type TaskRequest } from "./requests.js";
-import type { Outcome } from "./outcome.js";
+import type { AwaitOptions, Outcome } from "./outcome.js";
 
 
 export interface ClientOptions extends ConnectionOptions {
@@ -48,9 +49,9 @@ export interface ClientOptions extends ConnectionOptions {
   /** Extra grpc-js channel options. @defaultValue none */
   channelOptions?: grpc.ChannelOptions;
   /**
-   * How long a submit keeps trying while the control node cannot be reached (it restarts, say),
-   * in ms. Retries carry the same request ID, so a retry never creates a second task; past this
-   * the submit fails with UNAVAILABLE. @defaultValue 30000
+   * How long a submit (and a `flow`) keeps trying while the control node cannot be reached (it
+   * restarts, say, or fails over), in ms. Retries carry the same request ID, so a retry never
+   * creates a second task; past this the call fails with UNAVAILABLE. @defaultValue 30000
    */
   submitRetryTimeoutMs?: number;
 }
@@ -65,6 +66,8 @@ export class TaskflowClient {
   /** This client's results stream, and every task of it not finished yet or whose result nobody asked for yet. */
   private readonly results: ResultStream;
   private closed = false;
+  /** How flow() retries while the control node cannot be reached: as submits do. */
+  private readonly submitRetry: UnavailableRetry;
   /** Recurring schedules of the token's tenant: create, get, list, pause, resume, delete. */
   readonly schedules: ScheduleClient;
 
@@ -96,6 +99,7 @@ export class TaskflowClient {
       submitRetryTimeoutMs: options.submitRetryTimeoutMs ?? CLIENT_DEFAULTS.submitRetryTimeoutMs,
       followLeader,
     };
+    this.submitRetry = { timeoutMs: settings.submitRetryTimeoutMs, following: followLeader, closed: () => this.closed };
     this.submits = new SubmitQueue(this.tasks, settings, {
       subscribed: () => results.subscribed,
       ensureSubscribed: () => results.ensureSubscribed(),
@@ -142,15 +146,21 @@ export class TaskflowClient {
     if (this.closed) throw new TaskflowError(Code.FAILED_PRECONDITION, "the client is closed");
     const keys = Object.keys(tasks) as K[];
     const nodes = flowNodes(this.codec, tasks, keys);
-    await this.results.ensureSubscribed();
-    const sentAt = this.results.streamBreaks;
-    // A request ID makes the call safe to retry: a repeat answers the same tasks.
-    const res = await call(() => this.tasks.submitFlow({ nodes, clientId: this.clientId, requestId: randomUUID() }));
+    const request = { nodes, clientId: this.clientId, requestId: randomUUID() };
+    let sentAt: number | undefined;
+    // A request ID makes the call safe to retry: a repeat answers the same tasks (on the new
+    // leader too, after a failover), so UNAVAILABLE is retried as a submit is.
+    const res = await retryUnavailable(async () => {
+      await this.results.ensureSubscribed();
+      // When it first went out: a later break may have hidden a result (see ResultStream.accepted).
+      sentAt ??= this.results.streamBreaks;
+      return call(() => this.tasks.submitFlow(request));
+    }, this.submitRetry);
     const ids = {} as Record<K, string>;
     keys.forEach((key, i) => {
       const id = res.taskIds[i]!;
       ids[key] = id;
-      if (!res.deduplicated[i]) this.results.accepted(id, sentAt);
+      if (!res.deduplicated[i]) this.results.accepted(id, sentAt!);
     });
     return ids;
   }
@@ -161,14 +171,17 @@ export class TaskflowClient {
     return this.result<T>(id);
   }
 
-  /** Waits for a task's result; throws a TaskflowError if it fails or is cancelled. */
-  result<T = unknown>(taskId: string): Promise<T> {
-    return this.results.await(taskId, true) as Promise<T>;
+  /**
+   * Waits for a task's result; throws a TaskflowError if it fails or is cancelled. Waits through
+   * restarts and failovers of the control node, until the client closes or `options.signal` aborts.
+   */
+  result<T = unknown>(taskId: string, options?: AwaitOptions): Promise<T> {
+    return this.results.await(taskId, true, options?.signal) as Promise<T>;
   }
 
-  /** Waits for a task to finish and returns how it ended, without throwing for failures. */
-  outcome<T = unknown>(taskId: string): Promise<Outcome<T>> {
-    return this.results.await(taskId, false) as Promise<Outcome<T>>;
+  /** Waits for a task to finish and returns how it ended, without throwing for failures; waits as {@link result} does. */
+  outcome<T = unknown>(taskId: string, options?: AwaitOptions): Promise<Outcome<T>> {
+    return this.results.await(taskId, false, options?.signal) as Promise<Outcome<T>>;
   }
 
   /** The task as the control node sees it now. */
@@ -176,9 +189,13 @@ export class TaskflowClient {
     return getTask(this.tasks, taskId);
   }
 
-  /** Yields the task on every change until it finishes. */
+  /**
+   * Yields the task on every change until it finishes, or until `signal` aborts. A watch broken
+   * by a restart or a failover of the control node is opened again on the leader (with backoff,
+   * until `signal` aborts or the client is closed); a state already yielded is not yielded again.
+   */
   watch(taskId: string, signal?: AbortSignal): AsyncGenerator<Task> {
-    return watchTask(this.tasks, taskId, signal);
+    return this.results.watch(taskId, signal);
   }
 
   async cancel(taskId: string, reason = ""): Promise<Task> {
@@ -195,12 +212,17 @@ export class TaskflowClient {
     const req = typeof target === "string" || Array.isArray(target)
       ? { taskIds: typeof target === "string" ? [target] : [...(target as readonly string[])] }
       : { filter: filterToWire(target as BulkFilter), maxTasks: (target as BulkFilter).maxTasks ?? 0, dryRun: (target as BulkFilter).dryRun ?? false };
-    const res = await call(() => this.tasks.retryTasks(req));
-    if (!("dryRun" in req && req.dryRun)) {
-      // This client's own retried tasks finish again on its results stream: await them afresh.
-      for (const task of res.tasks) if (task.clientId === this.clientId) this.results.retried(task.id);
+    const mark = this.results.retryStarted();
+    try {
+      const res = await call(() => this.tasks.retryTasks(req));
+      if (!("dryRun" in req && req.dryRun)) {
+        // This client's own retried tasks finish again on its results stream: await them afresh.
+        for (const task of res.tasks) if (task.clientId === this.clientId) this.results.retried(task.id, mark);
+      }
+      return res.tasks;
+    } finally {
+      this.results.retryEnded();
     }
-    return res.tasks;
   }
 
   /** Cancels every unfinished task matching `filter` (at least one field set), up to `maxTasks`; returns them. */

@@ -59,3 +59,11 @@ export async function call<T>(fn: () => Promise<T>): Promise<T> {
     throw wireError(err);
   }
 }
+
+/** Failures a call may not meet when tried again: the node is unreachable or not the leader, overloaded, or slow. */
+const TRANSIENT = new Set<number>([Code.UNAVAILABLE, Code.RESOURCE_EXHAUSTED, Code.DEADLINE_EXCEEDED, Code.ABORTED]);
+
+/** True for a failure worth trying again (see {@link TRANSIENT}). */
+export function isTransient(code: number): boolean {
+  return TRANSIENT.has(code);
+}

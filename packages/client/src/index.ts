@@ -1,6 +1,6 @@
 export { TaskflowClient, type ClientOptions } from "./client.js";
 export { type BulkFilter, type FlowTask, type SubmitOptions, type TaskRequest } from "./requests.js";
-export { type Outcome } from "./outcome.js";
+export { type AwaitOptions, type Outcome } from "./outcome.js";
 export { ScheduleClient, type MissedFiringsPolicy, type ScheduleOptions } from "./schedules.js";
 export { TaskflowWorker } from "./worker.js";
 export { type DependencyOutcome, type HandlerMap, type HeldResult, type TaskContext, type TaskHandler, type WorkerHooks, type WorkerOptions } from "./worker-options.js";

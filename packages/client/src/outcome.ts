@@ -18,6 +18,25 @@ export function isFinalState(state: TaskState): boolean {
   return state === TaskState.SUCCEEDED || state === TaskState.FAILED || state === TaskState.CANCELLED;
 }
 
+/** Options of `TaskflowClient.result` and `TaskflowClient.outcome`. */
+export interface AwaitOptions {
+  /**
+   * Stops waiting when it aborts: the call rejects with CANCELLED, or DEADLINE_EXCEEDED for
+   * `AbortSignal.timeout(ms)`. The task is not cancelled, and its outcome can still be awaited.
+   * Without it a wait lasts until the task ends or the client closes, across restarts and
+   * failovers of the control node. @defaultValue none
+   */
+  signal?: AbortSignal;
+}
+
+/** The error a wait for `taskId` stopped by `signal` rejects with. */
+export function abortedWait(taskId: string, signal: AbortSignal): TaskflowError {
+  const timedOut = (signal.reason as { name?: string } | undefined)?.name === "TimeoutError";
+  return new TaskflowError(timedOut ? Code.DEADLINE_EXCEEDED : Code.CANCELLED, `stopped waiting for task ${taskId}: ${timedOut ? "timed out" : "aborted"}`, {
+    cause: signal.reason,
+  });
+}
+
 /** Someone awaiting a task: `result()` wants the value (or a thrown error), `outcome()` the outcome. */
 export interface Waiter {
   resolve: Resolve<unknown>;

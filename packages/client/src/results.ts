@@ -10,13 +10,19 @@ import type { ServiceClient } from "@taskflow/proto/grpc";
 import { Code, TaskflowError } from "@taskflow/core";
 import type { Codec } from "./codec.js";
 import { Backoff, retryDelay, type RetryCause } from "./backoff.js";
-import { call, wireError } from "./errors.js";
-import { hand, isFinalState, outcomeOf, resultFromTask, settle, type Outcome, type TaskResultFields, type Waiter } from "./outcome.js";
+import { call, isTransient, wireError } from "./errors.js";
+import { abortedWait, hand, isFinalState, outcomeOf, resultFromTask, settle, type Outcome, type TaskResultFields, type Waiter } from "./outcome.js";
+import { followTask, type WatchSettings } from "./watch.js";
 
 const RESULT_CACHE_LIMIT = 100_000;
 
-/** Failures of a call that may succeed when tried again. */
-const TRANSIENT = new Set<number>([Code.UNAVAILABLE, Code.RESOURCE_EXHAUSTED, Code.DEADLINE_EXCEEDED, Code.ABORTED]);
+/** What {@link ResultStream.retried} needs to know of the results stream when a RetryTasks call went out. */
+export interface RetryMark {
+  /** {@link ResultStream.streamBreaks} then. */
+  breaks: number;
+  /** Whether the results stream was live then. */
+  live: boolean;
+}
 
 export interface ResultSettings {
   clientId: string;
@@ -49,11 +55,21 @@ export class ResultStream {
   /** Outcomes nobody asked for yet, oldest first. */
   private readonly outcomes = new Map<string, Outcome>();
   private closed = false;
+  /** True once the results stream was live: until then no result of ours can have come or gone out to it. */
+  private everLive = false;
+  /** RetryTasks calls in flight, and the tasks whose result came meanwhile (see {@link retried}). */
+  private retrying = 0;
+  private readonly arrivedWhileRetrying = new Set<string>();
+  /** Aborted by `close`: stops the watches of tasks followed on the server. */
+  private readonly closing = new AbortController();
+  private readonly watchSettings: WatchSettings;
 
   constructor(
     private readonly tasks: ServiceClient<typeof TaskService.method>,
     private readonly settings: ResultSettings,
-  ) {}
+  ) {
+    this.watchSettings = { followLeader: settings.followLeader, closed: () => this.closed };
+  }
 
   /** True while the results stream is live. */
   get subscribed(): boolean {
@@ -76,23 +92,54 @@ export class ResultStream {
     if (sentAt !== this.breaks) this.mayHaveMissed.add(taskId);
   }
 
-  /** A task of this client was retried: it finishes again on the stream, so it is awaited afresh. */
-  retried(taskId: string): void {
-    this.outcomes.delete(taskId);
-    if (!this.unfinished.has(taskId)) this.unfinished.set(taskId, null);
+  /** Call as a RetryTasks call goes out; pair with {@link retryEnded}, and pass the mark to {@link retried}. */
+  retryStarted(): RetryMark {
+    this.retrying++;
+    return { breaks: this.breaks, live: this.live };
   }
 
-  /** result() (wantsValue) and outcome(): a cached outcome, a wait for one of ours, or a watch. */
-  await(taskId: string, wantsValue: boolean): Promise<unknown> {
+  retryEnded(): void {
+    if (--this.retrying === 0) this.arrivedWhileRetrying.clear();
+  }
+
+  /**
+   * A task of this client was retried (the call went out at `mark`): it finishes again on the
+   * stream, so it is awaited afresh. Its new result may already have come (it can overtake the
+   * reply, and then it cannot be told from the old one), or gone out while no stream listened
+   * (a break during the call): then awaiting it also asks the server, as for a submit. Without a
+   * results stream yet, its result comes nowhere: awaiting it follows it on the server.
+   */
+  retried(taskId: string, mark: RetryMark): void {
+    this.outcomes.delete(taskId);
+    if (!this.everLive) return;
+    const waiting = this.unfinished.get(taskId);
+    if (waiting === undefined) this.unfinished.set(taskId, null);
+    const missed = this.arrivedWhileRetrying.has(taskId) || !mark.live || !this.live || mark.breaks !== this.breaks;
+    if (!missed) return;
+    if (waiting) void this.checkFinished(taskId);
+    else this.mayHaveMissed.add(taskId);
+  }
+
+  /** Yields the task on every change until it finishes, following it across restarts and failovers. */
+  watch(taskId: string, signal?: AbortSignal): AsyncGenerator<Task> {
+    return followTask(this.tasks, taskId, this.watchSettings, signal);
+  }
+
+  /**
+   * result() (wantsValue) and outcome(): a cached outcome, a wait for one of ours, or a watch;
+   * until `signal` aborts.
+   */
+  await(taskId: string, wantsValue: boolean, signal?: AbortSignal): Promise<unknown> {
     const ready = this.outcomes.get(taskId);
     if (ready) {
       this.outcomes.delete(taskId);
       return wantsValue ? settle(ready) : Promise.resolve(ready);
     }
+    if (signal?.aborted) return Promise.reject(abortedWait(taskId, signal));
     const current = this.unfinished.get(taskId);
     if (current !== undefined) {
       const waiting = new Promise((resolve, reject) => {
-        const waiter: Waiter = { resolve, reject, wantsValue };
+        const waiter: Waiter = signal ? this.abortable(taskId, { resolve, reject, wantsValue }, signal) : { resolve, reject, wantsValue };
         if (current === null) this.unfinished.set(taskId, waiter);
         else if (Array.isArray(current)) current.push(waiter);
         else this.unfinished.set(taskId, [current, waiter]);
@@ -101,8 +148,37 @@ export class ResultStream {
       return waiting;
     }
     // Not ours, or its outcome was dropped from the cache: follow it on the server.
-    const followed = this.followToEnd(taskId);
+    const followed = this.followToEnd(taskId, signal);
     return wantsValue ? followed.then(settle) : followed;
+  }
+
+  /**
+   * `waiter`, taken off the task's waiters and rejected when `signal` aborts first. The task stays
+   * ours: its result still comes, and is kept for a later await.
+   */
+  private abortable(taskId: string, waiter: Waiter, signal: AbortSignal): Waiter {
+    const stop = () => {
+      const current = this.unfinished.get(taskId);
+      if (current === wrapped) this.unfinished.set(taskId, null);
+      else if (Array.isArray(current)) {
+        const rest = current.filter((w) => w !== wrapped);
+        this.unfinished.set(taskId, rest.length === 1 ? rest[0]! : rest.length ? rest : null);
+      }
+      waiter.reject(abortedWait(taskId, signal));
+    };
+    const wrapped: Waiter = {
+      wantsValue: waiter.wantsValue,
+      resolve: (v) => {
+        signal.removeEventListener("abort", stop);
+        waiter.resolve(v);
+      },
+      reject: (e) => {
+        signal.removeEventListener("abort", stop);
+        waiter.reject(e);
+      },
+    };
+    signal.addEventListener("abort", stop, { once: true });
+    return wrapped;
   }
 
   /** Opens the results stream once, before the first submit, so no result can be missed. */
@@ -119,6 +195,7 @@ export class ResultStream {
   /** Stops the stream and fails every wait with `err`. */
   close(err: TaskflowError): void {
     this.closed = true;
+    this.closing.abort();
     this.stream?.cancel();
     for (const w of this.unfinished.values()) {
       if (Array.isArray(w)) for (const one of w) one.reject(err);
@@ -136,6 +213,7 @@ export class ResultStream {
         if (!live) {
           live = true;
           this.live = true;
+          this.everLive = true;
           resolve();
         }
         for (const r of msg.results) this.deliver(r);
@@ -194,7 +272,7 @@ export class ResultStream {
       if (isFinalState(task.state) && this.unfinished.has(taskId)) this.deliver(resultFromTask(task));
     } catch (err) {
       const e = wireError(err);
-      if (this.closed || !this.unfinished.get(taskId) || !TRANSIENT.has(e.code)) return;
+      if (this.closed || !this.unfinished.get(taskId) || !isTransient(e.code)) return;
       const next = backoff ?? new Backoff();
       setTimeout(() => void this.checkFinished(taskId, next), retryDelay(next, e, this.settings.followLeader)).unref();
     }
@@ -219,6 +297,7 @@ export class ResultStream {
       return;
     }
     if (waiting === null) this.unfinished.delete(r.taskId);
+    if (this.retrying) this.arrivedWhileRetrying.add(r.taskId);
     const outcome = outcomeOf(codec, r);
     this.outcomes.set(outcome.taskId, outcome);
     if (this.outcomes.size > RESULT_CACHE_LIMIT) {
@@ -227,12 +306,14 @@ export class ResultStream {
     }
   }
 
-  private async followToEnd(taskId: string): Promise<Outcome> {
-    const codec = this.settings.codec;
-    for await (const task of watchTask(this.tasks, taskId)) {
-      if (isFinalState(task.state)) return outcomeOf(codec, resultFromTask(task));
+  /** Follows a task that is not ours (or whose outcome left the cache) on the server until it finishes, `signal` aborts, or the client closes. */
+  private async followToEnd(taskId: string, signal?: AbortSignal): Promise<Outcome> {
+    const stop = signal ? AbortSignal.any([this.closing.signal, signal]) : this.closing.signal;
+    for await (const task of followTask(this.tasks, taskId, this.watchSettings, stop)) {
+      if (isFinalState(task.state)) return outcomeOf(this.settings.codec, resultFromTask(task));
     }
-    return outcomeOf(codec, resultFromTask(await getTask(this.tasks, taskId)));
+    if (signal?.aborted && !this.closed) throw abortedWait(taskId, signal);
+    throw new TaskflowError(Code.CANCELLED, "the client was closed");
   }
 }
 
@@ -240,19 +321,4 @@ export class ResultStream {
 export async function getTask(tasks: ServiceClient<typeof TaskService.method>, taskId: string): Promise<Task> {
   const res = await call(() => tasks.getTask({ taskId }));
   return res.task!;
-}
-
-/** Yields the task on every change until it finishes (or `signal` aborts). */
-export async function* watchTask(tasks: ServiceClient<typeof TaskService.method>, taskId: string, signal?: AbortSignal): AsyncGenerator<Task> {
-  const stream = tasks.watchTask({ taskId }, signal ? { signal } : {});
-  try {
-    for await (const msg of stream as AsyncIterable<{ task?: Task }>) {
-      if (msg.task) yield msg.task;
-    }
-  } catch (err) {
-    if (signal?.aborted) return;
-    throw wireError(err);
-  } finally {
-    stream.cancel();
-  }
 }
