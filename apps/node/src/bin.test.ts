@@ -6,7 +6,7 @@
  * schemas (zod). Each check fails when someone brings back an eager import.
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -14,6 +14,8 @@ import { after, describe, it } from "node:test";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
 const bin = fileURLToPath(new URL("./bin.js", import.meta.url));
+/** What `taskflow` runs (bin/taskflow.js): bin.js bundled with the SDK by build-cli.mjs. */
+const bundle = fileURLToPath(new URL("./cli.js", import.meta.url));
 const dir = mkdtempSync(path.join(tmpdir(), "taskflow-bin-test-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -46,8 +48,8 @@ function loaded(stderr: string): Set<string> {
   return names;
 }
 
-function run(args: string[]): { stdout: string; stderr: string; status: number | null; loaded: Set<string> } {
-  const r = spawnSync(process.execPath, ["--import", pathToFileURL(hook).href, bin, ...args], { encoding: "utf8", timeout: 60_000 });
+function run(args: string[], file = bin): { stdout: string; stderr: string; status: number | null; loaded: Set<string> } {
+  const r = spawnSync(process.execPath, ["--import", pathToFileURL(hook).href, file, ...args], { encoding: "utf8", timeout: 60_000 });
   return { stdout: r.stdout, stderr: r.stderr, status: r.status, loaded: loaded(r.stderr) };
 }
 
@@ -118,6 +120,53 @@ describe("the taskflow CLI", () => {
     const names = loaded(r.stderr);
     for (const name of ["reflect-metadata", "tsyringe", "zod", "@taskflow/services", "@taskflow/monitoring", "apps/node/control.js"]) {
       assert.ok(names.has(name), `node-command.js loads ${name}: ${[...names].join(", ")}`);
+    }
+  });
+
+  it("runs the bundle (dist/cli.js) with the SDK inside it and the control plane outside", () => {
+    const help = run(["--help"], bundle);
+    assert.equal(help.status, 0, help.stderr);
+    assert.match(help.stdout, /Usage: taskflow/);
+    const workers = run(["workers", "--address", "127.0.0.1:1"], bundle);
+    assert.equal(workers.status, 4, workers.stderr);
+    assert.match(workers.stderr, /UNAVAILABLE/);
+    // Nothing of the SDK read from disk: it is in the bundle (and ran: the call failed UNAVAILABLE).
+    assertNone(workers, [...CONTROL_PLANE, ...SDK, "commander"], "the bundle's workers");
+    // token create imports the services (auth) from disk, as the node command does.
+    const token = run(["token", "create", "--role", "admin", "--json"], bundle);
+    assert.equal(token.status, 0, token.stderr);
+    assert.ok(token.loaded.has("@taskflow/services"), [...token.loaded].join(", "));
+    assert.match((JSON.parse(token.stdout) as { token: string }).token, /^tfk_/);
+  });
+
+  it("the bundle talks to a real control node (workers, status, submit, get)", async () => {
+    const config = path.join(dir, "control.json");
+    writeFileSync(config, JSON.stringify({ roles: ["control"], control: { host: "127.0.0.1", port: 0 }, store: { kind: "memory" }, log: { level: "warn" }, metrics: { enabled: false }, dashboard: { enabled: false } }));
+    const node = spawn(process.execPath, [bin, "node", "--config", config], { stdio: ["ignore", "pipe", "pipe"], cwd: dir });
+    try {
+      const address = await new Promise<string>((resolve, reject) => {
+        let out = "";
+        node.stdout.on("data", (d: Buffer) => {
+          out += d.toString();
+          const m = /ready on (\S+:\d+)/.exec(out);
+          if (m) resolve(m[1]!);
+        });
+        node.once("exit", (code) => reject(new Error(`node exited ${code}: ${out}`)));
+      });
+      const json = (args: string[]) => {
+        const r = run([...args, "--address", address, "--json"], bundle);
+        assert.equal(r.status, 0, `taskflow ${args.join(" ")}: ${r.stderr}`);
+        return JSON.parse(r.stdout) as Record<string, unknown>;
+      };
+      assert.deepEqual((json(["workers"])["workerSummary"] as { total: number }).total, 0);
+      assert.equal((json(["status"]) as unknown as { reachable: boolean }[])[0]!.reachable, true);
+      const { id } = json(["submit", "echo", '{"n":1}']) as { id: string };
+      const task = json(["get", id]);
+      assert.equal(task["state"], "queued");
+      assert.deepEqual(task["payload"], { n: 1 });
+    } finally {
+      node.kill("SIGTERM");
+      if (node.exitCode === null) await new Promise((resolve) => node.once("exit", resolve));
     }
   });
 });
