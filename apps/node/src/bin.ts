@@ -5,15 +5,21 @@
  */
 import { readFileSync } from "node:fs";
 import { Command, CommanderError, Option } from "commander";
-import { AUTH_ROLES, Code, DEFAULT_CONTROL_ADDRESS, TaskflowError, type AuthRole } from "@taskflow/core";
-import { TaskflowClient, TaskState, controlAddresses, taskStateName, wireError, type BulkFilter } from "@taskflow/client";
+import { AUTH_ROLES, Code, DEFAULT_CONTROL_ADDRESS, TaskflowError, type AuthRole } from "@taskflow/core/base";
+import type { BulkFilter, TaskflowClient } from "@taskflow/client";
 import type { Task } from "@taskflow/proto";
-import { EXIT, GRAPH_LISTED, errorLine, exitCodeFor, parseTimePoint, table, taskJson, taskText, workerJson } from "./cli/output.js";
+import { EXIT, errorLine, exitCodeFor, parseTimePoint, table } from "./cli/output.js";
 import { addSimulateCommand } from "./cli/simulate.js";
-import { renderTop, runTop, sampleOf } from "./cli/top.js";
 import { addScheduleCommands } from "./cli/schedule.js";
 import { addWorkersCommand } from "./cli/workers.js";
 import { parseAtOption, parseDeadlineOption, parseDelayOption, parseDurationOption, parseInteger, parseLabel, parseMetadata, parsePayload } from "./cli/options.js";
+
+// Start-up is most of a client command's time (issue 13, ADR 0031): this module loads commander
+// and the small CLI modules only. What a command needs beyond that it imports when it runs: the
+// SDK (gRPC, protobuf), the views of tasks and workers, `top`, and for `taskflow node` the
+// control plane. bin.test.ts fails when one of them is imported eagerly again.
+const sdk = () => import("@taskflow/client");
+const taskView = () => import("./cli/task-view.js");
 
 const version = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version;
 
@@ -76,11 +82,12 @@ function controlTarget(): string {
   return control?.trim() ? control : address;
 }
 
-function client(only?: string): TaskflowClient {
+async function client(only?: string): Promise<TaskflowClient> {
   const { token, ca, cert, key, tls } = program.opts<GlobalOptions>();
   const address = only ?? controlTarget();
   if (Boolean(cert) !== Boolean(key)) throw new TaskflowError(Code.INVALID_ARGUMENT, "--cert and --key go together (TASKFLOW_CERT, TASKFLOW_KEY)");
   const secure = tls || ca || cert;
+  const { TaskflowClient } = await sdk();
   return new TaskflowClient({
     address,
     // A command waits a little for a restarting node, not the SDK default of 30 s.
@@ -97,6 +104,7 @@ function client(only?: string): TaskflowClient {
 
 /** The states of a task's first dependencies and dependents, for `get`; one that cannot be read shows its error's code. */
 async function graphStates(c: TaskflowClient, task: Task): Promise<Map<string, string>> {
+  const [{ TaskState, taskStateName, wireError }, { GRAPH_LISTED }] = await Promise.all([sdk(), taskView()]);
   const ids = [...(task.spec?.dependsOn ?? []).slice(0, GRAPH_LISTED), ...task.dependents.slice(0, GRAPH_LISTED)];
   const states = new Map<string, string>();
   await Promise.all(
@@ -168,7 +176,7 @@ program
   .option("--json", "print JSON")
   .action(async (type: string, payloadText: string | undefined, opts) => {
     if (opts.delay !== undefined && opts.at !== undefined) throw new TaskflowError(Code.INVALID_ARGUMENT, "--delay and --at are exclusive: give one");
-    const c = client();
+    const c = await client();
     try {
       const id = await c.submit(type, parsePayload(payloadText), {
         ...(opts.delay !== undefined && { delayMs: opts.delay }),
@@ -210,7 +218,7 @@ program
   .argument("<id>", "task ID")
   .option("--json", "print JSON")
   .action(async (id: string, opts: { json?: boolean }) => {
-    const c = client();
+    const [c, { taskJson, taskText }] = await Promise.all([client(), taskView()]);
     try {
       const task = await c.get(id);
       const states = opts.json ? new Map<string, string>() : await graphStates(c, task);
@@ -226,9 +234,9 @@ program
   .argument("<id>", "task ID")
   .option("--json", "print one JSON object per change")
   .action(async (id: string, opts: { json?: boolean }) => {
-    const c = client();
+    const [c, { TaskState, taskStateName }, { taskJson }] = await Promise.all([client(), sdk(), taskView()]);
     try {
-      let last: TaskState = TaskState.UNSPECIFIED;
+      let last = TaskState.UNSPECIFIED;
       for await (const task of c.watch(id)) {
         last = task.state;
         const j = taskJson(task);
@@ -259,7 +267,7 @@ program
     const filter = bulkFilter(opts, "created");
     if (id !== undefined && filter) usage("give a task ID or filters (--type, --tenant, --since, --until, --state), not both");
     if (id === undefined && !filter) usage("give a task ID, or filters (--type, --tenant, --since, --until, --state) for a bulk cancel");
-    const c = client();
+    const [c, { taskJson }] = await Promise.all([client(), taskView()]);
     try {
       if (id !== undefined) {
         const task = await c.cancel(id, opts.reason ?? "");
@@ -267,7 +275,7 @@ program
         return;
       }
       const tasks = await c.cancelMany({ ...filter, maxTasks: opts.limit, dryRun: !opts.yes }, opts.reason ?? "");
-      printBulk(tasks, "cancel", Boolean(opts.yes), Boolean(opts.json));
+      printBulk(tasks.map(taskJson), "cancel", Boolean(opts.yes), Boolean(opts.json));
     } finally {
       c.close();
     }
@@ -289,7 +297,7 @@ program
     const filter = bulkFilter(opts, "finished");
     if (ids.length > 0 && filter) usage("give task IDs or filters (--type, --tenant, --since, --until, --state), not both");
     if (ids.length === 0 && !filter) usage("give task IDs, or filters (--type, --tenant, --since, --until, --state) for a bulk retry");
-    const c = client();
+    const [c, { taskJson }] = await Promise.all([client(), taskView()]);
     try {
       if (ids.length > 0) {
         const tasks = await c.retry(ids);
@@ -297,7 +305,7 @@ program
         return;
       }
       const tasks = await c.retry({ ...filter, maxTasks: opts.limit, dryRun: !opts.yes });
-      printBulk(tasks, "retry", Boolean(opts.yes), Boolean(opts.json));
+      printBulk(tasks.map(taskJson), "retry", Boolean(opts.yes), Boolean(opts.json));
     } finally {
       c.close();
     }
@@ -339,11 +347,11 @@ function usage(message: string): never {
   throw new TaskflowError(Code.INVALID_ARGUMENT, message);
 }
 
-/** A bulk call's answer: what it did, or with a dry run what it would do and how to do it. */
-function printBulk(tasks: readonly Task[], verb: "retry" | "cancel", done: boolean, json: boolean): void {
+/** A bulk call's answer (its tasks as `taskJson` shows them): what it did, or with a dry run what it would do and how to do it. */
+function printBulk(tasks: readonly Record<string, unknown>[], verb: "retry" | "cancel", done: boolean, json: boolean): void {
   const rows = [["ID", "TYPE", "STATE", "TENANT", "LAST ERROR"]];
-  for (const t of tasks.map(taskJson)) rows.push([String(t["id"]), String(t["type"]), String(t["state"]), String(t["tenant"] ?? "-"), lastError(t)]);
-  print({ [done ? (verb === "retry" ? "retried" : "cancelled") : `would${verb === "retry" ? "Retry" : "Cancel"}`]: tasks.map(taskJson) }, json, () => {
+  for (const t of tasks) rows.push([String(t["id"]), String(t["type"]), String(t["state"]), String(t["tenant"] ?? "-"), lastError(t)]);
+  print({ [done ? (verb === "retry" ? "retried" : "cancelled") : `would${verb === "retry" ? "Retry" : "Cancel"}`]: tasks }, json, () => {
     const what = done ? `${verb === "retry" ? "retried" : "cancelled"} ${tasks.length} task(s)` : `would ${verb} ${tasks.length} task(s); run again with --yes to do it`;
     return tasks.length ? `${table(rows)}\n${what}` : what;
   });
@@ -367,7 +375,7 @@ program
   .option("--page-token <token>", "continue from a previous page")
   .option("--json", "print JSON")
   .action(async (opts) => {
-    const c = client();
+    const [c, { taskJson }] = await Promise.all([client(), taskView()]);
     try {
       const page = await c.list({
         states: ((opts.state as string[] | undefined) ?? []).map((s) => STATE_VALUES.indexOf(s) + 1),
@@ -400,9 +408,10 @@ program
   .description("each control node's role (leader, standby), lease epoch and leader, with its store and queue")
   .option("--json", "print JSON")
   .action(async (opts: { json?: boolean }) => {
+    const { controlAddresses } = await sdk();
     const nodes = await Promise.all(
       controlAddresses(controlTarget()).map(async (address) => {
-        const c = client(address);
+        const c = await client(address);
         try {
           const state = await c.clusterState({ summaryOnly: true });
           const l = state.leadership;
@@ -442,7 +451,7 @@ program
   .option("-i, --interval <ms>", "refresh every this many ms", parseInteger("--interval"), 1000)
   .option("--once", "print one screen (rates over one interval) and exit; no terminal needed")
   .action(async (opts: { interval: number; once?: boolean }) => {
-    const c = client();
+    const [c, { renderTop, runTop, sampleOf }] = await Promise.all([client(), import("./cli/top.js")]);
     const address = controlTarget();
     try {
       if (opts.once) {
@@ -464,7 +473,7 @@ program
   .argument("<worker-id>", "worker ID, as `taskflow workers` shows it")
   .option("--json", "print JSON")
   .action(async (workerId: string, opts: { json?: boolean }) => {
-    const c = client();
+    const [c, { workerJson }] = await Promise.all([client(), taskView()]);
     try {
       const w = await c.drainWorker(workerId);
       print(workerJson(w), Boolean(opts.json), () => `draining ${workerId} (${w.running} task(s) running)`);
@@ -512,7 +521,8 @@ try {
   if (err instanceof CommanderError) {
     process.exitCode = err.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
   } else {
-    const e = wireError(err);
+    // A usage error is a TaskflowError already: only another error needs the SDK to read it.
+    const e = TaskflowError.is(err) ? err : (await sdk()).wireError(err);
     const hint = isClientCommand && e.code === Code.UNAVAILABLE ? ` (is a control node running at ${controlTarget()}?)` : "";
     process.stderr.write(`taskflow: ${errorLine(e, isClientCommand)}${hint}\n`);
     process.exitCode = exitCodeFor(e);

@@ -1,5 +1,5 @@
 /** The one retry schedule of the SDK's client: resends, reconnects and resubscribes. */
-import { Code, Reason } from "@taskflow/core";
+import { Code, Reason } from "@taskflow/core/base";
 
 /** First delay of a retry, in ms. */
 export const RETRY_MIN_MS = 100;

@@ -7,7 +7,7 @@
  */
 import { randomUUID } from "node:crypto";
 import type * as grpc from "@grpc/grpc-js";
-import { Code, TaskflowError } from "@taskflow/core";
+import { Code, TaskflowError } from "@taskflow/core/base";
 import {
   ClusterService,
   ScheduleService,

@@ -1,7 +1,7 @@
 /**
  * The SDK's defaults in one place: the code reads them here, each option's TSDoc states its value.
  */
-import { DEFAULT_CONTROL_ADDRESS } from "@taskflow/core";
+import { DEFAULT_CONTROL_ADDRESS } from "@taskflow/core/base";
 
 /** Defaults of `ClientOptions`. */
 export const CLIENT_DEFAULTS = Object.freeze({

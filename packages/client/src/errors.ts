@@ -3,7 +3,7 @@
  * the control node sent, and handlers get {@link UnrecoverableError} to stop retries.
  */
 import type * as grpc from "@grpc/grpc-js";
-import { Code, TaskflowError } from "@taskflow/core";
+import { Code, TaskflowError } from "@taskflow/core/base";
 import type { Status } from "@taskflow/proto";
 import { errorInfoOf } from "@taskflow/proto";
 import { reasonFromTrailers } from "@taskflow/proto/grpc";

@@ -8,7 +8,7 @@
  * their backoff, so following the leader adds no retry loop of its own.
  */
 import * as grpc from "@grpc/grpc-js";
-import { Code, Reason, TaskflowError } from "@taskflow/core";
+import { Code, Reason, TaskflowError } from "@taskflow/core/base";
 import { reasonFromTrailers } from "@taskflow/proto/grpc";
 
 /**

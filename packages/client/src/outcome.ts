@@ -1,5 +1,5 @@
 /** How a finished task is handed to whoever awaits it: an outcome, or a value or a thrown error. */
-import { Code, Reason, TaskflowError } from "@taskflow/core";
+import { Code, Reason, TaskflowError } from "@taskflow/core/base";
 import { TaskState, taskStateName, type Task, type TaskResult } from "@taskflow/proto";
 import type { Codec } from "./codec.js";
 

@@ -2,7 +2,7 @@
  * What the client sends: the options of a submit, a flow's tasks and a bulk filter, and how each
  * becomes its wire form (validated here, so a bad option fails the call before anything is sent).
  */
-import { Code, TaskflowError } from "@taskflow/core";
+import { Code, TaskflowError } from "@taskflow/core/base";
 import { DependencyFailure, type TaskState } from "@taskflow/proto";
 import type { FastSpec } from "@taskflow/proto/fast";
 import type { Codec } from "./codec.js";

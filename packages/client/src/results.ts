@@ -7,7 +7,7 @@
 import type * as grpc from "@grpc/grpc-js";
 import { TaskState, type Task, type TaskResult, type TaskService } from "@taskflow/proto";
 import type { ServiceClient } from "@taskflow/proto/grpc";
-import { Code, TaskflowError } from "@taskflow/core";
+import { Code, TaskflowError } from "@taskflow/core/base";
 import type { Codec } from "./codec.js";
 import { Backoff, retryDelay, type RetryCause } from "./backoff.js";
 import { call, isTransient, wireError } from "./errors.js";

@@ -5,7 +5,7 @@
  */
 import { randomUUID } from "node:crypto";
 import type * as grpc from "@grpc/grpc-js";
-import { Code, TaskflowError } from "@taskflow/core";
+import { Code, TaskflowError } from "@taskflow/core/base";
 import type { SubmitTaskStreamResponse, TaskService } from "@taskflow/proto";
 import { encodeSubmitTaskStream, type FastSpec } from "@taskflow/proto/fast";
 import type { ServiceClient } from "@taskflow/proto/grpc";

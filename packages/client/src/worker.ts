@@ -11,7 +11,7 @@
  */
 import { hostname } from "node:os";
 import type * as grpc from "@grpc/grpc-js";
-import { Code, TaskflowError } from "@taskflow/core";
+import { Code, TaskflowError } from "@taskflow/core/base";
 import { TaskState, WorkerService, type Assignment, type DependencyResult, type SessionRequest, type SessionResponse } from "@taskflow/proto";
 import { decodeSessionResponse, encodeHeartbeat } from "@taskflow/proto/fast";
 import { createClient, type ServiceClient } from "@taskflow/proto/grpc";

@@ -1,6 +1,6 @@
 /** Parsers of the CLI's option values: each names the flag and the form it takes. */
 import { InvalidArgumentError } from "commander";
-import { Code, MAX_DELAY_MS, TaskflowError } from "@taskflow/core";
+import { Code, MAX_DELAY_MS, TaskflowError } from "@taskflow/core/base";
 import { parseDelay, parseTimeAhead } from "./output.js";
 
 export function parseInteger(name: string) {

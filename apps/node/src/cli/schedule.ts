@@ -1,30 +1,20 @@
 /** `taskflow schedule create|list|get|pause|resume|delete`: recurring schedules (ADR 0025). */
 import { type Command, InvalidArgumentError, Option } from "commander";
-import { Code, MAX_SCHEDULE_INTERVAL_MS, MIN_SCHEDULE_INTERVAL_MS, TaskflowError } from "@taskflow/core";
+import { Code, MAX_SCHEDULE_INTERVAL_MS, MIN_SCHEDULE_INTERVAL_MS, TaskflowError } from "@taskflow/core/base";
 import type { MissedFiringsPolicy, TaskflowClient } from "@taskflow/client";
-import { MissedFirings, timestampDate, type Schedule, type Timestamp } from "@taskflow/proto";
-import { bytesAsJson, parseDelay, table } from "./output.js";
+import { parseDelay, table } from "./output.js";
 
 /** What the schedule commands use of bin.ts. */
 export interface ScheduleCommandDeps {
-  client(): TaskflowClient;
+  /** A connected client; async because the client (gRPC, protobuf) is loaded when a command runs. */
+  client(): Promise<TaskflowClient>;
   print(value: unknown, json: boolean, text: () => string): void;
   parsePayload(text: string | undefined): unknown;
   parseLabel(value: string, previous?: Record<string, string>): Record<string, string>;
   parseInteger(name: string): (value: string) => number;
 }
 
-const MISSED_NAMES: Record<MissedFirings, string> = {
-  [MissedFirings.UNSPECIFIED]: "once",
-  [MissedFirings.SKIP]: "skip",
-  [MissedFirings.RUN_ONCE]: "once",
-  [MissedFirings.CATCH_UP]: "catch-up",
-};
 const MISSED_FLAG: Record<string, MissedFiringsPolicy> = { skip: "skip", once: "run-once", "catch-up": "catch-up" };
-
-function time(ts: Timestamp | undefined): string | null {
-  return ts ? timestampDate(ts).toISOString() : null;
-}
 
 function parseEvery(value: string): number {
   const ms = parseDelay(value);
@@ -33,58 +23,11 @@ function parseEvery(value: string): number {
   return ms;
 }
 
-/** A schedule as plain JSON for `--json`. */
-export function scheduleJson(s: Schedule): Record<string, unknown> {
-  return {
-    id: s.id,
-    tenant: s.tenant,
-    type: s.template?.type ?? "",
-    payload: bytesAsJson(s.template?.payload ?? new Uint8Array(0)),
-    cron: s.cron || null,
-    timezone: s.cron ? s.timezone || "UTC" : null,
-    intervalMs: s.intervalMs ? Number(s.intervalMs) : null,
-    missed: MISSED_NAMES[s.missedFirings] ?? "once",
-    catchUpMax: s.catchUpMax,
-    paused: s.paused,
-    nextFireAt: time(s.nextFireTime),
-    lastFireAt: time(s.lastFireTime),
-    lastTaskId: s.lastTaskId || null,
-    createdAt: time(s.createdAt),
-    lastError: s.lastError || null,
-  };
-}
-
-function timingText(j: Record<string, unknown>): string {
-  return j["cron"] ? `cron ${j["cron"]} (${j["timezone"]})` : `every ${humanMs(j["intervalMs"] as number)}`;
-}
-
-function humanMs(ms: number): string {
-  for (const [unit, size] of [["d", 86_400_000], ["h", 3_600_000], ["m", 60_000], ["s", 1000]] as const) if (ms % size === 0) return `${ms / size}${unit}`;
-  return `${ms}ms`;
-}
-
-function scheduleText(s: Schedule): string {
-  const j = scheduleJson(s);
-  const lines = [
-    `id:         ${j["id"]}`,
-    `tenant:     ${j["tenant"]}`,
-    `task type:  ${j["type"]}`,
-    `timing:     ${timingText(j)}`,
-    `missed:     ${j["missed"]}${j["missed"] === "catch-up" ? ` (at most ${j["catchUpMax"]})` : ""}`,
-    `state:      ${j["paused"] ? "paused" : "active"}`,
-    `next:       ${j["nextFireAt"] ?? "-"}`,
-    `last:       ${j["lastFireAt"] ? `${j["lastFireAt"]} → task ${j["lastTaskId"]}` : "-"}`,
-    `created:    ${j["createdAt"]}`,
-  ];
-  if (j["lastError"]) lines.push(`refused:    ${j["lastError"]} (tried again every second)`);
-  return lines.join("\n");
-}
-
 /** Adds `schedule` and its subcommands to `program`. */
 export function addScheduleCommands(program: Command, deps: ScheduleCommandDeps): void {
   const { client, print } = deps;
   const run = async <T>(fn: (c: TaskflowClient) => Promise<T>): Promise<T> => {
-    const c = client();
+    const c = await client();
     try {
       return await fn(c);
     } finally {
@@ -156,6 +99,7 @@ Examples:
         ...(opts.label && { requiredLabels: opts.label }),
       };
       const done = await run((c) => (name === "create" ? c.schedules.create(options) : c.schedules.update(options, opts.tenant ?? "")));
+      const { scheduleJson, scheduleText } = await import("./schedule-view.js");
       print(scheduleJson(done), Boolean(opts.json), () => scheduleText(done));
     });
   }
@@ -167,6 +111,7 @@ Examples:
     .option("--json", "print JSON")
     .action(async (opts: { tenant?: string; json?: boolean }) => {
       const list = await run((c) => c.schedules.list(opts.tenant ?? ""));
+      const { scheduleJson, timingText } = await import("./schedule-view.js");
       const items = list.map(scheduleJson);
       print({ schedules: items }, Boolean(opts.json), () => {
         if (items.length === 0) return "no schedules";
@@ -202,6 +147,7 @@ Examples:
       .option("--json", "print JSON")
       .action(async (id: string, opts: { tenant?: string; json?: boolean }) => {
         const s = await run((c) => c.schedules[name](id, opts.tenant ?? ""));
+        const { scheduleJson, scheduleText, time } = await import("./schedule-view.js");
         print(scheduleJson(s), Boolean(opts.json), () => (name === "get" ? scheduleText(s) : `${name === "delete" ? "deleted" : `${name}d`} ${id}${name === "resume" ? `; next firing ${time(s.nextFireTime)}` : ""}`));
       });
   }

@@ -4,7 +4,7 @@
  */
 import { createWriteStream, readFileSync, writeFileSync } from "node:fs";
 import { InvalidArgumentError, Option, type Command } from "commander";
-import { Code, TaskflowError } from "@taskflow/core";
+import { Code, TaskflowError } from "@taskflow/core/base";
 import { BUILT_IN_POLICIES } from "../policies.js";
 
 function positiveInt(flag: string) {

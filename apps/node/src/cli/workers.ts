@@ -6,7 +6,7 @@
 import { type Command, InvalidArgumentError } from "commander";
 import type { TaskflowClient } from "@taskflow/client";
 import type { GetClusterStateResponse, WorkerInfo } from "@taskflow/proto";
-import { table, workerJson } from "./output.js";
+import { table } from "./output.js";
 
 /** Workers listed when neither --limit nor --all is given. */
 export const DEFAULT_WORKERS_LISTED = 100;
@@ -15,7 +15,8 @@ const PAGE = 5000;
 
 /** What the workers command uses of bin.ts. */
 export interface WorkersCommandDeps {
-  client(): TaskflowClient;
+  /** A connected client; async because the client (gRPC, protobuf) is loaded when a command runs. */
+  client(): Promise<TaskflowClient>;
   print(value: unknown, json: boolean, text: () => string): void;
 }
 
@@ -58,7 +59,7 @@ Examples:
   $ taskflow workers --all --json    # every worker, as JSON`,
     )
     .action(async (opts: { json?: boolean; limit: number; all?: boolean }) => {
-      const c = deps.client();
+      const [c, { workerJson }] = await Promise.all([deps.client(), import("./task-view.js")]);
       try {
         const { state, workers: listed, more } = await fetchWorkers(c, opts.all ? Infinity : opts.limit);
         const workers = listed.map(workerJson);

@@ -1,6 +1,7 @@
 /** The config's sections for the node's roles and servers: each key with its default and TSDoc. */
 import { z } from "zod";
 import { MAX_TIMEOUT_MS } from "../model.js";
+import { DEFAULT_CONTROL_HOST, DEFAULT_CONTROL_PORT } from "./addresses.js";
 
 const MiB = 1024 * 1024;
 /** Most records a shared-memory heap holds (`@taskflow/shm-heap`'s MAX_HEAP_CAPACITY, 2^24). */
@@ -40,11 +41,7 @@ export const memoryBudgetSchema = z.strictObject({
   /** How often memory is sampled, in ms (the submits between two samples are estimated). @defaultValue 200 */
   sampleIntervalMs: positiveInt.min(10).max(10_000).default(200),
 });
-/** The control node's default host and port: the config's defaults, and the SDK's and CLI's address. */
-export const DEFAULT_CONTROL_HOST = "127.0.0.1";
-export const DEFAULT_CONTROL_PORT = 50051;
-/** `DEFAULT_CONTROL_HOST:DEFAULT_CONTROL_PORT`, where clients and workers look unless told otherwise. */
-export const DEFAULT_CONTROL_ADDRESS = `${DEFAULT_CONTROL_HOST}:${DEFAULT_CONTROL_PORT}`;
+export { DEFAULT_CONTROL_ADDRESS, DEFAULT_CONTROL_HOST, DEFAULT_CONTROL_PORT } from "./addresses.js";
 
 /** The control role: PLM, Scheduler and Register behind one gRPC server. */
 export const controlSchema = z.strictObject({

@@ -1,5 +1,6 @@
 /** The config's tenants and authentication sections. */
 import { z } from "zod";
+import { AUTH_ROLES } from "./addresses.js";
 
 /** What a tenant's name may be: it appears in metric labels, logs and the config's keys. */
 export const TENANT_NAME_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
@@ -68,9 +69,7 @@ export function tenantQuota(config: { readonly tenants: z.output<typeof tenantsS
   };
 }
 
-/** Roles a bearer token can have; see {@link ROLES_BY_METHOD} in the services for what each may call. */
-export const AUTH_ROLES = ["client", "worker", "viewer", "admin"] as const;
-export type AuthRole = (typeof AUTH_ROLES)[number];
+export { AUTH_ROLES, type AuthRole } from "./addresses.js";
 
 /** One bearer token, stored as its hash (`taskflow token create` prints the line). */
 export const tokenEntrySchema = z.strictObject({
