@@ -59,7 +59,7 @@ export interface WaitReasons {
 const AHEAD_LIMIT = 100_000;
 
 /** What the task API uses of each part, and nothing more. */
-type Tasks = Pick<TaskTable, "get" | "byIdempotencyKey" | "newRecord" | "size" | "capacity" | "counts" | "countAhead" | "liveTasks">;
+type Tasks = Pick<TaskTable, "get" | "byIdempotencyKey" | "tally" | "size" | "capacity" | "countAhead" | "liveTasks">;
 type Transitions = Pick<TaskLifecycle, "admit" | "cancel" | "retry">;
 type Subscriptions = Pick<ResultDelivery, "watch" | "subscribeResults">;
 type Accounts = Pick<Tenants, "account" | "admit" | "settle" | "usage">;
@@ -192,7 +192,7 @@ export class ProcessLifecycleManager implements Plm {
         }
         seenKeys.set(spec.idempotencyKey, i);
       }
-      const rec = this.table.newRecord(spec, account.name, clientId, deriveId ? deriveId(i) : randomUUID());
+      const rec = this.table.tally.newRecord(spec, account.name, clientId, deriveId ? deriveId(i) : randomUUID());
       ids[i] = rec.id;
       fresh.push(rec);
       if (graphed) freshIndex.push(i);
@@ -385,7 +385,7 @@ export class ProcessLifecycleManager implements Plm {
   }
 
   async counts(): Promise<Record<TaskState, number>> {
-    return this.table.counts();
+    return this.table.tally.counts();
   }
 
   tenantUsage(): TenantUsage[] {

@@ -282,7 +282,7 @@ export async function simulate(tasks: readonly SimTask[], options: SimulateOptio
         let fresh = byTenant.get(task.tenant);
         if (!fresh) byTenant.set(task.tenant, (fresh = []));
         // The trace index as the task ID: the simulated workers find their task's duration by it.
-        fresh.push(table.newRecord(spec, task.tenant, "simulator", String(next)));
+        fresh.push(table.tally.newRecord(spec, task.tenant, "simulator", String(next)));
       }
       for (const [tenant, fresh] of byTenant) {
         const account = accounts.account(tenant);
