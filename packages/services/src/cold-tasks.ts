@@ -29,6 +29,33 @@ export interface Thawed<A> extends HeapPlace<A> {
   readonly rec: TaskRecord;
 }
 
+/** The cold tasks as a store that keeps record objects reads them while it holds only their refs. */
+export interface ColdRecords {
+  /** The record of cold task `ref` (its heap id): a snapshot, the task stays cold. */
+  record(ref: number): TaskRecord;
+  seqOf(ref: number): number;
+  /** The ref of the cold task with this ID, or -1. */
+  find(id: string): number;
+  /** Cold tasks now. */
+  readonly size: number;
+}
+
+/**
+ * A store that keeps the table's record objects (the memory store) lets go of a task's record
+ * while it is cold, holding only its ref, and takes the new record back when it is thawed.
+ */
+export interface RecordKeeper {
+  attachCold(source: ColdRecords): void;
+  released(rec: TaskRecord, ref: number): void;
+  adopted(rec: TaskRecord, ref: number): void;
+}
+
+/** The store as a {@link RecordKeeper}, when it is one. */
+export function recordKeeperOf(store: object): RecordKeeper | undefined {
+  const keeper = store as Partial<RecordKeeper>;
+  return keeper.attachCold && keeper.released && keeper.adopted ? (keeper as RecordKeeper) : undefined;
+}
+
 const NO_LABELS: Readonly<Record<string, string>> = Object.freeze({});
 const INT32_MAX = 2 ** 31 - 1;
 
@@ -56,7 +83,8 @@ export function isPlain(rec: TaskRecord): boolean {
   ) {
     return false;
   }
-  for (const key of SPEC_ATTRIBUTE_KEYS) if (rec[key] !== undefined) return false;
+  // The wire decoder sets the limit keys to "" (proto3 has no absent string): "" is none.
+  for (const key of SPEC_ATTRIBUTE_KEYS) if (rec[key] !== undefined && rec[key] !== "") return false;
   return true;
 }
 
@@ -64,7 +92,7 @@ export function isPlain(rec: TaskRecord): boolean {
  * Cold queued tasks by heap id. Arrays are allocated for the whole heap capacity up front: the
  * pages of an array this large are touched (made resident) only as ids are used.
  */
-export class ColdTasks<A> {
+export class ColdTasks<A> implements ColdRecords {
   private readonly seq: Float64Array;
   private readonly createdAt: Float64Array;
   private readonly enqueuedAt: Float64Array;
@@ -187,6 +215,14 @@ export class ColdTasks<A> {
       attempts: [],
     };
     return { rec, handle: this.handle[idx]!, key: this.key[idx]!, enqueuedAt: this.enqueuedAt[idx]!, account: this.accounts.value(tenantRef) };
+  }
+
+  record(idx: number): TaskRecord {
+    return this.peek(idx).rec;
+  }
+
+  seqOf(idx: number): number {
+    return this.seq[idx]!;
   }
 
   /** Takes the cold task `idx` out (its id, payload slot and refs are freed) and returns it. */

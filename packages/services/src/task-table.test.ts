@@ -166,11 +166,15 @@ describe("TaskTable", () => {
       assert.deepEqual({ ...cold.get(again.rec.id)!.rec }, again.rec, "and holds the new task's fields, not the old one's");
     });
 
-    it("keeps a task with anything unusual hot: idempotency key, metadata, delay", () => {
+    it("keeps a task with anything unusual hot: idempotency key, metadata, delay, a limit key", () => {
       const keyed = submit({ idempotencyKey: "k1" });
       const tagged = submit({ metadata: { team: "x" } });
       const delayed = submit({ delayMs: 1000 });
-      for (const s of [keyed, tagged, delayed]) assert.equal(cold.get(s.rec.id), s.live, "the same object: never cold");
+      const limited = submit({ concurrencyKey: "db" });
+      for (const s of [keyed, tagged, delayed, limited]) assert.equal(cold.get(s.rec.id), s.live, "the same object: never cold");
+      // As the wire decoder gives them: "" limit keys are none, so the task is plain.
+      const wire = submit({ concurrencyKey: "", rateLimitKey: "" });
+      assert.notEqual(cold.get(wire.rec.id), wire.live, "thawed: it was cold");
       assert.equal(cold.byIdempotencyKey("acme", "k1"), keyed.live);
     });
 

@@ -25,7 +25,7 @@ import {
   type TimerHandle,
 } from "@taskflow/core";
 import type { IndexedHeap } from "@taskflow/shm-heap";
-import { ColdTasks, isPlain } from "./cold-tasks.js";
+import { ColdTasks, isPlain, recordKeeperOf, type RecordKeeper } from "./cold-tasks.js";
 import { HeldTasks } from "./held-tasks.js";
 import { type TenantAccount } from "./tenants.js";
 import type { TaskLimits } from "./limits.js";
@@ -74,8 +74,10 @@ export class TaskTable {
   private readonly freeIdx: number[] = [];
   /** By `<tenant>\n<idempotency key>` (keys are scoped per tenant; tenant names hold no newline). */
   private readonly liveByKey = new Map<string, LiveTask>();
-  /** Queued plain tasks, compactly; undefined when the store keeps records by reference (it holds every record anyway). */
+  /** Queued plain tasks, compactly; undefined when the store keeps every record object and cannot let go of some. */
   private readonly cold: ColdTasks<TenantAccount> | undefined;
+  /** The store, when it keeps record objects (the memory store): told when a record goes cold and comes back. */
+  private readonly keeper: RecordKeeper | undefined;
   /** Worker ID → tasks it holds, so a lost worker's tasks are found without a scan. */
   readonly held = new HeldTasks<LiveTask>();
   /** The submission sequence and the count of tasks per state. */
@@ -88,11 +90,13 @@ export class TaskTable {
     @inject(TOKENS.TaskHeap) private readonly heap: IndexedHeap,
     @inject(TOKENS.Clock) private readonly clock: Clock,
     @inject(TOKENS.Logger) logger?: Logger,
-    @inject(TOKENS.TaskStore) store?: Pick<TaskStore, "keepsRecords">,
+    @inject(TOKENS.TaskStore) store?: Pick<TaskStore, "keepsRecords"> & Partial<RecordKeeper>,
   ) {
     this.hooks = new PolicyHooks(policy, logger);
     this.tally = new TaskTally(clock);
-    this.cold = store && !store.keepsRecords ? new ColdTasks(heap.capacity) : undefined;
+    this.keeper = store?.keepsRecords ? recordKeeperOf(store) : undefined;
+    this.cold = store && (!store.keepsRecords || this.keeper) ? new ColdTasks(heap.capacity) : undefined;
+    if (this.cold) this.keeper?.attachCold(this.cold);
   }
 
   /** Unfinished tasks (queued, parked, with a worker, waiting out a backoff), cold ones included. */
@@ -167,6 +171,7 @@ export class TaskTable {
     if (!this.cold.freeze(live.idx, live.rec, live)) return;
     this.live.delete(live.rec.id);
     this.byIdx[live.idx] = undefined;
+    this.keeper?.released(live.rec, live.idx);
   }
 
   /** A cold task becomes hot again: a new record and live task, in the heap where it was. */
@@ -179,6 +184,7 @@ export class TaskTable {
     live.policySeen = PolicySeen.Queued;
     this.byIdx[idx] = live;
     this.live.set(t.rec.id, live);
+    this.keeper?.adopted(t.rec, idx);
     return live;
   }
 
