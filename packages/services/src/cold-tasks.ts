@@ -102,9 +102,9 @@ export class ColdTasks<A> implements ColdRecords {
   private readonly timeoutMs: Int32Array;
   private readonly expectedDurationMs: Int32Array;
   private readonly handle: Int32Array;
-  /** Payload offset in the arena (unsigned) and length; length -1 marks a free id. */
+  /** Payload offset in the arena (unsigned), and its length + 1: 0 marks an id with no cold task (zeroed pages stay untouched). */
   private readonly payloadAt: Uint32Array;
-  private readonly payloadLen: Int32Array;
+  private readonly payloadEnd: Int32Array;
   private readonly typeRef: Int32Array;
   private readonly tenantRef: Int32Array;
   private readonly clientRef: Int32Array;
@@ -130,7 +130,7 @@ export class ColdTasks<A> implements ColdRecords {
     this.expectedDurationMs = new Int32Array(capacity);
     this.handle = new Int32Array(capacity);
     this.payloadAt = new Uint32Array(capacity);
-    this.payloadLen = new Int32Array(capacity).fill(-1);
+    this.payloadEnd = new Int32Array(capacity);
     this.typeRef = new Int32Array(capacity);
     this.tenantRef = new Int32Array(capacity);
     this.clientRef = new Int32Array(capacity);
@@ -145,7 +145,7 @@ export class ColdTasks<A> implements ColdRecords {
   }
 
   has(idx: number): boolean {
-    return idx < this.capacity && this.payloadLen[idx]! >= 0;
+    return idx < this.capacity && this.payloadEnd[idx]! > 0;
   }
 
   /** The heap id of the cold task with this ID, or -1. */
@@ -164,7 +164,7 @@ export class ColdTasks<A> implements ColdRecords {
     const at = this.arena.alloc(rec.payload);
     if (at < 0) return false;
     this.payloadAt[idx] = at;
-    this.payloadLen[idx] = len;
+    this.payloadEnd[idx] = len + 1;
     this.seq[idx] = rec.seq;
     this.createdAt[idx] = rec.createdAt;
     this.enqueuedAt[idx] = place.enqueuedAt;
@@ -189,7 +189,7 @@ export class ColdTasks<A> implements ColdRecords {
     const tenantRef = this.tenantRef[idx]!;
     const rec: TaskRecord = {
       type: this.strings.value(this.typeRef[idx]!),
-      payload: this.arena.read(this.payloadAt[idx]!, this.payloadLen[idx]!),
+      payload: this.arena.read(this.payloadAt[idx]!, this.payloadEnd[idx]! - 1),
       priority: this.priority[idx]!,
       requiredLabels: Object.keys(labels).length ? labels : NO_LABELS,
       maxAttempts: this.maxAttempts[idx]!,
@@ -229,8 +229,8 @@ export class ColdTasks<A> implements ColdRecords {
   thaw(idx: number): Thawed<A> {
     const thawed = this.peek(idx);
     this.index.remove(idx);
-    this.arena.release(this.payloadAt[idx]!, this.payloadLen[idx]!);
-    this.payloadLen[idx] = -1;
+    this.arena.release(this.payloadAt[idx]!, this.payloadEnd[idx]! - 1);
+    this.payloadEnd[idx] = 0;
     this.strings.release(this.typeRef[idx]!);
     this.strings.release(this.clientRef[idx]!);
     this.accounts.release(this.tenantRef[idx]!);
@@ -241,7 +241,7 @@ export class ColdTasks<A> implements ColdRecords {
 
   /** Heap ids of the cold tasks, in id order; thawing the one just given while walking is safe. */
   *heapIds(): IterableIterator<number> {
-    for (let idx = 0; idx < this.capacity && this.count > 0; idx++) if (this.payloadLen[idx]! >= 0) yield idx;
+    for (let idx = 0; idx < this.capacity && this.count > 0; idx++) if (this.payloadEnd[idx]! > 0) yield idx;
   }
 
   /** Its tenant's name: the account pool's key. */

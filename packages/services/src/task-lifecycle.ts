@@ -64,7 +64,7 @@ export class TaskLifecycle implements TaskReports, LostWorkerTasks {
   /** Stops every retry and timeout timer; no task is requeued after this. */
   stop(): void {
     this.closed = true;
-    for (const live of this.table.liveTasks()) {
+    for (const live of this.table.liveTasks("hot")) {
       this.timers.clear(live.retryTimer);
       this.timers.clear(live.timeoutTimer);
     }

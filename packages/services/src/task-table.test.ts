@@ -187,6 +187,16 @@ describe("TaskTable", () => {
       assert.equal(cold.size, 2);
     });
 
+    it("walks only the hot tasks, or thaws only the cold ones a filter matches", () => {
+      const a = submit();
+      const b = submit({}, tenants.account("globex"));
+      const keyed = submit({ idempotencyKey: "k" });
+      assert.deepEqual([...cold.liveTasks("hot")], [keyed.live], "the cold ones are not thawed");
+      assert.deepEqual([...cold.liveTasks((rec) => rec.tenant === "globex")].map((l) => l.rec.id), [b.rec.id]);
+      assert.deepEqual([...cold.liveTasks("hot")].map((l) => l.rec.id).sort(), [keyed.rec.id, b.rec.id].sort(), "the match is hot now, the other one still cold");
+      assert.notEqual(cold.get(a.rec.id), a.live);
+    });
+
     it("stays out of the way when the store keeps records by reference (the memory store)", () => {
       const keeping = new TaskTable(policy, coldHeap, new FakeClock(5_000), undefined, { keepsRecords: true });
       const rec = keeping.tally.newRecord(spec("t"), "acme", "c1", randomUUID());

@@ -114,10 +114,16 @@ export class TaskTable {
     return this.heap.size;
   }
 
-  /** Every unfinished task; cold ones are thawed as the walk reaches them. */
-  *liveTasks(): IterableIterator<LiveTask> {
-    yield* this.live.values();
-    if (this.cold) for (const idx of this.cold.heapIds()) yield this.thaw(idx);
+  /**
+   * Unfinished tasks: every one (`"all"`, cold ones thawed as the walk reaches them), only the
+   * hot ones (`"hot"`: a cold task has no timers, limits or worker), or those whose record
+   * matches (a cold one is read in place and thawed only when it matches).
+   */
+  *liveTasks(which: "all" | "hot" | ((rec: TaskRecord) => boolean) = "all"): IterableIterator<LiveTask> {
+    const where = typeof which === "function" ? which : undefined;
+    for (const live of this.live.values()) if (!where || where(live.rec)) yield live;
+    if (!this.cold || which === "hot") return;
+    for (const idx of this.cold.heapIds()) if (!where || where(this.cold.record(idx))) yield this.thaw(idx);
   }
 
   get(taskId: string): LiveTask | undefined {
