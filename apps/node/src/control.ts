@@ -27,6 +27,7 @@ import {
   loadPolicy,
   processMemorySampler,
   registerSchedulingParts,
+  taskHeapCapacityOf,
 } from "@taskflow/services";
 import type { Authenticator } from "@taskflow/services/auth";
 import type { ControlView } from "@taskflow/monitoring";
@@ -79,14 +80,15 @@ export function allocateHeaps(config: TaskflowConfig): ControlHeaps {
   const backing = config.control.heapBacking;
   const tag = `taskflow-${process.pid}-${Date.now().toString(36)}`;
   const heaps: IndexedHeap[] = [];
-  const heap = (key: "taskHeapCapacity" | "workerHeapCapacity", name: string): IndexedHeap => {
+  const capacities = { taskHeapCapacity: taskHeapCapacityOf(config), workerHeapCapacity: config.control.workerHeapCapacity };
+  const heap = (key: keyof typeof capacities, name: string): IndexedHeap => {
     try {
-      const created = IndexedHeap.create({ capacity: config.control[key], backing, name: `${tag}-${name}` });
+      const created = IndexedHeap.create({ capacity: capacities[key], backing, name: `${tag}-${name}` });
       heaps.push(created);
       return created;
     } catch (err) {
       for (const h of heaps) h.close();
-      throw heapCreateError(err, `control.${key}`, config.control[key], backing);
+      throw heapCreateError(err, `control.${key}`, capacities[key], backing);
     }
   };
   const taskHeap = heap("taskHeapCapacity", "tasks");

@@ -170,10 +170,12 @@ export async function simulate(tasks: readonly SimTask[], options: SimulateOptio
 
   // The loop's turns run when the simulator says, not on setImmediate: a turn per virtual instant.
   const inbox = new SteppedInbox();
+  // "auto" sizes from the host's memory; a replay needs room for its trace, no more.
+  const taskCapacity = config.control.taskHeapCapacity === "auto" ? Math.max(1024, n) : config.control.taskHeapCapacity;
   const heaps = [
-    IndexedHeap.create({ capacity: config.control.taskHeapCapacity }),
+    IndexedHeap.create({ capacity: taskCapacity }),
     IndexedHeap.create({ capacity: config.control.workerHeapCapacity }),
-    IndexedHeap.create({ capacity: config.control.taskHeapCapacity }),
+    IndexedHeap.create({ capacity: taskCapacity }),
   ];
   const c = rootContainer.createChildContainer();
   // The values apps/node/src/control.ts registers, then the same parts (registerSchedulingParts).
