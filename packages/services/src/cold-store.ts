@@ -48,7 +48,7 @@ export class ByteArena {
     else {
       const size = cls * ARENA_CLASS_BYTES;
       if (this.top + size > this.maxBytes) return -1;
-      if (this.top + size > this.bytes.byteLength) this.grow(this.top + size);
+      if (this.top + size > this.bytes.byteLength && !this.grow(this.top + size)) return -1;
       offset = this.top;
       this.top += size;
     }
@@ -67,12 +67,19 @@ export class ByteArena {
     (this.free[slotClass(len)] ??= []).push(offset);
   }
 
-  private grow(atLeast: number): void {
+  /** False when the memory for a bigger array cannot be had: the caller keeps its task a full object. */
+  private grow(atLeast: number): boolean {
     let size = this.bytes.byteLength * 2;
     while (size < atLeast) size *= 2;
-    const next = new Uint8Array(Math.min(size, this.maxBytes));
+    let next: Uint8Array;
+    try {
+      next = new Uint8Array(Math.min(size, this.maxBytes));
+    } catch {
+      return false;
+    }
     next.set(this.bytes.subarray(0, this.top));
     this.bytes = next;
+    return true;
   }
 }
 

@@ -37,6 +37,12 @@ export interface QueueScaleResult {
   /** (RSS at the last size − RSS at the first) / (last − first): the marginal cost of a queued task. */
   deltaBytesPerTask: number;
   submitPerSec: number;
+  /**
+   * GetTask on the last task queued at the largest size (a cold task: thawed, and the heap
+   * walked for its place, up to 100,000 ahead), median of 5, ms; and its waiting reason.
+   */
+  whyWaitingMs: number;
+  whyWaiting: string;
   drainPerSec: number | undefined;
   drained: number | undefined;
 }
@@ -67,11 +73,13 @@ export async function queueScale(opts: QueueScaleOptions): Promise<QueueScaleRes
     const bytesPerTaskAt: Record<string, number> = {};
     let queued = 0;
     let submitMs = 0;
+    let lastId = "";
     for (const size of sizes) {
       const started = performance.now();
       while (queued < size) {
         const n = Math.min(CHUNK, size - queued);
-        await Promise.all(Array.from({ length: n }, () => client.submit("scale", PAYLOAD)));
+        const ids = await Promise.all(Array.from({ length: n }, () => client.submit("scale", PAYLOAD)));
+        lastId = ids[ids.length - 1]!;
         queued += n;
         if (queued % 1_000_000 === 0) say(`${queued} queued, rss ${mb(rss(pid))} MB`);
       }
@@ -82,10 +90,12 @@ export async function queueScale(opts: QueueScaleOptions): Promise<QueueScaleRes
     }
     const first = sizes[0]!;
     const deltaBytesPerTask = sizes.length > 1 ? Math.round((rssAt[largest]! - rssAt[first]!) / (largest - first)) : bytesPerTaskAt[largest]!;
+    const { ms: whyWaitingMs, reason: whyWaiting } = await timeGet(client, lastId);
+    say(`GetTask on the last queued task: ${whyWaitingMs} ms (${whyWaiting})`);
     let drainPerSec: number | undefined;
     let drained: number | undefined;
     if (opts.drain ?? true) ({ drainPerSec, drained } = await drain(node, largest, say));
-    return { store: opts.store, bytesPerTaskAt, rssAt, rssIdle, deltaBytesPerTask, submitPerSec: Math.round(largest / (submitMs / 1000)), drainPerSec, drained };
+    return { store: opts.store, bytesPerTaskAt, rssAt, rssIdle, deltaBytesPerTask, submitPerSec: Math.round(largest / (submitMs / 1000)), whyWaitingMs, whyWaiting, drainPerSec, drained };
   } finally {
     client.close();
     await node.stop(60_000);
@@ -118,6 +128,18 @@ async function drain(node: StartedNode, total: number, say: (line: string) => vo
   } finally {
     await worker.stop();
   }
+}
+
+async function timeGet(client: TaskflowClient, id: string): Promise<{ ms: number; reason: string }> {
+  const samples: number[] = [];
+  let reason = "";
+  for (let i = 0; i < 5; i++) {
+    const t0 = performance.now();
+    reason = (await client.get(id)).waitingReason;
+    samples.push(performance.now() - t0);
+  }
+  samples.sort((a, b) => a - b);
+  return { ms: Math.round(samples[2]! * 100) / 100, reason };
 }
 
 function rss(pid: number): number {
