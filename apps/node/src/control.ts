@@ -73,8 +73,9 @@ export interface ControlHeaps {
 
 /**
  * Allocates the heaps in full now: a capacity this host cannot hold stops the start, naming its
- * key. A standby control node allocates them before it is elected (allocating the default
- * 1M-task heaps takes about a second, with the event loop blocked).
+ * key. A standby control node allocates them before it is elected (allocating 2^24-task heaps,
+ * what `taskHeapCapacity: "auto"` gives on a host with 20 GiB or more, takes about a second,
+ * with the event loop blocked).
  */
 export function allocateHeaps(config: TaskflowConfig): ControlHeaps {
   const backing = config.control.heapBacking;

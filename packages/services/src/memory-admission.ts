@@ -12,8 +12,8 @@ import { Code, Reason, TOKENS, TaskflowError, autoTaskHeapCapacity, type Logger,
 
 /**
  * What one queued task costs the control node beyond its payload, for the estimate between two
- * samples: a plain task kept cold measured 184–188 bytes of RSS (ΔRSS 1 M → 10 M queued, 16-byte
- * payloads, memory and SQLite stores; docs/adr/0030-off-heap-queued-tasks.md), rounded up. A task
+ * samples: a plain task kept cold measured 184–199 bytes of RSS (ΔRSS from 1 M to 3–10 M queued,
+ * 16-byte payloads, memory and SQLite stores; docs/adr/0030-off-heap-queued-tasks.md), rounded up. A task
  * kept as an object (idempotency key, metadata, limits, a delay) costs ~950 bytes, as all did
  * before (issue 13); the next sample, at most `sampleIntervalMs` later, shows it.
  */
