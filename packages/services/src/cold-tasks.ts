@@ -34,6 +34,8 @@ export interface ColdRecords {
   /** The record of cold task `ref` (its heap id): a snapshot, the task stays cold. */
   record(ref: number): TaskRecord;
   seqOf(ref: number): number;
+  /** One of its shared string fields, read in place (a filter over millions builds no record). */
+  field(ref: number, name: "type" | "tenant" | "clientId"): string;
   /** The ref of the cold task with this ID, or -1. */
   find(id: string): number;
   /** Cold tasks now. */
@@ -198,7 +200,7 @@ export class ColdTasks<A> implements ColdRecords {
       expectedDurationMs: this.expectedDurationMs[idx]!,
       id: unpackUuid(this.ids, idx * 16),
       seq: this.seq[idx]!,
-      tenant: this.tenantName(tenantRef),
+      tenant: this.accounts.keyOf(tenantRef),
       clientId: this.strings.value(this.clientRef[idx]!),
       state: "queued",
       attempt: 0,
@@ -225,6 +227,11 @@ export class ColdTasks<A> implements ColdRecords {
     return this.seq[idx]!;
   }
 
+  field(idx: number, name: "type" | "tenant" | "clientId"): string {
+    if (name === "tenant") return this.accounts.keyOf(this.tenantRef[idx]!);
+    return this.strings.value((name === "type" ? this.typeRef : this.clientRef)[idx]!);
+  }
+
   /** Takes the cold task `idx` out (its id, payload slot and refs are freed) and returns it. */
   thaw(idx: number): Thawed<A> {
     const thawed = this.peek(idx);
@@ -242,11 +249,6 @@ export class ColdTasks<A> implements ColdRecords {
   /** Heap ids of the cold tasks, in id order; thawing the one just given while walking is safe. */
   *heapIds(): IterableIterator<number> {
     for (let idx = 0; idx < this.capacity && this.count > 0; idx++) if (this.payloadEnd[idx]! > 0) yield idx;
-  }
-
-  /** Its tenant's name: the account pool's key. */
-  private tenantName(ref: number): string {
-    return this.accounts.keyOf(ref);
   }
 }
 

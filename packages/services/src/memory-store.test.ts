@@ -50,6 +50,11 @@ describe("MemoryTaskStore with the task table's cold tasks", () => {
     assert.deepEqual(page.tasks.map((r) => r.seq), [4, 3, 2]);
     assert.deepEqual((await store.list({ pageSize: 3, pageToken: page.nextPageToken })).tasks.map((r) => r.seq), [1]);
     assert.deepEqual((await store.list({ states: ["queued"], type: "t" })).tasks.map((r) => r.seq), [4, 3, 2, 1]);
+    const filtered = await store.list({ tenant: "acme", clientId: "c1", pageSize: 2 });
+    assert.deepEqual([filtered.tasks.map((r) => r.seq), filtered.totalSize, filtered.nextPageToken], [[4, 3], 4, "3"], "a filter matches cold tasks on their fields");
+    assert.deepEqual({ ...filtered.tasks[1]! }, copies[2], "and the page holds their whole records");
+    assert.equal((await store.list({ clientId: "other" })).totalSize, 0);
+    assert.equal((await store.list({ states: ["running"] })).totalSize, 0, "a cold task is queued");
     assert.deepEqual((await store.loadUnfinished()).map((r) => r.seq), [1, 2, 3, 4]);
 
     // Popped: thawed into a new record, which the store keeps by reference again.

@@ -100,16 +100,24 @@ export class MemoryTaskStore implements TaskStore, ScheduleStore, RecordKeeper {
       (!query.type || t.type === query.type) &&
       (!query.clientId || t.clientId === query.clientId) &&
       (!query.tenant || t.tenant === query.tenant);
+    // A cold task (a ref) is queued and matched on its interned fields: a record is built only
+    // for the page, not for each of millions scanned.
+    const cold = this.cold;
+    const coldMatches = (ref: number) =>
+      (!states || states.has("queued")) &&
+      (!query.type || cold!.field(ref, "type") === query.type) &&
+      (!query.clientId || cold!.field(ref, "clientId") === query.clientId) &&
+      (!query.tenant || cold!.field(ref, "tenant") === query.tenant);
     const before = query.pageToken ? seqOfToken(query.pageToken) : Infinity;
     const tasks: TaskRecord[] = [];
     let totalSize = 0;
     let nextPageToken = "";
     for (let i = this.ordered.length - 1; i >= 0; i--) {
-      const t = recordAt(this.ordered, i, this.cold);
-      if (!matches(t)) continue;
+      const t = this.ordered[i]!;
+      if (typeof t === "number" ? !coldMatches(t) : !matches(t)) continue;
       totalSize++;
-      if (t.seq >= before) continue;
-      if (tasks.length < pageSize) tasks.push(t);
+      if ((typeof t === "number" ? cold!.seqOf(t) : t.seq) >= before) continue;
+      if (tasks.length < pageSize) tasks.push(typeof t === "number" ? cold!.record(t) : t);
       else if (!nextPageToken) nextPageToken = String(tasks[tasks.length - 1]!.seq);
     }
     return { tasks, nextPageToken, totalSize };
