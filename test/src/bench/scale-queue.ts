@@ -8,7 +8,8 @@
  * fixed start-up memory.
  *
  * As a script: `node dist/bench/scale-queue.js [memory|sqlite] [size,size,...]` prints the JSON
- * (default memory, 1000000,10000000). Capacity is set to the largest size.
+ * (default memory, 1000000,10000000). Capacity is set to the largest size. `SCALE_DRAIN=0` skips
+ * the drain; `SCALE_BIN=<other checkout>/apps/node/dist/bin.js` measures that build instead.
  */
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -24,6 +25,8 @@ export interface QueueScaleOptions {
   drain?: boolean;
   /** Progress lines go here. @defaultValue none */
   progress?: (line: string) => void;
+  /** Another build's `apps/node/dist/bin.js`, to measure it the same way (a baseline). @defaultValue this checkout's */
+  bin?: string;
 }
 
 export interface QueueScaleResult {
@@ -63,7 +66,7 @@ export async function queueScale(opts: QueueScaleOptions): Promise<QueueScaleRes
       ...(opts.store === "sqlite" ? { store: { kind: "sqlite", path: "scale-queue.db" } } : {}),
       log: { level: "error" },
     },
-    { timeoutMs: 60_000 },
+    { timeoutMs: 60_000, ...(opts.bin ? { bin: opts.bin } : {}) },
   );
   const client = new TaskflowClient({ address: node.address });
   try {
@@ -162,6 +165,7 @@ const mb = (bytes: number) => Math.round(bytes / (1024 * 1024));
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const store = (process.argv[2] ?? "memory") as "memory" | "sqlite";
   const sizes = (process.argv[3] ?? "1000000,10000000").split(",").map(Number);
-  const result = await queueScale({ store, sizes, drain: process.env["SCALE_DRAIN"] !== "0", progress: (l) => process.stderr.write(`[scale-queue] ${l}\n`) });
+  const bin = process.env["SCALE_BIN"];
+  const result = await queueScale({ store, sizes, drain: process.env["SCALE_DRAIN"] !== "0", ...(bin ? { bin } : {}), progress: (l) => process.stderr.write(`[scale-queue] ${l}\n`) });
   process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
 }
