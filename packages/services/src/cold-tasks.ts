@@ -187,13 +187,14 @@ export class ColdTasks<A> implements ColdRecords {
 
   /** The cold task `idx` as a new record, left in place (a read, e.g. for a filter). */
   peek(idx: number): Thawed<A> {
-    const labels = this.labels.value(this.labelsRef[idx]!);
+    const labelsRef = this.labelsRef[idx]!;
     const tenantRef = this.tenantRef[idx]!;
     const rec: TaskRecord = {
       type: this.strings.value(this.typeRef[idx]!),
       payload: this.arena.read(this.payloadAt[idx]!, this.payloadEnd[idx]! - 1),
       priority: this.priority[idx]!,
-      requiredLabels: Object.keys(labels).length ? labels : NO_LABELS,
+      // The empty set interns under "": one shared frozen object, as most tasks have no labels.
+      requiredLabels: this.labels.keyOf(labelsRef) === "" ? NO_LABELS : this.labels.value(labelsRef),
       maxAttempts: this.maxAttempts[idx]!,
       timeoutMs: this.timeoutMs[idx]!,
       idempotencyKey: "",
