@@ -6,7 +6,7 @@ import { parseConfig } from "@taskflow/core";
 import { FakeClock } from "@taskflow/core/testing";
 import { IndexedHeap } from "@taskflow/shm-heap";
 import { randomUUID } from "node:crypto";
-import { fifo as policy, spec } from "./control-plane.test.fixture.js";
+import { RecordingLogger, fifo as policy, spec } from "./control-plane.test.fixture.js";
 import { TaskTable } from "./task-table.js";
 import { Tenants, type TenantAccount } from "./tenants.js";
 
@@ -195,6 +195,16 @@ describe("TaskTable", () => {
       assert.deepEqual([...cold.liveTasks((rec) => rec.tenant === "globex")].map((l) => l.rec.id), [b.rec.id]);
       assert.deepEqual([...cold.liveTasks("hot")].map((l) => l.rec.id).sort(), [keyed.rec.id, b.rec.id].sort(), "the match is hot now, the other one still cold");
       assert.notEqual(cold.get(a.rec.id), a.live);
+    });
+
+    it("falls back to objects, with a warning naming the key, when the compact table cannot be reserved", () => {
+      const logger = new RecordingLogger();
+      // No heap can be this big; it only stands for a capacity whose arrays cannot be allocated.
+      const huge = { capacity: 2 ** 40 } as unknown as IndexedHeap;
+      const table = new TaskTable(policy, huge, new FakeClock(0), logger, { keepsRecords: false });
+      assert.equal(table.size, 0);
+      assert.equal(logger.messages().length, 1);
+      assert.match(logger.messages()[0]!, /control\.taskHeapCapacity.*stays a JavaScript object/);
     });
 
     it("stays out of the way when the store keeps records by reference (the memory store)", () => {

@@ -95,7 +95,7 @@ export class TaskTable {
     this.hooks = new PolicyHooks(policy, logger);
     this.tally = new TaskTally(clock);
     this.keeper = store?.keepsRecords ? recordKeeperOf(store) : undefined;
-    this.cold = store && (!store.keepsRecords || this.keeper) ? new ColdTasks(heap.capacity) : undefined;
+    this.cold = store && (!store.keepsRecords || this.keeper) ? coldTasksFor(heap.capacity, logger) : undefined;
     if (this.cold) this.keeper?.attachCold(this.cold);
   }
 
@@ -270,6 +270,22 @@ export class TaskTable {
     // A queued task leaves the queue only by assignment (onAssigned) or a cancel.
     if ((seen === PolicySeen.Queued && outcome !== "cancelled") || !this.policy.onFinished) return;
     this.hooks.finished(policyView(live), outcome);
+  }
+}
+
+/**
+ * The cold table for `capacity` tasks, or undefined when its arrays (~92 bytes a task, reserved,
+ * resident only as used) cannot be had: every task then stays a full object, as before ADR 0030.
+ */
+function coldTasksFor(capacity: number, logger: Logger | undefined): ColdTasks<TenantAccount> | undefined {
+  try {
+    return new ColdTasks(capacity);
+  } catch (err) {
+    logger?.warn(
+      { capacity, err: err instanceof Error ? err.message : String(err) },
+      "cannot reserve the compact table for queued tasks (control.taskHeapCapacity); every queued task stays a JavaScript object, ~1 KB each: lower control.taskHeapCapacity to get it back",
+    );
+    return undefined;
   }
 }
 
