@@ -120,7 +120,12 @@ async function drain(node: StartedNode, total: number, say: (line: string) => vo
   try {
     let done = 0;
     for (;;) {
-      const m = await scrape(node.metricsUrl!);
+      // A scrape can meet a keep-alive connection the server just closed ("fetch failed"): try again.
+      const m = await scrape(node.metricsUrl!).catch(() => undefined);
+      if (!m) {
+        await new Promise((r) => setTimeout(r, 200));
+        continue;
+      }
       done = value(m, "taskflow_tasks", { state: "succeeded" });
       const finished = done + value(m, "taskflow_tasks", { state: "failed" }) + value(m, "taskflow_tasks", { state: "cancelled" });
       if (finished >= total) break;
