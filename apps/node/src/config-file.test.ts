@@ -1,3 +1,4 @@
+import "reflect-metadata";
 import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -8,6 +9,7 @@ import { makeTaskRecord } from "@taskflow/core/testing";
 import { create } from "@bufbuild/protobuf";
 import { TaskSchema, TaskState, timestampFromMs } from "@taskflow/proto";
 import { MAX_HEAP_CAPACITY } from "@taskflow/shm-heap";
+import { taskHeapCapacityOf } from "@taskflow/services";
 import { EXIT, MAX_PRINTED_JSON_DEPTH, bytesAsJson, exitCodeFor } from "./cli/output.js";
 import { taskText } from "./cli/task-view.js";
 import { loadConfigFile } from "./config-file.js";
@@ -158,10 +160,22 @@ describe("control.taskHeapCapacity and control.workerHeapCapacity", () => {
     }
   });
 
-  it("default to room for a million tasks and 131072 workers", () => {
+  it("default to a task capacity sized from memory and 131072 workers", () => {
     const { control } = parseConfig({});
-    assert.equal(control.taskHeapCapacity, 1024 * 1024);
+    assert.equal(control.taskHeapCapacity, "auto");
     assert.equal(control.workerHeapCapacity, 131072);
+  });
+
+  it('"auto" gives one task per KiB of the resident-memory budget, in steps of 65536, within the heap\'s range', () => {
+    const GiB = 1024 ** 3;
+    const auto = parseConfig({});
+    assert.equal(taskHeapCapacityOf(auto, { systemLimit: 4 * GiB }), 51 * 65_536, "0.8 of 4 GiB is 3,355,443 KiB: 51 steps of 65536");
+    assert.equal(taskHeapCapacityOf(auto, { systemLimit: 24 * GiB }), MAX_HEAP_CAPACITY, "capped at 2^24 on a big host");
+    assert.equal(taskHeapCapacityOf(auto, { systemLimit: 32 * 1024 ** 2 }), 65_536, "never below 65536");
+    const budgeted = parseConfig({ control: { memoryBudget: { rssBytes: 2 * GiB } } });
+    assert.equal(taskHeapCapacityOf(budgeted, { systemLimit: 24 * GiB }), 2 * 1024 * 1024, "rssBytes, when set, is the budget");
+    assert.equal(taskHeapCapacityOf(parseConfig({ control: { taskHeapCapacity: 1000 } }), { systemLimit: 24 * GiB }), 1000, "a number is kept");
+    assert.throws(() => parseConfig({ control: { taskHeapCapacity: "big" } }), (err: TaskflowError) => err.message.includes("control.taskHeapCapacity:") && err.message.includes('"auto"'));
   });
 
   it("a heap the host cannot allocate is a config error naming the key, its size and the fix", () => {

@@ -28,6 +28,7 @@ import {
   loadPolicy,
   processMemorySampler,
   registerSchedulingParts,
+  taskHeapCapacityOf,
 } from "@taskflow/services";
 import type { Authenticator } from "@taskflow/services/auth";
 import type { ControlView } from "@taskflow/monitoring";
@@ -75,21 +76,23 @@ export interface ControlHeaps {
 
 /**
  * Allocates the heaps in full now: a capacity this host cannot hold stops the start, naming its
- * key. A standby control node allocates them before it is elected (allocating the default
- * 1M-task heaps takes about a second, with the event loop blocked).
+ * key. A standby control node allocates them before it is elected (allocating 2^24-task heaps,
+ * what `taskHeapCapacity: "auto"` gives on a host with 20 GiB or more, takes about a second,
+ * with the event loop blocked).
  */
 export function allocateHeaps(config: TaskflowConfig): ControlHeaps {
   const backing = config.control.heapBacking;
   const tag = `taskflow-${process.pid}-${Date.now().toString(36)}`;
   const heaps: IndexedHeap[] = [];
-  const heap = (key: "taskHeapCapacity" | "workerHeapCapacity", name: string): IndexedHeap => {
+  const capacities = { taskHeapCapacity: taskHeapCapacityOf(config), workerHeapCapacity: config.control.workerHeapCapacity };
+  const heap = (key: keyof typeof capacities, name: string): IndexedHeap => {
     try {
-      const created = IndexedHeap.create({ capacity: config.control[key], backing, name: `${tag}-${name}` });
+      const created = IndexedHeap.create({ capacity: capacities[key], backing, name: `${tag}-${name}` });
       heaps.push(created);
       return created;
     } catch (err) {
       for (const h of heaps) h.close();
-      throw heapCreateError(err, `control.${key}`, config.control[key], backing);
+      throw heapCreateError(err, `control.${key}`, capacities[key], backing);
     }
   };
   const taskHeap = heap("taskHeapCapacity", "tasks");

@@ -8,7 +8,7 @@
  */
 import type { Task, TaskService } from "@taskflow/proto";
 import type { ServiceClient } from "@taskflow/proto/grpc";
-import { Code, TaskflowError } from "@taskflow/core";
+import { Code, TaskflowError } from "@taskflow/core/base";
 import { Backoff, retryDelay } from "./backoff.js";
 import { isTransient, wireError } from "./errors.js";
 import { isFinalState } from "./outcome.js";

@@ -8,7 +8,7 @@ export { Limits, type ConcurrencyKey, type RateBucket, type TaskLimits } from ".
 export { Schedules, FIRING_RETRY_MS, type ScheduleInput } from "./schedules.js";
 export { cronTiming, intervalTiming, planFirings, type FiringPlan, type Timing } from "./schedule-timing.js";
 export { scheduleToWire } from "./schedule-service.js";
-export { MemoryAdmission, QUEUED_TASK_BYTES, cgroupMemoryLimit, processMemorySampler, type MemoryUse } from "./memory-admission.js";
+export { MemoryAdmission, QUEUED_TASK_BYTES, cgroupMemoryLimit, processMemorySampler, taskHeapCapacityOf, type MemoryUse } from "./memory-admission.js";
 export { delayedUntil, humanDuration } from "./due-time.js";
 export { ResultDelivery } from "./result-delivery.js";
 export { Tenants, MAX_TENANT_LABELS, OTHER_LABEL, type TenantAccount } from "./tenants.js";

@@ -8,13 +8,16 @@ import { readFileSync } from "node:fs";
 import os from "node:os";
 import v8 from "node:v8";
 import { inject, injectable } from "tsyringe";
-import { Code, Reason, TOKENS, TaskflowError, type Logger, type MemorySample, type MemorySampler, type TaskflowConfig, type TimerHandle, type Timers } from "@taskflow/core";
+import { Code, Reason, TOKENS, TaskflowError, autoTaskHeapCapacity, type Logger, type MemorySample, type MemorySampler, type TaskflowConfig, type TimerHandle, type Timers } from "@taskflow/core";
 
 /**
- * What one queued task costs the control node beyond its payload: issue 13 measured 720–960
- * bytes (record, table indexes, heap slot, store entry); rounded up.
+ * What one queued task costs the control node beyond its payload, for the estimate between two
+ * samples: a plain task kept cold measured 184–199 bytes of RSS (ΔRSS from 1 M to 3–10 M queued,
+ * 16-byte payloads, memory and SQLite stores; docs/adr/0030-off-heap-queued-tasks.md), rounded up. A task
+ * kept as an object (idempotency key, metadata, limits, a delay) costs ~950 bytes, as all did
+ * before (issue 13); the next sample, at most `sampleIntervalMs` later, shows it.
  */
-export const QUEUED_TASK_BYTES = 1024;
+export const QUEUED_TASK_BYTES = 256;
 
 /** Memory in use against its budget, as the metrics show it. */
 export interface MemoryUse {
@@ -35,6 +38,17 @@ export function processMemorySampler(): MemorySampler {
       return { heapUsed: heap.used_heap_size, heapLimit: heap.heap_size_limit, rss: process.memoryUsage.rss(), systemLimit };
     },
   };
+}
+
+/**
+ * `control.taskHeapCapacity` as a number: `"auto"` is sized from the resident-memory budget
+ * (`memoryBudget.rssBytes`, else `systemFraction` of `systemLimit`), see `autoTaskHeapCapacity`.
+ */
+export function taskHeapCapacityOf(config: TaskflowConfig, sample: Pick<MemorySample, "systemLimit"> = processMemorySampler().sample()): number {
+  const capacity = config.control.taskHeapCapacity;
+  if (capacity !== "auto") return capacity;
+  const budget = config.control.memoryBudget;
+  return autoTaskHeapCapacity(budget.rssBytes ?? budget.systemFraction * sample.systemLimit);
 }
 
 /** The cgroup's memory limit in bytes (v2 `memory.max`, else v1 `memory.limit_in_bytes`), or undefined when none. */

@@ -1,8 +1,11 @@
 /**
  * The in-memory task store: fastest, and gone when the process stops. Records are kept by
- * reference, so an update costs nothing; `durable` is false so callers know.
+ * reference, so an update costs nothing; `durable` is false so callers know. A queued task the
+ * task table keeps cold (docs/adr/0030-off-heap-queued-tasks.md) is held here by its ref only,
+ * and read from the table when asked for: the store does not keep an object per queued task.
  */
 import { Code, TASK_STATES, TaskflowError, isFinal, type ScheduleRecord, type ScheduleStore, type TaskCounts, type TaskPage, type TaskQuery, type TaskRecord, type TaskStore } from "@taskflow/core";
+import type { ColdRecords, RecordKeeper } from "./cold-tasks.js";
 
 const DEFAULT_PAGE = 50;
 const MAX_PAGE = 1000;
@@ -16,7 +19,7 @@ export interface MemoryTaskStoreOptions {
   maxFinishedTasks?: number;
 }
 
-export class MemoryTaskStore implements TaskStore, ScheduleStore {
+export class MemoryTaskStore implements TaskStore, ScheduleStore, RecordKeeper {
   readonly kind = "memory";
   readonly durable = false;
   readonly keepsRecords = true;
@@ -29,9 +32,34 @@ export class MemoryTaskStore implements TaskStore, ScheduleStore {
   private readonly byId = new Map<string, TaskRecord>();
   /** By `<tenant>\n<idempotency key>`: keys are scoped per tenant (tenant names hold no newline). */
   private readonly byKey = new Map<string, TaskRecord>();
-  /** Insertion order = seq order, which is what list and loadUnfinished walk. */
-  private readonly ordered: TaskRecord[] = [];
+  /**
+   * Insertion order = seq order, which is what list and loadUnfinished walk. A number is the ref
+   * of a cold task (`cold` has its record).
+   */
+  private readonly ordered: (TaskRecord | number)[] = [];
   private highestSeq = 0;
+  private cold: ColdRecords | undefined;
+
+  /** The task table's cold tasks: the records of the refs in `ordered`. */
+  attachCold(source: ColdRecords): void {
+    this.cold = source;
+  }
+
+  /** `rec` went cold under `ref`: only the ref stays here. */
+  released(rec: TaskRecord, ref: number): void {
+    if (this.byId.get(rec.id) !== rec) return;
+    this.byId.delete(rec.id);
+    const i = firstAtOrAfter(this.ordered, rec.seq, this.cold);
+    if (this.ordered[i] === rec) this.ordered[i] = ref;
+  }
+
+  /** The cold task `ref` is a record object again. */
+  adopted(rec: TaskRecord, ref: number): void {
+    const i = firstAtOrAfter(this.ordered, rec.seq, this.cold);
+    if (this.ordered[i] !== ref) return;
+    this.ordered[i] = rec;
+    this.byId.set(rec.id, rec);
+  }
 
   async open(): Promise<void> {}
   async close(): Promise<void> {}
@@ -53,7 +81,10 @@ export class MemoryTaskStore implements TaskStore, ScheduleStore {
   }
 
   async get(id: string): Promise<TaskRecord | undefined> {
-    return this.byId.get(id);
+    const rec = this.byId.get(id);
+    if (rec || !this.cold) return rec;
+    const ref = this.cold.find(id);
+    return ref < 0 ? undefined : this.cold.record(ref);
   }
 
   async findByIdempotencyKey(tenant: string, key: string): Promise<TaskRecord | undefined> {
@@ -69,16 +100,24 @@ export class MemoryTaskStore implements TaskStore, ScheduleStore {
       (!query.type || t.type === query.type) &&
       (!query.clientId || t.clientId === query.clientId) &&
       (!query.tenant || t.tenant === query.tenant);
+    // A cold task (a ref) is queued and matched on its interned fields: a record is built only
+    // for the page, not for each of millions scanned.
+    const cold = this.cold;
+    const coldMatches = (ref: number) =>
+      (!states || states.has("queued")) &&
+      (!query.type || cold!.field(ref, "type") === query.type) &&
+      (!query.clientId || cold!.field(ref, "clientId") === query.clientId) &&
+      (!query.tenant || cold!.field(ref, "tenant") === query.tenant);
     const before = query.pageToken ? seqOfToken(query.pageToken) : Infinity;
     const tasks: TaskRecord[] = [];
     let totalSize = 0;
     let nextPageToken = "";
     for (let i = this.ordered.length - 1; i >= 0; i--) {
       const t = this.ordered[i]!;
-      if (!matches(t)) continue;
+      if (typeof t === "number" ? !coldMatches(t) : !matches(t)) continue;
       totalSize++;
-      if (t.seq >= before) continue;
-      if (tasks.length < pageSize) tasks.push(t);
+      if ((typeof t === "number" ? cold!.seqOf(t) : t.seq) >= before) continue;
+      if (tasks.length < pageSize) tasks.push(typeof t === "number" ? cold!.record(t) : t);
       else if (!nextPageToken) nextPageToken = String(tasks[tasks.length - 1]!.seq);
     }
     return { tasks, nextPageToken, totalSize };
@@ -91,27 +130,22 @@ export class MemoryTaskStore implements TaskStore, ScheduleStore {
    */
   private unfilteredPage(pageToken: string | undefined, pageSize: number): TaskPage {
     const ordered = this.ordered;
-    let end = ordered.length;
-    if (pageToken) {
-      // First index whose seq is at or past the token: the page is what lies before it.
-      const before = seqOfToken(pageToken);
-      let lo = 0;
-      let hi = ordered.length;
-      while (lo < hi) {
-        const mid = (lo + hi) >>> 1;
-        if (ordered[mid]!.seq < before) lo = mid + 1;
-        else hi = mid;
-      }
-      end = lo;
-    }
+    // First index whose seq is at or past the token: the page is what lies before it.
+    const end = pageToken ? firstAtOrAfter(ordered, seqOfToken(pageToken), this.cold) : ordered.length;
     const start = Math.max(0, end - pageSize);
-    const tasks = ordered.slice(start, end).reverse();
+    const tasks: TaskRecord[] = [];
+    for (let i = end - 1; i >= start; i--) tasks.push(recordAt(ordered, i, this.cold));
     const nextPageToken = start > 0 ? String(tasks[tasks.length - 1]!.seq) : "";
     return { tasks, nextPageToken, totalSize: ordered.length };
   }
 
   async loadUnfinished(): Promise<TaskRecord[]> {
-    return this.ordered.filter((t) => !isFinal(t.state));
+    const out: TaskRecord[] = [];
+    for (let i = 0; i < this.ordered.length; i++) {
+      const t = recordAt(this.ordered, i, this.cold);
+      if (!isFinal(t.state)) out.push(t);
+    }
+    return out;
   }
 
   async maxSeq(): Promise<number> {
@@ -120,14 +154,15 @@ export class MemoryTaskStore implements TaskStore, ScheduleStore {
 
   async purgeFinished(beforeMs: number): Promise<number> {
     let finished = 0;
-    for (const t of this.ordered) if (isFinal(t.state)) finished++;
+    // A ref (a cold task) is queued: unfinished.
+    for (const t of this.ordered) if (typeof t !== "number" && isFinal(t.state)) finished++;
     // Oldest first: past the cap, finished tasks go even inside their retention.
     let excess = finished - this.maxFinished;
     let removed = 0;
     let write = 0;
     for (let read = 0; read < this.ordered.length; read++) {
       const t = this.ordered[read]!;
-      if (isFinal(t.state) && (t.finishedAt < beforeMs || excess-- > 0)) {
+      if (typeof t !== "number" && isFinal(t.state) && (t.finishedAt < beforeMs || excess-- > 0)) {
         this.byId.delete(t.id);
         if (t.idempotencyKey) {
           const key = keyOf(t.tenant, t.idempotencyKey);
@@ -145,6 +180,7 @@ export class MemoryTaskStore implements TaskStore, ScheduleStore {
   async counts(): Promise<TaskCounts> {
     const counts = Object.fromEntries(TASK_STATES.map((s) => [s, 0])) as TaskCounts;
     for (const t of this.byId.values()) counts[t.state]++;
+    counts.queued += this.cold?.size ?? 0;
     return counts;
   }
 
@@ -168,6 +204,25 @@ export class MemoryTaskStore implements TaskStore, ScheduleStore {
 
 function copySchedule(s: ScheduleRecord): ScheduleRecord {
   return structuredClone(s);
+}
+
+/** The record at `ordered[i]`, read from the cold tasks when it is a ref. */
+function recordAt(ordered: readonly (TaskRecord | number)[], i: number, cold: ColdRecords | undefined): TaskRecord {
+  const t = ordered[i]!;
+  return typeof t === "number" ? cold!.record(t) : t;
+}
+
+/** The first index of `ordered` (in seq order) whose seq is at or past `seq`. */
+function firstAtOrAfter(ordered: readonly (TaskRecord | number)[], seq: number, cold: ColdRecords | undefined): number {
+  let lo = 0;
+  let hi = ordered.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    const t = ordered[mid]!;
+    if ((typeof t === "number" ? cold!.seqOf(t) : t.seq) < seq) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 function keyOf(tenant: string, idempotencyKey: string): string {

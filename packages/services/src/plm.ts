@@ -38,6 +38,7 @@ import {
   type TenantUsage,
 } from "@taskflow/core";
 import { checkIds, matches, maxTasksOf, resolveFilter } from "./bulk-filter.js";
+import { finishedById, finishedMatching, notRetryable, retriedDependencies } from "./retry-lookup.js";
 import { type DelayedTasks } from "./delayed-tasks.js";
 import { checkFlow, validateDependencies, type Dependencies, type DependencyOutcome } from "./dependencies.js";
 import { type MemoryAdmission } from "./memory-admission.js";
@@ -59,7 +60,7 @@ export interface WaitReasons {
 const AHEAD_LIMIT = 100_000;
 
 /** What the task API uses of each part, and nothing more. */
-type Tasks = Pick<TaskTable, "get" | "byIdempotencyKey" | "newRecord" | "size" | "capacity" | "counts" | "countAhead" | "liveTasks">;
+type Tasks = Pick<TaskTable, "get" | "byIdempotencyKey" | "tally" | "size" | "capacity" | "countAhead" | "liveTasks">;
 type Transitions = Pick<TaskLifecycle, "admit" | "cancel" | "retry">;
 type Subscriptions = Pick<ResultDelivery, "watch" | "subscribeResults">;
 type Accounts = Pick<Tenants, "account" | "admit" | "settle" | "usage">;
@@ -192,7 +193,7 @@ export class ProcessLifecycleManager implements Plm {
         }
         seenKeys.set(spec.idempotencyKey, i);
       }
-      const rec = this.table.newRecord(spec, account.name, clientId, deriveId ? deriveId(i) : randomUUID());
+      const rec = this.table.tally.newRecord(spec, account.name, clientId, deriveId ? deriveId(i) : randomUUID());
       ids[i] = rec.id;
       fresh.push(rec);
       if (graphed) freshIndex.push(i);
@@ -302,11 +303,11 @@ export class ProcessLifecycleManager implements Plm {
   async retry(target: readonly string[] | TaskFilter, options: BulkOptions, scope: TenantScope): Promise<TaskRecord[]> {
     this.checkWritable();
     const byId = Array.isArray(target);
-    const found = byId ? await this.finishedById(checkIds(target as readonly string[]), scope) : await this.finishedMatching(target as TaskFilter, maxTasksOf(options), scope);
+    const found = byId ? await finishedById(checkIds(target as readonly string[]), (id) => this.get(id, scope)) : await finishedMatching(this.store, target as TaskFilter, maxTasksOf(options), scope);
     if (options.dryRun) return found;
     const graphed = found.filter((rec) => rec.dependsOn?.length);
     const retried = new Set(found.map((rec) => rec.id));
-    const known = graphed.length ? await this.retriedDependencies(graphed, retried) : undefined;
+    const known = graphed.length ? await retriedDependencies(this.graph, graphed, retried) : undefined;
     // Synchronous from here on: no other retry, submit or finish interleaves with the checks.
     this.checkWritable();
     const recs: TaskRecord[] = [];
@@ -362,7 +363,7 @@ export class ProcessLifecycleManager implements Plm {
     const f = resolveFilter(filter, "cancel", scope);
     const max = maxTasksOf(options);
     const found: LiveTask[] = [];
-    for (const live of this.table.liveTasks()) if (matches(live.rec, f)) found.push(live);
+    for (const live of this.table.liveTasks((rec) => matches(rec, f))) found.push(live);
     found.sort((a, b) => a.rec.seq - b.rec.seq);
     found.length = Math.min(found.length, max);
     if (!options.dryRun) for (const live of found) this.lifecycle.cancel(live, reason || "cancelled by request (bulk)");
@@ -385,7 +386,7 @@ export class ProcessLifecycleManager implements Plm {
   }
 
   async counts(): Promise<Record<TaskState, number>> {
-    return this.table.counts();
+    return this.table.tally.counts();
   }
 
   tenantUsage(): TenantUsage[] {
@@ -415,48 +416,6 @@ export class ProcessLifecycleManager implements Plm {
       throw new TaskflowError(Code.UNAVAILABLE, `the task store cannot write (${this.durability.storeHealth().error}); nothing was changed, retry later`, {
         reason: Reason.STORE,
       });
-    }
-  }
-
-  /** The finished dependencies of retried dependents, per tenant; one purged since counts as cancelled. */
-  private async retriedDependencies(graphed: readonly TaskRecord[], retried: ReadonlySet<string>): Promise<Map<string, DependencyOutcome>> {
-    const known = new Map<string, DependencyOutcome>();
-    const byTenant = new Map<string, TaskRecord[]>();
-    for (const rec of graphed) {
-      const list = byTenant.get(rec.tenant);
-      if (list) list.push(rec);
-      else byTenant.set(rec.tenant, [rec]);
-    }
-    for (const [tenant, recs] of byTenant) for (const [id, o] of await this.graph.lookUpForRetry(recs, tenant, retried)) known.set(id, o);
-    return known;
-  }
-
-  /** The tasks to retry by ID: all must exist in `scope` and be failed or cancelled. */
-  private async finishedById(ids: readonly string[], scope: TenantScope): Promise<TaskRecord[]> {
-    const recs: TaskRecord[] = [];
-    for (const id of ids) {
-      const rec = await this.get(id, scope);
-      if (rec.state !== "failed" && rec.state !== "cancelled") throw notRetryable(id, rec.state);
-      recs.push(rec);
-    }
-    return recs;
-  }
-
-  /** Up to `max` finished tasks matching `filter`, newest first, read from the store page by page. */
-  private async finishedMatching(filter: TaskFilter, max: number, scope: TenantScope): Promise<TaskRecord[]> {
-    const f = resolveFilter(filter, "retry", scope);
-    const query: TaskQuery = { states: f.states, type: f.type, pageSize: 1000, ...(f.tenant !== undefined ? { tenant: f.tenant } : {}) };
-    const found: TaskRecord[] = [];
-    for (;;) {
-      const page = await this.store.list(query);
-      for (const rec of page.tasks) {
-        // Newest first: past created_after_ms, every later page is older still.
-        if (f.createdAfter && rec.createdAt < f.createdAfter) return found;
-        if (matches(rec, f)) found.push(rec);
-        if (found.length >= max) return found;
-      }
-      if (!page.nextPageToken) return found;
-      query.pageToken = page.nextPageToken;
     }
   }
 
@@ -507,10 +466,6 @@ export function idDeriver(tenant: string, clientId: string, requestId: string): 
 }
 
 const TENANT_MARK = Buffer.from([0xff]);
-
-function notRetryable(taskId: string, state: TaskState): TaskflowError {
-  return new TaskflowError(Code.FAILED_PRECONDITION, `task ${taskId} is ${state}; only failed or cancelled tasks can be retried`);
-}
 
 function notFound(taskId: string): TaskflowError {
   return new TaskflowError(Code.NOT_FOUND, `task ${taskId} not found (unknown, or finished longer ago than control.resultRetentionMs)`, {

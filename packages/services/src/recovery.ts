@@ -22,7 +22,7 @@ export interface Reconciled {
 }
 
 /** What recovery uses of each part, and nothing more. */
-type Tasks = Pick<TaskTable, "restore" | "track" | "enqueue" | "get" | "hold" | "count" | "assigned">;
+type Tasks = Pick<TaskTable, "tally" | "track" | "enqueue" | "compact" | "get" | "held" | "assigned">;
 type Transitions = Pick<TaskLifecycle, "changed" | "requeueWorkerTasks" | "cancel">;
 type Delays = Pick<DelayedTasks, "holdUntilDue">;
 
@@ -58,7 +58,7 @@ export class Recovery {
    * worker, then the queued tasks enter the queue, each in `seq` order (ADR 0004).
    */
   async start(): Promise<void> {
-    this.table.restore(await this.store.maxSeq(), await this.store.counts());
+    this.table.tally.restore(await this.store.maxSeq(), await this.store.counts());
     const unfinished = (await this.store.loadUnfinished()).sort((a, b) => a.seq - b.seq);
     const waiting: TaskRecord[] = [];
     const held: LiveTask[] = [];
@@ -82,7 +82,7 @@ export class Recovery {
       }
       // It was with a worker when the control node stopped. That worker may still run it and
       // will list it when it reconnects (see reconcile); until then it waits outside the heap.
-      if (rec.state !== "queued") this.table.count(rec.state, "queued");
+      if (rec.state !== "queued") this.table.tally.count(rec.state, "queued");
       // It may still be running: it counts against its concurrency key until it is settled.
       this.limits.recovered(live);
       const neverStarted = rec.state === "assigned" && (rec.attempts.at(-1)?.startedAt ?? 0) === 0;
@@ -96,7 +96,10 @@ export class Recovery {
       this.awaitingAdoption.set(rec.id, live);
     }
     for (const live of held) this.table.assigned(live, live.rec.workerId);
-    for (const live of queued) this.table.enqueue(live);
+    for (const live of queued) {
+      this.table.enqueue(live);
+      this.table.compact(live);
+    }
     if (waiting.length) {
       await this.store.update(waiting);
       // Workers reconnect within their backoff; whatever nobody re-adopts by then runs again.
@@ -133,12 +136,12 @@ export class Recovery {
           continue;
         }
         if (this.awaitingAdoption.delete(h.taskId)) {
-          this.table.count("queued", "running");
+          this.table.tally.count("queued", "running");
           rec.state = "running";
           rec.waitingReason = "";
           heldIds.add(h.taskId);
           this.lifecycle.changed(rec);
-          this.table.hold(live, workerId);
+          this.table.held.add(live, workerId);
           adopted++;
           continue;
         }

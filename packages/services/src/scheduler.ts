@@ -31,10 +31,10 @@ import { type WorkerEntry, type WorkerIndex } from "./worker-index.js";
 import { type Limits } from "./limits.js";
 import { type LoopInbox } from "./scheduler-inbox.js";
 import { type TaskLifecycle } from "./task-lifecycle.js";
-import { type LiveTask, type TaskTable } from "./task-table.js";
+import { policyView as taskView, type LiveTask, type TaskTable } from "./task-table.js";
 
 /** What the scheduler uses of each part, and nothing more. */
-type QueuedTasks = Pick<TaskTable, "popQueued" | "park" | "unpark" | "policyView" | "inHeap" | "assigned" | "hooks">;
+type QueuedTasks = Pick<TaskTable, "popQueued" | "park" | "unpark" | "inHeap" | "assigned" | "hooks">;
 type Assigner = Pick<TaskLifecycle, "assign">;
 type Workers = Pick<WorkerRegister, "schedulable" | "assigned" | "released" | "sentAssignments">;
 type Directory = Pick<WorkerIndex, "get" | "byHeapId" | "entries">;
@@ -183,7 +183,7 @@ export class MainScheduler implements Scheduler, WaitReasons {
       if (!worker) continue;
       worker.handle = -1;
       const why = this.builtinFilter(live, worker);
-      const verdict = why || !this.policy.filter ? undefined : this.policy.filter((task ??= this.table.policyView(live)), this.policyView(worker));
+      const verdict = why || !this.policy.filter ? undefined : this.policy.filter((task ??= taskView(live)), this.policyView(worker));
       if (!why && (!verdict || verdict.fits)) {
         feasible.push(worker);
         if (!this.policy.score || feasible.length >= SCORE_CANDIDATES) break;
@@ -194,7 +194,7 @@ export class MainScheduler implements Scheduler, WaitReasons {
       rejected.push(worker);
     }
     if (feasible.length) {
-      chosen = this.table.hooks.best((task ??= this.table.policyView(live)), feasible, (w) => this.policyView(w));
+      chosen = this.table.hooks.best((task ??= taskView(live)), feasible, (w) => this.policyView(w));
       for (const worker of feasible) if (worker !== chosen) rejected.push(worker);
     }
     for (const worker of rejected) this.pushWorker(worker);

@@ -26,13 +26,13 @@ import { type Dependencies, type Doomed } from "./dependencies.js";
 import { type Limits } from "./limits.js";
 import { type ResultDelivery } from "./result-delivery.js";
 import { type StoreWriteBehind } from "./store-write-behind.js";
-import { type LiveTask, type TaskTable } from "./task-table.js";
+import { policyView, type LiveTask, type TaskTable } from "./task-table.js";
 import { type TenantAccount } from "./tenants.js";
 
 /** What the lifecycle uses of each part, and nothing more. */
 type Tasks = Pick<
   TaskTable,
-  "get" | "track" | "untrack" | "enqueue" | "hold" | "unhold" | "tasksOf" | "liveTasks" | "count" | "countNew" | "policyView"
+  "get" | "track" | "untrack" | "enqueue" | "compact" | "held" | "unhold" | "liveTasks" | "tally"
 >;
 type Writes = Pick<StoreWriteBehind, "changed" | "outcome">;
 type Watchers = Pick<ResultDelivery, "changed" | "wantsOutcomes">;
@@ -64,7 +64,7 @@ export class TaskLifecycle implements TaskReports, LostWorkerTasks {
   /** Stops every retry and timeout timer; no task is requeued after this. */
   stop(): void {
     this.closed = true;
-    for (const live of this.table.liveTasks()) {
+    for (const live of this.table.liveTasks("hot")) {
       this.timers.clear(live.retryTimer);
       this.timers.clear(live.timeoutTimer);
     }
@@ -76,7 +76,7 @@ export class TaskLifecycle implements TaskReports, LostWorkerTasks {
    * dependency already failed is cancelled).
    */
   admit(fresh: readonly TaskRecord[], account: TenantAccount): void {
-    this.table.countNew(fresh.length);
+    this.table.tally.countNew(fresh.length);
     let doomed: Doomed[] | undefined;
     const limited = this.limits.active;
     for (const rec of fresh) {
@@ -86,6 +86,8 @@ export class TaskLifecycle implements TaskReports, LostWorkerTasks {
       if (readiness?.kind === "cancel") (doomed ??= []).push({ live, why: readiness.why });
       else if (readiness?.kind !== "waits" && !(rec.notBefore && this.delayed.holdUntilDue(live))) this.table.enqueue(live);
       this.emit(rec);
+      // Last: a plain queued task goes cold here (its record and live task are let go).
+      this.table.compact(live);
     }
     if (doomed) for (const d of doomed) if (d.live.rec.state === "queued") this.cancel(d.live, d.why);
     this.inbox.wake();
@@ -98,7 +100,7 @@ export class TaskLifecycle implements TaskReports, LostWorkerTasks {
    * change is written through the normal write path, so every store sees it queued.
    */
   retry(rec: TaskRecord, account: TenantAccount, why: string): LiveTask {
-    this.table.count(rec.state, "queued");
+    this.table.tally.count(rec.state, "queued");
     rec.state = "queued";
     rec.attempt = 0;
     rec.workerId = "";
@@ -127,14 +129,14 @@ export class TaskLifecycle implements TaskReports, LostWorkerTasks {
     live.parked = false;
     rec.state = "assigned";
     rec.workerId = workerId;
-    this.table.hold(live, workerId);
+    this.table.held.add(live, workerId);
     rec.epoch += 1;
     rec.attempt += 1;
     rec.assignedAt = this.clock.now();
     rec.waitingReason = "";
     rec.attempts.push({ attempt: rec.attempt, epoch: rec.epoch, workerId, startedAt: 0, finishedAt: 0, error: "" });
     if (live.limits !== undefined) this.limits.assigned(live);
-    this.table.count("queued", "assigned");
+    this.table.tally.count("queued", "assigned");
     const timeoutMs = rec.timeoutMs || this.config.control.defaultTimeoutMs;
     if (timeoutMs > 0) {
       // The worker aborts the handler at the deadline; this is the backstop when it cannot.
@@ -151,7 +153,7 @@ export class TaskLifecycle implements TaskReports, LostWorkerTasks {
     if (!live || live.rec.epoch !== epoch || live.rec.workerId !== workerId || live.rec.state !== "assigned") return;
     live.rec.state = "running";
     this.stamp(live.rec);
-    this.table.count("assigned", "running");
+    this.table.tally.count("assigned", "running");
     this.changed(live.rec);
   }
 
@@ -206,10 +208,10 @@ export class TaskLifecycle implements TaskReports, LostWorkerTasks {
 
   requeueWorkerTasks(workerId: string, reason: string, keep?: ReadonlySet<string>): number {
     let count = 0;
-    for (const live of this.table.tasksOf(workerId)) {
+    for (const live of this.table.held.of(workerId)) {
       if (keep?.has(live.rec.id)) continue;
       this.closeAttempt(live.rec, reason);
-      const decision = this.policy.onRequeue?.(this.table.policyView(live));
+      const decision = this.policy.onRequeue?.(policyView(live));
       if (decision?.priority !== undefined && Number.isFinite(decision.priority)) live.rec.priority = decision.priority;
       const maxAttempts = live.rec.maxAttempts || this.config.control.defaultMaxAttempts;
       if (live.rec.attempt >= maxAttempts) {
@@ -241,7 +243,7 @@ export class TaskLifecycle implements TaskReports, LostWorkerTasks {
     live.timeoutTimer = undefined;
     this.table.unhold(live);
     if (live.limits !== undefined) this.limits.left(live);
-    this.table.count(rec.state, "queued");
+    this.table.tally.count(rec.state, "queued");
     rec.state = "queued";
     rec.workerId = "";
     rec.waitingReason = reason;
@@ -310,7 +312,7 @@ export class TaskLifecycle implements TaskReports, LostWorkerTasks {
     this.timers.clear(live.timeoutTimer);
     this.delayed.remove(live);
     this.closeAttempt(rec, state === "succeeded" ? "" : error);
-    this.table.count(rec.state, state);
+    this.table.tally.count(rec.state, state);
     rec.state = state;
     rec.result = result;
     rec.error = error;

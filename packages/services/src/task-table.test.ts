@@ -5,7 +5,8 @@ import { afterEach, beforeEach, describe, it } from "node:test";
 import { parseConfig } from "@taskflow/core";
 import { FakeClock } from "@taskflow/core/testing";
 import { IndexedHeap } from "@taskflow/shm-heap";
-import { fifo as policy, spec } from "./control-plane.test.fixture.js";
+import { randomUUID } from "node:crypto";
+import { RecordingLogger, fifo as policy, spec } from "./control-plane.test.fixture.js";
 import { TaskTable } from "./task-table.js";
 import { Tenants, type TenantAccount } from "./tenants.js";
 
@@ -24,15 +25,15 @@ describe("TaskTable", () => {
   afterEach(() => heap.close());
 
   function add(id: string, key = "", account = acme) {
-    const live = table.track(table.newRecord(spec("t", { idempotencyKey: key }), account.name, "c1", id), account);
+    const live = table.track(table.tally.newRecord(spec("t", { idempotencyKey: key }), account.name, "c1", id), account);
     table.enqueue(live);
     return live;
   }
 
   describe("newRecord", () => {
     it("numbers records in sequence after the restored maximum, queued, stamped with the clock", () => {
-      table.restore(41, { queued: 0, assigned: 0, running: 0, succeeded: 0, failed: 0, cancelled: 0 });
-      const rec = table.newRecord(spec("t"), "acme", "c1", "a");
+      table.tally.restore(41, { queued: 0, assigned: 0, running: 0, succeeded: 0, failed: 0, cancelled: 0 });
+      const rec = table.tally.newRecord(spec("t"), "acme", "c1", "a");
       assert.deepEqual([rec.seq, rec.state, rec.createdAt, rec.tenant, rec.clientId], [42, "queued", 1_000, "acme", "c1"]);
     });
   });
@@ -80,13 +81,13 @@ describe("TaskTable", () => {
       assert.equal(table.get("a"), a);
       assert.equal(table.byIdempotencyKey("acme", "key-a"), a);
       assert.equal(table.byIdempotencyKey("globex", "key-a"), undefined, "keys are per tenant");
-      table.hold(a, "w1");
-      assert.deepEqual(table.tasksOf("w1"), [a]);
+      table.held.add(a, "w1");
+      assert.deepEqual(table.held.of("w1"), [a]);
       a.rec.workerId = "w1";
       table.untrack(a);
       assert.equal(table.get("a"), undefined);
       assert.equal(table.byIdempotencyKey("acme", "key-a"), undefined);
-      assert.deepEqual(table.tasksOf("w1"), []);
+      assert.deepEqual(table.held.of("w1"), []);
       assert.equal(table.inHeap, 0, "it left the heap too");
       const b = add("b");
       assert.equal(b.idx, a.idx, "its heap id is reused");
@@ -109,13 +110,110 @@ describe("TaskTable", () => {
 
   describe("count", () => {
     it("moves a task between states and counts new ones as queued", () => {
-      table.countNew(3);
-      table.count("queued", "assigned");
-      const counts = table.counts();
+      table.tally.countNew(3);
+      table.tally.count("queued", "assigned");
+      const counts = table.tally.counts();
       assert.equal(counts.queued, 2);
       assert.equal(counts.assigned, 1);
       counts.queued = 99;
-      assert.equal(table.counts().queued, 2, "a copy");
+      assert.equal(table.tally.counts().queued, 2, "a copy");
+    });
+  });
+
+  describe("compact (cold tasks)", () => {
+    let cold: TaskTable;
+    let coldHeap: IndexedHeap;
+    beforeEach(() => {
+      coldHeap = IndexedHeap.create({ capacity: 64 });
+      // A store that does not keep records by reference (SQLite, Postgres): plain queued tasks go cold.
+      cold = new TaskTable(policy, coldHeap, new FakeClock(5_000), undefined, { keepsRecords: false });
+    });
+    afterEach(() => coldHeap.close());
+
+    function submit(overrides: Parameters<typeof spec>[1] = {}, tenant = acme) {
+      const rec = cold.tally.newRecord(spec("resize", { payload: Uint8Array.of(1, 2, 3), priority: 7, requiredLabels: { gpu: "yes" }, ...overrides }), tenant.name, "c1", randomUUID());
+      const live = cold.track(rec, tenant);
+      cold.enqueue(live);
+      cold.compact(live);
+      return { rec: { ...rec }, live };
+    }
+
+    it("lets a plain queued task go cold and gives it back whole on get, still queued in the heap", () => {
+      const { rec, live } = submit();
+      assert.equal(cold.size, 1, "a cold task counts as unfinished");
+      assert.equal(acme.unfinished, 1);
+      const back = cold.get(rec.id)!;
+      assert.notEqual(back, live, "thawed into a new live task");
+      assert.deepEqual({ ...back.rec }, rec);
+      assert.deepEqual([back.idx, back.handle, back.key, back.enqueuedAt, back.account], [live.idx, live.handle, live.key, live.enqueuedAt, acme]);
+      assert.equal(cold.get(rec.id), back, "hot from then on");
+      assert.equal(cold.countAhead(back, 10), 0);
+      assert.equal(cold.get(randomUUID()), undefined);
+    });
+
+    it("pops cold tasks in policy order, thawed, and reuses their heap ids once untracked", () => {
+      const ids = [submit(), submit(), submit()].map((s) => s.rec.id);
+      const popped = [cold.popQueued()!, cold.popQueued()!, cold.popQueued()!];
+      assert.deepEqual(popped.map((l) => l.rec.id), ids, "the fifo policy's order, from the keys kept while cold");
+      assert.equal(cold.popQueued(), null);
+      for (const live of popped) {
+        live.rec.state = "succeeded";
+        cold.untrack(live);
+      }
+      assert.equal(cold.size, 0);
+      const again = submit();
+      assert.ok(popped.some((l) => l.idx === again.live.idx), "a freed heap id is used again");
+      assert.deepEqual({ ...cold.get(again.rec.id)!.rec }, again.rec, "and holds the new task's fields, not the old one's");
+    });
+
+    it("keeps a task with anything unusual hot: idempotency key, metadata, delay, a limit key", () => {
+      const keyed = submit({ idempotencyKey: "k1" });
+      const tagged = submit({ metadata: { team: "x" } });
+      const delayed = submit({ delayMs: 1000 });
+      const limited = submit({ concurrencyKey: "db" });
+      for (const s of [keyed, tagged, delayed, limited]) assert.equal(cold.get(s.rec.id), s.live, "the same object: never cold");
+      // As the wire decoder gives them: "" limit keys are none, so the task is plain.
+      const wire = submit({ concurrencyKey: "", rateLimitKey: "" });
+      assert.notEqual(cold.get(wire.rec.id), wire.live, "thawed: it was cold");
+      assert.equal(cold.byIdempotencyKey("acme", "k1"), keyed.live);
+    });
+
+    it("walks cold tasks too in liveTasks, with each tenant's account", () => {
+      const globex = tenants.account("globex");
+      const a = submit();
+      const b = submit({}, globex);
+      const seen = [...cold.liveTasks()].map((l) => [l.rec.id, l.account.name]).sort();
+      assert.deepEqual(seen, [[a.rec.id, "acme"], [b.rec.id, "globex"]].sort());
+      assert.equal(cold.size, 2);
+    });
+
+    it("walks only the hot tasks, or thaws only the cold ones a filter matches", () => {
+      const a = submit();
+      const b = submit({}, tenants.account("globex"));
+      const keyed = submit({ idempotencyKey: "k" });
+      assert.deepEqual([...cold.liveTasks("hot")], [keyed.live], "the cold ones are not thawed");
+      assert.deepEqual([...cold.liveTasks((rec) => rec.tenant === "globex")].map((l) => l.rec.id), [b.rec.id]);
+      assert.deepEqual([...cold.liveTasks("hot")].map((l) => l.rec.id).sort(), [keyed.rec.id, b.rec.id].sort(), "the match is hot now, the other one still cold");
+      assert.notEqual(cold.get(a.rec.id), a.live);
+    });
+
+    it("falls back to objects, with a warning naming the key, when the compact table cannot be reserved", () => {
+      const logger = new RecordingLogger();
+      // No heap can be this big; it only stands for a capacity whose arrays cannot be allocated.
+      const huge = { capacity: 2 ** 40 } as unknown as IndexedHeap;
+      const table = new TaskTable(policy, huge, new FakeClock(0), logger, { keepsRecords: false });
+      assert.equal(table.size, 0);
+      assert.equal(logger.messages().length, 1);
+      assert.match(logger.messages()[0]!, /control\.taskHeapCapacity.*stays a JavaScript object/);
+    });
+
+    it("stays out of the way when the store keeps records by reference (the memory store)", () => {
+      const keeping = new TaskTable(policy, coldHeap, new FakeClock(5_000), undefined, { keepsRecords: true });
+      const rec = keeping.tally.newRecord(spec("t"), "acme", "c1", randomUUID());
+      const live = keeping.track(rec, acme);
+      keeping.enqueue(live);
+      keeping.compact(live);
+      assert.equal(keeping.get(rec.id), live);
     });
   });
 });

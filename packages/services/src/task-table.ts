@@ -2,13 +2,16 @@
  * The task table: every unfinished task in memory, indexed by ID, by idempotency key, by its
  * small integer id in the shared-memory task heap, and by the worker holding it; the task heap
  * itself (the queue, in policy order) with parked tasks beside it; and the count of tasks per
- * state. It changes no task's state: the task lifecycle does (task-lifecycle.ts). Each live task
- * points at its tenant's account, counted in while tracked (docs/adr/0013-tenants.md).
+ * state (task-tally.ts). It changes no task's state: the task lifecycle does (task-lifecycle.ts).
+ * Each live task points at its tenant's account, counted in while tracked (docs/adr/0013-tenants.md).
+ *
+ * Two tiers (docs/adr/0030-off-heap-queued-tasks.md): a plain task waiting in the heap is kept
+ * *cold*, compactly in typed arrays (cold-tasks.ts), with no object of its own; it is thawed back
+ * into a {@link LiveTask} when it is popped, looked up by ID or heap id, or walked over. Only
+ * what is in flight, or unusual, is a JavaScript object.
  */
 import { inject, injectable } from "tsyringe";
 import {
-  SPEC_ATTRIBUTE_KEYS,
-  TASK_STATES,
   TOKENS,
   frozenRecord,
   isFinal,
@@ -18,15 +21,16 @@ import {
   type PolicyTask,
   type SchedulingPolicy,
   type TaskRecord,
-  type TaskSpec,
-  type TaskState,
+  type TaskStore,
   type TimerHandle,
 } from "@taskflow/core";
 import type { IndexedHeap } from "@taskflow/shm-heap";
+import { ColdTasks, isPlain, recordKeeperOf, type RecordKeeper } from "./cold-tasks.js";
+import { HeldTasks } from "./held-tasks.js";
 import { type TenantAccount } from "./tenants.js";
-import { delayedUntil, dueTime } from "./due-time.js";
 import type { TaskLimits } from "./limits.js";
 import { PolicyHooks, type WorkerViewSource } from "./policy-hooks.js";
+import { TaskTally } from "./task-tally.js";
 
 /** What the policy knows of a task: nothing, that it is queued (keyed), or that a worker holds it. */
 export const PolicySeen = { None: 0, Queued: 1, Held: 2 } as const;
@@ -63,16 +67,21 @@ export interface LiveTask {
 
 @injectable()
 export class TaskTable {
+  /** Hot tasks: every unfinished task that is not cold. */
   private readonly live = new Map<string, LiveTask>();
-  /** Heap id -> live task; ids are recycled through `freeIdx`. */
+  /** Heap id -> hot task; ids are recycled through `freeIdx` (a cold task's id stays taken). */
   private readonly byIdx: (LiveTask | undefined)[] = [];
   private readonly freeIdx: number[] = [];
   /** By `<tenant>\n<idempotency key>` (keys are scoped per tenant; tenant names hold no newline). */
   private readonly liveByKey = new Map<string, LiveTask>();
+  /** Queued plain tasks, compactly; undefined when the store keeps every record object and cannot let go of some. */
+  private readonly cold: ColdTasks<TenantAccount> | undefined;
+  /** The store, when it keeps record objects (the memory store): told when a record goes cold and comes back. */
+  private readonly keeper: RecordKeeper | undefined;
   /** Worker ID → tasks it holds, so a lost worker's tasks are found without a scan. */
-  private readonly held = new Map<string, Set<LiveTask>>();
-  private seq = 0;
-  private readonly stateCounts: Record<TaskState, number> = Object.fromEntries(TASK_STATES.map((s) => [s, 0])) as Record<TaskState, number>;
+  readonly held = new HeldTasks<LiveTask>();
+  /** The submission sequence and the count of tasks per state. */
+  readonly tally: TaskTally;
   /** The policy's lifecycle hooks and read-only views, shared with the scheduler. */
   readonly hooks: PolicyHooks;
 
@@ -81,19 +90,18 @@ export class TaskTable {
     @inject(TOKENS.TaskHeap) private readonly heap: IndexedHeap,
     @inject(TOKENS.Clock) private readonly clock: Clock,
     @inject(TOKENS.Logger) logger?: Logger,
+    @inject(TOKENS.TaskStore) store?: Pick<TaskStore, "keepsRecords"> & Partial<RecordKeeper>,
   ) {
     this.hooks = new PolicyHooks(policy, logger);
+    this.tally = new TaskTally(clock);
+    this.keeper = store?.keepsRecords ? recordKeeperOf(store) : undefined;
+    this.cold = store && (!store.keepsRecords || this.keeper) ? coldTasksFor(heap.capacity, logger) : undefined;
+    if (this.cold) this.keeper?.attachCold(this.cold);
   }
 
-  /** After a restart: continue the store's sequence and state counts. */
-  restore(maxSeq: number, counts: Record<TaskState, number>): void {
-    this.seq = maxSeq;
-    for (const state of TASK_STATES) this.stateCounts[state] = counts[state];
-  }
-
-  /** Unfinished tasks (queued, parked, with a worker, waiting out a backoff). */
+  /** Unfinished tasks (queued, parked, with a worker, waiting out a backoff), cold ones included. */
   get size(): number {
-    return this.live.size;
+    return this.live.size + (this.cold?.size ?? 0);
   }
 
   /** Most unfinished tasks the heap has room for. */
@@ -106,91 +114,35 @@ export class TaskTable {
     return this.heap.size;
   }
 
-  liveTasks(): IterableIterator<LiveTask> {
-    return this.live.values();
+  /**
+   * Unfinished tasks: every one (`"all"`, cold ones thawed as the walk reaches them), only the
+   * hot ones (`"hot"`: a cold task has no timers, limits or worker), or those whose record
+   * matches (a cold one is read in place and thawed only when it matches).
+   */
+  *liveTasks(which: "all" | "hot" | ((rec: TaskRecord) => boolean) = "all"): IterableIterator<LiveTask> {
+    const where = typeof which === "function" ? which : undefined;
+    for (const live of this.live.values()) if (!where || where(live.rec)) yield live;
+    if (!this.cold || which === "hot") return;
+    for (const idx of this.cold.heapIds()) if (!where || where(this.cold.record(idx))) yield this.thaw(idx);
   }
 
   get(taskId: string): LiveTask | undefined {
-    return this.live.get(taskId);
+    const hot = this.live.get(taskId);
+    if (hot || !this.cold) return hot;
+    const idx = this.cold.find(taskId);
+    return idx < 0 ? undefined : this.thaw(idx);
   }
 
-  /** The live task of `tenant` with this idempotency key. */
+  /** The live task of `tenant` with this idempotency key (such a task is never cold). */
   byIdempotencyKey(tenant: string, key: string): LiveTask | undefined {
     return this.liveByKey.get(`${tenant}\n${key}`);
-  }
-
-  /** Tasks in each state (finished ones too, as the store counts them). */
-  counts(): Record<TaskState, number> {
-    return { ...this.stateCounts };
-  }
-
-  /** A task moved from one state to another. */
-  count(from: TaskState, to: TaskState): void {
-    this.stateCounts[from]--;
-    this.stateCounts[to]++;
-  }
-
-  /** Tasks entered the table as queued (just inserted in the store). */
-  countNew(n: number): void {
-    this.stateCounts.queued += n;
-  }
-
-  /** A new task record with the next sequence number, queued. */
-  newRecord(spec: TaskSpec, tenant: string, clientId: string, id: string): TaskRecord {
-    const now = this.clock.now();
-    const notBefore = spec.delayMs || spec.runAt ? dueTime(spec, now) : 0;
-    // Every field spelled out: a spread here makes V8 build slow dictionary-mode objects (~25x slower).
-    const rec: TaskRecord = {
-      type: spec.type,
-      payload: spec.payload,
-      priority: spec.priority,
-      requiredLabels: spec.requiredLabels,
-      maxAttempts: spec.maxAttempts,
-      timeoutMs: spec.timeoutMs,
-      idempotencyKey: spec.idempotencyKey,
-      expectedDurationMs: spec.expectedDurationMs,
-      id,
-      seq: ++this.seq,
-      tenant,
-      clientId,
-      state: "queued",
-      attempt: 0,
-      epoch: 0,
-      workerId: "",
-      createdAt: now,
-      assignedAt: 0,
-      startedAt: 0,
-      finishedAt: 0,
-      notBefore,
-      result: undefined,
-      error: "",
-      waitingReason: notBefore ? delayedUntil(notBefore) : "",
-      attempts: [],
-    };
-    // The optional submission attributes (metadata, deadline, …), only those set: most tasks have none.
-    for (const key of SPEC_ATTRIBUTE_KEYS) if (spec[key] !== undefined) (rec as unknown as Record<string, unknown>)[key] = spec[key];
-    return rec;
   }
 
   /** The task enters the table; `account` is its tenant's (`rec.tenant`), which counts it until {@link untrack}. */
   track(rec: TaskRecord, account: TenantAccount): LiveTask {
     const idx = this.freeIdx.length ? this.freeIdx.pop()! : this.byIdx.length;
     account.unfinished++;
-    const live: LiveTask = {
-      rec,
-      account,
-      idx,
-      handle: -1,
-      dueHandle: -1,
-      key: 0,
-      enqueuedAt: 0,
-      parked: false,
-      policySeen: PolicySeen.None,
-      retryTimer: undefined,
-      timeoutTimer: undefined,
-      dependencyResults: undefined,
-      limits: undefined,
-    };
+    const live = liveTask(rec, account, idx);
     this.byIdx[idx] = live;
     this.live.set(rec.id, live);
     if (rec.idempotencyKey) this.liveByKey.set(`${rec.tenant}\n${rec.idempotencyKey}`, live);
@@ -214,6 +166,34 @@ export class TaskTable {
     }
   }
 
+  /**
+   * A task just queued may go cold: when it is plain (cold-tasks.ts `isPlain`) and nothing but
+   * the heap refers to it (no timer, limit, delay or dependency). Its record and live task are
+   * dropped; callers must not keep them.
+   */
+  compact(live: LiveTask): void {
+    if (!this.cold || live.handle < 0 || live.parked || live.dueHandle >= 0 || live.limits || live.dependencyResults) return;
+    if (live.retryTimer || live.timeoutTimer || live.policySeen !== PolicySeen.Queued || !isPlain(live.rec)) return;
+    if (!this.cold.freeze(live.idx, live.rec, live)) return;
+    this.live.delete(live.rec.id);
+    this.byIdx[live.idx] = undefined;
+    this.keeper?.released(live.rec, live.idx);
+  }
+
+  /** A cold task becomes hot again: a new record and live task, in the heap where it was. */
+  private thaw(idx: number): LiveTask {
+    const t = this.cold!.thaw(idx);
+    const live = liveTask(t.rec, t.account, idx);
+    live.handle = t.handle;
+    live.key = t.key;
+    live.enqueuedAt = t.enqueuedAt;
+    live.policySeen = PolicySeen.Queued;
+    this.byIdx[idx] = live;
+    this.live.set(t.rec.id, live);
+    this.keeper?.adopted(t.rec, idx);
+    return live;
+  }
+
   // ---- the queue ---------------------------------------------------------------------------
 
   /** Puts a task into the heap, at the place the policy's key gives it. */
@@ -221,22 +201,22 @@ export class TaskTable {
     // Back from a worker without passing through unhold (recovery's re-adoption paths).
     if (live.policySeen === PolicySeen.Held) this.policyLeft(live);
     live.enqueuedAt = this.clock.now();
-    live.key = this.policy.taskKey(this.policyView(live));
+    live.key = this.policy.taskKey(policyView(live));
     live.policySeen = PolicySeen.Queued;
     live.parked = false;
     live.handle = this.heap.push(live.key, live.idx);
   }
 
-  /** The live task with this heap id (the task heap's and the due-time heap's), if any. */
+  /** The live task with this heap id (the task heap's and the due-time heap's), if any; a cold one is thawed. */
   byHeapId(idx: number): LiveTask | undefined {
-    return this.byIdx[idx];
+    return this.byIdx[idx] ?? (this.cold?.has(idx) ? this.thaw(idx) : undefined);
   }
 
   /** Takes the next task in policy order out of the heap, skipping ids of tasks no longer queued. */
   popQueued(): LiveTask | undefined | null {
     const idx = this.heap.pop();
     if (idx < 0) return null;
-    const live = this.byIdx[idx];
+    const live = this.byHeapId(idx);
     if (!live || live.rec.state !== "queued") return undefined;
     live.handle = -1;
     return live;
@@ -263,24 +243,10 @@ export class TaskTable {
 
   // ---- who holds what ------------------------------------------------------------------------
 
-  /** Live tasks currently held by a worker (assigned or running). */
-  tasksOf(workerId: string): LiveTask[] {
-    return [...(this.held.get(workerId) ?? [])];
-  }
-
-  /** Keeps the worker → held tasks index; called whenever a task reaches a worker. */
-  hold(live: LiveTask, workerId: string): void {
-    let set = this.held.get(workerId);
-    if (!set) this.held.set(workerId, (set = new Set()));
-    set.add(live);
-  }
-
   /** The task left its worker's hands. */
   unhold(live: LiveTask): void {
     this.policyLeft(live);
-    const set = this.held.get(live.rec.workerId);
-    if (!set?.delete(live)) return;
-    if (set.size === 0) this.held.delete(live.rec.workerId);
+    this.held.remove(live, live.rec.workerId);
   }
 
   /**
@@ -291,7 +257,7 @@ export class TaskTable {
   assigned(live: LiveTask, worker: WorkerViewSource | string): void {
     live.policySeen = PolicySeen.Held;
     if (!this.policy.onAssigned) return;
-    this.hooks.assigned(this.policyView(live), typeof worker === "string" ? this.hooks.absentWorker(worker) : this.hooks.worker(worker));
+    this.hooks.assigned(policyView(live), typeof worker === "string" ? this.hooks.absentWorker(worker) : this.hooks.worker(worker));
   }
 
   /** The policy hears that a task it was told about left a worker, or the queue by a cancel. */
@@ -303,26 +269,60 @@ export class TaskTable {
     const outcome: PolicyOutcome = isFinal(state) ? (state as PolicyOutcome) : "requeued";
     // A queued task leaves the queue only by assignment (onAssigned) or a cancel.
     if ((seen === PolicySeen.Queued && outcome !== "cancelled") || !this.policy.onFinished) return;
-    this.hooks.finished(this.policyView(live), outcome);
+    this.hooks.finished(policyView(live), outcome);
   }
+}
 
-  /** The policy's view of a task: frozen, its maps frozen copies (never the record's own). */
-  policyView(live: LiveTask): PolicyTask {
-    const rec = live.rec;
-    return Object.freeze({
-      id: rec.id,
-      type: rec.type,
-      priority: rec.priority,
-      seq: rec.seq,
-      attempt: rec.attempt,
-      createdAt: rec.createdAt,
-      enqueuedAt: live.enqueuedAt,
-      requiredLabels: frozenRecord(rec.requiredLabels),
-      expectedDurationMs: rec.expectedDurationMs,
-      tenant: rec.tenant,
-      clientId: rec.clientId,
-      metadata: frozenRecord(rec.metadata),
-      deadline: rec.deadline ?? 0,
-    });
+/**
+ * The cold table for `capacity` tasks, or undefined when its arrays (~92 bytes a task, reserved,
+ * resident only as used) cannot be had: every task then stays a full object, as before ADR 0030.
+ */
+function coldTasksFor(capacity: number, logger: Logger | undefined): ColdTasks<TenantAccount> | undefined {
+  try {
+    return new ColdTasks(capacity);
+  } catch (err) {
+    logger?.warn(
+      { capacity, err: err instanceof Error ? err.message : String(err) },
+      "cannot reserve the compact table for queued tasks (control.taskHeapCapacity); every queued task stays a JavaScript object, ~1 KB each: lower control.taskHeapCapacity to get it back",
+    );
+    return undefined;
   }
+}
+
+function liveTask(rec: TaskRecord, account: TenantAccount, idx: number): LiveTask {
+  return {
+    rec,
+    account,
+    idx,
+    handle: -1,
+    dueHandle: -1,
+    key: 0,
+    enqueuedAt: 0,
+    parked: false,
+    policySeen: PolicySeen.None,
+    retryTimer: undefined,
+    timeoutTimer: undefined,
+    dependencyResults: undefined,
+    limits: undefined,
+  };
+}
+
+/** The policy's view of a task: frozen, its maps frozen copies (never the record's own). */
+export function policyView(live: LiveTask): PolicyTask {
+  const rec = live.rec;
+  return Object.freeze({
+    id: rec.id,
+    type: rec.type,
+    priority: rec.priority,
+    seq: rec.seq,
+    attempt: rec.attempt,
+    createdAt: rec.createdAt,
+    enqueuedAt: live.enqueuedAt,
+    requiredLabels: frozenRecord(rec.requiredLabels),
+    expectedDurationMs: rec.expectedDurationMs,
+    tenant: rec.tenant,
+    clientId: rec.clientId,
+    metadata: frozenRecord(rec.metadata),
+    deadline: rec.deadline ?? 0,
+  });
 }

@@ -170,10 +170,12 @@ export async function simulate(tasks: readonly SimTask[], options: SimulateOptio
 
   // The loop's turns run when the simulator says, not on setImmediate: a turn per virtual instant.
   const inbox = new SteppedInbox();
+  // "auto" sizes from the host's memory; a replay needs room for its trace, no more.
+  const taskCapacity = config.control.taskHeapCapacity === "auto" ? Math.max(1024, n) : config.control.taskHeapCapacity;
   const heaps = [
-    IndexedHeap.create({ capacity: config.control.taskHeapCapacity }),
+    IndexedHeap.create({ capacity: taskCapacity }),
     IndexedHeap.create({ capacity: config.control.workerHeapCapacity }),
-    IndexedHeap.create({ capacity: config.control.taskHeapCapacity }),
+    IndexedHeap.create({ capacity: taskCapacity }),
   ];
   const c = rootContainer.createChildContainer();
   // The values apps/node/src/control.ts registers, then the same parts (registerSchedulingParts).
@@ -282,7 +284,7 @@ export async function simulate(tasks: readonly SimTask[], options: SimulateOptio
         let fresh = byTenant.get(task.tenant);
         if (!fresh) byTenant.set(task.tenant, (fresh = []));
         // The trace index as the task ID: the simulated workers find their task's duration by it.
-        fresh.push(table.newRecord(spec, task.tenant, "simulator", String(next)));
+        fresh.push(table.tally.newRecord(spec, task.tenant, "simulator", String(next)));
       }
       for (const [tenant, fresh] of byTenant) {
         const account = accounts.account(tenant);

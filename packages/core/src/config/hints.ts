@@ -9,7 +9,7 @@ export const hints: Record<string, string> = {
   "control.maxPayloadBytes": "use a byte count such as 4194304 (4 MiB)",
   "control.traceFile": "use a file path such as \"trace.jsonl\" (relative to the config file), or leave it out to record nothing",
   "control.heapBacking": 'use "sab" or "shm"',
-  "control.taskHeapCapacity": "use a whole number of tasks from 1 to 16777216, such as 1048576",
+  "control.taskHeapCapacity": 'use "auto" (sized from memory) or a whole number of tasks from 1 to 16777216, such as 1048576',
   "control.workerHeapCapacity": "use a whole number of workers from 1 to 16777216, such as 131072",
   "control.maxReceiveMessageBytes": "use a byte count such as 8388608 (8 MiB), at least control.maxPayloadBytes + 65536",
   "control.maxStreamBufferBytes": "use a byte count such as 8388608 (8 MiB), at least 65536",

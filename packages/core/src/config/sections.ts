@@ -13,6 +13,24 @@ export const MAX_HEAP_CAPACITY = 16 * MiB;
  */
 export const MESSAGE_OVERHEAD_BYTES = 64 * 1024;
 
+/**
+ * What `control.taskHeapCapacity: "auto"` sets aside per task of the resident-memory budget: a
+ * plain queued task costs ~190 bytes off the JavaScript heap and its two heap slots 88 bytes
+ * (docs/adr/0030-off-heap-queued-tasks.md), which leaves ~750 bytes of payload a task on average.
+ */
+export const AUTO_CAPACITY_BYTES_PER_TASK = 1024;
+
+/**
+ * The task heap capacity `"auto"` gives for a resident-memory budget (`control.memoryBudget`):
+ * one task per {@link AUTO_CAPACITY_BYTES_PER_TASK}, in steps of 65,536, from 65,536 to
+ * {@link MAX_HEAP_CAPACITY}.
+ */
+export function autoTaskHeapCapacity(rssBudgetBytes: number): number {
+  const step = 65_536;
+  const sized = Math.floor(rssBudgetBytes / AUTO_CAPACITY_BYTES_PER_TASK / step) * step;
+  return Math.min(MAX_HEAP_CAPACITY, Math.max(step, sized));
+}
+
 const port = z.number().int().min(0).max(65535);
 /** Host names (with no port) an HTTP server answers besides its own address and, on loopback, `localhost`. */
 const allowedHosts = z.array(z.string().min(1).regex(/^[^\s/:]+$|^\[[0-9A-Fa-f:.]+\]$/, "must be a host name or address without a port")).default([]);
@@ -53,11 +71,16 @@ export const controlSchema = z.strictObject({
   maxPayloadBytes: positiveInt.max(64 * MiB).default(4 * MiB),
   /**
    * Most unfinished tasks at once (the task heap's capacity); more submits get RESOURCE_EXHAUSTED.
-   * At most 16777216 (2^24, what the heap's handles address). The heap is allocated at start:
-   * 44 bytes a task (46 MB for the default, 738 MB for the maximum).
-   * @defaultValue 1048576
+   * `"auto"` sizes it from memory: one task per 1 KiB of the resident-memory budget
+   * (`control.memoryBudget.rssBytes`, else `systemFraction` of the host's or cgroup's memory), in
+   * steps of 65,536, from 65,536 to 16,777,216 (16,777,216 on a host with 20 GiB or more).
+   * A number sets it: 1 to 16777216 (2^24, what the heap's handles address). Two heaps of this
+   * size are allocated at start, 44 bytes a task each, 12 of them resident from the start (about
+   * 400 MB resident at the maximum); queued tasks are kept off the JavaScript heap, so the whole
+   * range is usable (docs/adr/0030-off-heap-queued-tasks.md).
+   * @defaultValue "auto"
    */
-  taskHeapCapacity: positiveInt.max(MAX_HEAP_CAPACITY).default(1024 * 1024),
+  taskHeapCapacity: z.union([positiveInt.max(MAX_HEAP_CAPACITY), z.literal("auto")]).default("auto"),
   /**
    * Most workers registered at once (the worker heap's capacity), counting those within their
    * reconnect grace; a hello past it ends with RESOURCE_EXHAUSTED (`TASKFLOW_ERR_WORKER_CAPACITY`).
