@@ -149,10 +149,13 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs the `taskflow` CLI and collects its output. */
-export function cli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+/** What users run as `taskflow`: the bundled CLI (`apps/node/bin/taskflow.js` → `dist/cli.js`). */
+export const installedBin = path.join(repoRoot, "apps/node/bin/taskflow.js");
+
+/** Runs the `taskflow` CLI (`dist/bin.js`, or `entry`, e.g. {@link installedBin}) and collects its output. */
+export function cli(args: string[], env: Record<string, string> = {}, entry = bin): Promise<CliResult> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [bin, ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
+    const child = spawn(process.execPath, [entry, ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));

@@ -17,7 +17,7 @@ import { fork, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { TaskflowClient } from "@taskflow/client";
-import { cli, startNode, type StartedNode } from "../harness.js";
+import { cli, installedBin, startNode, type StartedNode } from "../harness.js";
 import { parsePrometheus, value } from "../prometheus.js";
 
 const RATE = 500;
@@ -185,7 +185,7 @@ export async function workerScale(opts: { counts: number[]; processes?: number; 
     for (let i = 0; i < processes; i++) fleets.push(await startFleet(node.address, `p${i}`, shared));
     const metricsUrl = node.metricsUrl!;
     let connected = 0;
-    const cliBaseline = await timed(1, () => cli(["--version"]));
+    const cliBaseline = await timed(1, () => cli(["--version"], {}, installedBin));
     for (const count of opts.counts) {
       const add = count - connected;
       if (add <= 0) continue;
@@ -217,7 +217,8 @@ export async function workerScale(opts: { counts: number[]; processes?: number; 
       const firstPage = await timed(5, () => client.clusterState());
       const summaryOnly = await timed(5, () => client.clusterState({ summaryOnly: true }));
       const all = await pageAll(client);
-      const cliWorkers = await timed(3, () => cli(["workers", "--address", node.address]));
+      // As users run it: the bundled entry `npm` links as `taskflow`.
+      const cliWorkers = await timed(3, () => cli(["workers", "--address", node.address], {}, installedBin));
       const admin = await scrapeTimed(metricsUrl); // the lag over the admin calls above
       const scrapes = await timed(3, () => fetch(metricsUrl).then((r) => r.text()));
       const scrape = await scrapeTimed(metricsUrl);
