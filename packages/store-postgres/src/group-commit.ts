@@ -7,11 +7,12 @@
  */
 import type pg from "pg";
 import { TaskflowError, type TaskRecord } from "@taskflow/core";
-import { appendArrays, insertStatements, updateArrays, updateStatements, type ColumnArrays, type Statement } from "./columns.js";
+import { appendArrays, fencedStatement, foldUpdates, insertStatements, insertUpdateStatement, updateArrays, updateStatements, type ColumnArrays, type Statement } from "./columns.js";
 import type { PostgresStoreStats } from "./connection.js";
 import type { PostgresDatabase } from "./database.js";
-import { checkFence } from "./fencing.js";
+import { checkFence, refuseStale } from "./fencing.js";
 import { notOpen, toStoreError } from "./pg-errors.js";
+import { CommitTrace, TRACE_FILE } from "./trace.js";
 
 /** One `insert` or `update` call waiting for its group commit. */
 export interface PendingWrite {
@@ -40,12 +41,16 @@ export class GroupCommit {
   /** The group being committed; the next one gathers until it is done. */
   private inFlight: Promise<void> | undefined;
   private readonly counters: PostgresStoreStats = { commits: 0, writeCalls: 0, rows: 0, splitGroups: 0 };
+  /** Set with `TASKFLOW_PG_TRACE` (trace.ts): when the first write of the pending group was queued. */
+  private readonly trace: CommitTrace | undefined = TRACE_FILE ? new CommitTrace(TRACE_FILE) : undefined;
+  private queuedAt = 0;
 
   constructor(private readonly db: PostgresDatabase) {}
 
   /** Queues a call for the next group; resolves after that group's COMMIT. */
   enqueue(write: Omit<PendingWrite, "resolve" | "reject">): Promise<void> {
     return new Promise<void>((resolve, reject) => {
+      if (this.trace && this.pending.length === 0) this.queuedAt = this.trace.now();
       this.pending.push({ ...write, resolve, reject });
       if (this.flushTimer === undefined && !this.inFlight) {
         const delay = this.db.options.groupCommitMaxDelayMs;
@@ -58,9 +63,10 @@ export class GroupCommit {
   async drain(): Promise<void> {
     for (;;) {
       this.flush();
-      if (!this.inFlight) return;
+      if (!this.inFlight) break;
       await this.inFlight;
     }
+    this.trace?.finish();
   }
 
   /** Group-commit counters since this instance was made. */
@@ -83,7 +89,7 @@ export class GroupCommit {
       for (const write of group) write.reject(notOpen());
       return;
     }
-    this.inFlight = this.commitGroup(pool, group);
+    this.inFlight = this.commitGroup(pool, group, this.queuedAt);
     void this.inFlight.finally(() => {
       this.inFlight = undefined;
       // What gathered meanwhile goes at once: it has waited for a whole commit already.
@@ -91,7 +97,8 @@ export class GroupCommit {
     });
   };
 
-  private async commitGroup(pool: pg.Pool, group: PendingWrite[]): Promise<void> {
+  private async commitGroup(pool: pg.Pool, group: PendingWrite[], queuedAt: number): Promise<void> {
+    const sentAt = this.trace?.now() ?? 0;
     let client: pg.PoolClient;
     let fenced: number | undefined;
     try {
@@ -105,8 +112,13 @@ export class GroupCommit {
     let broken: Error | undefined;
     try {
       try {
-        await apply(client, group, fenced);
+        const connectedAt = this.trace?.now() ?? 0;
+        const roundTrips = await apply(client, group, fenced);
         this.counters.commits++;
+        if (this.trace) {
+          const rows = group.reduce((n, w) => n + w.rows, 0);
+          this.trace.group({ queuedAt, sentAt, connectedAt, doneAt: this.trace.now(), calls: group.length, rows, roundTrips, inline: false });
+        }
         for (const write of group) this.settled(write);
       } catch (err) {
         // A duplicate in one call fails the whole statement: retry call by call, so that only
@@ -142,30 +154,43 @@ export class GroupCommit {
 }
 
 /**
- * Writes a group: its inserts, then its updates; in one transaction when there are both, or
- * when the writes are fenced (`fenced` is the leader epoch they must carry).
+ * Writes a group: its inserts, then its updates; usually as one statement (a transaction of its
+ * own: one round trip), in one transaction when they take several statements or when the writes
+ * are fenced (`fenced` is the leader epoch they must carry). Returns the round trips it took.
  */
-async function apply(client: pg.PoolClient, group: readonly PendingWrite[], fenced: number | undefined): Promise<void> {
+async function apply(client: pg.PoolClient, group: readonly PendingWrite[], fenced: number | undefined): Promise<number> {
   let inserted: ColumnArrays | undefined;
   for (const write of group) {
     if (!write.inserted) continue;
     if (inserted) appendArrays(inserted, write.inserted);
     else inserted = write.inserted.map((column) => column.slice());
   }
-  const updates = latestVersions(group);
-  const statements: Statement[] = [];
-  if (inserted) statements.push(...insertStatements(inserted));
-  if (updates.length) statements.push(...updateStatements(updateArrays(updates)));
+  let updates = latestVersions(group);
+  // A task inserted and updated in this group is inserted as it is now: one row write, and the
+  // rest of the updates touch only older rows, so the two can share one statement.
+  if (inserted && updates.length) updates = foldUpdates(inserted, updates);
+  const inserts = inserted ? insertStatements(inserted) : [];
+  const changes = updates.length ? updateStatements(updateArrays(updates)) : [];
+  const both = insertUpdateStatement(inserts, changes);
+  const statements: Statement[] = both ? [both] : [...inserts, ...changes];
   if (statements.length === 1 && fenced === undefined) {
     // One statement is a transaction of its own: no BEGIN and COMMIT round trips.
     await client.query(statements[0]!);
-    return;
+    return 1;
+  }
+  const gated = statements.length === 1 && fenced !== undefined ? fencedStatement(statements[0]!, fenced) : undefined;
+  if (gated) {
+    // The fence inside the statement: it writes nothing unless the epoch is still ours.
+    const { rows } = await client.query<unknown[]>({ ...gated, rowMode: "array" });
+    refuseStale(rows, fenced!);
+    return 1;
   }
   await client.query("BEGIN");
   try {
     if (fenced !== undefined) await checkFence(client, fenced);
     for (const s of statements) await client.query(s);
     await client.query("COMMIT");
+    return statements.length + (fenced !== undefined ? 3 : 2);
   } catch (err) {
     await client.query("ROLLBACK").catch(() => {});
     throw err;

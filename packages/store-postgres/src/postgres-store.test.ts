@@ -238,6 +238,37 @@ describe("PostgresTaskStore", () => {
         await store.close();
       }
     });
+
+    it("writes a group of inserts and updates in one statement, a task inserted in it as it is now", async () => {
+      const store = await opened();
+      try {
+        const older = makeTaskRecord();
+        await store.insert([older]);
+        const fresh = makeTaskRecord();
+        const commitsBefore = store.stats().commits;
+        // One turn: an insert, its task's update, and an update of a task stored before.
+        await Promise.all([
+          store.insert([fresh]),
+          store.update([{ ...fresh, state: "assigned", workerId: "w1", epoch: 3 }]),
+          store.update([{ ...older, state: "running", workerId: "w2", epoch: 5 }]),
+        ]);
+        assert.equal(store.stats().commits, commitsBefore + 1, "one group");
+        const got = await store.get(fresh.id);
+        assert.deepEqual([got?.state, got?.workerId, got?.epoch, got?.type, got?.createdAt], ["assigned", "w1", 3, fresh.type, fresh.createdAt]);
+        const old = await store.get(older.id);
+        assert.deepEqual([old?.state, old?.workerId, old?.epoch], ["running", "w2", 5]);
+        // Rows written by one statement carry one transaction ID and command ID 0; BEGIN, INSERT,
+        // UPDATE, COMMIT would give the update's row command ID 1.
+        const rows = await withClient(server.url, async (c) =>
+          (await c.query(`SELECT id, xmin::text AS x, cmin::text AS c FROM ${store.schema}.tasks WHERE id = ANY($1) ORDER BY id`, [[fresh.id, older.id]])).rows as { x: string; c: string }[],
+        );
+        assert.equal(rows.length, 2);
+        assert.equal(rows[0]!.x, rows[1]!.x, "one transaction");
+        assert.deepEqual(rows.map((r) => r.c), ["0", "0"], "one statement");
+      } finally {
+        await store.close();
+      }
+    });
   });
 
   describe("list", () => {
