@@ -35,24 +35,55 @@ const sqlStateOf = (err: unknown): string => {
 
 const doing = (write: PendingWrite): string => (write.inserted ? "insert" : "update");
 
+/**
+ * Groups committing at once, each on a connection of its own. Within one group at a time a
+ * write waited behind the group in flight: the node's inserts (submits) and its updates
+ * (assignments, results) took turns (ADR 0017, Latency).
+ */
+export const WRITE_LANES = 2;
+
+/** A group being committed and the tasks it writes. */
+interface InFlight {
+  ids: ReadonlySet<string>;
+  done: Promise<void>;
+}
+
+/** The ids of the tasks a group writes. */
+function idsOf(group: readonly PendingWrite[]): Set<string> {
+  const ids = new Set<string>();
+  for (const write of group) {
+    if (write.inserted) for (const id of write.inserted[1]!) ids.add(id as string);
+    if (write.updated) for (const task of write.updated) ids.add(task.id);
+  }
+  return ids;
+}
+
 export class GroupCommit {
   private pending: PendingWrite[] = [];
   private flushTimer: NodeJS.Immediate | NodeJS.Timeout | undefined;
-  /** The group being committed; the next one gathers until it is done. */
-  private inFlight: Promise<void> | undefined;
+  /**
+   * The groups being committed, at most `lanes`. A group starts only when it shares no task with
+   * them, so the writes of each task still apply in call order; groups of different tasks may
+   * commit in either order (a unique key two of them insert is refused to the later one all the same).
+   */
+  private readonly inFlight = new Set<InFlight>();
+  private readonly lanes: number;
   private readonly counters: PostgresStoreStats = { commits: 0, writeCalls: 0, rows: 0, splitGroups: 0 };
   /** Set with `TASKFLOW_PG_TRACE` (trace.ts): when the first write of the pending group was queued. */
   private readonly trace: CommitTrace | undefined = TRACE_FILE ? new CommitTrace(TRACE_FILE) : undefined;
   private queuedAt = 0;
 
-  constructor(private readonly db: PostgresDatabase) {}
+  constructor(private readonly db: PostgresDatabase) {
+    // Leave a connection for reads.
+    this.lanes = Math.max(1, Math.min(WRITE_LANES, db.options.poolSize - 1));
+  }
 
   /** Queues a call for the next group; resolves after that group's COMMIT. */
   enqueue(write: Omit<PendingWrite, "resolve" | "reject">): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       if (this.trace && this.pending.length === 0) this.queuedAt = this.trace.now();
       this.pending.push({ ...write, resolve, reject });
-      if (this.flushTimer === undefined && !this.inFlight) {
+      if (this.flushTimer === undefined && this.inFlight.size < this.lanes) {
         const delay = this.db.options.groupCommitMaxDelayMs;
         this.flushTimer = delay > 0 ? setTimeout(this.flush, delay) : setImmediate(this.flush);
       }
@@ -63,8 +94,8 @@ export class GroupCommit {
   async drain(): Promise<void> {
     for (;;) {
       this.flush();
-      if (!this.inFlight) break;
-      await this.inFlight;
+      if (this.inFlight.size === 0) break;
+      await Promise.race([...this.inFlight].map((g) => g.done));
     }
     this.trace?.finish();
   }
@@ -74,14 +105,19 @@ export class GroupCommit {
     return { ...this.counters };
   }
 
-  /** Sends every queued write as one group, unless a group is committing (then it goes next). */
+  /**
+   * Sends every queued write as one group, unless every lane is busy or the group shares a task
+   * with a group in flight (then it goes when that one is done).
+   */
   private readonly flush = (): void => {
     if (this.flushTimer !== undefined) {
       if (this.db.options.groupCommitMaxDelayMs > 0) clearTimeout(this.flushTimer as NodeJS.Timeout);
       else clearImmediate(this.flushTimer as NodeJS.Immediate);
       this.flushTimer = undefined;
     }
-    if (this.inFlight || this.pending.length === 0) return;
+    if (this.inFlight.size >= this.lanes || this.pending.length === 0) return;
+    const ids = idsOf(this.pending);
+    for (const other of this.inFlight) for (const id of ids) if (other.ids.has(id)) return;
     const pool = this.db.writePool;
     const group = this.pending;
     this.pending = [];
@@ -89,10 +125,11 @@ export class GroupCommit {
       for (const write of group) write.reject(notOpen());
       return;
     }
-    this.inFlight = this.commitGroup(pool, group, this.queuedAt);
-    void this.inFlight.finally(() => {
-      this.inFlight = undefined;
-      // What gathered meanwhile goes at once: it has waited for a whole commit already.
+    const entry: InFlight = { ids, done: this.commitGroup(pool, group, this.queuedAt) };
+    this.inFlight.add(entry);
+    void entry.done.finally(() => {
+      this.inFlight.delete(entry);
+      // What gathered meanwhile goes at once: it has waited for a commit already.
       if (this.pending.length) this.flush();
     });
   };

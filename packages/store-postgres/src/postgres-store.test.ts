@@ -271,6 +271,50 @@ describe("PostgresTaskStore", () => {
     });
   });
 
+  describe("write lanes", () => {
+    it("commits a group of other tasks while a group waits, and a task's later write only after its earlier one", async () => {
+      const store = await opened();
+      const holder = new pg.Client({ connectionString: server.url });
+      const watcher = new pg.Client({ connectionString: server.url });
+      await holder.connect();
+      await watcher.connect();
+      try {
+        const a = makeTaskRecord();
+        await store.insert([a]);
+        // Another session holds a's row: the group updating a waits for it on the server.
+        await holder.query("BEGIN");
+        await holder.query(`SELECT 1 FROM ${store.schema}.tasks WHERE id = $1 FOR UPDATE`, [a.id]);
+        const first = store.update([{ ...a, state: "assigned", epoch: 1 }]);
+        for (let tries = 0; ; tries++) {
+          const { rows } = await watcher.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'UPDATE tasks%'");
+          if (rows[0].n > 0) break;
+          assert.ok(tries < 1200, "the update of a never waited for the row lock");
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        // Another task's insert takes the other lane and commits meanwhile.
+        const b = makeTaskRecord();
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([store.insert([b]), new Promise((_, reject) => (timer = setTimeout(() => reject(new Error("b waited for a's group")), 20_000)))]);
+        clearTimeout(timer);
+        // a's next version waits for its first: not sent, so not written, while the first waits.
+        let secondDone = false;
+        const second = store.update([{ ...a, state: "running", epoch: 2 }]).then(() => (secondDone = true));
+        await new Promise((r) => setTimeout(r, 300));
+        assert.equal(secondDone, false);
+        const { rows } = await watcher.query(`SELECT state FROM ${store.schema}.tasks WHERE id = $1`, [a.id]);
+        assert.deepEqual(rows, [{ state: "queued" }]);
+        await holder.query("COMMIT");
+        await Promise.all([first, second]);
+        const got = await store.get(a.id);
+        assert.deepEqual([got?.state, got?.epoch], ["running", 2]);
+      } finally {
+        await holder.end();
+        await watcher.end();
+        await store.close();
+      }
+    });
+  });
+
   describe("list", () => {
     it("answers INVALID_ARGUMENT for a token that decodes to a seq beyond 2^53", async () => {
       const store = await opened();
