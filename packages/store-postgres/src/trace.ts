@@ -20,8 +20,6 @@ export interface GroupTiming {
   calls: number;
   rows: number;
   roundTrips: number;
-  /** Sent without waiting for the end of the loop turn (the store was idle). */
-  inline: boolean;
 }
 
 function percentiles(values: number[]): { n: number; p50: number; p99: number; max: number } {
@@ -60,7 +58,6 @@ export class CommitTrace {
     for (const r of g) byRoundTrips[r.roundTrips] = (byRoundTrips[r.roundTrips] ?? 0) + 1;
     const summary = {
       groups: g.length,
-      inlineGroups: g.filter((r) => r.inline).length,
       calls: g.reduce((n, r) => n + r.calls, 0),
       rows: g.reduce((n, r) => n + r.rows, 0),
       callsPerGroup: percentiles(g.map((r) => r.calls)),
@@ -77,8 +74,8 @@ export class CommitTrace {
         p99: round(this.loopDelay.percentile(99) / 1e6),
         max: round(this.loopDelay.max / 1e6),
       },
-      /** Every group as [sentAt, calls, rows, roundTrips, queuedMs, connectMs, statementsMs, inline 0/1]. */
-      log: g.map((r) => [round(r.sentAt), r.calls, r.rows, r.roundTrips, round(r.sentAt - r.queuedAt), round(r.connectedAt - r.sentAt), round(r.doneAt - r.connectedAt), r.inline ? 1 : 0]),
+      /** Every group as [sentAt, calls, rows, roundTrips, queuedMs, connectMs, statementsMs]. */
+      log: g.map((r) => [round(r.sentAt), r.calls, r.rows, r.roundTrips, round(r.sentAt - r.queuedAt), round(r.connectedAt - r.sentAt), round(r.doneAt - r.connectedAt)]),
     };
     writeFileSync(this.file, `${JSON.stringify(summary, null, 2)}\n`);
   }
