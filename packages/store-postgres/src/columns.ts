@@ -83,10 +83,92 @@ export const UPDATE_SQL =
   `FROM ${unnest(UPDATED)} AS u(${UPDATED.map((c) => c.name).join(", ")}) ` +
   "WHERE t.seq = u.seq AND t.id = u.id";
 
+/** The UPDATE of {@link UPDATE_SQL} with its arrays from parameter `offset + 1` on. */
+const updateFrom = (offset: number) =>
+  `UPDATE tasks t SET ${MUTABLE.map((c) => `${c.name} = u.${c.name}`).join(", ")} ` +
+  `FROM UNNEST(${UPDATED.map((c, i) => `$${i + offset + 1}::${c.type}[]`).join(", ")}) AS u(${UPDATED.map((c) => c.name).join(", ")}) ` +
+  "WHERE t.seq = u.seq AND t.id = u.id";
+
+/**
+ * A group's inserts and updates in one statement, so one round trip and no BEGIN/COMMIT: the
+ * insert as a data-modifying WITH, then the update. Both see the snapshot from before the
+ * statement, so the update must not touch a row of the insert: {@link foldUpdates} first
+ * writes such updates into the inserted rows.
+ */
+export const INSERT_UPDATE_SQL = `WITH inserted AS (${INSERT_SQL}) ${updateFrom(INSERTED.length)}`;
+
+/**
+ * Locks the lease row until the statement's (implicit) transaction ends, as `checkFence` does in
+ * a transaction of several statements (see fencing.ts: FOR KEY SHARE, and why). A WITH query
+ * that locks rows is never inlined: it is read once, before any row is written (the writes are
+ * gated on it), and every reference sees that one row version.
+ */
+const FENCE = "fence AS (SELECT epoch, holder FROM taskflow_leader WHERE id = 1 FOR KEY SHARE)";
+const fenceHolds = (param: number) => `(SELECT epoch FROM fence) = $${param}::bigint`;
+
+/**
+ * A group's one statement fenced inside itself: it writes only while the lease row's epoch is
+ * this node's (its last parameter) and returns the row's epoch and holder, so the caller can
+ * tell a refused write from a done one. One round trip instead of BEGIN, the fence's SELECT, the
+ * statement and COMMIT.
+ */
+export function fencedStatement(s: Statement, epoch: number): Statement | undefined {
+  const values = [...s.values, epoch];
+  const param = values.length;
+  const gated = (sql: string) => `WITH ${FENCE}, written AS (${sql}) SELECT epoch, holder FROM fence`;
+  switch (s.text) {
+    case INSERT_SQL:
+      return { name: "tf_fenced_insert", text: gated(`${INSERT_SQL} WHERE ${fenceHolds(param)}`), values };
+    case UPDATE_SQL:
+      return { name: "tf_fenced_update", text: gated(`${UPDATE_SQL} AND ${fenceHolds(param)}`), values };
+    case INSERT_UPDATE_SQL:
+      return {
+        name: "tf_fenced_insert_update",
+        text: `WITH ${FENCE}, inserted AS (${INSERT_SQL} WHERE ${fenceHolds(param)}), written AS (${updateFrom(INSERTED.length)} AND ${fenceHolds(param)}) SELECT epoch, holder FROM fence`,
+        values,
+      };
+    default:
+      // Rows alone with binary parameters: the group takes a transaction and checkFence.
+      return undefined;
+  }
+}
+
+/**
+ * Writes the newest version of a task inserted in this same group into its inserted row (the
+ * mutable columns; the fixed ones keep their inserted values, as an update would) and returns
+ * the records that remain to be updated: rows inserted before the group. `inserted` is changed
+ * in place, so it must be the group's own copy.
+ */
+export function foldUpdates(inserted: ColumnArrays, updates: readonly TaskRecord[]): TaskRecord[] {
+  const rowOf = new Map<string, number>();
+  const ids = inserted[1]!;
+  for (let r = 0; r < ids.length; r++) rowOf.set(ids[r] as string, r);
+  const rest: TaskRecord[] = [];
+  for (const task of updates) {
+    const r = rowOf.get(task.id);
+    // seq and id identify an update's row; an id inserted with another seq is not this row.
+    if (r === undefined || inserted[0]![r] !== task.seq) {
+      rest.push(task);
+      continue;
+    }
+    for (let j = 0; j < MUTABLE.length; j++) inserted[FIXED.length + j]![r] = MUTABLE[j]!.value(task);
+  }
+  return rest;
+}
+
 /** One row at a time with binary parameters: for rows whose bytes would be costly as array text. */
 const INSERT_ONE_SQL = `INSERT INTO tasks (${INSERTED.map((c) => c.name).join(", ")}) VALUES (${INSERTED.map((c, i) => `$${i + 1}::${c.type}`).join(", ")})`;
 const UPDATE_ONE_SQL =
   `UPDATE tasks SET ${MUTABLE.map((c, i) => `${c.name} = $${i + UPDATE_KEY.length + 1}::${c.type}`).join(", ")} ` + "WHERE seq = $1::bigint AND id = $2::text";
+
+/**
+ * The one statement for a group whose inserts and updates each fit one UNNEST statement (the
+ * usual case), or undefined (rows too big for arrays, or too many: then one statement each).
+ */
+export function insertUpdateStatement(inserts: readonly Statement[], updates: readonly Statement[]): Statement | undefined {
+  if (inserts.length !== 1 || updates.length !== 1 || inserts[0]!.text !== INSERT_SQL || updates[0]!.text !== UPDATE_SQL) return undefined;
+  return { name: "tf_insert_update", text: INSERT_UPDATE_SQL, values: [...inserts[0]!.values, ...updates[0]!.values] };
+}
 
 /** Column-wise arrays for {@link INSERT_SQL} or {@link UPDATE_SQL}: one array per column, one element per record. */
 export type ColumnArrays = unknown[][];

@@ -38,8 +38,8 @@ export interface PostgresTaskStoreOptions {
    */
   ssl?: boolean | PostgresSslOptions;
   /**
-   * Most connections the store opens: one carries the group commits, the others reads
-   * (`get`, `list`, `counts`, …) and purges.
+   * Most connections the store opens: up to two carry group commits at once (one when this is
+   * 2), the others reads (`get`, `list`, `counts`, …) and purges.
    * @defaultValue 8
    */
   poolSize?: number;

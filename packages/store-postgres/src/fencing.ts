@@ -21,6 +21,14 @@ export function fenceEpoch(leaderEpoch: (() => number | undefined) | undefined):
  */
 export async function checkFence(client: pg.PoolClient, epoch: number): Promise<void> {
   const { rows } = await client.query<unknown[]>({ name: "tf_fence", text: "SELECT epoch, holder FROM taskflow_leader WHERE id = 1 FOR KEY SHARE", values: [], rowMode: "array" });
+  refuseStale(rows, epoch);
+}
+
+/**
+ * Throws NOT_LEADER unless the lease row read under the fence's lock (`[epoch, holder]`, or no
+ * row) carries `epoch`.
+ */
+export function refuseStale(rows: unknown[][], epoch: number): void {
   const current = rows[0]?.[0] as number | undefined;
   if (current !== epoch) {
     throw new TaskflowError(

@@ -191,6 +191,45 @@ describe("PostgresLeaderLease", () => {
       }
     });
 
+    it("fences a group inside its one statement: it writes while the epoch holds, waits for a takeover, then writes nothing", async () => {
+      const c = cluster();
+      try {
+        const a = await c.lease("a", { ttlMs: 60_000 });
+        assert.equal(await a.tryAcquire(), 1);
+        const storeA = await c.store(a);
+        const early = makeTaskRecord();
+        await storeA.insert([early]);
+        // While a leads: an insert and an update in one group (one fenced statement) are written.
+        const kept = makeTaskRecord();
+        await Promise.all([storeA.insert([kept]), storeA.update([{ ...early, state: "assigned", workerId: "w1" }])]);
+        assert.ok(await storeA.get(kept.id));
+        assert.equal((await storeA.get(early.id))?.state, "assigned");
+
+        // A takeover as b's runs: the lease row locked FOR UPDATE, then a new epoch and holder.
+        const taker = await c.sql();
+        await taker.query("BEGIN");
+        await taker.query("SELECT epoch FROM taskflow_leader WHERE id = 1 FOR UPDATE");
+        const late = makeTaskRecord();
+        const writing = Promise.allSettled([storeA.insert([late]), storeA.update([{ ...early, state: "running", workerId: "w1" }])]);
+        const watcher = await c.sql();
+        await eventually(async () => {
+          const { rows } = await watcher.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'WITH fence AS%'");
+          return rows[0].n > 0 ? true : undefined;
+        }, "a's group to wait for the takeover's lock of the lease row");
+        await taker.query("UPDATE taskflow_leader SET epoch = 2, holder = 'b' WHERE id = 1");
+        await taker.query("COMMIT");
+        for (const settled of await writing) {
+          assert.equal(settled.status, "rejected");
+          const err = await fenced(Promise.reject((settled as PromiseRejectedResult).reason));
+          assert.match(err.message, /fenced: this node's leader epoch 1 is over; epoch 2 \(b\) leads now/);
+        }
+        assert.equal(await storeA.get(late.id), undefined, "the insert wrote nothing");
+        assert.equal((await storeA.get(early.id))?.state, "assigned", "the update wrote nothing");
+      } finally {
+        await c.close();
+      }
+    });
+
     it("renews while the leader's own write transactions hold the fence lock", async () => {
       const c = cluster();
       try {

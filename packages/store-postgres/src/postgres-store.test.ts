@@ -238,6 +238,81 @@ describe("PostgresTaskStore", () => {
         await store.close();
       }
     });
+
+    it("writes a group of inserts and updates in one statement, a task inserted in it as it is now", async () => {
+      const store = await opened();
+      try {
+        const older = makeTaskRecord();
+        await store.insert([older]);
+        const fresh = makeTaskRecord();
+        const commitsBefore = store.stats().commits;
+        // One turn: an insert, its task's update, and an update of a task stored before.
+        await Promise.all([
+          store.insert([fresh]),
+          store.update([{ ...fresh, state: "assigned", workerId: "w1", epoch: 3 }]),
+          store.update([{ ...older, state: "running", workerId: "w2", epoch: 5 }]),
+        ]);
+        assert.equal(store.stats().commits, commitsBefore + 1, "one group");
+        const got = await store.get(fresh.id);
+        assert.deepEqual([got?.state, got?.workerId, got?.epoch, got?.type, got?.createdAt], ["assigned", "w1", 3, fresh.type, fresh.createdAt]);
+        const old = await store.get(older.id);
+        assert.deepEqual([old?.state, old?.workerId, old?.epoch], ["running", "w2", 5]);
+        // Rows written by one statement carry one transaction ID and command ID 0; BEGIN, INSERT,
+        // UPDATE, COMMIT would give the update's row command ID 1.
+        const rows = await withClient(server.url, async (c) =>
+          (await c.query(`SELECT id, xmin::text AS x, cmin::text AS c FROM ${store.schema}.tasks WHERE id = ANY($1) ORDER BY id`, [[fresh.id, older.id]])).rows as { x: string; c: string }[],
+        );
+        assert.equal(rows.length, 2);
+        assert.equal(rows[0]!.x, rows[1]!.x, "one transaction");
+        assert.deepEqual(rows.map((r) => r.c), ["0", "0"], "one statement");
+      } finally {
+        await store.close();
+      }
+    });
+  });
+
+  describe("write lanes", () => {
+    it("commits a group of other tasks while a group waits, and a task's later write only after its earlier one", async () => {
+      const store = await opened();
+      const holder = new pg.Client({ connectionString: server.url });
+      const watcher = new pg.Client({ connectionString: server.url });
+      await holder.connect();
+      await watcher.connect();
+      try {
+        const a = makeTaskRecord();
+        await store.insert([a]);
+        // Another session holds a's row: the group updating a waits for it on the server.
+        await holder.query("BEGIN");
+        await holder.query(`SELECT 1 FROM ${store.schema}.tasks WHERE id = $1 FOR UPDATE`, [a.id]);
+        const first = store.update([{ ...a, state: "assigned", epoch: 1 }]);
+        for (let tries = 0; ; tries++) {
+          const { rows } = await watcher.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'UPDATE tasks%'");
+          if (rows[0].n > 0) break;
+          assert.ok(tries < 1200, "the update of a never waited for the row lock");
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        // Another task's insert takes the other lane and commits meanwhile.
+        const b = makeTaskRecord();
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([store.insert([b]), new Promise((_, reject) => (timer = setTimeout(() => reject(new Error("b waited for a's group")), 20_000)))]);
+        clearTimeout(timer);
+        // a's next version waits for its first: not sent, so not written, while the first waits.
+        let secondDone = false;
+        const second = store.update([{ ...a, state: "running", epoch: 2 }]).then(() => (secondDone = true));
+        await new Promise((r) => setTimeout(r, 300));
+        assert.equal(secondDone, false);
+        const { rows } = await watcher.query(`SELECT state FROM ${store.schema}.tasks WHERE id = $1`, [a.id]);
+        assert.deepEqual(rows, [{ state: "queued" }]);
+        await holder.query("COMMIT");
+        await Promise.all([first, second]);
+        const got = await store.get(a.id);
+        assert.deepEqual([got?.state, got?.epoch], ["running", 2]);
+      } finally {
+        await holder.end();
+        await watcher.end();
+        await store.close();
+      }
+    });
   });
 
   describe("list", () => {

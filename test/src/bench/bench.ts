@@ -112,6 +112,24 @@ async function startRelay(): Promise<{ address: string; child: ChildProcess }> {
   return { address: `127.0.0.1:${port}`, child };
 }
 
+/**
+ * CPU seconds a Postgres server has used so far: the postmaster, its live backends and helpers,
+ * and the ones that exited (counted into the postmaster's children's time once reaped).
+ */
+function serverCpuSeconds(dataDir: string): number {
+  const postmaster = Number(readFileSync(`${dataDir}/postmaster.pid`, "utf8").split("\n")[0]);
+  const fields = readFileSync(`/proc/${postmaster}/stat`, "utf8").split(") ")[1]!.split(" ");
+  let ticks = Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]); // utime, stime, cutime, cstime
+  for (const child of readFileSync(`/proc/${postmaster}/task/${postmaster}/children`, "utf8").trim().split(" ").filter(Boolean)) {
+    try {
+      ticks += cpuSeconds(Number(child)) * 100;
+    } catch {
+      // Exited meanwhile: its time is in the postmaster's children's time now, or soon.
+    }
+  }
+  return ticks / 100;
+}
+
 /** User + system CPU seconds a process has used (Linux /proc). */
 function cpuSeconds(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
@@ -144,19 +162,22 @@ function watch(node: { metricsUrl: string | undefined; dashboardUrl: string | un
   return { scrapes: () => scrapes, stop: () => (clearInterval(timer), abort.abort()) };
 }
 
-async function runTaskflow(config: TaskflowConfigInput, label: string, what: { latency: boolean; connect?: Partial<ClientOptions> }) {
+async function runTaskflow(config: TaskflowConfigInput, label: string, what: { latency: boolean; connect?: Partial<ClientOptions>; serverCpu?: () => number }) {
   const node = await startNode(config);
   const watcher = watch(node);
   try {
     progress(`taskflow ${label} (${config.store?.kind ?? "memory"} store): throughput of ${N} no-op tasks`);
+    const serverCpuBefore = what.serverCpu?.() ?? 0;
     const { cpuUsPerTask, ...tp } = await throughput(node.address, node.process.pid!, what.connect);
     const controlCpuUsPerTask = cpuUsPerTask!;
+    // Over the warm-up and the measured tasks: the server cannot tell them apart.
+    const serverCpuUsPerTask = what.serverCpu ? round(((what.serverCpu() - serverCpuBefore) / (WARMUP + N)) * 1e6) : undefined;
     let lat;
     if (what.latency) {
       progress(`taskflow ${label}: latency at ${RATE} tasks/s`);
       lat = await latency(node.address, what.connect);
     }
-    return { throughput: { ...tp, controlCpuUsPerTask }, latency: lat, metricsScrapes: watcher.scrapes() };
+    return { throughput: { ...tp, controlCpuUsPerTask, serverCpuUsPerTask }, latency: lat, metricsScrapes: watcher.scrapes() };
   } finally {
     watcher.stop();
     await node.stop();
@@ -262,7 +283,10 @@ async function storesPart(memory: Run | undefined) {
   const pgServer = await startTestPostgres();
   let postgresRun: Run;
   try {
-    postgresRun = await runTaskflow({ ...monitoringOn, store: { kind: "postgres", url: pgServer.url } }, "postgres store", { latency: true });
+    postgresRun = await runTaskflow({ ...monitoringOn, store: { kind: "postgres", url: pgServer.url } }, "postgres store", {
+      latency: true,
+      serverCpu: () => serverCpuSeconds(`${pgServer.dir}/data`),
+    });
   } finally {
     await pgServer.stop();
   }
@@ -277,6 +301,8 @@ async function storesPart(memory: Run | undefined) {
     what: "store.kind postgres (local server, group commit over UNNEST) vs SQLite and memory, monitoring on; target ratio to SQLite >= 0.5",
     tasksPerSec: postgresRun.throughput.tasksPerSec,
     controlCpuUsPerTask: postgresRun.throughput.controlCpuUsPerTask,
+    /** The Postgres server's own CPU per task (its processes share the machine's cores with the node). */
+    serverCpuUsPerTask: postgresRun.throughput.serverCpuUsPerTask,
     ratioToMemory: round(postgresRun.throughput.tasksPerSec / memory.throughput.tasksPerSec),
     ratioToSqlite: round(postgresRun.throughput.tasksPerSec / sqliteRun.throughput.tasksPerSec),
     latency: postgresRun.latency!,

@@ -168,7 +168,7 @@ export const storeSchema = z.strictObject({
   url: z.string().regex(/^postgres(ql)?:\/\/\S+$/, "must be a postgres://user@host:port/database URL").optional(),
   /** Postgres: TLS to the server (`{}` for TLS with the system's CAs). @defaultValue none (no TLS) */
   ssl: postgresSslSchema.optional(),
-  /** Postgres: most connections the node opens to the server (one writes, the others read). @defaultValue 8 */
+  /** Postgres: most connections the node opens to the server (up to two write group commits at once, the others read). @defaultValue 8 */
   poolSize: z.number().int().min(2).max(1000).default(8),
   /** Postgres: the schema holding Taskflow's tables, made when missing; one per cluster sharing a database. @defaultValue "taskflow" */
   schema: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/, "must be a Postgres identifier: letters, digits and _, at most 63").default("taskflow"),
