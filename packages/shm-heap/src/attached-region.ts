@@ -188,6 +188,7 @@ export abstract class AttachedHeapRegion {
   }
 
   protected liveLocked(handle: Handle, slot: number): boolean {
-    return this.pos[slot]! >= 0 && this.gen[slot]! === (handle - slot) / SLOT_SPAN;
+    // Above the mark a slot's words are fresh zeros (or left over from before a clear): never live.
+    return slot < this.h[H.HIGH]! && this.pos[slot]! >= 0 && this.gen[slot]! === (handle - slot) / SLOT_SPAN;
   }
 }

@@ -153,8 +153,18 @@ export class IndexedHeap extends AttachedHeapRegion {
       this.unlock();
       throw new HeapFullError(this.capacity);
     }
-    const slot = h[H.FREE]!;
-    h[H.FREE] = this.next[slot]!;
+    let slot = h[H.FREE]!;
+    if (slot >= 0) {
+      h[H.FREE] = this.next[slot]!;
+    } else {
+      // The free list is empty and n < capacity, so the mark is below capacity. Fresh memory
+      // reads pos = 0, which a repair would take for a live record: mark the slot free before
+      // the mark covers it. Its gen is 0 (fresh) or what it had before a clear, so bumping it
+      // below keeps old handles stale.
+      slot = h[H.HIGH]!;
+      this.pos[slot] = -1;
+      h[H.HIGH] = slot + 1;
+    }
     let g = this.gen[slot]! + 1;
     if (g >= GEN_LIMIT) g = 1;
     this.gen[slot] = g;
@@ -211,7 +221,7 @@ export class IndexedHeap extends AttachedHeapRegion {
     this.lock();
     // Read the position once: the test-only unlocked mode must not turn a racing -1 into an endless sift.
     const i = this.pos[slot]!;
-    if (i < 0 || this.gen[slot]! !== (handle - slot) / SLOT_SPAN) {
+    if (i < 0 || slot >= this.h[H.HIGH]! || this.gen[slot]! !== (handle - slot) / SLOT_SPAN) {
       this.unlock();
       return false;
     }
@@ -227,7 +237,7 @@ export class IndexedHeap extends AttachedHeapRegion {
     if (slot < 0) return false;
     this.lock();
     const i = this.pos[slot]!;
-    if (i < 0 || this.gen[slot]! !== (handle - slot) / SLOT_SPAN) {
+    if (i < 0 || slot >= this.h[H.HIGH]! || this.gen[slot]! !== (handle - slot) / SLOT_SPAN) {
       this.unlock();
       return false;
     }
@@ -371,10 +381,13 @@ export class IndexedHeap extends AttachedHeapRegion {
   /** Removes every record; their handles become stale. */
   clear(): void {
     this.lock();
-    const cap = this.capacity;
-    for (let s = 0; s < cap; s++) Atomics.store(this.pos, s, -1);
-    for (let s = 0; s < cap; s++) this.next[s] = s + 1 < cap ? s + 1 : -1;
-    this.h[H.FREE] = 0;
+    // O(high-water mark), not O(capacity): slots above the mark are already free. Clearing pos
+    // first keeps a repair after a death here coherent; dropping the mark to 0 frees the rest.
+    // Generations stay, so the old handles stay stale when their slots are used again.
+    const high = this.h[H.HIGH]!;
+    for (let s = 0; s < high; s++) Atomics.store(this.pos, s, -1);
+    this.h[H.FREE] = -1;
+    this.h[H.HIGH] = 0;
     this.h[H.SIZE] = 0;
     this.unlock();
   }

@@ -9,7 +9,7 @@
 /** "TFHP" in ASCII, little-endian: marks a region as a Taskflow heap. */
 export const MAGIC = 0x50484654;
 /** Version of this layout; attach refuses any other. */
-export const LAYOUT_VERSION = 2;
+export const LAYOUT_VERSION = 3;
 /** Bytes of the header proper. */
 const HEADER_WORDS_BYTES = 256;
 /**
@@ -42,7 +42,7 @@ export const H = {
    */
   LOCK: 4,
   SIZE: 5,
-  /** First free slot, -1 when none. */
+  /** First slot of the free list (slots below HIGH given back), -1 when none. */
   FREE: 6,
   /** Condition-variable style event word: bumped by a push that finds sleepers. */
   EVENT: 7,
@@ -56,6 +56,13 @@ export const H = {
   REPAIRS: 11,
   /** 1 while a thread woken from LOCK has not run yet: unlockers then skip the notify. */
   LOCK_WAKING: 12,
+  /**
+   * High-water mark: slots at or above it were never used (or were dropped by `clear`) and are
+   * implicitly free, so a fresh heap touches no per-slot memory (a 2^24-slot region stays
+   * unresident until used). Allocation takes the free list first, else slot HIGH, which it
+   * initialises before raising the mark. Every per-slot loop stops here.
+   */
+  HIGH: 13,
 } as const;
 
 /** Float64 index of the FIFO sequence counter in the header (byte 64). */
@@ -77,11 +84,14 @@ export interface Views {
   seq: Float64Array;
   /** heap position → slot */
   heap: Int32Array;
-  /** slot → heap position, -1 when free. The source of truth for repair: set last by push, cleared last by pop/remove. */
+  /**
+   * slot → heap position, -1 when free (below the high-water mark; above it, meaningless). The
+   * source of truth for repair: set last by push, cleared last by pop/remove.
+   */
   pos: Int32Array;
   /** free-list link */
   next: Int32Array;
-  /** generation of the slot, bumped when the slot is allocated */
+  /** generation of the slot, bumped when the slot is allocated (0 in fresh memory, so never a handle's) */
   gen: Int32Array;
   id: Int32Array;
   a: Int32Array;
