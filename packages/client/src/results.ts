@@ -4,6 +4,7 @@
  * When the stream breaks (the control node restarts, a standby takes over) it subscribes again
  * and asks the server about the tasks whose result may have gone out meanwhile.
  */
+import { setMaxListeners } from "node:events";
 import type * as grpc from "@grpc/grpc-js";
 import { TaskState, type Task, type TaskResult, type TaskService } from "@taskflow/proto";
 import type { ServiceClient } from "@taskflow/proto/grpc";
@@ -60,8 +61,15 @@ export class ResultStream {
   /** RetryTasks calls in flight, and the tasks whose result came meanwhile (see {@link retried}). */
   private retrying = 0;
   private readonly arrivedWhileRetrying = new Set<string>();
-  /** Aborted by `close`: stops the watches of tasks followed on the server. */
-  private readonly closing = new AbortController();
+  /**
+   * Aborted by `close`: stops the watches of tasks followed on the server. Each follow listens to
+   * it while it lasts, so many at once are normal: no listener limit, no leak warning.
+   */
+  private readonly closing = (() => {
+    const controller = new AbortController();
+    setMaxListeners(0, controller.signal);
+    return controller;
+  })();
   private readonly watchSettings: WatchSettings;
 
   constructor(

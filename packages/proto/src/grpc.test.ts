@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { getEventListeners } from "node:events";
 import { after, before, describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
 import { create } from "@bufbuild/protobuf";
@@ -51,6 +52,21 @@ describe("addService and createClient over a real socket", () => {
     address = `127.0.0.1:${port}`;
   });
   after(() => server.forceShutdown());
+
+  it("lets go of a call's signal when the call ends: a shared signal keeps no listener per finished call", async () => {
+    const client = createClient(TaskService, address);
+    const shared = new AbortController().signal;
+    try {
+      for (let i = 0; i < 20; i++) await client.getTask({ taskId: `t${i}` }, { signal: shared });
+      await assert.rejects(client.getTask({ taskId: "missing" }, { signal: shared }));
+      const watch = client.watchTask({ taskId: "w" }, { signal: shared });
+      for await (const _ of watch as AsyncIterable<unknown>) void _;
+      await new Promise((r) => setImmediate(r));
+      assert.equal(getEventListeners(shared, "abort").length, 0);
+    } finally {
+      (client.raw as grpc.Client).close();
+    }
+  });
 
   it("makes unary calls that resolve, and reject with the status", async () => {
     const client = createClient(TaskService, address);

@@ -300,8 +300,14 @@ export function createClient<S extends GenServiceMethods>(
   return client as ServiceClient<S>;
 }
 
-function bindSignal(call: { cancel(): void }, signal: AbortSignal | undefined): void {
+/**
+ * Cancels `call` when `signal` aborts, and lets go of the signal when the call ends: a long-lived
+ * signal (a client's "closing") shared by many calls must not keep a listener per finished call.
+ */
+function bindSignal(call: { cancel(): void; once(event: "status", listener: () => void): unknown }, signal: AbortSignal | undefined): void {
   if (!signal) return;
-  if (signal.aborted) call.cancel();
-  else signal.addEventListener("abort", () => call.cancel(), { once: true });
+  if (signal.aborted) return call.cancel();
+  const cancel = () => call.cancel();
+  signal.addEventListener("abort", cancel, { once: true });
+  call.once("status", () => signal.removeEventListener("abort", cancel));
 }
