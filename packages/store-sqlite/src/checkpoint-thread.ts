@@ -10,11 +10,13 @@ import { wallNow } from "./trace.js";
 import { failure } from "./writes.js";
 
 const port = parentPort!;
-const { path, synchronous, intervalMs, catchUpFrames, catchUpDelayMs, restartFrames, trace } = workerData as CheckpointerData;
+const { path, synchronous, intervalMs, catchUpFrames, catchUpDelayMs, restartFrames, retryDelayMs, trace } = workerData as CheckpointerData;
 const send = (msg: FromCheckpointer) => port.postMessage(msg);
 
 let db: Database.Database | undefined;
 let timer: NodeJS.Timeout | undefined;
+/** Set while passes fail; the first pass that succeeds again says so. */
+let failing = false;
 
 /**
  * One PASSIVE checkpoint: copies every frame no reader still needs and waits for nobody, so the
@@ -31,10 +33,17 @@ function pass(): void {
     frames = row?.log ?? 0;
     if ((trace && frames > 0) || frames >= restartFrames) send({ kind: "pass", at: started, ms: wallNow() - started, frames, copied: row!.checkpointed });
   } catch (err) {
-    // The writer's own checkpoint (its WAL size bound) takes over; say why once and stop.
-    send({ kind: "failed", failure: failure(err) });
+    // Most failures pass (a full disk: the database file cannot grow to take the WAL's pages,
+    // so the WAL cannot start over either). Say why once per spell and keep trying, more
+    // slowly: a thread that stopped here would leave the store checkpointing inside its
+    // commits, at the writer's bound, until restarted. Meanwhile that bound still applies.
+    if (!failing) send({ kind: "failed", failure: failure(err) });
+    failing = true;
+    timer = setTimeout(pass, retryDelayMs);
     return;
   }
+  if (failing) send({ kind: "recovered" });
+  failing = false;
   timer = setTimeout(pass, frames >= catchUpFrames ? catchUpDelayMs : intervalMs);
 }
 

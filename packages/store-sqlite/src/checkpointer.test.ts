@@ -1,12 +1,13 @@
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { once } from "node:events";
-import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import Database from "better-sqlite3";
 import { makeTaskRecord } from "@taskflow/core/testing";
-import { CHECKPOINT_INTERVAL_MS, RESTART_FRAMES, type CheckpointPass } from "./checkpointer.js";
+import { CHECKPOINT_INTERVAL_MS, CHECKPOINT_RETRY_MS, RESTART_FRAMES, type CheckpointPass } from "./checkpointer.js";
 import { WRITER_CHECKPOINT_PAGES } from "./connection.js";
 import { SqliteTaskStore, type SqliteTaskStoreOptions } from "./index.js";
 
@@ -25,6 +26,34 @@ function walSalt(path: string): number {
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Writes `file` until its file system has no byte left. */
+function fillUp(file: string): void {
+  const fd = openSync(file, "w");
+  try {
+    for (const size of [1 << 20, 64 << 10, 4 << 10, 512]) {
+      const chunk = Buffer.alloc(size, 1);
+      for (;;) {
+        try {
+          writeSync(fd, chunk);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === "ENOSPC") break;
+          throw err;
+        }
+      }
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+async function until(what: string, check: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > end) assert.fail(`timed out waiting until ${what}`);
+    await sleep(20);
+  }
+}
 
 for (const writer of ["thread", "inline"] as const) {
   describe(`SqliteTaskStore checkpoints (${writer} writer)`, () => {
@@ -96,5 +125,50 @@ describe("SqliteTaskStore close", () => {
     const [code] = (await once(child, "exit")) as [number];
     assert.equal(code, 0);
     assert.equal(out.trim(), "closed", "close resolved before the process ran out of work");
+  });
+});
+
+describe("SqliteTaskStore checkpoints on a full disk", () => {
+  // A real full file system: a tiny tmpfs, which only root can mount.
+  const skip = process.getuid?.() === 0 ? false : "needs root to mount a tmpfs";
+
+  it("keeps trying while the database file cannot grow, and takes over again once there is space", { skip }, async () => {
+    const dir = join(root, `full-${++n}`);
+    mkdirSync(dir);
+    execFileSync("mount", ["-t", "tmpfs", "-o", "size=4m", "tmpfs", dir]);
+    const path = join(dir, "tasks.db");
+    const filler = join(dir, "filler");
+    const store = new SqliteTaskStore({ path });
+    let reader: Database.Database | undefined;
+    try {
+      await store.open();
+      await store.insert([makeTaskRecord({ seq: 1 })]);
+      // A reader's snapshot from before the next writes (a backup, say) keeps the checkpoint
+      // from copying them, so the database file still has to grow to take them in.
+      reader = new Database(path, { readonly: true });
+      reader.prepare("BEGIN").run();
+      reader.prepare("SELECT COUNT(*) FROM tasks").get();
+      const payload = new Uint8Array(4096).fill(7);
+      await store.insert(Array.from({ length: 100 }, (_, i) => makeTaskRecord({ seq: i + 2, payload })));
+      fillUp(filler);
+      reader.prepare("COMMIT").run();
+      reader.close();
+      reader = undefined;
+      await until("a pass failed for want of space", () => store.stats().checkpointThreadError !== "");
+      assert.match(store.stats().checkpointThreadError, /full/);
+
+      unlinkSync(filler);
+      // The thread tries again (it used to stop for good, leaving checkpoints to the commits).
+      await until("a pass succeeded again", () => store.stats().checkpointThreadError === "", 5 * CHECKPOINT_RETRY_MS);
+      const salt = walSalt(path);
+      await sleep(3 * CHECKPOINT_INTERVAL_MS);
+      await store.insert([makeTaskRecord({ seq: 200 })]);
+      assert.notEqual(walSalt(path), salt, "everything was copied back, so the WAL started over");
+      assert.equal((await store.list({ pageSize: 1 })).totalSize, 102);
+    } finally {
+      reader?.close();
+      await store.close().catch(() => {});
+      execFileSync("umount", ["-l", dir]);
+    }
   });
 });

@@ -24,6 +24,11 @@ export const CATCH_UP_DELAY_MS = 5;
  * for a small group). See the store's `restartWal`.
  */
 export const RESTART_FRAMES = 6000;
+/**
+ * After a failed pass (a full disk, an I/O error) the thread tries again this much later: often
+ * enough to take over soon after the cause goes, rarely enough not to spin on it.
+ */
+export const CHECKPOINT_RETRY_MS = 1000;
 
 export interface CheckpointerData {
   path: string;
@@ -33,6 +38,8 @@ export interface CheckpointerData {
   catchUpDelayMs: number;
   /** Report every pass that leaves the WAL at least this long (see RESTART_FRAMES). */
   restartFrames: number;
+  /** How long after a failed pass the next one runs (see CHECKPOINT_RETRY_MS). */
+  retryDelayMs: number;
   /** Report every pass that found frames (see trace.ts). */
   trace: boolean;
 }
@@ -47,7 +54,13 @@ export interface CheckpointPass {
 }
 
 export type ToCheckpointer = { kind: "close" };
-export type FromCheckpointer = { kind: "ready" } | { kind: "failed"; failure: WriteFailure } | ({ kind: "pass" } & CheckpointPass);
+export type FromCheckpointer =
+  | { kind: "ready" }
+  /** Once per spell of failing passes (the thread keeps trying), or when it could not start. */
+  | { kind: "failed"; failure: WriteFailure }
+  /** A pass succeeded after failed ones. */
+  | { kind: "recovered" }
+  | ({ kind: "pass" } & CheckpointPass);
 
 /** The checkpoint thread of one open store. It never keeps the process alive. */
 export class Checkpointer {
@@ -56,11 +69,16 @@ export class Checkpointer {
   private constructor(private readonly worker: Worker) {}
 
   /**
-   * Starts the thread and waits until its connection is open. A failure later (the thread
-   * died, a checkpoint failed) only means the writer checkpoints by itself again, at its bound;
-   * `onFailed` hears why.
+   * Starts the thread and waits until its connection is open. A failure later only means the
+   * writer checkpoints by itself again, at its bound, meanwhile: `onFailed` hears why, and
+   * `onRecovered` when a pass succeeds again (a failed pass is retried; a dead thread is not).
    */
-  static start(data: CheckpointerData, onPass: (pass: CheckpointPass) => void, onFailed: (why: WriteFailure) => void): Promise<Checkpointer> {
+  static start(
+    data: CheckpointerData,
+    onPass: (pass: CheckpointPass) => void,
+    onFailed: (why: WriteFailure) => void,
+    onRecovered: () => void,
+  ): Promise<Checkpointer> {
     const worker = new Worker(new URL("./checkpoint-thread.js", import.meta.url), { workerData: data, execArgv: workerExecArgv() });
     return new Promise((resolve, reject) => {
       const onError = (err: Error) => reject(new WriterError(failure(err)));
@@ -79,6 +97,7 @@ export class Checkpointer {
         worker.on("message", (m: FromCheckpointer) => {
           if (m.kind === "pass") onPass(m);
           else if (m.kind === "failed") onFailed(m.failure);
+          else if (m.kind === "recovered") onRecovered();
         });
         worker.on("error", (err) => onFailed(failure(err)));
         worker.on("exit", (code) => {

@@ -24,7 +24,7 @@ import {
   type TaskStore,
 } from "@taskflow/core";
 import { FROM, SELECT_COLUMNS, UNFINISHED_STATES_SQL, insertParams, toRecord, updateParams } from "./columns.js";
-import { CATCH_UP_DELAY_MS, CATCH_UP_FRAMES, CHECKPOINT_INTERVAL_MS, Checkpointer, RESTART_FRAMES, type CheckpointPass } from "./checkpointer.js";
+import { CATCH_UP_DELAY_MS, CATCH_UP_FRAMES, CHECKPOINT_INTERVAL_MS, CHECKPOINT_RETRY_MS, Checkpointer, RESTART_FRAMES, type CheckpointPass } from "./checkpointer.js";
 import { openConnection } from "./connection.js";
 import { makeFolder } from "./folder.js";
 import { SqliteScheduleStore } from "./schedule-store.js";
@@ -85,8 +85,9 @@ export interface SqliteStoreStats {
   /** Rows written by them. */
   rows: number;
   /**
-   * Why the checkpoint thread stopped, or "" while it runs. Once it has stopped, the writer
-   * checkpoints by itself inside its commits again (when the WAL passes 40 MiB).
+   * Why the checkpoint thread's passes fail (or why it stopped), or "" while they succeed.
+   * Meanwhile the writer checkpoints by itself inside its commits again (when the WAL passes
+   * 40 MiB); failed passes are retried every second, and the first that succeeds clears this.
    */
   checkpointThreadError: string;
 }
@@ -222,10 +223,12 @@ export class SqliteTaskStore implements TaskStore {
           catchUpFrames: CATCH_UP_FRAMES,
           catchUpDelayMs: CATCH_UP_DELAY_MS,
           restartFrames: RESTART_FRAMES,
+          retryDelayMs: CHECKPOINT_RETRY_MS,
           trace: TRACE_FILE !== "",
         },
         this.onCheckpointPass,
         (why) => (this.counters.checkpointThreadError ||= why.message || why.code),
+        () => (this.counters.checkpointThreadError = ""),
       );
       // Last: nothing can fail after it, so a failed open leaves no observer running.
       if (TRACE_FILE) this.trace = new CommitTrace(TRACE_FILE);

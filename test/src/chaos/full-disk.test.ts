@@ -3,6 +3,13 @@
  * clients only once stored, the node says why it stalls (health, cluster state, metrics, CLI),
  * takes no new work, and once space is back every task finishes exactly once, also across a
  * restart.
+ *
+ * A full file system stops SQLite only when a write needs a new block. Once the store's
+ * checkpoint thread (ADR 0033) has copied the WAL back, the next commits rewrite the WAL file
+ * from its start, in blocks it already has, and the node rightly stores every result on a full
+ * disk. So a reader here holds a snapshot from before the tasks were submitted (as a backup
+ * would) until the disk is full: the WAL cannot have started over, and the database file must
+ * grow to take it in, so every write after the fill needs space.
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -10,6 +17,7 @@ import { mkdirSync, rmSync, unlinkSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
+import Database from "better-sqlite3";
 import { service as healthService } from "grpc-health-check";
 import { TaskflowClient } from "@taskflow/client";
 import { TaskService, TaskState } from "@taskflow/proto";
@@ -62,7 +70,10 @@ describe("a full disk under the SQLite store", () => {
     node = await startNode(config(), { dir });
     const client = new TaskflowClient({ address: node.address, clientId: "disk" });
     const raw = createClient(TaskService, node.address);
+    let reader: Database.Database | undefined = new Database(path.join(data, "tasks.db"), { readonly: true });
     try {
+      reader.prepare("BEGIN").run();
+      reader.prepare("SELECT COUNT(*) FROM tasks").get();
       // Payloads of a few KiB make every state change write fresh pages, so the log must grow.
       const pad = "x".repeat(4096);
       const ids = await client.submitMany(Array.from({ length: 160 }, (_, i) => ({ type: "sleep", payload: { ms: 1500, i, pad }, maxAttempts: 1 })));
@@ -72,6 +83,9 @@ describe("a full disk under the SQLite store", () => {
       await eventually(async () => ((await client.clusterState()).running > 0n ? true : undefined), 10_000, "tasks running");
 
       fillUp(filler);
+      reader.prepare("COMMIT").run();
+      reader.close();
+      reader = undefined;
       // The running tasks finish 1.5 s after they started; their results cannot be stored.
       const cluster = await eventually(async () => {
         const state = await client.clusterState();
@@ -108,6 +122,7 @@ describe("a full disk under the SQLite store", () => {
       assert.equal(await healthStatus(node.address), "SERVING");
       assert.ok(finished.every((o) => o.attempt === 1), "no task ran twice");
     } finally {
+      reader?.close();
       raw.raw.close();
       client.close();
     }
