@@ -185,3 +185,103 @@ describe("TaskflowClient when the results stream ends before it is live", () => 
     }
   });
 });
+
+/**
+ * The 16–64 outcome() calls of the failover chaos test that never settled: a submit batch whose
+ * first send made its tasks on a leader that died before acknowledging it was sent again, and
+ * the new leader answered its tasks as deduplicated (the request ID's). The client then followed
+ * each on the server with a WatchTask that saw it ASSIGNED but never its end, while its result
+ * came on the client's own results stream and was cached for nobody.
+ */
+describe("TaskflowClient with a resent batch the server reports deduplicated", () => {
+  const server = new grpc.Server();
+  let address = "";
+  let results: grpc.ServerWritableStream<SubscribeResultsRequest, unknown> | undefined;
+  let submitStreams = 0;
+  let watches = 0;
+  const getTasks: string[] = [];
+  /** What GetTask answers: the task finished (a result that went out while no stream listened) or not yet. */
+  let finished = true;
+  let watching: () => void = () => {};
+  before(async () => {
+    addService(server, TaskService, {
+      subscribeResults: (call: grpc.ServerWritableStream<SubscribeResultsRequest, unknown>) => {
+        results = call;
+        call.on("error", () => {});
+        call.write({ results: [] });
+      },
+      submitTaskStream: (call: grpc.ServerDuplexStream<SubmitTaskStreamRequest, unknown>) => {
+        const nth = ++submitStreams;
+        call.on("data", (req: SubmitTaskStreamRequest) => {
+          // The first send is taken (the task is made) but the node dies before acknowledging it.
+          if (nth % 2 === 1) return call.emit("error", { code: grpc.status.UNAVAILABLE, details: "the leader died" });
+          call.write({ batchId: req.batchId, taskIds: [`resent-${nth}`], deduplicated: [true] });
+        });
+        call.on("end", () => call.end());
+        call.on("error", () => {});
+      },
+      // A watch that reports the task assigned and then nothing (as the failover test's did).
+      watchTask: (call: grpc.ServerWritableStream<{ taskId: string }, unknown>) => {
+        watches++;
+        call.on("error", () => {});
+        call.write({ task: { id: call.request.taskId, state: TaskState.ASSIGNED, attempt: 1 } });
+        watching();
+      },
+      getTask: (call: grpc.ServerUnaryCall<{ taskId: string }, unknown>, cb: grpc.sendUnaryData<unknown>) => {
+        getTasks.push(call.request.taskId);
+        const state = finished ? TaskState.SUCCEEDED : TaskState.RUNNING;
+        cb(null, { task: { id: call.request.taskId, state, result: Buffer.from(JSON.stringify("value")), attempt: 1 } });
+      },
+    } as never);
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    );
+    address = `127.0.0.1:${port}`;
+  });
+  after(() => server.forceShutdown());
+
+  /** `promise`, or a rejection naming what did not settle in 5 s. */
+  async function within5s<T>(promise: Promise<T>, what: string): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} did not settle in 5 s`)), 5000)));
+    try {
+      return await Promise.race([promise, deadline]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  it("asks the server about a task a resend found (it is ours), with GetTask rather than a watch", async () => {
+    const client = new TaskflowClient({ address });
+    try {
+      finished = true;
+      const id = await within5s(client.submit("echo"), "submit()");
+      assert.equal(id, "resent-2", "the batch was sent again on a new stream");
+      const outcome = await within5s(client.outcome(id), "outcome()");
+      assert.equal(outcome.state, "succeeded");
+      assert.equal(outcome.value, "value");
+      assert.deepEqual(getTasks, [id]);
+      assert.equal(watches, 0, "no watch was opened");
+    } finally {
+      client.close();
+    }
+  });
+
+  it("settles the await of a task followed on the server when its result comes on the results stream", async () => {
+    const client = new TaskflowClient({ address });
+    try {
+      const id = await within5s(client.submit("echo"), "submit()");
+      // Another client's task (or one whose outcome left the cache) is followed with WatchTask.
+      const other = `${id}-followed`;
+      const opened = new Promise<void>((resolve) => (watching = resolve));
+      const waited = client.outcome(other);
+      await within5s(opened, "the watch");
+      results!.write({ results: [{ taskId: other, state: TaskState.SUCCEEDED, result: Buffer.from(JSON.stringify(7)), error: "", attempt: 1 }] });
+      const outcome = await within5s(waited, "outcome() of a followed task whose result came on the stream");
+      assert.equal(outcome.state, "succeeded");
+      assert.equal(outcome.value, 7);
+    } finally {
+      client.close();
+    }
+  });
+});

@@ -55,6 +55,12 @@ export class ResultStream {
   private readonly unfinished = new Map<string, Waiter | Waiter[] | null>();
   /** Outcomes nobody asked for yet, oldest first. */
   private readonly outcomes = new Map<string, Outcome>();
+  /**
+   * Awaits of tasks followed on the server (see {@link followToEnd}), by task: a task this client
+   * submitted can be one (deduplicated by the server, say a resent batch the first send made), and
+   * then its result comes on the results stream too, maybe before the watch sees it end.
+   */
+  private readonly following = new Map<string, Set<(outcome: Outcome) => void>>();
   private closed = false;
   /** True once the results stream was live: until then no result of ours can have come or gone out to it. */
   private everLive = false;
@@ -291,6 +297,13 @@ export class ResultStream {
     const codec = this.settings.codec;
     const waiting = this.unfinished.get(r.taskId);
     if (this.mayHaveMissed.size) this.mayHaveMissed.delete(r.taskId);
+    const followers = this.following.size ? this.following.get(r.taskId) : undefined;
+    if (followers) {
+      // Followed on the server and heard here first: the watch may not report the end (yet).
+      this.following.delete(r.taskId);
+      const outcome = outcomeOf(codec, r);
+      for (const follower of followers) follower(outcome);
+    }
     if (waiting) {
       this.unfinished.delete(r.taskId);
       if (Array.isArray(waiting)) {
@@ -306,6 +319,7 @@ export class ResultStream {
     }
     if (waiting === null) this.unfinished.delete(r.taskId);
     if (this.retrying) this.arrivedWhileRetrying.add(r.taskId);
+    if (followers) return;
     const outcome = outcomeOf(codec, r);
     this.outcomes.set(outcome.taskId, outcome);
     if (this.outcomes.size > RESULT_CACHE_LIMIT) {
@@ -314,12 +328,31 @@ export class ResultStream {
     }
   }
 
-  /** Follows a task that is not ours (or whose outcome left the cache) on the server until it finishes, `signal` aborts, or the client closes. */
+  /**
+   * Follows a task that is not ours (or whose outcome left the cache) on the server until it
+   * finishes, `signal` aborts, or the client closes; a result of it on the results stream ends
+   * the wait too (and the watch).
+   */
   private async followToEnd(taskId: string, signal?: AbortSignal): Promise<Outcome> {
-    const stop = signal ? AbortSignal.any([this.closing.signal, signal]) : this.closing.signal;
-    for await (const task of followTask(this.tasks, taskId, this.watchSettings, stop)) {
-      if (isFinalState(task.state)) return outcomeOf(this.settings.codec, resultFromTask(task));
+    const heardHere = new AbortController();
+    let followers = this.following.get(taskId);
+    if (!followers) this.following.set(taskId, (followers = new Set()));
+    const heard: { outcome?: Outcome } = {};
+    const hear = (outcome: Outcome) => {
+      heard.outcome = outcome;
+      heardHere.abort();
+    };
+    followers.add(hear);
+    const stop = AbortSignal.any(signal ? [this.closing.signal, heardHere.signal, signal] : [this.closing.signal, heardHere.signal]);
+    try {
+      for await (const task of followTask(this.tasks, taskId, this.watchSettings, stop)) {
+        if (isFinalState(task.state)) return outcomeOf(this.settings.codec, resultFromTask(task));
+      }
+    } finally {
+      followers.delete(hear);
+      if (!followers.size && this.following.get(taskId) === followers) this.following.delete(taskId);
     }
+    if (heard.outcome) return heard.outcome;
     if (signal?.aborted && !this.closed) throw abortedWait(taskId, signal);
     throw new TaskflowError(Code.CANCELLED, "the client was closed");
   }

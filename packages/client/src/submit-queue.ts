@@ -13,6 +13,12 @@ import { Backoff, retryDelay } from "./backoff.js";
 import { batchCount } from "./batching.js";
 import { statusError, wireError } from "./errors.js";
 
+/**
+ * A `sentAt` that never matches the break count: the task's result may have gone out while no
+ * results stream listened, so awaiting it asks the server (see `ResultStream.accepted`).
+ */
+export const MAY_HAVE_MISSED = -1;
+
 type Resolve<T> = (value: T) => void;
 type Reject = (err: unknown) => void;
 
@@ -26,6 +32,10 @@ interface SubmitBatch {
   firstSentAt: number;
   /** {@link SubmitHost.streamBreaks} when it was last sent. */
   sentAt: number;
+  /** True once it was sent again: tasks the server then reports deduplicated may be ones an earlier send made. */
+  resent: boolean;
+  /** Which of its tasks have an idempotency key (undefined: none), so a deduplicated one may be another client's. */
+  keyed: boolean[] | undefined;
 }
 
 /** What the pipeline needs of its client. */
@@ -35,7 +45,10 @@ export interface SubmitHost {
   ensureSubscribed(): Promise<void>;
   /** How many times the live results stream broke so far. */
   streamBreaks(): number;
-  /** A new task (not a deduplicated one) was accepted: its result will come to this client. `sentAt`: {@link streamBreaks} when its submit went out. */
+  /**
+   * A new task (not a deduplicated one) was accepted: its result will come to this client.
+   * `sentAt`: {@link streamBreaks} when its submit went out, or {@link MAY_HAVE_MISSED}.
+   */
   accepted(taskId: string, sentAt: number): void;
   closed(): boolean;
 }
@@ -135,6 +148,8 @@ export class SubmitQueue {
         bytes,
         firstSentAt: Date.now(),
         sentAt: this.host.streamBreaks(),
+        resent: false,
+        keyed: specs.some((s) => s.idempotencyKey) ? specs.map((s) => s.idempotencyKey !== "") : undefined,
       });
       this.submitStream().write(bytes);
     }
@@ -200,6 +215,7 @@ export class SubmitQueue {
           const sentAt = this.host.streamBreaks();
           for (const batch of this.batches.values()) {
             batch.sentAt = sentAt;
+            batch.resent = true;
             stream.write(batch.bytes);
           }
           this.flush();
@@ -230,14 +246,18 @@ export class SubmitQueue {
         const err = statusError(ack.errorCode, ack.errorMessage, ack.errorStatus);
         for (const reject of batch.rejects) reject(err);
       } else {
-        const { resolves, sentAt } = batch;
+        const { resolves, sentAt, resent, keyed } = batch;
         const deduplicated = ack.deduplicated;
         for (let i = 0; i < resolves.length; i++) {
           const id = ack.taskIds[i]!;
-          // An existing task (idempotency key, or a resent batch) may not report to this client,
-          // or may have finished already: it is followed on the server when awaited. A new
-          // task's result may already be here: it can overtake the acknowledgement.
+          // A new task's result may already be here: it can overtake the acknowledgement. An
+          // existing task found by its idempotency key may be another client's, or finished
+          // already: it is followed on the server when awaited. One a resend found without a key
+          // is ours, made by an earlier send of this batch (its ID comes from our request ID):
+          // its result comes to us, or went out while no stream listened (the send that made it
+          // broke), so awaiting it asks the server rather than opening a watch per task.
           if (!deduplicated[i]) this.host.accepted(id, sentAt);
+          else if (resent && !keyed?.[i]) this.host.accepted(id, MAY_HAVE_MISSED);
           resolves[i]!(id);
         }
       }

@@ -282,6 +282,12 @@ export interface Durability {
   storeHealth(): StoreHealth;
   /** Calls `listener` whenever the store stops or starts taking writes; returns the unsubscribe. */
   onStoreHealth(listener: (health: StoreHealth) => void): () => void;
+  /**
+   * The newest record of a task whose change is not stored yet (waiting, or in a write in flight),
+   * else undefined: a task that just finished has left the task table, and the store still holds
+   * its previous state until the write lands.
+   */
+  unsaved?(taskId: string): TaskRecord | undefined;
 }
 
 /** This control node's place among standby control nodes (`ha`, ADR 0028), as GetClusterState shows it. */

@@ -286,7 +286,9 @@ export class ProcessLifecycleManager implements Plm {
       else if (rec.dependsOn && rec.state === "queued") rec.waitingReason = this.graph.reasonFor(rec.id) || rec.waitingReason;
       return rec;
     }
-    const rec = await this.store.get(taskId);
+    // Finished, its final state maybe not stored yet: the store would answer the one before,
+    // and a watch opened on it would never hear the end (its change came before the watch).
+    const rec = this.durability.unsaved?.(taskId) ?? (await this.store.get(taskId));
     if (!rec || (scope !== null && rec.tenant !== scope)) throw notFound(taskId);
     return rec;
   }

@@ -93,6 +93,41 @@ describe("store write-behind", () => {
 });
 
 
+describe("a task whose final state is not stored yet", () => {
+  it("reads as finished in GetTask and WatchTask, not as the store's previous state", async () => {
+    // The failover test's watch that said ASSIGNED and never the end: the task had just
+    // finished (it left the table) while the Postgres write of that was in flight.
+    const store = new SwitchableStore();
+    cp = await startControlPlane({ store });
+    cp.join("w1", ["echo"]);
+    const { ids } = await cp.plm.submit([spec("echo")], "c1");
+    await settle();
+    let release!: () => void;
+    store.holdUpdates = new Promise((resolve) => (release = resolve));
+    cp.lifecycle.completed("w1", [{ taskId: ids[0]!, epoch: 1, ok: true, result: undefined, error: "" }]);
+    await settle(); // the write of the succeeded state is in flight
+    assert.equal((await store.get(ids[0]!))?.state, "assigned", "the store has the state before");
+    assert.equal((await cp.plm.get(ids[0]!, ALL_TENANTS)).state, "succeeded");
+    const seen: string[] = [];
+    const unwatch = await cp.plm.watch(ids[0]!, (rec) => seen.push(rec.state), ALL_TENANTS);
+    assert.deepEqual(seen, ["succeeded"], "the watch opens with the end");
+    unwatch();
+    release();
+    await settle();
+    assert.equal((await cp.plm.get(ids[0]!, ALL_TENANTS)).state, "succeeded");
+
+    // A write that fails keeps the change pending: still read as finished.
+    const second = (await cp.plm.submit([spec("echo")], "c1")).ids[0]!;
+    await settle();
+    store.failWrites = true;
+    cp.lifecycle.completed("w1", [{ taskId: second, epoch: 1, ok: true, result: undefined, error: "" }]);
+    await settle();
+    assert.equal((await cp.plm.get(second, ALL_TENANTS)).state, "succeeded");
+    store.failWrites = false;
+    await cp.advance(100);
+  });
+});
+
 describe("purge", () => {
   it("removes finished tasks past control.resultRetentionMs from the store", async () => {
     cp = await startControlPlane({ config: { control: { resultRetentionMs: 10_000 } } });

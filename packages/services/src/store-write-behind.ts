@@ -32,6 +32,8 @@ export class StoreWriteBehind implements Durability {
   /** Outcomes to deliver after the next store write, by tenant, then client ID. */
   private pendingOutcomes: PendingOutcomes = new Map();
   private pendingUpdates = new Map<string, TaskRecord>();
+  /** The changes of the store write in flight, readable (see {@link unsaved}) until it lands. */
+  private writing: Map<string, TaskRecord> | undefined;
   /** Called once everything changed before them is durable (see afterDurable). */
   private pendingDurable: (() => void)[] = [];
   private flushScheduled = false;
@@ -86,6 +88,10 @@ export class StoreWriteBehind implements Durability {
     let batch = byClient.get(clientId);
     if (!batch) byClient.set(clientId, (batch = []));
     batch.push(outcome);
+  }
+
+  unsaved(taskId: string): TaskRecord | undefined {
+    return this.pendingUpdates.get(taskId) ?? this.writing?.get(taskId);
   }
 
   afterDurable(callback: () => void): void {
@@ -150,11 +156,14 @@ export class StoreWriteBehind implements Durability {
     this.pendingOutcomes = new Map();
     this.pendingDurable = [];
     if (updates.size) {
+      this.writing = updates;
       try {
         await this.store.update([...updates.values()]);
       } catch (err) {
         this.writeFailed(err, updates, outcomes, durable);
         return;
+      } finally {
+        this.writing = undefined;
       }
       if (!this.health.writable) this.setHealth({ writable: true, error: "" });
     }
