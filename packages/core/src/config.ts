@@ -22,7 +22,7 @@ import { concurrencyLimitsSchema, rateLimitsSchema } from "./config/limits.js";
 import { schedulesSchema } from "./config/schedules.js";
 import { haSchema } from "./config/ha.js";
 
-export { AUTO_CAPACITY_BYTES_PER_TASK, DEFAULT_CONTROL_ADDRESS, DEFAULT_CONTROL_HOST, DEFAULT_CONTROL_PORT, MAX_HEAP_CAPACITY, MESSAGE_OVERHEAD_BYTES, autoTaskHeapCapacity } from "./config/sections.js";
+export { AUTO_CAPACITY_BYTES_PER_TASK, DEFAULT_CONTROL_ADDRESS, DEFAULT_HOT_QUEUE_DEPTH, DEFAULT_CONTROL_HOST, DEFAULT_CONTROL_PORT, MAX_HEAP_CAPACITY, MESSAGE_OVERHEAD_BYTES, autoTaskHeapCapacity } from "./config/sections.js";
 export { AUTH_ROLES, TENANT_NAME_PATTERN, tenantQuota, tokenEntrySchema, type AuthRole, type TenantQuota, type TokenEntry } from "./config/security.js";
 export {
   MAX_LIMIT_KEY_LENGTH,

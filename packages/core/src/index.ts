@@ -100,7 +100,7 @@ export {
   type Leadership,
   type LeadershipState,
 } from "./contracts.js";
-export { DEFAULT_CONTROL_ADDRESS, DEFAULT_CONTROL_HOST, DEFAULT_CONTROL_PORT, AUTO_CAPACITY_BYTES_PER_TASK, autoTaskHeapCapacity } from "./config.js";
+export { DEFAULT_CONTROL_ADDRESS, DEFAULT_CONTROL_HOST, DEFAULT_CONTROL_PORT, AUTO_CAPACITY_BYTES_PER_TASK, DEFAULT_HOT_QUEUE_DEPTH, autoTaskHeapCapacity } from "./config.js";
 export {
   MAX_LIMIT_KEY_LENGTH,
   globPattern,

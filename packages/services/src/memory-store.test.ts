@@ -31,7 +31,7 @@ describe("MemoryTaskStore with the task table's cold tasks", () => {
     const store = new MemoryTaskStore();
     const heap = IndexedHeap.create({ capacity: 64 });
     t.after(() => heap.close());
-    const table = new TaskTable(fifo, heap, new FakeClock(1_000), undefined, store);
+    const table = new TaskTable(fifo, heap, new FakeClock(1_000), undefined, store, { control: { hotQueueDepth: 0 } });
     const account = new Tenants(parseConfig({}), new FakeClock(1_000), { tokens: [] }).account("acme");
     const recs = [1, 2, 3, 4].map((i) => table.tally.newRecord(spec("t", { payload: Uint8Array.of(i), idempotencyKey: i === 4 ? "k" : "" }), "acme", "c1", randomUUID()));
     await store.insert(recs);

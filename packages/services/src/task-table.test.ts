@@ -10,6 +10,9 @@ import { RecordingLogger, fifo as policy, spec } from "./control-plane.test.fixt
 import { TaskTable } from "./task-table.js";
 import { Tenants, type TenantAccount } from "./tenants.js";
 
+/** `control.hotQueueDepth: 0`: every plain queued task goes cold at once. */
+const PACK_ALL = { control: { hotQueueDepth: 0 } };
+
 describe("TaskTable", () => {
   let heap: IndexedHeap;
   let table: TaskTable;
@@ -125,8 +128,8 @@ describe("TaskTable", () => {
     let coldHeap: IndexedHeap;
     beforeEach(() => {
       coldHeap = IndexedHeap.create({ capacity: 64 });
-      // A store that does not keep records by reference (SQLite, Postgres): plain queued tasks go cold.
-      cold = new TaskTable(policy, coldHeap, new FakeClock(5_000), undefined, { keepsRecords: false });
+      // A store that does not keep records by reference (SQLite, Postgres), and no hot queue: plain queued tasks go cold.
+      cold = new TaskTable(policy, coldHeap, new FakeClock(5_000), undefined, { keepsRecords: false }, PACK_ALL);
     });
     afterEach(() => coldHeap.close());
 
@@ -166,6 +169,21 @@ describe("TaskTable", () => {
       assert.deepEqual({ ...cold.get(again.rec.id)!.rec }, again.rec, "and holds the new task's fields, not the old one's");
     });
 
+    it("keeps tasks hot while the queue is no deeper than control.hotQueueDepth", () => {
+      const shallow = new TaskTable(policy, coldHeap, new FakeClock(5_000), undefined, { keepsRecords: false }, { control: { hotQueueDepth: 2 } });
+      const queued = [1, 2, 3].map(() => {
+        const live = shallow.track(shallow.tally.newRecord(spec("t"), "acme", "c1", randomUUID()), acme);
+        shallow.enqueue(live);
+        shallow.compact(live);
+        return live;
+      });
+      const same = queued.map((live) => shallow.get(live.rec.id) === live);
+      assert.deepEqual(same, [true, true, false], "the third went cold: it was queued behind two");
+      assert.equal(shallow.size, 3);
+      const popped = [shallow.popQueued()!, shallow.popQueued()!, shallow.popQueued()!];
+      assert.deepEqual(popped.map((l) => l.rec.id), queued.map((l) => l.rec.id), "hot and cold pop in one order");
+    });
+
     it("keeps a task with anything unusual hot: idempotency key, metadata, delay, a limit key", () => {
       const keyed = submit({ idempotencyKey: "k1" });
       const tagged = submit({ metadata: { team: "x" } });
@@ -201,14 +219,14 @@ describe("TaskTable", () => {
       const logger = new RecordingLogger();
       // No heap can be this big; it only stands for a capacity whose arrays cannot be allocated.
       const huge = { capacity: 2 ** 40 } as unknown as IndexedHeap;
-      const table = new TaskTable(policy, huge, new FakeClock(0), logger, { keepsRecords: false });
+      const table = new TaskTable(policy, huge, new FakeClock(0), logger, { keepsRecords: false }, PACK_ALL);
       assert.equal(table.size, 0);
       assert.equal(logger.messages().length, 1);
       assert.match(logger.messages()[0]!, /control\.taskHeapCapacity.*stays a JavaScript object/);
     });
 
     it("stays out of the way when the store keeps records by reference (the memory store)", () => {
-      const keeping = new TaskTable(policy, coldHeap, new FakeClock(5_000), undefined, { keepsRecords: true });
+      const keeping = new TaskTable(policy, coldHeap, new FakeClock(5_000), undefined, { keepsRecords: true }, PACK_ALL);
       const rec = keeping.tally.newRecord(spec("t"), "acme", "c1", randomUUID());
       const live = keeping.track(rec, acme);
       keeping.enqueue(live);

@@ -12,6 +12,7 @@
  */
 import { inject, injectable } from "tsyringe";
 import {
+  DEFAULT_HOT_QUEUE_DEPTH,
   TOKENS,
   frozenRecord,
   isFinal,
@@ -22,6 +23,7 @@ import {
   type SchedulingPolicy,
   type TaskRecord,
   type TaskStore,
+  type TaskflowConfig,
   type TimerHandle,
 } from "@taskflow/core";
 import type { IndexedHeap } from "@taskflow/shm-heap";
@@ -84,6 +86,8 @@ export class TaskTable {
   readonly tally: TaskTally;
   /** The policy's lifecycle hooks and read-only views, shared with the scheduler. */
   readonly hooks: PolicyHooks;
+  /** `control.hotQueueDepth`: tasks queued while the heap holds no more than this stay hot. */
+  private readonly hotQueueDepth: number;
 
   constructor(
     @inject(TOKENS.SchedulingPolicy) private readonly policy: SchedulingPolicy,
@@ -91,7 +95,9 @@ export class TaskTable {
     @inject(TOKENS.Clock) private readonly clock: Clock,
     @inject(TOKENS.Logger) logger?: Logger,
     @inject(TOKENS.TaskStore) store?: Pick<TaskStore, "keepsRecords"> & Partial<RecordKeeper>,
+    @inject(TOKENS.Config) config?: { readonly control: Pick<TaskflowConfig["control"], "hotQueueDepth"> },
   ) {
+    this.hotQueueDepth = config?.control.hotQueueDepth ?? DEFAULT_HOT_QUEUE_DEPTH;
     this.hooks = new PolicyHooks(policy, logger);
     this.tally = new TaskTally(clock);
     this.keeper = store?.keepsRecords ? recordKeeperOf(store) : undefined;
@@ -167,12 +173,14 @@ export class TaskTable {
   }
 
   /**
-   * A task just queued may go cold: when it is plain (cold-tasks.ts `isPlain`) and nothing but
-   * the heap refers to it (no timer, limit, delay or dependency). Its record and live task are
-   * dropped; callers must not keep them.
+   * A task just queued may go cold: when the queue is deeper than `control.hotQueueDepth`, it is
+   * plain (cold-tasks.ts `isPlain`) and nothing but the heap refers to it (no timer, limit, delay
+   * or dependency). Its record and live task are dropped; callers must not keep them. A short
+   * queue stays hot: freezing and thawing cost ~8 µs of control CPU per task, a third of a
+   * task's whole cost at full speed.
    */
   compact(live: LiveTask): void {
-    if (!this.cold || live.handle < 0 || live.parked || live.dueHandle >= 0 || live.limits || live.dependencyResults) return;
+    if (!this.cold || this.heap.size <= this.hotQueueDepth || live.handle < 0 || live.parked || live.dueHandle >= 0 || live.limits || live.dependencyResults) return;
     if (live.retryTimer || live.timeoutTimer || live.policySeen !== PolicySeen.Queued || !isPlain(live.rec)) return;
     if (!this.cold.freeze(live.idx, live.rec, live)) return;
     this.live.delete(live.rec.id);

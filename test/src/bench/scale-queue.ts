@@ -27,6 +27,13 @@ export interface QueueScaleOptions {
   progress?: (line: string) => void;
   /** Another build's `apps/node/dist/bin.js`, to measure it the same way (a baseline). @defaultValue this checkout's */
   bin?: string;
+  /**
+   * The node's `control.hotQueueDepth`. The default keeps the first 65,536 tasks as objects: over
+   * 1 M → 10 M that is noise, over a small window the garbage collector's slack around those
+   * objects (tens of MB, released when V8 decides) is not, so a small run packs every task.
+   * @defaultValue the node's default
+   */
+  hotQueueDepth?: number;
 }
 
 export interface QueueScaleResult {
@@ -62,7 +69,7 @@ export async function queueScale(opts: QueueScaleOptions): Promise<QueueScaleRes
   const node = await startNode(
     {
       roles: ["control"],
-      control: { taskHeapCapacity: Math.max(1024, largest) },
+      control: { taskHeapCapacity: Math.max(1024, largest), ...(opts.hotQueueDepth !== undefined && { hotQueueDepth: opts.hotQueueDepth }) },
       ...(opts.store === "sqlite" ? { store: { kind: "sqlite", path: "scale-queue.db" } } : {}),
       log: { level: "error" },
     },

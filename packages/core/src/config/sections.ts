@@ -6,6 +6,8 @@ import { DEFAULT_CONTROL_HOST, DEFAULT_CONTROL_PORT } from "./addresses.js";
 const MiB = 1024 * 1024;
 /** Most records a shared-memory heap holds (`@taskflow/shm-heap`'s MAX_HEAP_CAPACITY, 2^24). */
 export const MAX_HEAP_CAPACITY = 16 * MiB;
+/** `control.hotQueueDepth`'s default: about 64 MB of queued task objects before packing starts. */
+export const DEFAULT_HOT_QUEUE_DEPTH = 65_536;
 
 /**
  * Room a request needs beside one task's payload (type, labels, IDs, framing): the control node's
@@ -81,6 +83,15 @@ export const controlSchema = z.strictObject({
    * @defaultValue "auto"
    */
   taskHeapCapacity: z.union([positiveInt.max(MAX_HEAP_CAPACITY), z.literal("auto")]).default("auto"),
+  /**
+   * Queue depth up to which a queued task stays a JavaScript object (about 1 KB). A plain task
+   * queued while more than this many wait is packed off the JavaScript heap instead (about 190
+   * bytes beside its payload; packing and unpacking cost the control node a few µs per task):
+   * a short queue runs at full speed, a deep one fits in memory. 0 packs every plain queued task.
+   * See docs/adr/0030-off-heap-queued-tasks.md.
+   * @defaultValue 65536
+   */
+  hotQueueDepth: z.number().int().min(0).max(MAX_HEAP_CAPACITY).default(DEFAULT_HOT_QUEUE_DEPTH),
   /**
    * Most workers registered at once (the worker heap's capacity), counting those within their
    * reconnect grace; a hello past it ends with RESOURCE_EXHAUSTED (`TASKFLOW_ERR_WORKER_CAPACITY`).
