@@ -8,7 +8,6 @@ import { TASK_STATES, decodeSpecAttributes, encodeSpecAttributes, isFinal, type 
 
 const sqlList = (states: readonly string[]) => `(${states.map((s) => `'${s}'`).join(", ")})`;
 export const FINAL_STATES_SQL = sqlList(TASK_STATES.filter(isFinal));
-export const UNFINISHED_STATES_SQL = sqlList(TASK_STATES.filter((s) => !isFinal(s)));
 
 /** A column: its name, its Postgres type, and how a record gives its value. */
 interface Column {

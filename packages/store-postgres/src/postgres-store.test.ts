@@ -100,8 +100,10 @@ describe("PostgresTaskStore", () => {
         assert.equal(old?.tenant, "default");
         assert.equal((await store.findByIdempotencyKey("default", "order-1"))?.id, "old-1");
         assert.equal(await store.findByIdempotencyKey("acme", "order-1"), undefined);
-        await store.insert([makeTaskRecord({ seq: 2, tenant: "acme", idempotencyKey: "order-1" })]);
+        const acme = makeTaskRecord({ seq: 2, tenant: "acme", idempotencyKey: "order-1" });
+        await store.insert([acme]);
         assert.deepEqual((await store.list({ tenant: "default" })).tasks.map((t) => t.id), ["old-1"]);
+        assert.deepEqual((await store.loadUnfinished()).map((t) => t.id), ["old-1", acme.id], "a row stored before version 6 counts as unfinished");
         const versions = await withClient(server.url, async (c) => (await c.query(`SELECT max(version) AS v FROM ${schema}.taskflow_migrations`)).rows);
         assert.equal(versions[0].v, SCHEMA_VERSION);
       } finally {
@@ -237,6 +239,30 @@ describe("PostgresTaskStore", () => {
       } finally {
         await store.close();
       }
+    });
+
+    it("keeps a task's updates before its end on the page (HOT): they change no indexed column", async () => {
+      const schema = freshSchema();
+      const store = new PostgresTaskStore({ url: server.url, schema });
+      await store.open();
+      const tasks = Array.from({ length: 10 }, (_, i) => makeTaskRecord({ seq: i + 1 }));
+      try {
+        await store.insert(tasks);
+        for (const state of ["assigned", "running"] as const) await store.update(tasks.map((t) => ({ ...t, state, workerId: "w1", epoch: 1 })));
+        assert.deepEqual((await store.loadUnfinished()).map((t) => t.state), tasks.map(() => "running"));
+      } finally {
+        await store.close(); // its sessions end, so their statistics reach the server's views
+      }
+      const stats = await withClient(server.url, async (c) => {
+        for (let i = 0; ; i++) {
+          const { rows } = await c.query("SELECT n_tup_upd::int AS upd, n_tup_hot_upd::int AS hot FROM pg_stat_user_tables WHERE schemaname = $1 AND relname = 'tasks'", [schema]);
+          if (rows[0]?.upd >= 20 || i >= 50) return rows[0] as { upd: number; hot: number };
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      });
+      assert.equal(stats.upd, 20);
+      // With `state` in an index (before version 6) none could be HOT.
+      assert.ok(stats.hot >= 10, `${stats.hot} of 20 updates were HOT`);
     });
 
     it("writes a group of inserts and updates in one statement, a task inserted in it as it is now", async () => {

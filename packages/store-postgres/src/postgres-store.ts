@@ -16,7 +16,7 @@ import {
   type TaskState,
   type TaskStore,
 } from "@taskflow/core";
-import { FINAL_STATES_SQL, SELECT_COLUMNS, UNFINISHED_STATES_SQL, insertArrays, toRecord, type ColumnArrays } from "./columns.js";
+import { FINAL_STATES_SQL, SELECT_COLUMNS, insertArrays, toRecord, type ColumnArrays } from "./columns.js";
 import { notOpen, toStoreError } from "./pg-errors.js";
 import { resolveOptions, type PostgresStoreStats, type PostgresTaskStoreOptions } from "./connection.js";
 import { PostgresDatabase } from "./database.js";
@@ -159,7 +159,7 @@ export class PostgresTaskStore implements TaskStore {
   async loadUnfinished(): Promise<TaskRecord[]> {
     const rows = await this.db.read("loadUnfinished", {
       name: "tf_unfinished",
-      text: `SELECT ${SELECT_COLUMNS} FROM tasks WHERE state IN ${UNFINISHED_STATES_SQL} ORDER BY seq`,
+      text: `SELECT ${SELECT_COLUMNS} FROM tasks WHERE unfinished ORDER BY seq`,
       values: [],
     });
     return rows.map(toRecord);
