@@ -6,6 +6,7 @@
  * Deliberately not in this contract: locking and leader election (a replicated store adds them
  * on its own side), and the task heap (order lives in shm-heap, rebuilt from `loadUnfinished`).
  */
+import { Code, Reason, TaskflowError } from "./errors.js";
 import type { TaskRecord, TaskState } from "./model.js";
 
 export interface TaskQuery {
@@ -34,6 +35,38 @@ export const PAGE_TOKEN_PATTERN = /^[A-Za-z0-9_-]{1,128}$/;
 /** True when `token` has the form of a page token ({@link PAGE_TOKEN_PATTERN}). */
 export function isWellFormedPageToken(token: string): boolean {
   return PAGE_TOKEN_PATTERN.test(token);
+}
+
+/** `TaskQuery.pageSize` when it is absent or 0. */
+export const DEFAULT_LIST_PAGE_SIZE = 50;
+/** The largest page a store returns: a larger `pageSize` is cut to it. */
+export const MAX_LIST_PAGE_SIZE = 1000;
+
+/** `TaskQuery.pageSize` as a store applies it; `INVALID_ARGUMENT` for a negative or fractional one. */
+export function listPageSize(requested: number | undefined): number {
+  if (requested === undefined || requested === 0) return DEFAULT_LIST_PAGE_SIZE;
+  if (!Number.isInteger(requested) || requested < 0) {
+    throw new TaskflowError(Code.INVALID_ARGUMENT, `pageSize must be a whole number ≥ 0, got ${requested}`, { reason: Reason.STORE });
+  }
+  return Math.min(requested, MAX_LIST_PAGE_SIZE);
+}
+
+/**
+ * The page token of a store that walks tasks newest first by `seq` (SQLite, Postgres): the last
+ * seq of the page, base64url-encoded, so it is opaque and matches {@link PAGE_TOKEN_PATTERN}.
+ */
+export function seqPageToken(seq: number): string {
+  return Buffer.from(`s${seq}`).toString("base64url");
+}
+
+/** The seq inside a {@link seqPageToken}; `INVALID_ARGUMENT` for any token no store gave out. */
+export function seqOfPageToken(token: string): number {
+  const text = Buffer.from(token, "base64url").toString();
+  const seq = /^s\d{1,16}$/.test(text) ? Number(text.slice(1)) : NaN;
+  if (!Number.isSafeInteger(seq)) {
+    throw new TaskflowError(Code.INVALID_ARGUMENT, "page_token is not one this server gave out", { reason: Reason.STORE });
+  }
+  return seq;
 }
 
 export interface TaskPage {

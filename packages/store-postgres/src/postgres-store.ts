@@ -5,10 +5,10 @@
  * same database (`schedules`, a `PostgresScheduleStore` on the same connections and fence).
  */
 import {
-  Code,
-  Reason,
   TASK_STATES,
-  TaskflowError,
+  listPageSize,
+  seqOfPageToken,
+  seqPageToken,
   type TaskCounts,
   type TaskPage,
   type TaskQuery,
@@ -22,9 +22,6 @@ import { resolveOptions, type PostgresStoreStats, type PostgresTaskStoreOptions 
 import { PostgresDatabase } from "./database.js";
 import { GroupCommit } from "./group-commit.js";
 import { PostgresScheduleStore } from "./schedule-store.js";
-
-const DEFAULT_PAGE_SIZE = 50;
-const MAX_PAGE_SIZE = 1000;
 
 /**
  * A {@link TaskStore} on PostgreSQL: durable, shared by every host that reaches the server. Its
@@ -130,8 +127,8 @@ export class PostgresTaskStore implements TaskStore {
    * pages neither shift nor repeat the rows it has not seen yet.
    */
   async list(query: TaskQuery): Promise<TaskPage> {
-    const pageSize = pageSizeOf(query.pageSize);
-    const before = query.pageToken ? decodeToken(query.pageToken) : Number.MAX_SAFE_INTEGER;
+    const pageSize = listPageSize(query.pageSize);
+    const before = query.pageToken ? seqOfPageToken(query.pageToken) : Number.MAX_SAFE_INTEGER;
     const states = query.states?.length ? [...new Set(query.states)] : [];
     const filters: string[] = [];
     const values: unknown[] = [];
@@ -153,7 +150,7 @@ export class PostgresTaskStore implements TaskStore {
     ]);
     const more = rows.length > pageSize;
     const tasks = (more ? rows.slice(0, pageSize) : rows).map(toRecord);
-    return { tasks, nextPageToken: more ? encodeToken(tasks[tasks.length - 1]!.seq) : "", totalSize: count[0]![0] as number };
+    return { tasks, nextPageToken: more ? seqPageToken(tasks[tasks.length - 1]!.seq) : "", totalSize: count[0]![0] as number };
   }
 
   async loadUnfinished(): Promise<TaskRecord[]> {
@@ -201,26 +198,4 @@ export class PostgresTaskStore implements TaskStore {
   stats(): PostgresStoreStats {
     return this.writes.stats();
   }
-}
-
-function pageSizeOf(requested: number | undefined): number {
-  if (requested === undefined || requested === 0) return DEFAULT_PAGE_SIZE;
-  if (!Number.isInteger(requested) || requested < 0) {
-    throw new TaskflowError(Code.INVALID_ARGUMENT, `pageSize must be a whole number ≥ 0, got ${requested}`, { reason: Reason.STORE });
-  }
-  return Math.min(requested, MAX_PAGE_SIZE);
-}
-
-/** Tokens are opaque to clients; inside they are the last seq of the page, base64url-encoded. */
-function encodeToken(seq: number): string {
-  return Buffer.from(`s${seq}`).toString("base64url");
-}
-
-function decodeToken(token: string): number {
-  const text = Buffer.from(token, "base64url").toString();
-  const seq = /^s\d{1,16}$/.test(text) ? Number(text.slice(1)) : NaN;
-  if (!Number.isSafeInteger(seq)) {
-    throw new TaskflowError(Code.INVALID_ARGUMENT, "page_token is not one this server gave out", { reason: Reason.STORE });
-  }
-  return seq;
 }

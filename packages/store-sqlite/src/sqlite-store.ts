@@ -16,6 +16,9 @@ import {
   Reason,
   TASK_STATES,
   TaskflowError,
+  listPageSize,
+  seqOfPageToken,
+  seqPageToken,
   type TaskCounts,
   type TaskPage,
   type TaskQuery,
@@ -110,9 +113,6 @@ function resolveOptions(options: SqliteTaskStoreOptions): ResolvedOptions {
   if (writer !== "thread" && writer !== "inline") throw invalid(`writer must be "thread" or "inline", got ${String(writer)}`);
   return { path: options.path, synchronous, groupCommitMaxDelayMs, writer };
 }
-
-const DEFAULT_PAGE_SIZE = 50;
-const MAX_PAGE_SIZE = 1000;
 
 /**
  * One `insert` or `update` call waiting for its group commit. An update keeps its records and
@@ -319,8 +319,8 @@ export class SqliteTaskStore implements TaskStore {
    * pages neither shift nor repeat the rows it has not seen yet.
    */
   async list(query: TaskQuery): Promise<TaskPage> {
-    const pageSize = pageSizeOf(query.pageSize);
-    const before = query.pageToken ? decodeToken(query.pageToken) : Number.MAX_SAFE_INTEGER;
+    const pageSize = listPageSize(query.pageSize);
+    const before = query.pageToken ? seqOfPageToken(query.pageToken) : Number.MAX_SAFE_INTEGER;
     const states = query.states?.length ? [...new Set(query.states)] : [];
     const others: string[] = [];
     if (query.type) others.push(query.type);
@@ -343,7 +343,7 @@ export class SqliteTaskStore implements TaskStore {
       const tasks = (more ? rows.slice(0, pageSize) : rows).map(toRecord);
       return {
         tasks,
-        nextPageToken: more ? encodeToken(tasks[tasks.length - 1]!.seq) : "",
+        nextPageToken: more ? seqPageToken(tasks[tasks.length - 1]!.seq) : "",
         totalSize: stmts.count.get(...states, ...others) ?? 0,
       };
     });
@@ -546,26 +546,4 @@ function prepareList(db: Database.Database, states: number, type: boolean, clien
     page: db.prepare<unknown[], unknown[]>(page).raw(),
     count: db.prepare<unknown[], number>(`SELECT COUNT(*) FROM tasks t WHERE ${countFilter.join(" AND ") || "1"}`).pluck(),
   };
-}
-
-function pageSizeOf(requested: number | undefined): number {
-  if (requested === undefined || requested === 0) return DEFAULT_PAGE_SIZE;
-  if (!Number.isInteger(requested) || requested < 0) {
-    throw new TaskflowError(Code.INVALID_ARGUMENT, `pageSize must be a whole number ≥ 0, got ${requested}`, { reason: Reason.STORE });
-  }
-  return Math.min(requested, MAX_PAGE_SIZE);
-}
-
-/** Tokens are opaque to clients; inside they are the last seq of the page, base64url-encoded. */
-function encodeToken(seq: number): string {
-  return Buffer.from(`s${seq}`).toString("base64url");
-}
-
-function decodeToken(token: string): number {
-  const text = Buffer.from(token, "base64url").toString();
-  const seq = text.startsWith("s") ? Number(text.slice(1)) : NaN;
-  if (!Number.isSafeInteger(seq)) {
-    throw new TaskflowError(Code.INVALID_ARGUMENT, "page_token is not one this server gave out", { reason: Reason.STORE });
-  }
-  return seq;
 }
