@@ -105,6 +105,14 @@ export interface TaskStore {
   list(query: TaskQuery): Promise<TaskPage>;
   /** Every task not in a final state, in submission order: what a restarted control node resumes. */
   loadUnfinished(): Promise<TaskRecord[]>;
+  /**
+   * The unfinished tasks with a `seq` above `afterSeq`, in submission order, at most `limit`: the
+   * same tasks as {@link loadUnfinished}, a page at a time, so that a control node restarting on
+   * millions of queued tasks never holds them all as objects at once. Optional: recovery falls
+   * back to `loadUnfinished` without it. A store should answer each page in time proportional to
+   * the page (plus the finished rows it skips), not to everything unfinished.
+   */
+  loadUnfinishedPage?(afterSeq: number, limit: number): Promise<TaskRecord[]>;
   /** The highest `seq` ever stored, so a restarted node continues the sequence. */
   maxSeq(): Promise<number>;
   /** Deletes finished tasks that finished before `beforeMs`; returns how many. */

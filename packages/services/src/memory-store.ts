@@ -148,6 +148,15 @@ export class MemoryTaskStore implements TaskStore, ScheduleStore, RecordKeeper {
     return out;
   }
 
+  async loadUnfinishedPage(afterSeq: number, limit: number): Promise<TaskRecord[]> {
+    const out: TaskRecord[] = [];
+    for (let i = firstAtOrAfter(this.ordered, afterSeq + 1, this.cold); i < this.ordered.length && out.length < limit; i++) {
+      const t = recordAt(this.ordered, i, this.cold);
+      if (!isFinal(t.state)) out.push(t);
+    }
+    return out;
+  }
+
   async maxSeq(): Promise<number> {
     return this.highestSeq;
   }

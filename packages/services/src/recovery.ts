@@ -21,6 +21,14 @@ export interface Reconciled {
   stale: { taskId: string; epoch: number }[];
 }
 
+/** Unfinished tasks read from the store at a time when it can page them (`loadUnfinishedPage`). */
+export const RECOVERY_PAGE = 10_000;
+
+/** A queued task with no worker, dependencies or delay: recovery queues it as its page is read. */
+function isPlainQueued(rec: TaskRecord): boolean {
+  return rec.state === "queued" && !rec.workerId && !rec.dependsOn?.length && !rec.notBefore;
+}
+
 /** What recovery uses of each part, and nothing more. */
 type Tasks = Pick<TaskTable, "tally" | "track" | "enqueue" | "compact" | "get" | "held" | "assigned">;
 type Transitions = Pick<TaskLifecycle, "changed" | "requeueWorkerTasks" | "cancel">;
@@ -53,35 +61,85 @@ export class Recovery {
   ) {}
 
   /**
-   * Loads the store's unfinished tasks back into the table and the queue. The policy's hook
-   * state is rebuilt first, deterministically: `onAssigned` for every task that was with a
-   * worker, then the queued tasks enter the queue, each in `seq` order (ADR 0004).
+   * Loads the store's unfinished tasks back into the table and the queue, a page at a time when
+   * the store can (`loadUnfinishedPage`), so that a restart on millions of queued tasks never
+   * holds them all as objects: a plain queued task (no worker, dependencies or delay) goes into
+   * the queue and, past `control.hotQueueDepth`, cold, as its page is read. The policy's hook
+   * state is rebuilt first, deterministically (ADR 0004): a first pass tracks every other task
+   * and replays `onAssigned` for those that were with a worker, in `seq` order; a second pass
+   * queues the plain ones in `seq` order; then dependents find which of their dependencies still
+   * run and the remaining queued tasks enter the queue.
    */
   async start(): Promise<void> {
     this.table.tally.restore(await this.store.maxSeq(), await this.store.counts());
-    const unfinished = (await this.store.loadUnfinished()).sort((a, b) => a.seq - b.seq);
+    const unfinished = this.unfinishedPages();
+    const others: LiveTask[] = [];
+    let loaded = 0;
+    for await (const recs of unfinished()) {
+      loaded += recs.length;
+      for (const rec of recs) if (!isPlainQueued(rec)) others.push(this.track(rec));
+    }
+    const waiting = this.awaitWorkers(others);
+    for await (const recs of unfinished()) {
+      for (const rec of recs) {
+        if (!isPlainQueued(rec)) continue;
+        const live = this.track(rec);
+        this.table.enqueue(live);
+        this.table.compact(live);
+      }
+    }
+    await this.queueTheRest(others);
+    if (waiting.length) {
+      await this.store.update(waiting);
+      // Workers reconnect within their backoff; whatever nobody re-adopts by then runs again.
+      const grace = this.config.liveness.heartbeatTimeoutMs * 2;
+      this.adoptionTimer = this.timers.setTimeout(() => this.giveUpAdoption(), grace);
+    }
+    if (loaded) {
+      this.logger.info({ tasks: loaded, awaitingWorkers: waiting.length }, "resumed unfinished tasks from the store");
+      this.inbox.wake();
+    }
+  }
+
+  /** The store's unfinished tasks in `seq` order, a page at a time; each call walks them again. */
+  private unfinishedPages(): () => AsyncGenerator<TaskRecord[]> {
+    const page = this.store.loadUnfinishedPage?.bind(this.store);
+    if (!page) {
+      // A store that cannot page: everything at once, read once for both passes.
+      const store = this.store;
+      let all: Promise<TaskRecord[]> | undefined;
+      return async function* () {
+        yield await (all ??= store.loadUnfinished().then((recs) => recs.sort((a, b) => a.seq - b.seq)));
+      };
+    }
+    return async function* () {
+      for (let after = 0, recs = await page(after, RECOVERY_PAGE); recs.length; recs = await page(after, RECOVERY_PAGE)) {
+        yield recs;
+        after = recs[recs.length - 1]!.seq;
+      }
+    };
+  }
+
+  private track(rec: TaskRecord): LiveTask {
+    // Tasks stored before tenants existed read back as the default tenant's (the stores' column default).
+    const live = this.table.track(rec, this.tenants.account(rec.tenant));
+    this.limits.bind(live);
+    return live;
+  }
+
+  /**
+   * Tasks that were with a worker when the control node stopped: that worker may still run them
+   * and will list them when it reconnects (see reconcile); until then they wait outside the heap,
+   * and the policy hears `onAssigned` for each, in `seq` order. Returns their records, to store.
+   */
+  private awaitWorkers(lives: readonly LiveTask[]): TaskRecord[] {
     const waiting: TaskRecord[] = [];
     const held: LiveTask[] = [];
-    const queued: LiveTask[] = [];
-    // Tasks stored before tenants existed read back as the default tenant's (the stores' column default).
-    const lives = unfinished.map((rec) => this.table.track(rec, this.tenants.account(rec.tenant)));
-    // Every unfinished task is back: dependents find which of their dependencies still run.
-    const graph = await this.graph.restore(lives);
-    const doomed: [LiveTask, string][] = [];
     for (const live of lives) {
       const rec = live.rec;
-      this.limits.bind(live);
-      // Queued with a worker ID: it already waited for its worker after an earlier restart.
-      // A delayed task (or a retry in its backoff) not yet due waits for its time again.
-      if (rec.state === "queued" && !rec.workerId) {
-        const readiness = graph.get(live);
-        if (readiness?.kind === "waits") continue;
-        if (readiness?.kind === "cancel") doomed.push([live, readiness.why]);
-        else if (!(rec.notBefore && this.delayed.holdUntilDue(live))) queued.push(live);
-        continue;
-      }
-      // It was with a worker when the control node stopped. That worker may still run it and
-      // will list it when it reconnects (see reconcile); until then it waits outside the heap.
+      // Queued without a worker ID: queueTheRest's. Queued with one: it already waited for its
+      // worker after an earlier restart.
+      if (rec.state === "queued" && !rec.workerId) continue;
       if (rec.state !== "queued") this.table.tally.count(rec.state, "queued");
       // It may still be running: it counts against its concurrency key until it is settled.
       this.limits.recovered(live);
@@ -96,22 +154,30 @@ export class Recovery {
       this.awaitingAdoption.set(rec.id, live);
     }
     for (const live of held) this.table.assigned(live, live.rec.workerId);
-    for (const live of queued) {
-      this.table.enqueue(live);
-      this.table.compact(live);
-    }
-    if (waiting.length) {
-      await this.store.update(waiting);
-      // Workers reconnect within their backoff; whatever nobody re-adopts by then runs again.
-      const grace = this.config.liveness.heartbeatTimeoutMs * 2;
-      this.adoptionTimer = this.timers.setTimeout(() => this.giveUpAdoption(), grace);
+    return waiting;
+  }
+
+  /**
+   * The queued tasks of `lives` (every unfinished task is tracked by now): dependents find which
+   * of their dependencies still run, a delayed task (or a retry in its backoff) not yet due waits
+   * for its time again, the rest enter the queue.
+   */
+  private async queueTheRest(lives: readonly LiveTask[]): Promise<void> {
+    const graph = await this.graph.restore(lives);
+    const doomed: [LiveTask, string][] = [];
+    for (const live of lives) {
+      const rec = live.rec;
+      if (rec.state !== "queued" || this.awaitingAdoption.has(rec.id)) continue;
+      const readiness = graph.get(live);
+      if (readiness?.kind === "waits") continue;
+      if (readiness?.kind === "cancel") doomed.push([live, readiness.why]);
+      else if (!(rec.notBefore && this.delayed.holdUntilDue(live))) {
+        this.table.enqueue(live);
+        this.table.compact(live);
+      }
     }
     // A dependency failed while the node was down (or just before): its dependents go as they would have.
     for (const [live, why] of doomed) if (live.rec.state === "queued") this.lifecycle.cancel(live, why);
-    if (unfinished.length) {
-      this.logger.info({ tasks: unfinished.length, awaitingWorkers: waiting.length }, "resumed unfinished tasks from the store");
-      this.inbox.wake();
-    }
   }
 
   stop(): void {

@@ -162,6 +162,16 @@ export class PostgresTaskStore implements TaskStore {
     return rows.map(toRecord);
   }
 
+  /** A range of the partial index on unfinished rows (schema v6). */
+  async loadUnfinishedPage(afterSeq: number, limit: number): Promise<TaskRecord[]> {
+    const rows = await this.db.read("loadUnfinished", {
+      name: "tf_unfinished_page",
+      text: `SELECT ${SELECT_COLUMNS} FROM tasks WHERE unfinished AND seq > $1 ORDER BY seq LIMIT $2`,
+      values: [afterSeq, limit],
+    });
+    return rows.map(toRecord);
+  }
+
   /** The highest `seq` ever stored, also when that task has been purged since. */
   async maxSeq(): Promise<number> {
     const rows = await this.db.read("maxSeq", {

@@ -17,6 +17,8 @@ export const SELECT_COLUMNS =
     .map((c) => `t.${c}`)
     .join(", ") + ", p.payload";
 export const FROM = "tasks t JOIN task_payloads p ON p.seq = t.seq";
+/** {@link FROM}, walking `tasks` by its primary key only. */
+export const FROM_NOT_INDEXED = "tasks t NOT INDEXED JOIN task_payloads p ON p.seq = t.seq";
 
 /** Index of `result` in {@link insertParams}. */
 export const INSERT_RESULT = 22;

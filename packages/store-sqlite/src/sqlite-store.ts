@@ -26,7 +26,7 @@ import {
   type TaskState,
   type TaskStore,
 } from "@taskflow/core";
-import { FROM, SELECT_COLUMNS, UNFINISHED_STATES_SQL, insertParams, toRecord, updateParams } from "./columns.js";
+import { FROM, FROM_NOT_INDEXED, SELECT_COLUMNS, UNFINISHED_STATES_SQL, insertParams, toRecord, updateParams } from "./columns.js";
 import { CATCH_UP_DELAY_MS, CATCH_UP_FRAMES, CHECKPOINT_INTERVAL_MS, CHECKPOINT_RETRY_MS, Checkpointer, RESTART_FRAMES, type CheckpointPass } from "./checkpointer.js";
 import { openConnection } from "./connection.js";
 import { makeFolder } from "./folder.js";
@@ -136,6 +136,7 @@ interface Reads {
   get: Database.Statement<[string], unknown[]>;
   byKey: Database.Statement<[string, string], unknown[]>;
   unfinished: Database.Statement<[], unknown[]>;
+  unfinishedPage: Database.Statement<[number, number], unknown[]>;
   maxSeq: Database.Statement<[], number | null>;
   purgedMaxSeq: Database.Statement<[], number | undefined>;
   counts: Database.Statement<[], [TaskState, number]>;
@@ -353,6 +354,10 @@ export class SqliteTaskStore implements TaskStore {
     return this.read("loadUnfinished", (r) => r.unfinished.all().map(toRecord));
   }
 
+  async loadUnfinishedPage(afterSeq: number, limit: number): Promise<TaskRecord[]> {
+    return this.read("loadUnfinished", (r) => r.unfinishedPage.all(afterSeq, limit).map(toRecord));
+  }
+
   /** The highest `seq` ever stored, also when that task has been purged since. */
   async maxSeq(): Promise<number> {
     return this.read("maxSeq", (r) => Math.max(r.maxSeq.get() ?? 0, r.purgedMaxSeq.get() ?? 0));
@@ -514,6 +519,11 @@ function prepareReads(db: Database.Database): Reads {
     // Through the state index: after a restart most of the table is usually finished tasks kept
     // for their retention, and only the unfinished rows need reading.
     unfinished: db.prepare<[], unknown[]>(`SELECT ${SELECT_COLUMNS} FROM ${FROM} WHERE t.state IN ${UNFINISHED_STATES_SQL} ORDER BY t.seq`).raw(),
+    // A walk of the primary key from `afterSeq` (NOT INDEXED: through tasks_state, SQLite would
+    // gather and sort every unfinished row past it for each page).
+    unfinishedPage: db
+      .prepare<[number, number], unknown[]>(`SELECT ${SELECT_COLUMNS} FROM ${FROM_NOT_INDEXED} WHERE t.seq > ? AND t.state IN ${UNFINISHED_STATES_SQL} ORDER BY t.seq LIMIT ?`)
+      .raw(),
     maxSeq: db.prepare<[], number | null>("SELECT MAX(seq) FROM tasks").pluck(),
     purgedMaxSeq: db.prepare<[], number | undefined>("SELECT value FROM meta WHERE key = 'max_seq'").pluck(),
     counts: db.prepare<[], [TaskState, number]>("SELECT state, COUNT(*) FROM tasks GROUP BY state").raw(),

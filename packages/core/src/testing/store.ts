@@ -488,6 +488,26 @@ export function storeConformance<S extends TaskStore>(name: string, options: Sto
         await store.update([{ ...copy(a), state: "failed", finishedAt: 50 }]);
         assert.deepEqual(ids(await store.loadUnfinished()), [b.id]);
       });
+
+      test("a page at a time (loadUnfinishedPage, when the store has it): the same tasks, in order, whole", async ({ store }) => {
+        if (!store.loadUnfinishedPage) return;
+        const records = Array.from({ length: 23 }, (_, i) => {
+          const state = TASK_STATES[(i * 5) % TASK_STATES.length]!;
+          return makeTaskRecord({ id: `p-${(i * 7919) % 23}-${i}`, state, finishedAt: isFinal(state) ? 10 + i : 0 });
+        });
+        await store.insert(records);
+        const paged: TaskRecord[] = [];
+        let after = 0;
+        for (let page = await store.loadUnfinishedPage(after, 4); page.length; page = await store.loadUnfinishedPage(after, 4)) {
+          assert.ok(page.length <= 4, `a page of ${page.length}, asked for 4`);
+          paged.push(...page);
+          after = page.at(-1)!.seq;
+        }
+        assert.deepEqual(ids(paged), ids(await store.loadUnfinished()));
+        assert.deepEqual(ids(paged), ids(records.filter((r) => !isFinal(r.state))));
+        for (const t of paged) assertSameRecord(t, records.find((r) => r.id === t.id)!);
+        assert.deepEqual(await store.loadUnfinishedPage(records.at(-1)!.seq, 10), []);
+      });
     });
 
     describe("maxSeq", () => {
