@@ -140,12 +140,7 @@ export class MemoryTaskStore implements TaskStore, ScheduleStore, RecordKeeper {
   }
 
   async loadUnfinished(): Promise<TaskRecord[]> {
-    const out: TaskRecord[] = [];
-    for (let i = 0; i < this.ordered.length; i++) {
-      const t = recordAt(this.ordered, i, this.cold);
-      if (!isFinal(t.state)) out.push(t);
-    }
-    return out;
+    return this.loadUnfinishedPage(-Infinity, Infinity);
   }
 
   async loadUnfinishedPage(afterSeq: number, limit: number): Promise<TaskRecord[]> {

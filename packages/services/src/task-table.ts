@@ -176,12 +176,14 @@ export class TaskTable {
    * A task just queued may go cold: when the queue is deeper than `control.hotQueueDepth`, it is
    * plain (cold-tasks.ts `isPlain`) and nothing but the heap refers to it (no timer, limit, delay
    * or dependency). Its record and live task are dropped; callers must not keep them. A short
-   * queue stays hot: freezing and thawing cost ~8 µs of control CPU per task, a third of a
-   * task's whole cost at full speed.
+   * queue stays hot: freezing and thawing took ~17 % of the control node's CPU under a burst
+   * (ADR 0030, amendment), 4–5 µs of a task's ~25.
    */
   compact(live: LiveTask): void {
-    if (!this.cold || this.heap.size <= this.hotQueueDepth || live.handle < 0 || live.parked || live.dueHandle >= 0 || live.limits || live.dependencyResults) return;
+    if (!this.cold || live.handle < 0 || live.parked || live.dueHandle >= 0 || live.limits || live.dependencyResults) return;
     if (live.retryTimer || live.timeoutTimer || live.policySeen !== PolicySeen.Queued || !isPlain(live.rec)) return;
+    // Last: reading the heap's size takes its lock.
+    if (this.heap.size <= this.hotQueueDepth) return;
     if (!this.cold.freeze(live.idx, live.rec, live)) return;
     this.live.delete(live.rec.id);
     this.byIdx[live.idx] = undefined;
