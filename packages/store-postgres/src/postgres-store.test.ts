@@ -265,6 +265,30 @@ describe("PostgresTaskStore", () => {
       assert.ok(stats.hot >= 10, `${stats.hot} of 20 updates were HOT`);
     });
 
+    it("keeps a group's assignment updates HOT across many pages (fillfactor 50, version 7)", async () => {
+      const schema = freshSchema();
+      const store = new PostgresTaskStore({ url: server.url, schema });
+      await store.open();
+      // Several pages of rows, all assigned in one group commit (one transaction), as a burst is.
+      const tasks = Array.from({ length: 400 }, (_, i) => makeTaskRecord({ seq: i + 1, payload: new Uint8Array(16) }));
+      try {
+        await store.insert(tasks);
+        await store.update(tasks.map((t) => ({ ...t, state: "assigned" as const, workerId: "w1", epoch: 1, attempt: 1, assignedAt: 1 })));
+      } finally {
+        await store.close();
+      }
+      const stats = await withClient(server.url, async (c) => {
+        for (let i = 0; ; i++) {
+          const { rows } = await c.query("SELECT n_tup_upd::int AS upd, n_tup_hot_upd::int AS hot FROM pg_stat_user_tables WHERE schemaname = $1 AND relname = 'tasks'", [schema]);
+          if (rows[0]?.upd >= tasks.length || i >= 50) return rows[0] as { upd: number; hot: number };
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      });
+      assert.equal(stats.upd, tasks.length);
+      // At fillfactor 90 a page had room for ~3 of its ~30 rows' new versions: ~10 % were HOT.
+      assert.ok(stats.hot >= tasks.length * 0.9, `${stats.hot} of ${tasks.length} updates were HOT`);
+    });
+
     it("writes a group of inserts and updates in one statement, a task inserted in it as it is now", async () => {
       const store = await opened();
       try {
