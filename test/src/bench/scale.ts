@@ -6,7 +6,8 @@
  * docs/adr/0031). The figures to reach are printed beside them.
  *
  * Env: SCALE_QUEUE_SIZES (default 1000000,10000000), SCALE_QUEUE_STORES (default memory,sqlite),
- * SCALE_WORKER_COUNTS (default 1000,5000,10000), SCALE_PROCESSES (default 4), SCALE_PARTS
+ * SCALE_WORKER_COUNTS (default 1000,5000,10000), SCALE_PROCESSES (default 4), SCALE_FLEET_NICE
+ * (default 10: the worker processes yield the cores to the control node, as other hosts would), SCALE_PARTS
  * (queue,workers: both by default). Progress goes to stderr.
  */
 import { queueScale } from "./scale-queue.js";
