@@ -48,7 +48,7 @@ export {
   type SchedulingPolicy,
 } from "./policy.js";
 export { frozenRecord, isReadonlySet, readonlySet } from "./policy-views.js";
-export { DEFAULT_LIST_PAGE_SIZE, MAX_LIST_PAGE_SIZE, PAGE_TOKEN_PATTERN, isWellFormedPageToken, listPageSize, seqOfPageToken, seqPageToken, type TaskCounts, type TaskPage, type TaskQuery, type TaskStore } from "./store.js";
+export { DEFAULT_LIST_PAGE_SIZE, MAX_LIST_PAGE_SIZE, PAGE_TOKEN_PATTERN, isPlainQueuedRecord, isWellFormedPageToken, listPageSize, seqOfPageToken, seqPageToken, type TaskCounts, type TaskPage, type TaskQuery, type TaskStore, type UnfinishedPageFilter } from "./store.js";
 export {
   DEFAULT_CATCH_UP_MAX,
   MAX_CATCH_UP,

@@ -8,6 +8,7 @@
  */
 import { Code, Reason, TaskflowError } from "./errors.js";
 import type { TaskRecord, TaskState } from "./model.js";
+import { SPEC_ATTRIBUTE_KEYS } from "./spec-attributes.js";
 
 export interface TaskQuery {
   /** Only these states; empty or absent = all. */
@@ -69,6 +70,28 @@ export function seqOfPageToken(token: string): number {
   return seq;
 }
 
+/** What a page of {@link TaskStore.loadUnfinishedPage} leaves out. */
+export interface UnfinishedPageFilter {
+  /**
+   * Leave out the plain queued tasks ({@link isPlainQueuedRecord}): a restart reads everything
+   * else first to rebuild the policy's state, then the plain ones, which on a deep queue are
+   * nearly all, in a second walk. @defaultValue false
+   */
+  skipPlainQueued?: boolean;
+}
+
+/**
+ * A queued task with no worker, no not-before time and no submission attributes (no
+ * dependencies, key, deadline, metadata…): one a restarted control node queues as it reads it.
+ * The durable stores filter on the same columns.
+ */
+export function isPlainQueuedRecord(rec: Readonly<TaskRecord>): boolean {
+  if (rec.state !== "queued" || rec.workerId !== "" || rec.notBefore !== 0) return false;
+  // The stores' test: the attributes column is '' (encodeSpecAttributes writes '' when all are unset).
+  for (const key of SPEC_ATTRIBUTE_KEYS) if (rec[key] !== undefined) return false;
+  return true;
+}
+
 export interface TaskPage {
   tasks: TaskRecord[];
   /** Empty when this is the last page; otherwise matches {@link PAGE_TOKEN_PATTERN}. */
@@ -110,9 +133,10 @@ export interface TaskStore {
    * same tasks as {@link loadUnfinished}, a page at a time, so that a control node restarting on
    * millions of queued tasks never holds them all as objects at once. Optional: recovery falls
    * back to `loadUnfinished` without it. A store should answer each page in time proportional to
-   * the page (plus the finished rows it skips), not to everything unfinished.
+   * the page (plus the rows it skips), not to everything unfinished.
+   * @param filter what the page leaves out (see {@link UnfinishedPageFilter}). @defaultValue nothing
    */
-  loadUnfinishedPage?(afterSeq: number, limit: number): Promise<TaskRecord[]>;
+  loadUnfinishedPage?(afterSeq: number, limit: number, filter?: UnfinishedPageFilter): Promise<TaskRecord[]>;
   /** The highest `seq` ever stored, so a restarted node continues the sequence. */
   maxSeq(): Promise<number>;
   /** Deletes finished tasks that finished before `beforeMs`; returns how many. */

@@ -93,10 +93,12 @@ export function specFromWire(spec: AnyWireSpec | undefined): TaskSpec {
     // int64 on the wire; a value past 2^53 stays past every limit as a number, and is refused.
     delayMs: spec?.delayMs ? Number(spec.delayMs) : 0,
     runAt: spec?.runAtMs ? Number(spec.runAtMs) : 0,
-    // "" = none (proto3 has no absent string).
-    concurrencyKey: spec?.concurrencyKey ?? "",
-    rateLimitKey: spec?.rateLimitKey ?? "",
   };
+  // "" = none (proto3 has no absent string), and none is absent: a record without attributes
+  // stores '' and skips a JSON.stringify on insert and a JSON.parse on every read (see
+  // SPEC_ATTRIBUTE_KEYS). Set to "", every task carried '{"concurrencyKey":"","rateLimitKey":""}'.
+  if (spec?.concurrencyKey) out.concurrencyKey = spec.concurrencyKey;
+  if (spec?.rateLimitKey) out.rateLimitKey = spec.rateLimitKey;
   // Set only when sent (no spread on the hot path): a record without a graph keeps no attribute for it.
   if (spec?.dependsOn?.length) out.dependsOn = spec.dependsOn;
   if (spec?.onDependencyFailure) out.onDependencyFailure = dependencyModeFromWire(spec.onDependencyFailure)!;

@@ -4,7 +4,7 @@
  * task table keeps cold (docs/adr/0030-off-heap-queued-tasks.md) is held here by its ref only,
  * and read from the table when asked for: the store does not keep an object per queued task.
  */
-import { Code, TASK_STATES, TaskflowError, isFinal, type ScheduleRecord, type ScheduleStore, type TaskCounts, type TaskPage, type TaskQuery, type TaskRecord, type TaskStore } from "@taskflow/core";
+import { Code, TASK_STATES, TaskflowError, isFinal, isPlainQueuedRecord, type ScheduleRecord, type ScheduleStore, type TaskCounts, type TaskPage, type TaskQuery, type TaskRecord, type TaskStore, type UnfinishedPageFilter } from "@taskflow/core";
 import type { ColdRecords, RecordKeeper } from "./cold-tasks.js";
 
 const DEFAULT_PAGE = 50;
@@ -143,11 +143,11 @@ export class MemoryTaskStore implements TaskStore, ScheduleStore, RecordKeeper {
     return this.loadUnfinishedPage(-Infinity, Infinity);
   }
 
-  async loadUnfinishedPage(afterSeq: number, limit: number): Promise<TaskRecord[]> {
+  async loadUnfinishedPage(afterSeq: number, limit: number, filter: UnfinishedPageFilter = {}): Promise<TaskRecord[]> {
     const out: TaskRecord[] = [];
     for (let i = firstAtOrAfter(this.ordered, afterSeq + 1, this.cold); i < this.ordered.length && out.length < limit; i++) {
       const t = recordAt(this.ordered, i, this.cold);
-      if (!isFinal(t.state)) out.push(t);
+      if (!isFinal(t.state) && !(filter.skipPlainQueued && isPlainQueuedRecord(t))) out.push(t);
     }
     return out;
   }

@@ -6,7 +6,7 @@
  * worker says it holds against what the table says it gave it.
  */
 import { inject, injectable } from "tsyringe";
-import { TOKENS, type Logger, type SchedulerInbox, type TaskStore, type TaskRecord, type TaskflowConfig, type TimerHandle, type Timers } from "@taskflow/core";
+import { TOKENS, type Logger, type SchedulerInbox, type TaskStore, type TaskRecord, type TaskflowConfig, type TimerHandle, type Timers, type UnfinishedPageFilter } from "@taskflow/core";
 import { type DelayedTasks } from "./delayed-tasks.js";
 import { type Dependencies } from "./dependencies.js";
 import { type Limits } from "./limits.js";
@@ -21,13 +21,19 @@ export interface Reconciled {
   stale: { taskId: string; epoch: number }[];
 }
 
+/**
+ * A task the second walk queues as it reads it: queued, no worker, no dependencies, no delay.
+ * Every such task with no other attributes is one the store leaves out of the first walk
+ * (isPlainQueuedRecord); one with, say, metadata comes back in both and is skipped in the first.
+ */
+function isPlainQueued(rec: TaskRecord): boolean {
+  return rec.state === "queued" && !rec.workerId && !rec.dependsOn?.length && !rec.notBefore;
+}
+
 /** Unfinished tasks read from the store at a time when it can page them (`loadUnfinishedPage`). */
 export const RECOVERY_PAGE = 10_000;
 
 /** A queued task with no worker, dependencies or delay: recovery queues it as its page is read. */
-function isPlainQueued(rec: TaskRecord): boolean {
-  return rec.state === "queued" && !rec.workerId && !rec.dependsOn?.length && !rec.notBefore;
-}
 
 /** What recovery uses of each part, and nothing more. */
 type Tasks = Pick<TaskTable, "tally" | "track" | "enqueue" | "compact" | "get" | "held" | "assigned">;
@@ -74,15 +80,16 @@ export class Recovery {
     this.table.tally.restore(await this.store.maxSeq(), await this.store.counts());
     const unfinished = this.unfinishedPages();
     const others: LiveTask[] = [];
-    let loaded = 0;
-    for await (const recs of unfinished()) {
-      loaded += recs.length;
+    // The store leaves the plain queued tasks out of the first walk (on a deep queue, nearly all).
+    for await (const recs of unfinished({ skipPlainQueued: true })) {
       for (const rec of recs) if (!isPlainQueued(rec)) others.push(this.track(rec));
     }
+    let loaded = others.length;
     const waiting = this.awaitWorkers(others);
     for await (const recs of unfinished()) {
       for (const rec of recs) {
         if (!isPlainQueued(rec)) continue;
+        loaded++;
         const live = this.track(rec);
         this.table.enqueue(live);
         this.table.compact(live);
@@ -102,18 +109,19 @@ export class Recovery {
   }
 
   /** The store's unfinished tasks in `seq` order, a page at a time; each call walks them again. */
-  private unfinishedPages(): () => AsyncGenerator<TaskRecord[]> {
+  private unfinishedPages(): (filter?: UnfinishedPageFilter) => AsyncGenerator<TaskRecord[]> {
     const page = this.store.loadUnfinishedPage?.bind(this.store);
     if (!page) {
-      // A store that cannot page: everything at once, read once for both passes.
+      // A store that cannot page: everything at once, read once for both passes (the filter is
+      // only a saving: each pass picks its own tasks).
       const store = this.store;
       let all: Promise<TaskRecord[]> | undefined;
       return async function* () {
         yield await (all ??= store.loadUnfinished().then((recs) => recs.sort((a, b) => a.seq - b.seq)));
       };
     }
-    return async function* () {
-      for (let after = 0, recs = await page(after, RECOVERY_PAGE); recs.length; recs = await page(after, RECOVERY_PAGE)) {
+    return async function* (filter: UnfinishedPageFilter = {}) {
+      for (let after = 0, recs = await page(after, RECOVERY_PAGE, filter); recs.length; recs = await page(after, RECOVERY_PAGE, filter)) {
         yield recs;
         after = recs[recs.length - 1]!.seq;
       }

@@ -15,6 +15,7 @@ import {
   type TaskRecord,
   type TaskState,
   type TaskStore,
+  type UnfinishedPageFilter,
 } from "@taskflow/core";
 import { FINAL_STATES_SQL, SELECT_COLUMNS, insertArrays, toRecord, type ColumnArrays } from "./columns.js";
 import { notOpen, toStoreError } from "./pg-errors.js";
@@ -163,12 +164,23 @@ export class PostgresTaskStore implements TaskStore {
   }
 
   /** A range of the partial index on unfinished rows (schema v6). */
-  async loadUnfinishedPage(afterSeq: number, limit: number): Promise<TaskRecord[]> {
-    const rows = await this.db.read("loadUnfinished", {
-      name: "tf_unfinished_page",
-      text: `SELECT ${SELECT_COLUMNS} FROM tasks WHERE unfinished AND seq > $1 ORDER BY seq LIMIT $2`,
-      values: [afterSeq, limit],
-    });
+  async loadUnfinishedPage(afterSeq: number, limit: number, filter: UnfinishedPageFilter = {}): Promise<TaskRecord[]> {
+    // Without the plain queued tasks (isPlainQueuedRecord in @taskflow/core): the partial index
+    // still walks them, but their rows are not sent.
+    const rows = await this.db.read(
+      "loadUnfinished",
+      filter.skipPlainQueued
+        ? {
+            name: "tf_unfinished_not_plain_page",
+            text: `SELECT ${SELECT_COLUMNS} FROM tasks WHERE unfinished AND seq > $1 AND NOT (state = 'queued' AND worker_id = '' AND not_before = 0 AND attributes = '') ORDER BY seq LIMIT $2`,
+            values: [afterSeq, limit],
+          }
+        : {
+            name: "tf_unfinished_page",
+            text: `SELECT ${SELECT_COLUMNS} FROM tasks WHERE unfinished AND seq > $1 ORDER BY seq LIMIT $2`,
+            values: [afterSeq, limit],
+          },
+    );
     return rows.map(toRecord);
   }
 

@@ -25,6 +25,7 @@ import {
   type TaskRecord,
   type TaskState,
   type TaskStore,
+  type UnfinishedPageFilter,
 } from "@taskflow/core";
 import { FROM, FROM_NOT_INDEXED, SELECT_COLUMNS, UNFINISHED_STATES_SQL, insertParams, toRecord, updateParams } from "./columns.js";
 import { CATCH_UP_DELAY_MS, CATCH_UP_FRAMES, CHECKPOINT_INTERVAL_MS, CHECKPOINT_RETRY_MS, Checkpointer, RESTART_FRAMES, type CheckpointPass } from "./checkpointer.js";
@@ -137,6 +138,7 @@ interface Reads {
   byKey: Database.Statement<[string, string], unknown[]>;
   unfinished: Database.Statement<[], unknown[]>;
   unfinishedPage: Database.Statement<[number, number], unknown[]>;
+  unfinishedNotPlainPage: Database.Statement<[number, number], unknown[]>;
   maxSeq: Database.Statement<[], number | null>;
   purgedMaxSeq: Database.Statement<[], number | undefined>;
   counts: Database.Statement<[], [TaskState, number]>;
@@ -354,8 +356,8 @@ export class SqliteTaskStore implements TaskStore {
     return this.read("loadUnfinished", (r) => r.unfinished.all().map(toRecord));
   }
 
-  async loadUnfinishedPage(afterSeq: number, limit: number): Promise<TaskRecord[]> {
-    return this.read("loadUnfinished", (r) => r.unfinishedPage.all(afterSeq, limit).map(toRecord));
+  async loadUnfinishedPage(afterSeq: number, limit: number, filter: UnfinishedPageFilter = {}): Promise<TaskRecord[]> {
+    return this.read("loadUnfinished", (r) => (filter.skipPlainQueued ? r.unfinishedNotPlainPage : r.unfinishedPage).all(afterSeq, limit).map(toRecord));
   }
 
   /** The highest `seq` ever stored, also when that task has been purged since. */
@@ -523,6 +525,14 @@ function prepareReads(db: Database.Database): Reads {
     // gather and sort every unfinished row past it for each page).
     unfinishedPage: db
       .prepare<[number, number], unknown[]>(`SELECT ${SELECT_COLUMNS} FROM ${FROM_NOT_INDEXED} WHERE t.seq > ? AND t.state IN ${UNFINISHED_STATES_SQL} ORDER BY t.seq LIMIT ?`)
+      .raw(),
+    // The same walk without the plain queued tasks (isPlainQueuedRecord in @taskflow/core): the
+    // rows are still walked, but not copied out and made into records.
+    unfinishedNotPlainPage: db
+      .prepare<[number, number], unknown[]>(
+        `SELECT ${SELECT_COLUMNS} FROM ${FROM_NOT_INDEXED} WHERE t.seq > ? AND t.state IN ${UNFINISHED_STATES_SQL} ` +
+          "AND NOT (t.state = 'queued' AND t.worker_id = '' AND t.not_before = 0 AND t.attributes = '') ORDER BY t.seq LIMIT ?",
+      )
       .raw(),
     maxSeq: db.prepare<[], number | null>("SELECT MAX(seq) FROM tasks").pluck(),
     purgedMaxSeq: db.prepare<[], number | undefined>("SELECT value FROM meta WHERE key = 'max_seq'").pluck(),

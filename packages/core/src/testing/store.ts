@@ -18,7 +18,7 @@ import assert from "node:assert/strict";
 import { describe as nodeDescribe, it as nodeIt } from "node:test";
 import { TASK_STATES, isFinal, type TaskRecord, type TaskState } from "../model.js";
 import { Code, TaskflowError } from "../errors.js";
-import { isWellFormedPageToken, type TaskQuery, type TaskStore } from "../store.js";
+import { isPlainQueuedRecord, isWellFormedPageToken, type TaskQuery, type TaskStore } from "../store.js";
 import { SPEC_ATTRIBUTE_KEYS } from "../spec-attributes.js";
 import { allPages, assertSameRecord, copy, fullRecord, ids, makeTaskRecord } from "./store-records.js";
 
@@ -507,6 +507,35 @@ export function storeConformance<S extends TaskStore>(name: string, options: Sto
         assert.deepEqual(ids(paged), ids(records.filter((r) => !isFinal(r.state))));
         for (const t of paged) assertSameRecord(t, records.find((r) => r.id === t.id)!);
         assert.deepEqual(await store.loadUnfinishedPage(records.at(-1)!.seq, 10), []);
+      });
+
+      test("a page without the plain queued tasks (skipPlainQueued): every other unfinished task, in order, whole", async ({ store }) => {
+        if (!store.loadUnfinishedPage) return;
+        const records = [
+          makeTaskRecord(),
+          makeTaskRecord({ workerId: "w-1", epoch: 3 }), // queued, waiting for its worker to re-adopt it
+          makeTaskRecord(),
+          makeTaskRecord({ notBefore: 1_700_000_900_000 }),
+          makeTaskRecord({ dependsOn: ["task-x"] }),
+          makeTaskRecord({ metadata: { team: "a" } }),
+          makeTaskRecord({ state: "assigned", workerId: "w-2", epoch: 1 }),
+          makeTaskRecord({ state: "running", workerId: "w-2", epoch: 1 }),
+          makeTaskRecord({ state: "succeeded", finishedAt: 20 }),
+          makeTaskRecord(),
+          makeTaskRecord({ concurrencyKey: "k" }),
+        ];
+        await store.insert(records.map(copy));
+        const paged: TaskRecord[] = [];
+        let after = 0;
+        for (let page = await store.loadUnfinishedPage(after, 2, { skipPlainQueued: true }); page.length; page = await store.loadUnfinishedPage(after, 2, { skipPlainQueued: true })) {
+          assert.ok(page.length <= 2, `a page of ${page.length}, asked for 2`);
+          paged.push(...page);
+          after = page.at(-1)!.seq;
+        }
+        const expected = records.filter((r) => !isFinal(r.state) && !isPlainQueuedRecord(r));
+        assert.equal(expected.length, 7);
+        assert.deepEqual(ids(paged), ids(expected));
+        for (const t of paged) assertSameRecord(t, records.find((r) => r.id === t.id)!);
       });
     });
 
