@@ -14,7 +14,7 @@ afterEach(async () => {
 
 describe("recovery after a restart", () => {
   /** Two tasks given to w1 (the first reported started), then a new control node over the store. */
-  async function restartedWithTwoTasksOfW1(): Promise<{ ids: string[]; clock: FakeClock }> {
+  async function restartedWithTwoTasksOfW1(): Promise<{ ids: string[]; clock: FakeClock; store: SwitchableStore }> {
     const store = new SwitchableStore(new MemoryTaskStore());
     const clock = new FakeClock();
     cp = await startControlPlane({ store, clock });
@@ -30,7 +30,7 @@ describe("recovery after a restart", () => {
       assert.equal(t.state, "queued");
       assert.match(t.waitingReason, /waiting for worker w1 to reconnect and re-adopt it/);
     }
-    return { ids, clock };
+    return { ids, clock, store };
   }
 
   it("keeps tasks that were with a worker out of the queue until it comes back; what it no longer holds runs again at once, an assignment it never started without costing an attempt", async () => {
@@ -49,6 +49,22 @@ describe("recovery after a restart", () => {
     assert.deepEqual(rerun, [[ids[1], 2]], "the task w1 came back without runs again, before any grace, with a new epoch");
     const again = await c.plm.get(ids[1]!, ALL_TENANTS);
     assert.equal(again.attempt, 1, "its first assignment never reached w1, so this is still attempt 1");
+    assert.equal(again.attempts.length, 1);
+  });
+
+  it("still gives the attempt back after a second restart before the worker came back", async () => {
+    const { ids, clock, store } = await restartedWithTwoTasksOfW1();
+    // The second control node stored both as queued for w1; it dies before w1 returns.
+    await cp!.stop();
+    cp = await startControlPlane({ store, clock });
+    const c = cp;
+    const w1 = c.join("w1", ["echo"]);
+    const { adopted, lost } = c.recovery.reconcile("w1", [{ taskId: ids[0]!, epoch: 1 }]);
+    assert.deepEqual({ adopted, lost }, { adopted: 1, lost: 1 });
+    await settle();
+    assert.deepEqual(w1.assigned.map((a) => [a.taskId, a.epoch]), [[ids[1], 2]]);
+    const again = await c.plm.get(ids[1]!, ALL_TENANTS);
+    assert.equal(again.attempt, 1, "its first assignment never reached w1: still attempt 1, two restarts later");
     assert.equal(again.attempts.length, 1);
   });
 

@@ -151,7 +151,10 @@ export class Recovery {
       if (rec.state !== "queued") this.table.tally.count(rec.state, "queued");
       // It may still be running: it counts against its concurrency key until it is settled.
       this.limits.recovered(live);
-      const neverStarted = rec.state === "assigned" && (rec.attempts.at(-1)?.startedAt ?? 0) === 0;
+      // From the attempt, not the state: a task already waiting for its worker after an earlier
+      // restart was stored as queued, and read "started" from that it cost an attempt when the
+      // worker came back without it after a second restart.
+      const neverStarted = rec.state !== "running" && (rec.attempts.at(-1)?.startedAt ?? 0) === 0;
       let ofWorker = this.awaitingByWorker.get(rec.workerId);
       if (!ofWorker) this.awaitingByWorker.set(rec.workerId, (ofWorker = new Map()));
       ofWorker.set(live, neverStarted);
