@@ -33,8 +33,6 @@ function isPlainQueued(rec: TaskRecord): boolean {
 /** Unfinished tasks read from the store at a time when it can page them (`loadUnfinishedPage`). */
 export const RECOVERY_PAGE = 10_000;
 
-/** A queued task with no worker, dependencies or delay: recovery queues it as its page is read. */
-
 /** What recovery uses of each part, and nothing more. */
 type Tasks = Pick<TaskTable, "tally" | "track" | "enqueue" | "compact" | "get" | "held" | "assigned">;
 type Transitions = Pick<TaskLifecycle, "changed" | "requeueWorkerTasks" | "cancel">;

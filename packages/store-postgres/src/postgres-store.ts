@@ -155,32 +155,25 @@ export class PostgresTaskStore implements TaskStore {
   }
 
   async loadUnfinished(): Promise<TaskRecord[]> {
-    const rows = await this.db.read("loadUnfinished", {
-      name: "tf_unfinished",
-      text: `SELECT ${SELECT_COLUMNS} FROM tasks WHERE unfinished ORDER BY seq`,
-      values: [],
-    });
-    return rows.map(toRecord);
+    return this.unfinished(Number.MIN_SAFE_INTEGER, null, false);
   }
 
-  /** A range of the partial index on unfinished rows (schema v6). */
   async loadUnfinishedPage(afterSeq: number, limit: number, filter: UnfinishedPageFilter = {}): Promise<TaskRecord[]> {
-    // Without the plain queued tasks (isPlainQueuedRecord in @taskflow/core): the partial index
-    // still walks them, but their rows are not sent.
-    const rows = await this.db.read(
-      "loadUnfinished",
-      filter.skipPlainQueued
-        ? {
-            name: "tf_unfinished_not_plain_page",
-            text: `SELECT ${SELECT_COLUMNS} FROM tasks WHERE unfinished AND seq > $1 AND NOT (state = 'queued' AND worker_id = '' AND not_before = 0 AND attributes = '') ORDER BY seq LIMIT $2`,
-            values: [afterSeq, limit],
-          }
-        : {
-            name: "tf_unfinished_page",
-            text: `SELECT ${SELECT_COLUMNS} FROM tasks WHERE unfinished AND seq > $1 ORDER BY seq LIMIT $2`,
-            values: [afterSeq, limit],
-          },
-    );
+    return this.unfinished(afterSeq, limit, filter.skipPlainQueued ?? false);
+  }
+
+  /**
+   * Unfinished tasks past `afterSeq` through the partial index, at most `limit` (null: all).
+   * `skipPlainQueued` leaves out the plain queued tasks (isPlainQueuedRecord in @taskflow/core):
+   * the index still walks them, but their rows are not sent.
+   */
+  private async unfinished(afterSeq: number, limit: number | null, skipPlainQueued: boolean): Promise<TaskRecord[]> {
+    const notPlain = skipPlainQueued ? "AND NOT (state = 'queued' AND worker_id = '' AND not_before = 0 AND attributes = '')" : "";
+    const rows = await this.db.read("loadUnfinished", {
+      name: skipPlainQueued ? "tf_unfinished_not_plain" : "tf_unfinished",
+      text: `SELECT ${SELECT_COLUMNS} FROM tasks WHERE unfinished AND seq > $1 ${notPlain} ORDER BY seq LIMIT $2`,
+      values: [afterSeq, limit],
+    });
     return rows.map(toRecord);
   }
 

@@ -514,6 +514,14 @@ function updateRows(group: readonly PendingWrite[]): void {
   }
 }
 
+/**
+ * A page of unfinished tasks past a seq: a walk of the primary key (NOT INDEXED: through
+ * tasks_state, SQLite would gather and sort every unfinished row past it for each page).
+ */
+function unfinishedWalk(db: Database.Database, filter: string): Database.Statement<[number, number], unknown[]> {
+  return db.prepare<[number, number], unknown[]>(`SELECT ${SELECT_COLUMNS} FROM ${FROM_NOT_INDEXED} WHERE t.seq > ? AND t.state IN ${UNFINISHED_STATES_SQL} ${filter} ORDER BY t.seq LIMIT ?`).raw();
+}
+
 function prepareReads(db: Database.Database): Reads {
   return {
     get: db.prepare<[string], unknown[]>(`SELECT ${SELECT_COLUMNS} FROM ${FROM} WHERE t.id = ?`).raw(),
@@ -521,19 +529,10 @@ function prepareReads(db: Database.Database): Reads {
     // Through the state index: after a restart most of the table is usually finished tasks kept
     // for their retention, and only the unfinished rows need reading.
     unfinished: db.prepare<[], unknown[]>(`SELECT ${SELECT_COLUMNS} FROM ${FROM} WHERE t.state IN ${UNFINISHED_STATES_SQL} ORDER BY t.seq`).raw(),
-    // A walk of the primary key from `afterSeq` (NOT INDEXED: through tasks_state, SQLite would
-    // gather and sort every unfinished row past it for each page).
-    unfinishedPage: db
-      .prepare<[number, number], unknown[]>(`SELECT ${SELECT_COLUMNS} FROM ${FROM_NOT_INDEXED} WHERE t.seq > ? AND t.state IN ${UNFINISHED_STATES_SQL} ORDER BY t.seq LIMIT ?`)
-      .raw(),
-    // The same walk without the plain queued tasks (isPlainQueuedRecord in @taskflow/core): the
-    // rows are still walked, but not copied out and made into records.
-    unfinishedNotPlainPage: db
-      .prepare<[number, number], unknown[]>(
-        `SELECT ${SELECT_COLUMNS} FROM ${FROM_NOT_INDEXED} WHERE t.seq > ? AND t.state IN ${UNFINISHED_STATES_SQL} ` +
-          "AND NOT (t.state = 'queued' AND t.worker_id = '' AND t.not_before = 0 AND t.attributes = '') ORDER BY t.seq LIMIT ?",
-      )
-      .raw(),
+    unfinishedPage: unfinishedWalk(db, ""),
+    // The plain queued tasks (isPlainQueuedRecord in @taskflow/core) are still walked, but not
+    // copied out and made into records.
+    unfinishedNotPlainPage: unfinishedWalk(db, "AND NOT (t.state = 'queued' AND t.worker_id = '' AND t.not_before = 0 AND t.attributes = '')"),
     maxSeq: db.prepare<[], number | null>("SELECT MAX(seq) FROM tasks").pluck(),
     purgedMaxSeq: db.prepare<[], number | undefined>("SELECT value FROM meta WHERE key = 'max_seq'").pluck(),
     counts: db.prepare<[], [TaskState, number]>("SELECT state, COUNT(*) FROM tasks GROUP BY state").raw(),

@@ -15,7 +15,7 @@
  */
 import { fork, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { setPriority } from "node:os";
+import { cpus, setPriority } from "node:os";
 import { fileURLToPath } from "node:url";
 import { TaskflowClient } from "@taskflow/client";
 import { cli, installedBin, startNode, type StartedNode } from "../harness.js";
@@ -279,7 +279,7 @@ export async function workerScale(opts: { counts: number[]; processes?: number; 
       sharedConnection: shared,
       fleetNice: FLEET_NICE,
       loopLagNote: "prom-client samples the loop every 10 ms and records whole intervals: an idle loop reads ~10-11 ms",
-      cpus: (await import("node:os")).cpus().length,
+      cpus: cpus().length,
       results,
     };
   } finally {
